@@ -1,0 +1,85 @@
+"""What user code can ask while the interpreter runs it: the current step and the clock.
+
+The drivers set these around each call into user code, so they are right inside plain and
+``async`` actions alike, and unset outside.
+
+Example:
+    >>> import stmtflow as sf
+    >>> class Pay(sf.WorkflowState):
+    ...     key: str = ""
+    ...     def definition(self):
+    ...         return sf.S(sf.Step("charge", self.charge))
+    ...     def charge(self):
+    ...         self.key = sf.current_step().key
+    >>> wf = Pay(); sf.resume(wf, sf.new_state("pay-1", "Pay")); wf.key
+    'pay-1/_main_/charge/1'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from stmtflow.errors import StmtflowError
+
+__all__ = ["StepInfo", "current_step", "current_time"]
+
+
+@dataclass(frozen=True, slots=True)
+class StepInfo:
+    """The step execution an action runs in.
+
+    Attributes:
+        workflow_id: the execution's id.
+        thread_id: the thread running the step.
+        step: the step's name.
+        attempt: 1 on the first try, 2 on the first retry, ...
+        key: an idempotency key: the same when this step execution re-runs after a crash or a
+            retry, different for every other execution of any step.
+    """
+
+    workflow_id: str
+    thread_id: str
+    step: str
+    attempt: int
+    key: str
+
+
+_step: ContextVar[StepInfo | None] = ContextVar("stmtflow_step", default=None)
+_clock: ContextVar[datetime | None] = ContextVar("stmtflow_clock", default=None)
+
+
+def current_step() -> StepInfo:
+    """The `StepInfo` of the step whose action is running; an error outside one."""
+    info = _step.get()
+    if info is None:
+        raise StmtflowError("current_step() was called outside a running step action")
+    return info
+
+
+def current_time() -> datetime:
+    """The interpreter's clock (``resume(..., now=...)``) while it runs; else the UTC time."""
+    return _clock.get() or datetime.now(UTC)
+
+
+@contextmanager
+def running_step(info: StepInfo) -> Iterator[None]:
+    """Make ``info`` what `current_step` returns for the duration of the block."""
+    token = _step.set(info)
+    try:
+        yield
+    finally:
+        _step.reset(token)
+
+
+@contextmanager
+def clock(now: datetime) -> Iterator[None]:
+    """Make ``now`` what `current_time` returns for the duration of the block."""
+    token = _clock.set(now)
+    try:
+        yield
+    finally:
+        _clock.reset(token)

@@ -1,0 +1,147 @@
+"""Every error stmtflow raises, under one root.
+
+```
+StmtflowError
+├── DefinitionError (ValueError)      a definition is invalid; ``.issues`` lists every problem
+├── DefinitionMismatch                stored state names something the definition no longer has
+├── StepError                         a step's action raised; ``.step``, cause chained
+├── CallbackError                     a callback was refused or failed
+│   ├── UnknownCallback (LookupError) no thread waits on that event / thread / workflow
+│   ├── StaleCallback                 the wait already fired, or the pc is not the armed one
+│   ├── NotWaiting                    the named thread does not wait on events
+│   ├── AmbiguousCallback             several threads wait on the event and no thread id was given
+│   ├── WorkflowFinished              the workflow ended
+│   ├── CallbackInputError (ValueError) the input does not match the handler's schema; ``.problems``
+│   └── HandlerError                  ``handle`` raised; cause chained
+├── StepLimitExceeded                 one resume ran more than ``max_steps`` actions
+├── ConflictError                     a store write lost a race (compare-and-set on the version)
+├── NotFound (LookupError)            no stored instance with that id
+├── StateFormatError (ValueError)     state JSON is malformed
+└── ExecutionError                    other user code raised (definition(), a lazy condition or id,
+                                      a WaitFor handler), or an async callable reached a sync driver
+```
+
+User exceptions are never swallowed: they are chained as ``__cause__``. An exception raised by
+the caller's checkpoint callback is not wrapped at all; it propagates unchanged.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AmbiguousCallback",
+    "CallbackError",
+    "CallbackInputError",
+    "ConflictError",
+    "DefinitionError",
+    "DefinitionMismatch",
+    "ExecutionError",
+    "HandlerError",
+    "NotFound",
+    "NotWaiting",
+    "StaleCallback",
+    "StateFormatError",
+    "StepError",
+    "StepLimitExceeded",
+    "StmtflowError",
+    "UnknownCallback",
+    "WorkflowFinished",
+]
+
+
+class StmtflowError(Exception):
+    """Root of every error stmtflow raises."""
+
+
+class DefinitionError(StmtflowError, ValueError):
+    """A workflow definition is invalid.
+
+    Attributes:
+        issues: every problem found, one readable line each.
+    """
+
+    def __init__(self, issues: list[str] | str) -> None:
+        self.issues: list[str] = [issues] if isinstance(issues, str) else list(issues)
+        if len(self.issues) == 1:
+            message = f"invalid workflow definition: {self.issues[0]}"
+        else:
+            lines = "\n".join(f"  - {issue}" for issue in self.issues)
+            message = f"invalid workflow definition ({len(self.issues)} problems):\n{lines}"
+        super().__init__(message)
+
+
+class DefinitionMismatch(StmtflowError):
+    """Stored state points at a name that the current definition lacks (or that changed kind)."""
+
+
+class StepError(StmtflowError):
+    """A step's action raised. The original exception is ``__cause__``.
+
+    Attributes:
+        step: name of the step whose action failed.
+    """
+
+    def __init__(self, message: str, *, step: str) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+class CallbackError(StmtflowError):
+    """A callback was refused or its handler failed; nothing was changed."""
+
+
+class UnknownCallback(CallbackError, LookupError):
+    """No thread waits on that event name (or the thread id / workflow id is unknown)."""
+
+
+class StaleCallback(CallbackError):
+    """The wait already fired and its thread has not moved on, or the pc is not the armed one."""
+
+
+class NotWaiting(CallbackError):
+    """The named thread exists but does not wait on events."""
+
+
+class AmbiguousCallback(CallbackError):
+    """Several threads wait on the event and no ``thread_id`` was given."""
+
+
+class WorkflowFinished(CallbackError):
+    """The workflow has ended (finished, failed or cancelled)."""
+
+
+class CallbackInputError(CallbackError, ValueError):
+    """A callback's input does not match the handler's input schema.
+
+    Attributes:
+        problems: one line per problem, each naming where in the input it is.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        self.problems: list[str] = list(problems or [])
+        if self.problems:
+            message = message + ":\n" + "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(message)
+
+
+class HandlerError(CallbackError):
+    """A handler's ``handle`` raised. The original exception is ``__cause__``."""
+
+
+class StepLimitExceeded(StmtflowError):
+    """One ``resume`` ran more actions than ``max_steps`` (a runaway loop)."""
+
+
+class ConflictError(StmtflowError):
+    """A store write lost a race: the record changed since it was read."""
+
+
+class NotFound(StmtflowError, LookupError):
+    """No stored workflow instance has that id."""
+
+
+class StateFormatError(StmtflowError, ValueError):
+    """State JSON is malformed or of an unknown format version."""
+
+
+class ExecutionError(StmtflowError):
+    """User code other than a step action or ``handle`` raised; the cause is chained."""

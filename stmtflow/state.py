@@ -1,0 +1,244 @@
+"""The execution state: where every thread of a workflow stands, as plain JSON.
+
+Only the interpreter changes a `State`; a service stores its JSON (``state.model_dump_json()``)
+next to the workflow data and loads it back with `load_state`. The format is public and pinned by
+golden files in ``tests/snapshots``; ``docs/state-format.md`` describes every field.
+
+Example:
+    >>> state = new_state("order-1", "Order")
+    >>> [t.id for t in state.threads], state.status.value
+    (['_main_'], 'resuming')
+    >>> load_state(state.model_dump_json()) == state
+    True
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from stmtflow.errors import StateFormatError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MAIN_THREAD",
+    "CallbackRequest",
+    "CheckpointType",
+    "State",
+    "Thread",
+    "ThreadStatus",
+    "WaitEvent",
+    "WaitEventStatus",
+    "WorkflowStatus",
+    "load_state",
+    "new_state",
+]
+
+MAIN_THREAD = "_main_"
+"""Id and name of the thread every execution starts with."""
+
+FORMAT_VERSION = 1
+"""The state format this release writes. Every earlier version must keep loading."""
+
+
+class WorkflowStatus(str, Enum):
+    """Where the whole execution stands."""
+
+    RESUMING = "resuming"
+    """Some thread can move."""
+    WAITING = "waiting"
+    """Every thread is blocked on an event, a condition or a retry time."""
+    FINISHED = "finished"
+    """The main thread ended."""
+    FAILED = "failed"
+    """A step used up its retry attempts (or raised a non-retryable error); see ``State.error``."""
+    CANCELLED = "cancelled"
+    """Cancelled from outside; its threads were ended and their events torn down."""
+
+
+class ThreadStatus(str, Enum):
+    """What a thread's next move is."""
+
+    EXECUTING = "executing"
+    """Its next move runs the step at ``cur_step``."""
+    RESUMING = "resuming"
+    """Its next move finds its next position after ``cur_step`` (or enters ``cur_callback``)."""
+    WAITING_EVENT = "waiting_event"
+    """It stands at a ``Wait`` until one of ``wait_events`` arrives."""
+    WAITING_CONDITION = "waiting_condition"
+    """It stands at a ``WaitFor`` until the condition is true."""
+
+
+class WaitEventStatus(str, Enum):
+    """Life cycle of one armed event."""
+
+    PENDING_SETUP = "pending_setup"
+    """Armed, its handler's ``setup`` not yet called."""
+    SETUP = "setup"
+    """``setup`` succeeded; ``req.setup_data`` holds what it returned."""
+    PENDING_TEARDOWN = "pending_teardown"
+    """The wait is over; ``teardown`` is due."""
+    SETUP_ERROR = "setup_error"
+    """``setup`` raised (``error`` has the message); retried on every later resume."""
+    TEARDOWN_ERROR = "teardown_error"
+    """``teardown`` raised (``error`` has the message); retried on every later resume."""
+
+
+class CheckpointType(str, Enum):
+    """Which unit of progress a checkpoint call follows."""
+
+    AFTER_STEP = "after_step"
+    """A step's action ran (or a failed attempt was recorded under a retry policy)."""
+    AFTER_SETUP = "after_setup"
+    """An event's ``setup`` succeeded."""
+    AFTER_TEARDOWN = "after_teardown"
+    """An event's ``teardown`` succeeded."""
+    AFTER_RESUME = "after_resume"
+    """A thread made a scheduling move: started, advanced to its next position, or ended."""
+    AFTER_CONDITION = "after_condition"
+    """A ``WaitFor`` condition became true (and its handler ran)."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+
+
+class CallbackRequest(_Model):
+    """Addresses one event of one waiting thread.
+
+    A caller delivering an event fills ``name`` (and ``workflow_id``); ``thread_id`` and ``pc``
+    narrow the routing when given. A handler's ``setup`` receives the full stored request.
+
+    Example:
+        >>> CallbackRequest(workflow_id="order-1", name="paid").pc
+        0
+    """
+
+    workflow_id: str = ""
+    """The execution's id ("" means: whichever execution the call is made on)."""
+    thread_id: str = ""
+    """The waiting thread's id ("" means: whichever thread waits on ``name``)."""
+    name: str
+    """The event name (the ``On`` event)."""
+    pc: int = 0
+    """The thread's pc when the wait armed the event (0 means: whichever wait awaits it now)."""
+    setup_data: str = ""
+    """What the handler's ``setup`` returned, e.g. a timer deadline or a webhook id."""
+
+
+class WaitEvent(_Model):
+    """One event armed by a thread's current ``Wait``, or an ended wait's event awaiting teardown."""
+
+    type: str
+    """The handler's type (its ``type`` attribute, default its class name), e.g. ``Timer``."""
+    req: CallbackRequest
+    """The request the event was armed with."""
+    status: WaitEventStatus = WaitEventStatus.PENDING_SETUP
+    """Its life-cycle stage."""
+    handled: bool = False
+    """True for the event that fired (its teardown is called with ``handled=True``)."""
+    error: str | None = None
+    """The last setup or teardown failure's message, while one is outstanding."""
+
+
+class Thread(_Model):
+    """A thread of execution, positioned by the name of its current statement."""
+
+    id: str
+    """Unique among live threads: ``_main_``, or the ``Go``'s id (default its name)."""
+    name: str
+    """``_main_``, or the name of the ``Go`` that started the thread."""
+    status: ThreadStatus
+    """What its next move is."""
+    cur_step: str = ""
+    """Name of the statement it stands at; "" before its first move."""
+    cur_callback: str | None = None
+    """The event that fired at its ``Wait``, until the thread has entered that event's body."""
+    wait_events: list[WaitEvent] = Field(default_factory=list)
+    """Events armed by its current ``Wait`` (empty otherwise)."""
+    pc: int = 0
+    """The execution's ``pc`` at this thread's latest unit of progress (strictly increasing)."""
+    step_pc: int = 0
+    """The execution's ``pc`` when the thread reached ``cur_step``; keys idempotency."""
+    attempt: int = 0
+    """Failed attempts of the current step so far (under a retry policy)."""
+    retry_at: datetime | None = None
+    """When the current step may run again after a failed attempt."""
+    last_error: str | None = None
+    """The message of the current step's latest failure."""
+
+
+class State(_Model):
+    """The execution of one workflow instance.
+
+    Example:
+        >>> s = new_state("wf-1", "Order")
+        >>> s.threads[0].status.value, s.pc
+        ('resuming', 0)
+    """
+
+    format: int = FORMAT_VERSION
+    """Version of this JSON format."""
+    id: str
+    """The workflow instance's id."""
+    workflow: str
+    """The workflow type's name."""
+    status: WorkflowStatus
+    """Where the whole execution stands."""
+    threads: list[Thread]
+    """Live threads in creation order, main first. Ended threads are removed."""
+    pc: int = 0
+    """Counts units of progress; strictly increases with each."""
+    teardowns: list[WaitEvent] = Field(default_factory=list)
+    """Events of ended waits whose ``teardown`` is due or failed; retried on every resume."""
+    error: str | None = None
+    """Why the workflow failed (status ``failed``), naming thread and step."""
+
+    @model_validator(mode="after")
+    def _check(self) -> State:
+        if self.format > FORMAT_VERSION:
+            raise ValueError(
+                f"state format {self.format} is newer than this release reads ({FORMAT_VERSION})"
+            )
+        seen: set[str] = set()
+        for thread in self.threads:
+            if thread.id in seen:
+                raise ValueError(f"thread id {thread.id!r} appears twice")
+            seen.add(thread.id)
+        return self
+
+    def thread(self, thread_id: str) -> Thread | None:
+        """The live thread with that id, or None."""
+        for thread in self.threads:
+            if thread.id == thread_id:
+                return thread
+        return None
+
+
+def new_state(id: str, workflow: str | type) -> State:  # noqa: A002 - the contract's name
+    """A fresh execution with one thread, ``_main_``, about to enter the definition.
+
+    ``workflow`` is the type name (a class is accepted and its name taken).
+    """
+    if not isinstance(id, str) or not id:
+        raise ValueError(f"a workflow id must be a non-empty string, got {id!r}")
+    name = workflow if isinstance(workflow, str) else workflow.__name__
+    main = Thread(id=MAIN_THREAD, name=MAIN_THREAD, status=ThreadStatus.RESUMING)
+    return State(id=id, workflow=name, status=WorkflowStatus.RESUMING, threads=[main])
+
+
+def load_state(text: str | bytes | dict[str, Any]) -> State:
+    """Parse state JSON (or its decoded dict); anything malformed raises `StateFormatError`."""
+    try:
+        if isinstance(text, dict):
+            return State.model_validate(text)
+        return State.model_validate_json(text)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise StateFormatError(f"malformed workflow state: {problems}") from exc
