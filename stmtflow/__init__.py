@@ -1,8 +1,161 @@
-"""stmtflow: durable long-running workflows written as plain Python (interim exports)."""
+"""stmtflow: durable long-running workflows written as plain Python.
 
-from stmtflow.errors import *  # noqa: F403
+A workflow is a pydantic model whose ``definition()`` returns a tree of statements; an
+interpreter resumes that tree by program counter across named threads, and both the data and
+the execution `State` are plain JSON you store anywhere.
+
+Example:
+    >>> import stmtflow as sf
+    >>> class Hello(sf.WorkflowState):
+    ...     said: list[str] = []
+    ...     def definition(self) -> sf.Section:
+    ...         return sf.S(sf.Step("hello", lambda: self.said.append("hi")))
+    >>> wf = Hello()
+    >>> sf.resume(wf, sf.new_state("hello-1", Hello)).status.value, wf.said
+    ('finished', ['hi'])
+"""
+
+from stmtflow.context import StepInfo, current_step
+from stmtflow.drivers import (
+    acancel,
+    ahandle_callback,
+    aresume,
+    cancel,
+    handle_callback,
+    restart,
+    resume,
+)
+from stmtflow.errors import (
+    AmbiguousCallback,
+    CallbackError,
+    CallbackInputError,
+    ConflictError,
+    DefinitionError,
+    DefinitionMismatch,
+    ExecutionError,
+    HandlerError,
+    NotFound,
+    NotWaiting,
+    StaleCallback,
+    StateFormatError,
+    StepError,
+    StepLimitExceeded,
+    StmtflowError,
+    UnknownCallback,
+    WorkflowFinished,
+)
 from stmtflow.handlers import BaseHandler, FunctionHandler, Handler, Timer
-from stmtflow.state import *  # noqa: F403
-from stmtflow.statements import *  # noqa: F403
+from stmtflow.render import definition_json, to_dot, to_mermaid
+from stmtflow.state import (
+    MAIN_THREAD,
+    CallbackRequest,
+    CheckpointType,
+    State,
+    Thread,
+    ThreadStatus,
+    WaitEvent,
+    WaitEventStatus,
+    WorkflowStatus,
+    load_state,
+    new_state,
+)
+from stmtflow.statements import (
+    Break,
+    Case,
+    Continue,
+    Default,
+    For,
+    Go,
+    If,
+    On,
+    OnEvent,
+    RetryPolicy,
+    Return,
+    S,
+    Section,
+    Sleep,
+    Step,
+    Switch,
+    Wait,
+    WaitFor,
+)
+from stmtflow.validate import validate
 from stmtflow.walk import find_handler, find_step, find_waiting_step, walk
 from stmtflow.workflow import WorkflowState
+
+__all__ = [
+    # statements
+    "Break",
+    "Case",
+    "Continue",
+    "Default",
+    "For",
+    "Go",
+    "If",
+    "On",
+    "OnEvent",
+    "RetryPolicy",
+    "Return",
+    "S",
+    "Section",
+    "Sleep",
+    "Step",
+    "Switch",
+    "Wait",
+    "WaitFor",
+    # workflows and state
+    "MAIN_THREAD",
+    "CallbackRequest",
+    "CheckpointType",
+    "State",
+    "Thread",
+    "ThreadStatus",
+    "WaitEvent",
+    "WaitEventStatus",
+    "WorkflowState",
+    "WorkflowStatus",
+    "load_state",
+    "new_state",
+    # driving an execution
+    "StepInfo",
+    "acancel",
+    "ahandle_callback",
+    "aresume",
+    "cancel",
+    "current_step",
+    "handle_callback",
+    "restart",
+    "resume",
+    # handlers
+    "BaseHandler",
+    "FunctionHandler",
+    "Handler",
+    "Timer",
+    # queries and rendering
+    "definition_json",
+    "find_handler",
+    "find_step",
+    "find_waiting_step",
+    "to_dot",
+    "to_mermaid",
+    "validate",
+    "walk",
+    # errors
+    "AmbiguousCallback",
+    "CallbackError",
+    "CallbackInputError",
+    "ConflictError",
+    "DefinitionError",
+    "DefinitionMismatch",
+    "ExecutionError",
+    "HandlerError",
+    "NotFound",
+    "NotWaiting",
+    "StaleCallback",
+    "StateFormatError",
+    "StepError",
+    "StepLimitExceeded",
+    "StmtflowError",
+    "UnknownCallback",
+    "WorkflowFinished",
+]

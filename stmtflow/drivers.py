@@ -1,0 +1,264 @@
+"""``resume`` / ``handle_callback`` and their asyncio twins: thin drivers of one interpreter.
+
+The interpreter (`stmtflow.interpreter`) yields each call into user code and each checkpoint;
+the plain driver performs them directly, the async driver awaits what is awaitable. The plain
+driver never starts an event loop, so it is safe inside a running one; an ``async`` action,
+handler or checkpoint reaching it is an `ExecutionError` that points to the async driver.
+
+Example:
+    >>> import stmtflow as sf
+    >>> class Hello(sf.WorkflowState):
+    ...     greeted: bool = False
+    ...     def definition(self):
+    ...         return sf.S(sf.Step("greet", self.greet))
+    ...     def greet(self):
+    ...         self.greeted = True
+    >>> wf, state = Hello(), sf.new_state("h-1", "Hello")
+    >>> kinds = []
+    >>> sf.resume(wf, state, kinds.append).status.value, wf.greeted
+    ('finished', True)
+    >>> [k.value for k in kinds]
+    ['after_resume', 'after_step', 'after_resume']
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
+from datetime import UTC, datetime
+from typing import Any
+
+from stmtflow.context import clock, running_step
+from stmtflow.errors import ExecutionError, StmtflowError, WorkflowFinished
+from stmtflow.interpreter import Call, Checkpoint, Interpreter, Run
+from stmtflow.state import CallbackRequest, CheckpointType, State, ThreadStatus, WorkflowStatus
+from stmtflow.workflow import WorkflowState
+
+__all__ = [
+    "acancel",
+    "ahandle_callback",
+    "aresume",
+    "cancel",
+    "handle_callback",
+    "restart",
+    "resume",
+]
+
+CheckpointFn = Callable[[CheckpointType], Any] | Callable[[CheckpointType], Awaitable[Any]] | None
+
+
+def _clock(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None:
+        raise ValueError("now must be an aware datetime (with a timezone), e.g. datetime.now(UTC)")
+    return now
+
+
+def _async_refusal(what: str, value: Any) -> ExecutionError:
+    if inspect.iscoroutine(value):
+        value.close()
+    return ExecutionError(
+        f"{what} is async; drive this workflow with aresume / ahandle_callback instead"
+    )
+
+
+def _drive(run: Run, checkpoint: CheckpointFn, now: datetime) -> Any:
+    """Perform every effect of ``run`` directly; returns what the run returns."""
+    value: Any = None
+    error: Exception | None = None
+    with clock(now):
+        try:
+            while True:
+                try:
+                    effect = run.send(value) if error is None else run.throw(error)
+                except StopIteration as stop:
+                    return stop.value
+                value, error = None, None
+                if isinstance(effect, Checkpoint):
+                    if checkpoint is not None:
+                        result = checkpoint(effect.kind)
+                        if inspect.isawaitable(result):
+                            raise _async_refusal("the checkpoint callback", result)
+                    continue
+                if inspect.iscoroutinefunction(effect.fn):
+                    raise _async_refusal(effect.what, None)
+                try:
+                    with running_step(effect.step) if effect.step else nullcontext():
+                        value = effect.fn(*effect.args)
+                except Exception as exc:
+                    error = exc
+                    continue
+                if inspect.isawaitable(value):
+                    raise _async_refusal(effect.what, value)
+        finally:
+            run.close()
+
+
+async def _adrive(run: Run, checkpoint: CheckpointFn, now: datetime) -> Any:
+    """Perform every effect of ``run``, awaiting whatever is awaitable."""
+    value: Any = None
+    error: Exception | None = None
+    with clock(now):
+        try:
+            while True:
+                try:
+                    effect = run.send(value) if error is None else run.throw(error)
+                except StopIteration as stop:
+                    return stop.value
+                value, error = None, None
+                if isinstance(effect, Checkpoint):
+                    if checkpoint is not None:
+                        result = checkpoint(effect.kind)
+                        if inspect.isawaitable(result):
+                            await result
+                    continue
+                try:
+                    with running_step(effect.step) if effect.step else nullcontext():
+                        value = effect.fn(*effect.args)
+                        if inspect.isawaitable(value):
+                            value = await value
+                except Exception as exc:
+                    error = exc
+        finally:
+            run.close()
+
+
+def _check_limit(max_steps: int) -> None:
+    if not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
+
+
+def resume(
+    wf: WorkflowState,
+    state: State,
+    checkpoint: CheckpointFn = None,
+    *,
+    max_steps: int = 10_000,
+    now: datetime | None = None,
+) -> State:
+    """Run every runnable thread until all are blocked or the workflow ends.
+
+    ``checkpoint(kind)`` is called after each unit of progress, when ``wf`` and ``state`` are
+    consistent and worth persisting. ``now`` (aware; default the current UTC time) is the clock
+    for timer deadlines and retry times. Returns ``state`` (changed in place).
+
+    Raises:
+        DefinitionMismatch: the stored state points at something the definition lacks.
+        StepError: a step without a retry policy failed (data and state as at the last
+            checkpoint; a later resume runs the step again).
+        ExecutionError: ``definition()``, a lazy condition or id, or a WaitFor handler raised.
+        StepLimitExceeded: more than ``max_steps`` actions ran.
+    """
+    _check_limit(max_steps)
+    moment = _clock(now)
+    result: State = _drive(Interpreter(wf, state, moment).resume(max_steps), checkpoint, moment)
+    return result
+
+
+async def aresume(
+    wf: WorkflowState,
+    state: State,
+    checkpoint: CheckpointFn = None,
+    *,
+    max_steps: int = 10_000,
+    now: datetime | None = None,
+) -> State:
+    """`resume` for asyncio: actions, handlers and the checkpoint may be plain or ``async``."""
+    _check_limit(max_steps)
+    moment = _clock(now)
+    result: State = await _adrive(
+        Interpreter(wf, state, moment).resume(max_steps), checkpoint, moment
+    )
+    return result
+
+
+def _request(req: CallbackRequest | str) -> CallbackRequest:
+    return CallbackRequest(name=req) if isinstance(req, str) else req
+
+
+def handle_callback(
+    req: CallbackRequest | str,
+    wf: WorkflowState,
+    state: State,
+    input: Any = None,  # noqa: A002 - the contract's name
+    *,
+    now: datetime | None = None,
+) -> Any:
+    """Deliver an external event to the thread waiting for it; returns the handler's output.
+
+    ``req`` names the event (a bare event name is accepted too); ``thread_id`` and ``pc`` narrow
+    the routing when given. Runs no workflow code beyond the handler: persist ``wf`` and
+    ``state``, then call `resume`. A refused or failed callback changes nothing.
+    """
+    moment = _clock(now)
+    return _drive(Interpreter(wf, state, moment).callback(_request(req), input), None, moment)
+
+
+async def ahandle_callback(
+    req: CallbackRequest | str,
+    wf: WorkflowState,
+    state: State,
+    input: Any = None,  # noqa: A002
+    *,
+    now: datetime | None = None,
+) -> Any:
+    """`handle_callback` for asyncio: the handler's ``handle`` may be ``async``."""
+    moment = _clock(now)
+    return await _adrive(
+        Interpreter(wf, state, moment).callback(_request(req), input), None, moment
+    )
+
+
+def cancel(
+    wf: WorkflowState,
+    state: State,
+    checkpoint: CheckpointFn = None,
+    *,
+    now: datetime | None = None,
+) -> State:
+    """End every thread, tear down pending events, and mark the workflow ``cancelled``.
+
+    Raises:
+        WorkflowFinished: the workflow already finished or was cancelled.
+    """
+    moment = _clock(now)
+    result: State = _drive(Interpreter(wf, state, moment).cancel(), checkpoint, moment)
+    return result
+
+
+async def acancel(
+    wf: WorkflowState,
+    state: State,
+    checkpoint: CheckpointFn = None,
+    *,
+    now: datetime | None = None,
+) -> State:
+    """`cancel` for asyncio (teardowns may be ``async``)."""
+    moment = _clock(now)
+    result: State = await _adrive(Interpreter(wf, state, moment).cancel(), checkpoint, moment)
+    return result
+
+
+def restart(state: State) -> State:
+    """Make a ``failed`` workflow runnable again: its failed step gets a fresh set of attempts.
+
+    The next `resume` runs the step that failed (with the same idempotency key). Data is not
+    touched: fix it first if the failure was caused by bad data.
+
+    Raises:
+        StmtflowError: the workflow is not ``failed``.
+    """
+    if state.status is not WorkflowStatus.FAILED:
+        if state.status in (WorkflowStatus.FINISHED, WorkflowStatus.CANCELLED):
+            raise WorkflowFinished(f"workflow {state.id!r} is {state.status.value}, not failed")
+        raise StmtflowError(f"workflow {state.id!r} is {state.status.value}, not failed")
+    for thread in state.threads:
+        if thread.status is ThreadStatus.EXECUTING and thread.last_error is not None:
+            thread.attempt = 0
+            thread.retry_at = None
+    state.error = None
+    state.status = WorkflowStatus.RESUMING
+    state.pc += 1
+    return state

@@ -1,0 +1,483 @@
+"""The interpreter: one sans-I/O engine behind ``resume`` and ``handle_callback``.
+
+The engine is a generator. It decides what happens next and *yields* each call it needs — run
+this action, call this handler, checkpoint now — as an `Effect`; a driver performs the call and
+sends back the result (or throws the exception in). `stmtflow.drivers` holds the two thin
+drivers, one plain and one awaiting, so sync and async share every rule below.
+
+Scheduling (DESIGN §3.1): the first runnable thread in creation order moves; when none can,
+``WaitFor`` conditions are checked in thread order and the first true one wakes its thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeAlias, assert_never
+
+from stmtflow.context import StepInfo
+from stmtflow.errors import (
+    AmbiguousCallback,
+    CallbackInputError,
+    DefinitionMismatch,
+    ExecutionError,
+    HandlerError,
+    NotWaiting,
+    StaleCallback,
+    StepError,
+    StepLimitExceeded,
+    UnknownCallback,
+    WorkflowFinished,
+)
+from stmtflow.handlers import handler_type
+from stmtflow.program import AtCondition, AtStep, AtWait, Ended, Program, truth
+from stmtflow.state import (
+    MAIN_THREAD,
+    CallbackRequest,
+    CheckpointType,
+    State,
+    Thread,
+    ThreadStatus,
+    WaitEvent,
+    WaitEventStatus,
+    WorkflowStatus,
+)
+from stmtflow.statements import Step, WaitFor
+from stmtflow.workflow import WorkflowState
+
+__all__ = ["Call", "Checkpoint", "Effect", "Interpreter"]
+
+TERMINAL = frozenset({WorkflowStatus.FINISHED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED})
+_TEARDOWN_DUE = (WaitEventStatus.SETUP, WaitEventStatus.TEARDOWN_ERROR)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Ask the driver to call ``fn(*args)`` (user code) and send back its result."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    what: str
+    """Names the call in errors, e.g. "the action of step 'charge' (workflow 'o-1', thread ...)"."""
+    step: StepInfo | None = None
+    """Set for step actions: what ``current_step()`` returns during the call."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Ask the driver to call the caller's checkpoint callback with ``kind``."""
+
+    kind: CheckpointType
+
+
+Effect: TypeAlias = Call | Checkpoint
+Run: TypeAlias = Generator[Effect, Any, Any]
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class _Data:
+    """Snapshots and restores the workflow data around user code that may fail."""
+
+    @staticmethod
+    def snapshot(wf: WorkflowState) -> str:
+        return wf.model_dump_json()
+
+    @staticmethod
+    def restore(wf: WorkflowState, snapshot: str) -> None:
+        fresh = type(wf).model_validate_json(snapshot)
+        wf.__dict__.clear()
+        wf.__dict__.update(fresh.__dict__)
+        object.__setattr__(wf, "__pydantic_fields_set__", set(fresh.__pydantic_fields_set__))
+        object.__setattr__(wf, "__pydantic_extra__", fresh.__pydantic_extra__)
+        object.__setattr__(wf, "__pydantic_private__", fresh.__pydantic_private__)
+
+
+def _has(handler: Any, method: str) -> bool:
+    return callable(getattr(handler, method, None))
+
+
+class Interpreter:
+    """One run over a workflow's data and state; the drivers perform what it yields."""
+
+    def __init__(self, wf: WorkflowState, state: State, now: datetime) -> None:
+        if not isinstance(wf, WorkflowState):
+            raise TypeError(f"expected a WorkflowState instance, got {type(wf).__name__}")
+        if not isinstance(state, State):
+            raise TypeError(f"expected a State, got {type(state).__name__}")
+        self.wf = wf
+        self.state = state
+        self.now = now
+        self.where = f"workflow {state.id!r} ({state.workflow})"
+        self._program: Program | None = None
+        self._stale = True
+
+    # -- the definition ---------------------------------------------------------------------------
+
+    @property
+    def program(self) -> Program:
+        """The current definition: rebuilt after each action unless the class is static."""
+        if self._program is None or (self._stale and not type(self.wf).static_definition):
+            try:
+                root = self.wf.definition()
+            except Exception as exc:
+                raise ExecutionError(f"{self.where}: definition() raised {_describe(exc)}") from exc
+            self._program = Program(root, type(self.wf), self.where)
+        self._stale = False
+        return self._program
+
+    def check(self) -> Program:
+        """Refuse to run anything when stored positions no longer fit the definition (§3.8)."""
+        program = self.program
+        problems = program.mismatches(self.state)
+        if problems:
+            raise DefinitionMismatch(
+                f"{self.where}: the stored state does not fit the definition: " + "; ".join(problems)
+            )
+        return program
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+
+    def _progress(self, thread: Thread | None = None) -> None:
+        self.state.pc += 1
+        if thread is not None:
+            thread.pc = self.state.pc
+
+    def _runnable(self, thread: Thread) -> bool:
+        if thread.status is ThreadStatus.RESUMING:
+            return True
+        if thread.status is ThreadStatus.EXECUTING:
+            return thread.retry_at is None or thread.retry_at <= self.now
+        return False
+
+    def _refresh_status(self) -> None:
+        state = self.state
+        if state.status in TERMINAL:
+            return
+        running = any(self._runnable(t) for t in state.threads)
+        state.status = WorkflowStatus.RESUMING if running else WorkflowStatus.WAITING
+
+    def _who(self, thread: Thread) -> str:
+        return f"{self.where}, thread {thread.id!r}"
+
+    # -- resume -----------------------------------------------------------------------------------
+
+    def resume(self, max_steps: int) -> Run:
+        """Run every runnable thread until all are blocked or the workflow ends."""
+        self.check()
+        yield from self._teardowns()
+        if self.state.status in TERMINAL:
+            return self.state
+        yield from self._retry_setups()
+        actions = 0
+        while self.state.status not in TERMINAL:
+            thread = next((t for t in self.state.threads if self._runnable(t)), None)
+            if thread is None:
+                woke = yield from self._conditions(max_steps - actions)
+                if woke is None:
+                    break
+                actions += woke
+            elif thread.status is ThreadStatus.EXECUTING:
+                if actions >= max_steps:
+                    raise StepLimitExceeded(
+                        f"{self.where}: ran {max_steps} actions in one resume "
+                        f"(next: step {thread.cur_step!r} on thread {thread.id!r}); "
+                        "a loop may never block — raise max_steps if this is intended"
+                    )
+                actions += 1
+                yield from self._run_step(thread)
+            else:
+                yield from self._move(thread)
+        return self.state
+
+    def _run_step(self, thread: Thread) -> Run:
+        found = self.program.find(thread.cur_step)
+        assert found is not None and isinstance(found[1], Step)
+        step = found[1]
+        state = self.state
+        info = StepInfo(
+            workflow_id=state.id,
+            thread_id=thread.id,
+            step=step.name,
+            attempt=thread.attempt + 1,
+            key=f"{state.id}/{thread.id}/{step.name}/{thread.step_pc}",
+        )
+        what = f"step {step.name!r} ({self._who(thread)})"
+        snapshot = _Data.snapshot(self.wf)
+        try:
+            yield Call(step.action, (), f"the action of {what}", info)
+        except Exception as exc:
+            _Data.restore(self.wf, snapshot)
+            policy = step.retry
+            if policy is None:
+                raise StepError(f"{what} failed: {_describe(exc)}", step=step.name) from exc
+            attempt = thread.attempt + 1
+            self._progress(thread)
+            thread.attempt = attempt
+            thread.last_error = _describe(exc)
+            if attempt >= policy.max_attempts or not policy.is_retryable(exc):
+                thread.retry_at = None
+                state.status = WorkflowStatus.FAILED
+                state.error = f"{what} failed after {attempt} attempt(s): {_describe(exc)}"
+            else:
+                thread.retry_at = self.now + policy.interval(attempt)
+                self._refresh_status()
+            yield Checkpoint(CheckpointType.AFTER_STEP)
+            return
+        self._stale = True
+        self._progress(thread)
+        thread.status = ThreadStatus.RESUMING
+        thread.attempt = 0
+        thread.retry_at = None
+        thread.last_error = None
+        self._refresh_status()
+        yield Checkpoint(CheckpointType.AFTER_STEP)
+
+    def _move(self, thread: Thread) -> Run:
+        state = self.state
+        move = self.program.advance(thread, state.threads)
+        self._progress(thread)
+        thread.cur_callback = None
+        for go, thread_id in move.spawns:
+            state.threads.append(
+                Thread(id=thread_id, name=go.name, status=ThreadStatus.RESUMING, pc=state.pc)
+            )
+        outcome = move.outcome
+        match outcome:
+            case AtStep(step):
+                thread.cur_step = step.name
+                thread.status = ThreadStatus.EXECUTING
+                thread.step_pc = state.pc
+                thread.attempt = 0
+                thread.retry_at = None
+                thread.last_error = None
+            case AtWait(wait):
+                thread.cur_step = wait.name
+                thread.status = ThreadStatus.WAITING_EVENT
+                thread.wait_events = [
+                    WaitEvent(
+                        type=handler_type(on.handler),
+                        req=CallbackRequest(
+                            workflow_id=state.id, thread_id=thread.id, name=on.event, pc=state.pc
+                        ),
+                        status=(
+                            WaitEventStatus.PENDING_SETUP
+                            if _has(on.handler, "setup")
+                            else WaitEventStatus.SETUP
+                        ),
+                    )
+                    for on in wait.events
+                ]
+            case AtCondition(wait_for):
+                thread.cur_step = wait_for.name
+                thread.status = ThreadStatus.WAITING_CONDITION
+            case Ended():
+                state.threads.remove(thread)
+                if thread.id == MAIN_THREAD:
+                    self._end_all(WorkflowStatus.FINISHED)
+            case _:
+                assert_never(outcome)
+        self._refresh_status()
+        yield Checkpoint(CheckpointType.AFTER_RESUME)
+        if isinstance(outcome, AtWait):
+            yield from self._setups(thread)
+        elif state.status in TERMINAL:
+            yield from self._teardowns()
+
+    def _end_all(self, status: WorkflowStatus) -> None:
+        """End every live thread; their armed events become due for teardown."""
+        program = self.program
+        for other in self.state.threads:
+            for event in other.wait_events:
+                if event.status in _TEARDOWN_DUE and _has(program.handler(event.req.name), "teardown"):
+                    event.status = WaitEventStatus.PENDING_TEARDOWN
+                    self.state.teardowns.append(event)
+        self.state.threads.clear()
+        self.state.status = status
+
+    # -- conditions -------------------------------------------------------------------------------
+
+    def _conditions(self, budget: int) -> Generator[Effect, Any, int | None]:
+        """Wake the first thread whose ``WaitFor`` holds; the number of actions run, or None."""
+        for thread in self.state.threads:
+            if thread.status is not ThreadStatus.WAITING_CONDITION:
+                continue
+            found = self.program.find(thread.cur_step)
+            assert found is not None and isinstance(found[1], WaitFor)
+            wait_for = found[1]
+            if not truth(wait_for.cond, self._who(thread), f"WaitFor {wait_for.name!r}"):
+                continue
+            actions = 0
+            if wait_for.handler is not None:
+                if budget <= 0:
+                    raise StepLimitExceeded(
+                        f"{self.where}: the action limit was reached before the handler of "
+                        f"WaitFor {wait_for.name!r} on thread {thread.id!r}"
+                    )
+                actions = 1
+                snapshot = _Data.snapshot(self.wf)
+                what = f"the handler of WaitFor {wait_for.name!r} ({self._who(thread)})"
+                try:
+                    yield Call(wait_for.handler, (), what)
+                except Exception as exc:
+                    _Data.restore(self.wf, snapshot)
+                    raise ExecutionError(f"{what} raised {_describe(exc)}") from exc
+                self._stale = True
+            self._progress(thread)
+            thread.status = ThreadStatus.RESUMING
+            self._refresh_status()
+            yield Checkpoint(CheckpointType.AFTER_CONDITION)
+            return actions
+        return None
+
+    # -- events: setup and teardown ---------------------------------------------------------------
+
+    def _setups(self, thread: Thread) -> Run:
+        """Set up the thread's events that are not yet set up; failures are kept, not raised."""
+        handlers = {on.event: on.handler for on in self.program.wait_of(thread).events}
+        for event in thread.wait_events:
+            if event.status not in (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR):
+                continue
+            what = f"the setup of event {event.req.name!r} ({self._who(thread)})"
+            try:
+                data = yield Call(handlers[event.req.name].setup, (event.req.model_copy(),), what)
+                if data is not None and not isinstance(data, str):
+                    raise TypeError(f"setup returned {type(data).__name__}, not a str")
+            except Exception as exc:
+                event.status = WaitEventStatus.SETUP_ERROR
+                event.error = f"{what} failed: {_describe(exc)}"
+                continue
+            event.req.setup_data = data or ""
+            event.status = WaitEventStatus.SETUP
+            event.error = None
+            self._progress()
+            yield Checkpoint(CheckpointType.AFTER_SETUP)
+
+    def _retry_setups(self) -> Run:
+        for thread in list(self.state.threads):
+            if thread.status is ThreadStatus.WAITING_EVENT and any(
+                e.status in (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR)
+                for e in thread.wait_events
+            ):
+                yield from self._setups(thread)
+
+    def _teardowns(self) -> Run:
+        """Tear down every event of an ended wait; failures are kept and retried next time."""
+        program = self.program
+        for event in list(self.state.teardowns):
+            what = f"the teardown of event {event.req.name!r} ({self.where})"
+            try:
+                yield Call(
+                    program.handler(event.req.name).teardown,
+                    (event.req.model_copy(), event.handled),
+                    what,
+                )
+            except Exception as exc:
+                event.status = WaitEventStatus.TEARDOWN_ERROR
+                event.error = f"{what} failed: {_describe(exc)}"
+                continue
+            self.state.teardowns.remove(event)
+            self._progress()
+            yield Checkpoint(CheckpointType.AFTER_TEARDOWN)
+
+    # -- callbacks --------------------------------------------------------------------------------
+
+    def callback(self, req: CallbackRequest, input: Any) -> Run:  # noqa: A002
+        """Deliver an event: route it, run ``handle``, record which event fired (§3.5)."""
+        state = self.state
+        if req.workflow_id and req.workflow_id != state.id:
+            raise UnknownCallback(
+                f"{self.where}: the callback is addressed to workflow {req.workflow_id!r}"
+            )
+        if state.status in TERMINAL:
+            raise WorkflowFinished(
+                f"{self.where} is {state.status.value}; event {req.name!r} cannot be delivered"
+            )
+        program = self.check()
+        thread, event = self._route(req)
+        handler = program.handler(event.req.name)
+        what = f"the handler of event {req.name!r} ({self._who(thread)})"
+        snapshot = _Data.snapshot(self.wf)
+        try:
+            output = yield Call(handler.handle, (event.req.model_copy(), input), what)
+        except CallbackInputError:
+            _Data.restore(self.wf, snapshot)
+            raise
+        except Exception as exc:
+            _Data.restore(self.wf, snapshot)
+            raise HandlerError(f"{what} raised {_describe(exc)}") from exc
+        self._progress(thread)
+        thread.cur_callback = req.name
+        thread.status = ThreadStatus.RESUMING
+        for other in thread.wait_events:
+            if other.status in _TEARDOWN_DUE and _has(program.handler(other.req.name), "teardown"):
+                other.status = WaitEventStatus.PENDING_TEARDOWN
+                other.handled = other is event
+                state.teardowns.append(other)
+        thread.wait_events = []
+        state.status = WorkflowStatus.RESUMING
+        return output
+
+    def _route(self, req: CallbackRequest) -> tuple[Thread, WaitEvent]:
+        """The waiting thread and armed event ``req`` addresses, or the refusal of §3.5."""
+        name, where = req.name, self.where
+        if req.thread_id:
+            thread = self.state.thread(req.thread_id)
+            if thread is None:
+                raise UnknownCallback(f"{where}: no thread {req.thread_id!r} (event {name!r})")
+            candidates = [thread]
+            if thread.cur_callback is not None:
+                raise StaleCallback(
+                    f"{self._who(thread)}: its wait {thread.cur_step!r} already fired "
+                    f"({thread.cur_callback!r}) and it has not moved on"
+                )
+            if thread.status is not ThreadStatus.WAITING_EVENT:
+                raise NotWaiting(
+                    f"{self._who(thread)} is not waiting on events "
+                    f"(it is {thread.status.value} at {thread.cur_step!r})"
+                )
+        else:
+            candidates = [t for t in self.state.threads if t.status is ThreadStatus.WAITING_EVENT]
+        matches = [
+            (t, e) for t in candidates for e in t.wait_events if e.req.name == name
+        ]
+        if not matches:
+            fired = [t for t in self.state.threads if t.cur_callback == name]
+            if fired and not req.thread_id:
+                raise StaleCallback(
+                    f"{where}: event {name!r} already fired on thread {fired[0].id!r}, "
+                    "which has not moved on"
+                )
+            raise UnknownCallback(f"{where}: no thread waits on event {name!r}")
+        if req.pc:
+            armed = [(t, e) for t, e in matches if e.req.pc == req.pc]
+            if not armed:
+                raise StaleCallback(
+                    f"{where}: event {name!r} was armed at pc "
+                    f"{', '.join(str(e.req.pc) for _, e in matches)}, not {req.pc}"
+                )
+            matches = armed
+        if len(matches) > 1:
+            raise AmbiguousCallback(
+                f"{where}: threads {', '.join(repr(t.id) for t, _ in matches)} all wait on "
+                f"event {name!r}; pass thread_id"
+            )
+        return matches[0]
+
+    # -- cancel -----------------------------------------------------------------------------------
+
+    def cancel(self) -> Run:
+        """End every thread, tear down their events, and mark the workflow ``cancelled``."""
+        state = self.state
+        if state.status in (WorkflowStatus.FINISHED, WorkflowStatus.CANCELLED):
+            raise WorkflowFinished(f"{self.where} is already {state.status.value}")
+        self.check()
+        self._end_all(WorkflowStatus.CANCELLED)
+        self._progress()
+        yield Checkpoint(CheckpointType.AFTER_RESUME)
+        yield from self._teardowns()
+        return state
+

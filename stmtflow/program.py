@@ -1,0 +1,408 @@
+"""A built definition, indexed by name, and the rules for moving a thread through it.
+
+A thread's position is the name of a statement. `Program` finds that statement by a path of child
+indices (cached per workflow class and checked on every use, so a rebuilt tree of the same shape
+costs a few dictionary look-ups, not a walk), and `Program.advance` computes a thread's next
+move: from where it stands to its next resting statement (a step, a wait, a condition) or the
+end of its body. Moving evaluates conditions and ``Go`` ids but changes nothing: the interpreter
+applies the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias, assert_never
+
+from stmtflow.errors import DefinitionError, DefinitionMismatch, ExecutionError
+from stmtflow.state import MAIN_THREAD, State, Thread, ThreadStatus
+from stmtflow.statements import (
+    Break,
+    Case,
+    Continue,
+    Default,
+    For,
+    Go,
+    If,
+    On,
+    Return,
+    Section,
+    Sleep,
+    Statement,
+    Step,
+    Switch,
+    Wait,
+    WaitFor,
+)
+from stmtflow.validate import definition_problems
+from stmtflow.walk import children
+
+__all__ = ["AtCondition", "AtStep", "AtWait", "Ended", "Move", "Program", "truth"]
+
+Path: TypeAlias = tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AtStep:
+    """The thread rests at a step; its next move runs it."""
+
+    step: Step
+
+
+@dataclass(frozen=True, slots=True)
+class AtWait:
+    """The thread rests at a wait (a ``Sleep`` is given as its equivalent ``Wait``)."""
+
+    wait: Wait
+
+
+@dataclass(frozen=True, slots=True)
+class AtCondition:
+    """The thread rests at a ``WaitFor`` until its condition is true."""
+
+    wait_for: WaitFor
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """The thread reached the end of its body or a ``Return``."""
+
+    returned: bool
+
+
+Outcome: TypeAlias = AtStep | AtWait | AtCondition | Ended
+
+
+@dataclass(slots=True)
+class Move:
+    """What a thread's next move does: where it comes to rest, and the threads it starts."""
+
+    outcome: Outcome
+    spawns: list[tuple[Go, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Index:
+    names: dict[str, Path]
+    events: dict[str, Path]
+
+
+def truth(cond: Any, who: str, what: str) -> bool:
+    """Evaluate a condition: a bool as is, a callable (lazy) by calling it."""
+    if not callable(cond):
+        return bool(cond)
+    try:
+        return bool(cond())
+    except Exception as exc:
+        raise ExecutionError(f"{who}: the condition of {what} raised {exc!r}") from exc
+
+
+_POSITION_KINDS = (Step, Wait, WaitFor, Sleep, For, Go)
+_index_cache: dict[Any, _Index] = {}
+
+
+def _build_index(root: Section) -> _Index:
+    problems = definition_problems(root)
+    if problems:
+        raise DefinitionError(problems)
+    names: dict[str, Path] = {}
+    events: dict[str, Path] = {}
+    stack: list[tuple[Statement, Path]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, _POSITION_KINDS):
+            names[node.name] = path
+        if isinstance(node, On):
+            events[node.event] = path
+        elif isinstance(node, Sleep):
+            events[node.event] = path
+        for i, child in enumerate(children(node)):
+            stack.append((child, (*path, i)))
+    return _Index(names, events)
+
+
+Mode = Literal["enter", "after", "loop"]
+
+
+class Program:
+    """One built definition tree with a name index.
+
+    Args:
+        root: what ``definition()`` returned.
+        cache_key: the index of a previous tree with this key is reused while it still fits.
+        where: prefix for error messages, naming the workflow.
+    """
+
+    __slots__ = ("_index", "cache_key", "root", "where")
+
+    def __init__(self, root: Section, cache_key: Any, where: str) -> None:
+        if not isinstance(root, Section):
+            raise DefinitionError(
+                f"{where}: definition() must return a Section (use S(...)), got {type(root).__name__}"
+            )
+        self.root = root
+        self.cache_key = cache_key
+        self.where = where
+        index = _index_cache.get(cache_key)
+        if index is None:
+            index = _index_cache[cache_key] = _build_index(root)
+        self._index = index
+
+    # -- look-ups ---------------------------------------------------------------------------------
+
+    def node(self, path: Path) -> Statement | None:
+        """The statement at ``path``, or None when the path leads nowhere."""
+        node: Statement = self.root
+        for i in path:
+            kids = children(node)
+            if i >= len(kids):
+                return None
+            node = kids[i]
+        return node
+
+    def _lookup(self, table: Literal["names", "events"], name: str) -> tuple[Path, Any] | None:
+        for attempt in range(2):
+            path = getattr(self._index, table).get(name)
+            if path is not None:
+                node = self.node(path)
+                if table == "events":
+                    key = node.event if isinstance(node, On | Sleep) else None
+                else:
+                    key = node.name if isinstance(node, _POSITION_KINDS) else None
+                if key == name:
+                    return path, node
+            if attempt == 0:
+                # The index was built for a tree of another shape: index this one.
+                self._index = _index_cache[self.cache_key] = _build_index(self.root)
+        return None
+
+    def find(self, name: str) -> tuple[Path, Statement] | None:
+        """The statement named ``name`` (a step, wait, condition, sleep, loop or ``Go``)."""
+        return self._lookup("names", name)
+
+    def find_event(self, event: str) -> tuple[Path, On | Sleep] | None:
+        """The ``On`` (or ``Sleep``) that handles ``event``."""
+        return self._lookup("events", event)
+
+    def handler(self, event: str) -> Any:
+        """The handler object of ``event``; `DefinitionMismatch` when no statement has it."""
+        found = self.find_event(event)
+        if found is None:
+            raise DefinitionMismatch(f"{self.where}: the definition has no event {event!r}")
+        node = found[1]
+        return node.as_wait().events[0].handler if isinstance(node, Sleep) else node.handler
+
+    def wait_of(self, thread: Thread) -> Wait:
+        """The ``Wait`` a waiting thread stands at (a ``Sleep`` as its equivalent ``Wait``)."""
+        found = self.find(thread.cur_step)
+        node = found[1] if found else None
+        if isinstance(node, Sleep):
+            return node.as_wait()
+        if isinstance(node, Wait):
+            return node
+        raise DefinitionMismatch(f"{self.where}: no wait named {thread.cur_step!r}")
+
+    # -- checking stored state ----------------------------------------------------------------------
+
+    def mismatches(self, state: State) -> list[str]:
+        """Every live position, thread or event of ``state`` this definition no longer has."""
+        problems: list[str] = []
+        for thread in state.threads:
+            problems.extend(self._thread_mismatches(thread))
+        for event in state.teardowns:
+            if self.find_event(event.req.name) is None:
+                problems.append(f"event {event.req.name!r} awaiting teardown no longer exists")
+        return problems
+
+    def _thread_mismatches(self, thread: Thread) -> list[str]:
+        who = f"thread {thread.id!r}"
+        root: Path = ()
+        if thread.name != MAIN_THREAD:
+            go = self.find(thread.name)
+            if go is None or not isinstance(go[1], Go):
+                return [f"{who}: its Go statement {thread.name!r} no longer exists"]
+            root = go[0]
+        if not thread.cur_step:
+            return []
+        found = self.find(thread.cur_step)
+        if found is None:
+            return [f"{who}: its position {thread.cur_step!r} no longer exists"]
+        path, node = found
+        expected: tuple[type, ...] = {
+            ThreadStatus.EXECUTING: (Step,),
+            ThreadStatus.RESUMING: (Step, Wait, Sleep, WaitFor),
+            ThreadStatus.WAITING_EVENT: (Wait, Sleep),
+            ThreadStatus.WAITING_CONDITION: (WaitFor,),
+        }[thread.status]
+        if not isinstance(node, expected):
+            return [
+                f"{who}: {thread.cur_step!r} is now a {type(node).__name__}, "
+                f"not a {' or '.join(k.__name__ for k in expected)}"
+            ]
+        if self._thread_root(path) != root:
+            return [f"{who}: {thread.cur_step!r} is no longer inside the body of {thread.name!r}"]
+        problems = []
+        events = {on.event for on in self.wait_of(thread).events} if isinstance(
+            node, Wait | Sleep
+        ) else set()
+        for event in thread.wait_events:
+            if event.req.name not in events:
+                problems.append(f"{who}: event {event.req.name!r} of {thread.cur_step!r} is gone")
+        if thread.cur_callback is not None and thread.cur_callback not in events:
+            problems.append(
+                f"{who}: event {thread.cur_callback!r} that fired at {thread.cur_step!r} is gone"
+            )
+        return problems
+
+    def _thread_root(self, path: Path) -> Path:
+        """The path of the innermost ``Go`` around ``path`` (``()`` for the main thread)."""
+        node: Statement = self.root
+        root: Path = ()
+        for depth, i in enumerate(path):
+            node = children(node)[i]
+            if isinstance(node, Go) and depth + 1 < len(path):
+                root = path[: depth + 1]
+        return root
+
+    # -- moving -------------------------------------------------------------------------------------
+
+    def advance(self, thread: Thread, threads: list[Thread]) -> Move:
+        """Compute ``thread``'s next move from where it stands. Changes nothing.
+
+        Raises:
+            ExecutionError: a lazy condition or ``Go`` id raised.
+            DefinitionError: an iteration reached no step or wait, or a ``Go`` id is taken.
+        """
+        who = f"{self.where}, thread {thread.id!r}"
+        if thread.name == MAIN_THREAD:
+            root: Path = ()
+        else:
+            found_go = self.find(thread.name)
+            assert found_go is not None
+            root = found_go[0]
+        path: Path
+        mode: Mode
+        if not thread.cur_step:
+            path, mode = ((*root, 0) if root else ()), "enter"
+        else:
+            found = self.find(thread.cur_step)
+            assert found is not None
+            path, node = found
+            mode = "after"
+            if thread.cur_callback is not None and isinstance(node, Wait):
+                index = next(i for i, on in enumerate(node.events) if on.event == thread.cur_callback)
+                path, mode = (*path, index, 0), "enter"
+        move = Move(Ended(returned=False))
+        taken: set[str] | None = None
+        iterating: set[Path] = set()
+        while True:
+            if mode == "after":
+                if path == root or (root and path == (*root, 0)):
+                    return move
+                parent_path = path[:-1]
+                parent = self.node(parent_path)
+                if isinstance(parent, Section) and path[-1] + 1 < len(parent.body):
+                    path, mode = (*parent_path, path[-1] + 1), "enter"
+                elif isinstance(parent, For):
+                    path, mode = parent_path, "loop"
+                else:
+                    path = parent_path
+                continue
+            node = self.node(path)
+            if mode == "loop":
+                assert isinstance(node, For)
+                if path in iterating:
+                    raise DefinitionError(
+                        f"{who}: an iteration of loop {node.name!r} reached no step or wait"
+                    )
+                if truth(node.cond, who, f"loop {node.name!r}"):
+                    iterating.add(path)
+                    path, mode = (*path, 0), "enter"
+                else:
+                    mode = "after"
+                continue
+            match node:
+                case Section():
+                    if node.body:
+                        path = (*path, 0)
+                    else:
+                        mode = "after"
+                case Step():
+                    move.outcome = AtStep(node)
+                    return move
+                case Wait():
+                    move.outcome = AtWait(node)
+                    return move
+                case Sleep():
+                    move.outcome = AtWait(node.as_wait())
+                    return move
+                case WaitFor():
+                    move.outcome = AtCondition(node)
+                    return move
+                case If():
+                    path, mode = self._choose_branch(node, path, who)
+                case Switch():
+                    path, mode = self._choose_case(node, path, who)
+                case For():
+                    mode = "loop"
+                case Break():
+                    path, mode = self._enclosing_loop(path, root, who), "after"
+                case Continue():
+                    path, mode = self._enclosing_loop(path, root, who), "loop"
+                case Return():
+                    move.outcome = Ended(returned=True)
+                    return move
+                case Go():
+                    thread_id = self._go_id(node, who)
+                    if taken is None:
+                        taken = {t.id for t in threads}
+                    if thread_id in taken:
+                        raise DefinitionError(
+                            f"{who}: Go {node.name!r} would start thread {thread_id!r}, "
+                            f"but a thread with that id is still alive"
+                        )
+                    taken.add(thread_id)
+                    move.spawns.append((node, thread_id))
+                    mode = "after"
+                case Case() | Default() | On() | None:
+                    raise DefinitionError(f"{who}: cannot run {node!r} at {path}")
+                case _:
+                    assert_never(node)
+
+    def _choose_branch(self, node: If, path: Path, who: str) -> tuple[Path, Mode]:
+        for i, branch in enumerate(node.branches):
+            if truth(branch.cond, who, f"branch {i + 1} of an If"):
+                return (*path, i), "enter"
+        if node.else_body is not None:
+            return (*path, len(node.branches)), "enter"
+        return path, "after"
+
+    def _choose_case(self, node: Switch, path: Path, who: str) -> tuple[Path, Mode]:
+        default = None
+        for i, case in enumerate(node.cases):
+            if isinstance(case, Default):
+                default = default if default is not None else i
+            elif truth(case.cond, who, f"case {i + 1} of a Switch"):
+                return (*path, i, 0), "enter"
+        if default is not None:
+            return (*path, default, 0), "enter"
+        return path, "after"
+
+    def _enclosing_loop(self, path: Path, root: Path, who: str) -> Path:
+        for end in range(len(path) - 1, len(root) - 1, -1):
+            if isinstance(self.node(path[:end]), For):
+                return path[:end]
+        raise DefinitionError(f"{who}: Break or Continue outside a For")
+
+    @staticmethod
+    def _go_id(node: Go, who: str) -> str:
+        value: Any = node.id
+        if callable(value):
+            try:
+                value = value()
+            except Exception as exc:
+                raise ExecutionError(f"{who}: the id of Go {node.name!r} raised {exc!r}") from exc
+        if value is None:
+            return node.name
+        if not isinstance(value, str) or not value:
+            raise ExecutionError(f"{who}: Go {node.name!r} needs a non-empty string id, got {value!r}")
+        return value

@@ -1,0 +1,308 @@
+"""The store contract: the `Record` every backend keeps and the `Store` protocol they implement.
+
+A store keeps one record per workflow instance. Three rules hold on every backend:
+
+- **Compare-and-set.** `Store.update` names the version it read; if the record moved on since,
+  the write is refused with `ConflictError` and nothing changes. Never a silent overwrite.
+- **Leases.** Work is claimed (`Store.claim_due`, `Store.claim`) under a lease: an owner name
+  and an expiry time. A live lease (``lease_expires >= now``) keeps other claimers away.
+- **Fencing.** Every claim increments the record's ``fence``. A write made with ``fence=`` only
+  succeeds while that claim is still the current one, so a worker whose lease lapsed and was
+  taken over by another cannot commit, however late its write arrives.
+
+Example:
+    >>> from stmtflow.stores import open_store
+    >>> with open_store("memory://") as store:
+    ...     rec = store.create(Record(id="a", workflow="Order", data="{}", state="{}"))
+    ...     rec.version, rec.status, rec.fence
+    (1, 'resuming', 0)
+"""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+from stmtflow.errors import ConflictError
+from stmtflow.state import WorkflowStatus
+
+__all__ = ["TERMINAL_STATUSES", "Record", "Store", "refusal", "utcnow"]
+
+TERMINAL_STATUSES: frozenset[str] = frozenset(
+    {WorkflowStatus.FINISHED.value, WorkflowStatus.FAILED.value, WorkflowStatus.CANCELLED.value}
+)
+"""Statuses of ended instances: never claimed by `Store.claim_due`."""
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def _utc(value: datetime | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime, got {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime, got naive {value!r}")
+    return value.astimezone(UTC)
+
+
+def aware(value: datetime, name: str) -> datetime:
+    """``value`` converted to UTC; a naive datetime is a `ValueError` naming ``name``."""
+    result = _utc(value, name)
+    assert result is not None
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One stored workflow instance. Frozen: change it with `dataclasses.replace`.
+
+    Datetimes are always timezone-aware and returned in UTC (a naive one is a `ValueError`).
+    ``data`` and ``state`` are JSON text that the store keeps byte for byte and never parses.
+
+    Example:
+        >>> import dataclasses
+        >>> rec = Record(id="order-1", workflow="Order", data='{"paid": false}', state="{}")
+        >>> dataclasses.replace(rec, status="waiting").status
+        'waiting'
+    """
+
+    id: str
+    """The instance id (unique in the store)."""
+    workflow: str
+    """The workflow type name; fixed at `Store.create`."""
+    data: str
+    """The workflow data as JSON text."""
+    state: str
+    """The execution `State` as JSON text."""
+    status: str = WorkflowStatus.RESUMING.value
+    """One of the `WorkflowStatus` values (stored as the plain string)."""
+    version: int = 0
+    """Starts at 1 when created; +1 on every `Store.update`. Claims and releases keep it."""
+    wake_at: datetime | None = None
+    """Next wake-up: the earliest timer deadline or retry time; None when nothing is scheduled."""
+    lease_owner: str | None = None
+    """Who holds the lease, or None."""
+    lease_expires: datetime | None = None
+    """When the lease lapses (it is live while ``lease_expires >= now``), or None."""
+    fence: int = 0
+    """Fencing token: +1 on every claim; 0 for a record never claimed."""
+    error: str | None = None
+    """The last error's text, or None."""
+    created_at: datetime | None = None
+    """When the record was created (None before it is stored, unless the caller sets it)."""
+    updated_at: datetime | None = field(default=None)
+    """When the record was last written (set by the store)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id:
+            raise ValueError(f"a record id must be a non-empty string, got {self.id!r}")
+        if not isinstance(self.workflow, str) or not self.workflow:
+            raise ValueError(f"record {self.id!r}: workflow must be a non-empty type name")
+        try:
+            status = WorkflowStatus(self.status).value
+        except ValueError:
+            allowed = ", ".join(s.value for s in WorkflowStatus)
+            raise ValueError(
+                f"record {self.id!r}: unknown status {self.status!r} (expected one of {allowed})"
+            ) from None
+        object.__setattr__(self, "status", status)
+        for name in ("wake_at", "lease_expires", "created_at", "updated_at"):
+            object.__setattr__(self, name, _utc(getattr(self, name), f"{self.id!r}.{name}"))
+        if (self.lease_owner is None) != (self.lease_expires is None):
+            raise ValueError(
+                f"record {self.id!r}: lease_owner and lease_expires are set together or not at all"
+            )
+
+    def lease_live(self, now: datetime) -> bool:
+        """True when someone holds a lease that has not lapsed at ``now``."""
+        return self.lease_expires is not None and self.lease_expires >= aware(now, "now")
+
+
+def refusal(current: Record, expected_version: int, fence: int | None) -> ConflictError:
+    """The `ConflictError` explaining why a write against ``current`` was refused."""
+    if current.version != expected_version:
+        return ConflictError(
+            f"workflow instance {current.id!r} was changed by another writer: "
+            f"expected version {expected_version}, found version {current.version}"
+        )
+    if fence is not None and (current.fence != fence or current.lease_owner is None):
+        holder = (
+            f"now held by {current.lease_owner!r} with fence {current.fence}"
+            if current.lease_owner is not None
+            else f"now released (fence {current.fence})"
+        )
+        return ConflictError(
+            f"workflow instance {current.id!r}: the lease with fence {fence} is no longer held "
+            f"({holder}); write at version {expected_version} refused"
+        )
+    return ConflictError(f"workflow instance {current.id!r}: write lost a race; retry")
+
+
+def lease_conflict(current: Record, owner: str) -> ConflictError:
+    """The `ConflictError` for a claim refused because another owner holds a live lease."""
+    return ConflictError(
+        f"workflow instance {current.id!r} is leased by {current.lease_owner!r} until "
+        f"{current.lease_expires.isoformat() if current.lease_expires else '?'}; "
+        f"{owner!r} cannot claim it"
+    )
+
+
+def check_claim_args(owner: str, lease: timedelta) -> None:
+    """Reject an empty owner or a non-positive lease with a `ValueError`."""
+    if not isinstance(owner, str) or not owner:
+        raise ValueError(f"a lease owner must be a non-empty string, got {owner!r}")
+    if not isinstance(lease, timedelta) or lease <= timedelta(0):
+        raise ValueError(f"a lease must be a positive timedelta, got {lease!r}")
+
+
+def claim_order(records: builtins.list[Record]) -> builtins.list[Record]:
+    """``records`` in claim order: by wake-up time (none first: crash leftovers), then id."""
+    return sorted(
+        records, key=lambda r: (r.wake_at is not None, r.wake_at or r.created_at or utcnow(), r.id)
+    )
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Where workflow instances live: one `Record` each, written compare-and-set.
+
+    Every method is safe to call from several threads; SQLite and PostgreSQL stores are also
+    safe for several processes (and, for PostgreSQL, machines) sharing one database. A store
+    is a context manager that closes itself.
+
+    Example:
+        >>> from datetime import timedelta
+        >>> from stmtflow.stores import open_store
+        >>> store = open_store("memory://")
+        >>> rec = store.create(Record(id="a", workflow="Order", data="{}", state="{}"))
+        >>> [r.fence for r in store.claim_due(utcnow(), "worker-1", timedelta(seconds=30), 10)]
+        [1]
+        >>> store.close()
+    """
+
+    def create(self, record: Record) -> Record:
+        """Store a new instance and return it as stored.
+
+        Kept from ``record``: id, workflow, data, state, status, wake_at, error, created_at (the
+        current time when None) and the lease fields (so a creator can hold the new instance
+        from birth: its fence is then 1, else 0). Set by the store: version 1, updated_at.
+
+        Raises:
+            ConflictError: the id exists already; the stored record is left unchanged.
+        """
+        ...
+
+    def get(self, id: str) -> Record:  # noqa: A002
+        """The instance with that id.
+
+        Raises:
+            NotFound: no such id.
+        """
+        ...
+
+    def list(
+        self, status: str | None = None, workflow: str | None = None, limit: int | None = None
+    ) -> builtins.list[Record]:
+        """Instances ordered by (created_at, id), optionally filtered and capped at ``limit``."""
+        ...
+
+    def update(self, record: Record, *, expected_version: int, fence: int | None = None) -> Record:
+        """Write ``record``'s data, state, status, wake_at and error; return the stored record.
+
+        Compare-and-set: the write happens only if the stored version is ``expected_version``,
+        and, when ``fence`` is given, only if the stored fence equals it and the lease is held
+        (lease_owner not None). An expired lease nobody else claimed still lets its holder
+        write: the fence, not the clock, decides. The version becomes ``expected_version + 1``.
+        Id, workflow, created_at, the lease and the fence are never changed by an update.
+
+        Raises:
+            ConflictError: the version or fence did not match (naming the id and both
+                versions or fences); nothing was changed.
+            NotFound: no such id.
+        """
+        ...
+
+    def claim_due(
+        self, now: datetime, owner: str, lease: timedelta, limit: int = 10
+    ) -> builtins.list[Record]:
+        """Atomically claim up to ``limit`` instances with work to do, ordered by wake_at.
+
+        Claimable: status not finished/failed/cancelled, no live lease (lease_expires None or
+        before ``now``), and either due (``wake_at <= now``) or ``resuming`` (work a crashed
+        worker left; those come first). Each claimed record gets ``lease_owner = owner``,
+        ``lease_expires = now + lease`` and ``fence + 1``. Concurrent claimers never get the
+        same record while its lease is live. The cost follows the due records, not the table.
+        """
+        ...
+
+    def claim(self, id: str, owner: str, lease: timedelta, now: datetime | None = None) -> Record:  # noqa: A002
+        """Claim one instance (e.g. to deliver a callback), whatever its status or wake_at.
+
+        Succeeds when no other owner holds a live lease (``owner`` may re-claim its own);
+        the fence increments and the lease runs until ``now + lease``.
+
+        Raises:
+            ConflictError: another owner holds a live lease.
+            NotFound: no such id.
+        """
+        ...
+
+    def renew(
+        self,
+        id: str,  # noqa: A002
+        owner: str,
+        fence: int,
+        lease: timedelta,
+        now: datetime | None = None,
+    ) -> Record:
+        """Extend a held lease to ``now + lease`` (a heartbeat for long work); fence unchanged.
+
+        Raises:
+            ConflictError: the lease is not held by ``owner`` with ``fence`` any more.
+            NotFound: no such id.
+        """
+        ...
+
+    def release(self, id: str, owner: str, fence: int) -> bool:  # noqa: A002
+        """Drop the lease if ``owner`` still holds it with ``fence``; True if it was dropped.
+
+        The version is not bumped and the data is untouched: a lease is who may write, not
+        what was written. A lease already taken over is left alone (False).
+
+        Raises:
+            NotFound: no such id.
+        """
+        ...
+
+    def set_target(self, workflow: str, target: str) -> None:
+        """Remember where a workflow type is imported from (``path/file.py:Class``)."""
+        ...
+
+    def get_target(self, workflow: str) -> str | None:
+        """Where a workflow type was imported from, or None if never set."""
+        ...
+
+    def targets(self) -> dict[str, str]:
+        """Every remembered workflow type and its target."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files. Closing twice is harmless."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,182 @@
+"""An in-process store: a dict behind a lock, with exactly the semantics of the durable ones.
+
+Nothing survives the process; use it in tests, the in-memory harness and examples.
+
+Example:
+    >>> from stmtflow.stores.base import Record
+    >>> store = MemoryStore()
+    >>> store.create(Record(id="a", workflow="Order", data="{}", state="{}")).version
+    1
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import threading
+from datetime import datetime, timedelta
+
+from stmtflow.errors import ConflictError, NotFound
+from stmtflow.stores.base import (
+    TERMINAL_STATUSES,
+    Record,
+    Store,
+    aware,
+    check_claim_args,
+    claim_order,
+    lease_conflict,
+    refusal,
+    utcnow,
+)
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore(Store):
+    """A `Store` kept in a dict; every operation holds one lock, so each is atomic.
+
+    Example:
+        >>> from datetime import timedelta
+        >>> from stmtflow.stores.base import Record, utcnow
+        >>> store = MemoryStore()
+        >>> _ = store.create(Record(id="a", workflow="Order", data="{}", state="{}"))
+        >>> store.claim("a", "me", timedelta(seconds=5)).fence
+        1
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._records: dict[str, Record] = {}
+        self._targets: dict[str, str] = {}
+
+    def _current(self, id: str) -> Record:  # noqa: A002
+        try:
+            return self._records[id]
+        except KeyError:
+            raise NotFound(f"no workflow instance with id {id!r}") from None
+
+    def create(self, record: Record) -> Record:
+        now = utcnow()
+        with self._lock:
+            if record.id in self._records:
+                raise ConflictError(f"a workflow instance with id {record.id!r} already exists")
+            stored = dataclasses.replace(
+                record,
+                version=1,
+                fence=1 if record.lease_owner is not None else 0,
+                created_at=record.created_at or now,
+                updated_at=now,
+            )
+            self._records[record.id] = stored
+            return stored
+
+    def get(self, id: str) -> Record:  # noqa: A002
+        with self._lock:
+            return self._current(id)
+
+    def list(
+        self, status: str | None = None, workflow: str | None = None, limit: int | None = None
+    ) -> builtins.list[Record]:
+        with self._lock:
+            found = [
+                r
+                for r in self._records.values()
+                if (status is None or r.status == status)
+                and (workflow is None or r.workflow == workflow)
+            ]
+        found.sort(key=lambda r: (r.created_at, r.id))
+        return found if limit is None else found[:limit]
+
+    def update(self, record: Record, *, expected_version: int, fence: int | None = None) -> Record:
+        now = utcnow()
+        with self._lock:
+            current = self._current(record.id)
+            if current.version != expected_version or (
+                fence is not None and (current.fence != fence or current.lease_owner is None)
+            ):
+                raise refusal(current, expected_version, fence)
+            stored = dataclasses.replace(
+                current,
+                data=record.data,
+                state=record.state,
+                status=record.status,
+                wake_at=record.wake_at,
+                error=record.error,
+                version=current.version + 1,
+                updated_at=now,
+            )
+            self._records[record.id] = stored
+            return stored
+
+    def claim_due(
+        self, now: datetime, owner: str, lease: timedelta, limit: int = 10
+    ) -> builtins.list[Record]:
+        now = aware(now, "now")
+        check_claim_args(owner, lease)
+        with self._lock:
+            due = [
+                r
+                for r in self._records.values()
+                if r.status not in TERMINAL_STATUSES
+                and not r.lease_live(now)
+                and (r.status == "resuming" or (r.wake_at is not None and r.wake_at <= now))
+            ]
+            claimed = [self._take(r, owner, now + lease) for r in claim_order(due)[:limit]]
+        return claimed
+
+    def _take(self, current: Record, owner: str, expires: datetime) -> Record:
+        taken = dataclasses.replace(
+            current, lease_owner=owner, lease_expires=expires, fence=current.fence + 1
+        )
+        self._records[current.id] = taken
+        return taken
+
+    def claim(self, id: str, owner: str, lease: timedelta, now: datetime | None = None) -> Record:  # noqa: A002
+        now = utcnow() if now is None else aware(now, "now")
+        check_claim_args(owner, lease)
+        with self._lock:
+            current = self._current(id)
+            if current.lease_owner not in (None, owner) and current.lease_live(now):
+                raise lease_conflict(current, owner)
+            return self._take(current, owner, now + lease)
+
+    def renew(
+        self,
+        id: str,  # noqa: A002
+        owner: str,
+        fence: int,
+        lease: timedelta,
+        now: datetime | None = None,
+    ) -> Record:
+        now = utcnow() if now is None else aware(now, "now")
+        check_claim_args(owner, lease)
+        with self._lock:
+            current = self._current(id)
+            if current.lease_owner != owner or current.fence != fence:
+                raise refusal(current, current.version, fence)
+            renewed = dataclasses.replace(current, lease_expires=now + lease)
+            self._records[id] = renewed
+            return renewed
+
+    def release(self, id: str, owner: str, fence: int) -> bool:  # noqa: A002
+        with self._lock:
+            current = self._current(id)
+            if current.lease_owner != owner or current.fence != fence:
+                return False
+            self._records[id] = dataclasses.replace(current, lease_owner=None, lease_expires=None)
+            return True
+
+    def set_target(self, workflow: str, target: str) -> None:
+        with self._lock:
+            self._targets[workflow] = target
+
+    def get_target(self, workflow: str) -> str | None:
+        with self._lock:
+            return self._targets.get(workflow)
+
+    def targets(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._targets)
+
+    def close(self) -> None:
+        """Nothing to release; the records stay readable."""

@@ -1,0 +1,57 @@
+"""Reading a `State` for what is due: timer deadlines and retry times.
+
+The runtime (and the test harness) use these to fire timers and resume retries through the same
+path as any other event: `due_timers` gives the requests to deliver with ``handle_callback``,
+`next_wakeup` the time to come back.
+
+Example:
+    >>> from datetime import UTC, datetime
+    >>> from stmtflow.state import new_state
+    >>> next_wakeup(new_state("w-1", "W")) is None
+    True
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from stmtflow.handlers import Timer
+from stmtflow.state import CallbackRequest, State, ThreadStatus, WaitEvent, WaitEventStatus
+
+__all__ = ["due_timers", "next_wakeup", "timer_deadline"]
+
+
+def timer_deadline(event: WaitEvent) -> datetime | None:
+    """The deadline of an armed ``Timer`` event (None for other events or before setup)."""
+    if event.type != Timer.type or event.status is not WaitEventStatus.SETUP:
+        return None
+    return Timer.deadline(event.req)
+
+
+def due_timers(state: State, now: datetime) -> list[CallbackRequest]:
+    """Requests for every armed timer whose deadline is at or before ``now``, earliest first.
+
+    Each request carries the thread id and armed ``pc``, so delivering it can never fire a
+    later wait's timer by mistake.
+    """
+    due: list[tuple[datetime, CallbackRequest]] = []
+    for thread in state.threads:
+        if thread.status is not ThreadStatus.WAITING_EVENT or thread.cur_callback is not None:
+            continue
+        for event in thread.wait_events:
+            deadline = timer_deadline(event)
+            if deadline is not None and deadline <= now:
+                due.append((deadline, event.req))
+    due.sort(key=lambda pair: pair[0])
+    return [req.model_copy() for _, req in due]
+
+
+def next_wakeup(state: State) -> datetime | None:
+    """The earliest time something becomes due: a timer deadline or a step's retry time."""
+    times: list[datetime] = []
+    for thread in state.threads:
+        if thread.status is ThreadStatus.EXECUTING and thread.retry_at is not None:
+            times.append(thread.retry_at)
+        elif thread.status is ThreadStatus.WAITING_EVENT and thread.cur_callback is None:
+            times.extend(d for e in thread.wait_events if (d := timer_deadline(e)) is not None)
+    return min(times, default=None)
