@@ -83,7 +83,7 @@ from stmtflow.validate import validate
 from stmtflow.walk import find_handler, find_step, find_waiting_step, walk
 from stmtflow.workflow import WorkflowState
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     # statements
     "Break",
     "Case",

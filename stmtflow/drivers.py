@@ -31,7 +31,7 @@ from typing import Any
 
 from stmtflow.context import clock, running_step
 from stmtflow.errors import ExecutionError, StmtflowError, WorkflowFinished
-from stmtflow.interpreter import Call, Checkpoint, Interpreter, Run
+from stmtflow.interpreter import Checkpoint, Interpreter, Run
 from stmtflow.state import CallbackRequest, CheckpointType, State, ThreadStatus, WorkflowStatus
 from stmtflow.workflow import WorkflowState
 
@@ -182,7 +182,7 @@ def handle_callback(
     req: CallbackRequest | str,
     wf: WorkflowState,
     state: State,
-    input: Any = None,  # noqa: A002 - the contract's name
+    input: Any = None,
     *,
     now: datetime | None = None,
 ) -> Any:
@@ -200,7 +200,7 @@ async def ahandle_callback(
     req: CallbackRequest | str,
     wf: WorkflowState,
     state: State,
-    input: Any = None,  # noqa: A002
+    input: Any = None,
     *,
     now: datetime | None = None,
 ) -> Any:

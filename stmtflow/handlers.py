@@ -45,7 +45,7 @@ class Handler(Protocol):
     ``handle`` and ``teardown`` receive the stored request, ``setup_data`` included.
     """
 
-    def handle(self, req: CallbackRequest, input: Any) -> Any:  # noqa: A002
+    def handle(self, req: CallbackRequest, input: Any) -> Any:
         """The event arrived with ``input``; the return value goes back to the sender."""
         ...
 
@@ -70,7 +70,7 @@ class BaseHandler:
     def setup(self, req: CallbackRequest) -> str:
         return ""
 
-    def handle(self, req: CallbackRequest, input: Any) -> Any:  # noqa: A002
+    def handle(self, req: CallbackRequest, input: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.handle is not implemented")
 
     def teardown(self, req: CallbackRequest, handled: bool) -> None:
@@ -154,7 +154,7 @@ class FunctionHandler:
         sig = _signature_of(self.fn)
         return sig.in_schema, sig.out_schema
 
-    def parse(self, req: CallbackRequest, input: Any) -> Any:  # noqa: A002
+    def parse(self, req: CallbackRequest, input: Any) -> Any:
         """Validate ``input`` against the input schema and parse it; raise on any problem."""
         sig = _signature_of(self.fn)
         problems = [
@@ -174,7 +174,7 @@ class FunctionHandler:
                 ],
             ) from exc
 
-    def handle(self, req: CallbackRequest, input: Any) -> Any:  # noqa: A002
+    def handle(self, req: CallbackRequest, input: Any) -> Any:
         """Validate and parse ``input``, then call ``fn`` with it; returns what ``fn`` returns."""
         parsed = self.parse(req, input)
         if not _signature_of(self.fn).takes_input:
@@ -222,7 +222,7 @@ class Timer:
         due = self.at if self.at is not None else current_time() + self.delay
         return due.astimezone(UTC).isoformat()
 
-    def handle(self, req: CallbackRequest, input: Any) -> None:  # noqa: A002
+    def handle(self, req: CallbackRequest, input: Any) -> None:
         """The timer fired; there is nothing to return."""
         return None
 

@@ -135,7 +135,8 @@ class Interpreter:
         problems = program.mismatches(self.state)
         if problems:
             raise DefinitionMismatch(
-                f"{self.where}: the stored state does not fit the definition: " + "; ".join(problems)
+                f"{self.where}: the stored state does not fit the definition: "
+                + "; ".join(problems)
             )
         return program
 
@@ -292,7 +293,9 @@ class Interpreter:
         program = self.program
         for other in self.state.threads:
             for event in other.wait_events:
-                if event.status in _TEARDOWN_DUE and _has(program.handler(event.req.name), "teardown"):
+                if event.status in _TEARDOWN_DUE and _has(
+                    program.handler(event.req.name), "teardown"
+                ):
                     event.status = WaitEventStatus.PENDING_TEARDOWN
                     self.state.teardowns.append(event)
         self.state.threads.clear()
@@ -337,13 +340,16 @@ class Interpreter:
 
     def _setups(self, thread: Thread) -> Run:
         """Set up the thread's events that are not yet set up; failures are kept, not raised."""
-        handlers = {on.event: on.handler for on in self.program.wait_of(thread).events}
+        setups: dict[str, Any] = {
+            on.event: getattr(on.handler, "setup", None)
+            for on in self.program.wait_of(thread).events
+        }
         for event in thread.wait_events:
             if event.status not in (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR):
                 continue
             what = f"the setup of event {event.req.name!r} ({self._who(thread)})"
             try:
-                data = yield Call(handlers[event.req.name].setup, (event.req.model_copy(),), what)
+                data = yield Call(setups[event.req.name], (event.req.model_copy(),), what)
                 if data is not None and not isinstance(data, str):
                     raise TypeError(f"setup returned {type(data).__name__}, not a str")
             except Exception as exc:
@@ -385,7 +391,7 @@ class Interpreter:
 
     # -- callbacks --------------------------------------------------------------------------------
 
-    def callback(self, req: CallbackRequest, input: Any) -> Run:  # noqa: A002
+    def callback(self, req: CallbackRequest, input: Any) -> Run:
         """Deliver an event: route it, run ``handle``, record which event fired (§3.5)."""
         state = self.state
         if req.workflow_id and req.workflow_id != state.id:
@@ -441,9 +447,7 @@ class Interpreter:
                 )
         else:
             candidates = [t for t in self.state.threads if t.status is ThreadStatus.WAITING_EVENT]
-        matches = [
-            (t, e) for t in candidates for e in t.wait_events if e.req.name == name
-        ]
+        matches = [(t, e) for t in candidates for e in t.wait_events if e.req.name == name]
         if not matches:
             fired = [t for t in self.state.threads if t.cur_callback == name]
             if fired and not req.thread_id:
@@ -480,4 +484,3 @@ class Interpreter:
         yield Checkpoint(CheckpointType.AFTER_RESUME)
         yield from self._teardowns()
         return state
-

@@ -111,9 +111,7 @@ def _build_index(root: Section) -> _Index:
         node, path = stack.pop()
         if isinstance(node, _POSITION_KINDS):
             names[node.name] = path
-        if isinstance(node, On):
-            events[node.event] = path
-        elif isinstance(node, Sleep):
+        if isinstance(node, On | Sleep):
             events[node.event] = path
         for i, child in enumerate(children(node)):
             stack.append((child, (*path, i)))
@@ -137,7 +135,8 @@ class Program:
     def __init__(self, root: Section, cache_key: Any, where: str) -> None:
         if not isinstance(root, Section):
             raise DefinitionError(
-                f"{where}: definition() must return a Section (use S(...)), got {type(root).__name__}"
+                f"{where}: definition() must return a Section (use S(...)), "
+                f"got {type(root).__name__}"
             )
         self.root = root
         self.cache_key = cache_key
@@ -201,7 +200,7 @@ class Program:
             return node
         raise DefinitionMismatch(f"{self.where}: no wait named {thread.cur_step!r}")
 
-    # -- checking stored state ----------------------------------------------------------------------
+    # -- checking stored state --------------------------------------------------------------------
 
     def mismatches(self, state: State) -> list[str]:
         """Every live position, thread or event of ``state`` this definition no longer has."""
@@ -241,9 +240,11 @@ class Program:
         if self._thread_root(path) != root:
             return [f"{who}: {thread.cur_step!r} is no longer inside the body of {thread.name!r}"]
         problems = []
-        events = {on.event for on in self.wait_of(thread).events} if isinstance(
-            node, Wait | Sleep
-        ) else set()
+        events = (
+            {on.event for on in self.wait_of(thread).events}
+            if isinstance(node, Wait | Sleep)
+            else set()
+        )
         for event in thread.wait_events:
             if event.req.name not in events:
                 problems.append(f"{who}: event {event.req.name!r} of {thread.cur_step!r} is gone")
@@ -263,7 +264,7 @@ class Program:
                 root = path[: depth + 1]
         return root
 
-    # -- moving -------------------------------------------------------------------------------------
+    # -- moving -----------------------------------------------------------------------------------
 
     def advance(self, thread: Thread, threads: list[Thread]) -> Move:
         """Compute ``thread``'s next move from where it stands. Changes nothing.
@@ -286,10 +287,12 @@ class Program:
         else:
             found = self.find(thread.cur_step)
             assert found is not None
-            path, node = found
+            path, here = found
             mode = "after"
-            if thread.cur_callback is not None and isinstance(node, Wait):
-                index = next(i for i, on in enumerate(node.events) if on.event == thread.cur_callback)
+            if thread.cur_callback is not None and isinstance(here, Wait):
+                index = next(
+                    i for i, on in enumerate(here.events) if on.event == thread.cur_callback
+                )
                 path, mode = (*path, index, 0), "enter"
         move = Move(Ended(returned=False))
         taken: set[str] | None = None
@@ -404,5 +407,7 @@ class Program:
         if value is None:
             return node.name
         if not isinstance(value, str) or not value:
-            raise ExecutionError(f"{who}: Go {node.name!r} needs a non-empty string id, got {value!r}")
+            raise ExecutionError(
+                f"{who}: Go {node.name!r} needs a non-empty string id, got {value!r}"
+            )
         return value

@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -44,7 +44,7 @@ FORMAT_VERSION = 1
 """The state format this release writes. Every earlier version must keep loading."""
 
 
-class WorkflowStatus(str, Enum):
+class WorkflowStatus(StrEnum):
     """Where the whole execution stands."""
 
     RESUMING = "resuming"
@@ -59,7 +59,7 @@ class WorkflowStatus(str, Enum):
     """Cancelled from outside; its threads were ended and their events torn down."""
 
 
-class ThreadStatus(str, Enum):
+class ThreadStatus(StrEnum):
     """What a thread's next move is."""
 
     EXECUTING = "executing"
@@ -72,7 +72,7 @@ class ThreadStatus(str, Enum):
     """It stands at a ``WaitFor`` until the condition is true."""
 
 
-class WaitEventStatus(str, Enum):
+class WaitEventStatus(StrEnum):
     """Life cycle of one armed event."""
 
     PENDING_SETUP = "pending_setup"
@@ -87,7 +87,7 @@ class WaitEventStatus(str, Enum):
     """``teardown`` raised (``error`` has the message); retried on every later resume."""
 
 
-class CheckpointType(str, Enum):
+class CheckpointType(StrEnum):
     """Which unit of progress a checkpoint call follows."""
 
     AFTER_STEP = "after_step"
@@ -130,7 +130,7 @@ class CallbackRequest(_Model):
 
 
 class WaitEvent(_Model):
-    """One event armed by a thread's current ``Wait``, or an ended wait's event awaiting teardown."""
+    """An event armed by a thread's current ``Wait``, or an ended wait's event due for teardown."""
 
     type: str
     """The handler's type (its ``type`` attribute, default its class name), e.g. ``Timer``."""
@@ -218,7 +218,7 @@ class State(_Model):
         return None
 
 
-def new_state(id: str, workflow: str | type) -> State:  # noqa: A002 - the contract's name
+def new_state(id: str, workflow: str | type) -> State:
     """A fresh execution with one thread, ``_main_``, about to enter the definition.
 
     ``workflow`` is the type name (a class is accepted and its name taken).

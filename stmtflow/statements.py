@@ -68,7 +68,7 @@ class Section:
     body: tuple[Statement, ...] = ()
 
 
-def S(*stmts: Statement) -> Section:  # noqa: N802 - the DSL spells it this way
+def S(*stmts: Statement) -> Section:
     """A block of statements run in order.
 
     Example:
@@ -168,12 +168,12 @@ class If:
         object.__setattr__(self, "branches", _branches or (Branch(cond, _section(body)),))
         object.__setattr__(self, "else_body", _else)
 
-    def ElseIf(self, cond: Cond, *body: Statement) -> If:  # noqa: N802 - DSL spelling
+    def ElseIf(self, cond: Cond, *body: Statement) -> If:
         """A further branch, tried when every earlier condition was false."""
         branches = (*self.branches, Branch(cond, _section(body)))
         return If(False, _branches=branches, _else=self.else_body)
 
-    def Else(self, *body: Statement) -> If:  # noqa: N802 - DSL spelling
+    def Else(self, *body: Statement) -> If:
         """The branch taken when no condition was true."""
         return If(False, _branches=self.branches, _else=_section(body))
 
@@ -205,7 +205,8 @@ class Switch:
     """Multi-way branch: the first true `Case` runs, else the `Default` if there is one.
 
     Example:
-        >>> Switch(Case(False, Step("a", print)), Default(Step("b", print))).cases[1].body.body[0].name
+        >>> choice = Switch(Case(False, Step("a", print)), Default(Step("b", print)))
+        >>> choice.cases[1].body.body[0].name
         'b'
     """
 
@@ -264,7 +265,7 @@ class Go:
     body: Section
     id: GoId = field(compare=False, repr=False)
 
-    def __init__(self, name: str, body: Section | Statement, *, id: GoId = None) -> None:  # noqa: A002
+    def __init__(self, name: str, body: Section | Statement, *, id: GoId = None) -> None:
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "body", body if isinstance(body, Section) else Section((body,)))
         object.__setattr__(self, "id", id)
@@ -284,7 +285,7 @@ class On:
         object.__setattr__(self, "body", _section(body))
 
 
-def OnEvent(event: str, fn: Callable[..., Any], *body: Statement) -> On:  # noqa: N802
+def OnEvent(event: str, fn: Callable[..., Any], *body: Statement) -> On:
     """An `On` whose handler is ``FunctionHandler(fn)``: a typed function receiving the input.
 
     Example:
