@@ -25,11 +25,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
 
 from stmtflow.errors import ConflictError
 from stmtflow.state import WorkflowStatus
 
-__all__ = ["TERMINAL_STATUSES", "Record", "Store", "refusal", "utcnow"]
+__all__ = [
+    "TERMINAL_STATUSES",
+    "Record",
+    "Store",
+    "aware",
+    "check_claim_args",
+    "claim_order",
+    "lease_conflict",
+    "redact",
+    "refusal",
+    "status_value",
+    "utcnow",
+]
 
 TERMINAL_STATUSES: frozenset[str] = frozenset(
     {WorkflowStatus.FINISHED.value, WorkflowStatus.FAILED.value, WorkflowStatus.CANCELLED.value}
@@ -40,6 +53,28 @@ TERMINAL_STATUSES: frozenset[str] = frozenset(
 def utcnow() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
+
+
+def redact(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if password is None:
+        return url
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def status_value(status: str) -> str:
+    """``status`` as the plain `WorkflowStatus` string; an unknown one is a `ValueError`."""
+    try:
+        return WorkflowStatus(status).value
+    except ValueError:
+        allowed = ", ".join(s.value for s in WorkflowStatus)
+        raise ValueError(f"unknown status {status!r} (expected one of {allowed})") from None
 
 
 def _utc(value: datetime | None, name: str) -> datetime | None:
@@ -106,13 +141,9 @@ class Record:
         if not isinstance(self.workflow, str) or not self.workflow:
             raise ValueError(f"record {self.id!r}: workflow must be a non-empty type name")
         try:
-            status = WorkflowStatus(self.status).value
-        except ValueError:
-            allowed = ", ".join(s.value for s in WorkflowStatus)
-            raise ValueError(
-                f"record {self.id!r}: unknown status {self.status!r} (expected one of {allowed})"
-            ) from None
-        object.__setattr__(self, "status", status)
+            object.__setattr__(self, "status", status_value(self.status))
+        except ValueError as exc:
+            raise ValueError(f"record {self.id!r}: {exc}") from None
         for name in ("wake_at", "lease_expires", "created_at", "updated_at"):
             object.__setattr__(self, name, _utc(getattr(self, name), f"{self.id!r}.{name}"))
         if (self.lease_owner is None) != (self.lease_expires is None):
@@ -199,7 +230,7 @@ class Store(Protocol):
         """
         ...
 
-    def get(self, id: str) -> Record:  # noqa: A002
+    def get(self, id: str) -> Record:
         """The instance with that id.
 
         Raises:
@@ -242,7 +273,7 @@ class Store(Protocol):
         """
         ...
 
-    def claim(self, id: str, owner: str, lease: timedelta, now: datetime | None = None) -> Record:  # noqa: A002
+    def claim(self, id: str, owner: str, lease: timedelta, now: datetime | None = None) -> Record:
         """Claim one instance (e.g. to deliver a callback), whatever its status or wake_at.
 
         Succeeds when no other owner holds a live lease (``owner`` may re-claim its own);
@@ -256,7 +287,7 @@ class Store(Protocol):
 
     def renew(
         self,
-        id: str,  # noqa: A002
+        id: str,
         owner: str,
         fence: int,
         lease: timedelta,
@@ -270,7 +301,7 @@ class Store(Protocol):
         """
         ...
 
-    def release(self, id: str, owner: str, fence: int) -> bool:  # noqa: A002
+    def release(self, id: str, owner: str, fence: int) -> bool:
         """Drop the lease if ``owner`` still holds it with ``fence``; True if it was dropped.
 
         The version is not bumped and the data is untouched: a lease is who may write, not

@@ -26,6 +26,7 @@ from stmtflow.stores.base import (
     claim_order,
     lease_conflict,
     refusal,
+    status_value,
     utcnow,
 )
 
@@ -49,7 +50,7 @@ class MemoryStore(Store):
         self._records: dict[str, Record] = {}
         self._targets: dict[str, str] = {}
 
-    def _current(self, id: str) -> Record:  # noqa: A002
+    def _current(self, id: str) -> Record:
         try:
             return self._records[id]
         except KeyError:
@@ -70,18 +71,19 @@ class MemoryStore(Store):
             self._records[record.id] = stored
             return stored
 
-    def get(self, id: str) -> Record:  # noqa: A002
+    def get(self, id: str) -> Record:
         with self._lock:
             return self._current(id)
 
     def list(
         self, status: str | None = None, workflow: str | None = None, limit: int | None = None
     ) -> builtins.list[Record]:
+        wanted = None if status is None else status_value(status)
         with self._lock:
             found = [
                 r
                 for r in self._records.values()
-                if (status is None or r.status == status)
+                if (wanted is None or r.status == wanted)
                 and (workflow is None or r.workflow == workflow)
             ]
         found.sort(key=lambda r: (r.created_at, r.id))
@@ -131,7 +133,7 @@ class MemoryStore(Store):
         self._records[current.id] = taken
         return taken
 
-    def claim(self, id: str, owner: str, lease: timedelta, now: datetime | None = None) -> Record:  # noqa: A002
+    def claim(self, id: str, owner: str, lease: timedelta, now: datetime | None = None) -> Record:
         now = utcnow() if now is None else aware(now, "now")
         check_claim_args(owner, lease)
         with self._lock:
@@ -142,7 +144,7 @@ class MemoryStore(Store):
 
     def renew(
         self,
-        id: str,  # noqa: A002
+        id: str,
         owner: str,
         fence: int,
         lease: timedelta,
@@ -158,7 +160,7 @@ class MemoryStore(Store):
             self._records[id] = renewed
             return renewed
 
-    def release(self, id: str, owner: str, fence: int) -> bool:  # noqa: A002
+    def release(self, id: str, owner: str, fence: int) -> bool:
         with self._lock:
             current = self._current(id)
             if current.lease_owner != owner or current.fence != fence:

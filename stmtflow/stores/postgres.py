@@ -1,0 +1,394 @@
+"""The shared store: PostgreSQL through psycopg 3 and a connection pool.
+
+Install with ``pip install 'stmtflow[postgres]'``. Many workers on many machines may share one
+database: due work is claimed with one ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP
+LOCKED) RETURNING`` statement, so concurrent claimers skip each other's rows instead of waiting,
+and every claim increments the record's fencing token.
+
+``data`` and ``state`` are ``text``, not ``jsonb``: the store never looks inside them, text keeps
+the interpreter's JSON byte for byte (jsonb reorders keys and normalises numbers), and nothing is
+parsed and re-serialised on every checkpoint. Times are ``timestamptz``, returned in UTC.
+
+URL: ``postgresql://user:password@host:5432/db?schema=name`` (``postgres://`` too). The
+``schema`` parameter is removed before connecting; the schema is created if missing and every
+pooled connection's ``search_path`` is set to it, so several deployments (or test runs) can
+share one database. Other parameters (``sslmode``, ``connect_timeout``...) go to libpq.
+
+Example:
+    >>> store = PostgresStore("postgresql://postgres@127.0.0.1/test?schema=demo")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import builtins
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+try:
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    from psycopg_pool import ConnectionPool
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "the PostgreSQL store needs psycopg 3 and psycopg_pool: pip install 'stmtflow[postgres]'"
+    ) from exc
+
+from stmtflow.errors import ConflictError, NotFound, StmtflowError
+from stmtflow.stores.base import (
+    TERMINAL_STATUSES,
+    Record,
+    Store,
+    aware,
+    check_claim_args,
+    claim_order,
+    lease_conflict,
+    redact,
+    refusal,
+    status_value,
+    utcnow,
+)
+
+__all__ = ["SCHEMA_VERSION", "PostgresStore"]
+
+SCHEMA_VERSION = 1
+"""The schema this release creates and reads (kept in ``stmtflow_meta``)."""
+
+_SETUP_LOCK = 0x73746D74666C6F77  # "stmtflow": serialises schema creation across processes
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stmtflow_meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS stmtflow_instances (
+    id text PRIMARY KEY,
+    workflow text NOT NULL,
+    data text NOT NULL,
+    state text NOT NULL,
+    status text NOT NULL,
+    version bigint NOT NULL,
+    wake_at timestamptz,
+    lease_owner text,
+    lease_expires timestamptz,
+    fence bigint NOT NULL DEFAULT 0,
+    error text,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS stmtflow_instances_due
+    ON stmtflow_instances (wake_at) WHERE wake_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS stmtflow_instances_resuming
+    ON stmtflow_instances (created_at) WHERE status = 'resuming';
+CREATE INDEX IF NOT EXISTS stmtflow_instances_status
+    ON stmtflow_instances (status, created_at, id);
+CREATE INDEX IF NOT EXISTS stmtflow_instances_created ON stmtflow_instances (created_at, id);
+CREATE TABLE IF NOT EXISTS stmtflow_targets (workflow text PRIMARY KEY, target text NOT NULL);
+"""
+
+_COLUMNS = (
+    "id, workflow, data, state, status, version, wake_at, lease_owner, lease_expires, fence, "
+    "error, created_at, updated_at"
+)
+_TERMINAL = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
+
+_CLAIM_DUE = f"""
+UPDATE stmtflow_instances
+SET lease_owner = %(owner)s, lease_expires = %(expires)s, fence = fence + 1
+WHERE id IN (
+    SELECT id FROM stmtflow_instances
+    WHERE ((wake_at IS NOT NULL AND wake_at <= %(now)s) OR status = 'resuming')
+      AND status NOT IN ({_TERMINAL})
+      AND (lease_expires IS NULL OR lease_expires < %(now)s)
+    ORDER BY wake_at NULLS FIRST, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING {_COLUMNS}
+"""
+
+
+def _split_schema(url: str) -> tuple[str, str | None]:
+    """The libpq URL without the ``schema`` parameter, and that parameter."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [v for k, v in query if k == "schema"]
+    if len(schemas) > 1 or (schemas and not schemas[0]):
+        raise ValueError(f"store URL {redact(url)!r}: give one non-empty schema= parameter")
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), (schemas[0] if schemas else None)
+
+
+def _dt(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
+
+
+def _record(row: tuple[Any, ...]) -> Record:
+    (id_, workflow, data, state, status, version, wake_at, owner, expires, fence, error, c, u) = row
+    return Record(
+        id=id_,
+        workflow=workflow,
+        data=data,
+        state=state,
+        status=status,
+        version=version,
+        wake_at=_dt(wake_at),
+        lease_owner=owner,
+        lease_expires=_dt(expires),
+        fence=fence,
+        error=error,
+        created_at=_dt(c),
+        updated_at=_dt(u),
+    )
+
+
+class PostgresStore(Store):
+    """A `Store` in a PostgreSQL database, shared by any number of workers.
+
+    Args:
+        url: ``postgresql://...`` or ``postgres://...``, optionally with ``?schema=name``.
+        min_size: connections the pool keeps open.
+        max_size: most connections the pool opens (one per concurrently working thread).
+        connect_timeout: seconds to wait for the server before giving up.
+
+    Raises:
+        StmtflowError: the server cannot be reached, or its schema is newer than this release.
+
+    Example:
+        >>> with PostgresStore("postgresql://postgres@127.0.0.1/test") as s:  # doctest: +SKIP
+        ...     s.list(status="waiting")
+        []
+    """
+
+    def __init__(
+        self, url: str, *, min_size: int = 1, max_size: int = 10, connect_timeout: int = 10
+    ) -> None:
+        self.url = redact(url)
+        libpq_url, self.schema = _split_schema(url)
+        try:
+            params = conninfo_to_dict(libpq_url)
+        except psycopg.ProgrammingError as exc:
+            raise ValueError(f"malformed PostgreSQL URL {self.url!r}: {exc}") from None
+        params.setdefault("connect_timeout", connect_timeout)
+        conninfo = make_conninfo("", **params)
+        try:
+            with psycopg.connect(conninfo, autocommit=True) as conn:
+                self._setup(conn)
+        except psycopg.OperationalError as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StmtflowError(f"cannot use PostgreSQL at {self.url}: {message}") from exc
+        self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
+            conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True},
+            configure=self._configure,
+            check=ConnectionPool.check_connection,
+            name="stmtflow",
+            open=True,
+        )
+
+    def _search_path(self) -> sql.Composed:
+        assert self.schema is not None
+        return sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema))
+
+    def _configure(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        conn.execute("SET TIME ZONE 'UTC'")
+        if self.schema is not None:
+            conn.execute(self._search_path())
+
+    def _setup(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
+            if self.schema is not None:
+                ident = sql.Identifier(self.schema)
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
+                conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(ident))
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            row = conn.execute(
+                "SELECT value FROM stmtflow_meta WHERE key = 'schema_version'"
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO stmtflow_meta (key, value) VALUES ('schema_version', %s)",
+                    (str(SCHEMA_VERSION),),
+                )
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise StmtflowError(
+                    f"the PostgreSQL store {self.url} has schema version {row[0]}, newer than "
+                    f"this release of stmtflow supports ({SCHEMA_VERSION}); upgrade stmtflow"
+                )
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def _one(self, query: str, params: Any) -> tuple[Any, ...] | None:
+        with self._pool.connection() as conn:
+            return conn.execute(query, params).fetchone()
+
+    def _fetch(
+        self, conn: psycopg.Connection[tuple[Any, ...]], id: str, lock: bool = False
+    ) -> Record:
+        suffix = " FOR UPDATE" if lock else ""
+        query = f"SELECT {_COLUMNS} FROM stmtflow_instances WHERE id = %s{suffix}"
+        row = conn.execute(query, (id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no workflow instance with id {id!r}")
+        return _record(row)
+
+    # -- records ----------------------------------------------------------------------------
+
+    def create(self, record: Record) -> Record:
+        now = utcnow()
+        row = self._one(
+            f"INSERT INTO stmtflow_instances ({_COLUMNS}) "
+            "VALUES (%s, %s, %s, %s, %s, 1, %s, %s, %s, %s, %s, %s, %s) "
+            f"ON CONFLICT (id) DO NOTHING RETURNING {_COLUMNS}",
+            (
+                record.id,
+                record.workflow,
+                record.data,
+                record.state,
+                record.status,
+                record.wake_at,
+                record.lease_owner,
+                record.lease_expires,
+                1 if record.lease_owner is not None else 0,
+                record.error,
+                record.created_at or now,
+                now,
+            ),
+        )
+        if row is None:
+            raise ConflictError(f"a workflow instance with id {record.id!r} already exists")
+        return _record(row)
+
+    def get(self, id: str) -> Record:
+        with self._pool.connection() as conn:
+            return self._fetch(conn, id)
+
+    def list(
+        self, status: str | None = None, workflow: str | None = None, limit: int | None = None
+    ) -> builtins.list[Record]:
+        where: builtins.list[str] = []
+        params: builtins.list[Any] = []
+        if status is not None:
+            where.append("status = %s")
+            params.append(status_value(status))
+        if workflow is not None:
+            where.append("workflow = %s")
+            params.append(workflow)
+        query = f"SELECT {_COLUMNS} FROM stmtflow_instances"
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        query += " ORDER BY created_at, id"
+        if limit is not None:
+            query += " LIMIT %s"
+            params.append(int(limit))
+        with self._pool.connection() as conn:
+            return [_record(row) for row in conn.execute(query, params).fetchall()]
+
+    def update(self, record: Record, *, expected_version: int, fence: int | None = None) -> Record:
+        query = (
+            "UPDATE stmtflow_instances SET data = %(data)s, state = %(state)s, "
+            "status = %(status)s, wake_at = %(wake_at)s, error = %(error)s, "
+            "version = version + 1, updated_at = %(now)s "
+            "WHERE id = %(id)s AND version = %(version)s"
+        )
+        if fence is not None:
+            query += " AND fence = %(fence)s AND lease_owner IS NOT NULL"
+        params = {
+            "data": record.data,
+            "state": record.state,
+            "status": record.status,
+            "wake_at": record.wake_at,
+            "error": record.error,
+            "now": utcnow(),
+            "id": record.id,
+            "version": expected_version,
+            "fence": fence,
+        }
+        with self._pool.connection() as conn:
+            row = conn.execute(f"{query} RETURNING {_COLUMNS}", params).fetchone()
+            if row is None:
+                raise refusal(self._fetch(conn, record.id), expected_version, fence)
+        return _record(row)
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def claim_due(
+        self, now: datetime, owner: str, lease: timedelta, limit: int = 10
+    ) -> builtins.list[Record]:
+        now = aware(now, "now")
+        check_claim_args(owner, lease)
+        params = {"owner": owner, "expires": now + lease, "now": now, "limit": max(int(limit), 0)}
+        with self._pool.connection() as conn:
+            rows = conn.execute(_CLAIM_DUE, params).fetchall()
+        return claim_order([_record(row) for row in rows])
+
+    def claim(self, id: str, owner: str, lease: timedelta, now: datetime | None = None) -> Record:
+        now = utcnow() if now is None else aware(now, "now")
+        check_claim_args(owner, lease)
+        with self._pool.connection() as conn, conn.transaction():
+            current = self._fetch(conn, id, lock=True)
+            if current.lease_owner not in (None, owner) and current.lease_live(now):
+                raise lease_conflict(current, owner)
+            row = conn.execute(
+                "UPDATE stmtflow_instances SET lease_owner = %s, lease_expires = %s, "
+                f"fence = fence + 1 WHERE id = %s RETURNING {_COLUMNS}",
+                (owner, now + lease, id),
+            ).fetchone()
+        assert row is not None  # the row is locked: it cannot have vanished
+        return _record(row)
+
+    def renew(
+        self,
+        id: str,
+        owner: str,
+        fence: int,
+        lease: timedelta,
+        now: datetime | None = None,
+    ) -> Record:
+        now = utcnow() if now is None else aware(now, "now")
+        check_claim_args(owner, lease)
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "UPDATE stmtflow_instances SET lease_expires = %s "
+                f"WHERE id = %s AND lease_owner = %s AND fence = %s RETURNING {_COLUMNS}",
+                (now + lease, id, owner, fence),
+            ).fetchone()
+            if row is None:
+                current = self._fetch(conn, id)
+                raise refusal(current, current.version, fence)
+        return _record(row)
+
+    def release(self, id: str, owner: str, fence: int) -> bool:
+        with self._pool.connection() as conn:
+            cur = conn.execute(
+                "UPDATE stmtflow_instances SET lease_owner = NULL, lease_expires = NULL "
+                "WHERE id = %s AND lease_owner = %s AND fence = %s",
+                (id, owner, fence),
+            )
+            if cur.rowcount == 0:
+                self._fetch(conn, id)  # NotFound when missing
+                return False
+        return True
+
+    # -- targets ----------------------------------------------------------------------------
+
+    def set_target(self, workflow: str, target: str) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO stmtflow_targets (workflow, target) VALUES (%s, %s) "
+                "ON CONFLICT (workflow) DO UPDATE SET target = EXCLUDED.target",
+                (workflow, target),
+            )
+
+    def get_target(self, workflow: str) -> str | None:
+        row = self._one("SELECT target FROM stmtflow_targets WHERE workflow = %s", (workflow,))
+        return None if row is None else str(row[0])
+
+    def targets(self) -> dict[str, str]:
+        with self._pool.connection() as conn:
+            rows = conn.execute("SELECT workflow, target FROM stmtflow_targets ORDER BY workflow")
+            return {str(w): str(t) for w, t in rows.fetchall()}

@@ -1,0 +1,406 @@
+"""The embedded default store: one SQLite file, no server (stdlib `sqlite3`).
+
+Durability and sharing:
+
+- WAL journal, ``synchronous=FULL``: every committed write is fsynced before it returns.
+- One connection per thread (and per process: a forked child opens its own), so readers do not
+  wait for writers; several processes may share the file. Writers wait up to ``busy_timeout``.
+- Single-row writes are one ``UPDATE ... WHERE version = ?`` statement (compare-and-set);
+  `SQLiteStore.claim_due` runs in a ``BEGIN IMMEDIATE`` transaction, which takes the file's
+  write lock first, so two claimers can never pick the same record.
+
+Datetimes are stored as fixed-width ISO-8601 text in UTC with microseconds
+(``2025-01-02T03:04:05.000000+00:00``), so text comparison in SQL is time comparison and the
+file stays readable with the ``sqlite3`` shell.
+
+``sqlite:///:memory:`` gives a private in-memory database on one connection behind a lock.
+
+Example:
+    >>> from stmtflow.stores.base import Record
+    >>> with SQLiteStore(":memory:") as store:
+    ...     store.create(Record(id="a", workflow="Order", data="{}", state="{}")).version
+    1
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from stmtflow.errors import ConflictError, NotFound, StmtflowError
+from stmtflow.stores.base import (
+    TERMINAL_STATUSES,
+    Record,
+    Store,
+    aware,
+    check_claim_args,
+    claim_order,
+    lease_conflict,
+    refusal,
+    status_value,
+    utcnow,
+)
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+SCHEMA_VERSION = 1
+"""The schema this release creates and reads (kept in ``stmtflow_meta``)."""
+
+_TERMINAL = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stmtflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS stmtflow_instances (
+    id TEXT PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    data TEXT NOT NULL,
+    state TEXT NOT NULL,
+    status TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    wake_at TEXT,
+    lease_owner TEXT,
+    lease_expires TEXT,
+    fence INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS stmtflow_instances_due
+    ON stmtflow_instances (wake_at) WHERE wake_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS stmtflow_instances_resuming
+    ON stmtflow_instances (created_at) WHERE status = 'resuming';
+CREATE INDEX IF NOT EXISTS stmtflow_instances_status
+    ON stmtflow_instances (status, created_at, id);
+CREATE INDEX IF NOT EXISTS stmtflow_instances_created ON stmtflow_instances (created_at, id);
+CREATE TABLE IF NOT EXISTS stmtflow_targets (workflow TEXT PRIMARY KEY, target TEXT NOT NULL);
+"""
+
+_COLUMNS = (
+    "id, workflow, data, state, status, version, wake_at, lease_owner, lease_expires, fence, "
+    "error, created_at, updated_at"
+)
+
+_LEASE_FREE = "(lease_expires IS NULL OR lease_expires < :now)"
+
+
+def _ts(value: datetime | None) -> str | None:
+    """A datetime as fixed-width UTC ISO text (see the module docstring)."""
+    if value is None:
+        return None
+    return aware(value, "datetime").isoformat(timespec="microseconds")
+
+
+def _dt(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _record(row: tuple[Any, ...]) -> Record:
+    (id_, workflow, data, state, status, version, wake_at, owner, expires, fence, error, c, u) = row
+    return Record(
+        id=id_,
+        workflow=workflow,
+        data=data,
+        state=state,
+        status=status,
+        version=version,
+        wake_at=_dt(wake_at),
+        lease_owner=owner,
+        lease_expires=_dt(expires),
+        fence=fence,
+        error=error,
+        created_at=_dt(c),
+        updated_at=_dt(u),
+    )
+
+
+class SQLiteStore(Store):
+    """A `Store` in one SQLite file (or ``":memory:"``).
+
+    Args:
+        path: the database file (created with its directory's permissions if missing).
+        busy_timeout: how long a writer waits for another writer's lock before failing.
+
+    Example:
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "flows.db")
+        >>> with SQLiteStore(path) as store:
+        ...     store.set_target("Order", "shop/flows.py:Order")
+        >>> SQLiteStore(path).get_target("Order")
+        'shop/flows.py:Order'
+    """
+
+    def __init__(self, path: str, *, busy_timeout: timedelta = timedelta(seconds=30)) -> None:
+        if not path:
+            raise ValueError("an SQLite store needs a file path (or ':memory:')")
+        self.path = path
+        self._timeout = busy_timeout.total_seconds()
+        self._memory = path == ":memory:"
+        self._local = threading.local()
+        self._lock = threading.RLock()
+        self._all: list[sqlite3.Connection] = []
+        self._closed = False
+        self._shared = self._open() if self._memory else None
+        with self._conn() as conn:
+            self._setup(conn)
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+        if not self._memory:
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        if self._closed:
+            raise StmtflowError(f"the SQLite store {self.path!r} is closed")
+        if self._shared is not None:
+            with self._lock:
+                yield self._shared
+            return
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            conn = self._open()
+            self._local.conn, self._local.pid = conn, os.getpid()
+        yield conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction: the write lock is taken before anything is read."""
+        with self._conn() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            row = conn.execute(
+                "SELECT value FROM stmtflow_meta WHERE key = 'schema_version'"
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO stmtflow_meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise StmtflowError(
+                    f"the SQLite store {self.path!r} has schema version {row[0]}, newer than this "
+                    f"release of stmtflow supports ({SCHEMA_VERSION}); upgrade stmtflow"
+                )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+
+    # -- records ----------------------------------------------------------------------------
+
+    def _fetch(self, conn: sqlite3.Connection, id: str) -> Record:
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM stmtflow_instances WHERE id = ?", (id,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no workflow instance with id {id!r}")
+        return _record(row)
+
+    def create(self, record: Record) -> Record:
+        now = _ts(utcnow())
+        with self._conn() as conn:
+            row = conn.execute(
+                f"INSERT INTO stmtflow_instances ({_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?) "
+                f"ON CONFLICT (id) DO NOTHING RETURNING {_COLUMNS}",
+                (
+                    record.id,
+                    record.workflow,
+                    record.data,
+                    record.state,
+                    record.status,
+                    _ts(record.wake_at),
+                    record.lease_owner,
+                    _ts(record.lease_expires),
+                    1 if record.lease_owner is not None else 0,
+                    record.error,
+                    _ts(record.created_at) or now,
+                    now,
+                ),
+            ).fetchone()
+        if row is None:
+            raise ConflictError(f"a workflow instance with id {record.id!r} already exists")
+        return _record(row)
+
+    def get(self, id: str) -> Record:
+        with self._conn() as conn:
+            return self._fetch(conn, id)
+
+    def list(
+        self, status: str | None = None, workflow: str | None = None, limit: int | None = None
+    ) -> builtins.list[Record]:
+        where: builtins.list[str] = []
+        params: builtins.list[str] = []
+        if status is not None:
+            where.append("status = ?")
+            params.append(status_value(status))
+        if workflow is not None:
+            where.append("workflow = ?")
+            params.append(workflow)
+        sql = f"SELECT {_COLUMNS} FROM stmtflow_instances"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at, id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._conn() as conn:
+            return [_record(row) for row in conn.execute(sql, params)]
+
+    def update(self, record: Record, *, expected_version: int, fence: int | None = None) -> Record:
+        sql = (
+            "UPDATE stmtflow_instances SET data = :data, state = :state, status = :status, "
+            "wake_at = :wake_at, error = :error, version = version + 1, updated_at = :now "
+            "WHERE id = :id AND version = :version"
+        )
+        if fence is not None:
+            sql += " AND fence = :fence AND lease_owner IS NOT NULL"
+        params = {
+            "data": record.data,
+            "state": record.state,
+            "status": record.status,
+            "wake_at": _ts(record.wake_at),
+            "error": record.error,
+            "now": _ts(utcnow()),
+            "id": record.id,
+            "version": expected_version,
+            "fence": fence,
+        }
+        with self._conn() as conn:
+            row = conn.execute(f"{sql} RETURNING {_COLUMNS}", params).fetchone()
+            if row is None:
+                raise refusal(self._fetch(conn, record.id), expected_version, fence)
+        return _record(row)
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def claim_due(
+        self, now: datetime, owner: str, lease: timedelta, limit: int = 10
+    ) -> builtins.list[Record]:
+        now = aware(now, "now")
+        check_claim_args(owner, lease)
+        params = {"now": _ts(now), "limit": int(limit)}
+        # Two index-backed probes (the partial indexes on wake_at and on status='resuming'), so
+        # the cost follows the due records, not the table; the write lock makes them atomic.
+        due_sql = (
+            f"SELECT {_COLUMNS} FROM stmtflow_instances "
+            f"WHERE wake_at IS NOT NULL AND wake_at <= :now AND {_LEASE_FREE} "
+            f"AND status NOT IN ({_TERMINAL}) ORDER BY wake_at LIMIT :limit"
+        )
+        resuming_sql = (
+            f"SELECT {_COLUMNS} FROM stmtflow_instances "
+            f"WHERE status = 'resuming' AND {_LEASE_FREE} ORDER BY created_at LIMIT :limit"
+        )
+        with self._write() as conn:
+            found = {
+                r.id: r
+                for sql in (due_sql, resuming_sql)
+                for r in map(_record, conn.execute(sql, params))
+            }
+            chosen = claim_order(list(found.values()))[: max(limit, 0)]
+            return [self._take(conn, r.id, owner, now + lease) for r in chosen]
+
+    def _take(self, conn: sqlite3.Connection, id: str, owner: str, expires: datetime) -> Record:
+        row = conn.execute(
+            "UPDATE stmtflow_instances SET lease_owner = ?, lease_expires = ?, fence = fence + 1 "
+            f"WHERE id = ? RETURNING {_COLUMNS}",
+            (owner, _ts(expires), id),
+        ).fetchone()
+        return _record(row)
+
+    def claim(self, id: str, owner: str, lease: timedelta, now: datetime | None = None) -> Record:
+        now = utcnow() if now is None else aware(now, "now")
+        check_claim_args(owner, lease)
+        with self._write() as conn:
+            current = self._fetch(conn, id)
+            if current.lease_owner not in (None, owner) and current.lease_live(now):
+                raise lease_conflict(current, owner)
+            return self._take(conn, id, owner, now + lease)
+
+    def renew(
+        self,
+        id: str,
+        owner: str,
+        fence: int,
+        lease: timedelta,
+        now: datetime | None = None,
+    ) -> Record:
+        now = utcnow() if now is None else aware(now, "now")
+        check_claim_args(owner, lease)
+        with self._conn() as conn:
+            row = conn.execute(
+                "UPDATE stmtflow_instances SET lease_expires = ? "
+                f"WHERE id = ? AND lease_owner = ? AND fence = ? RETURNING {_COLUMNS}",
+                (_ts(now + lease), id, owner, fence),
+            ).fetchone()
+            if row is None:
+                current = self._fetch(conn, id)
+                raise refusal(current, current.version, fence)
+        return _record(row)
+
+    def release(self, id: str, owner: str, fence: int) -> bool:
+        with self._conn() as conn:
+            cur = conn.execute(
+                "UPDATE stmtflow_instances SET lease_owner = NULL, lease_expires = NULL "
+                "WHERE id = ? AND lease_owner = ? AND fence = ?",
+                (id, owner, fence),
+            )
+            if cur.rowcount == 0:
+                self._fetch(conn, id)  # NotFound when missing
+                return False
+        return True
+
+    # -- targets ----------------------------------------------------------------------------
+
+    def set_target(self, workflow: str, target: str) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT INTO stmtflow_targets (workflow, target) VALUES (?, ?) "
+                "ON CONFLICT (workflow) DO UPDATE SET target = excluded.target",
+                (workflow, target),
+            )
+
+    def get_target(self, workflow: str) -> str | None:
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT target FROM stmtflow_targets WHERE workflow = ?", (workflow,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def targets(self) -> dict[str, str]:
+        with self._conn() as conn:
+            rows = conn.execute("SELECT workflow, target FROM stmtflow_targets ORDER BY workflow")
+            return {str(w): str(t) for w, t in rows}
