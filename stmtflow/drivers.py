@@ -33,6 +33,7 @@ from stmtflow.context import clock, running_step
 from stmtflow.errors import ExecutionError, StmtflowError, WorkflowFinished
 from stmtflow.interpreter import Checkpoint, Interpreter, Run
 from stmtflow.state import CallbackRequest, CheckpointType, State, ThreadStatus, WorkflowStatus
+from stmtflow.statements import RetryPolicy
 from stmtflow.workflow import WorkflowState
 
 __all__ = [
@@ -137,12 +138,15 @@ def resume(
     *,
     max_steps: int = 10_000,
     now: datetime | None = None,
+    default_retry: RetryPolicy | None = None,
 ) -> State:
     """Run every runnable thread until all are blocked or the workflow ends.
 
     ``checkpoint(kind)`` is called after each unit of progress, when ``wf`` and ``state`` are
     consistent and worth persisting. ``now`` (aware; default the current UTC time) is the clock
-    for timer deadlines and retry times. Returns ``state`` (changed in place).
+    for timer deadlines and retry times. ``default_retry`` is the `RetryPolicy` of steps that
+    have none (None: such a step's failure raises `StepError`). Returns ``state`` (changed in
+    place).
 
     Raises:
         DefinitionMismatch: the stored state points at something the definition lacks.
@@ -153,7 +157,9 @@ def resume(
     """
     _check_limit(max_steps)
     moment = _clock(now)
-    result: State = _drive(Interpreter(wf, state, moment).resume(max_steps), checkpoint, moment)
+    result: State = _drive(
+        Interpreter(wf, state, moment, default_retry).resume(max_steps), checkpoint, moment
+    )
     return result
 
 
@@ -164,12 +170,13 @@ async def aresume(
     *,
     max_steps: int = 10_000,
     now: datetime | None = None,
+    default_retry: RetryPolicy | None = None,
 ) -> State:
     """`resume` for asyncio: actions, handlers and the checkpoint may be plain or ``async``."""
     _check_limit(max_steps)
     moment = _clock(now)
     result: State = await _adrive(
-        Interpreter(wf, state, moment).resume(max_steps), checkpoint, moment
+        Interpreter(wf, state, moment, default_retry).resume(max_steps), checkpoint, moment
     )
     return result
 

@@ -43,7 +43,7 @@ from stmtflow.state import (
     WaitEventStatus,
     WorkflowStatus,
 )
-from stmtflow.statements import Step, WaitFor
+from stmtflow.statements import RetryPolicy, Step, WaitFor
 from stmtflow.workflow import WorkflowState
 
 __all__ = ["Call", "Checkpoint", "Effect", "Interpreter"]
@@ -103,7 +103,13 @@ def _has(handler: Any, method: str) -> bool:
 class Interpreter:
     """One run over a workflow's data and state; the drivers perform what it yields."""
 
-    def __init__(self, wf: WorkflowState, state: State, now: datetime) -> None:
+    def __init__(
+        self,
+        wf: WorkflowState,
+        state: State,
+        now: datetime,
+        default_retry: RetryPolicy | None = None,
+    ) -> None:
         if not isinstance(wf, WorkflowState):
             raise TypeError(f"expected a WorkflowState instance, got {type(wf).__name__}")
         if not isinstance(state, State):
@@ -111,6 +117,7 @@ class Interpreter:
         self.wf = wf
         self.state = state
         self.now = now
+        self.default_retry = default_retry
         self.where = f"workflow {state.id!r} ({state.workflow})"
         self._program: Program | None = None
         self._stale = True
@@ -212,7 +219,7 @@ class Interpreter:
             yield Call(step.action, (), f"the action of {what}", info)
         except Exception as exc:
             _Data.restore(self.wf, snapshot)
-            policy = step.retry
+            policy = step.retry or self.default_retry
             if policy is None:
                 raise StepError(f"{what} failed: {_describe(exc)}", step=step.name) from exc
             attempt = thread.attempt + 1
