@@ -64,6 +64,7 @@ _STATEMENTS = (
     Sleep,
 )
 _BLOCKING = (Step, Wait, Sleep, WaitFor)
+_EXPECTED: dict[type, str] = {Switch: "a Case or Default", Wait: "an On event"}
 
 
 def validate(section: object) -> None:
@@ -95,8 +96,10 @@ def definition_problems(section: object) -> list[str]:
 
     Example:
         >>> import stmtflow as sf
-        >>> definition_problems(sf.S(sf.Step("a", print), sf.Step("a", print)))
-        ["duplicate name 'a': Step at S[0], Step at S[1] (statement and event names share one namespace)"]
+        >>> definition_problems(sf.S(sf.Step("a", print)))
+        []
+        >>> definition_problems(sf.S(sf.Step("a", print), sf.Sleep("a", 5)))[0]
+        "Sleep 'a' at S[1]: duration must be a non-negative timedelta, got int 5"
     """
     issues: list[str] = []
     if not isinstance(section, Section):
@@ -161,7 +164,7 @@ def sites(root: object) -> Iterator[Site]:
         site = stack.pop()
         yield site
         node = site.node
-        kids = children(node) if isinstance(node, _STATEMENTS) else ()  # type: ignore[arg-type]
+        kids = children(node) if isinstance(node, _STATEMENTS) else ()
         loop = node if isinstance(node, For) else None if isinstance(node, Go) else site.loop
         thread = node if isinstance(node, Go) else site.thread
         stack.extend(
@@ -195,7 +198,7 @@ def _problems(site: Site) -> list[str]:
     """What is wrong with one node, given where it is."""
     node, parent = site.node, site.parent
     if not isinstance(node, _STATEMENTS):
-        expected = {Switch: "a Case or Default", Wait: "an On event"}.get(type(parent), "a statement")
+        expected = _EXPECTED.get(type(parent), "a statement")
         return [f"expected {expected}, got {_what(node)}"]
     problems: list[str] = []
     if isinstance(node, Case | Default) and not isinstance(parent, Switch):

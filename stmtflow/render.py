@@ -1,0 +1,241 @@
+"""Seeing a definition: `definition_json`, `to_mermaid`, `to_dot` and `render_image`.
+
+The diagrams are flowcharts: steps are boxes, ``If``/``Switch``/``For`` diamonds with labelled
+edges, ``Wait``/``Sleep`` parallelograms with one edge per event, ``WaitFor`` a hexagon, each
+``Go`` body a lane of its own. Given a `State`, live positions and pending events are marked;
+``docs/diagrams.md`` shows the rules and an example.
+
+Example:
+    >>> import stmtflow as sf
+    >>> definition_json(sf.S(sf.Go("ping", sf.Step("send", print)), sf.Return()))["body"][1]
+    {'type': 'Return'}
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from datetime import timedelta
+from typing import Any
+
+from stmtflow.errors import StmtflowError
+from stmtflow.handlers import Timer, handler_type
+from stmtflow.render_dot import dot
+from stmtflow.render_graph import cond_value, flowchart
+from stmtflow.render_mermaid import mermaid
+from stmtflow.state import State
+from stmtflow.statements import (
+    Break,
+    Case,
+    Continue,
+    Default,
+    For,
+    Go,
+    If,
+    On,
+    RetryPolicy,
+    Return,
+    Section,
+    Sleep,
+    Statement,
+    Step,
+    Switch,
+    Wait,
+    WaitFor,
+)
+
+__all__ = [
+    "GraphvizError",
+    "GraphvizNotFound",
+    "definition_json",
+    "render_image",
+    "to_dot",
+    "to_mermaid",
+]
+
+
+class GraphvizError(StmtflowError, RuntimeError):
+    """Graphviz's ``dot`` could not turn a diagram into an image."""
+
+
+class GraphvizNotFound(GraphvizError):
+    """The Graphviz ``dot`` program is not installed (or not on ``PATH``)."""
+
+
+def definition_json(section: Statement) -> dict[str, Any]:
+    """The tree as JSON-ready data: types, names and nesting, no code.
+
+    Every statement is a dict whose first key is ``"type"`` (the class name); keys always come in
+    the same order, so ``json.dumps(..., indent=2)`` snapshots well. A *body* is a list of
+    statements; a *cond* is ``true``/``false`` for an eager condition or ``"lazy"`` for a callable;
+    durations are seconds (an int when whole).
+
+    ========= ===============================================================================
+    Section   ``{"type", "body"}``
+    Step      ``{"type", "name", "retry"}`` — retry is null or ``{"max_attempts",
+              "initial_interval", "backoff_coefficient", "max_interval", "non_retryable"}``
+              (intervals in seconds, exception type names)
+    If        ``{"type", "branches": [{"cond", "body"}], "else"}`` — else is a body or null
+    Switch    ``{"type", "cases"}`` — each a ``Case {"type", "cond", "body"}`` or a
+              ``Default {"type", "body"}``
+    For       ``{"type", "name", "cond", "body"}``
+    Go        ``{"type", "name", "id", "body"}`` — id is the string, ``"lazy"``, or null (the
+              default: the name)
+    Wait      ``{"type", "name", "events"}`` — each an ``On {"type", "event", "handler",
+              "timer", "body"}``: handler is the handler's type, timer the seconds of a
+              ``Timer`` delay, its ISO 8601 time for ``Timer(at=...)``, else null
+    WaitFor   ``{"type", "name", "cond", "handler"}`` — handler is true when one is given
+    Sleep     ``{"type", "name", "seconds", "event"}`` — event is its timer event's name
+    Break, Continue, Return  ``{"type"}``
+    ========= ===============================================================================
+
+    A value that is not a statement shows as ``{"type": "invalid", "got": <its type name>}``.
+
+    Example:
+        >>> import stmtflow as sf
+        >>> definition_json(sf.S(sf.Step("charge", print), sf.If(True, sf.Break())))
+        {'type': 'Section', 'body': [{'type': 'Step', 'name': 'charge', 'retry': None}, \
+{'type': 'If', 'branches': [{'cond': True, 'body': [{'type': 'Break'}]}], 'else': None}]}
+    """
+    return _json(section)
+
+
+def to_mermaid(section: Statement, state: State | None = None) -> str:
+    """A Mermaid flowchart of the definition, with ``state``'s live positions when given.
+
+    Example:
+        >>> import stmtflow as sf
+        >>> print(to_mermaid(sf.S(sf.Step("hello", print))), end="")
+        flowchart TD
+            n_start(["start"])
+            n0["hello"]
+            n_end(["end"])
+            n_start --> n0
+            n0 --> n_end
+    """
+    return mermaid(flowchart(section, state))
+
+
+def to_dot(section: Statement, state: State | None = None) -> str:
+    """A Graphviz DOT digraph of the definition, with ``state``'s live positions when given.
+
+    Example:
+        >>> import stmtflow as sf
+        >>> print(to_dot(sf.S(sf.Step("hello", print))).splitlines()[4])
+            "n0" [label="hello", shape=box, style=rounded];
+    """
+    return dot(flowchart(section, state))
+
+
+def render_image(section: Statement, state: State | None = None, format: str = "svg") -> bytes:
+    """The DOT diagram drawn by Graphviz's ``dot`` program, as ``format`` (svg, png, pdf...).
+
+    Raises:
+        GraphvizNotFound: ``dot`` is not installed (Debian/Ubuntu package ``graphviz``).
+        GraphvizError: ``dot`` failed, e.g. on an unknown format.
+
+    Example:
+        >>> import stmtflow as sf
+        >>> svg = render_image(sf.S(sf.Step("hello", print)))  # doctest: +SKIP
+        >>> svg.startswith(b"<?xml")  # doctest: +SKIP
+        True
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_:.]+", format):
+        raise GraphvizError(f"not a Graphviz output format: {format!r}")
+    program = shutil.which("dot")
+    if program is None:
+        raise GraphvizNotFound(
+            "Graphviz's `dot` program was not found on PATH; install Graphviz "
+            "(Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz)"
+        )
+    source = to_dot(section, state).encode()
+    try:
+        done = subprocess.run(
+            [program, f"-T{format}"], input=source, capture_output=True, timeout=120, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise GraphvizError(f"dot -T{format} did not finish within 120 seconds") from exc
+    if done.returncode != 0:
+        message = done.stderr.decode(errors="replace").strip()
+        raise GraphvizError(f"dot -T{format} failed (exit {done.returncode}): {message}")
+    return done.stdout
+
+
+def _json(stmt: object) -> dict[str, Any]:
+    kind = type(stmt).__name__
+    match stmt:
+        case Section():
+            return {"type": kind, "body": _body(stmt)}
+        case Step():
+            return {"type": kind, "name": stmt.name, "retry": _retry(stmt.retry)}
+        case If():
+            branches = [{"cond": cond_value(b.cond), "body": _body(b.body)} for b in stmt.branches]
+            orelse = None if stmt.else_body is None else _body(stmt.else_body)
+            return {"type": kind, "branches": branches, "else": orelse}
+        case Switch():
+            return {"type": kind, "cases": [_json(case) for case in stmt.cases]}
+        case Case():
+            return {"type": kind, "cond": cond_value(stmt.cond), "body": _body(stmt.body)}
+        case Default():
+            return {"type": kind, "body": _body(stmt.body)}
+        case For():
+            cond = cond_value(stmt.cond)
+            return {"type": kind, "name": stmt.name, "cond": cond, "body": _body(stmt.body)}
+        case Break() | Continue() | Return():
+            return {"type": kind}
+        case Go():
+            go_id = "lazy" if callable(stmt.id) else stmt.id
+            return {"type": kind, "name": stmt.name, "id": go_id, "body": _body(stmt.body)}
+        case Wait():
+            return {"type": kind, "name": stmt.name, "events": [_json(on) for on in stmt.events]}
+        case On():
+            return {
+                "type": kind,
+                "event": stmt.event,
+                "handler": handler_type(stmt.handler),
+                "timer": _timer(stmt.handler),
+                "body": _body(stmt.body),
+            }
+        case WaitFor():
+            cond = cond_value(stmt.cond)
+            return {
+                "type": kind,
+                "name": stmt.name,
+                "cond": cond,
+                "handler": stmt.handler is not None,
+            }
+        case Sleep():
+            seconds = _seconds(stmt.duration)
+            return {"type": kind, "name": stmt.name, "seconds": seconds, "event": stmt.event}
+        case _:
+            return {"type": "invalid", "got": kind}
+
+
+def _body(section: Section) -> list[dict[str, Any]]:
+    return [_json(stmt) for stmt in section.body]
+
+
+def _seconds(delay: object) -> int | float | None:
+    if not isinstance(delay, timedelta):
+        return None
+    seconds = delay.total_seconds()
+    return int(seconds) if seconds.is_integer() else seconds
+
+
+def _timer(handler: object) -> int | float | str | None:
+    if not isinstance(handler, Timer):
+        return None
+    return handler.at.isoformat() if handler.at is not None else _seconds(handler.delay)
+
+
+def _retry(policy: object) -> dict[str, Any] | None:
+    if not isinstance(policy, RetryPolicy):
+        return None
+    return {
+        "max_attempts": policy.max_attempts,
+        "initial_interval": _seconds(policy.initial_interval),
+        "backoff_coefficient": policy.backoff_coefficient,
+        "max_interval": _seconds(policy.max_interval),
+        "non_retryable": [kind.__name__ for kind in policy.non_retryable],
+    }
