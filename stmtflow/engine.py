@@ -1,0 +1,601 @@
+"""`Engine`: the interpreter and a store, tied together so that nothing is lost.
+
+Every unit of work on an instance — start it, deliver an event, fire its due timers, retry its
+failed step, cancel it — runs under a lease on its record and is persisted checkpoint by
+checkpoint with compare-and-set writes fenced by that lease. A worker that lost its lease
+cannot commit; a worker that dies leaves the record claimable once the lease lapses, and the
+next worker carries on from the last persisted checkpoint.
+
+Which checkpoints are written: ``after_step``, ``after_setup``, ``after_teardown`` and
+``after_condition`` (each follows user code with effects outside the data: that progress must
+not be redone), plus the state at the end of the unit. ``after_resume`` moves are not written:
+a move runs no user code with effects (only conditions and ids over the data), so redoing it
+after a crash from the last written checkpoint gives the same positions.
+
+Example:
+    >>> import stmtflow as sf
+    >>> class Greet(sf.WorkflowState):
+    ...     greeted: bool = False
+    ...     def definition(self):
+    ...         return sf.S(sf.Step("greet", self.greet))
+    ...     def greet(self):
+    ...         self.greeted = True
+    >>> engine = Engine("memory://", workflows=[Greet])
+    >>> inst = engine.start(Greet, id="g-1")
+    >>> inst.status.value, inst.data.greeted
+    ('finished', True)
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from stmtflow.drivers import cancel as cancel_state
+from stmtflow.drivers import handle_callback, restart, resume
+from stmtflow.errors import ConflictError, StepLimitExceeded, StmtflowError
+from stmtflow.handlers import FunctionHandler
+from stmtflow.program import Program
+from stmtflow.state import (
+    CallbackRequest,
+    CheckpointType,
+    State,
+    ThreadStatus,
+    WaitEventStatus,
+    WorkflowStatus,
+    load_state,
+    new_state,
+)
+from stmtflow.statements import RetryPolicy
+from stmtflow.stores import Record, Store, open_store
+from stmtflow.timers import due_timers, next_wakeup, timer_deadline
+from stmtflow.workflow import WorkflowState
+
+__all__ = ["Engine", "Instance", "PendingEvent", "WorkerStats"]
+
+DEFAULT_RETRY = RetryPolicy()
+"""The policy of steps without one, unless the engine is given another."""
+
+_TERMINAL = (WorkflowStatus.FINISHED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """A stored workflow instance, loaded.
+
+    Attributes:
+        id: the instance id.
+        workflow: the workflow type name.
+        status: where the execution stands.
+        data: the workflow data (an instance of the registered class).
+        state: the execution state.
+        version: the record's version (+1 per write).
+        wake_at: when the engine will next wake it (a timer or a retry), if ever.
+        error: the last error, if any (a failed step, or an error the engine met running it).
+    """
+
+    id: str
+    workflow: str
+    status: WorkflowStatus
+    data: WorkflowState
+    state: State
+    version: int
+    wake_at: datetime | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """An event an instance waits for.
+
+    Attributes:
+        name: the event name to send.
+        thread_id: the waiting thread.
+        type: the handler type (``FunctionHandler``, ``Timer``, ...).
+        input_schema: JSON Schema of the input (for function handlers), else None.
+        deadline: when a timer fires, else None.
+        status: the event's setup status (``setup``, ``setup_error``, ...).
+    """
+
+    name: str
+    thread_id: str
+    type: str
+    input_schema: dict[str, Any] | None
+    deadline: datetime | None
+    status: str
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """Counters a worker keeps (shown by ``stmtflow worker``)."""
+
+    processed: int = 0
+    """Instances a tick worked on."""
+    fired: int = 0
+    """Timers fired, retries run and crashed work recovered."""
+    failed: int = 0
+    """Units that ended in an error (recorded on the instance)."""
+    last_error: str | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Engine:
+    """Runs workflow instances kept in a store.
+
+    Args:
+        store: a `Store`, or a store URL (default ``sqlite:///stmtflow.db``).
+        workflows: workflow classes to register, each under its class name (or its
+            ``workflow_name`` class attribute).
+        default_retry: the policy of steps without one (None: a failing step without a policy
+            leaves the instance where it is, with the error recorded, until a later tick).
+        lease: how long a claim on an instance lasts (renewed while work goes on).
+        owner: this engine's lease owner name (default host:pid:random).
+        max_steps: actions one unit may run (`StepLimitExceeded` beyond, then a later tick
+            continues).
+        error_backoff: how long an instance that met an error waits before the next try.
+
+    Example:
+        >>> engine = Engine("memory://")
+        >>> engine.list()
+        []
+    """
+
+    def __init__(
+        self,
+        store: Store | str | None = None,
+        workflows: builtins.list[type[WorkflowState]] | tuple[type[WorkflowState], ...] = (),
+        *,
+        default_retry: RetryPolicy | None = DEFAULT_RETRY,
+        lease: timedelta = timedelta(seconds=60),
+        owner: str | None = None,
+        max_steps: int = 10_000,
+        error_backoff: timedelta = timedelta(seconds=30),
+    ) -> None:
+        self.store: Store = open_store(store) if isinstance(store, str) else store or open_store()
+        self.default_retry = default_retry
+        self.lease = lease
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.max_steps = max_steps
+        self.error_backoff = error_backoff
+        self._classes: dict[str, type[WorkflowState]] = {}
+        for cls in workflows:
+            self.register(cls)
+
+    # -- registration -----------------------------------------------------------------------------
+
+    @staticmethod
+    def type_name(cls: type[WorkflowState]) -> str:
+        """The name a workflow class is registered and stored under."""
+        name = getattr(cls, "workflow_name", None)
+        return name if isinstance(name, str) and name else cls.__name__
+
+    def register(self, cls: type[WorkflowState], *, target: str | None = None) -> str:
+        """Register a workflow class; ``target`` (``file.py:Class``) is remembered in the store."""
+        if not (isinstance(cls, type) and issubclass(cls, WorkflowState)):
+            raise TypeError(f"expected a WorkflowState subclass, got {cls!r}")
+        name = self.type_name(cls)
+        self._classes[name] = cls
+        if target is not None:
+            self.store.set_target(name, target)
+        return name
+
+    def workflow_class(self, workflow: str | type[WorkflowState]) -> type[WorkflowState]:
+        """The registered class for a name (or the class itself, registering it)."""
+        if isinstance(workflow, type):
+            self.register(workflow)
+            return workflow
+        cls = self._classes.get(workflow)
+        if cls is None:
+            known = ", ".join(sorted(self._classes)) or "none"
+            raise StmtflowError(
+                f"workflow type {workflow!r} is not registered with this engine "
+                f"(registered: {known})"
+            )
+        return cls
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def _load(self, rec: Record) -> tuple[WorkflowState, State]:
+        cls = self.workflow_class(rec.workflow)
+        return cls.model_validate_json(rec.data), load_state(rec.state)
+
+    def _instance(self, rec: Record) -> Instance:
+        wf, state = self._load(rec)
+        return Instance(
+            id=rec.id,
+            workflow=rec.workflow,
+            status=WorkflowStatus(rec.status),
+            data=wf,
+            state=state,
+            version=rec.version,
+            wake_at=rec.wake_at,
+            error=rec.error,
+        )
+
+    def get(self, id: str) -> Instance:
+        """The stored instance. Raises `NotFound` for an unknown id."""
+        return self._instance(self.store.get(id))
+
+    def list(
+        self, status: str | WorkflowStatus | None = None, workflow: str | None = None
+    ) -> builtins.list[Instance]:
+        """Stored instances, oldest first, optionally filtered by status and type."""
+        value = WorkflowStatus(status).value if status is not None else None
+        return [self._instance(r) for r in self.store.list(status=value, workflow=workflow)]
+
+    def pending(self, id: str) -> builtins.list[PendingEvent]:
+        """The events instance ``id`` waits for, with input schemas and timer deadlines."""
+        wf, state = self._load(self.store.get(id))
+        if state.status in _TERMINAL:
+            return []
+        program = Program(wf.definition(), type(wf), f"workflow {id!r}")
+        events = []
+        for thread in state.threads:
+            if thread.status is not ThreadStatus.WAITING_EVENT or thread.cur_callback:
+                continue
+            for event in thread.wait_events:
+                found = program.find_event(event.req.name)
+                handler = program.handler(event.req.name) if found else None
+                schema = handler.schemas()[0] if isinstance(handler, FunctionHandler) else None
+                events.append(
+                    PendingEvent(
+                        name=event.req.name,
+                        thread_id=thread.id,
+                        type=event.type,
+                        input_schema=schema,
+                        deadline=timer_deadline(event),
+                        status=event.status.value,
+                    )
+                )
+        return events
+
+    # -- units of work ----------------------------------------------------------------------------
+
+    def _wake_at(self, state: State, now: datetime) -> datetime | None:
+        """When the instance needs the engine next: due work, or a retry of a failed setup."""
+        retry_events = bool(state.teardowns) or any(
+            e.status is WaitEventStatus.SETUP_ERROR for t in state.threads for e in t.wait_events
+        )
+        later = now + self.error_backoff if retry_events else None
+        if state.status is WorkflowStatus.RESUMING:
+            return now
+        if state.status in _TERMINAL:
+            return later
+        wake = next_wakeup(state)
+        return min((t for t in (wake, later) if t is not None), default=None)
+
+    @contextmanager
+    def _unit(self, rec: Record, now: datetime) -> Iterator[_Unit]:
+        """Work on a claimed record; the lease is released at the end, whatever happens."""
+        wf, state = self._load(rec)
+        unit = _Unit(self, rec, wf, state, now)
+        try:
+            yield unit
+        finally:
+            self.store.release(rec.id, self.owner, rec.fence)
+
+    def _claim(self, id: str, wait: timedelta = timedelta(seconds=10)) -> Record:
+        """Claim one instance, waiting a little while another worker holds it."""
+        deadline = time.monotonic() + wait.total_seconds()
+        delay = 0.01
+        while True:
+            try:
+                return self.store.claim(id, self.owner, self.lease, _now())
+            except ConflictError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    def start(
+        self,
+        workflow: str | type[WorkflowState],
+        data: WorkflowState | dict[str, Any] | None = None,
+        *,
+        id: str | None = None,
+    ) -> Instance:
+        """Create an instance and run it until it blocks.
+
+        The same ``id`` twice returns the existing instance and runs nothing again.
+
+        Raises:
+            StmtflowError: the workflow type is not registered.
+            ValueError: ``data`` does not fit the workflow's fields (nothing is stored).
+        """
+        cls = self.workflow_class(workflow)
+        name = self.type_name(cls)
+        if isinstance(data, cls):
+            wf = data
+        else:
+            try:
+                wf = cls.model_validate(data or {})
+            except ValidationError as exc:
+                raise ValueError(f"invalid data for workflow {name}: {exc}") from exc
+        id = id or uuid.uuid4().hex
+        try:
+            return self.get(id)
+        except LookupError:
+            pass
+        # An invalid definition is refused before anything is stored.
+        Program(wf.definition(), cls, f"workflow {id!r} ({name})")
+        now = _now()
+        state = new_state(id, name)
+        record = Record(
+            id=id,
+            workflow=name,
+            data=wf.model_dump_json(),
+            state=state.model_dump_json(),
+            status=state.status.value,
+            wake_at=now,
+            lease_owner=self.owner,
+            lease_expires=now + self.lease,
+        )
+        try:
+            rec = self.store.create(record)
+        except ConflictError:
+            return self.get(id)
+        with self._unit(rec, now) as unit:
+            unit.run()
+        return self.get(id)
+
+    def send(
+        self,
+        id: str,
+        event: str,
+        input: Any = None,
+        *,
+        thread_id: str | None = None,
+    ) -> Any:
+        """Deliver an event, then run the instance until it blocks; returns the handler's output.
+
+        Load, ``handle_callback``, persist, ``resume`` and persist happen under one lease. A
+        refused callback (unknown event, bad input, finished workflow, ...) changes nothing.
+        """
+        now = _now()
+        with self._unit(self._claim(id), now) as unit:
+            req = CallbackRequest(workflow_id=id, thread_id=thread_id or "", name=event)
+            output = handle_callback(req, unit.wf, unit.state, input, now=now)
+            unit.save()
+            unit.run()
+        return output
+
+    def cancel(self, id: str) -> Instance:
+        """End the instance: pending events torn down, status ``cancelled``."""
+        now = _now()
+        with self._unit(self._claim(id), now) as unit:
+            cancel_state(unit.wf, unit.state, unit.checkpoint, now=now)
+            unit.save()
+        return self.get(id)
+
+    def restart(self, id: str) -> Instance:
+        """Give a ``failed`` instance's failed step a fresh set of attempts and run it."""
+        now = _now()
+        with self._unit(self._claim(id), now) as unit:
+            restart(unit.state)
+            unit.save()
+            unit.run()
+        return self.get(id)
+
+    def tick(self, now: datetime | None = None, *, limit: int = 100) -> int:
+        """Fire due timers and run due retries (and work a crashed worker left); how many.
+
+        Each due instance is claimed under a lease, so several workers can tick at once.
+        """
+        return self._tick(now or _now(), limit, WorkerStats())
+
+    def _tick(self, now: datetime, limit: int, stats: WorkerStats) -> int:
+        count = 0
+        seen: set[str] = set()
+        while True:
+            batch = self.store.claim_due(now, self.owner, self.lease, limit)
+            fresh = [r for r in batch if r.id not in seen]
+            for rec in batch:
+                if rec.id in seen:
+                    self.store.release(rec.id, self.owner, rec.fence)
+            if not fresh:
+                return count
+            for rec in fresh:
+                seen.add(rec.id)
+                stats.processed += 1
+                try:
+                    fired = self._work_due(rec, now)
+                except (StmtflowError, ValidationError) as exc:
+                    stats.failed += 1
+                    stats.last_error = f"{rec.id}: {exc}"
+                    continue
+                count += fired
+                stats.fired += fired
+
+    def _work_due(self, rec: Record, now: datetime) -> int:
+        with self._unit(rec, now) as unit:
+            fired = 0
+            state = unit.state
+            if state.status is WorkflowStatus.RESUMING or any(
+                t.status is ThreadStatus.EXECUTING and t.retry_at and t.retry_at <= now
+                for t in state.threads
+            ):
+                fired += 1
+            unit.run()
+            while state.status not in _TERMINAL and (due := due_timers(state, now)):
+                handle_callback(due[0], unit.wf, state, None, now=now)
+                unit.save()
+                unit.run()
+                fired += 1
+            return fired
+
+    def run_worker(
+        self,
+        *,
+        concurrency: int = 1,
+        poll_interval: float = 0.5,
+        stop: threading.Event | None = None,
+        on_tick: Callable[[WorkerStats], None] | None = None,
+        handle_signals: bool = True,
+    ) -> WorkerStats:
+        """Tick until stopped: ``stop`` is set, or SIGINT/SIGTERM (the current unit finishes).
+
+        ``concurrency`` threads tick side by side (each claims its own instances).
+        ``on_tick`` is called with the running counters after every tick (for a display).
+        """
+        stop = stop or threading.Event()
+        stats = WorkerStats()
+        lock = threading.Lock()
+        restore = _install_signals(stop) if handle_signals else None
+
+        def loop() -> None:
+            while not stop.is_set():
+                local = WorkerStats()
+                try:
+                    self._tick(_now(), 20, local)
+                except StmtflowError as exc:
+                    local.failed += 1
+                    local.last_error = str(exc)
+                with lock:
+                    stats.processed += local.processed
+                    stats.fired += local.fired
+                    stats.failed += local.failed
+                    stats.last_error = local.last_error or stats.last_error
+                    if on_tick is not None:
+                        on_tick(stats)
+                if not local.processed:
+                    stop.wait(poll_interval)
+
+        try:
+            threads = [threading.Thread(target=loop, daemon=True) for _ in range(concurrency - 1)]
+            for t in threads:
+                t.start()
+            loop()
+            for t in threads:
+                t.join()
+        finally:
+            if restore is not None:
+                restore()
+        return stats
+
+    def due_count(self, now: datetime | None = None) -> int:
+        """How many instances are due now (for a worker display)."""
+        moment = now or _now()
+        return sum(
+            1
+            for r in self.store.list(status=WorkflowStatus.WAITING.value)
+            if r.wake_at is not None and r.wake_at <= moment
+        )
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Unit:
+    """One unit of work on a claimed record: persists each checkpoint, fenced by the lease."""
+
+    def __init__(
+        self, engine: Engine, rec: Record, wf: WorkflowState, state: State, now: datetime
+    ) -> None:
+        self.engine = engine
+        self.rec = rec
+        self.fence = rec.fence
+        self.wf = wf
+        self.state = state
+        self.now = now
+        self.saved = (rec.data, rec.state)
+
+    def save(self, error: str | None = None) -> None:
+        """Write data and state if they changed (compare-and-set, fenced)."""
+        data, state = self.wf.model_dump_json(), self.state.model_dump_json()
+        if (data, state) == self.saved and error is None and self.rec.error is None:
+            return
+        engine = self.engine
+        self.rec = engine.store.update(
+            replace(
+                self.rec,
+                data=data,
+                state=state,
+                status=self.state.status.value,
+                wake_at=engine._wake_at(self.state, self.now),
+                error=error or self.state.error,
+            ),
+            expected_version=self.rec.version,
+            fence=self.fence,
+        )
+        self.saved = (data, state)
+        self._renew()
+
+    def _renew(self) -> None:
+        rec, engine = self.rec, self.engine
+        if rec.lease_expires is not None and rec.lease_expires - _now() < engine.lease / 2:
+            self.rec = engine.store.renew(rec.id, engine.owner, self.fence, engine.lease, _now())
+
+    def checkpoint(self, kind: CheckpointType) -> None:
+        if kind is not CheckpointType.AFTER_RESUME:
+            self.save()
+
+    def run(self) -> None:
+        """Resume until blocked; an error is recorded on the instance, then raised."""
+        engine = self.engine
+        try:
+            resume(
+                self.wf,
+                self.state,
+                self.checkpoint,
+                max_steps=engine.max_steps,
+                now=self.now,
+                default_retry=engine.default_retry,
+            )
+        except ConflictError:
+            raise
+        except StmtflowError as exc:
+            # Keep data and state as last written, record why, and come back later (at once
+            # for a step limit: the loop is long, not broken).
+            wf, state = engine._load(replace(self.rec, data=self.saved[0], state=self.saved[1]))
+            self.wf, self.state = wf, state
+            later = (
+                self.now if isinstance(exc, StepLimitExceeded) else self.now + engine.error_backoff
+            )
+            self.rec = engine.store.update(
+                replace(self.rec, error=str(exc), wake_at=later),
+                expected_version=self.rec.version,
+                fence=self.fence,
+            )
+            raise
+        self.save()
+
+
+def _install_signals(stop: threading.Event) -> Callable[[], None] | None:
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
