@@ -1,0 +1,81 @@
+"""Shared fixtures: the PostgreSQL server for store and engine tests.
+
+``pg_url`` gives each test its own, empty schema on the test server, named
+``stmtflow_test_<pid>_<random>_<n>`` (one prefix per session, so concurrent runs never collide);
+every schema the session handed out is dropped when it ends.
+
+The server is ``$STMTFLOW_TEST_PG`` or ``postgresql://postgres@127.0.0.1:5432/test``. When it
+cannot be reached (or psycopg is not installed) PostgreSQL tests are skipped with the reason --
+unless ``$CI`` is set: in CI an unreachable server fails the run instead of hiding the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import pytest
+
+DEFAULT_TEST_PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def with_schema(url: str, schema: str) -> str:
+    """``url`` with its ``schema`` query parameter set to ``schema``."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "schema"] + [("schema", schema)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so PostgreSQL tests must run)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """The reachable test server's URL (no schema); skips (fails under CI) if unreachable."""
+    url = os.environ.get("STMTFLOW_TEST_PG", DEFAULT_TEST_PG)
+    try:
+        import psycopg
+    except ImportError:
+        _unavailable("psycopg is not installed: pip install 'stmtflow[postgres]'")
+        raise  # unreachable: _unavailable raised
+    try:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _unavailable(f"PostgreSQL test server {url} is unreachable: {first}")
+    yield url
+
+
+@pytest.fixture(scope="session")
+def pg_schema_factory(pg_server: str) -> Iterator[Callable[[], str]]:
+    """Makes a URL with a fresh schema name each call; drops every such schema at the end."""
+    import psycopg
+    from psycopg import sql
+
+    prefix = f"stmtflow_test_{os.getpid()}_{secrets.token_hex(3)}"
+    made: list[str] = []
+
+    def new_url() -> str:
+        name = f"{prefix}_{len(made)}"
+        made.append(name)
+        return with_schema(pg_server, name)
+
+    yield new_url
+    if made:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            for name in made:
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name))
+                )
+
+
+@pytest.fixture
+def pg_url(pg_schema_factory: Callable[[], str]) -> str:
+    """A PostgreSQL store URL whose schema is this test's alone (created on first use)."""
+    return pg_schema_factory()

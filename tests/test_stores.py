@@ -1,0 +1,396 @@
+"""The store contract: one suite, run against every store (memory, SQLite file, PostgreSQL)."""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from stmtflow.errors import ConflictError, NotFound, StmtflowError
+from stmtflow.state import WorkflowStatus
+from stmtflow.stores import DEFAULT_URL, MemoryStore, Record, SQLiteStore, Store, open_store
+
+NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
+
+
+def rec(id: str, **changes: object) -> Record:
+    base = Record(id=id, workflow="Order", data='{"n": 1}', state="{}", status="waiting")
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'stmtflow.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    with open_store(store_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def durable_url(store_url: str) -> str:
+    if store_url == "memory://":
+        pytest.skip("the memory store is not shared between opens or processes")
+    return store_url
+
+
+# -- create / get / list -----------------------------------------------------------------------
+
+
+def test_create_then_get_returns_the_stored_record(store: Store) -> None:
+    data = '{"b": 1,  "a": "\u00e9", "n": 1.50}'
+    created = store.create(rec("a", data=data, wake_at=NOW, error="boom"))
+    assert (created.version, created.fence, created.lease_owner) == (1, 0, None)
+    assert created.data == data  # byte for byte, never re-serialised
+    assert created.created_at is not None and created.created_at.tzinfo is UTC
+    assert created.updated_at == created.created_at
+    assert store.get("a") == created
+    assert isinstance(store, Store)
+
+
+def test_duplicate_id_is_a_conflict_and_keeps_the_stored_record(store: Store) -> None:
+    first = store.create(rec("a", data='{"first": true}'))
+    with pytest.raises(ConflictError, match="'a' already exists"):
+        store.create(rec("a", data='{"second": true}'))
+    assert store.get("a") == first
+
+
+def test_missing_ids_are_not_found(store: Store) -> None:
+    with pytest.raises(NotFound, match="'nope'"):
+        store.get("nope")
+    with pytest.raises(NotFound):
+        store.update(rec("nope"), expected_version=1)
+    with pytest.raises(NotFound):
+        store.claim("nope", "w", LEASE, NOW)
+    with pytest.raises(NotFound):
+        store.renew("nope", "w", 1, LEASE, NOW)
+    with pytest.raises(NotFound):
+        store.release("nope", "w", 1)
+
+
+def test_list_orders_by_creation_and_filters(store: Store) -> None:
+    t0 = NOW - timedelta(days=1)
+    store.create(rec("c", created_at=t0, status="finished"))
+    store.create(rec("b", created_at=t0 + timedelta(seconds=1), workflow="Refund"))
+    store.create(rec("a", created_at=t0 + timedelta(seconds=2)))
+    store.create(rec("a2", created_at=t0 + timedelta(seconds=2)))
+    assert [r.id for r in store.list()] == ["c", "b", "a", "a2"]
+    assert [r.id for r in store.list(status="waiting")] == ["b", "a", "a2"]
+    assert [r.id for r in store.list(status=WorkflowStatus.FINISHED)] == ["c"]
+    assert [r.id for r in store.list(workflow="Order", status="waiting")] == ["a", "a2"]
+    assert [r.id for r in store.list(limit=2)] == ["c", "b"]
+    assert store.list(workflow="Nope") == []
+    with pytest.raises(ValueError, match="unknown status 'bogus'"):
+        store.list(status="bogus")
+
+
+# -- compare-and-set ---------------------------------------------------------------------------
+
+
+def test_update_is_compare_and_set_on_the_version(store: Store) -> None:
+    created = store.create(rec("a", created_at=NOW))
+    changed = dataclasses.replace(
+        created, data='{"n": 2}', status=WorkflowStatus.RESUMING, wake_at=NOW, error="e"
+    )
+    second = store.update(changed, expected_version=1)
+    assert (second.version, second.data, second.status, second.wake_at, second.error) == (
+        2,
+        '{"n": 2}',
+        "resuming",
+        NOW,
+        "e",
+    )
+    assert second.created_at == NOW and second.updated_at is not None
+    assert store.get("a") == second
+
+    with pytest.raises(ConflictError, match=r"'a'.*expected version 1, found version 2"):
+        store.update(dataclasses.replace(created, data='{"lost": 1}'), expected_version=1)
+    assert store.get("a") == second
+
+
+def test_update_never_changes_identity_or_lease(store: Store) -> None:
+    store.create(rec("a"))
+    claimed = store.claim("a", "w", LEASE, NOW)
+    forged = dataclasses.replace(claimed, workflow="Other", lease_owner=None, lease_expires=None)
+    stored = store.update(dataclasses.replace(forged, fence=99), expected_version=1)
+    assert (stored.workflow, stored.lease_owner, stored.fence) == ("Order", "w", 1)
+
+
+def test_records_validate_their_fields() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        rec("a", wake_at=datetime(2030, 1, 1))
+    with pytest.raises(ValueError, match="unknown status 'done'"):
+        rec("a", status="done")
+    with pytest.raises(ValueError, match="together"):
+        rec("a", lease_owner="w")
+    with pytest.raises(ValueError, match="non-empty"):
+        rec("")
+
+
+def test_datetimes_round_trip_as_aware_utc(store: Store) -> None:
+    plus5 = timezone(timedelta(hours=5))
+    wake = datetime(2030, 6, 1, 17, 30, 0, 123456, tzinfo=plus5)
+    created = store.create(rec("a", wake_at=wake, created_at=wake - timedelta(days=1)))
+    for got in (created, store.get("a")):
+        assert got.wake_at == wake and got.wake_at is not None
+        assert got.wake_at.tzinfo is UTC and got.wake_at.hour == 12
+        assert got.wake_at.microsecond == 123456
+        assert got.created_at is not None and got.created_at.tzinfo is UTC
+
+
+# -- claiming due work -------------------------------------------------------------------------
+
+
+def test_claim_due_takes_only_due_unleased_live_work_in_wake_order(store: Store) -> None:
+    store.create(rec("late", wake_at=NOW - timedelta(minutes=1)))
+    store.create(rec("later", wake_at=NOW - timedelta(minutes=3)))
+    store.create(rec("exactly-now", wake_at=NOW))
+    store.create(rec("future", wake_at=NOW + timedelta(seconds=1)))
+    store.create(rec("asleep"))  # waiting, no wake-up: only a callback moves it
+    store.create(rec("done", status="finished", wake_at=NOW - timedelta(hours=1)))
+    store.create(rec("held", wake_at=NOW - timedelta(hours=1), lease_owner="x", lease_expires=NOW))
+
+    claimed = store.claim_due(NOW, "w1", LEASE, limit=10)
+    assert [r.id for r in claimed] == ["later", "late", "exactly-now"]
+    for r in claimed:
+        assert (r.lease_owner, r.lease_expires, r.fence, r.version) == ("w1", NOW + LEASE, 1, 1)
+        assert store.get(r.id) == r
+    assert store.claim_due(NOW, "w2", LEASE, limit=10) == []
+
+
+def test_claim_due_respects_the_limit(store: Store) -> None:
+    for i in range(5):
+        store.create(rec(f"r{i}", wake_at=NOW - timedelta(minutes=10 - i)))
+    assert [r.id for r in store.claim_due(NOW, "w", LEASE, 2)] == ["r0", "r1"]
+    assert [r.id for r in store.claim_due(NOW, "w", LEASE, 2)] == ["r2", "r3"]
+    assert [r.id for r in store.claim_due(NOW, "w", LEASE, 2)] == ["r4"]
+
+
+def test_resuming_work_left_by_a_crash_is_claimable(store: Store) -> None:
+    store.create(rec("fresh", status="resuming"))
+    store.create(rec("crashed", status="resuming", lease_owner="dead", lease_expires=NOW))
+    store.create(rec("due", wake_at=NOW - timedelta(seconds=1)))
+    claimed = store.claim_due(NOW + timedelta(seconds=1), "w", LEASE, 10)
+    by_id = {r.id: r for r in claimed}
+    assert [r.id for r in claimed][-1] == "due"  # no wake-up time: crash leftovers come first
+    assert set(by_id) == {"fresh", "crashed", "due"}
+    assert (by_id["fresh"].fence, by_id["crashed"].fence) == (1, 2)
+
+
+def test_an_expired_lease_lets_another_owner_reclaim(store: Store) -> None:
+    store.create(rec("a", wake_at=NOW))
+    (first,) = store.claim_due(NOW, "w1", LEASE, 10)
+    assert store.claim_due(NOW + LEASE, "w2", LEASE, 10) == []  # still live at its expiry
+    (second,) = store.claim_due(NOW + LEASE + timedelta(seconds=1), "w2", LEASE, 10)
+    assert (second.lease_owner, second.fence) == ("w2", first.fence + 1)
+
+
+def test_a_creator_can_hold_a_new_record_from_birth(store: Store) -> None:
+    born = store.create(rec("a", status="resuming", lease_owner="starter", lease_expires=NOW))
+    assert born.fence == 1
+    assert store.claim_due(NOW, "w", LEASE, 10) == []
+    assert store.update(born, expected_version=1, fence=1).version == 2
+
+
+# -- fencing -----------------------------------------------------------------------------------
+
+
+def test_a_worker_whose_lease_was_taken_over_cannot_commit(store: Store) -> None:
+    store.create(rec("a", wake_at=NOW))
+    (old,) = store.claim_due(NOW, "w1", LEASE, 10)
+    (new,) = store.claim_due(NOW + timedelta(minutes=5), "w2", LEASE, 10)
+    before = store.get("a")
+
+    late = dataclasses.replace(old, data='{"stale": true}', status="finished")
+    with pytest.raises(ConflictError, match=r"'a'.*fence 1 is no longer held.*'w2'"):
+        store.update(late, expected_version=old.version, fence=old.fence)
+    assert store.get("a") == before
+    assert store.release("a", "w1", old.fence) is False
+    with pytest.raises(ConflictError):
+        store.renew("a", "w1", old.fence, LEASE, NOW)
+
+    done = store.update(dataclasses.replace(new, status="finished"), expected_version=1, fence=2)
+    assert (done.version, done.status, done.lease_owner) == (2, "finished", "w2")
+
+
+def test_a_released_lease_cannot_be_written_with(store: Store) -> None:
+    store.create(rec("a"))
+    held = store.claim("a", "w", LEASE, NOW)
+    assert store.release("a", "w", held.fence) is True
+    with pytest.raises(ConflictError, match="released"):
+        store.update(held, expected_version=1, fence=held.fence)
+    assert store.get("a").version == 1
+
+
+def test_release_drops_only_the_matching_lease_and_keeps_the_version(store: Store) -> None:
+    store.create(rec("a", wake_at=NOW))
+    (held,) = store.claim_due(NOW, "w", LEASE, 10)
+    assert store.release("a", "w", held.fence + 1) is False
+    assert store.release("a", "other", held.fence) is False
+    assert store.get("a").lease_owner == "w"
+    assert store.release("a", "w", held.fence) is True
+    after = store.get("a")
+    assert (after.lease_owner, after.lease_expires, after.version, after.fence) == (
+        None,
+        None,
+        1,
+        1,
+    )
+    assert [r.fence for r in store.claim_due(NOW, "w2", LEASE, 10)] == [2]
+
+
+def test_claim_one_record(store: Store) -> None:
+    store.create(rec("a", status="finished"))
+    held = store.claim("a", "w1", LEASE, NOW)
+    assert (held.lease_owner, held.fence) == ("w1", 1)
+    with pytest.raises(ConflictError, match="'a' is leased by 'w1'"):
+        store.claim("a", "w2", LEASE, NOW + timedelta(seconds=5))
+    assert store.get("a") == held
+    assert store.claim("a", "w1", LEASE, NOW).fence == 2  # an owner may re-claim its own
+    taken = store.claim("a", "w2", LEASE, NOW + LEASE + timedelta(seconds=1))
+    assert (taken.lease_owner, taken.fence) == ("w2", 3)
+
+
+def test_renew_extends_a_held_lease(store: Store) -> None:
+    store.create(rec("a"))
+    held = store.claim("a", "w", LEASE, NOW)
+    renewed = store.renew("a", "w", held.fence, LEASE, NOW + timedelta(seconds=20))
+    assert (renewed.lease_expires, renewed.fence) == (NOW + timedelta(seconds=50), held.fence)
+    assert store.claim_due(NOW + timedelta(seconds=40), "w2", LEASE, 10) == []
+
+
+# -- concurrency -------------------------------------------------------------------------------
+
+
+def _drain(store: Store, owner: str, limit: int = 3) -> list[str]:
+    got: list[str] = []
+    while batch := store.claim_due(NOW, owner, timedelta(hours=1), limit):
+        got.extend(r.id for r in batch)
+    return got
+
+
+def test_concurrent_claimers_in_threads_claim_each_record_once(store: Store) -> None:
+    ids = [f"r{i:03}" for i in range(60)]
+    for i, id_ in enumerate(ids):
+        store.create(rec(id_, wake_at=NOW - timedelta(seconds=i)))
+    results: dict[str, list[str]] = {}
+    start = threading.Barrier(4)
+
+    def work(owner: str) -> None:
+        start.wait()
+        results[owner] = _drain(store, owner)
+
+    threads = [threading.Thread(target=work, args=(f"w{n}",)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    claimed = [id_ for got in results.values() for id_ in got]
+    assert sorted(claimed) == ids
+    assert {r.fence for r in store.list()} == {1}
+
+
+def _claim_in_process(url: str, owner: str) -> list[str]:
+    with open_store(url) as store:
+        return _drain(store, owner, limit=2)
+
+
+def test_concurrent_claimers_in_processes_claim_each_record_once(durable_url: str) -> None:
+    ids = [f"r{i:03}" for i in range(80)]
+    with open_store(durable_url) as store:
+        for id_ in ids:
+            store.create(rec(id_, wake_at=NOW))
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(3) as pool:
+        results = pool.starmap(_claim_in_process, [(durable_url, f"p{n}") for n in range(3)])
+    claimed = [id_ for got in results for id_ in got]
+    assert sorted(claimed) == ids
+    with open_store(durable_url) as store:
+        assert {(r.fence, r.lease_owner in {"p0", "p1", "p2"}) for r in store.list()} == {(1, True)}
+
+
+# -- durability, registry, URLs ----------------------------------------------------------------
+
+
+def test_records_and_targets_survive_reopening(durable_url: str) -> None:
+    with open_store(durable_url) as store:
+        created = store.create(rec("a", wake_at=NOW))
+        store.set_target("Order", "shop/flows.py:Order")
+    with open_store(durable_url) as store:
+        assert store.get("a") == created
+        assert store.get_target("Order") == "shop/flows.py:Order"
+
+
+def test_target_registry(store: Store) -> None:
+    assert store.get_target("Order") is None
+    assert store.targets() == {}
+    store.set_target("Order", "flows.py:Order")
+    store.set_target("Order", "shop.flows:Order")
+    store.set_target("Refund", "shop.flows:Refund")
+    assert store.get_target("Order") == "shop.flows:Order"
+    assert store.targets() == {"Order": "shop.flows:Order", "Refund": "shop.flows:Refund"}
+
+
+def test_open_store_schemes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert DEFAULT_URL == "sqlite:///stmtflow.db"
+    assert isinstance(open_store("memory://"), MemoryStore)
+    monkeypatch.chdir(tmp_path)
+    with open_store("sqlite:///rel/../flows.db") as s:
+        assert isinstance(s, SQLiteStore)
+    assert (tmp_path / "flows.db").exists()
+    with open_store("sqlite:///:memory:") as s:
+        assert s.create(rec("a")).version == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["mysql://u:secret@db/x", "sqlite://host/x.db", "sqlite:///", "memory://x", "stmtflow.db", ""],
+)
+def test_bad_urls_name_the_url_and_the_supported_schemes(url: str) -> None:
+    with pytest.raises(ValueError, match="supported: memory://") as info:
+        open_store(url)
+    assert "secret" not in str(info.value)
+    assert repr(url.replace("secret", "***")) in str(info.value)
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    SQLiteStore(str(path)).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE stmtflow_meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StmtflowError, match="schema version 99"):
+        SQLiteStore(str(path))
+
+
+def test_sqlite_is_wal_and_fully_synchronous(tmp_path: Path) -> None:
+    with SQLiteStore(str(tmp_path / "s.db")) as store, store._conn() as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+
+
+def test_unreachable_postgres_is_one_clear_error() -> None:
+    pytest.importorskip("psycopg")
+    with pytest.raises(StmtflowError, match=r"cannot use PostgreSQL at postgresql://u:\*\*\*@"):
+        open_store("postgresql://u:pw@127.0.0.1:1/test?connect_timeout=2")
+
+
+@pytest.mark.postgres
+def test_postgres_schema_parameter_isolates_stores(pg_schema_factory: Callable[[], str]) -> None:
+    first, second = pg_schema_factory(), pg_schema_factory()
+    with open_store(first) as a, open_store(second.replace("postgresql", "postgres", 1)) as b:
+        a.create(rec("x"))
+        assert b.list() == []
+        assert [r.id for r in a.list()] == ["x"]
