@@ -200,6 +200,10 @@ def _problems(site: Site) -> list[str]:
     if not isinstance(node, _STATEMENTS):
         expected = _EXPECTED.get(type(parent), "a statement")
         return [f"expected {expected}, got {_what(node)}"]
+    if isinstance(parent, Switch) and not isinstance(node, Case | Default):
+        return ["a Switch holds only Case and Default"]
+    if isinstance(parent, Wait) and not isinstance(node, On):
+        return ["a Wait holds only On events (On or OnEvent)"]
     problems: list[str] = []
     if isinstance(node, Case | Default) and not isinstance(parent, Switch):
         problems.append(f"{type(node).__name__} must be inside a Switch")
@@ -341,6 +345,8 @@ def _what(value: object) -> str:
         return type(value).__name__ if name is None else f"{type(value).__name__} {name!r}"
     if inspect.isfunction(value) or inspect.ismethod(value):
         return f"function {value.__qualname__}"
+    if isinstance(value, timedelta):
+        return f"timedelta {value if value >= timedelta(0) else f'-{-value}'}"
     if isinstance(value, list | tuple):
         return f"a {type(value).__name__} (pass statements as separate arguments, or wrap in S())"
     return f"{type(value).__name__} {reprlib.repr(value)}"
