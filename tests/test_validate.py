@@ -46,7 +46,7 @@ def bad(value: Any) -> Any:
 
 
 class Approval(BaseHandler):
-    def handle(self, req: Any, input: Any) -> Any:  # noqa: A002
+    def handle(self, req: Any, input: Any) -> Any:
         return input
 
 
