@@ -533,7 +533,7 @@ class _Unit:
                 state=state,
                 status=self.state.status.value,
                 wake_at=engine._wake_at(self.state, self.now),
-                error=error or self.state.error,
+                error=error or self.state.error or _thread_error(self.state),
             ),
             expected_version=self.rec.version,
             fence=self.fence,
@@ -579,6 +579,14 @@ class _Unit:
             )
             raise
         self.save()
+
+
+def _thread_error(state: State) -> str | None:
+    """The latest failure a thread is retrying, as "thread/step: message"."""
+    for thread in state.threads:
+        if thread.last_error is not None:
+            return f"{thread.id}/{thread.cur_step} (attempt {thread.attempt}): {thread.last_error}"
+    return None
 
 
 def _install_signals(stop: threading.Event) -> Callable[[], None] | None:
