@@ -177,6 +177,12 @@ def test_claim_due_respects_the_limit(store: Store) -> None:
     assert [r.id for r in store.claim_due(NOW, "w", LEASE, 2)] == ["r0", "r1"]
     assert [r.id for r in store.claim_due(NOW, "w", LEASE, 2)] == ["r2", "r3"]
     assert [r.id for r in store.claim_due(NOW, "w", LEASE, 2)] == ["r4"]
+    with pytest.raises(ValueError, match="limit"):
+        store.claim_due(NOW, "w", LEASE, 0)
+    with pytest.raises(ValueError, match="owner"):
+        store.claim_due(NOW, "", LEASE, 1)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        store.claim_due(datetime(2030, 1, 1), "w", LEASE, 1)
 
 
 def test_resuming_work_left_by_a_crash_is_claimable(store: Store) -> None:

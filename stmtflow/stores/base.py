@@ -185,12 +185,14 @@ def lease_conflict(current: Record, owner: str) -> ConflictError:
     )
 
 
-def check_claim_args(owner: str, lease: timedelta) -> None:
-    """Reject an empty owner or a non-positive lease with a `ValueError`."""
+def check_claim_args(owner: str, lease: timedelta, limit: int = 1) -> None:
+    """Reject an empty owner, a non-positive lease or limit with a `ValueError`."""
     if not isinstance(owner, str) or not owner:
         raise ValueError(f"a lease owner must be a non-empty string, got {owner!r}")
     if not isinstance(lease, timedelta) or lease <= timedelta(0):
         raise ValueError(f"a lease must be a positive timedelta, got {lease!r}")
+    if not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"a claim limit must be a positive int, got {limit!r}")
 
 
 def claim_order(records: builtins.list[Record]) -> builtins.list[Record]:

@@ -114,7 +114,7 @@ class MemoryStore(Store):
         self, now: datetime, owner: str, lease: timedelta, limit: int = 10
     ) -> builtins.list[Record]:
         now = aware(now, "now")
-        check_claim_args(owner, lease)
+        check_claim_args(owner, lease, limit)
         with self._lock:
             due = [
                 r

@@ -320,8 +320,8 @@ class PostgresStore(Store):
         self, now: datetime, owner: str, lease: timedelta, limit: int = 10
     ) -> builtins.list[Record]:
         now = aware(now, "now")
-        check_claim_args(owner, lease)
-        params = {"owner": owner, "expires": now + lease, "now": now, "limit": max(int(limit), 0)}
+        check_claim_args(owner, lease, limit)
+        params = {"owner": owner, "expires": now + lease, "now": now, "limit": limit}
         with self._pool.connection() as conn:
             rows = conn.execute(_CLAIM_DUE, params).fetchall()
         return claim_order([_record(row) for row in rows])

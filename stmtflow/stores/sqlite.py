@@ -100,6 +100,13 @@ def _dt(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text).astimezone(UTC)
 
 
+def _only(cursor: sqlite3.Cursor) -> tuple[Any, ...] | None:
+    """The one row a write's ``RETURNING`` gave, read to the end so the write commits (and any
+    commit error is raised) here rather than whenever the cursor is collected."""
+    rows = cursor.fetchall()
+    return rows[0] if rows else None
+
+
 def _record(row: tuple[Any, ...]) -> Record:
     (id_, workflow, data, state, status, version, wake_at, owner, expires, fence, error, c, u) = row
     return Record(
@@ -233,7 +240,7 @@ class SQLiteStore(Store):
     def create(self, record: Record) -> Record:
         now = _ts(utcnow())
         with self._conn() as conn:
-            row = conn.execute(
+            cursor = conn.execute(
                 f"INSERT INTO stmtflow_instances ({_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?) "
                 f"ON CONFLICT (id) DO NOTHING RETURNING {_COLUMNS}",
@@ -251,7 +258,8 @@ class SQLiteStore(Store):
                     _ts(record.created_at) or now,
                     now,
                 ),
-            ).fetchone()
+            )
+            row = _only(cursor)
         if row is None:
             raise ConflictError(f"a workflow instance with id {record.id!r} already exists")
         return _record(row)
@@ -300,7 +308,7 @@ class SQLiteStore(Store):
             "fence": fence,
         }
         with self._conn() as conn:
-            row = conn.execute(f"{sql} RETURNING {_COLUMNS}", params).fetchone()
+            row = _only(conn.execute(f"{sql} RETURNING {_COLUMNS}", params))
             if row is None:
                 raise refusal(self._fetch(conn, record.id), expected_version, fence)
         return _record(row)
@@ -311,8 +319,8 @@ class SQLiteStore(Store):
         self, now: datetime, owner: str, lease: timedelta, limit: int = 10
     ) -> builtins.list[Record]:
         now = aware(now, "now")
-        check_claim_args(owner, lease)
-        params = {"now": _ts(now), "limit": int(limit)}
+        check_claim_args(owner, lease, limit)
+        params = {"now": _ts(now), "limit": limit}
         # Two index-backed probes (the partial indexes on wake_at and on status='resuming'), so
         # the cost follows the due records, not the table; the write lock makes them atomic.
         due_sql = (
@@ -330,15 +338,18 @@ class SQLiteStore(Store):
                 for sql in (due_sql, resuming_sql)
                 for r in map(_record, conn.execute(sql, params))
             }
-            chosen = claim_order(list(found.values()))[: max(limit, 0)]
+            chosen = claim_order(list(found.values()))[:limit]
             return [self._take(conn, r.id, owner, now + lease) for r in chosen]
 
     def _take(self, conn: sqlite3.Connection, id: str, owner: str, expires: datetime) -> Record:
-        row = conn.execute(
-            "UPDATE stmtflow_instances SET lease_owner = ?, lease_expires = ?, fence = fence + 1 "
-            f"WHERE id = ? RETURNING {_COLUMNS}",
-            (owner, _ts(expires), id),
-        ).fetchone()
+        row = _only(
+            conn.execute(
+                "UPDATE stmtflow_instances SET lease_owner = ?, lease_expires = ?, "
+                f"fence = fence + 1 WHERE id = ? RETURNING {_COLUMNS}",
+                (owner, _ts(expires), id),
+            )
+        )
+        assert row is not None  # under the write lock the row cannot have vanished
         return _record(row)
 
     def claim(self, id: str, owner: str, lease: timedelta, now: datetime | None = None) -> Record:
@@ -361,11 +372,13 @@ class SQLiteStore(Store):
         now = utcnow() if now is None else aware(now, "now")
         check_claim_args(owner, lease)
         with self._conn() as conn:
-            row = conn.execute(
-                "UPDATE stmtflow_instances SET lease_expires = ? "
-                f"WHERE id = ? AND lease_owner = ? AND fence = ? RETURNING {_COLUMNS}",
-                (_ts(now + lease), id, owner, fence),
-            ).fetchone()
+            row = _only(
+                conn.execute(
+                    "UPDATE stmtflow_instances SET lease_expires = ? "
+                    f"WHERE id = ? AND lease_owner = ? AND fence = ? RETURNING {_COLUMNS}",
+                    (_ts(now + lease), id, owner, fence),
+                )
+            )
             if row is None:
                 current = self._fetch(conn, id)
                 raise refusal(current, current.version, fence)
