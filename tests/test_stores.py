@@ -387,6 +387,16 @@ def test_sqlite_is_wal_and_fully_synchronous(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
 
 
+def test_sqlite_closes_the_connections_of_ended_threads(tmp_path: Path) -> None:
+    with SQLiteStore(str(tmp_path / "s.db")) as store:
+        for n in range(5):
+            thread = threading.Thread(target=store.set_target, args=(f"W{n}", "t"))
+            thread.start()
+            thread.join()
+        assert len(store.targets()) == 5
+        assert len(store._all) <= 2  # this thread's, and at most one not yet collected
+
+
 def test_unreachable_postgres_is_one_clear_error() -> None:
     pytest.importorskip("psycopg")
     with pytest.raises(StmtflowError, match=r"cannot use PostgreSQL at postgresql://u:\*\*\*@"):

@@ -29,6 +29,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -126,6 +127,15 @@ def _record(row: tuple[Any, ...]) -> Record:
     )
 
 
+class _ThreadConnection:
+    """A thread's own connection (and the process that opened it: a forked child opens anew)."""
+
+    __slots__ = ("__weakref__", "conn", "pid")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn, self.pid = conn, os.getpid()
+
+
 class SQLiteStore(Store):
     """A `Store` in one SQLite file (or ``":memory:"``).
 
@@ -178,11 +188,19 @@ class SQLiteStore(Store):
             with self._lock:
                 yield self._shared
             return
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            conn = self._open()
-            self._local.conn, self._local.pid = conn, os.getpid()
-        yield conn
+        mine: _ThreadConnection | None = getattr(self._local, "mine", None)
+        if mine is None or mine.pid != os.getpid():
+            mine = _ThreadConnection(self._open())
+            # When the thread ends its locals are dropped: close its connection then.
+            weakref.finalize(mine, self._forget, mine.conn)
+            self._local.mine = mine
+        yield mine.conn
+
+    def _forget(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            if conn in self._all:
+                self._all.remove(conn)
+                conn.close()
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
