@@ -122,7 +122,7 @@ def to_dot(section: Statement, state: State | None = None) -> str:
 
     Example:
         >>> import stmtflow as sf
-        >>> print(to_dot(sf.S(sf.Step("hello", print))).splitlines()[4])
+        >>> print(to_dot(sf.S(sf.Step("hello", print))).splitlines()[5])
             "n0" [label="hello", shape=box, style=rounded];
     """
     return dot(flowchart(section, state))

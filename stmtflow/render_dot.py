@@ -9,11 +9,12 @@ Example:
     >>> from stmtflow.render_graph import flowchart
     >>> print(dot(flowchart(sf.S(sf.Step('say "hi"', print)))), end="")
     digraph workflow {
+        graph [fontname="Helvetica", fontsize=11, ordering=out];
         node [fontname="Helvetica", fontsize=11];
         edge [fontname="Helvetica", fontsize=10];
         "n_start" [label="start", shape=oval];
         "n0" [label="say \\"hi\\"", shape=box, style=rounded];
-        "n_end" [label="end", shape=doublecircle];
+        "n_end" [label="end", shape=oval, peripheries=2];
         "n_start" -> "n0";
         "n0" -> "n_end";
     }
@@ -27,7 +28,7 @@ __all__ = ["dot", "dot_text"]
 
 _SHAPES: dict[Shape, str] = {
     "start": "shape=oval",
-    "end": "shape=doublecircle",
+    "end": "shape=oval, peripheries=2",
     "step": "shape=box, style=rounded",
     "decision": "shape=diamond",
     "wait": "shape=parallelogram",
@@ -63,6 +64,7 @@ def dot(chart: Flowchart) -> str:
     """The chart as a DOT ``digraph``, ending in a newline."""
     lines = [
         "digraph workflow {",
+        f'{_INDENT}graph [fontname="Helvetica", fontsize=11, ordering=out];',
         f'{_INDENT}node [fontname="Helvetica", fontsize=11];',
         f'{_INDENT}edge [fontname="Helvetica", fontsize=10];',
     ]

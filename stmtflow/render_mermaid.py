@@ -61,7 +61,7 @@ def mermaid(chart: Flowchart) -> str:
     lines = ["flowchart TD"]
     lines += [_node(node, 1) for node in chart.nodes if node.lane is None]
     for lane in chart.lanes:
-        lines.append(f"{_INDENT}subgraph {lane.id}[{mermaid_text(lane.label)}]")
+        lines.append(f"{_INDENT}subgraph {lane.id} [{mermaid_text(lane.label)}]")
         lines += [_node(node, 2) for node in chart.nodes if node.lane == lane.id]
         lines.append(f"{_INDENT}end")
     lines += [_edge(edge) for edge in chart.edges]
