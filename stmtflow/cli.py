@@ -1,0 +1,247 @@
+"""The ``stmtflow`` command line: start, inspect, drive and serve workflows kept in a store.
+
+Commands (``stmtflow COMMAND --help`` for each; ``docs/cli.md`` shows example output):
+
+=========================================  ==================================================
+``run TARGET [--input JSON] [--id ID]``    start an instance and run it until it blocks
+``send ID EVENT [JSON]``                   deliver an event (with its input) and run on
+``show ID``                                data, threads, what it waits for, last error
+``list [--status S] [--workflow W]``       the stored instances
+``worker [TARGET ...]``                    fire due timers and retries until stopped
+``cancel ID`` / ``restart ID``             end an instance / rerun a failed one's step
+``graph TARGET [--id ID]``                 a diagram, with an instance's live positions
+``check TARGET [FILES...]``                will a new definition strand running instances?
+=========================================  ==================================================
+
+TARGET is ``path/to/file.py:Class`` or ``package.module:Class``. The store remembers the target
+of every workflow type it ran, so commands on an instance id need none. ``--db URL`` (or
+``$STMTFLOW_DB``) picks the store; the default is ``sqlite:///stmtflow.db``.
+
+Example:
+    >>> from click.testing import CliRunner
+    >>> CliRunner().invoke(cli, ["--db", "memory://", "list"]).output
+    'no instances\\n'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from click.core import ParameterSource
+from pydantic import ValidationError
+
+from stmtflow.cli_common import (
+    Config,
+    ErrorsAsOneLine,
+    console,
+    dump_json,
+    fail,
+    one_line,
+    parse_json,
+    pass_config,
+    remembered_class,
+)
+from stmtflow.cli_show import instance_json, print_instance, print_records, record_json
+from stmtflow.cli_tools import check, graph
+from stmtflow.cli_worker import worker
+from stmtflow.engine import Engine, Instance
+from stmtflow.errors import NotFound
+from stmtflow.loader import load_target, normalize_target
+from stmtflow.stores import DEFAULT_URL
+from stmtflow.stores.base import status_value
+from stmtflow.validate import validate
+from stmtflow.workflow import WorkflowState
+
+__all__ = ["cli", "main"]
+
+_JSON_FLAG = click.option("--json", "as_json", is_flag=True, help="Print JSON for programs.")
+
+
+@click.group(cls=ErrorsAsOneLine, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    default=DEFAULT_URL,
+    show_default=True,
+    envvar="STMTFLOW_DB",
+    metavar="URL",
+    help="Store URL: sqlite:///file.db, postgresql://..., memory:// (env STMTFLOW_DB).",
+)
+@click.version_option(package_name="stmtflow")
+@click.pass_context
+def cli(ctx: click.Context, db: str) -> None:
+    """Durable workflows written as plain Python: run, inspect and serve them."""
+    source = ctx.get_parameter_source("db")
+    given = source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    ctx.obj = Config(db=db, db_given=given)
+
+
+def _errors(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '(input)'}: {err['msg']}" for err in exc.errors()
+    )
+
+
+def _prepare(target: str, data: Any) -> tuple[type[WorkflowState], WorkflowState]:
+    """Import the class and check the data and definition, before anything is stored."""
+    cls = load_target(target)
+    name = Engine.type_name(cls)
+    if not isinstance(data, dict):
+        fail(f"--input must be a JSON object with the fields of {name}, got {data!r}")
+    try:
+        wf = cls.model_validate(data)
+    except ValidationError as exc:
+        fail(f"invalid input for {name}: {_errors(exc)}")
+    try:
+        validate(wf.definition())
+    except Exception as exc:
+        fail(f"{name}.definition() is invalid: {one_line(str(exc))}")
+    return cls, wf
+
+
+def _waiting_line(engine: Engine, inst: Instance) -> str:
+    events = engine.pending(inst.id)
+    if not events:
+        return ""
+    return "; waits for " + ", ".join(e.name for e in events)
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--input", "input_", metavar="JSON", help="The workflow's data (or @file.json).")
+@click.option("--id", "instance_id", metavar="ID", help="Instance id (default: random).")
+@_JSON_FLAG
+@pass_config
+def run(
+    cfg: Config, target: str, input_: str | None, instance_id: str | None, as_json: bool
+) -> None:
+    """Start a TARGET workflow and run it until it blocks (the same --id twice runs once)."""
+    data = parse_json(input_, "--input") if input_ is not None else {}
+    if instance_id is not None and not instance_id:
+        fail("--id must not be empty")
+    cls, wf = _prepare(target, data)
+    name = Engine.type_name(cls)
+    with cfg.engine(create=True) as engine:
+        existed = False
+        if instance_id is not None:
+            try:
+                rec = engine.store.get(instance_id)
+            except NotFound:
+                pass
+            else:
+                if rec.workflow != name:
+                    fail(f"instance {instance_id!r} exists already as a {rec.workflow} workflow")
+                existed = True
+        engine.register(cls, target=normalize_target(target))
+        inst = engine.start(cls, wf, id=instance_id)
+        if as_json:
+            click.echo(dump_json(instance_json(inst, engine.pending(inst.id))))
+            return
+        verb = "exists already" if existed else "started"
+        click.echo(f"{inst.id} {verb} ({name}): {inst.status.value}{_waiting_line(engine, inst)}")
+        if inst.error:
+            click.echo(f"error recorded: {inst.error}")
+        click.echo(f"see it with: stmtflow show {inst.id}")
+
+
+@cli.command()
+@click.argument("instance_id", metavar="ID")
+@click.argument("event")
+@click.argument("input_json", metavar="[JSON]", required=False)
+@click.option("--thread", "thread_id", metavar="THREAD", help="The waiting thread's id.")
+@_JSON_FLAG
+@pass_config
+def send(
+    cfg: Config,
+    instance_id: str,
+    event: str,
+    input_json: str | None,
+    thread_id: str | None,
+    as_json: bool,
+) -> None:
+    """Deliver EVENT with its JSON input to instance ID, then run it until it blocks."""
+    value = parse_json(input_json, "the event input") if input_json is not None else None
+    with cfg.engine() as engine:
+        remembered_class(engine, engine.store.get(instance_id))
+        output = engine.send(instance_id, event, value, thread_id=thread_id)
+        inst = engine.get(instance_id)
+        if as_json:
+            result = {"id": inst.id, "event": event, "output": output, "status": inst.status}
+            click.echo(dump_json(result))
+            return
+        click.echo(f"{event} -> {inst.id}: {inst.status.value}{_waiting_line(engine, inst)}")
+        if output is not None:
+            click.echo(f"output: {dump_json(output)}")
+
+
+@cli.command()
+@click.argument("instance_id", metavar="ID")
+@_JSON_FLAG
+@pass_config
+def show(cfg: Config, instance_id: str, as_json: bool) -> None:
+    """Show instance ID: data, threads, what it waits for (input, deadline), last error."""
+    with cfg.engine() as engine:
+        remembered_class(engine, engine.store.get(instance_id))
+        inst = engine.get(instance_id)
+        pending = engine.pending(instance_id)
+        if as_json:
+            click.echo(dump_json(instance_json(inst, pending)))
+        else:
+            print_instance(console(), inst, pending)
+
+
+@cli.command(name="list")
+@click.option("--status", metavar="STATUS", help="waiting, finished, failed, cancelled, resuming")
+@click.option("--workflow", metavar="TYPE", help="Only instances of this workflow type.")
+@_JSON_FLAG
+@pass_config
+def list_(cfg: Config, status: str | None, workflow: str | None, as_json: bool) -> None:
+    """List stored instances, oldest first."""
+    wanted = status_value(status) if status is not None else None
+    with cfg.store() as store:
+        records = store.list(status=wanted, workflow=workflow)
+    if as_json:
+        click.echo(dump_json([record_json(r) for r in records]))
+    else:
+        print_records(console(), records)
+
+
+@cli.command()
+@click.argument("instance_id", metavar="ID")
+@pass_config
+def cancel(cfg: Config, instance_id: str) -> None:
+    """Cancel instance ID: its pending events are torn down, its status becomes cancelled."""
+    with cfg.engine() as engine:
+        remembered_class(engine, engine.store.get(instance_id))
+        inst = engine.cancel(instance_id)
+        click.echo(f"{inst.id}: {inst.status.value}")
+
+
+@cli.command()
+@click.argument("instance_id", metavar="ID")
+@pass_config
+def restart(cfg: Config, instance_id: str) -> None:
+    """Restart failed instance ID: its failed step gets a fresh set of attempts and runs."""
+    with cfg.engine() as engine:
+        rec = engine.store.get(instance_id)
+        if rec.status != "failed":
+            fail(f"instance {instance_id!r} is {rec.status}, not failed: nothing to restart")
+        remembered_class(engine, rec)
+        inst = engine.restart(instance_id)
+        click.echo(f"{inst.id}: {inst.status.value}{_waiting_line(engine, inst)}")
+        if inst.error:
+            click.echo(f"last error: {inst.error}")
+
+
+cli.add_command(worker)
+cli.add_command(graph)
+cli.add_command(check)
+
+
+def main() -> None:
+    """The console script's entry point."""
+    cli.main(prog_name="stmtflow")
+
+
+if __name__ == "__main__":
+    main()
