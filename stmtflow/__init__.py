@@ -15,6 +15,7 @@ Example:
     ('finished', ['hi'])
 """
 
+from stmtflow.compat import check_compatibility
 from stmtflow.context import StepInfo, current_step
 from stmtflow.drivers import (
     acancel,
@@ -131,7 +132,8 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "FunctionHandler",
     "Handler",
     "Timer",
-    # queries and rendering
+    # queries, rendering and checks
+    "check_compatibility",
     "definition_json",
     "find_handler",
     "find_step",

@@ -48,13 +48,14 @@ class StepInfo:
     key: str
 
 
-_step: ContextVar[StepInfo | None] = ContextVar("stmtflow_step", default=None)
+step_var: ContextVar[StepInfo | None] = ContextVar("stmtflow_step", default=None)
+"""Set by the drivers around each call into user code (None outside step actions)."""
 _clock: ContextVar[datetime | None] = ContextVar("stmtflow_clock", default=None)
 
 
 def current_step() -> StepInfo:
     """The `StepInfo` of the step whose action is running; an error outside one."""
-    info = _step.get()
+    info = step_var.get()
     if info is None:
         raise StmtflowError("current_step() was called outside a running step action")
     return info
@@ -63,16 +64,6 @@ def current_step() -> StepInfo:
 def current_time() -> datetime:
     """The interpreter's clock (``resume(..., now=...)``) while it runs; else the UTC time."""
     return _clock.get() or datetime.now(UTC)
-
-
-@contextmanager
-def running_step(info: StepInfo) -> Iterator[None]:
-    """Make ``info`` what `current_step` returns for the duration of the block."""
-    token = _step.set(info)
-    try:
-        yield
-    finally:
-        _step.reset(token)
 
 
 @contextmanager

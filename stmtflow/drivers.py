@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
-from stmtflow.context import clock, running_step
+from stmtflow.context import clock, step_var
 from stmtflow.errors import ExecutionError, StmtflowError, WorkflowFinished
 from stmtflow.interpreter import Checkpoint, Interpreter, Run
 from stmtflow.state import CallbackRequest, CheckpointType, State, ThreadStatus, WorkflowStatus
@@ -83,15 +82,15 @@ def _drive(run: Run, checkpoint: CheckpointFn, now: datetime) -> Any:
                         if inspect.isawaitable(result):
                             raise _async_refusal("the checkpoint callback", result)
                     continue
-                if inspect.iscoroutinefunction(effect.fn):
-                    raise _async_refusal(effect.what, None)
+                token = step_var.set(effect.step)
                 try:
-                    with running_step(effect.step) if effect.step else nullcontext():
-                        value = effect.fn(*effect.args)
+                    value = effect.fn(*effect.args)
                 except Exception as exc:
                     error = exc
                     continue
-                if inspect.isawaitable(value):
+                finally:
+                    step_var.reset(token)
+                if value is not None and inspect.isawaitable(value):
                     raise _async_refusal(effect.what, value)
         finally:
             run.close()
@@ -115,13 +114,15 @@ async def _adrive(run: Run, checkpoint: CheckpointFn, now: datetime) -> Any:
                         if inspect.isawaitable(result):
                             await result
                     continue
+                token = step_var.set(effect.step)
                 try:
-                    with running_step(effect.step) if effect.step else nullcontext():
-                        value = effect.fn(*effect.args)
-                        if inspect.isawaitable(value):
-                            value = await value
+                    value = effect.fn(*effect.args)
+                    if value is not None and inspect.isawaitable(value):
+                        value = await value
                 except Exception as exc:
                     error = exc
+                finally:
+                    step_var.reset(token)
         finally:
             run.close()
 

@@ -121,6 +121,21 @@ def _build_index(root: Section) -> _Index:
 Mode = Literal["enter", "after", "loop"]
 
 
+def _child(node: Statement, i: int) -> Statement:
+    """``children(node)[i]`` without building the tuple."""
+    match node:
+        case Section():
+            return node.body[i]
+        case If():
+            return node.branches[i].body if i < len(node.branches) else node.else_body  # type: ignore[return-value]
+        case Switch():
+            return node.cases[i]
+        case Wait():
+            return node.events[i]
+        case _:
+            return children(node)[i]
+
+
 class Program:
     """One built definition tree with a name index.
 
@@ -266,67 +281,80 @@ class Program:
 
     # -- moving -----------------------------------------------------------------------------------
 
+    def _chain(self, path: Path) -> list[Statement]:
+        """The statements from the root down to the one at ``path`` (both included)."""
+        chain: list[Statement] = [self.root]
+        for i in path:
+            chain.append(_child(chain[-1], i))
+        return chain
+
     def advance(self, thread: Thread, threads: list[Thread]) -> Move:
         """Compute ``thread``'s next move from where it stands. Changes nothing.
+
+        The walk keeps the path from the root and the statements along it, so entering a child
+        or climbing to the parent costs O(1).
 
         Raises:
             ExecutionError: a lazy condition or ``Go`` id raised.
             DefinitionError: an iteration reached no step or wait, or a ``Go`` id is taken.
         """
         who = f"{self.where}, thread {thread.id!r}"
-        if thread.name == MAIN_THREAD:
-            root: Path = ()
-        else:
-            found_go = self.find(thread.name)
-            assert found_go is not None
-            root = found_go[0]
-        path: Path
+        found_go = None if thread.name == MAIN_THREAD else self.find(thread.name)
+        body_depth = len(found_go[0]) + 1 if found_go is not None else 0
         mode: Mode
         if not thread.cur_step:
-            path, mode = ((*root, 0) if root else ()), "enter"
+            path = [*found_go[0], 0] if found_go is not None else []
+            mode = "enter"
         else:
             found = self.find(thread.cur_step)
             assert found is not None
-            path, here = found
+            path, here = list(found[0]), found[1]
             mode = "after"
             if thread.cur_callback is not None and isinstance(here, Wait):
                 index = next(
                     i for i, on in enumerate(here.events) if on.event == thread.cur_callback
                 )
-                path, mode = (*path, index, 0), "enter"
+                path += [index, 0]
+                mode = "enter"
+        chain = self._chain(tuple(path))
         move = Move(Ended(returned=False))
         taken: set[str] | None = None
         iterating: set[Path] = set()
         while True:
+            node = chain[-1]
             if mode == "after":
-                if path == root or (root and path == (*root, 0)):
-                    return move
-                parent_path = path[:-1]
-                parent = self.node(parent_path)
-                if isinstance(parent, Section) and path[-1] + 1 < len(parent.body):
-                    path, mode = (*parent_path, path[-1] + 1), "enter"
+                if len(path) <= body_depth:
+                    return move  # the end of the thread's body
+                index = path.pop()
+                chain.pop()
+                parent = chain[-1]
+                if isinstance(parent, Section) and index + 1 < len(parent.body):
+                    path.append(index + 1)
+                    chain.append(parent.body[index + 1])
+                    mode = "enter"
                 elif isinstance(parent, For):
-                    path, mode = parent_path, "loop"
-                else:
-                    path = parent_path
+                    mode = "loop"
                 continue
-            node = self.node(path)
             if mode == "loop":
                 assert isinstance(node, For)
-                if path in iterating:
+                key = tuple(path)
+                if key in iterating:
                     raise DefinitionError(
                         f"{who}: an iteration of loop {node.name!r} reached no step or wait"
                     )
                 if truth(node.cond, who, f"loop {node.name!r}"):
-                    iterating.add(path)
-                    path, mode = (*path, 0), "enter"
+                    iterating.add(key)
+                    path.append(0)
+                    chain.append(node.body)
+                    mode = "enter"
                 else:
                     mode = "after"
                 continue
             match node:
                 case Section():
                     if node.body:
-                        path = (*path, 0)
+                        path.append(0)
+                        chain.append(node.body[0])
                     else:
                         mode = "after"
                 case Step():
@@ -342,15 +370,26 @@ class Program:
                     move.outcome = AtCondition(node)
                     return move
                 case If():
-                    path, mode = self._choose_branch(node, path, who)
+                    branch = self._choose_branch(node, who)
+                    if branch is None:
+                        mode = "after"
+                    else:
+                        path.append(branch)
+                        chain.append(_child(node, branch))
                 case Switch():
-                    path, mode = self._choose_case(node, path, who)
+                    case_index = self._choose_case(node, who)
+                    if case_index is None:
+                        mode = "after"
+                    else:
+                        path += [case_index, 0]
+                        chain += [node.cases[case_index], node.cases[case_index].body]
                 case For():
                     mode = "loop"
-                case Break():
-                    path, mode = self._enclosing_loop(path, root, who), "after"
-                case Continue():
-                    path, mode = self._enclosing_loop(path, root, who), "loop"
+                case Break() | Continue():
+                    depth = self._enclosing_loop(chain, body_depth, who)
+                    del path[depth:]
+                    del chain[depth + 1 :]
+                    mode = "after" if isinstance(node, Break) else "loop"
                 case Return():
                     move.outcome = Ended(returned=True)
                     return move
@@ -366,34 +405,36 @@ class Program:
                     taken.add(thread_id)
                     move.spawns.append((node, thread_id))
                     mode = "after"
-                case Case() | Default() | On() | None:
-                    raise DefinitionError(f"{who}: cannot run {node!r} at {path}")
+                case Case() | Default() | On():
+                    raise DefinitionError(f"{who}: cannot run {node!r} at {tuple(path)}")
                 case _:
                     assert_never(node)
 
-    def _choose_branch(self, node: If, path: Path, who: str) -> tuple[Path, Mode]:
+    @staticmethod
+    def _choose_branch(node: If, who: str) -> int | None:
+        """The index of the branch to take (``len(branches)`` for ``Else``), or None."""
         for i, branch in enumerate(node.branches):
             if truth(branch.cond, who, f"branch {i + 1} of an If"):
-                return (*path, i), "enter"
-        if node.else_body is not None:
-            return (*path, len(node.branches)), "enter"
-        return path, "after"
+                return i
+        return len(node.branches) if node.else_body is not None else None
 
-    def _choose_case(self, node: Switch, path: Path, who: str) -> tuple[Path, Mode]:
+    @staticmethod
+    def _choose_case(node: Switch, who: str) -> int | None:
+        """The index of the first true ``Case``, else of the ``Default``, or None."""
         default = None
         for i, case in enumerate(node.cases):
             if isinstance(case, Default):
                 default = default if default is not None else i
             elif truth(case.cond, who, f"case {i + 1} of a Switch"):
-                return (*path, i, 0), "enter"
-        if default is not None:
-            return (*path, default, 0), "enter"
-        return path, "after"
+                return i
+        return default
 
-    def _enclosing_loop(self, path: Path, root: Path, who: str) -> Path:
-        for end in range(len(path) - 1, len(root) - 1, -1):
-            if isinstance(self.node(path[:end]), For):
-                return path[:end]
+    @staticmethod
+    def _enclosing_loop(chain: list[Statement], body_depth: int, who: str) -> int:
+        """The depth of the innermost ``For`` on ``chain`` within the thread's body."""
+        for depth in range(len(chain) - 2, body_depth - 1, -1):
+            if isinstance(chain[depth], For):
+                return depth
         raise DefinitionError(f"{who}: Break or Continue outside a For")
 
     @staticmethod
