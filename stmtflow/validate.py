@@ -20,7 +20,7 @@ import reprlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, assert_never
 
 from stmtflow.errors import DefinitionError
 from stmtflow.state import MAIN_THREAD
@@ -261,6 +261,8 @@ def _problems(site: Site) -> list[str]:
                 )
         case Section() | Default() | Return():
             pass
+        case _:
+            assert_never(node)
     return problems
 
 
