@@ -160,11 +160,13 @@ def test_claim_due_takes_only_due_unleased_live_work_in_wake_order(store: Store)
     store.create(rec("exactly-now", wake_at=NOW))
     store.create(rec("future", wake_at=NOW + timedelta(seconds=1)))
     store.create(rec("asleep"))  # waiting, no wake-up: only a callback moves it
-    store.create(rec("done", status="finished", wake_at=NOW - timedelta(hours=1)))
+    store.create(rec("done", status="finished"))  # ended, nothing left to retry
+    # An ended instance with a wake-up still has a teardown to retry: it is claimable.
+    store.create(rec("teardown", status="finished", wake_at=NOW - timedelta(minutes=2)))
     store.create(rec("held", wake_at=NOW - timedelta(hours=1), lease_owner="x", lease_expires=NOW))
 
     claimed = store.claim_due(NOW, "w1", LEASE, limit=10)
-    assert [r.id for r in claimed] == ["later", "late", "exactly-now"]
+    assert [r.id for r in claimed] == ["later", "teardown", "late", "exactly-now"]
     for r in claimed:
         assert (r.lease_owner, r.lease_expires, r.fence, r.version) == ("w1", NOW + LEASE, 1, 1)
         assert store.get(r.id) == r

@@ -47,7 +47,8 @@ __all__ = [
 TERMINAL_STATUSES: frozenset[str] = frozenset(
     {WorkflowStatus.FINISHED.value, WorkflowStatus.FAILED.value, WorkflowStatus.CANCELLED.value}
 )
-"""Statuses of ended instances: never claimed by `Store.claim_due`."""
+"""Statuses of ended instances. They are claimed only while their ``wake_at`` is set (the engine
+sets it on an ended instance only while an event's teardown must be retried)."""
 
 
 def utcnow() -> datetime:
@@ -267,9 +268,10 @@ class Store(Protocol):
     ) -> builtins.list[Record]:
         """Atomically claim up to ``limit`` instances with work to do, ordered by wake_at.
 
-        Claimable: status not finished/failed/cancelled, no live lease (lease_expires None or
-        before ``now``), and either due (``wake_at <= now``) or ``resuming`` (work a crashed
-        worker left; those come first). Each claimed record gets ``lease_owner = owner``,
+        Claimable: no live lease (lease_expires None or before ``now``), and either due
+        (``wake_at <= now``, whatever the status: an ended instance keeps a wake-up only while a
+        teardown must be retried) or ``resuming`` (work a crashed worker left; those come
+        first). Each claimed record gets ``lease_owner = owner``,
         ``lease_expires = now + lease`` and ``fence + 1``. Concurrent claimers never get the
         same record while its lease is live. The cost follows the due records, not the table.
         """

@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 
 from stmtflow.errors import ConflictError, NotFound
 from stmtflow.stores.base import (
-    TERMINAL_STATUSES,
     Record,
     Store,
     aware,
@@ -119,8 +118,7 @@ class MemoryStore(Store):
             due = [
                 r
                 for r in self._records.values()
-                if r.status not in TERMINAL_STATUSES
-                and not r.lease_live(now)
+                if not r.lease_live(now)
                 and (r.status == "resuming" or (r.wake_at is not None and r.wake_at <= now))
             ]
             claimed = [self._take(r, owner, now + lease) for r in claim_order(due)[:limit]]

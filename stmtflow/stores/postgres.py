@@ -37,7 +37,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
 from stmtflow.stores.base import (
-    TERMINAL_STATUSES,
     Record,
     Store,
     aware,
@@ -88,7 +87,6 @@ _COLUMNS = (
     "id, workflow, data, state, status, version, wake_at, lease_owner, lease_expires, fence, "
     "error, created_at, updated_at"
 )
-_TERMINAL = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
 
 _CLAIM_DUE = f"""
 UPDATE stmtflow_instances
@@ -96,7 +94,6 @@ SET lease_owner = %(owner)s, lease_expires = %(expires)s, fence = fence + 1
 WHERE id IN (
     SELECT id FROM stmtflow_instances
     WHERE ((wake_at IS NOT NULL AND wake_at <= %(now)s) OR status = 'resuming')
-      AND status NOT IN ({_TERMINAL})
       AND (lease_expires IS NULL OR lease_expires < %(now)s)
     ORDER BY wake_at NULLS FIRST, id
     LIMIT %(limit)s

@@ -36,7 +36,6 @@ from typing import Any
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
 from stmtflow.stores.base import (
-    TERMINAL_STATUSES,
     Record,
     Store,
     aware,
@@ -53,7 +52,6 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 SCHEMA_VERSION = 1
 """The schema this release creates and reads (kept in ``stmtflow_meta``)."""
 
-_TERMINAL = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS stmtflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -344,7 +342,7 @@ class SQLiteStore(Store):
         due_sql = (
             f"SELECT {_COLUMNS} FROM stmtflow_instances "
             f"WHERE wake_at IS NOT NULL AND wake_at <= :now AND {_LEASE_FREE} "
-            f"AND status NOT IN ({_TERMINAL}) ORDER BY wake_at LIMIT :limit"
+            "ORDER BY wake_at LIMIT :limit"
         )
         resuming_sql = (
             f"SELECT {_COLUMNS} FROM stmtflow_instances "
