@@ -115,11 +115,12 @@ def load_target(target: str) -> type[WorkflowState]:
     obj: object = module
     for part in name.split("."):
         if not hasattr(obj, part):
-            owner = f"module {where!r}" if obj is module else repr(obj)
-            raise TargetError(f"{owner} has no class {name!r}")
+            owner = "file" if is_file_target(where) else "module"
+            raise TargetError(f"{owner} {where!r} has no class {name!r}")
         obj = getattr(obj, part)
     if not (isinstance(obj, type) and issubclass(obj, WorkflowState)):
-        raise TargetError(f"{target!r} is not a WorkflowState subclass (got {obj!r})")
+        got = f"class {obj.__name__}" if isinstance(obj, type) else type(obj).__name__
+        raise TargetError(f"{target!r} is not a WorkflowState subclass (it is a {got})")
     if obj is WorkflowState:
         raise TargetError(f"{target!r} is the WorkflowState base class, not a workflow")
     return obj
