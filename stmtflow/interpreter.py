@@ -311,23 +311,32 @@ class Interpreter:
     # -- conditions -------------------------------------------------------------------------------
 
     def _conditions(self, budget: int) -> Generator[Effect, Any, int | None]:
-        """Wake the first thread whose ``WaitFor`` holds; the number of actions run, or None."""
+        """Wake the first thread whose ``WaitFor`` holds; the number of actions run, or None.
+
+        A wake counts as one action (with or without a handler), so a loop around a condition
+        that stays true hits ``max_steps`` instead of spinning forever.
+        """
         for thread in self.state.threads:
             if thread.status is not ThreadStatus.WAITING_CONDITION:
                 continue
             found = self.program.find(thread.cur_step)
             assert found is not None and isinstance(found[1], WaitFor)
             wait_for = found[1]
-            if not truth(wait_for.cond, self._who(thread), f"WaitFor {wait_for.name!r}"):
+            try:
+                holds = truth(wait_for.cond)
+            except Exception as exc:
+                raise ExecutionError(
+                    f"{self._who(thread)}: the condition of WaitFor {wait_for.name!r} "
+                    f"raised {exc!r}"
+                ) from exc
+            if not holds:
                 continue
-            actions = 0
+            if budget <= 0:
+                raise StepLimitExceeded(
+                    f"{self.where}: the action limit was reached before WaitFor "
+                    f"{wait_for.name!r} on thread {thread.id!r} could wake"
+                )
             if wait_for.handler is not None:
-                if budget <= 0:
-                    raise StepLimitExceeded(
-                        f"{self.where}: the action limit was reached before the handler of "
-                        f"WaitFor {wait_for.name!r} on thread {thread.id!r}"
-                    )
-                actions = 1
                 snapshot = _Data.snapshot(self.wf)
                 what = f"the handler of WaitFor {wait_for.name!r} ({self._who(thread)})"
                 try:
@@ -340,7 +349,7 @@ class Interpreter:
             thread.status = ThreadStatus.RESUMING
             self._refresh_status()
             yield Checkpoint(CheckpointType.AFTER_CONDITION)
-            return actions
+            return 1
         return None
 
     # -- events: setup and teardown ---------------------------------------------------------------
