@@ -239,3 +239,19 @@ def test_waitfor_handlers_count_towards_max_steps() -> None:
         sf.resume(wf, sf.new_state("wf-1", HandlerLoop), max_steps=3, now=NOW)
 
     assert wf.n == 3
+
+
+class SpinOnCondition(sf.WorkflowState):
+    """A loop around a condition that stays true and has no handler: it never blocks."""
+
+    def definition(self) -> sf.Section:
+        return sf.S(sf.For("spin", True, sf.WaitFor("always", True)))
+
+
+def test_a_loop_of_conditions_that_stay_true_hits_max_steps_instead_of_hanging() -> None:
+    state = sf.new_state("wf-1", SpinOnCondition)
+
+    with pytest.raises(sf.StepLimitExceeded, match="always"):
+        sf.resume(SpinOnCondition(), state, max_steps=10, now=NOW)
+
+    assert state.threads[0].cur_step == "always"
