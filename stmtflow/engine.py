@@ -410,6 +410,13 @@ class Engine:
                 return count
             for rec in fresh:
                 seen.add(rec.id)
+                # A batch is worked one record at a time: by its turn, a record's lease may
+                # have lapsed and been taken over. Renewing checks the fence before any step
+                # runs, so a step is not run by a worker whose checkpoint would be refused.
+                try:
+                    rec = self.store.renew(rec.id, self.owner, rec.fence, self.lease, _now())
+                except ConflictError:
+                    continue
                 stats.processed += 1
                 try:
                     fired = self._work_due(rec, now)
