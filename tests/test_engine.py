@@ -104,11 +104,12 @@ def _clear_calls() -> Iterator[None]:
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
-    url = {
-        "memory": lambda: "memory://",
-        "sqlite": lambda: f"sqlite:///{tmp_path / 'engine.db'}",
-        "postgres": lambda: request.getfixturevalue("pg_url"),
-    }[request.param]()
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("pg_url")
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'engine.db'}"
+    else:
+        url = "memory://"
     with Engine(url, workflows=[Approval, Flaky]) as eng:
         yield eng
 

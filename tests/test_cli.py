@@ -1,0 +1,339 @@
+"""The ``stmtflow`` command line, driven with click's CliRunner and as a real console script.
+
+Every bad input must end with exit code != 0, exactly one ``error: ...`` line on stderr, no
+traceback, and the store exactly as it was (but for the fencing counter a refused ``send``'s
+claim bumps; see tests/test_engine.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+import stmtflow as sf
+from stmtflow.cli import cli
+from stmtflow.engine import Engine
+from stmtflow.loader import load_target
+from stmtflow.stores import open_store
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICKSTART = f"{ROOT / 'examples' / 'quickstart.py'}:Expense"
+EXPENSE = '{"employee": "ada", "amount": 42.5, "description": "train ticket"}'
+
+TIMERS = """
+import stmtflow as sf
+
+class Nap(sf.WorkflowState):
+    log: list[str] = []
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.Wait("nap", sf.On("wake", sf.Timer(seconds=0), sf.Step("up", self.up))),
+        )
+
+    def up(self) -> None:
+        self.log.append("up")
+"""
+
+EXPENSE_V2 = """
+import stmtflow as sf
+
+class Expense(sf.WorkflowState):
+    employee: str
+    amount: float
+
+    def definition(self) -> sf.Section:
+        return sf.S(sf.Step("submit", print), sf.Step("review_v2", print))
+"""
+
+
+class Other(sf.WorkflowState):
+    """Another workflow type (the target of a bad ``run --id`` below)."""
+
+    def definition(self) -> sf.Section:
+        return sf.S(sf.Step("noop", print))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+def invoke(db: str, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--db", db, *args], catch_exceptions=False)
+
+
+def ok(db: str, *args: str) -> Result:
+    result = invoke(db, *args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def snapshot(url: str) -> tuple[list[Any], dict[str, str]]:
+    """Everything stored (fence excepted: claiming is not changing) and remembered targets."""
+    with open_store(url) as store:
+        records = [dataclasses.replace(r, fence=0) for r in store.list()]
+        return records, store.targets()
+
+
+@pytest.fixture
+def seeded(db: str) -> str:
+    """A store with a waiting expense ``exp-1`` and a finished one ``done-1``."""
+    ok(db, "run", QUICKSTART, "--id", "exp-1", "--input", EXPENSE)
+    ok(db, "run", QUICKSTART, "--id", "done-1", "--input", EXPENSE)
+    ok(db, "send", "done-1", "reject", '{"approver": "grace"}')
+    return db
+
+
+# -- the newcomer's path ----------------------------------------------------------------------
+
+
+def test_run_show_send_show_list(db: str) -> None:
+    out = ok(db, "run", QUICKSTART, "--id", "exp-1", "--input", EXPENSE).output
+    assert "exp-1 started (Expense): waiting; waits for approve, reject, escalate" in out
+
+    shown = ok(db, "show", "exp-1").output
+    for text in ("waiting", "review", "approver: string, comment?: string", "escalate", "(in 2d"):
+        assert text in shown
+
+    out = ok(db, "send", "exp-1", "approve", '{"approver": "grace", "comment": "ok"}').output
+    assert "approve -> exp-1: finished" in out and '"approved by grace"' in out
+
+    shown = ok(db, "show", "exp-1").output
+    assert "finished" in shown and "paid 42.50 to ada" in shown and "Waiting for" not in shown
+
+    listed = ok(db, "list").output
+    assert "exp-1" in listed and "Expense" in listed and "finished" in listed
+
+
+def test_json_output(db: str) -> None:
+    started = json.loads(
+        ok(db, "run", QUICKSTART, "--id", "e", "--input", EXPENSE, "--json").output
+    )
+    assert started["status"] == "waiting"
+    assert [p["event"] for p in started["pending"]] == ["approve", "reject", "escalate"]
+    assert started["pending"][0]["input_schema"]["required"] == ["approver"]
+    assert started["pending"][2]["deadline"] is not None
+
+    sent = json.loads(ok(db, "send", "e", "reject", '{"approver": "bob"}', "--json").output)
+    assert sent == {"id": "e", "event": "reject", "output": "rejected by bob", "status": "finished"}
+
+    shown = json.loads(ok(db, "show", "e", "--json").output)
+    assert shown["data"]["outcome"] == "rejected" and shown["pending"] == []
+    listed = json.loads(ok(db, "list", "--json").output)
+    assert [(r["id"], r["status"]) for r in listed] == [("e", "finished")]
+
+
+def test_run_is_idempotent_by_id(seeded: str) -> None:
+    before = snapshot(seeded)
+    out = ok(seeded, "run", QUICKSTART, "--id", "exp-1", "--input", EXPENSE).output
+    assert "exp-1 exists already (Expense): waiting" in out
+    assert snapshot(seeded) == before
+
+
+def test_list_filters(seeded: str) -> None:
+    waiting = ok(seeded, "list", "--status", "waiting").output
+    assert "exp-1" in waiting and "done-1" not in waiting
+    assert "no instances" in ok(seeded, "list", "--workflow", "Other").output
+
+
+def test_cancel(seeded: str) -> None:
+    assert ok(seeded, "cancel", "exp-1").output == "exp-1: cancelled\n"
+    assert "cancelled" in ok(seeded, "show", "exp-1").output
+
+
+def test_restart_a_failed_instance(tmp_path: Path, db: str) -> None:
+    flag = tmp_path / "fixed"
+    source = tmp_path / "fragile.py"
+    source.write_text(
+        "import pathlib\nimport stmtflow as sf\n\n"
+        "class Fragile(sf.WorkflowState):\n"
+        "    def definition(self) -> sf.Section:\n"
+        "        return sf.S(sf.Step('call', self.call, retry=sf.RetryPolicy(max_attempts=1)))\n\n"
+        "    def call(self) -> None:\n"
+        f"        if not pathlib.Path({str(flag)!r}).exists():\n"
+        "            raise ConnectionError('service down')\n"
+    )
+    out = ok(db, "run", f"{source}:Fragile", "--id", "f-1").output
+    assert "f-1 started (Fragile): failed" in out and "service down" in out
+    assert "service down" in ok(db, "show", "f-1").output
+    flag.touch()
+    assert ok(db, "restart", "f-1").output == "f-1: finished\n"
+
+
+def test_worker_once_fires_due_timers(tmp_path: Path, db: str) -> None:
+    source = tmp_path / "nap.py"
+    source.write_text(TIMERS)
+    assert "waiting" in ok(db, "run", f"{source}:Nap", "--id", "n-1").output
+    assert "processed 1, fired 1, failed 0" in ok(db, "worker", "--once").output
+    assert json.loads(ok(db, "show", "n-1", "--json").output)["data"]["log"] == ["up"]
+    assert "processed 0" in ok(db, "worker", f"{source}:Nap", "--once").output
+
+
+def test_graph(seeded: str, tmp_path: Path) -> None:
+    plain = ok(seeded, "graph", QUICKSTART).output
+    assert plain.startswith("flowchart TD") and "review" in plain
+    live = ok(seeded, "graph", QUICKSTART, "--id", "exp-1").output
+    assert "class" in live and live != plain
+    assert ok(seeded, "graph", QUICKSTART, "--format", "dot").output.startswith("digraph")
+    out = tmp_path / "def.json"
+    ok(seeded, "graph", QUICKSTART, "--format", "json", "-o", str(out))
+    assert json.loads(out.read_text())["type"] == "Section"
+
+
+def test_check(seeded: str, tmp_path: Path) -> None:
+    assert "OK: all 1 instances fit" in ok(seeded, "check", QUICKSTART).output
+    v2 = tmp_path / "expense_v2.py"
+    v2.write_text(EXPENSE_V2)
+    result = invoke(seeded, "check", f"{v2}:Expense")
+    assert result.exit_code == 1 and "exp-1" in result.stdout and "review" in result.stdout
+    assert result.stderr.startswith("error: ")
+
+    state = tmp_path / "exp-1.json"
+    state.write_text(ok(seeded, "show", "exp-1", "--json").output)
+    result = CliRunner().invoke(cli, ["check", f"{v2}:Expense", str(state)])
+    assert result.exit_code == 1 and "exp-1 (" in result.stdout
+
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    ok(seeded, "graph", QUICKSTART, "--format", "json", "-o", str(old))
+    ok(seeded, "graph", f"{v2}:Expense", "--format", "json", "-o", str(new))
+    result = invoke(seeded, "check", "--diff", str(old), str(new))
+    assert result.exit_code == 1 and "removed Wait 'review'" in result.stdout
+    assert ok(seeded, "check", "--diff", str(old), str(old)).output.startswith("no differences")
+
+
+# -- bad input --------------------------------------------------------------------------------
+
+BAD = {
+    "unknown-file": ["run", "nowhere/missing.py:Expense"],
+    "unknown-class": ["run", QUICKSTART.replace(":Expense", ":Nope")],
+    "not-a-workflow": ["run", QUICKSTART.replace(":Expense", ":Decision")],
+    "unknown-module": ["run", "no_such_module_here:Expense"],
+    "malformed-target": ["run", "examples/quickstart.py"],
+    "invalid-json": ["run", QUICKSTART, "--input", "{employee: ada}"],
+    "input-not-object": ["run", QUICKSTART, "--input", "[1, 2]"],
+    "invalid-data": ["run", QUICKSTART, "--input", '{"employee": "ada", "amount": -1}'],
+    "id-of-other-type": ["run", f"{ROOT / 'tests' / 'test_cli.py'}:Other", "--id", "exp-1"],
+    "send-unknown-id": ["send", "ghost", "approve", '{"approver": "grace"}'],
+    "send-unknown-event": ["send", "exp-1", "pay_me", "{}"],
+    "send-bad-input": ["send", "exp-1", "approve", '{"approver": ""}'],
+    "send-missing-field": ["send", "exp-1", "approve", '{"comment": "hi"}'],
+    "send-invalid-json": ["send", "exp-1", "approve", "{approver}"],
+    "send-unknown-thread": ["send", "exp-1", "approve", '{"approver": "g"}', "--thread", "t9"],
+    "send-finished": ["send", "done-1", "approve", '{"approver": "grace"}'],
+    "show-unknown-id": ["show", "ghost"],
+    "cancel-unknown-id": ["cancel", "ghost"],
+    "cancel-finished": ["cancel", "done-1"],
+    "restart-not-failed": ["restart", "exp-1"],
+    "restart-unknown-id": ["restart", "ghost"],
+    "invalid-status": ["list", "--status", "sleeping"],
+    "graph-unknown-id": ["graph", QUICKSTART, "--id", "ghost"],
+    "graph-bad-format": ["graph", QUICKSTART, "--format", "gif"],
+    "missing-argument": ["send", "exp-1"],
+    "unknown-command": ["frobnicate"],
+}
+
+
+@pytest.mark.parametrize("args", list(BAD.values()), ids=list(BAD))
+def test_bad_input_is_one_error_line_and_changes_nothing(seeded: str, args: list[str]) -> None:
+    before = snapshot(seeded)
+    result = CliRunner().invoke(cli, ["--db", seeded, *args])
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    assert snapshot(seeded) == before
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:////nonexistent-dir/stmtflow.db",
+        "postgresql://nobody@127.0.0.1:1/none",
+        "mysql://db.example/x",
+        "not a url",
+    ],
+)
+@pytest.mark.parametrize("command", [["list"], ["show", "exp-1"], ["run", QUICKSTART]])
+def test_unreachable_database(seeded: str, url: str, command: list[str]) -> None:
+    before = snapshot(seeded)
+    args = [*command, "--input", EXPENSE] if command[0] == "run" else command
+    result = CliRunner().invoke(cli, ["--db", url, *args])
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert snapshot(seeded) == before
+
+
+def test_missing_sqlite_file_is_not_created(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'absent.db'}"
+    result = CliRunner().invoke(cli, ["--db", url, "show", "exp-1"])
+    assert result.exit_code == 1 and result.stderr.startswith("error: no database at")
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_instance_without_a_remembered_target(db: str) -> None:
+    Expense = load_target(QUICKSTART)
+    with Engine(db, workflows=[Expense]) as engine:
+        engine.start(Expense, {"employee": "ada", "amount": 1}, id="e-1")
+    before = snapshot(db)
+    result = invoke(db, "show", "e-1")
+    assert result.exit_code == 1 and "remembers no target for Expense" in result.stderr
+    assert snapshot(db) == before
+
+
+def test_db_from_the_environment(seeded: str) -> None:
+    result = CliRunner(env={"STMTFLOW_DB": seeded}).invoke(cli, ["list"])
+    assert result.exit_code == 0 and "exp-1" in result.output
+
+
+# -- the installed console script -------------------------------------------------------------
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).parent / "stmtflow"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("stmtflow")
+    return [found] if found else [sys.executable, "-m", "stmtflow.cli"]
+
+
+def test_console_script_end_to_end(tmp_path: Path) -> None:
+    env = {**os.environ, "STMTFLOW_DB": "sqlite:///demo.db"}
+
+    def stmtflow(*args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [*_command(), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == code, done.stderr
+        return done
+
+    stmtflow("run", QUICKSTART, "--id", "exp-1", "--input", EXPENSE)
+    assert "waiting" in stmtflow("show", "exp-1").stdout
+    stmtflow("send", "exp-1", "approve", '{"approver": "grace"}')
+    assert "finished" in stmtflow("show", "exp-1").stdout
+    assert "exp-1" in stmtflow("list").stdout
+    bad = stmtflow("send", "exp-1", "approve", "{oops", code=1)
+    assert bad.stderr.startswith("error: ") and len(bad.stderr.splitlines()) == 1
+    assert (tmp_path / "demo.db").exists()
+
+
+def test_python_dash_m(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "stmtflow.cli", "--db", "memory://", "list"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout) == (0, "no instances\n")
