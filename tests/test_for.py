@@ -314,3 +314,40 @@ def test_a_loop_can_block_on_an_event_each_iteration() -> None:
 
     assert wf.log == ["pong 1", "pong 2", "done"]
     assert state.status is sf.WorkflowStatus.FINISHED
+
+
+class EventControlsLoop(sf.WorkflowState):
+    """``Break`` and ``Continue`` in the body of a `Wait`'s event act on the loop around it."""
+
+    log: list[str] = []
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.For(
+                "listen",
+                True,
+                sf.Wait(
+                    "command",
+                    sf.OnEvent("stop", lambda: None, sf.Break(), self.note("after_break")),
+                    sf.OnEvent("skip", lambda: None, sf.Continue(), self.note("after_continue")),
+                    sf.OnEvent("work", lambda: None),
+                ),
+                self.note("worked"),
+            ),
+            self.note("done"),
+        )
+
+    def note(self, what: str) -> sf.Step:
+        return sf.Step(what, lambda: self.log.append(what))
+
+
+def test_break_and_continue_in_an_event_body_act_on_the_loop_around_the_wait() -> None:
+    wf = EventControlsLoop()
+    state = run(wf)
+
+    for event in ["work", "skip", "work", "stop"]:
+        sf.handle_callback(event, wf, state, now=NOW)
+        sf.resume(wf, state, now=NOW)
+
+    assert wf.log == ["worked", "worked", "done"]
+    assert state.status is sf.WorkflowStatus.FINISHED

@@ -251,3 +251,38 @@ def test_a_lazy_go_id_that_raises_is_an_execution_error() -> None:
         sf.resume(IdRaises(), state, now=NOW)
 
     assert state.model_dump_json() == before
+
+
+class ReturnFromLoopInThread(sf.WorkflowState):
+    n: int = 0
+    log: list[str] = []
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.Go(
+                "counter",
+                sf.S(
+                    sf.For(
+                        "count",
+                        True,
+                        sf.Step("inc", self.inc),
+                        sf.If(lambda: self.n >= 2, sf.Return()),
+                    ),
+                    sf.Step("never", lambda: self.log.append("never")),
+                ),
+            ),
+            sf.WaitFor("counted", lambda: self.n >= 2),
+            sf.Step("main_after", lambda: self.log.append("main_after")),
+        )
+
+    def inc(self) -> None:
+        self.n += 1
+        self.log.append(f"inc {self.n}")
+
+
+def test_return_inside_a_loop_ends_the_thread_not_just_the_loop() -> None:
+    wf = ReturnFromLoopInThread()
+    state = run(wf)
+
+    assert wf.log == ["inc 1", "inc 2", "main_after"]
+    assert state.status is sf.WorkflowStatus.FINISHED
