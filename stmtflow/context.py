@@ -22,10 +22,11 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from stmtflow.errors import StmtflowError
 
-__all__ = ["StepInfo", "current_step", "current_time"]
+__all__ = ["StepInfo", "StepKey", "current_step", "current_time"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,17 +49,34 @@ class StepInfo:
     key: str
 
 
-step_var: ContextVar[StepInfo | None] = ContextVar("stmtflow_step", default=None)
+class StepKey(NamedTuple):
+    """What the drivers record for a running step; `current_step` turns it into a `StepInfo`."""
+
+    workflow_id: str
+    thread_id: str
+    step: str
+    attempt: int
+    step_pc: int
+
+
+step_var: ContextVar[StepKey | None] = ContextVar("stmtflow_step", default=None)
 """Set by the drivers around each call into user code (None outside step actions)."""
 _clock: ContextVar[datetime | None] = ContextVar("stmtflow_clock", default=None)
 
 
 def current_step() -> StepInfo:
     """The `StepInfo` of the step whose action is running; an error outside one."""
-    info = step_var.get()
-    if info is None:
+    running = step_var.get()
+    if running is None:
         raise StmtflowError("current_step() was called outside a running step action")
-    return info
+    workflow_id, thread_id, step, attempt, step_pc = running
+    return StepInfo(
+        workflow_id=workflow_id,
+        thread_id=thread_id,
+        step=step,
+        attempt=attempt,
+        key=f"{workflow_id}/{thread_id}/{step}/{step_pc}",
+    )
 
 
 def current_time() -> datetime:

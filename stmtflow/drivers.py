@@ -91,7 +91,7 @@ def _drive(run: Run, checkpoint: CheckpointFn, now: datetime) -> Any:
                 finally:
                     step_var.reset(token)
                 if value is not None and inspect.isawaitable(value):
-                    raise _async_refusal(effect.what, value)
+                    raise _async_refusal(effect.describe(), value)
         finally:
             run.close()
 

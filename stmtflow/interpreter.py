@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias, assert_never
 
-from stmtflow.context import StepInfo
+from pydantic import BaseModel
+
+from stmtflow.context import StepKey
 from stmtflow.errors import (
     AmbiguousCallback,
     CallbackInputError,
@@ -52,16 +54,28 @@ TERMINAL = frozenset({WorkflowStatus.FINISHED, WorkflowStatus.FAILED, WorkflowSt
 _TEARDOWN_DUE = (WaitEventStatus.SETUP, WaitEventStatus.TEARDOWN_ERROR)
 
 
-@dataclass(frozen=True, slots=True)
 class Call:
     """Ask the driver to call ``fn(*args)`` (user code) and send back its result."""
 
-    fn: Callable[..., Any]
-    args: tuple[Any, ...]
-    what: str
-    """Names the call in errors, e.g. "the action of step 'charge' (workflow 'o-1', thread ...)"."""
-    step: StepInfo | None = None
-    """Set for step actions: what ``current_step()`` returns during the call."""
+    __slots__ = ("args", "fn", "step", "what")
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        what: str | Callable[[], str],
+        step: StepKey | None = None,
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.what = what
+        """Names the call in errors, e.g. "the action of step 'charge' (workflow ...)"."""
+        self.step = step
+        """Set for step actions: what ``current_step()`` describes during the call."""
+
+    def describe(self) -> str:
+        """What is being called, for error messages."""
+        return self.what if isinstance(self.what, str) else self.what()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +83,9 @@ class Checkpoint:
     """Ask the driver to call the caller's checkpoint callback with ``kind``."""
 
     kind: CheckpointType
+
+
+_CHECKPOINT = {kind: Checkpoint(kind) for kind in CheckpointType}
 
 
 Effect: TypeAlias = Call | Checkpoint
@@ -94,6 +111,16 @@ class _Data:
         object.__setattr__(wf, "__pydantic_fields_set__", set(fresh.__pydantic_fields_set__))
         object.__setattr__(wf, "__pydantic_extra__", fresh.__pydantic_extra__)
         object.__setattr__(wf, "__pydantic_private__", fresh.__pydantic_private__)
+
+
+def _assign(model: BaseModel, **values: Any) -> None:
+    """Set several fields of a state model at once.
+
+    The same as setting each attribute (state models do not validate on assignment), without
+    pydantic's per-attribute ``__setattr__`` cost on the interpreter's hot path.
+    """
+    model.__dict__.update(values)
+    model.__pydantic_fields_set__.update(values)
 
 
 def _has(handler: Any, method: str) -> bool:
@@ -150,9 +177,10 @@ class Interpreter:
     # -- bookkeeping ------------------------------------------------------------------------------
 
     def _progress(self, thread: Thread | None = None) -> None:
-        self.state.pc += 1
+        pc = self.state.pc + 1
+        _assign(self.state, pc=pc)
         if thread is not None:
-            thread.pc = self.state.pc
+            _assign(thread, pc=pc)
 
     def _runnable(self, thread: Thread) -> bool:
         if thread.status is ThreadStatus.RESUMING:
@@ -166,7 +194,7 @@ class Interpreter:
         if state.status in TERMINAL:
             return
         running = any(self._runnable(t) for t in state.threads)
-        state.status = WorkflowStatus.RESUMING if running else WorkflowStatus.WAITING
+        _assign(state, status=WorkflowStatus.RESUMING if running else WorkflowStatus.WAITING)
 
     def _who(self, thread: Thread) -> str:
         return f"{self.where}, thread {thread.id!r}"
@@ -206,22 +234,19 @@ class Interpreter:
         assert found is not None and isinstance(found[1], Step)
         step = found[1]
         state = self.state
-        info = StepInfo(
-            workflow_id=state.id,
-            thread_id=thread.id,
-            step=step.name,
-            attempt=thread.attempt + 1,
-            key=f"{state.id}/{thread.id}/{step.name}/{thread.step_pc}",
-        )
-        what = f"step {step.name!r} ({self._who(thread)})"
+        key = StepKey(state.id, thread.id, step.name, thread.attempt + 1, thread.step_pc)
+
+        def what() -> str:
+            return f"step {step.name!r} ({self._who(thread)})"
+
         snapshot = _Data.snapshot(self.wf)
         try:
-            yield Call(step.action, (), f"the action of {what}", info)
+            yield Call(step.action, (), lambda: f"the action of {what()}", key)
         except Exception as exc:
             _Data.restore(self.wf, snapshot)
             policy = step.retry or self.default_retry
             if policy is None:
-                raise StepError(f"{what} failed: {_describe(exc)}", step=step.name) from exc
+                raise StepError(f"{what()} failed: {_describe(exc)}", step=step.name) from exc
             attempt = thread.attempt + 1
             self._progress(thread)
             thread.attempt = attempt
@@ -229,26 +254,26 @@ class Interpreter:
             if attempt >= policy.max_attempts or not policy.is_retryable(exc):
                 thread.retry_at = None
                 state.status = WorkflowStatus.FAILED
-                state.error = f"{what} failed after {attempt} attempt(s): {_describe(exc)}"
+                state.error = f"{what()} failed after {attempt} attempt(s): {_describe(exc)}"
             else:
                 thread.retry_at = self.now + policy.interval(attempt)
                 self._refresh_status()
-            yield Checkpoint(CheckpointType.AFTER_STEP)
+            yield _CHECKPOINT[CheckpointType.AFTER_STEP]
             return
         self._stale = True
         self._progress(thread)
-        thread.status = ThreadStatus.RESUMING
-        thread.attempt = 0
-        thread.retry_at = None
-        thread.last_error = None
+        _assign(thread, status=ThreadStatus.RESUMING)
+        if thread.attempt:
+            _assign(thread, attempt=0, retry_at=None, last_error=None)
         self._refresh_status()
-        yield Checkpoint(CheckpointType.AFTER_STEP)
+        yield _CHECKPOINT[CheckpointType.AFTER_STEP]
 
     def _move(self, thread: Thread) -> Run:
         state = self.state
         move = self.program.advance(thread, state.threads)
         self._progress(thread)
-        thread.cur_callback = None
+        if thread.cur_callback is not None:
+            thread.cur_callback = None
         for go, thread_id in move.spawns:
             state.threads.append(
                 Thread(id=thread_id, name=go.name, status=ThreadStatus.RESUMING, pc=state.pc)
@@ -256,12 +281,15 @@ class Interpreter:
         outcome = move.outcome
         match outcome:
             case AtStep(step):
-                thread.cur_step = step.name
-                thread.status = ThreadStatus.EXECUTING
-                thread.step_pc = state.pc
-                thread.attempt = 0
-                thread.retry_at = None
-                thread.last_error = None
+                _assign(
+                    thread,
+                    cur_step=step.name,
+                    status=ThreadStatus.EXECUTING,
+                    step_pc=state.pc,
+                    attempt=0,
+                    retry_at=None,
+                    last_error=None,
+                )
             case AtWait(wait):
                 thread.cur_step = wait.name
                 thread.status = ThreadStatus.WAITING_EVENT
@@ -289,7 +317,7 @@ class Interpreter:
             case _:
                 assert_never(outcome)
         self._refresh_status()
-        yield Checkpoint(CheckpointType.AFTER_RESUME)
+        yield _CHECKPOINT[CheckpointType.AFTER_RESUME]
         if isinstance(outcome, AtWait):
             yield from self._setups(thread)
         elif state.status in TERMINAL:
@@ -348,7 +376,7 @@ class Interpreter:
             self._progress(thread)
             thread.status = ThreadStatus.RESUMING
             self._refresh_status()
-            yield Checkpoint(CheckpointType.AFTER_CONDITION)
+            yield _CHECKPOINT[CheckpointType.AFTER_CONDITION]
             return 1
         return None
 
@@ -376,7 +404,7 @@ class Interpreter:
             event.status = WaitEventStatus.SETUP
             event.error = None
             self._progress()
-            yield Checkpoint(CheckpointType.AFTER_SETUP)
+            yield _CHECKPOINT[CheckpointType.AFTER_SETUP]
 
     def _retry_setups(self) -> Run:
         for thread in list(self.state.threads):
@@ -403,7 +431,7 @@ class Interpreter:
                 continue
             self.state.teardowns.remove(event)
             self._progress()
-            yield Checkpoint(CheckpointType.AFTER_TEARDOWN)
+            yield _CHECKPOINT[CheckpointType.AFTER_TEARDOWN]
 
     # -- callbacks --------------------------------------------------------------------------------
 
@@ -497,6 +525,6 @@ class Interpreter:
         self.check()
         self._end_all(WorkflowStatus.CANCELLED)
         self._progress()
-        yield Checkpoint(CheckpointType.AFTER_RESUME)
+        yield _CHECKPOINT[CheckpointType.AFTER_RESUME]
         yield from self._teardowns()
         return state

@@ -86,14 +86,24 @@ class _Index:
     events: dict[str, Path]
 
 
-def truth(cond: Any, who: str, what: str) -> bool:
+def truth(cond: Any) -> bool:
     """Evaluate a condition: a bool as is, a callable (lazy) by calling it."""
-    if not callable(cond):
-        return bool(cond)
-    try:
-        return bool(cond())
-    except Exception as exc:
-        raise ExecutionError(f"{who}: the condition of {what} raised {exc!r}") from exc
+    return bool(cond()) if callable(cond) else bool(cond)
+
+
+def _user_code(node: Statement) -> str:
+    """Names the user code a statement runs while a thread moves, for error messages."""
+    match node:
+        case For():
+            return f"the condition of loop {node.name!r}"
+        case Go():
+            return f"the id of Go {node.name!r}"
+        case If():
+            return "a condition of an If"
+        case Switch():
+            return "a condition of a Switch"
+        case _:
+            return f"{type(node).__name__}"
 
 
 _POSITION_KINDS = (Step, Wait, WaitFor, Sleep, For, Go)
@@ -298,7 +308,6 @@ class Program:
             ExecutionError: a lazy condition or ``Go`` id raised.
             DefinitionError: an iteration reached no step or wait, or a ``Go`` id is taken.
         """
-        who = f"{self.where}, thread {thread.id!r}"
         found_go = None if thread.name == MAIN_THREAD else self.find(thread.name)
         body_depth = len(found_go[0]) + 1 if found_go is not None else 0
         mode: Mode
@@ -317,6 +326,28 @@ class Program:
                 path += [index, 0]
                 mode = "enter"
         chain = self._chain(tuple(path))
+        try:
+            return self._walk(thread, threads, path, chain, mode, body_depth)
+        except (DefinitionError, ExecutionError):
+            raise
+        except Exception as exc:
+            raise ExecutionError(
+                f"{self._who(thread)}: {_user_code(chain[-1])} raised {exc!r}"
+            ) from exc
+
+    def _who(self, thread: Thread) -> str:
+        return f"{self.where}, thread {thread.id!r}"
+
+    def _walk(
+        self,
+        thread: Thread,
+        threads: list[Thread],
+        path: list[int],
+        chain: list[Statement],
+        mode: Mode,
+        body_depth: int,
+    ) -> Move:
+        """Move from ``path`` (in ``mode``) to the next resting statement; see `advance`."""
         move = Move(Ended(returned=False))
         taken: set[str] | None = None
         iterating: set[Path] = set()
@@ -340,9 +371,10 @@ class Program:
                 key = tuple(path)
                 if key in iterating:
                     raise DefinitionError(
-                        f"{who}: an iteration of loop {node.name!r} reached no step or wait"
+                        f"{self._who(thread)}: an iteration of loop {node.name!r} "
+                        "reached no step or wait"
                     )
-                if truth(node.cond, who, f"loop {node.name!r}"):
+                if truth(node.cond):
                     iterating.add(key)
                     path.append(0)
                     chain.append(node.body)
@@ -370,14 +402,14 @@ class Program:
                     move.outcome = AtCondition(node)
                     return move
                 case If():
-                    branch = self._choose_branch(node, who)
+                    branch = self._choose_branch(node)
                     if branch is None:
                         mode = "after"
                     else:
                         path.append(branch)
                         chain.append(_child(node, branch))
                 case Switch():
-                    case_index = self._choose_case(node, who)
+                    case_index = self._choose_case(node)
                     if case_index is None:
                         mode = "after"
                     else:
@@ -386,7 +418,7 @@ class Program:
                 case For():
                     mode = "loop"
                 case Break() | Continue():
-                    depth = self._enclosing_loop(chain, body_depth, who)
+                    depth = self._enclosing_loop(chain, body_depth)
                     del path[depth:]
                     del chain[depth + 1 :]
                     mode = "after" if isinstance(node, Break) else "loop"
@@ -394,61 +426,57 @@ class Program:
                     move.outcome = Ended(returned=True)
                     return move
                 case Go():
-                    thread_id = self._go_id(node, who)
+                    thread_id = self._go_id(node)
                     if taken is None:
                         taken = {t.id for t in threads}
                     if thread_id in taken:
                         raise DefinitionError(
-                            f"{who}: Go {node.name!r} would start thread {thread_id!r}, "
+                            f"{self._who(thread)}: Go {node.name!r} would start thread "
+                            f"{thread_id!r}, "
                             f"but a thread with that id is still alive"
                         )
                     taken.add(thread_id)
                     move.spawns.append((node, thread_id))
                     mode = "after"
                 case Case() | Default() | On():
-                    raise DefinitionError(f"{who}: cannot run {node!r} at {tuple(path)}")
+                    raise DefinitionError(
+                        f"{self._who(thread)}: cannot run {node!r} at {tuple(path)}"
+                    )
                 case _:
                     assert_never(node)
 
     @staticmethod
-    def _choose_branch(node: If, who: str) -> int | None:
+    def _choose_branch(node: If) -> int | None:
         """The index of the branch to take (``len(branches)`` for ``Else``), or None."""
         for i, branch in enumerate(node.branches):
-            if truth(branch.cond, who, f"branch {i + 1} of an If"):
+            if truth(branch.cond):
                 return i
         return len(node.branches) if node.else_body is not None else None
 
     @staticmethod
-    def _choose_case(node: Switch, who: str) -> int | None:
+    def _choose_case(node: Switch) -> int | None:
         """The index of the first true ``Case``, else of the ``Default``, or None."""
         default = None
         for i, case in enumerate(node.cases):
             if isinstance(case, Default):
                 default = default if default is not None else i
-            elif truth(case.cond, who, f"case {i + 1} of a Switch"):
+            elif truth(case.cond):
                 return i
         return default
 
     @staticmethod
-    def _enclosing_loop(chain: list[Statement], body_depth: int, who: str) -> int:
+    def _enclosing_loop(chain: list[Statement], body_depth: int) -> int:
         """The depth of the innermost ``For`` on ``chain`` within the thread's body."""
         for depth in range(len(chain) - 2, body_depth - 1, -1):
             if isinstance(chain[depth], For):
                 return depth
-        raise DefinitionError(f"{who}: Break or Continue outside a For")
+        raise DefinitionError("Break or Continue outside a For")
 
     @staticmethod
-    def _go_id(node: Go, who: str) -> str:
-        value: Any = node.id
-        if callable(value):
-            try:
-                value = value()
-            except Exception as exc:
-                raise ExecutionError(f"{who}: the id of Go {node.name!r} raised {exc!r}") from exc
+    def _go_id(node: Go) -> str:
+        value: Any = node.id() if callable(node.id) else node.id
         if value is None:
             return node.name
         if not isinstance(value, str) or not value:
-            raise ExecutionError(
-                f"{who}: Go {node.name!r} needs a non-empty string id, got {value!r}"
-            )
+            raise ExecutionError(f"Go {node.name!r} needs a non-empty string id, got {value!r}")
         return value
