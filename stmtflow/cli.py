@@ -106,7 +106,7 @@ def _waiting_line(engine: Engine, inst: Instance) -> str:
     return "; waits for " + ", ".join(e.name for e in events)
 
 
-@cli.command()
+@cli.command(short_help="Start an instance and run it until it blocks.")
 @click.argument("target")
 @click.option("--input", "input_", metavar="JSON", help="The workflow's data (or @file.json).")
 @click.option("--id", "instance_id", metavar="ID", help="Instance id (default: random).")
@@ -144,7 +144,7 @@ def run(
         click.echo(f"see it with: stmtflow show {inst.id}")
 
 
-@cli.command()
+@cli.command(short_help="Deliver an event to an instance.")
 @click.argument("instance_id", metavar="ID")
 @click.argument("event")
 @click.argument("input_json", metavar="[JSON]", required=False)
@@ -174,7 +174,7 @@ def send(
             click.echo(f"output: {dump_json(output)}")
 
 
-@cli.command()
+@cli.command(short_help="Show an instance and what it waits for.")
 @click.argument("instance_id", metavar="ID")
 @_JSON_FLAG
 @pass_config
@@ -190,7 +190,7 @@ def show(cfg: Config, instance_id: str, as_json: bool) -> None:
             print_instance(console(), inst, pending)
 
 
-@cli.command(name="list")
+@cli.command(name="list", short_help="List stored instances.")
 @click.option("--status", metavar="STATUS", help="waiting, finished, failed, cancelled, resuming")
 @click.option("--workflow", metavar="TYPE", help="Only instances of this workflow type.")
 @_JSON_FLAG
@@ -206,7 +206,7 @@ def list_(cfg: Config, status: str | None, workflow: str | None, as_json: bool) 
         print_records(console(), records)
 
 
-@cli.command()
+@cli.command(short_help="Cancel an instance.")
 @click.argument("instance_id", metavar="ID")
 @pass_config
 def cancel(cfg: Config, instance_id: str) -> None:
@@ -217,7 +217,7 @@ def cancel(cfg: Config, instance_id: str) -> None:
         click.echo(f"{inst.id}: {inst.status.value}")
 
 
-@cli.command()
+@cli.command(short_help="Rerun a failed instance's failed step.")
 @click.argument("instance_id", metavar="ID")
 @pass_config
 def restart(cfg: Config, instance_id: str) -> None:

@@ -5,8 +5,8 @@ exit code 1 (2 for a malformed command line), never a traceback. Set ``STMTFLOW_
 get the traceback of an unexpected error.
 
 Example:
-    >>> one_line("invalid data:\\n  amount\\n    Field required")
-    'invalid data: amount Field required'
+    >>> one_line("invalid input:\\n  - amount: required\\n  - note: not a string")
+    'invalid input: amount: required; note: not a string'
 """
 
 from __future__ import annotations
@@ -55,8 +55,12 @@ class CliError(click.ClickException):
 
 
 def one_line(message: str) -> str:
-    """``message`` with its lines joined and runs of blanks squeezed, for one line of output."""
-    return " ".join(message.split())
+    """``message`` on one line: later lines (bullets dropped) follow the first, ``;``-separated."""
+    lines = [" ".join(line.split()).removeprefix("- ") for line in message.splitlines()]
+    lines = [line for line in lines if line]
+    if len(lines) <= 1:
+        return lines[0] if lines else ""
+    return f"{lines[0]} {'; '.join(lines[1:])}"
 
 
 def fail(message: str) -> NoReturn:

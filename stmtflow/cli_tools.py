@@ -2,8 +2,9 @@
 
 Example:
     >>> from click.testing import CliRunner
-    >>> CliRunner().invoke(check, ["--diff", "only-one.json"]).exit_code
-    2
+    >>> from stmtflow.cli import cli
+    >>> print(CliRunner().invoke(cli, ["check", "--diff", "only-one.json"]).stderr, end="")
+    error: check --diff takes two files: OLD.json NEW.json
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def _section_of(wf: WorkflowState) -> Any:
         )
 
 
-@click.command()
+@click.command(short_help="Draw a definition (Mermaid, DOT, SVG, PNG).")
 @click.argument("target")
 @click.option("--id", "instance_id", metavar="ID", help="Overlay this stored instance's state.")
 @click.option(
@@ -113,7 +114,7 @@ def _diff(files: tuple[str, ...]) -> None:
         raise CliError("the new definition removes, moves or changes names old ones stand on")
 
 
-@click.command()
+@click.command(short_help="Check running instances against a new definition.")
 @click.argument("args", nargs=-1, metavar="TARGET [STATE_FILES...] | --diff OLD NEW")
 @click.option("--diff", "diff_mode", is_flag=True, help="Compare two definition_json files.")
 @click.option("--db", "db", metavar="URL", help="Check the instances stored here.")

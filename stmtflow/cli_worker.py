@@ -6,8 +6,10 @@ finishes the current unit of work, then stops.
 
 Example:
     >>> from click.testing import CliRunner
-    >>> CliRunner().invoke(worker, ["stmtflow.workflow:Nope"]).exit_code
-    1
+    >>> from stmtflow.cli import cli
+    >>> args = ["--db", "memory://", "worker", "stmtflow.workflow:Nope"]
+    >>> print(CliRunner().invoke(cli, args).stderr, end="")
+    error: module 'stmtflow.workflow' has no class 'Nope'
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ def _summary(out: Console, stats: WorkerStats) -> None:
     )
 
 
-@click.command()
+@click.command(short_help="Fire due timers and retries until stopped.")
 @click.argument("targets", nargs=-1, metavar="[TARGET ...]")
 @click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option(
@@ -128,4 +130,6 @@ def worker(
             final = engine.run_worker(
                 concurrency=concurrency, poll_interval=poll, stop=stop, on_tick=on_tick
             )
+        if not out.is_terminal:
+            out.line()
         _summary(out, final)
