@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import typing
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -110,13 +111,18 @@ class _Signature:
         self.validator = jsonschema.Draft202012Validator(self.in_schema)
 
 
-_signatures: dict[Any, _Signature] = {}
+_signatures: weakref.WeakKeyDictionary[Any, _Signature] = weakref.WeakKeyDictionary()
 
 
 def _signature_of(fn: Callable[..., Any]) -> _Signature:
     # Bound methods are rebuilt with every definition(); cache by the underlying function.
+    # Weakly: a lambda or closure made by each definition() call must not outlive it (with the
+    # workflow it closes over), or a long-running worker grows with every callback.
     key = getattr(fn, "__func__", fn)
-    sig = _signatures.get(key)
+    try:
+        sig = _signatures.get(key)
+    except TypeError:  # not weakly referenceable: computed on each use
+        return _Signature(fn)
     if sig is None:
         sig = _signatures[key] = _Signature(fn)
     return sig
