@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -249,3 +251,25 @@ def test_a_timer_fires_when_delivered() -> None:
 def test_timer_refuses_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         sf.Timer(**kwargs)
+
+
+def test_handler_functions_made_by_definition_do_not_keep_workflows_alive() -> None:
+    """A long-running worker handles millions of callbacks; none may leave its workflow behind."""
+
+    class Counter(sf.WorkflowState):
+        n: int = 0
+
+        def definition(self) -> sf.Section:
+            return sf.S(sf.Wait("w", sf.OnEvent("e", lambda x: setattr(self, "n", x))))
+
+    def one_callback() -> weakref.ref[Counter]:
+        wf, state = Counter(), sf.new_state("c-1", Counter)
+        sf.resume(wf, state, now=NOW)
+        sf.handle_callback("e", wf, state, 3)
+        sf.resume(wf, state, now=NOW)
+        assert wf.n == 3
+        return weakref.ref(wf)
+
+    refs = [one_callback() for _ in range(3)]
+    gc.collect()
+    assert [r() for r in refs] == [None, None, None]
