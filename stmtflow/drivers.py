@@ -79,7 +79,7 @@ def _drive(run: Run, checkpoint: CheckpointFn, now: datetime) -> Any:
                 if isinstance(effect, Checkpoint):
                     if checkpoint is not None:
                         result = checkpoint(effect.kind)
-                        if inspect.isawaitable(result):
+                        if result is not None and inspect.isawaitable(result):
                             raise _async_refusal("the checkpoint callback", result)
                     continue
                 token = step_var.set(effect.step)

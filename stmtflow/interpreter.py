@@ -189,12 +189,27 @@ class Interpreter:
             return thread.retry_at is None or thread.retry_at <= self.now
         return False
 
-    def _refresh_status(self) -> None:
+    def _refresh_status(self, moved: Thread | None = None) -> None:
+        """Set ``resuming`` while some thread can move, else ``waiting`` (ended stays ended).
+
+        ``moved`` is the thread that just made progress: when it can move on, no scan is needed.
+        """
         state = self.state
         if state.status in TERMINAL:
             return
-        running = any(self._runnable(t) for t in state.threads)
-        _assign(state, status=WorkflowStatus.RESUMING if running else WorkflowStatus.WAITING)
+        running = (moved is not None and self._runnable(moved)) or (
+            self._next_runnable() is not None
+        )
+        status = WorkflowStatus.RESUMING if running else WorkflowStatus.WAITING
+        if state.status is not status:
+            _assign(state, status=status)
+
+    def _next_runnable(self) -> Thread | None:
+        """The first thread, in creation order, that can move now."""
+        for thread in self.state.threads:
+            if self._runnable(thread):
+                return thread
+        return None
 
     def _who(self, thread: Thread) -> str:
         return f"{self.where}, thread {thread.id!r}"
@@ -210,7 +225,7 @@ class Interpreter:
         yield from self._retry_setups()
         actions = 0
         while self.state.status not in TERMINAL:
-            thread = next((t for t in self.state.threads if self._runnable(t)), None)
+            thread = self._next_runnable()
             if thread is None:
                 woke = yield from self._conditions(max_steps - actions)
                 if woke is None:
@@ -257,7 +272,7 @@ class Interpreter:
                 state.error = f"{what()} failed after {attempt} attempt(s): {_describe(exc)}"
             else:
                 thread.retry_at = self.now + policy.interval(attempt)
-                self._refresh_status()
+                self._refresh_status(thread)
             yield _CHECKPOINT[CheckpointType.AFTER_STEP]
             return
         self._stale = True
@@ -265,7 +280,7 @@ class Interpreter:
         _assign(thread, status=ThreadStatus.RESUMING)
         if thread.attempt:
             _assign(thread, attempt=0, retry_at=None, last_error=None)
-        self._refresh_status()
+        self._refresh_status(thread)
         yield _CHECKPOINT[CheckpointType.AFTER_STEP]
 
     def _move(self, thread: Thread) -> Run:
@@ -316,7 +331,7 @@ class Interpreter:
                     self._end_all(WorkflowStatus.FINISHED)
             case _:
                 assert_never(outcome)
-        self._refresh_status()
+        self._refresh_status(None if isinstance(outcome, Ended) else thread)
         yield _CHECKPOINT[CheckpointType.AFTER_RESUME]
         if isinstance(outcome, AtWait):
             yield from self._setups(thread)
@@ -375,7 +390,7 @@ class Interpreter:
                 self._stale = True
             self._progress(thread)
             thread.status = ThreadStatus.RESUMING
-            self._refresh_status()
+            self._refresh_status(thread)
             yield _CHECKPOINT[CheckpointType.AFTER_CONDITION]
             return 1
         return None
