@@ -46,7 +46,14 @@ from stmtflow.errors import (
     WorkflowFinished,
 )
 from stmtflow.handlers import BaseHandler, FunctionHandler, Handler, Timer
-from stmtflow.render import definition_json, to_dot, to_mermaid
+from stmtflow.render import (
+    GraphvizError,
+    GraphvizNotFound,
+    definition_json,
+    render_image,
+    to_dot,
+    to_mermaid,
+)
 from stmtflow.state import (
     MAIN_THREAD,
     CallbackRequest,
@@ -138,6 +145,7 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "find_handler",
     "find_step",
     "find_waiting_step",
+    "render_image",
     "to_dot",
     "to_mermaid",
     "validate",
@@ -150,6 +158,8 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "DefinitionError",
     "DefinitionMismatch",
     "ExecutionError",
+    "GraphvizError",
+    "GraphvizNotFound",
     "HandlerError",
     "NotFound",
     "NotWaiting",
