@@ -303,3 +303,46 @@ def test_sync_resume_refuses_an_async_teardown() -> None:
     run(sf.aresume(wf, state, now=NOW))
     assert state.status is sf.WorkflowStatus.FINISHED
     assert state.teardowns == []
+
+
+class Fragile(sf.WorkflowState):
+    items: list[list[str]] = [["a"]]
+
+    def definition(self) -> sf.Section:
+        return sf.S(sf.Wait("w", sf.OnEvent("e", self.on_e)))
+
+    async def on_e(self, value: str) -> None:
+        self.items[0].append(value)
+        await asyncio.sleep(0)
+        raise ValueError(f"bad {value}")
+
+
+def test_an_async_handler_that_raises_is_rolled_back() -> None:
+    wf, state = Fragile(), sf.new_state("fragile-1", Fragile)
+    run(sf.aresume(wf, state, now=NOW))
+    before = (wf.model_dump_json(), state.model_dump_json())
+    with pytest.raises(sf.HandlerError) as info:
+        run(sf.ahandle_callback("e", wf, state, "x"))
+    assert isinstance(info.value.__cause__, ValueError)
+    assert (wf.model_dump_json(), state.model_dump_json()) == before
+
+
+def test_an_async_action_that_raises_is_rolled_back() -> None:
+    class Grows(sf.WorkflowState):
+        items: list[list[str]] = [["a"]]
+
+        def definition(self) -> sf.Section:
+            return sf.S(sf.Step("grow", self.grow))
+
+        async def grow(self) -> None:
+            self.items[0].append("b")
+            await asyncio.sleep(0)
+            raise OSError("disk full")
+
+    wf, state = Grows(), sf.new_state("grows-1", Grows)
+    saved = Saved(wf, state)
+    with pytest.raises(sf.StepError) as info:
+        run(sf.aresume(wf, state, saved, now=NOW))
+    assert isinstance(info.value.__cause__, OSError) and info.value.step == "grow"
+    assert saved.now() == saved.last
+    assert wf.items == [["a"]]
