@@ -1,0 +1,231 @@
+"""``python -m benchmarks``: run the workloads, print the table, optionally write JSON.
+
+Exit status 0 when every selected workload ran (misses included: a benchmark reports, it does not
+judge), 1 when one of them crashed (its rows then say why), 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks import db
+from benchmarks.harness import Result, Settings
+from benchmarks.w1_sequential import w1, w1b
+from benchmarks.w2_history import w2, w4
+from benchmarks.w3_fanout import w3
+from benchmarks.w5_throughput import w5
+from benchmarks.w6_due_index import w6
+
+WORKLOADS: dict[str, Callable[[Settings], list[Result]]] = {
+    "W1": w1,
+    "W1b": w1b,
+    "W2": w2,
+    "W3": w3,
+    "W4": w4,
+    "W5": w5,
+    "W6": w6,
+}
+"""Every workload of the issue, in the order they run."""
+
+_STYLE = {"pass": "green", "miss": "bold red", "report": "cyan", "skipped": "yellow"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Measure stmtflow's interpreter and runtime against the targets of issue 4.",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run with tiny sizes (< 60 s; CI runs it)"
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write every figure as JSON here")
+    parser.add_argument(
+        "--only", metavar="W1,W3", help=f"run only these workloads (of {', '.join(WORKLOADS)})"
+    )
+    parser.add_argument(
+        "--repeats", type=int, help="measured runs per figure after the warm-up (default 5; 1)"
+    )
+    parser.add_argument(
+        "--workdir",
+        metavar="DIR",
+        help="directory for the SQLite files, i.e. the disk measured (default: a temp dir)",
+    )
+    return parser
+
+
+def _selected(only: str | None) -> list[str]:
+    if not only:
+        return list(WORKLOADS)
+    wanted = [name.strip() for name in only.split(",") if name.strip()]
+    by_lower = {name.lower(): name for name in WORKLOADS}
+    unknown = [name for name in wanted if name.lower() not in by_lower]
+    if unknown:
+        raise SystemExit(
+            f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}"
+        )
+    chosen = {by_lower[name.lower()] for name in wanted}
+    return [name for name in WORKLOADS if name in chosen]
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def environment(settings: Settings) -> dict[str, Any]:
+    """What the figures were measured on."""
+
+    def version(package: str) -> str | None:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "machine": platform.machine(),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "postgresql": db.server_version(settings.pg_url) if settings.pg_url else None,
+        "psycopg": version("psycopg"),
+        "pydantic": version("pydantic"),
+        "stmtflow": version("stmtflow"),
+        "commit": _git_commit(),
+        "workdir": str(settings.workdir),
+    }
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}" if value >= 1 else f"{value:.3f}"
+
+
+def render(results: list[Result], env: dict[str, Any], settings: Settings, seconds: float) -> None:
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # a log or a pipe: no wrapping into narrow columns
+    mode = "quick (smoke sizes: figures are not comparable)" if settings.quick else "full"
+    console.print(
+        f"[bold]stmtflow benchmarks[/] — {mode}; median of {settings.repeats} run(s) after "
+        f"a warm-up; {seconds:.0f} s"
+    )
+    console.print(
+        f"{env['cpu']} ({env['cores']} cores, {env['machine']}), {env['os']}\n"
+        f"Python {env['python']}, SQLite {env['sqlite']}, "
+        f"PostgreSQL {env['postgresql'] or 'not used'}, psycopg {env['psycopg']}, "
+        f"pydantic {env['pydantic']}, stmtflow {env['stmtflow']} ({env['commit'] or '?'})\n"
+        f"SQLite files in {env['workdir']}"
+    )
+    table = Table(show_lines=False)
+    for column in ("Workload", "Case", "Median", "Unit", "Target", "Ratio", "Result", "Note"):
+        table.add_column(column, justify="right" if column in ("Median", "Ratio") else "left")
+    for r in results:
+        verdict = r.verdict
+        table.add_row(
+            r.workload,
+            r.case,
+            _number(r.value),
+            r.unit,
+            r.target.text if r.target else "",
+            "" if r.ratio is None else f"{r.ratio:.2f}",
+            f"[{_STYLE[verdict]}]{verdict}[/]",
+            r.note,
+        )
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    names = _selected(args.only)
+    repeats = args.repeats or (1 if args.quick else 5)
+    if repeats < 1:
+        raise SystemExit("--repeats must be at least 1")
+    own_workdir = args.workdir is None
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="stmtflow-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    server = db.pg_server()
+    pg_skip = db.pg_reachable(server)
+    pg_url = None if pg_skip else db.with_schema(server, db.run_schema())
+    settings = Settings(args.quick, repeats, workdir, pg_url, pg_skip)
+    results: list[Result] = []
+    crashed = False
+    started = time.perf_counter()
+    try:
+        if pg_url is not None:
+            db.open_schema(pg_url)
+        env = environment(settings)
+        for name in names:
+            try:
+                results += WORKLOADS[name](settings)
+            except Exception as exc:
+                crashed = True
+                traceback.print_exc()
+                results.append(
+                    Result(name, "crashed", None, "", note=f"{type(exc).__name__}: {exc}")
+                )
+    finally:
+        if pg_url is not None:
+            db.pg_drop_schema(pg_url)
+        if own_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    seconds = time.perf_counter() - started
+    render(results, env, settings, seconds)
+    if args.json:
+        payload = {
+            "environment": env,
+            "settings": {
+                "quick": settings.quick,
+                "repeats": settings.repeats,
+                "postgresql_skipped": pg_skip,
+                "workloads": names,
+            },
+            "seconds": seconds,
+            "results": [r.to_json() for r in results],
+        }
+        Path(args.json).write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    return 1 if crashed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Database plumbing for the benchmarks: the PostgreSQL schema of a run, raw connections, and
+bulk copies of a stored record.
+
+Large set-ups (a million sleeping instances, many copies of an instance with a long history)
+bypass the engine: the store writes one valid *template* record, and one SQL statement clones it,
+substituting the instance id inside the state JSON. Every clone is thus a record the store itself
+could have written, byte for byte, but for its id.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from stmtflow.state import State
+from stmtflow.stores import Record
+from stmtflow.timers import next_wakeup
+from stmtflow.workflow import WorkflowState
+
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+"""The server used unless ``$STMTFLOW_BENCH_PG`` (or ``$STMTFLOW_TEST_PG``) names another."""
+
+
+def pg_server() -> str:
+    """The PostgreSQL server URL (no schema) the benchmarks use."""
+    return os.environ.get("STMTFLOW_BENCH_PG") or os.environ.get("STMTFLOW_TEST_PG") or DEFAULT_PG
+
+
+def run_schema() -> str:
+    """This run's own schema name (dropped when the run ends)."""
+    return f"stmtflow_bench_{os.getpid()}"
+
+
+def with_schema(url: str, schema: str) -> str:
+    """``url`` with its ``schema`` query parameter set (how the store picks a schema)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "schema"] + [("schema", schema)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _split(url: str) -> tuple[str, str | None]:
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    schema = next((v for k, v in query if k == "schema"), None)
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+def pg_reachable(url: str) -> str | None:
+    """None when the server answers, else why not (one line)."""
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install 'stmtflow[postgres]')"
+    try:
+        with psycopg.connect(_split(url)[0], connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        text = str(exc).strip()
+        return f"PostgreSQL at {url} is unreachable: {text.splitlines()[0] if text else exc!r}"
+    return None
+
+
+@contextmanager
+def pg_connect(url: str) -> Iterator[Any]:
+    """A raw autocommit psycopg connection with ``search_path`` set to the URL's schema."""
+    import psycopg
+    from psycopg import sql
+
+    libpq, schema = _split(url)
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        if schema:
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        yield conn
+
+
+def pg_drop_schema(url: str) -> None:
+    """Drop the URL's schema and everything in it."""
+    from psycopg import sql
+
+    _, schema = _split(url)
+    if schema:
+        with pg_connect(url) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def pg_truncate(url: str) -> None:
+    """Empty the instances table of the URL's schema (between workloads)."""
+    with pg_connect(url) as conn:
+        conn.execute("TRUNCATE stmtflow_instances")
+
+
+def server_version(url: str) -> str:
+    with pg_connect(url) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return str(row[0]) if row else "?"
+
+
+def template_record(wf: WorkflowState, state: State, workflow: str) -> Record:
+    """The record of an instance run in memory, ready for `Store.create` (id: ``state.id``).
+
+    Status and wake-up time are what the engine would store for that data and state.
+    """
+    return Record(
+        id=state.id,
+        workflow=workflow,
+        data=wf.model_dump_json(),
+        state=state.model_dump_json(),
+        status=state.status.value,
+        wake_at=next_wakeup(state),
+    )
+
+
+def _quoted(id: str) -> str:
+    return f'"{id}"'
+
+
+_SQLITE_CLONE = """
+WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < :count)
+INSERT INTO stmtflow_instances (id, workflow, data, state, status, version, wake_at, lease_owner,
+    lease_expires, fence, error, created_at, updated_at)
+SELECT :prefix || printf('%0{width}d', i), t.workflow, t.data,
+    replace(t.state, :token, '"' || :prefix || printf('%0{width}d', i) || '"'),
+    t.status, t.version, t.wake_at, NULL, NULL, 0, NULL, t.created_at,
+    t.updated_at
+FROM n, stmtflow_instances AS t WHERE t.id = :template
+"""
+
+_PG_CLONE = """
+INSERT INTO stmtflow_instances (id, workflow, data, state, status, version, wake_at, lease_owner,
+    lease_expires, fence, error, created_at, updated_at)
+SELECT %(prefix)s || lpad(i::text, %(width)s, '0'), t.workflow, t.data,
+    replace(t.state, %(token)s, '"' || %(prefix)s || lpad(i::text, %(width)s, '0') || '"'),
+    t.status, t.version, t.wake_at, NULL, NULL, 0, NULL, t.created_at,
+    t.updated_at
+FROM generate_series(0, %(count)s - 1) AS i, stmtflow_instances AS t WHERE t.id = %(template)s
+"""
+
+
+def clone_ids(prefix: str, count: int) -> list[str]:
+    """The ids `sqlite_clone` / `pg_clone` give their clones."""
+    width = len(str(max(count - 1, 0)))
+    return [f"{prefix}{i:0{width}d}" for i in range(count)]
+
+
+def sqlite_clone(path: str, template_id: str, prefix: str, count: int) -> None:
+    """Insert ``count`` copies of the stored record ``template_id`` in one transaction."""
+    width = len(str(max(count - 1, 0)))
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            _SQLITE_CLONE.format(width=width),
+            {
+                "count": count,
+                "prefix": prefix,
+                "token": _quoted(template_id),
+                "template": template_id,
+            },
+        )
+        conn.execute("COMMIT")
+        # Fold the set-up into the database file now, so no timed commit pays for it.
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+
+
+def pg_clone(url: str, template_id: str, prefix: str, count: int) -> None:
+    """`sqlite_clone` for PostgreSQL."""
+    width = len(str(max(count - 1, 0)))
+    with pg_connect(url) as conn:
+        conn.execute(
+            _PG_CLONE,
+            {
+                "count": count,
+                "prefix": prefix,
+                "width": width,
+                "token": _quoted(template_id),
+                "template": template_id,
+            },
+        )
+
+
+def open_schema(url: str) -> None:
+    """Create the store's tables in the URL's schema (the store does it on first open)."""
+    from stmtflow.stores import open_store
+
+    open_store(url).close()

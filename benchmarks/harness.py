@@ -1,0 +1,137 @@
+"""What every workload shares: timing, results with their targets, and the run's settings.
+
+A workload measures figures and returns `Result` rows. A row carries its median, the samples it
+came from and, when the issue sets one, its `Target`; the table and the JSON are built from rows.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How one run of the harness is configured.
+
+    Attributes:
+        quick: smoke mode: tiny sizes, one repeat (CI runs this so the harness never rots).
+        repeats: measured runs per figure (after one warm-up run).
+        workdir: where the SQLite files go (the disk whose commit cost is measured).
+        pg_url: the PostgreSQL server (its schema is the run's own), or None when unreachable.
+        pg_skip: why PostgreSQL workloads are skipped (None when they run).
+    """
+
+    quick: bool
+    repeats: int
+    workdir: Path
+    pg_url: str | None
+    pg_skip: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A goal from the issue: ``value`` compared with ``limit`` (times ``base`` when relative).
+
+    Attributes:
+        text: how the table shows it, e.g. "<= 10 us" or "<= 1.2x floor".
+        limit: the bound: absolute in the row's unit, or a factor of ``base``.
+        base: the reference value for a relative target (None: absolute).
+        higher_is_better: True when the value must reach the bound rather than stay under it.
+    """
+
+    text: str
+    limit: float
+    base: float | None = None
+    higher_is_better: bool = False
+
+    def ratio(self, value: float) -> float:
+        """``value`` over the base (relative targets) or over the limit (absolute ones)."""
+        reference = self.base if self.base is not None else self.limit
+        return value / reference if reference else float("inf")
+
+    def met(self, value: float) -> bool:
+        """Whether ``value`` reaches the goal."""
+        measured = value if self.base is None else value / self.base
+        return measured >= self.limit if self.higher_is_better else measured <= self.limit
+
+
+@dataclass(slots=True)
+class Result:
+    """One measured figure (a row of the table).
+
+    Attributes:
+        workload: "W1", "W1b", ... as in the issue.
+        case: what exactly was measured, e.g. "(b) engine on SQLite, per step".
+        value: the median (None when the case was skipped).
+        unit: "us", "ms", "bytes", "instances/s", ...
+        samples: every measured run, in order.
+        target: the issue's goal for this figure, if any.
+        note: context for the reader (what the figure includes, why it was skipped).
+        extra: further numbers kept in the JSON (sizes, breakdowns).
+    """
+
+    workload: str
+    case: str
+    value: float | None
+    unit: str
+    samples: list[float] = field(default_factory=list)
+    target: Target | None = None
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.target is None or self.value is None:
+            return None
+        return self.target.ratio(self.value)
+
+    @property
+    def verdict(self) -> Literal["pass", "miss", "report", "skipped"]:
+        if self.value is None:
+            return "skipped"
+        if self.target is None:
+            return "report"
+        return "pass" if self.target.met(self.value) else "miss"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ratio"] = self.ratio
+        data["verdict"] = self.verdict
+        return data
+
+
+def skipped(workload: str, case: str, unit: str, why: str) -> Result:
+    """A row for a case that could not run (e.g. PostgreSQL unreachable)."""
+    return Result(workload, case, None, unit, note=f"skipped: {why}")
+
+
+def measure(
+    run: Callable[[], float], repeats: int, *, warmup: int = 1
+) -> tuple[float, list[float]]:
+    """Call ``run`` (which returns one figure) ``warmup`` times, then ``repeats`` times.
+
+    Returns the median of the measured figures and the figures themselves.
+    """
+    for _ in range(warmup):
+        run()
+    samples = [run() for _ in range(repeats)]
+    return statistics.median(samples), samples
+
+
+class Stopwatch:
+    """``with Stopwatch() as sw: ...`` then ``sw.seconds``: wall time of the block."""
+
+    __slots__ = ("_start", "seconds")
+
+    def __enter__(self) -> Stopwatch:
+        self.seconds = 0.0
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._start

@@ -1,0 +1,304 @@
+"""W1 (sequential steps) and W1b (definition size).
+
+W1: a ``For`` loop of N = 1000 steps, each incrementing a counter, timed (a) in memory through
+`resume` with a no-op checkpoint, (b) through the engine on SQLite with a durable commit per
+step, next to the floor -- a bare SQLite commit (WAL, ``synchronous=FULL``) of a row of the same
+size in the same table on the same disk -- and (c) through the engine on PostgreSQL, next to a
+bare PostgreSQL commit of the same row.
+
+W1b: the in-memory cost per step when the definition also holds 10 / 100 / 1000 statements that
+never run, with eager conditions (``definition()`` rebuilt after every step) and with lazy ones
+(``static_definition``: built once per resume).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Callable
+from statistics import median
+from typing import Any
+
+import stmtflow as sf
+from benchmarks.db import pg_connect
+from benchmarks.flows import Counter, StaticCounter, padded
+from benchmarks.harness import Result, Settings, Stopwatch, Target, measure, skipped
+from stmtflow.engine import Engine
+from stmtflow.stores import Store, open_store
+
+EXTRAS = (0, 10, 100, 1000)
+
+
+def _steps(settings: Settings) -> int:
+    return 200 if settings.quick else 1000
+
+
+def memory_per_step(cls: type[sf.WorkflowState], n: int) -> float:
+    """µs per step of one in-memory run of ``n`` steps with a no-op checkpoint."""
+    wf = cls.model_validate({"n": n})
+    state = sf.new_state("w1", cls.__name__)
+    with Stopwatch() as sw:
+        sf.resume(wf, state, _no_checkpoint, max_steps=n + 10)
+    assert wf.count == n  # type: ignore[attr-defined]
+    return sw.seconds / n * 1e6
+
+
+def _no_checkpoint(kind: sf.CheckpointType) -> None:
+    """The no-op checkpoint of W1 (a)."""
+
+
+def w1(settings: Settings) -> list[Result]:
+    n = _steps(settings)
+    results = []
+    for cls, label in ((Counter, "eager condition"), (StaticCounter, "lazy, static_definition")):
+        value, samples = measure(lambda cls=cls: memory_per_step(cls, n), settings.repeats)
+        results.append(
+            Result(
+                "W1",
+                f"(a) memory, no-op checkpoint, {label}",
+                value,
+                "µs/step",
+                samples,
+                Target("≤ 10 µs", 10.0),
+                note=f"N={n}",
+            )
+        )
+    results += _w1_sqlite(settings, n)
+    results += _w1_postgres(settings, n)
+    return results
+
+
+def _engine_per_step(store: Store, n: int) -> float:
+    """µs per step of one engine run of ``n`` steps (each step one committed write)."""
+    engine = Engine(store, workflows=[Counter])
+    with Stopwatch() as sw:
+        inst = engine.start(Counter, {"n": n}, id=f"w1-{uuid.uuid4().hex[:8]}")
+    assert inst.status is sf.WorkflowStatus.FINISHED and inst.data.count == n  # type: ignore[attr-defined]
+    return sw.seconds / n * 1e6
+
+
+def _sized_row(n: int) -> tuple[str, str]:
+    """Data and state JSON of a W1 instance mid-loop: the row each W1 commit writes."""
+    wf, state = Counter(n=n), sf.new_state("w1-floor", "Counter")
+    rows: list[tuple[str, str]] = []
+
+    def keep(kind: sf.CheckpointType) -> None:
+        if kind is sf.CheckpointType.AFTER_STEP and wf.count == n // 2:
+            rows.append((wf.model_dump_json(), state.model_dump_json()))
+
+    sf.resume(wf, state, keep, max_steps=n + 10)
+    return rows[0]
+
+
+def _timed_commits(commit: Callable[[int], None], n: int) -> float:
+    """µs per call of ``commit(i)`` over ``n`` calls."""
+    with Stopwatch() as sw:
+        for i in range(n):
+            commit(i)
+    return sw.seconds / n * 1e6
+
+
+def sqlite_floor(path: str, n: int) -> float:
+    """µs per bare autocommit UPDATE (WAL, synchronous=FULL) of a W1-sized row.
+
+    The row lives in the store's own table (same indexes) in a file beside the store's, and the
+    UPDATE writes the columns a checkpoint writes.
+    """
+    open_store(f"sqlite:///{path}").close()  # the store's schema
+    data, state = _sized_row(n)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute(
+            "INSERT OR REPLACE INTO stmtflow_instances (id, workflow, data, state, status, "
+            "version, created_at, updated_at) VALUES ('floor', 'Counter', ?, ?, 'resuming', 1, "
+            "'2025-01-01T00:00:00.000000+00:00', '2025-01-01T00:00:00.000000+00:00')",
+            (data, state),
+        )
+
+        def commit(i: int) -> None:
+            conn.execute(
+                "UPDATE stmtflow_instances SET data = ?, state = ?, status = 'resuming', "
+                "wake_at = ?, version = version + 1, updated_at = ? WHERE id = 'floor'",
+                (data, state, "2025-01-01T00:00:00.000000+00:00", f"2025-01-01T00:{i:08d}"),
+            )
+
+        return _timed_commits(commit, n)
+    finally:
+        conn.close()
+
+
+def _w1_sqlite(settings: Settings, n: int) -> list[Result]:
+    store = open_store(f"sqlite:///{settings.workdir / 'w1.db'}")
+    floor_path = str(settings.workdir / "w1-floor.db")
+    engine_samples: list[float] = []
+    floor_samples: list[float] = []
+
+    def pair() -> float:
+        # Floor and engine alternate, so disk noise hits both alike.
+        floor_samples.append(sqlite_floor(floor_path, n))
+        engine_samples.append(_engine_per_step(store, n))
+        return engine_samples[-1] / floor_samples[-1]
+
+    try:
+        ratio, ratios = measure(pair, settings.repeats)
+    finally:
+        store.close()
+    warm = len(engine_samples) - settings.repeats
+    engine_samples, floor_samples = engine_samples[warm:], floor_samples[warm:]
+    floor = median(floor_samples)
+    engine = median(engine_samples)
+    return [
+        Result(
+            "W1",
+            "(b) floor: bare SQLite WAL FULL commit",
+            floor,
+            "µs/commit",
+            floor_samples,
+            note="same row size, same table, same disk",
+        ),
+        Result(
+            "W1",
+            "(b) engine on SQLite, durable commit per step",
+            engine,
+            "µs/step",
+            engine_samples,
+            Target("≤ 1.2x floor", 1.2, base=floor),
+            note=f"N={n}; ratio of medians (median of paired ratios {ratio:.2f})",
+            extra={"paired_ratios": ratios},
+        ),
+    ]
+
+
+def pg_floor(url: str, n: int) -> float:
+    """µs per bare autocommit UPDATE of a W1-sized row in the store's table on PostgreSQL."""
+    data, state = _sized_row(n)
+    with pg_connect(url) as conn:
+        conn.execute(
+            "INSERT INTO stmtflow_instances (id, workflow, data, state, status, version, "
+            "created_at, updated_at) VALUES ('floor', 'Counter', %s, %s, 'resuming', 1, now(), "
+            "now()) ON CONFLICT (id) DO NOTHING",
+            (data, state),
+        )
+
+        def commit(i: int) -> None:
+            conn.execute(
+                "UPDATE stmtflow_instances SET data = %s, state = %s, status = 'resuming', "
+                "wake_at = now(), version = version + 1, updated_at = now() WHERE id = 'floor'",
+                (data, state),
+            )
+
+        return _timed_commits(commit, n)
+
+
+def _w1_postgres(settings: Settings, n: int) -> list[Result]:
+    case = "(c) engine on PostgreSQL, commit per step"
+    if settings.pg_url is None:
+        return [skipped("W1", case, "µs/step", settings.pg_skip or "no PostgreSQL")]
+    store = open_store(settings.pg_url)
+    engine_samples: list[float] = []
+    floor_samples: list[float] = []
+
+    def pair() -> float:
+        floor_samples.append(pg_floor(settings.pg_url or "", n))
+        engine_samples.append(_engine_per_step(store, n))
+        return engine_samples[-1] / floor_samples[-1]
+
+    try:
+        measure(pair, settings.repeats)
+    finally:
+        store.close()
+    warm = len(engine_samples) - settings.repeats
+    floor = median(floor_samples[warm:])
+    engine = median(engine_samples[warm:])
+    return [
+        Result(
+            "W1",
+            "(c) floor: bare PostgreSQL commit",
+            floor,
+            "µs/commit",
+            floor_samples[warm:],
+            note="same row size, same table; for context",
+        ),
+        Result(
+            "W1",
+            case,
+            engine,
+            "µs/step",
+            engine_samples[warm:],
+            note=f"N={n}; {engine / floor:.2f}x the bare commit (no target set)",
+        ),
+    ]
+
+
+def definition_cost(cls: type[sf.WorkflowState], calls: int = 200) -> float:
+    """µs per ``definition()`` call of ``cls`` (the user's share of a rebuild).
+
+    Timed with the garbage collector on, as inside `resume`: collecting the statements a
+    rebuild allocates is part of what the rebuild costs.
+    """
+    wf = cls()
+    wf.definition()
+    with Stopwatch() as sw:
+        for _ in range(calls):
+            wf.definition()
+    return sw.seconds / calls * 1e6
+
+
+def w1b(settings: Settings) -> list[Result]:
+    n = _steps(settings)
+    results: list[Result] = []
+    totals: dict[tuple[bool, int], float] = {}
+    for lazy in (True, False):
+        kind = "lazy" if lazy else "eager"
+        for extra in EXTRAS:
+            cls = padded(extra, lazy=lazy)
+            value, samples = measure(lambda cls=cls: memory_per_step(cls, n), settings.repeats)
+            totals[lazy, extra] = value
+            target = None
+            if lazy and extra:
+                target = Target("≤ 1.5x lazy +0", 1.5, base=totals[True, 0])
+            note = f"N={n}"
+            extra_info: dict[str, Any] = {}
+            if not lazy:
+                user = definition_cost(cls)
+                extra_info = {"definition_us": user, "library_us": value - user}
+                note += f"; definition() {user:.1f} µs, library {value - user:.1f} µs"
+            results.append(
+                Result(
+                    "W1b",
+                    f"{kind}, +{extra} statements",
+                    value,
+                    "µs/step",
+                    samples,
+                    target,
+                    note=note,
+                    extra=extra_info,
+                )
+            )
+    eager = {r.case: r for r in results if r.case.startswith("eager")}
+    base, top = eager["eager, +0 statements"], eager[f"eager, +{EXTRAS[-1]} statements"]
+    assert base.value is not None and top.value is not None
+    library0, library_top = base.extra["library_us"], top.extra["library_us"]
+    results.append(
+        Result(
+            "W1b",
+            f"eager, library share at +{EXTRAS[-1]}",
+            library_top,
+            "µs/step",
+            target=Target("≤ 1.5x library +0 (flat)", 1.5, base=library0),
+            note="per-step cost minus one definition() call",
+        )
+    )
+    results.append(
+        Result(
+            "W1b",
+            "eager, growth per extra statement",
+            (top.value - base.value) / EXTRAS[-1],
+            "µs/stmt",
+            target=Target("≤ 0.5 µs", 0.5),
+            note=f"(+{EXTRAS[-1]} minus +0) / {EXTRAS[-1]}",
+        )
+    )
+    return results

@@ -1,0 +1,72 @@
+"""The benchmark harness keeps running: ``python -m benchmarks --quick`` gives every workload.
+
+This checks that each workload of issue 4 ran and produced numbers, never how fast: speed is
+reported by the harness (docs/performance.md), not asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKLOADS = ("W1", "W1b", "W2", "W3", "W4", "W5", "W6")
+POSTGRES_WORKLOADS = {"W5"}
+"""Workloads whose every row needs PostgreSQL (others have PostgreSQL rows besides SQLite ones)."""
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench") / "quick.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, f"benchmarks failed:\n{proc.stdout}\n{proc.stderr}"
+    return json.loads(out.read_text())
+
+
+def test_every_workload_reports_numbers(report: dict) -> None:
+    pg_skipped = report["settings"]["postgresql_skipped"]
+    if pg_skipped and os.environ.get("CI"):
+        pytest.fail(f"PostgreSQL workloads were skipped under CI: {pg_skipped}")
+    by_workload: dict[str, list[dict]] = {}
+    for row in report["results"]:
+        by_workload.setdefault(row["workload"], []).append(row)
+    assert set(by_workload) == set(WORKLOADS)
+    for name in WORKLOADS:
+        measured = [r for r in by_workload[name] if r["value"] is not None]
+        if pg_skipped and name in POSTGRES_WORKLOADS:
+            assert all(r["verdict"] == "skipped" for r in by_workload[name])
+            continue
+        assert measured, f"{name} produced no figures: {by_workload[name]}"
+        for row in measured:
+            assert math.isfinite(row["value"]) and row["value"] >= 0, row
+            assert row["unit"], row
+            assert row["verdict"] in ("pass", "miss", "report"), row
+        if not pg_skipped:
+            assert all(r["value"] is not None for r in by_workload[name]), by_workload[name]
+
+
+def test_report_names_the_environment(report: dict) -> None:
+    env = report["environment"]
+    for key in ("python", "sqlite", "cores", "cpu"):
+        assert env[key], key
+    if not report["settings"]["postgresql_skipped"]:
+        assert env["postgresql"]
+
+
+def test_targets_are_judged(report: dict) -> None:
+    judged = [r for r in report["results"] if r["target"] is not None and r["value"] is not None]
+    assert judged
+    for row in judged:
+        assert row["ratio"] is not None and row["verdict"] in ("pass", "miss"), row
