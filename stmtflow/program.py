@@ -155,7 +155,7 @@ class Program:
         where: prefix for error messages, naming the workflow.
     """
 
-    __slots__ = ("_index", "cache_key", "root", "where")
+    __slots__ = ("_checked", "_found", "_index", "cache_key", "root", "where")
 
     def __init__(self, root: Section, cache_key: Any, where: str) -> None:
         if not isinstance(root, Section):
@@ -170,6 +170,10 @@ class Program:
         if index is None:
             index = _index_cache[cache_key] = _build_index(root)
         self._index = index
+        # Per tree (statements are immutable): resolved look-ups, and mismatch verdicts by the
+        # parts of a thread they depend on, so a thousand threads waiting alike cost one check.
+        self._found: dict[tuple[str, str], tuple[Path, Any] | None] = {}
+        self._checked: dict[tuple[Any, ...], list[str]] = {}
 
     # -- look-ups ---------------------------------------------------------------------------------
 
@@ -184,6 +188,14 @@ class Program:
         return node
 
     def _lookup(self, table: Literal["names", "events"], name: str) -> tuple[Path, Any] | None:
+        key = (table, name)
+        if key in self._found:
+            return self._found[key]
+        found = self._resolve(table, name)
+        self._found[key] = found
+        return found
+
+    def _resolve(self, table: Literal["names", "events"], name: str) -> tuple[Path, Any] | None:
         for attempt in range(2):
             path = getattr(self._index, table).get(name)
             if path is not None:
@@ -231,25 +243,35 @@ class Program:
         """Every live position, thread or event of ``state`` this definition no longer has."""
         problems: list[str] = []
         for thread in state.threads:
-            problems.extend(self._thread_mismatches(thread))
+            signature = (
+                thread.name,
+                thread.cur_step,
+                thread.status,
+                thread.cur_callback,
+                *(event.req.name for event in thread.wait_events),
+            )
+            verdict = self._checked.get(signature)
+            if verdict is None:
+                verdict = self._checked[signature] = self._thread_mismatches(thread)
+            problems.extend(f"thread {thread.id!r}: {problem}" for problem in verdict)
         for event in state.teardowns:
             if self.find_event(event.req.name) is None:
                 problems.append(f"event {event.req.name!r} awaiting teardown no longer exists")
         return problems
 
     def _thread_mismatches(self, thread: Thread) -> list[str]:
-        who = f"thread {thread.id!r}"
+        """What ``thread`` stands on that the tree lacks (messages without the thread's id)."""
         root: Path = ()
         if thread.name != MAIN_THREAD:
             go = self.find(thread.name)
             if go is None or not isinstance(go[1], Go):
-                return [f"{who}: its Go statement {thread.name!r} no longer exists"]
+                return [f"its Go statement {thread.name!r} no longer exists"]
             root = go[0]
         if not thread.cur_step:
             return []
         found = self.find(thread.cur_step)
         if found is None:
-            return [f"{who}: its position {thread.cur_step!r} no longer exists"]
+            return [f"its position {thread.cur_step!r} no longer exists"]
         path, node = found
         expected: tuple[type, ...] = {
             ThreadStatus.EXECUTING: (Step,),
@@ -259,11 +281,11 @@ class Program:
         }[thread.status]
         if not isinstance(node, expected):
             return [
-                f"{who}: {thread.cur_step!r} is now a {type(node).__name__}, "
+                f"{thread.cur_step!r} is now a {type(node).__name__}, "
                 f"not a {' or '.join(k.__name__ for k in expected)}"
             ]
         if self._thread_root(path) != root:
-            return [f"{who}: {thread.cur_step!r} is no longer inside the body of {thread.name!r}"]
+            return [f"{thread.cur_step!r} is no longer inside the body of {thread.name!r}"]
         problems = []
         events = (
             {on.event for on in self.wait_of(thread).events}
@@ -272,10 +294,10 @@ class Program:
         )
         for event in thread.wait_events:
             if event.req.name not in events:
-                problems.append(f"{who}: event {event.req.name!r} of {thread.cur_step!r} is gone")
+                problems.append(f"event {event.req.name!r} of {thread.cur_step!r} is gone")
         if thread.cur_callback is not None and thread.cur_callback not in events:
             problems.append(
-                f"{who}: event {thread.cur_callback!r} that fired at {thread.cur_step!r} is gone"
+                f"event {thread.cur_callback!r} that fired at {thread.cur_step!r} is gone"
             )
         return problems
 
