@@ -260,6 +260,28 @@ def test_release_drops_only_the_matching_lease_and_keeps_the_version(store: Stor
     assert [r.fence for r in store.claim_due(NOW, "w2", LEASE, 10)] == [2]
 
 
+def test_update_with_release_writes_and_drops_the_lease_in_one_step(store: Store) -> None:
+    store.create(rec("a", wake_at=NOW))
+    (held,) = store.claim_due(NOW, "w", LEASE, 10)
+    done = store.update(
+        dataclasses.replace(held, status="finished", wake_at=None),
+        expected_version=1,
+        fence=held.fence,
+        release=True,
+    )
+    assert (done.status, done.version, done.lease_owner, done.lease_expires) == (
+        "finished",
+        2,
+        None,
+        None,
+    )
+    assert store.get("a") == done
+    # The lease is gone: a late write with the old fence is refused and changes nothing.
+    with pytest.raises(ConflictError):
+        store.update(dataclasses.replace(done, data='{"late": true}'), expected_version=2, fence=1)
+    assert store.get("a") == done
+
+
 def test_claim_one_record(store: Store) -> None:
     store.create(rec("a", status="finished"))
     held = store.claim("a", "w1", LEASE, NOW)

@@ -247,14 +247,25 @@ class Store(Protocol):
         """Instances ordered by (created_at, id), optionally filtered and capped at ``limit``."""
         ...
 
-    def update(self, record: Record, *, expected_version: int, fence: int | None = None) -> Record:
+    def update(
+        self,
+        record: Record,
+        *,
+        expected_version: int,
+        fence: int | None = None,
+        release: bool = False,
+    ) -> Record:
         """Write ``record``'s data, state, status, wake_at and error; return the stored record.
+
+        ``release=True`` drops the lease in the same write (the last write of a unit of work:
+        one commit instead of two).
 
         Compare-and-set: the write happens only if the stored version is ``expected_version``,
         and, when ``fence`` is given, only if the stored fence equals it and the lease is held
         (lease_owner not None). An expired lease nobody else claimed still lets its holder
         write: the fence, not the clock, decides. The version becomes ``expected_version + 1``.
-        Id, workflow, created_at, the lease and the fence are never changed by an update.
+        Id, workflow, created_at and the fence are never changed by an update, nor the lease
+        unless ``release``.
 
         Raises:
             ConflictError: the version or fence did not match (naming the id and both

@@ -88,7 +88,14 @@ class MemoryStore(Store):
         found.sort(key=lambda r: (r.created_at, r.id))
         return found if limit is None else found[:limit]
 
-    def update(self, record: Record, *, expected_version: int, fence: int | None = None) -> Record:
+    def update(
+        self,
+        record: Record,
+        *,
+        expected_version: int,
+        fence: int | None = None,
+        release: bool = False,
+    ) -> Record:
         now = utcnow()
         with self._lock:
             current = self._current(record.id)
@@ -106,6 +113,8 @@ class MemoryStore(Store):
                 version=current.version + 1,
                 updated_at=now,
             )
+            if release:
+                stored = dataclasses.replace(stored, lease_owner=None, lease_expires=None)
             self._records[record.id] = stored
             return stored
 

@@ -285,11 +285,19 @@ class PostgresStore(Store):
         with self._pool.connection() as conn:
             return [_record(row) for row in conn.execute(query, params).fetchall()]
 
-    def update(self, record: Record, *, expected_version: int, fence: int | None = None) -> Record:
+    def update(
+        self,
+        record: Record,
+        *,
+        expected_version: int,
+        fence: int | None = None,
+        release: bool = False,
+    ) -> Record:
+        lease = ", lease_owner = NULL, lease_expires = NULL" if release else ""
         query = (
             "UPDATE stmtflow_instances SET data = %(data)s, state = %(state)s, "
             "status = %(status)s, wake_at = %(wake_at)s, error = %(error)s, "
-            "version = version + 1, updated_at = %(now)s "
+            f"version = version + 1, updated_at = %(now)s{lease} "
             "WHERE id = %(id)s AND version = %(version)s"
         )
         if fence is not None:

@@ -304,10 +304,18 @@ class SQLiteStore(Store):
         with self._conn() as conn:
             return [_record(row) for row in conn.execute(sql, params)]
 
-    def update(self, record: Record, *, expected_version: int, fence: int | None = None) -> Record:
+    def update(
+        self,
+        record: Record,
+        *,
+        expected_version: int,
+        fence: int | None = None,
+        release: bool = False,
+    ) -> Record:
+        lease = ", lease_owner = NULL, lease_expires = NULL" if release else ""
         sql = (
             "UPDATE stmtflow_instances SET data = :data, state = :state, status = :status, "
-            "wake_at = :wake_at, error = :error, version = version + 1, updated_at = :now "
+            f"wake_at = :wake_at, error = :error, version = version + 1, updated_at = :now{lease} "
             "WHERE id = :id AND version = :version"
         )
         if fence is not None:
