@@ -40,6 +40,7 @@ __all__ = [
     "ahandle_callback",
     "aresume",
     "cancel",
+    "drive",
     "handle_callback",
     "restart",
     "resume",
@@ -64,8 +65,17 @@ def _async_refusal(what: str, value: Any) -> ExecutionError:
     )
 
 
-def _drive(run: Run, checkpoint: CheckpointFn, now: datetime) -> Any:
-    """Perform every effect of ``run`` directly; returns what the run returns."""
+def drive(
+    run: Run,
+    checkpoint: CheckpointFn,
+    now: datetime,
+    before_call: Callable[[], None] | None = None,
+) -> Any:
+    """Perform every effect of ``run`` directly; returns what the run returns.
+
+    ``before_call`` (for the runtime) is called before each call into user code: the moment
+    progress recorded by earlier checkpoints must be durable at the latest.
+    """
     value: Any = None
     error: Exception | None = None
     with clock(now):
@@ -82,6 +92,8 @@ def _drive(run: Run, checkpoint: CheckpointFn, now: datetime) -> Any:
                         if result is not None and inspect.isawaitable(result):
                             raise _async_refusal("the checkpoint callback", result)
                     continue
+                if before_call is not None:
+                    before_call()
                 token = step_var.set(effect.step)
                 try:
                     value = effect.fn(*effect.args)
@@ -158,7 +170,7 @@ def resume(
     """
     _check_limit(max_steps)
     moment = _clock(now)
-    result: State = _drive(
+    result: State = drive(
         Interpreter(wf, state, moment, default_retry).resume(max_steps), checkpoint, moment
     )
     return result
@@ -201,7 +213,7 @@ def handle_callback(
     ``state``, then call `resume`. A refused or failed callback changes nothing.
     """
     moment = _clock(now)
-    return _drive(Interpreter(wf, state, moment).callback(_request(req), input), None, moment)
+    return drive(Interpreter(wf, state, moment).callback(_request(req), input), None, moment)
 
 
 async def ahandle_callback(
@@ -232,7 +244,7 @@ def cancel(
         WorkflowFinished: the workflow already finished or was cancelled.
     """
     moment = _clock(now)
-    result: State = _drive(Interpreter(wf, state, moment).cancel(), checkpoint, moment)
+    result: State = drive(Interpreter(wf, state, moment).cancel(), checkpoint, moment)
     return result
 
 

@@ -148,6 +148,7 @@ class Interpreter:
         self.where = f"workflow {state.id!r} ({state.workflow})"
         self._program: Program | None = None
         self._stale = True
+        self._checked = False
 
     # -- the definition ---------------------------------------------------------------------------
 
@@ -164,8 +165,13 @@ class Interpreter:
         return self._program
 
     def check(self) -> Program:
-        """Refuse to run anything when stored positions no longer fit the definition (§3.8)."""
+        """Refuse to run anything when stored positions no longer fit the definition (§3.8).
+
+        Checked once per interpreter: a callback and the resume after it check once.
+        """
         program = self.program
+        if self._checked:
+            return program
         problems = program.mismatches(self.state)
         if problems:
             raise DefinitionMismatch(
@@ -474,6 +480,7 @@ class Interpreter:
         except Exception as exc:
             _Data.restore(self.wf, snapshot)
             raise HandlerError(f"{what} raised {_describe(exc)}") from exc
+        self._stale = True  # the handler may have changed data that conditions read
         self._progress(thread)
         thread.cur_callback = req.name
         thread.status = ThreadStatus.RESUMING
