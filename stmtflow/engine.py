@@ -286,15 +286,18 @@ class Engine:
         try:
             yield unit
         finally:
-            self.store.release(rec.id, self.owner, rec.fence)
+            self.store.release(rec.id, rec.lease_owner or self.owner, rec.fence)
 
     def _claim(self, id: str, wait: timedelta = timedelta(seconds=10)) -> Record:
         """Claim one instance, waiting a little while another worker holds it."""
         deadline = time.monotonic() + wait.total_seconds()
         delay = 0.01
+        # A store lets an owner re-claim its own live lease: each claim gets a name of its own,
+        # so two units of this engine (two threads sending to one instance) exclude each other.
+        owner = f"{self.owner}#{uuid.uuid4().hex[:6]}"
         while True:
             try:
-                return self.store.claim(id, self.owner, self.lease, _now())
+                return self.store.claim(id, owner, self.lease, _now())
             except ConflictError:
                 if time.monotonic() >= deadline:
                     raise
@@ -551,7 +554,8 @@ class _Unit:
     def _renew(self) -> None:
         rec, engine = self.rec, self.engine
         if rec.lease_expires is not None and rec.lease_expires - _now() < engine.lease / 2:
-            self.rec = engine.store.renew(rec.id, engine.owner, self.fence, engine.lease, _now())
+            owner = rec.lease_owner or engine.owner
+            self.rec = engine.store.renew(rec.id, owner, self.fence, engine.lease, _now())
 
     def checkpoint(self, kind: CheckpointType) -> None:
         if kind is not CheckpointType.AFTER_RESUME:
