@@ -1,0 +1,49 @@
+"""One stmtflow worker process: ``python worker.py STORE_URL [--lease S] [--concurrency N]``.
+
+Serves the workflows of ``flows`` with `Engine.run_worker` until SIGTERM/SIGINT, then prints
+its counters as one JSON line on stdout. The tests kill it with SIGKILL to simulate a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from datetime import timedelta
+
+import flows
+
+from stmtflow.engine import Engine
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("url", help="the store URL")
+    parser.add_argument("--lease", type=float, default=5.0, help="lease in seconds")
+    parser.add_argument("--concurrency", type=int, default=1, help="worker threads")
+    parser.add_argument("--poll", type=float, default=0.05, help="idle poll interval in seconds")
+    args = parser.parse_args()
+    engine = Engine(
+        args.url,
+        workflows=flows.WORKFLOWS,
+        lease=timedelta(seconds=args.lease),
+        owner=f"worker:{os.getpid()}",
+        error_backoff=timedelta(seconds=1),
+    )
+    started = time.monotonic()
+    stats = engine.run_worker(concurrency=args.concurrency, poll_interval=args.poll)
+    engine.close()
+    summary = {
+        "pid": os.getpid(),
+        "processed": stats.processed,
+        "fired": stats.fired,
+        "failed": stats.failed,
+        "last_error": stats.last_error,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    print(json.dumps(summary), flush=True)
+
+
+if __name__ == "__main__":
+    main()
