@@ -207,11 +207,13 @@ class Crunch(sf.WorkflowState):
 class Relay(sf.WorkflowState):
     """Timers fired by workers and a callback from another process, racing on one instance.
 
-    The main thread sleeps (a zero timer), runs ``first``, starts a side thread (a step, a zero
-    timer, a step) and waits for ``pong`` from the sender; both threads then join before
+    The main thread sleeps (a zero timer), runs ``first``, starts a side thread (a step, a
+    ``nap`` timer, a step) and waits for ``pong`` from the sender; both threads then join before
     ``last``. ``log`` holds every step that completed, ``reply`` the callback's input.
     """
 
+    nap: float = 0.0
+    """Seconds the side thread sleeps: spread so its timer fires around the callback."""
     log: list[str] = []
     reply: str | None = None
 
@@ -223,7 +225,7 @@ class Relay(sf.WorkflowState):
                 "side",
                 sf.S(
                     sf.Step("side_work", lambda: self.step("side_work")),
-                    sf.Sleep("side_nap", timedelta(0)),
+                    sf.Sleep("side_nap", timedelta(seconds=self.nap)),
                     sf.Step("side_done", lambda: self.step("side_done")),
                 ),
             ),

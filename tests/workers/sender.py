@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import time
 from datetime import timedelta
 
@@ -36,6 +37,7 @@ def main() -> None:
     )
     started = time.monotonic()
     todo = list(args.ids)
+    random.Random(0).shuffle(todo)  # not in creation order: some are not created yet
     outputs: dict[str, str] = {}
     recheck: set[str] = set()
     counts = {"attempts": 0, "not_ready": 0, "conflicts": 0, "other_errors": 0, "recovered": 0}
