@@ -85,8 +85,18 @@ def test_sigkill_loses_nothing_and_reruns_only_the_steps_in_flight(
     launcher.wait_for("worker A's executions", lambda: log.count(a) >= HANG_AFTER, 60, a)
     time.sleep(0.3)  # its other thread reaches a step too; well within the lease
     launcher.kill(a)
-    # B: killed at whatever it is doing once it has done some work.
+    killed_a = time.monotonic()
+    # B: takes over A's instances once their leases lapse (re-running A's steps in flight) ...
     b = launcher.launch(*worker)
+    stuck = [(run.instance, run.key) for run in log.runs() if run.hung]
+
+    def rerun() -> bool:
+        again = {(run.instance, run.key) for run in log.runs() if run.pid == b}
+        return all(execution in again for execution in stuck)
+
+    launcher.wait_for("A's steps in flight to run again", rerun, 30, b)
+    recovery = time.monotonic() - killed_a
+    # ... and is killed at whatever it is doing once it has done some work.
     launcher.wait_for("worker B's executions", lambda: log.count(b) >= 60, 60, b)
     launcher.kill(b)
     assert not finished(), "the workload should outlast two crashes; make it longer"
@@ -148,7 +158,8 @@ def test_sigkill_loses_nothing_and_reruns_only_the_steps_in_flight(
         f"({len(by_execution)} distinct), A ran {log_count(runs, a)} and hung on {len(hung)}, "
         f"B ran {log_count(runs, b)}, C ran {log_count(runs, c)}; repeated after SIGKILL: "
         f"{len(repeated)} ({sorted(g[0].step for g in repeated.values())}); "
-        f"{elapsed:.1f}s; C: {summary}"
+        f"A's steps re-run {recovery:.2f}s after SIGKILL (lease {LEASE}s); "
+        f"{elapsed:.1f}s in all; C: {summary}"
     )
 
 
