@@ -330,3 +330,25 @@ def test_cancel() -> None:
     assert h.pending() == []
     with pytest.raises(sf.WorkflowFinished):
         h.send("approve", "ana")
+
+
+def test_an_existing_state_continues_on_a_new_definition() -> None:
+    class Old(sf.WorkflowState):
+        def definition(self) -> sf.Section:
+            return sf.S(sf.Sleep("cool_off", DAY), sf.Step("charge", noop))
+
+    class New(sf.WorkflowState):
+        def definition(self) -> sf.Section:
+            return sf.S(
+                sf.Sleep("cool_off", DAY),
+                sf.If(False, sf.Step("charge", noop)).Else(sf.Step("capture", noop)),
+                sf.Step("receipt", noop),
+            )
+
+    old = WorkflowHarness(Old, id="o-7").start()
+    new = WorkflowHarness(New, state=old.state, start=old.now)
+    assert new.state.id == "o-7" and new.state is not old.state
+    with pytest.raises(HarnessError, match="already started"):
+        new.start()
+    new.advance(DAY)
+    assert new.log == ["capture", "receipt"]

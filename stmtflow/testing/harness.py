@@ -120,6 +120,9 @@ class WorkflowHarness(Generic[W]):
         id: the instance id.
         start: where the fake clock starts (aware); default `DEFAULT_START`.
         data: field values for a class given as ``workflow``.
+        state: an existing execution to continue instead of a new one (a copy is taken; ``id``
+            is then the state's): e.g. an instance saved under an old definition, to test that
+            the new one carries it on. The harness counts as started.
         persist: round-trip data and state through JSON at every checkpoint and continue from
             the saved JSON after every call, as a store would.
         max_steps: passed to ``resume``.
@@ -149,6 +152,7 @@ class WorkflowHarness(Generic[W]):
         id: str = "test",
         start: datetime = DEFAULT_START,
         data: Mapping[str, Any] | None = None,
+        state: State | None = None,
         persist: bool = True,
         max_steps: int = 10_000,
         default_retry: RetryPolicy | None = None,
@@ -167,7 +171,9 @@ class WorkflowHarness(Generic[W]):
         else:
             raise TypeError(f"expected a WorkflowState class or instance, got {workflow!r}")
         self._wf: W = wf
-        self._state: State = new_state(id, type(wf))
+        self._state: State = (
+            new_state(id, type(wf)) if state is None else state.model_copy(deep=True)
+        )
         self._now = start
         self.persist = persist
         self.max_steps = max_steps
@@ -176,7 +182,7 @@ class WorkflowHarness(Generic[W]):
         """Every step execution, failed attempts included, in order."""
         self.checkpoints: list[CheckpointType] = []
         """Every checkpoint the drivers called, in order."""
-        self._started = False
+        self._started = state is not None
         self._saved: tuple[str, str] | None = None
         self._save()
 

@@ -130,6 +130,7 @@ class Snapshot:
             SnapshotMissing: no file yet (and not updating).
             SnapshotMismatch: the file differs; the message holds a unified diff.
         """
+        __tracebackhide__ = True  # pytest shows the test's line, not this one
         self._calls += 1
         if name is None:
             if self.default_name is None:
@@ -178,6 +179,7 @@ def assert_snapshot(
         >>> assert_snapshot({"a": 1}, "a", directory=tempfile.mkdtemp(), update=True).name
         'a.json'
     """
+    __tracebackhide__ = True
     if directory is None:
         frame = inspect.currentframe()
         caller = frame.f_back if frame is not None else None
