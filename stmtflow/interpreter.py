@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, TypeAlias, assert_never
 
 from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError
 
 from stmtflow.context import StepKey
 from stmtflow.errors import (
@@ -100,8 +101,14 @@ class _Data:
     """Snapshots and restores the workflow data around user code that may fail."""
 
     @staticmethod
-    def snapshot(wf: WorkflowState) -> str:
-        return wf.model_dump_json()
+    def snapshot(wf: WorkflowState, where: str) -> str:
+        try:
+            return wf.model_dump_json()
+        except PydanticSerializationError as exc:
+            raise ExecutionError(
+                f"{where}: the workflow data cannot be stored as JSON ({exc}); keep only "
+                "JSON-serialisable values in the workflow's fields"
+            ) from exc
 
     @staticmethod
     def restore(wf: WorkflowState, snapshot: str) -> None:
@@ -260,7 +267,7 @@ class Interpreter:
         def what() -> str:
             return f"step {step.name!r} ({self._who(thread)})"
 
-        snapshot = _Data.snapshot(self.wf)
+        snapshot = _Data.snapshot(self.wf, self.where)
         try:
             yield Call(step.action, (), lambda: f"the action of {what()}", key)
         except Exception as exc:
@@ -386,7 +393,7 @@ class Interpreter:
                     f"{wait_for.name!r} on thread {thread.id!r} could wake"
                 )
             if wait_for.handler is not None:
-                snapshot = _Data.snapshot(self.wf)
+                snapshot = _Data.snapshot(self.wf, self.where)
                 what = f"the handler of WaitFor {wait_for.name!r} ({self._who(thread)})"
                 try:
                     yield Call(wait_for.handler, (), what)
@@ -471,7 +478,7 @@ class Interpreter:
         thread, event = self._route(req)
         handler = program.handler(event.req.name)
         what = f"the handler of event {req.name!r} ({self._who(thread)})"
-        snapshot = _Data.snapshot(self.wf)
+        snapshot = _Data.snapshot(self.wf, self.where)
         try:
             output = yield Call(handler.handle, (event.req.model_copy(), input), what)
         except CallbackInputError:

@@ -284,3 +284,23 @@ class PeekInCondition(sf.WorkflowState):
 def test_current_step_raises_inside_a_condition() -> None:
     with pytest.raises(sf.ExecutionError):
         sf.resume(PeekInCondition(), sf.new_state("wf-1", PeekInCondition), now=NOW)
+
+
+class Unstorable(sf.WorkflowState):
+    """The first step puts a value JSON cannot hold into the data."""
+
+    handle: object = None
+    log: list[str] = []
+
+    def definition(self) -> sf.Section:
+        return sf.S(sf.Step("open", self.open), sf.Step("use", lambda: self.log.append("use")))
+
+    def open(self) -> None:
+        self.handle = object()
+
+
+def test_data_that_cannot_be_stored_is_an_execution_error_naming_the_workflow() -> None:
+    wf, state = Unstorable(), sf.new_state("wf-1", Unstorable)
+    with pytest.raises(sf.ExecutionError, match=r"wf-1.*cannot be stored as JSON"):
+        sf.resume(wf, state, now=NOW)
+    assert wf.log == []  # the next step did not run
