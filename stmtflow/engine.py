@@ -6,11 +6,14 @@ checkpoint with compare-and-set writes fenced by that lease. A worker that lost 
 cannot commit; a worker that dies leaves the record claimable once the lease lapses, and the
 next worker carries on from the last persisted checkpoint.
 
-Which checkpoints are written: ``after_step``, ``after_setup``, ``after_teardown`` and
-``after_condition`` (each follows user code with effects outside the data: that progress must
-not be redone), plus the state at the end of the unit. ``after_resume`` moves are not written:
-a move runs no user code with effects (only conditions and ids over the data), so redoing it
-after a crash from the last written checkpoint gives the same positions.
+When progress is written: each checkpoint marks progress, and the engine writes it at the
+latest right before the next call into user code (a step's action, a handler, a setup or a
+teardown) and at the end of the unit, in the same commit that drops the lease. No user code ever
+runs on progress that is not durable. A crash loses at most the moves made since the last such
+write — recomputed identically from the data, as a move runs no user code with effects — and,
+if the process dies just after an action returned, that action's checkpoint: the step then
+runs again with the same ``current_step().key`` (DESIGN §3.11). A unit costs one commit per
+step plus one at the end.
 
 Example:
     >>> import stmtflow as sf
@@ -42,10 +45,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from stmtflow.drivers import cancel as cancel_state
-from stmtflow.drivers import handle_callback, restart, resume
+from stmtflow.drivers import drive, restart
 from stmtflow.errors import ConflictError, StepLimitExceeded, StmtflowError
 from stmtflow.handlers import FunctionHandler
+from stmtflow.interpreter import Interpreter
 from stmtflow.program import Program
 from stmtflow.state import (
     CallbackRequest,
@@ -286,7 +289,8 @@ class Engine:
         try:
             yield unit
         finally:
-            self.store.release(rec.id, rec.lease_owner or self.owner, rec.fence)
+            if not unit.released:
+                self.store.release(rec.id, rec.lease_owner or self.owner, rec.fence)
 
     def _claim(self, id: str, wait: timedelta = timedelta(seconds=10)) -> Record:
         """Claim one instance, waiting a little while another worker holds it."""
@@ -353,6 +357,7 @@ class Engine:
             return self.get(id)
         with self._unit(rec, now) as unit:
             unit.run()
+            unit.finish()
         return self.get(id)
 
     def send(
@@ -371,17 +376,17 @@ class Engine:
         now = _now()
         with self._unit(self._claim(id), now) as unit:
             req = CallbackRequest(workflow_id=id, thread_id=thread_id or "", name=event)
-            output = handle_callback(req, unit.wf, unit.state, input, now=now)
-            unit.save()
+            output = unit.deliver(req, input)
             unit.run()
+            unit.finish()
         return output
 
     def cancel(self, id: str) -> Instance:
         """End the instance: pending events torn down, status ``cancelled``."""
         now = _now()
         with self._unit(self._claim(id), now) as unit:
-            cancel_state(unit.wf, unit.state, unit.checkpoint, now=now)
-            unit.save()
+            unit.cancel()
+            unit.finish()
         return self.get(id)
 
     def restart(self, id: str) -> Instance:
@@ -389,8 +394,9 @@ class Engine:
         now = _now()
         with self._unit(self._claim(id), now) as unit:
             restart(unit.state)
-            unit.save()
+            unit.pending = True
             unit.run()
+            unit.finish()
         return self.get(id)
 
     def tick(self, now: datetime | None = None, *, limit: int = 100) -> int:
@@ -416,10 +422,12 @@ class Engine:
                 # A batch is worked one record at a time: by its turn, a record's lease may
                 # have lapsed and been taken over. Renewing checks the fence before any step
                 # runs, so a step is not run by a worker whose checkpoint would be refused.
-                try:
-                    rec = self.store.renew(rec.id, self.owner, rec.fence, self.lease, _now())
-                except ConflictError:
-                    continue
+                # Only a lease that is about to lapse can be lost: renew just those.
+                if rec.lease_expires is None or rec.lease_expires - _now() < self.lease / 2:
+                    try:
+                        rec = self.store.renew(rec.id, self.owner, rec.fence, self.lease, _now())
+                    except ConflictError:
+                        continue
                 stats.processed += 1
                 try:
                     fired = self._work_due(rec, now)
@@ -441,10 +449,10 @@ class Engine:
                 fired += 1
             unit.run()
             while state.status not in _TERMINAL and (due := due_timers(state, now)):
-                handle_callback(due[0], unit.wf, state, None, now=now)
-                unit.save()
+                unit.deliver(due[0], None)
                 unit.run()
                 fired += 1
+            unit.finish()
             return fired
 
     def run_worker(
@@ -517,7 +525,13 @@ class Engine:
 
 
 class _Unit:
-    """One unit of work on a claimed record: persists each checkpoint, fenced by the lease."""
+    """One unit of work on a claimed record, persisted under its lease.
+
+    Progress is written compare-and-set, fenced by the lease, at the latest before the next call
+    into user code (an action, a handler, a setup or teardown) and at the end of the unit, where
+    the last write also drops the lease. So no user code ever runs on progress that is not
+    durable, and a unit costs one commit per step plus one at the end, not one per checkpoint.
+    """
 
     def __init__(
         self, engine: Engine, rec: Record, wf: WorkflowState, state: State, now: datetime
@@ -529,11 +543,22 @@ class _Unit:
         self.state = state
         self.now = now
         self.saved = (rec.data, rec.state)
+        self.pending = False
+        self.released = False
+        self.interpreter = Interpreter(wf, state, now, engine.default_retry)
 
-    def save(self, error: str | None = None) -> None:
-        """Write data and state if they changed (compare-and-set, fenced)."""
+    def save(
+        self,
+        *,
+        release: bool = False,
+        error: str | None = None,
+        wake_at: datetime | None = None,
+    ) -> None:
+        """Write data and state (if they changed, or to release or record an error)."""
+        self.pending = False
         data, state = self.wf.model_dump_json(), self.state.model_dump_json()
-        if (data, state) == self.saved and error is None and self.rec.error is None:
+        unchanged = (data, state) == self.saved and error is None and self.rec.error is None
+        if unchanged and not release:
             return
         engine = self.engine
         self.rec = engine.store.update(
@@ -542,14 +567,18 @@ class _Unit:
                 data=data,
                 state=state,
                 status=self.state.status.value,
-                wake_at=engine._wake_at(self.state, self.now),
+                wake_at=wake_at or engine._wake_at(self.state, self.now),
                 error=error or self.state.error or _thread_error(self.state),
             ),
             expected_version=self.rec.version,
             fence=self.fence,
+            release=release,
         )
         self.saved = (data, state)
-        self._renew()
+        if release:
+            self.released = True
+        else:
+            self._renew()
 
     def _renew(self) -> None:
         rec, engine = self.rec, self.engine
@@ -558,38 +587,40 @@ class _Unit:
             self.rec = engine.store.renew(rec.id, owner, self.fence, engine.lease, _now())
 
     def checkpoint(self, kind: CheckpointType) -> None:
-        if kind is not CheckpointType.AFTER_RESUME:
+        self.pending = True
+
+    def flush(self) -> None:
+        """Make recorded progress durable (called before each call into user code)."""
+        if self.pending:
             self.save()
+
+    def deliver(self, req: CallbackRequest, input: Any) -> Any:
+        """Run the event's handler and record that it fired; a refusal changes nothing."""
+        output = drive(self.interpreter.callback(req, input), None, self.now)
+        self.pending = True
+        return output
+
+    def cancel(self) -> None:
+        drive(self.interpreter.cancel(), self.checkpoint, self.now, self.flush)
 
     def run(self) -> None:
         """Resume until blocked; an error is recorded on the instance, then raised."""
         engine = self.engine
         try:
-            resume(
-                self.wf,
-                self.state,
-                self.checkpoint,
-                max_steps=engine.max_steps,
-                now=self.now,
-                default_retry=engine.default_retry,
-            )
+            drive(self.interpreter.resume(engine.max_steps), self.checkpoint, self.now, self.flush)
         except ConflictError:
             raise
         except StmtflowError as exc:
-            # Keep data and state as last written, record why, and come back later (at once
-            # for a step limit: the loop is long, not broken).
-            wf, state = engine._load(replace(self.rec, data=self.saved[0], state=self.saved[1]))
-            self.wf, self.state = wf, state
-            later = (
-                self.now if isinstance(exc, StepLimitExceeded) else self.now + engine.error_backoff
-            )
-            self.rec = engine.store.update(
-                replace(self.rec, error=str(exc), wake_at=later),
-                expected_version=self.rec.version,
-                fence=self.fence,
-            )
+            # Data and state are as at the last checkpoint: keep them, record why, and come
+            # back later (at once for a step limit: the loop is long, not broken).
+            limit = isinstance(exc, StepLimitExceeded)
+            later = self.now if limit else self.now + engine.error_backoff
+            self.save(release=True, error=str(exc), wake_at=later)
             raise
-        self.save()
+
+    def finish(self) -> None:
+        """The unit's last write: whatever is left, and the lease dropped."""
+        self.save(release=True)
 
 
 def _thread_error(state: State) -> str | None:
