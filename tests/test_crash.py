@@ -124,7 +124,9 @@ def test_sigkill_loses_nothing_and_reruns_only_the_steps_in_flight(
     hung = [run for run in runs if run.hung]
     assert hung and all(pid == a for pid in {run.pid for run in hung})
     for run in hung:
-        assert len(by_execution[(run.instance, run.key)]) == 2, f"{run} did not run again"
+        # It ran again; a third run happens when B was killed running it too (each earlier
+        # run was in flight in a killed process: checked above).
+        assert len(by_execution[(run.instance, run.key)]) >= 2, f"{run} did not run again"
     assert len(repeated) <= 2 * 2, "at most one step in flight per thread of each killed worker"
     # A key belongs to one step execution of one instance.
     owners: dict[str, set[str]] = defaultdict(set)
