@@ -185,6 +185,7 @@ class Interpreter:
                 f"{self.where}: the stored state does not fit the definition: "
                 + "; ".join(problems)
             )
+        self._checked = True
         return program
 
     # -- bookkeeping ------------------------------------------------------------------------------
