@@ -32,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import builtins
+import logging
 import os
 import socket
 import threading
@@ -66,6 +67,8 @@ from stmtflow.timers import due_timers, next_wakeup, timer_deadline
 from stmtflow.workflow import WorkflowState
 
 __all__ = ["Engine", "Instance", "PendingEvent", "WorkerStats"]
+
+_log = logging.getLogger("stmtflow.worker")
 
 DEFAULT_RETRY = RetryPolicy()
 """The policy of steps without one, unless the engine is given another."""
@@ -478,10 +481,16 @@ class Engine:
             while not stop.is_set():
                 local = WorkerStats()
                 try:
-                    self._tick(_now(), 20, local)
-                except StmtflowError as exc:
+                    # Small batches: a claimed record waits for the ones before it, and other
+                    # workers can take what this one has not claimed yet.
+                    self._tick(_now(), 4, local)
+                except Exception as exc:
+                    # E.g. the database went away: the worker keeps going and retries after a
+                    # pause; the lease of whatever it held lapses and another worker takes over.
+                    _log.warning("worker tick failed: %s", exc, exc_info=True)
                     local.failed += 1
-                    local.last_error = str(exc)
+                    local.last_error = f"{type(exc).__name__}: {exc}"
+                    stop.wait(poll_interval)
                 with lock:
                     stats.processed += local.processed
                     stats.fired += local.fired

@@ -350,7 +350,7 @@ class Interpreter:
         if isinstance(outcome, AtWait):
             yield from self._setups(thread)
         elif state.status in TERMINAL:
-            yield from self._teardowns()
+            yield from self._teardowns(retry=False)
 
     def _end_all(self, status: WorkflowStatus) -> None:
         """End every live thread; their armed events become due for teardown."""
@@ -443,10 +443,15 @@ class Interpreter:
             ):
                 yield from self._setups(thread)
 
-    def _teardowns(self) -> Run:
-        """Tear down every event of an ended wait; failures are kept and retried next time."""
+    def _teardowns(self, *, retry: bool = True) -> Run:
+        """Tear down the events of ended waits; failures are kept and retried next time.
+
+        ``retry=False`` leaves alone those whose teardown already failed (tried once per resume).
+        """
         program = self.program
         for event in list(self.state.teardowns):
+            if not retry and event.status is WaitEventStatus.TEARDOWN_ERROR:
+                continue
             what = f"the teardown of event {event.req.name!r} ({self.where})"
             try:
                 yield Call(

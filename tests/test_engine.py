@@ -306,3 +306,76 @@ def test_get_and_list(engine: Engine) -> None:
     assert [i.id for i in engine.list(workflow="Flaky")] == ["f-1"]
     with pytest.raises(ValueError, match="bogus"):
         engine.list(status="bogus")
+
+
+# -- teardown retries and worker resilience ---------------------------------------------------
+
+
+class Unplug(sf.BaseHandler):
+    """A webhook whose first teardown fails (the remote side was down)."""
+
+    def setup(self, req: sf.CallbackRequest) -> str:
+        return "hook-1"
+
+    def handle(self, req: sf.CallbackRequest, input: Any) -> Any:
+        return input
+
+    def teardown(self, req: sf.CallbackRequest, handled: bool) -> None:
+        called("teardown", (req.name, handled))
+        if len(CALLS["teardown"]) == 1:
+            raise ConnectionError("webhook service unavailable")
+
+
+class Notify(sf.WorkflowState):
+    def definition(self) -> sf.Section:
+        return sf.S(sf.Wait("answer", sf.On("hook", Unplug()), sf.OnEvent("done", lambda: None)))
+
+
+def test_a_failed_teardown_of_a_finished_instance_is_retried_by_tick(engine: Engine) -> None:
+    engine.start(Notify, id="n-1")
+    engine.send("n-1", "done")
+    inst = engine.get("n-1")
+    assert inst.status is sf.WorkflowStatus.FINISHED
+    assert [e.status for e in inst.state.teardowns] == [sf.WaitEventStatus.TEARDOWN_ERROR]
+    assert inst.wake_at is not None  # it needs the engine again, though it ended
+
+    assert engine.tick(now=inst.wake_at + timedelta(seconds=1)) == 0  # nothing fired ...
+    inst = engine.get("n-1")
+    assert inst.state.teardowns == [] and inst.wake_at is None  # ... but the teardown ran
+    assert CALLS["teardown"] == [("hook", False), ("hook", False)]
+
+
+class Outage:
+    """A store whose first claim fails as if the database went away (then recovers)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def claim_due(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise OSError("connection to the database lost")
+        return self.store.claim_due(*args, **kwargs)
+
+
+def test_a_worker_survives_a_database_outage(engine: Engine) -> None:
+    engine.start(Flaky, {"failures": 1}, id="f-1")  # failed once: a retry is due in ~1 s
+    worker = Engine(Outage(engine.store), workflows=[Flaky])  # type: ignore[arg-type]
+    stop = __import__("threading").Event()
+
+    def until_done(stats: Any) -> None:
+        if worker.get("f-1").status is sf.WorkflowStatus.FINISHED:
+            stop.set()
+
+    timer = __import__("threading").Timer(10, stop.set)  # a safety net, not the expectation
+    timer.start()
+    try:
+        stats = worker.run_worker(stop=stop, poll_interval=0.05, on_tick=until_done)
+    finally:
+        timer.cancel()
+    assert worker.get("f-1").status is sf.WorkflowStatus.FINISHED
+    assert stats.failed >= 1 and "connection to the database lost" in (stats.last_error or "")
