@@ -42,9 +42,9 @@ class Verdict(BaseModel):
 
 class Approval(sf.WorkflowState):
     title: str
-    verdicts: dict[str, bool] = {}  # noqa: RUF012 - pydantic copies field defaults per instance
+    verdicts: dict[str, bool] = {}
     outcome: str = ""
-    history: list[str] = []  # noqa: RUF012
+    history: list[str] = []
 
     def definition(self) -> sf.Section:
         return sf.S(

@@ -48,7 +48,7 @@ class Order(sf.WorkflowState):
     price: int
     paid: bool = False
     reminders: int = 0
-    history: list[str] = []  # noqa: RUF012 - pydantic copies field defaults per instance
+    history: list[str] = []
 
     def definition(self) -> sf.Section:
         return sf.S(

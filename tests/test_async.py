@@ -5,9 +5,6 @@ DESIGN §2: one interpreter behind both; under ``aresume`` actions, handlers and
 callable with an `ExecutionError` that points to ``aresume``.
 """
 
-# Pydantic copies field defaults per instance, so `log: list[str] = []` is safe in a model.
-# ruff: noqa: RUF012
-
 from __future__ import annotations
 
 import asyncio

@@ -4,9 +4,6 @@ DESIGN §3.5 (routing and refusals, each changing nothing) and §3.6 (teardown o
 events on the next resume; setup and teardown failures kept and retried, never dropped).
 """
 
-# Pydantic copies field defaults per instance, so `log: list[str] = []` is safe in a model.
-# ruff: noqa: RUF012
-
 from __future__ import annotations
 
 from collections.abc import Callable

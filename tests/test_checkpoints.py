@@ -7,9 +7,6 @@ strictly increases with every unit of progress, each thread's ``pc`` with its ow
 arms its events with the thread's ``pc`` at that moment.
 """
 
-# Pydantic copies field defaults per instance, so `log: list[str] = []` is safe in a model.
-# ruff: noqa: RUF012
-
 from __future__ import annotations
 
 import json

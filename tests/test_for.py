@@ -4,9 +4,6 @@
 run. They belong to the innermost `For`; `Continue` checks the loop's condition again.
 """
 
-# Pydantic copies field defaults per instance, so `log: list[str] = []` is safe in a model.
-# ruff: noqa: RUF012
-
 from __future__ import annotations
 
 from datetime import UTC, datetime

@@ -1,8 +1,5 @@
 """`Go` and `Return`: named threads (DESIGN §3.1, §3.7, §3.13)."""
 
-# Pydantic copies field defaults per instance, so `log: list[str] = []` is safe in a model.
-# ruff: noqa: RUF012
-
 from __future__ import annotations
 
 from datetime import UTC, datetime

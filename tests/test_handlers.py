@@ -1,8 +1,5 @@
 """Handlers: the `Handler` protocol, `BaseHandler`, `FunctionHandler` and `Timer` (DESIGN §2)."""
 
-# Pydantic copies field defaults per instance, so `log: list[str] = []` is safe in a model.
-# ruff: noqa: RUF012
-
 from __future__ import annotations
 
 import gc

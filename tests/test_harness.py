@@ -1,8 +1,5 @@
 """`stmtflow.testing.WorkflowHarness`: a workflow in memory with a fake clock (issue 5)."""
 
-# Pydantic copies field defaults per instance, so `log: list[str] = []` is safe in a model.
-# ruff: noqa: RUF012
-
 from __future__ import annotations
 
 import time

@@ -5,9 +5,6 @@ again after every action; a lazy one is a callable evaluated when the thread rea
 way a condition sees the data as the latest action left it.
 """
 
-# Pydantic copies field defaults per instance, so `log: list[str] = []` is safe in a model.
-# ruff: noqa: RUF012
-
 from __future__ import annotations
 
 from datetime import UTC, datetime

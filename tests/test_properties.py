@@ -11,9 +11,6 @@ like a service would: JSON saved at every checkpoint, events delivered between r
 (c) at every checkpoint the workflow status agrees with its threads, and ``State.pc`` grew.
 """
 
-# Pydantic copies field defaults per instance, so `log: list[str] = []` is safe in a model.
-# ruff: noqa: RUF012
-
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,9 +1,6 @@
 """`RetryPolicy`: failed attempts are recorded on the thread and retried once ``now`` reaches
 the retry time; when attempts run out the workflow is ``failed`` (DESIGN §2)."""
 
-# Pydantic copies field defaults per instance, so `log: list[str] = []` is safe in a model.
-# ruff: noqa: RUF012
-
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta

@@ -6,9 +6,6 @@ makes the new thread runnable but the parent goes on. When no thread can move, `
 conditions are checked in thread order and the first true one wakes its thread.
 """
 
-# Pydantic copies field defaults per instance, so `log: list[str] = []` is safe in a model.
-# ruff: noqa: RUF012
-
 from __future__ import annotations
 
 from datetime import UTC, datetime

@@ -1,8 +1,5 @@
 """`Sleep`: a `Wait` on one `Timer` event named ``f"{name}.timer"``."""
 
-# Pydantic copies field defaults per instance, so `log: list[str] = []` is safe in a model.
-# ruff: noqa: RUF012
-
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta

@@ -5,9 +5,6 @@ state written by an earlier release must load in a later one). Regenerate the go
 ``STMTFLOW_UPDATE_SNAPSHOTS=1`` and review them in ``git diff tests/snapshots/states``.
 """
 
-# Pydantic copies field defaults per instance, so `log: list[str] = []` is safe in a model.
-# ruff: noqa: RUF012
-
 from __future__ import annotations
 
 import json

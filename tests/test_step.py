@@ -3,9 +3,6 @@
 Also `current_step()`: the idempotency key an action sees (DESIGN §2, §3.11).
 """
 
-# Pydantic copies field defaults per instance, so `log: list[str] = []` is safe in a model.
-# ruff: noqa: RUF012
-
 from __future__ import annotations
 
 from datetime import UTC, datetime

@@ -1,8 +1,5 @@
 """`Switch` / `Case` / `Default`: the first true case runs, else the default, else nothing."""
 
-# Pydantic copies field defaults per instance, so `log: list[str] = []` is safe in a model.
-# ruff: noqa: RUF012
-
 from __future__ import annotations
 
 from datetime import UTC, datetime

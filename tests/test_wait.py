@@ -3,9 +3,6 @@
 DESIGN §2 (Wait, On, OnEvent) and §3.5-3.7, §3.12 (a wait arms its events with the thread's pc).
 """
 
-# Pydantic copies field defaults per instance, so `log: list[str] = []` is safe in a model.
-# ruff: noqa: RUF012
-
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta

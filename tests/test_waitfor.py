@@ -1,8 +1,5 @@
 """`WaitFor`: block until a condition holds, then call the handler once (DESIGN §3.1, §3.9)."""
 
-# Pydantic copies field defaults per instance, so `log: list[str] = []` is safe in a model.
-# ruff: noqa: RUF012
-
 from __future__ import annotations
 
 from datetime import UTC, datetime
