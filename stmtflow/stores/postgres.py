@@ -45,9 +45,9 @@ from stmtflow.stores.base import (
     lease_conflict,
     redact,
     refusal,
-    status_value,
     utcnow,
 )
+from stmtflow.stores.sql import list_query, update_params, update_query
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
@@ -87,6 +87,13 @@ _COLUMNS = (
     "id, workflow, data, state, status, version, wake_at, lease_owner, lease_expires, fence, "
     "error, created_at, updated_at"
 )
+
+
+def _same(value: datetime | None) -> datetime | None:
+    return value  # psycopg adapts datetimes itself
+
+
+_MARK = lambda name: f"%({name})s"  # noqa: E731 - a one-line spelling rule
 
 _CLAIM_DUE = f"""
 UPDATE stmtflow_instances
@@ -267,21 +274,7 @@ class PostgresStore(Store):
     def list(
         self, status: str | None = None, workflow: str | None = None, limit: int | None = None
     ) -> builtins.list[Record]:
-        where: builtins.list[str] = []
-        params: builtins.list[Any] = []
-        if status is not None:
-            where.append("status = %s")
-            params.append(status_value(status))
-        if workflow is not None:
-            where.append("workflow = %s")
-            params.append(workflow)
-        query = f"SELECT {_COLUMNS} FROM stmtflow_instances"
-        if where:
-            query += " WHERE " + " AND ".join(where)
-        query += " ORDER BY created_at, id"
-        if limit is not None:
-            query += " LIMIT %s"
-            params.append(int(limit))
+        query, params = list_query(_COLUMNS, status, workflow, limit, _MARK)
         with self._pool.connection() as conn:
             return [_record(row) for row in conn.execute(query, params).fetchall()]
 
@@ -293,28 +286,10 @@ class PostgresStore(Store):
         fence: int | None = None,
         release: bool = False,
     ) -> Record:
-        lease = ", lease_owner = NULL, lease_expires = NULL" if release else ""
-        query = (
-            "UPDATE stmtflow_instances SET data = %(data)s, state = %(state)s, "
-            "status = %(status)s, wake_at = %(wake_at)s, error = %(error)s, "
-            f"version = version + 1, updated_at = %(now)s{lease} "
-            "WHERE id = %(id)s AND version = %(version)s"
-        )
-        if fence is not None:
-            query += " AND fence = %(fence)s AND lease_owner IS NOT NULL"
-        params = {
-            "data": record.data,
-            "state": record.state,
-            "status": record.status,
-            "wake_at": record.wake_at,
-            "error": record.error,
-            "now": utcnow(),
-            "id": record.id,
-            "version": expected_version,
-            "fence": fence,
-        }
+        query = update_query(_COLUMNS, fenced=fence is not None, release=release, mark=_MARK)
+        params = update_params(record, expected_version, fence, _same)
         with self._pool.connection() as conn:
-            row = conn.execute(f"{query} RETURNING {_COLUMNS}", params).fetchone()
+            row = conn.execute(query, params).fetchone()
             if row is None:
                 raise refusal(self._fetch(conn, record.id), expected_version, fence)
         return _record(row)

@@ -43,9 +43,9 @@ from stmtflow.stores.base import (
     claim_order,
     lease_conflict,
     refusal,
-    status_value,
     utcnow,
 )
+from stmtflow.stores.sql import list_query, update_params, update_query
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -85,6 +85,7 @@ _COLUMNS = (
     "error, created_at, updated_at"
 )
 
+_MARK = lambda name: f":{name}"  # noqa: E731 - a one-line spelling rule
 _LEASE_FREE = "(lease_expires IS NULL OR lease_expires < :now)"
 
 
@@ -287,20 +288,7 @@ class SQLiteStore(Store):
     def list(
         self, status: str | None = None, workflow: str | None = None, limit: int | None = None
     ) -> builtins.list[Record]:
-        where: builtins.list[str] = []
-        params: builtins.list[str] = []
-        if status is not None:
-            where.append("status = ?")
-            params.append(status_value(status))
-        if workflow is not None:
-            where.append("workflow = ?")
-            params.append(workflow)
-        sql = f"SELECT {_COLUMNS} FROM stmtflow_instances"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at, id"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+        sql, params = list_query(_COLUMNS, status, workflow, limit, _MARK)
         with self._conn() as conn:
             return [_record(row) for row in conn.execute(sql, params)]
 
@@ -312,27 +300,10 @@ class SQLiteStore(Store):
         fence: int | None = None,
         release: bool = False,
     ) -> Record:
-        lease = ", lease_owner = NULL, lease_expires = NULL" if release else ""
-        sql = (
-            "UPDATE stmtflow_instances SET data = :data, state = :state, status = :status, "
-            f"wake_at = :wake_at, error = :error, version = version + 1, updated_at = :now{lease} "
-            "WHERE id = :id AND version = :version"
-        )
-        if fence is not None:
-            sql += " AND fence = :fence AND lease_owner IS NOT NULL"
-        params = {
-            "data": record.data,
-            "state": record.state,
-            "status": record.status,
-            "wake_at": _ts(record.wake_at),
-            "error": record.error,
-            "now": _ts(utcnow()),
-            "id": record.id,
-            "version": expected_version,
-            "fence": fence,
-        }
+        sql = update_query(_COLUMNS, fenced=fence is not None, release=release, mark=_MARK)
+        params = update_params(record, expected_version, fence, _ts)
         with self._conn() as conn:
-            row = _only(conn.execute(f"{sql} RETURNING {_COLUMNS}", params))
+            row = _only(conn.execute(sql, params))
             if row is None:
                 raise refusal(self._fetch(conn, record.id), expected_version, fence)
         return _record(row)
