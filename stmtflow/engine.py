@@ -515,12 +515,7 @@ class Engine:
 
     def due_count(self, now: datetime | None = None) -> int:
         """How many instances are due now (for a worker display)."""
-        moment = now or _now()
-        return sum(
-            1
-            for r in self.store.list(status=WorkflowStatus.WAITING.value)
-            if r.wake_at is not None and r.wake_at <= moment
-        )
+        return self.store.count_due(now or _now())
 
     def close(self) -> None:
         """Close the store."""

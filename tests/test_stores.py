@@ -173,6 +173,15 @@ def test_claim_due_takes_only_due_unleased_live_work_in_wake_order(store: Store)
     assert store.claim_due(NOW, "w2", LEASE, limit=10) == []
 
 
+def test_count_due_counts_wake_ups_at_or_before_now(store: Store) -> None:
+    store.create(rec("late", wake_at=NOW - timedelta(minutes=1)))
+    store.create(rec("exactly-now", wake_at=NOW))
+    store.create(rec("future", wake_at=NOW + timedelta(seconds=1)))
+    store.create(rec("asleep"))
+    assert store.count_due(NOW) == 2
+    assert store.count_due(NOW + timedelta(hours=1)) == 3
+
+
 def test_claim_due_respects_the_limit(store: Store) -> None:
     for i in range(5):
         store.create(rec(f"r{i}", wake_at=NOW - timedelta(minutes=10 - i)))

@@ -339,6 +339,10 @@ class Store(Protocol):
         """Every remembered workflow type and its target."""
         ...
 
+    def count_due(self, now: datetime) -> int:
+        """How many instances have a wake-up at or before ``now`` (uses the wake-up index)."""
+        ...
+
     def close(self) -> None:
         """Release connections and files. Closing twice is harmless."""
 

@@ -187,5 +187,10 @@ class MemoryStore(Store):
         with self._lock:
             return dict(self._targets)
 
+    def count_due(self, now: datetime) -> int:
+        now = aware(now, "now")
+        with self._lock:
+            return sum(1 for r in self._records.values() if r.wake_at and r.wake_at <= now)
+
     def close(self) -> None:
         """Nothing to release; the records stay readable."""

@@ -372,3 +372,10 @@ class PostgresStore(Store):
         with self._pool.connection() as conn:
             rows = conn.execute("SELECT workflow, target FROM stmtflow_targets ORDER BY workflow")
             return {str(w): str(t) for w, t in rows.fetchall()}
+
+    def count_due(self, now: datetime) -> int:
+        row = self._one(
+            "SELECT count(*) FROM stmtflow_instances WHERE wake_at IS NOT NULL AND wake_at <= %s",
+            (aware(now, "now"),),
+        )
+        return int(row[0]) if row else 0

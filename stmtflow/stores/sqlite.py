@@ -412,3 +412,12 @@ class SQLiteStore(Store):
         with self._conn() as conn:
             rows = conn.execute("SELECT workflow, target FROM stmtflow_targets ORDER BY workflow")
             return {str(w): str(t) for w, t in rows}
+
+    def count_due(self, now: datetime) -> int:
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM stmtflow_instances "
+                "WHERE wake_at IS NOT NULL AND wake_at <= ?",
+                (_ts(aware(now, "now")),),
+            ).fetchone()
+        return int(row[0])
