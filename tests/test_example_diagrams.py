@@ -1,0 +1,34 @@
+"""The diagrams of every example workflow, pinned as Mermaid and DOT golden files.
+
+A change to rendering or to an example shows up here as a reviewable text diff; accept it with
+``STMTFLOW_UPDATE_SNAPSHOTS=1`` after checking the picture still says the right thing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from snapshot_util import assert_snapshot
+
+import stmtflow as sf
+from stmtflow.loader import load_target
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+# Each example with the data its required fields need (the drawing does not depend on it).
+TARGETS = {
+    "quickstart:Expense": {"employee": "ada", "amount": 1.0, "description": "taxi"},
+    "order:Order": {"item": "book", "price": 12},
+    "approval:Approval": {"title": "budget"},
+    "payment:Checkout": {"amount": 1},
+}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_example_diagrams_are_pinned(target: str) -> None:
+    module, name = target.split(":")
+    cls = load_target(f"{EXAMPLES / module}.py:{name}")
+    section = cls.model_validate(TARGETS[target]).definition()
+    stem = target.split(":")[0]
+    assert_snapshot(sf.to_mermaid(section), f"examples/{stem}.mmd")
+    assert_snapshot(sf.to_dot(section), f"examples/{stem}.dot")
