@@ -303,13 +303,11 @@ class Program:
 
     def _thread_root(self, path: Path) -> Path:
         """The path of the innermost ``Go`` around ``path`` (``()`` for the main thread)."""
-        node: Statement = self.root
-        root: Path = ()
-        for depth, i in enumerate(path):
-            node = children(node)[i]
-            if isinstance(node, Go) and depth + 1 < len(path):
-                root = path[: depth + 1]
-        return root
+        chain = self._chain(path)  # chain[k] is the statement at path[:k]
+        for depth in range(len(path) - 1, 0, -1):
+            if isinstance(chain[depth], Go):
+                return path[:depth]
+        return ()
 
     # -- moving -----------------------------------------------------------------------------------
 
