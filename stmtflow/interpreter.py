@@ -34,7 +34,7 @@ from stmtflow.errors import (
     WorkflowFinished,
 )
 from stmtflow.handlers import handler_type
-from stmtflow.program import AtCondition, AtStep, AtWait, Ended, Program, truth
+from stmtflow.program import Ended, Program, truth
 from stmtflow.state import (
     MAIN_THREAD,
     CallbackRequest,
@@ -46,7 +46,7 @@ from stmtflow.state import (
     WaitEventStatus,
     WorkflowStatus,
 )
-from stmtflow.statements import RetryPolicy, Step, WaitFor
+from stmtflow.statements import RetryPolicy, Step, Wait, WaitFor
 from stmtflow.workflow import WorkflowState
 
 __all__ = ["Call", "Checkpoint", "Effect", "Interpreter"]
@@ -299,28 +299,27 @@ class Interpreter:
 
     def _move(self, thread: Thread) -> Run:
         state = self.state
-        move = self.program.advance(thread, state.threads)
+        outcome, spawns = self.program.advance(thread, state.threads)
         self._progress(thread)
         if thread.cur_callback is not None:
             thread.cur_callback = None
-        for go, thread_id in move.spawns:
+        for go, thread_id in spawns:
             state.threads.append(
                 Thread(id=thread_id, name=go.name, status=ThreadStatus.RESUMING, pc=state.pc)
             )
-        outcome = move.outcome
         match outcome:
-            case AtStep(step):
+            case Step():
                 _assign(
                     thread,
-                    cur_step=step.name,
+                    cur_step=outcome.name,
                     status=ThreadStatus.EXECUTING,
                     step_pc=state.pc,
                     attempt=0,
                     retry_at=None,
                     last_error=None,
                 )
-            case AtWait(wait):
-                thread.cur_step = wait.name
+            case Wait():
+                thread.cur_step = outcome.name
                 thread.status = ThreadStatus.WAITING_EVENT
                 thread.wait_events = [
                     WaitEvent(
@@ -334,10 +333,10 @@ class Interpreter:
                             else WaitEventStatus.SETUP
                         ),
                     )
-                    for on in wait.events
+                    for on in outcome.events
                 ]
-            case AtCondition(wait_for):
-                thread.cur_step = wait_for.name
+            case WaitFor():
+                thread.cur_step = outcome.name
                 thread.status = ThreadStatus.WAITING_CONDITION
             case Ended():
                 state.threads.remove(thread)
@@ -347,7 +346,7 @@ class Interpreter:
                 assert_never(outcome)
         self._refresh_status(None if isinstance(outcome, Ended) else thread)
         yield _CHECKPOINT[CheckpointType.AFTER_RESUME]
-        if isinstance(outcome, AtWait):
+        if isinstance(outcome, Wait):
             yield from self._setups(thread)
         elif state.status in TERMINAL:
             yield from self._teardowns(retry=False)

@@ -10,7 +10,7 @@ applies the result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, assert_never
 
 from stmtflow.errors import DefinitionError, DefinitionMismatch, ExecutionError
@@ -36,30 +36,9 @@ from stmtflow.statements import (
 from stmtflow.validate import definition_problems
 from stmtflow.walk import children
 
-__all__ = ["AtCondition", "AtStep", "AtWait", "Ended", "Move", "Program", "truth"]
+__all__ = ["Ended", "Move", "Outcome", "Program", "Spawn", "truth"]
 
 Path: TypeAlias = tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class AtStep:
-    """The thread rests at a step; its next move runs it."""
-
-    step: Step
-
-
-@dataclass(frozen=True, slots=True)
-class AtWait:
-    """The thread rests at a wait (a ``Sleep`` is given as its equivalent ``Wait``)."""
-
-    wait: Wait
-
-
-@dataclass(frozen=True, slots=True)
-class AtCondition:
-    """The thread rests at a ``WaitFor`` until its condition is true."""
-
-    wait_for: WaitFor
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +48,19 @@ class Ended:
     returned: bool
 
 
-Outcome: TypeAlias = AtStep | AtWait | AtCondition | Ended
+_ENDED = Ended(returned=False)
+_RETURNED = Ended(returned=True)
 
+Outcome: TypeAlias = Step | Wait | WaitFor | Ended
+"""Where a move leaves a thread: at a step (its next move runs it), at a wait (a ``Sleep`` is
+given as its equivalent ``Wait``), at a ``WaitFor`` until its condition is true, or ended. The
+statement itself is the tag, so a move allocates no result object."""
 
-@dataclass(slots=True)
-class Move:
-    """What a thread's next move does: where it comes to rest, and the threads it starts."""
+Spawn: TypeAlias = tuple[Go, str]
+"""A thread a move starts: the ``Go`` and the new thread's id."""
 
-    outcome: Outcome
-    spawns: list[tuple[Go, str]] = field(default_factory=list)
+Move: TypeAlias = tuple[Outcome, list[Spawn]]
+"""What a thread's next move does: where it comes to rest, and the threads it starts."""
 
 
 @dataclass(slots=True)
@@ -155,7 +138,7 @@ class Program:
         where: prefix for error messages, naming the workflow.
     """
 
-    __slots__ = ("_checked", "_found", "_index", "cache_key", "root", "where")
+    __slots__ = ("_chains", "_checked", "_events", "_index", "_names", "cache_key", "root", "where")
 
     def __init__(self, root: Section, cache_key: Any, where: str) -> None:
         if not isinstance(root, Section):
@@ -170,30 +153,36 @@ class Program:
         if index is None:
             index = _index_cache[cache_key] = _build_index(root)
         self._index = index
-        # Per tree (statements are immutable): resolved look-ups, and mismatch verdicts by the
-        # parts of a thread they depend on, so a thousand threads waiting alike cost one check.
-        self._found: dict[tuple[str, str], tuple[Path, Any] | None] = {}
+        # Per tree (statements are immutable): resolved look-ups by name, the statements from the
+        # root down to each resolved path, and mismatch verdicts by the parts of a thread they
+        # depend on, so a thousand threads waiting alike cost one check.
+        self._names: dict[str, tuple[Path, Statement] | None] = {}
+        self._events: dict[str, tuple[Path, On | Sleep] | None] = {}
+        self._chains: dict[Path, tuple[Statement, ...]] = {}
         self._checked: dict[tuple[Any, ...], list[str]] = {}
 
     # -- look-ups ---------------------------------------------------------------------------------
 
     def node(self, path: Path) -> Statement | None:
         """The statement at ``path``, or None when the path leads nowhere."""
+        chain = self._walk_path(path)
+        return None if chain is None else chain[-1]
+
+    def _walk_path(self, path: Path) -> tuple[Statement, ...] | None:
+        """The statements from the root down to ``path`` (cached), or None if it leads nowhere."""
+        chain = self._chains.get(path)
+        if chain is not None:
+            return chain
         node: Statement = self.root
+        nodes = [node]
         for i in path:
             kids = children(node)
             if i >= len(kids):
                 return None
             node = kids[i]
-        return node
-
-    def _lookup(self, table: Literal["names", "events"], name: str) -> tuple[Path, Any] | None:
-        key = (table, name)
-        if key in self._found:
-            return self._found[key]
-        found = self._resolve(table, name)
-        self._found[key] = found
-        return found
+            nodes.append(node)
+        chain = self._chains[path] = tuple(nodes)
+        return chain
 
     def _resolve(self, table: Literal["names", "events"], name: str) -> tuple[Path, Any] | None:
         for attempt in range(2):
@@ -213,11 +202,17 @@ class Program:
 
     def find(self, name: str) -> tuple[Path, Statement] | None:
         """The statement named ``name`` (a step, wait, condition, sleep, loop or ``Go``)."""
-        return self._lookup("names", name)
+        names = self._names
+        if name not in names:
+            names[name] = self._resolve("names", name)
+        return names[name]
 
     def find_event(self, event: str) -> tuple[Path, On | Sleep] | None:
         """The ``On`` (or ``Sleep``) that handles ``event``."""
-        return self._lookup("events", event)
+        events = self._events
+        if event not in events:
+            events[event] = self._resolve("events", event)
+        return events[event]
 
     def handler(self, event: str) -> Any:
         """The handler object of ``event``; `DefinitionMismatch` when no statement has it."""
@@ -313,10 +308,9 @@ class Program:
 
     def _chain(self, path: Path) -> list[Statement]:
         """The statements from the root down to the one at ``path`` (both included)."""
-        chain: list[Statement] = [self.root]
-        for i in path:
-            chain.append(_child(chain[-1], i))
-        return chain
+        chain = self._walk_path(path)
+        assert chain is not None, path
+        return list(chain)
 
     def advance(self, thread: Thread, threads: list[Thread]) -> Move:
         """Compute ``thread``'s next move from where it stands. Changes nothing.
@@ -328,24 +322,32 @@ class Program:
             ExecutionError: a lazy condition or ``Go`` id raised.
             DefinitionError: an iteration reached no step or wait, or a ``Go`` id is taken.
         """
-        found_go = None if thread.name == MAIN_THREAD else self.find(thread.name)
-        body_depth = len(found_go[0]) + 1 if found_go is not None else 0
+        body_depth = 0
+        go_path: Path = ()
+        if thread.name != MAIN_THREAD:
+            found_go = self.find(thread.name)
+            assert found_go is not None
+            go_path = found_go[0]
+            body_depth = len(go_path) + 1
         mode: Mode
         if not thread.cur_step:
-            path = [*found_go[0], 0] if found_go is not None else []
+            path = [*go_path, 0] if body_depth else []
+            chain = self._chain(tuple(path))
             mode = "enter"
         else:
             found = self.find(thread.cur_step)
             assert found is not None
-            path, here = list(found[0]), found[1]
+            path = list(found[0])
+            chain = self._chain(found[0])
+            here = chain[-1]
             mode = "after"
             if thread.cur_callback is not None and isinstance(here, Wait):
                 index = next(
                     i for i, on in enumerate(here.events) if on.event == thread.cur_callback
                 )
                 path += [index, 0]
+                chain += [here.events[index], here.events[index].body]
                 mode = "enter"
-        chain = self._chain(tuple(path))
         try:
             return self._walk(thread, threads, path, chain, mode, body_depth)
         except (DefinitionError, ExecutionError):
@@ -368,14 +370,14 @@ class Program:
         body_depth: int,
     ) -> Move:
         """Move from ``path`` (in ``mode``) to the next resting statement; see `advance`."""
-        move = Move(Ended(returned=False))
+        spawns: list[Spawn] = []
         taken: set[str] | None = None
-        iterating: set[Path] = set()
+        iterating: list[Path] = []  # the loops whose body this move entered
         while True:
             node = chain[-1]
             if mode == "after":
                 if len(path) <= body_depth:
-                    return move  # the end of the thread's body
+                    return _ENDED, spawns  # the end of the thread's body
                 index = path.pop()
                 chain.pop()
                 parent = chain[-1]
@@ -395,7 +397,7 @@ class Program:
                         "reached no step or wait"
                     )
                 if truth(node.cond):
-                    iterating.add(key)
+                    iterating.append(key)
                     path.append(0)
                     chain.append(node.body)
                     mode = "enter"
@@ -409,18 +411,10 @@ class Program:
                         chain.append(node.body[0])
                     else:
                         mode = "after"
-                case Step():
-                    move.outcome = AtStep(node)
-                    return move
-                case Wait():
-                    move.outcome = AtWait(node)
-                    return move
+                case Step() | Wait() | WaitFor():
+                    return node, spawns
                 case Sleep():
-                    move.outcome = AtWait(node.as_wait())
-                    return move
-                case WaitFor():
-                    move.outcome = AtCondition(node)
-                    return move
+                    return node.as_wait(), spawns
                 case If():
                     branch = self._choose_branch(node)
                     if branch is None:
@@ -443,8 +437,7 @@ class Program:
                     del chain[depth + 1 :]
                     mode = "after" if isinstance(node, Break) else "loop"
                 case Return():
-                    move.outcome = Ended(returned=True)
-                    return move
+                    return _RETURNED, spawns
                 case Go():
                     thread_id = self._go_id(node)
                     if taken is None:
@@ -456,7 +449,7 @@ class Program:
                             f"but a thread with that id is still alive"
                         )
                     taken.add(thread_id)
-                    move.spawns.append((node, thread_id))
+                    spawns.append((node, thread_id))
                     mode = "after"
                 case Case() | Default() | On():
                     raise DefinitionError(
