@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import TypeAlias
 
 from stmtflow.errors import StmtflowError
 
@@ -49,14 +49,9 @@ class StepInfo:
     key: str
 
 
-class StepKey(NamedTuple):
-    """What the drivers record for a running step; `current_step` turns it into a `StepInfo`."""
-
-    workflow_id: str
-    thread_id: str
-    step: str
-    attempt: int
-    step_pc: int
+StepKey: TypeAlias = tuple[str, str, str, int, int]
+"""What the drivers record for a running step: ``(workflow_id, thread_id, step, attempt,
+step_pc)``; `current_step` turns it into a `StepInfo`. A plain tuple, built once per step."""
 
 
 step_var: ContextVar[StepKey | None] = ContextVar("stmtflow_step", default=None)

@@ -64,19 +64,23 @@ class Call:
         self,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
-        what: str | Callable[[], str],
+        what: str,
         step: StepKey | None = None,
     ) -> None:
         self.fn = fn
         self.args = args
         self.what = what
-        """Names the call in errors, e.g. "the action of step 'charge' (workflow ...)"."""
+        """Names the call in errors, e.g. "the handler of event 'paid' (workflow ...)"; for a
+        step action, names the workflow (`describe` adds the step and thread from ``step``)."""
         self.step = step
         """Set for step actions: what ``current_step()`` describes during the call."""
 
     def describe(self) -> str:
         """What is being called, for error messages."""
-        return self.what if isinstance(self.what, str) else self.what()
+        if self.step is None:
+            return self.what
+        _, thread_id, step, _, _ = self.step
+        return f"the action of step {step!r} ({self.what}, thread {thread_id!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,8 @@ class Checkpoint:
 
 
 _CHECKPOINT = {kind: Checkpoint(kind) for kind in CheckpointType}
+_AFTER_STEP = _CHECKPOINT[CheckpointType.AFTER_STEP]
+_AFTER_RESUME = _CHECKPOINT[CheckpointType.AFTER_RESUME]
 
 
 Effect: TypeAlias = Call | Checkpoint
@@ -101,9 +107,10 @@ class _Data:
     """Snapshots and restores the workflow data around user code that may fail."""
 
     @staticmethod
-    def snapshot(wf: WorkflowState, where: str) -> str:
+    def snapshot(wf: WorkflowState, where: str) -> bytes:
         try:
-            return wf.model_dump_json()
+            # What ``wf.model_dump_json()`` does, without its wrapper and the decoding.
+            return wf.__pydantic_serializer__.to_json(wf)
         except PydanticSerializationError as exc:
             raise ExecutionError(
                 f"{where}: the workflow data cannot be stored as JSON ({exc}); keep only "
@@ -111,7 +118,7 @@ class _Data:
             ) from exc
 
     @staticmethod
-    def restore(wf: WorkflowState, snapshot: str) -> None:
+    def restore(wf: WorkflowState, snapshot: bytes) -> None:
         fresh = type(wf).model_validate_json(snapshot)
         wf.__dict__.clear()
         wf.__dict__.update(fresh.__dict__)
@@ -154,7 +161,8 @@ class Interpreter:
         self.default_retry = default_retry
         self.where = f"workflow {state.id!r} ({state.workflow})"
         self._program: Program | None = None
-        self._stale = True
+        self._static = bool(type(wf).static_definition)
+        self._stale = False
         self._checked = False
 
     # -- the definition ---------------------------------------------------------------------------
@@ -162,14 +170,19 @@ class Interpreter:
     @property
     def program(self) -> Program:
         """The current definition: rebuilt after each action unless the class is static."""
-        if self._program is None or (self._stale and not type(self.wf).static_definition):
+        program = self._program
+        if program is None or self._stale:
             try:
                 root = self.wf.definition()
             except Exception as exc:
                 raise ExecutionError(f"{self.where}: definition() raised {_describe(exc)}") from exc
-            self._program = Program(root, type(self.wf), self.where)
-        self._stale = False
-        return self._program
+            program = self._program = Program(root, type(self.wf), self.where)
+            self._stale = False
+        return program
+
+    def _changed_data(self) -> None:
+        """User code ran and may have changed what the definition's shape and conditions read."""
+        self._stale = not self._static
 
     def check(self) -> Program:
         """Refuse to run anything when stored positions no longer fit the definition (§3.8).
@@ -234,122 +247,156 @@ class Interpreter:
         """Run every runnable thread until all are blocked or the workflow ends."""
         self.check()
         yield from self._teardowns()
-        if self.state.status in TERMINAL:
-            return self.state
+        state = self.state
+        if state.status in TERMINAL:
+            return state
         yield from self._retry_setups()
         actions = 0
-        while self.state.status not in TERMINAL:
+        while state.status not in TERMINAL:
             thread = self._next_runnable()
             if thread is None:
                 woke = yield from self._conditions(max_steps - actions)
                 if woke is None:
                     break
                 actions += woke
-            elif thread.status is ThreadStatus.EXECUTING:
-                if actions >= max_steps:
-                    raise StepLimitExceeded(
-                        f"{self.where}: ran {max_steps} actions in one resume "
-                        f"(next: step {thread.cur_step!r} on thread {thread.id!r}); "
-                        "a loop may never block — raise max_steps if this is intended"
-                    )
-                actions += 1
-                yield from self._run_step(thread)
-            else:
-                yield from self._move(thread)
-        return self.state
+                continue
+            # The first runnable thread moves until it blocks or ends (§3.1). Only its own moves
+            # change statuses meanwhile, so the threads before it stay blocked: no rescan.
+            can_move = True
+            while can_move:
+                if thread.status is ThreadStatus.EXECUTING:
+                    if actions >= max_steps:
+                        raise StepLimitExceeded(
+                            f"{self.where}: ran {max_steps} actions in one resume "
+                            f"(next: step {thread.cur_step!r} on thread {thread.id!r}); "
+                            "a loop may never block — raise max_steps if this is intended"
+                        )
+                    actions += 1
+                    can_move = yield from self._run_step(thread)
+                else:
+                    can_move = yield from self._move(thread)
+        return state
 
-    def _run_step(self, thread: Thread) -> Run:
+    def _run_step(self, thread: Thread) -> Generator[Effect, Any, bool]:
+        """Run the step ``thread`` stands at; True when the thread can move on at once."""
         found = self.program.find(thread.cur_step)
         assert found is not None and isinstance(found[1], Step)
         step = found[1]
         state = self.state
-        key = StepKey(state.id, thread.id, step.name, thread.attempt + 1, thread.step_pc)
-
-        def what() -> str:
-            return f"step {step.name!r} ({self._who(thread)})"
-
         snapshot = _Data.snapshot(self.wf, self.where)
+        key = (state.id, thread.id, step.name, thread.attempt + 1, thread.step_pc)
         try:
-            yield Call(step.action, (), lambda: f"the action of {what()}", key)
+            yield Call(step.action, (), self.where, key)
         except Exception as exc:
             _Data.restore(self.wf, snapshot)
-            policy = step.retry or self.default_retry
-            if policy is None:
-                raise StepError(f"{what()} failed: {_describe(exc)}", step=step.name) from exc
-            attempt = thread.attempt + 1
-            self._progress(thread)
-            thread.attempt = attempt
-            thread.last_error = _describe(exc)
-            if attempt >= policy.max_attempts or not policy.is_retryable(exc):
-                thread.retry_at = None
-                state.status = WorkflowStatus.FAILED
-                state.error = f"{what()} failed after {attempt} attempt(s): {_describe(exc)}"
-            else:
-                thread.retry_at = self.now + policy.interval(attempt)
-                self._refresh_status(thread)
-            yield _CHECKPOINT[CheckpointType.AFTER_STEP]
-            return
-        self._stale = True
-        self._progress(thread)
-        _assign(thread, status=ThreadStatus.RESUMING)
+            return (yield from self._step_failed(thread, step, exc))
+        self._changed_data()
+        pc = state.pc + 1
         if thread.attempt:
-            _assign(thread, attempt=0, retry_at=None, last_error=None)
-        self._refresh_status(thread)
-        yield _CHECKPOINT[CheckpointType.AFTER_STEP]
+            _assign(
+                thread,
+                pc=pc,
+                status=ThreadStatus.RESUMING,
+                attempt=0,
+                retry_at=None,
+                last_error=None,
+            )
+        else:
+            _assign(thread, pc=pc, status=ThreadStatus.RESUMING)
+        # The workflow is running (no step runs once it ended) and this thread can move on.
+        _assign(state, pc=pc, status=WorkflowStatus.RESUMING)
+        yield _AFTER_STEP
+        return True
 
-    def _move(self, thread: Thread) -> Run:
+    def _step_failed(
+        self, thread: Thread, step: Step, exc: Exception
+    ) -> Generator[Effect, Any, bool]:
+        """Record a failed attempt under the step's retry policy, or raise `StepError`."""
+        state = self.state
+        what = f"step {step.name!r} ({self._who(thread)})"
+        policy = step.retry or self.default_retry
+        if policy is None:
+            raise StepError(f"{what} failed: {_describe(exc)}", step=step.name) from exc
+        attempt = thread.attempt + 1
+        self._progress(thread)
+        thread.attempt = attempt
+        thread.last_error = _describe(exc)
+        if attempt >= policy.max_attempts or not policy.is_retryable(exc):
+            thread.retry_at = None
+            state.status = WorkflowStatus.FAILED
+            state.error = f"{what} failed after {attempt} attempt(s): {_describe(exc)}"
+        else:
+            thread.retry_at = self.now + policy.interval(attempt)
+            self._refresh_status(thread)
+        yield _AFTER_STEP
+        return state.status not in TERMINAL and self._runnable(thread)
+
+    def _move(self, thread: Thread) -> Generator[Effect, Any, bool]:
+        """Move ``thread`` to its next resting place; True when it can go on at once."""
         state = self.state
         outcome, spawns = self.program.advance(thread, state.threads)
-        self._progress(thread)
+        pc = state.pc + 1
+        _assign(state, pc=pc)
         if thread.cur_callback is not None:
-            thread.cur_callback = None
+            _assign(thread, cur_callback=None)
         for go, thread_id in spawns:
             state.threads.append(
-                Thread(id=thread_id, name=go.name, status=ThreadStatus.RESUMING, pc=state.pc)
+                Thread(id=thread_id, name=go.name, status=ThreadStatus.RESUMING, pc=pc)
             )
+        can_move = False
         match outcome:
             case Step():
                 _assign(
                     thread,
+                    pc=pc,
                     cur_step=outcome.name,
                     status=ThreadStatus.EXECUTING,
-                    step_pc=state.pc,
+                    step_pc=pc,
                     attempt=0,
                     retry_at=None,
                     last_error=None,
                 )
+                can_move = True
+                # The workflow is running (it ends only when its main thread does).
+                _assign(state, status=WorkflowStatus.RESUMING)
             case Wait():
-                thread.cur_step = outcome.name
-                thread.status = ThreadStatus.WAITING_EVENT
-                thread.wait_events = [
-                    WaitEvent(
-                        type=handler_type(on.handler),
-                        req=CallbackRequest(
-                            workflow_id=state.id, thread_id=thread.id, name=on.event, pc=state.pc
-                        ),
-                        status=(
-                            WaitEventStatus.PENDING_SETUP
-                            if _has(on.handler, "setup")
-                            else WaitEventStatus.SETUP
-                        ),
-                    )
-                    for on in outcome.events
-                ]
+                _assign(
+                    thread,
+                    pc=pc,
+                    cur_step=outcome.name,
+                    status=ThreadStatus.WAITING_EVENT,
+                    wait_events=[
+                        WaitEvent(
+                            type=handler_type(on.handler),
+                            req=CallbackRequest(
+                                workflow_id=state.id, thread_id=thread.id, name=on.event, pc=pc
+                            ),
+                            status=(
+                                WaitEventStatus.PENDING_SETUP
+                                if _has(on.handler, "setup")
+                                else WaitEventStatus.SETUP
+                            ),
+                        )
+                        for on in outcome.events
+                    ],
+                )
+                self._refresh_status()
             case WaitFor():
-                thread.cur_step = outcome.name
-                thread.status = ThreadStatus.WAITING_CONDITION
+                _assign(thread, pc=pc, cur_step=outcome.name, status=ThreadStatus.WAITING_CONDITION)
+                self._refresh_status()
             case Ended():
                 state.threads.remove(thread)
                 if thread.id == MAIN_THREAD:
                     self._end_all(WorkflowStatus.FINISHED)
+                self._refresh_status()
             case _:
                 assert_never(outcome)
-        self._refresh_status(None if isinstance(outcome, Ended) else thread)
-        yield _CHECKPOINT[CheckpointType.AFTER_RESUME]
+        yield _AFTER_RESUME
         if isinstance(outcome, Wait):
             yield from self._setups(thread)
         elif state.status in TERMINAL:
             yield from self._teardowns(retry=False)
+        return can_move
 
     def _end_all(self, status: WorkflowStatus) -> None:
         """End every live thread; their armed events become due for teardown."""
@@ -400,7 +447,7 @@ class Interpreter:
                 except Exception as exc:
                     _Data.restore(self.wf, snapshot)
                     raise ExecutionError(f"{what} raised {_describe(exc)}") from exc
-                self._stale = True
+                self._changed_data()
             self._progress(thread)
             thread.status = ThreadStatus.RESUMING
             self._refresh_status(thread)
@@ -492,7 +539,7 @@ class Interpreter:
         except Exception as exc:
             _Data.restore(self.wf, snapshot)
             raise HandlerError(f"{what} raised {_describe(exc)}") from exc
-        self._stale = True  # the handler may have changed data that conditions read
+        self._changed_data()
         self._progress(thread)
         thread.cur_callback = req.name
         thread.status = ThreadStatus.RESUMING
