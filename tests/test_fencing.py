@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,6 +88,35 @@ def test_a_lapsed_lease_nobody_took_over_still_commits(two_stores: tuple[Store, 
         dataclasses.replace(a, data='{"n": 1}'), expected_version=1, fence=a.fence
     )
     assert late.version == 2 and b_store.get("r").data == '{"n": 1}'
+
+
+@pytest.mark.parametrize("takes_lease", [True, False], ids=["claiming", "unleased"])
+def test_an_optimistic_write_waits_out_a_live_lease_and_fences_off_a_lapsed_one(
+    two_stores: tuple[Store, Store], takes_lease: bool
+) -> None:
+    a_store, b_store = two_stores
+    a_store.create(new_record("r"))
+    a = a_store.claim("r", "A", LEASE, T0)
+    claim: dict[str, Any] = {"owner": "B", "lease": LEASE} if takes_lease else {}
+    b_read = b_store.get("r")  # B reads without a lease and works in memory
+    b_work = dataclasses.replace(b_read, data='{"n": 5}')
+    with pytest.raises(ConflictError, match="leased by 'A'"):
+        b_store.update_free(b_work, expected_version=1, now=T0 + LEASE / 2, **claim)
+    assert a_store.get("r") == a, "the refused write changed nothing"
+
+    b = b_store.update_free(b_work, expected_version=1, now=T0 + 2 * LEASE, **claim)
+    assert (b.version, b.lease_owner, b.fence) == (
+        (2, "B", a.fence + 1) if takes_lease else (2, None, a.fence)
+    )
+    # A wakes up: its write is refused (B's bumped the version), so is a renewal or a release.
+    with pytest.raises(ConflictError, match="expected version 1, found version 2"):
+        a_store.update(dataclasses.replace(a, data='{"n": 1}'), expected_version=1, fence=a.fence)
+    with pytest.raises(ConflictError, match=f"fence {a.fence} is no longer held"):
+        a_store.update(dataclasses.replace(b, data='{"n": 1}'), expected_version=2, fence=a.fence)
+    with pytest.raises(ConflictError):
+        a_store.renew("r", "A", a.fence, LEASE, T0 + 2 * LEASE)
+    assert a_store.release("r", "A", a.fence) is False
+    assert a_store.get("r") == b and b.data == '{"n": 5}'
 
 
 # -- end to end: an engine's unit stalls inside a step past its lease -----------------------------

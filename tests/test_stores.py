@@ -9,12 +9,14 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
 from stmtflow.state import WorkflowStatus
 from stmtflow.stores import DEFAULT_URL, MemoryStore, Record, SQLiteStore, Store, open_store
+from stmtflow.stores.base import with_changes
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -74,6 +76,8 @@ def test_missing_ids_are_not_found(store: Store) -> None:
     with pytest.raises(NotFound):
         store.update(rec("nope"), expected_version=1)
     with pytest.raises(NotFound):
+        store.update_free(rec("nope"), expected_version=1, now=NOW, owner="w", lease=LEASE)
+    with pytest.raises(NotFound):
         store.claim("nope", "w", LEASE, NOW)
     with pytest.raises(NotFound):
         store.renew("nope", "w", 1, LEASE, NOW)
@@ -127,6 +131,41 @@ def test_update_never_changes_identity_or_lease(store: Store) -> None:
     forged = dataclasses.replace(claimed, workflow="Other", lease_owner=None, lease_expires=None)
     stored = store.update(dataclasses.replace(forged, fence=99), expected_version=1)
     assert (stored.workflow, stored.lease_owner, stored.fence) == ("Order", "w", 1)
+
+
+def test_update_returns_exactly_what_get_reads_back(store: Store) -> None:
+    plus5 = timezone(timedelta(hours=5))
+    store.create(rec("a", created_at=NOW - timedelta(days=1), wake_at=NOW))
+    held = store.claim("a", "w", LEASE, NOW)
+    # The caller's copy may be stale or forged; the stored identity and lease still come back.
+    stale = dataclasses.replace(
+        held, workflow="Other", created_at=NOW, fence=7, lease_owner=None, lease_expires=None
+    )
+    writes: list[tuple[dict[str, Any], dict[str, Any]]] = [
+        ({}, dict(wake_at=datetime(2030, 6, 1, 17, 30, 0, 123456, tzinfo=plus5), error="e")),
+        ({"fence": held.fence}, dict(data='{"n": 2}', status="resuming", wake_at=None)),
+        ({"fence": held.fence, "release": True}, dict(status="finished", error=None)),
+        ({}, dict(data="[]", state='{"s": 1}', wake_at=NOW + timedelta(microseconds=1))),
+    ]
+    for version, (flags, changes) in enumerate(writes, start=1):
+        got = store.update(dataclasses.replace(stale, **changes), expected_version=version, **flags)
+        assert got == store.get("a"), (flags, changes)
+        assert got.version == version + 1 and got.workflow == "Order"
+        for name in ("wake_at", "lease_expires", "created_at", "updated_at"):
+            value = getattr(got, name)
+            assert value is None or value.tzinfo is UTC, name
+
+
+def test_with_changes_copies_without_validating() -> None:
+    base = rec("a", wake_at=NOW)
+    changed = with_changes(base, data='{"n": 2}', version=3, lease_owner="w", lease_expires=NOW)
+    assert changed == dataclasses.replace(
+        base, data='{"n": 2}', version=3, lease_owner="w", lease_expires=NOW
+    )
+    assert base.data == '{"n": 1}' and base.version == 0
+    assert with_changes(base, status="done").status == "done"  # trusted: no check at all
+    with pytest.raises(TypeError, match=r"no field.*colour"):
+        with_changes(base, colour="red")
 
 
 def test_records_validate_their_fields() -> None:
@@ -309,6 +348,139 @@ def test_renew_extends_a_held_lease(store: Store) -> None:
     renewed = store.renew("a", "w", held.fence, LEASE, NOW + timedelta(seconds=20))
     assert (renewed.lease_expires, renewed.fence) == (NOW + timedelta(seconds=50), held.fence)
     assert store.claim_due(NOW + timedelta(seconds=40), "w2", LEASE, 10) == []
+
+
+# -- optimistic writes (update_free) -----------------------------------------------------------
+
+
+def test_update_free_writes_an_unleased_record_and_leaves_it_unleased(store: Store) -> None:
+    created = store.create(rec("a", created_at=NOW))
+    changes: dict[str, Any] = dict(data='{"n": 2}', status="finished", wake_at=NOW, error="e")
+    stored = store.update_free(dataclasses.replace(created, **changes), expected_version=1, now=NOW)
+    assert (stored.version, stored.data, stored.status, stored.wake_at, stored.error) == (
+        2,
+        '{"n": 2}',
+        "finished",
+        NOW,
+        "e",
+    )
+    assert (stored.lease_owner, stored.lease_expires, stored.fence) == (None, None, 0)
+    assert stored.created_at == NOW and store.get("a") == stored
+
+
+def test_update_free_with_an_owner_takes_the_lease_in_the_same_write(store: Store) -> None:
+    created = store.create(rec("a"))
+    mine = dataclasses.replace(created, data='{"n": 2}')
+    held = store.update_free(mine, expected_version=1, now=NOW, owner="w", lease=LEASE)
+    assert (held.version, held.data, held.lease_owner, held.lease_expires, held.fence) == (
+        2,
+        '{"n": 2}',
+        "w",
+        NOW + LEASE,
+        1,
+    )
+    assert store.get("a") == held
+    with pytest.raises(ConflictError, match="'a' is leased by 'w'"):
+        store.claim("a", "w2", LEASE, NOW + LEASE / 2)
+    done = store.update(held, expected_version=2, fence=held.fence, release=True)
+    assert (done.version, done.lease_owner) == (3, None)
+
+
+def test_update_free_is_refused_while_a_lease_is_live(store: Store) -> None:
+    store.create(rec("a"))
+    held = store.claim("a", "w1", LEASE, NOW)
+    late = dataclasses.replace(held, data='{"sneaky": true}', status="finished")
+    attempts: list[tuple[datetime, dict[str, Any]]] = [
+        (NOW, {}),
+        (NOW + LEASE, {}),  # live up to and including its expiry
+        (NOW, {"owner": "w2", "lease": LEASE}),
+        (NOW, {"owner": "w1", "lease": LEASE}),  # even for the holder: use update(fence=...)
+    ]
+    for now, claim in attempts:
+        with pytest.raises(ConflictError, match=r"'a' is leased by 'w1' until .*version 1 refused"):
+            store.update_free(late, expected_version=1, now=now, **claim)
+    assert store.get("a") == held  # data, version, fence and lease all unchanged
+
+
+def test_update_free_clears_a_lapsed_lease_or_takes_it_over(store: Store) -> None:
+    store.create(rec("a"))
+    held = store.claim("a", "w1", LEASE, NOW)
+    later = NOW + LEASE + timedelta(microseconds=1)
+    freed = store.update_free(
+        dataclasses.replace(held, data='{"n": 2}'), expected_version=1, now=later
+    )
+    assert (freed.version, freed.lease_owner, freed.lease_expires, freed.fence) == (
+        2,
+        None,
+        None,
+        1,
+    )
+    assert store.get("a") == freed
+    with pytest.raises(ConflictError, match="no longer held"):  # the lapsed holder is fenced off
+        store.update(held, expected_version=2, fence=held.fence)
+
+    store.claim("a", "w2", LEASE, NOW)
+    taken = store.update_free(freed, expected_version=2, now=later, owner="w3", lease=LEASE)
+    assert (taken.version, taken.lease_owner, taken.lease_expires, taken.fence) == (
+        3,
+        "w3",
+        later + LEASE,
+        3,
+    )
+    assert store.get("a") == taken
+
+
+def test_update_free_is_compare_and_set_on_the_version(store: Store) -> None:
+    created = store.create(rec("a"))
+    second = store.update(dataclasses.replace(created, data='{"n": 2}'), expected_version=1)
+    lost = dataclasses.replace(created, data='{"lost": 1}')
+    with pytest.raises(ConflictError, match=r"'a'.*expected version 1, found version 2"):
+        store.update_free(lost, expected_version=1, now=NOW)
+    with pytest.raises(ConflictError, match=r"expected version 1, found version 2"):
+        store.update_free(lost, expected_version=1, now=NOW, owner="w", lease=LEASE)
+    assert store.get("a") == second
+
+
+def test_update_free_checks_its_arguments_before_writing(store: Store) -> None:
+    created = store.create(rec("a"))
+    bad: list[tuple[str, dict[str, Any]]] = [
+        ("timezone-aware", {"now": datetime(2030, 1, 1)}),
+        ("needs a lease", {"now": NOW, "owner": "w"}),
+        ("positive", {"now": NOW, "owner": "w", "lease": timedelta(0)}),
+        ("owner", {"now": NOW, "owner": "", "lease": LEASE}),
+        ("needs an owner", {"now": NOW, "lease": LEASE}),
+    ]
+    for message, args in bad:
+        with pytest.raises(ValueError, match=message):
+            store.update_free(created, expected_version=1, **args)
+    assert store.get("a") == created
+
+
+def test_two_optimistic_writers_of_one_version_one_wins(store: Store) -> None:
+    created = store.create(rec("a"))
+    start = threading.Barrier(4)
+    won: list[str] = []
+    lost: list[str] = []
+
+    def write(n: int) -> None:
+        mine = dataclasses.replace(created, data=f'{{"writer": {n}}}')
+        start.wait()
+        try:
+            store.update_free(mine, expected_version=1, now=NOW, owner=f"w{n}", lease=LEASE)
+            won.append(f"w{n}")
+        except ConflictError as exc:
+            lost.append(str(exc))
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    (winner,) = won
+    assert len(lost) == 3  # by version or by the winner's lease, depending on the timing
+    final = store.get("a")
+    assert (final.version, final.lease_owner, final.fence) == (2, winner, 1)
+    assert final.data == f'{{"writer": {winner[1:]}}}'
 
 
 # -- concurrency -------------------------------------------------------------------------------

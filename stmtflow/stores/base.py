@@ -4,6 +4,7 @@ A store keeps one record per workflow instance. Three rules hold on every backen
 
 - **Compare-and-set.** `Store.update` names the version it read; if the record moved on since,
   the write is refused with `ConflictError` and nothing changes. Never a silent overwrite.
+  `Store.update_free`, a write made without a lease, is also refused while anyone holds one.
 - **Leases.** Work is claimed (`Store.claim_due`, `Store.claim`) under a lease: an owner name
   and an expiry time. A live lease (``lease_expires >= now``) keeps other claimers away.
 - **Fencing.** Every claim increments the record's ``fence``. A write made with ``fence=`` only
@@ -21,10 +22,10 @@ Example:
 from __future__ import annotations
 
 import builtins
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
 from stmtflow.errors import ConflictError
@@ -37,11 +38,13 @@ __all__ = [
     "aware",
     "check_claim_args",
     "claim_order",
+    "free_lease",
     "lease_conflict",
     "redact",
     "refusal",
     "status_value",
     "utcnow",
+    "with_changes",
 ]
 
 TERMINAL_STATUSES: frozenset[str] = frozenset(
@@ -97,7 +100,8 @@ def aware(value: datetime, name: str) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One stored workflow instance. Frozen: change it with `dataclasses.replace`.
+    """One stored workflow instance. Frozen: change it with `dataclasses.replace` (stores, which
+    know their values are canonical, use the unchecked `with_changes`).
 
     Datetimes are always timezone-aware and returned in UTC (a naive one is a `ValueError`).
     ``data`` and ``state`` are JSON text that the store keeps byte for byte and never parses.
@@ -157,12 +161,51 @@ class Record:
         return self.lease_expires is not None and self.lease_expires >= aware(now, "now")
 
 
-def refusal(current: Record, expected_version: int, fence: int | None) -> ConflictError:
-    """The `ConflictError` explaining why a write against ``current`` was refused."""
+_FIELD_SETTERS: tuple[tuple[str, Any], ...] = tuple(
+    (f.name, Record.__dict__[f.name].__set__) for f in fields(Record)
+)
+
+
+def with_changes(record: Record, **changes: Any) -> Record:
+    """A copy of ``record`` with ``changes`` applied, built WITHOUT `Record`'s validation.
+
+    For values already in canonical form: UTC-aware datetimes (``tzinfo`` is `datetime.UTC`),
+    ``status`` as the plain `WorkflowStatus` string, the lease fields set together; no
+    validation. Stores use it for records they build from values they know are canonical (a
+    validated record, the store's own clock); anything from a user goes through `Record` or
+    `dataclasses.replace`, which check. An unknown field name is a `TypeError`.
+
+    Example:
+        >>> rec = Record(id="a", workflow="Order", data="{}", state="{}")
+        >>> with_changes(rec, version=2, data='{"n": 1}').version
+        2
+    """
+    new = object.__new__(Record)
+    for name, set_value in _FIELD_SETTERS:
+        set_value(new, changes.pop(name) if name in changes else getattr(record, name))
+    if changes:
+        raise TypeError(f"Record has no field(s) {', '.join(sorted(changes))}")
+    return new
+
+
+def refusal(
+    current: Record, expected_version: int, fence: int | None, now: datetime | None = None
+) -> ConflictError:
+    """The `ConflictError` explaining why a write against ``current`` was refused.
+
+    With ``now`` (a refused `Store.update_free`), a lease live at ``now`` is the reason when the
+    version matched.
+    """
     if current.version != expected_version:
         return ConflictError(
             f"workflow instance {current.id!r} was changed by another writer: "
             f"expected version {expected_version}, found version {current.version}"
+        )
+    if now is not None and current.lease_live(now):
+        return ConflictError(
+            f"workflow instance {current.id!r} is leased by {current.lease_owner!r} until "
+            f"{current.lease_expires.isoformat() if current.lease_expires else '?'}; "
+            f"write at version {expected_version} refused"
         )
     if fence is not None and (current.fence != fence or current.lease_owner is None):
         holder = (
@@ -194,6 +237,23 @@ def check_claim_args(owner: str, lease: timedelta, limit: int = 1) -> None:
         raise ValueError(f"a lease must be a positive timedelta, got {lease!r}")
     if not isinstance(limit, int) or limit < 1:
         raise ValueError(f"a claim limit must be a positive int, got {limit!r}")
+
+
+def free_lease(
+    now: datetime, owner: str | None, lease: timedelta | None
+) -> tuple[datetime, datetime | None]:
+    """`Store.update_free`'s checked arguments: ``now`` in UTC and the expiry of the lease it
+    takes (None without ``owner``). A naive ``now``, an owner without a positive lease, or a
+    lease without an owner is a `ValueError`."""
+    now = aware(now, "now")
+    if owner is None:
+        if lease is not None:
+            raise ValueError(f"a lease ({lease!r}) needs an owner to hold it")
+        return now, None
+    if lease is None:
+        raise ValueError(f"owner {owner!r} needs a lease (a positive timedelta)")
+    check_claim_args(owner, lease)
+    return now, now + lease
 
 
 def claim_order(records: builtins.list[Record]) -> builtins.list[Record]:
@@ -265,12 +325,45 @@ class Store(Protocol):
         (lease_owner not None). An expired lease nobody else claimed still lets its holder
         write: the fence, not the clock, decides. The version becomes ``expected_version + 1``.
         Id, workflow, created_at and the fence are never changed by an update, nor the lease
-        unless ``release``.
+        unless ``release``. The returned record is built from ``record`` and the columns the
+        update leaves alone, not by re-reading the whole row.
 
         Raises:
             ConflictError: the version or fence did not match (naming the id and both
                 versions or fences); nothing was changed.
             NotFound: no such id.
+        """
+        ...
+
+    def update_free(
+        self,
+        record: Record,
+        *,
+        expected_version: int,
+        now: datetime,
+        owner: str | None = None,
+        lease: timedelta | None = None,
+    ) -> Record:
+        """Write ``record``'s data, state, status, wake_at and error if nobody holds a live lease.
+
+        Compare-and-set like `update`: only if the stored version is ``expected_version``, and
+        only if no live lease is held at ``now`` (lease_expires None or before ``now``; the
+        caller's own lease counts too). With ``owner`` (and ``lease``), the same write claims the
+        instance: ``lease_owner = owner``, ``lease_expires = now + lease``, fence + 1: one commit
+        for "write progress and take the lease". Without ``owner``, the write leaves the record
+        unleased (a lapsed lease is cleared: lease_owner and lease_expires become None). The
+        version becomes ``expected_version + 1``; id, workflow and created_at never change.
+        Returns the stored record.
+
+        It serves an optimistic write: read the record without a lease, do the work in memory,
+        then commit it in one statement (instead of claim, then update with ``release=True``).
+
+        Raises:
+            ConflictError: the version changed, or a live lease is held (the message says which,
+                and by whom); nothing was changed.
+            NotFound: no such id.
+            ValueError: a naive ``now``; ``owner`` without a positive ``lease`` (see
+                `check_claim_args`), or ``lease`` without ``owner``.
         """
         ...
 

@@ -12,7 +12,6 @@ Example:
 from __future__ import annotations
 
 import builtins
-import dataclasses
 import threading
 from datetime import datetime, timedelta
 
@@ -23,10 +22,12 @@ from stmtflow.stores.base import (
     aware,
     check_claim_args,
     claim_order,
+    free_lease,
     lease_conflict,
     refusal,
     status_value,
     utcnow,
+    with_changes,
 )
 
 __all__ = ["MemoryStore"]
@@ -60,7 +61,7 @@ class MemoryStore(Store):
         with self._lock:
             if record.id in self._records:
                 raise ConflictError(f"a workflow instance with id {record.id!r} already exists")
-            stored = dataclasses.replace(
+            stored = with_changes(
                 record,
                 version=1,
                 fence=1 if record.lease_owner is not None else 0,
@@ -103,20 +104,46 @@ class MemoryStore(Store):
                 fence is not None and (current.fence != fence or current.lease_owner is None)
             ):
                 raise refusal(current, expected_version, fence)
-            stored = dataclasses.replace(
-                current,
-                data=record.data,
-                state=record.state,
-                status=record.status,
-                wake_at=record.wake_at,
-                error=record.error,
-                version=current.version + 1,
-                updated_at=now,
+            lease = {"lease_owner": None, "lease_expires": None} if release else {}
+            return self._store_data(current, record, now, **lease)
+
+    def update_free(
+        self,
+        record: Record,
+        *,
+        expected_version: int,
+        now: datetime,
+        owner: str | None = None,
+        lease: timedelta | None = None,
+    ) -> Record:
+        now, expires = free_lease(now, owner, lease)
+        written = utcnow()
+        with self._lock:
+            current = self._current(record.id)
+            if current.version != expected_version or current.lease_live(now):
+                raise refusal(current, expected_version, None, now)
+            fence = current.fence if owner is None else current.fence + 1
+            return self._store_data(
+                current, record, written, lease_owner=owner, lease_expires=expires, fence=fence
             )
-            if release:
-                stored = dataclasses.replace(stored, lease_owner=None, lease_expires=None)
-            self._records[record.id] = stored
-            return stored
+
+    def _store_data(
+        self, current: Record, record: Record, now: datetime, **lease: object
+    ) -> Record:
+        """Store ``record``'s data fields over ``current`` (and ``lease``), version + 1."""
+        stored = with_changes(
+            current,
+            data=record.data,
+            state=record.state,
+            status=record.status,
+            wake_at=record.wake_at,
+            error=record.error,
+            version=current.version + 1,
+            updated_at=now,
+            **lease,
+        )
+        self._records[current.id] = stored
+        return stored
 
     def claim_due(
         self, now: datetime, owner: str, lease: timedelta, limit: int = 10
@@ -134,7 +161,7 @@ class MemoryStore(Store):
         return claimed
 
     def _take(self, current: Record, owner: str, expires: datetime) -> Record:
-        taken = dataclasses.replace(
+        taken = with_changes(
             current, lease_owner=owner, lease_expires=expires, fence=current.fence + 1
         )
         self._records[current.id] = taken
@@ -163,7 +190,7 @@ class MemoryStore(Store):
             current = self._current(id)
             if current.lease_owner != owner or current.fence != fence:
                 raise refusal(current, current.version, fence)
-            renewed = dataclasses.replace(current, lease_expires=now + lease)
+            renewed = with_changes(current, lease_expires=now + lease)
             self._records[id] = renewed
             return renewed
 
@@ -172,7 +199,7 @@ class MemoryStore(Store):
             current = self._current(id)
             if current.lease_owner != owner or current.fence != fence:
                 return False
-            self._records[id] = dataclasses.replace(current, lease_owner=None, lease_expires=None)
+            self._records[id] = with_changes(current, lease_owner=None, lease_expires=None)
             return True
 
     def set_target(self, workflow: str, target: str) -> None:

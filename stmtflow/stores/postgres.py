@@ -42,12 +42,14 @@ from stmtflow.stores.base import (
     aware,
     check_claim_args,
     claim_order,
+    free_lease,
     lease_conflict,
     redact,
     refusal,
     utcnow,
+    with_changes,
 )
-from stmtflow.stores.sql import list_query, update_params, update_query
+from stmtflow.stores.sql import list_query, update_free_query, update_params, update_query, written
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
@@ -122,7 +124,7 @@ def _split_schema(url: str) -> tuple[str, str | None]:
 
 
 def _dt(value: datetime | None) -> datetime | None:
-    return None if value is None else value.astimezone(UTC)
+    return value if value is None or value.tzinfo is UTC else value.astimezone(UTC)
 
 
 def _record(row: tuple[Any, ...]) -> Record:
@@ -286,13 +288,34 @@ class PostgresStore(Store):
         fence: int | None = None,
         release: bool = False,
     ) -> Record:
-        query = update_query(_COLUMNS, fenced=fence is not None, release=release, mark=_MARK)
-        params = update_params(record, expected_version, fence, _same)
+        now = utcnow()
+        query = update_query(fenced=fence is not None, release=release, mark=_MARK)
+        params = update_params(record, expected_version, fence, now, _same)
         with self._pool.connection() as conn:
-            row = conn.execute(query, params).fetchone()
-            if row is None:
+            kept = conn.execute(query, params).fetchone()
+            if kept is None:
                 raise refusal(self._fetch(conn, record.id), expected_version, fence)
-        return _record(row)
+        return written(record, kept, expected_version, now, _dt)
+
+    def update_free(
+        self,
+        record: Record,
+        *,
+        expected_version: int,
+        now: datetime,
+        owner: str | None = None,
+        lease: timedelta | None = None,
+    ) -> Record:
+        now, expires = free_lease(now, owner, lease)
+        updated_at = utcnow()
+        query = update_free_query(claim=owner is not None, mark=_MARK)
+        params = update_params(record, expected_version, None, updated_at, _same)
+        params.update(now=now, owner=owner, expires=expires)
+        with self._pool.connection() as conn:  # autocommit: one statement, one commit
+            kept = conn.execute(query, params).fetchone()
+            if kept is None:
+                raise refusal(self._fetch(conn, record.id), expected_version, None, now)
+        return written(record, kept, expected_version, updated_at, _dt)
 
     # -- leases -----------------------------------------------------------------------------
 
@@ -313,13 +336,15 @@ class PostgresStore(Store):
             current = self._fetch(conn, id, lock=True)
             if current.lease_owner not in (None, owner) and current.lease_live(now):
                 raise lease_conflict(current, owner)
-            row = conn.execute(
+            cursor = conn.execute(
                 "UPDATE stmtflow_instances SET lease_owner = %s, lease_expires = %s, "
-                f"fence = fence + 1 WHERE id = %s RETURNING {_COLUMNS}",
+                "fence = fence + 1 WHERE id = %s",
                 (owner, now + lease, id),
-            ).fetchone()
-        assert row is not None  # the row is locked: it cannot have vanished
-        return _record(row)
+            )
+        assert cursor.rowcount == 1  # the row is locked: it cannot have vanished
+        return with_changes(
+            current, lease_owner=owner, lease_expires=now + lease, fence=current.fence + 1
+        )
 
     def renew(
         self,

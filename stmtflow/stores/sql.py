@@ -2,20 +2,38 @@
 
 Both backends use named parameters; ``mark`` spells one (``:name`` for sqlite3,
 ``%(name)s`` for psycopg). Values that differ by backend (how a datetime is stored) are
-converted by the caller.
+converted by the caller. Query builders are cached: their text depends only on their flags.
+
+The writes of `Store.update` and `Store.update_free` return only `KEPT`, the columns such a
+write leaves alone (or sets to values the store chose); `written` builds the stored record from
+the caller's record and those, without re-reading the row.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from stmtflow.stores.base import Record, status_value, utcnow
+from stmtflow.stores.base import Record, status_value, with_changes
 
-__all__ = ["list_query", "update_params", "update_query"]
+__all__ = [
+    "KEPT",
+    "list_query",
+    "update_free_query",
+    "update_params",
+    "update_query",
+    "written",
+]
 
 Mark = Callable[[str], str]
+
+KEPT = "workflow, created_at, fence, lease_owner, lease_expires"
+"""What a data write returns: the columns it never changes (the caller's copy of the record may
+be stale or forged: the stored values win) and the lease, which it may change."""
+
+_WRITTEN = ("data", "state", "status", "wake_at", "error")
 
 
 def list_query(
@@ -40,40 +58,86 @@ def list_query(
     return sql, params
 
 
-def update_query(columns: str, *, fenced: bool, release: bool, mark: Mark) -> str:
-    """The compare-and-set ``UPDATE ... RETURNING`` of `Store.update`.
+def _set_written(mark: Mark) -> str:
+    sets = ", ".join(f"{name} = {mark(name)}" for name in _WRITTEN)
+    return f"{sets}, version = version + 1, updated_at = {mark('updated_at')}"
 
-    Parameters: data, state, status, wake_at, error, now, id, version (and fence when fenced).
+
+@functools.cache
+def update_query(*, fenced: bool, release: bool, mark: Mark) -> str:
+    """The compare-and-set ``UPDATE ... RETURNING KEPT`` of `Store.update`.
+
+    Parameters: `update_params` (fence is used only when fenced).
     """
     lease = ", lease_owner = NULL, lease_expires = NULL" if release else ""
-    sets = ", ".join(
-        f"{name} = {mark(name)}" for name in ("data", "state", "status", "wake_at", "error")
-    )
     sql = (
-        f"UPDATE stmtflow_instances SET {sets}, version = version + 1, "
-        f"updated_at = {mark('now')}{lease} "
+        f"UPDATE stmtflow_instances SET {_set_written(mark)}{lease} "
         f"WHERE id = {mark('id')} AND version = {mark('version')}"
     )
     if fenced:
         sql += f" AND fence = {mark('fence')} AND lease_owner IS NOT NULL"
-    return f"{sql} RETURNING {columns}"
+    return f"{sql} RETURNING {KEPT}"
+
+
+@functools.cache
+def update_free_query(*, claim: bool, mark: Mark) -> str:
+    """The single-statement ``UPDATE ... RETURNING KEPT`` of `Store.update_free`.
+
+    Parameters: `update_params`, ``now`` (the lease clock) and, with ``claim``, ``owner`` and
+    ``expires``. Without ``claim`` the lease columns are cleared.
+    """
+    if claim:
+        lease = (
+            f"lease_owner = {mark('owner')}, lease_expires = {mark('expires')}, fence = fence + 1"
+        )
+    else:
+        lease = "lease_owner = NULL, lease_expires = NULL"
+    return (
+        f"UPDATE stmtflow_instances SET {_set_written(mark)}, {lease} "
+        f"WHERE id = {mark('id')} AND version = {mark('version')} "
+        f"AND (lease_expires IS NULL OR lease_expires < {mark('now')}) RETURNING {KEPT}"
+    )
 
 
 def update_params(
     record: Record,
     expected_version: int,
     fence: int | None,
+    updated_at: Any,
     time: Callable[[datetime | None], Any],
 ) -> dict[str, Any]:
-    """The parameters of `update_query`; ``time`` converts a datetime for the backend."""
+    """The parameters both writes share; ``time`` converts a datetime for the backend and
+    ``updated_at`` is converted already."""
     return {
         "data": record.data,
         "state": record.state,
         "status": record.status,
         "wake_at": time(record.wake_at),
         "error": record.error,
-        "now": time(utcnow()),
+        "updated_at": updated_at,
         "id": record.id,
         "version": expected_version,
         "fence": fence,
     }
+
+
+def written(
+    record: Record,
+    kept: tuple[Any, ...],
+    expected_version: int,
+    updated_at: datetime,
+    time: Callable[[Any], datetime | None],
+) -> Record:
+    """The stored record after a data write of ``record`` at ``expected_version`` that returned
+    ``kept`` (the `KEPT` columns; ``time`` converts the backend's datetimes back)."""
+    workflow, created_at, fence, lease_owner, lease_expires = kept
+    return with_changes(
+        record,
+        workflow=workflow,
+        created_at=time(created_at),
+        fence=fence,
+        lease_owner=lease_owner,
+        lease_expires=time(lease_expires),
+        version=expected_version + 1,
+        updated_at=updated_at,
+    )

@@ -41,11 +41,13 @@ from stmtflow.stores.base import (
     aware,
     check_claim_args,
     claim_order,
+    free_lease,
     lease_conflict,
     refusal,
     utcnow,
+    with_changes,
 )
-from stmtflow.stores.sql import list_query, update_params, update_query
+from stmtflow.stores.sql import list_query, update_free_query, update_params, update_query, written
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -93,11 +95,16 @@ def _ts(value: datetime | None) -> str | None:
     """A datetime as fixed-width UTC ISO text (see the module docstring)."""
     if value is None:
         return None
-    return aware(value, "datetime").isoformat(timespec="microseconds")
+    if not isinstance(value, datetime) or value.tzinfo is not UTC:  # records hold UTC already
+        value = aware(value, "datetime")
+    return value.isoformat(timespec="microseconds")
 
 
 def _dt(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text).astimezone(UTC)
+    if text is None:
+        return None
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 def _only(cursor: sqlite3.Cursor) -> tuple[Any, ...] | None:
@@ -300,13 +307,34 @@ class SQLiteStore(Store):
         fence: int | None = None,
         release: bool = False,
     ) -> Record:
-        sql = update_query(_COLUMNS, fenced=fence is not None, release=release, mark=_MARK)
-        params = update_params(record, expected_version, fence, _ts)
+        now = utcnow()
+        sql = update_query(fenced=fence is not None, release=release, mark=_MARK)
+        params = update_params(record, expected_version, fence, _ts(now), _ts)
         with self._conn() as conn:
-            row = _only(conn.execute(sql, params))
-            if row is None:
+            kept = _only(conn.execute(sql, params))
+            if kept is None:
                 raise refusal(self._fetch(conn, record.id), expected_version, fence)
-        return _record(row)
+        return written(record, kept, expected_version, now, _dt)
+
+    def update_free(
+        self,
+        record: Record,
+        *,
+        expected_version: int,
+        now: datetime,
+        owner: str | None = None,
+        lease: timedelta | None = None,
+    ) -> Record:
+        now, expires = free_lease(now, owner, lease)
+        updated_at = utcnow()
+        sql = update_free_query(claim=owner is not None, mark=_MARK)
+        params = update_params(record, expected_version, None, _ts(updated_at), _ts)
+        params.update(now=_ts(now), owner=owner, expires=_ts(expires))
+        with self._conn() as conn:
+            kept = _only(conn.execute(sql, params))
+            if kept is None:
+                raise refusal(self._fetch(conn, record.id), expected_version, None, now)
+        return written(record, kept, expected_version, updated_at, _dt)
 
     # -- leases -----------------------------------------------------------------------------
 
@@ -334,18 +362,20 @@ class SQLiteStore(Store):
                 for r in map(_record, conn.execute(sql, params))
             }
             chosen = claim_order(list(found.values()))[:limit]
-            return [self._take(conn, r.id, owner, now + lease) for r in chosen]
+            return [self._take(conn, r, owner, now + lease) for r in chosen]
 
-    def _take(self, conn: sqlite3.Connection, id: str, owner: str, expires: datetime) -> Record:
-        row = _only(
-            conn.execute(
-                "UPDATE stmtflow_instances SET lease_owner = ?, lease_expires = ?, "
-                f"fence = fence + 1 WHERE id = ? RETURNING {_COLUMNS}",
-                (owner, _ts(expires), id),
-            )
+    def _take(
+        self, conn: sqlite3.Connection, current: Record, owner: str, expires: datetime
+    ) -> Record:
+        """Lease ``current``, read under the write lock (so it is what the row holds)."""
+        fence = current.fence + 1
+        cursor = conn.execute(
+            "UPDATE stmtflow_instances SET lease_owner = ?, lease_expires = ?, fence = fence + 1 "
+            "WHERE id = ?",
+            (owner, _ts(expires), current.id),
         )
-        assert row is not None  # under the write lock the row cannot have vanished
-        return _record(row)
+        assert cursor.rowcount == 1  # under the write lock the row cannot have vanished
+        return with_changes(current, lease_owner=owner, lease_expires=expires, fence=fence)
 
     def claim(self, id: str, owner: str, lease: timedelta, now: datetime | None = None) -> Record:
         now = utcnow() if now is None else aware(now, "now")
@@ -354,7 +384,7 @@ class SQLiteStore(Store):
             current = self._fetch(conn, id)
             if current.lease_owner not in (None, owner) and current.lease_live(now):
                 raise lease_conflict(current, owner)
-            return self._take(conn, id, owner, now + lease)
+            return self._take(conn, current, owner, now + lease)
 
     def renew(
         self,
