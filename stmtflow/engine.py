@@ -40,7 +40,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,6 +63,7 @@ from stmtflow.state import (
 )
 from stmtflow.statements import RetryPolicy
 from stmtflow.stores import Record, Store, open_store
+from stmtflow.stores.base import with_changes
 from stmtflow.timers import due_timers, next_wakeup, timer_deadline
 from stmtflow.workflow import WorkflowState
 
@@ -74,6 +75,13 @@ DEFAULT_RETRY = RetryPolicy()
 """The policy of steps without one, unless the engine is given another."""
 
 _TERMINAL = (WorkflowStatus.FINISHED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED)
+
+_WARM_LIMIT = 64
+"""How many instances' parsed states an engine keeps for its next unit on them."""
+
+
+class _Contended(Exception):
+    """An unleased write found the record changed or leased: redo the work under a lease."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +186,7 @@ class Engine:
         self.max_steps = max_steps
         self.error_backoff = error_backoff
         self._classes: dict[str, type[WorkflowState]] = {}
+        self._warm: dict[str, tuple[str, State]] = {}
         for cls in workflows:
             self.register(cls)
 
@@ -284,16 +293,36 @@ class Engine:
         wake = next_wakeup(state)
         return min((t for t in (wake, later) if t is not None), default=None)
 
+    def _load_warm(self, rec: Record) -> tuple[WorkflowState, State]:
+        """Like `_load`, but reuse the `State` this engine's last unit on ``rec`` ended with.
+
+        It is reused only if the stored state is byte for byte what that unit wrote, so it is
+        what parsing would give, without parsing a document that grows with the threads. (The
+        data is always parsed: user code may hold on to its object.)
+        """
+        warm = self._warm.pop(rec.id, None)
+        if warm is None or warm[0] != rec.state:
+            return self._load(rec)
+        return self.workflow_class(rec.workflow).model_validate_json(rec.data), warm[1]
+
+    def _keep_warm(self, unit: _Unit) -> None:
+        """Remember a finished unit's state for the next unit on the same record."""
+        warm = self._warm
+        warm.pop(unit.rec.id, None)
+        if len(warm) >= _WARM_LIMIT:
+            warm.pop(next(iter(warm)), None)
+        warm[unit.rec.id] = (unit.saved[1], unit.state)
+
     @contextmanager
-    def _unit(self, rec: Record, now: datetime) -> Iterator[_Unit]:
-        """Work on a claimed record; the lease is released at the end, whatever happens."""
-        wf, state = self._load(rec)
-        unit = _Unit(self, rec, wf, state, now)
+    def _unit(self, rec: Record, now: datetime, *, leased: bool = True) -> Iterator[_Unit]:
+        """Work on a record; a lease held or taken is released at the end, whatever happens."""
+        wf, state = self._load_warm(rec)
+        unit = _Unit(self, rec, wf, state, now, leased=leased)
         try:
             yield unit
         finally:
-            if not unit.released:
-                self.store.release(rec.id, rec.lease_owner or self.owner, rec.fence)
+            if not unit.released and unit.fence is not None:
+                self.store.release(rec.id, unit.owner, unit.fence)
 
     def _claim(self, id: str, wait: timedelta = timedelta(seconds=10)) -> Record:
         """Claim one instance, waiting a little while another worker holds it."""
@@ -376,9 +405,29 @@ class Engine:
         Load, ``handle_callback``, persist, ``resume`` and persist happen under one lease. A
         refused callback (unknown event, bad input, finished workflow, ...) changes nothing.
         """
+        req = CallbackRequest(workflow_id=id, thread_id=thread_id or "", name=event)
         now = _now()
+        rec = self.store.get(id)
+        if not rec.lease_live(now):
+            try:
+                return self._send_free(rec, req, input, now)
+            except _Contended:
+                pass  # another writer came between the read and the write: take the lease
         with self._unit(self._claim(id), now) as unit:
-            req = CallbackRequest(workflow_id=id, thread_id=thread_id or "", name=event)
+            output = unit.deliver(req, input)
+            unit.run()
+            unit.finish()
+        return output
+
+    def _send_free(self, rec: Record, req: CallbackRequest, input: Any, now: datetime) -> Any:
+        """Deliver without claiming first: one commit when the delivery runs no user code.
+
+        The handler runs on the record as read; the first write is compare-and-set on the
+        version and on nobody holding a live lease. If user code must run after the event (an
+        action, a setup, a teardown), that first write also takes the lease, so no step ever runs
+        unleased. A write that loses the race raises `_Contended` and nothing was stored.
+        """
+        with self._unit(rec, now, leased=False) as unit:
             output = unit.deliver(req, input)
             unit.run()
             unit.finish()
@@ -529,20 +578,33 @@ class Engine:
 
 
 class _Unit:
-    """One unit of work on a claimed record, persisted under its lease.
+    """One unit of work on a record, persisted compare-and-set.
 
-    Progress is written compare-and-set, fenced by the lease, at the latest before the next call
-    into user code (an action, a handler, a setup or teardown) and at the end of the unit, where
-    the last write also drops the lease. So no user code ever runs on progress that is not
-    durable, and a unit costs one commit per step plus one at the end, not one per checkpoint.
+    Progress is written at the latest before the next call into user code (an action, a
+    handler, a setup or teardown) and at the end of the unit, where the last write also drops
+    the lease. So no user code ever runs on progress that is not durable, and a unit costs one
+    commit per step plus one at the end, not one per checkpoint.
+
+    A leased unit works on a claimed record, its writes fenced by the claim. An unleased one
+    (``leased=False``, an optimistic `Engine.send`) works on a record as read: its first write
+    requires that nobody holds a live lease and, if user code is about to run, takes the lease
+    in the same commit; losing that race raises `_Contended` with nothing stored.
     """
 
     def __init__(
-        self, engine: Engine, rec: Record, wf: WorkflowState, state: State, now: datetime
+        self,
+        engine: Engine,
+        rec: Record,
+        wf: WorkflowState,
+        state: State,
+        now: datetime,
+        *,
+        leased: bool = True,
     ) -> None:
         self.engine = engine
         self.rec = rec
-        self.fence = rec.fence
+        self.fence: int | None = rec.fence if leased else None
+        self.owner = rec.lease_owner or engine.owner
         self.wf = wf
         self.state = state
         self.now = now
@@ -558,44 +620,70 @@ class _Unit:
         error: str | None = None,
         wake_at: datetime | None = None,
     ) -> None:
-        """Write data and state (if they changed, or to release or record an error)."""
+        """Write data and state (if they changed, or to release, claim or record an error)."""
         self.pending = False
         data, state = self.wf.model_dump_json(), self.state.model_dump_json()
         unchanged = (data, state) == self.saved and error is None and self.rec.error is None
-        if unchanged and not release:
+        if unchanged and not release and self.fence is not None:
             return
         engine = self.engine
-        self.rec = engine.store.update(
-            replace(
-                self.rec,
-                data=data,
-                state=state,
-                status=self.state.status.value,
-                wake_at=wake_at or engine._wake_at(self.state, self.now),
-                error=error or self.state.error or _thread_error(self.state),
-            ),
-            expected_version=self.rec.version,
-            fence=self.fence,
-            release=release,
+        wake_at = wake_at or engine._wake_at(self.state, self.now)
+        record = with_changes(
+            self.rec,
+            data=data,
+            state=state,
+            status=self.state.status.value,
+            wake_at=None if wake_at is None else wake_at.astimezone(UTC),
+            error=error or self.state.error or _thread_error(self.state),
         )
+        if self.fence is None:
+            self._save_free(record, claim=not release)
+        else:
+            self.rec = engine.store.update(
+                record, expected_version=self.rec.version, fence=self.fence, release=release
+            )
         self.saved = (data, state)
         if release:
             self.released = True
         else:
             self._renew()
 
+    def _save_free(self, record: Record, *, claim: bool) -> None:
+        """The unleased unit's first write: only if nobody wrote or claimed since the read."""
+        engine = self.engine
+        owner = f"{engine.owner}#{uuid.uuid4().hex[:6]}" if claim else None
+        try:
+            self.rec = engine.store.update_free(
+                record,
+                expected_version=self.rec.version,
+                now=_now(),
+                owner=owner,
+                lease=engine.lease if claim else None,
+            )
+        except ConflictError as exc:
+            raise _Contended(str(exc)) from exc
+        if owner is not None:
+            self.fence, self.owner = self.rec.fence, owner
+
     def _renew(self) -> None:
         rec, engine = self.rec, self.engine
-        if rec.lease_expires is not None and rec.lease_expires - _now() < engine.lease / 2:
-            owner = rec.lease_owner or engine.owner
-            self.rec = engine.store.renew(rec.id, owner, self.fence, engine.lease, _now())
+        if (
+            self.fence is not None
+            and rec.lease_expires is not None
+            and rec.lease_expires - _now() < engine.lease / 2
+        ):
+            self.rec = engine.store.renew(rec.id, self.owner, self.fence, engine.lease, _now())
 
     def checkpoint(self, kind: CheckpointType) -> None:
         self.pending = True
 
     def flush(self) -> None:
-        """Make recorded progress durable (called before each call into user code)."""
-        if self.pending:
+        """Make recorded progress durable (called before each call into user code).
+
+        An unleased unit always writes here: user code other than the event's handler runs
+        only under a lease, and this write takes it.
+        """
+        if self.pending or self.fence is None:
             self.save()
 
     def deliver(self, req: CallbackRequest, input: Any) -> Any:
@@ -625,6 +713,7 @@ class _Unit:
     def finish(self) -> None:
         """The unit's last write: whatever is left, and the lease dropped."""
         self.save(release=True)
+        self.engine._keep_warm(self)
 
 
 def _thread_error(state: State) -> str | None:
