@@ -3,9 +3,10 @@
 Each test runs on the memory, SQLite and PostgreSQL stores (PostgreSQL through the shared
 ``pg_url`` fixture in conftest.py, skipped when no server is reachable).
 
-A refused call must leave the stored record as it was. Claiming a record for the call bumps its
-fencing token (that is what a claim is), so "unchanged" means every field but ``fence`` equal,
-with the lease released.
+A refused call must leave the stored record as it was. ``cancel`` and ``restart`` claim the
+record first, which bumps its fencing token (that is what a claim is), so "unchanged" means every
+field but ``fence`` equal, with the lease released. (A refused ``send`` takes no lease at all:
+tests/test_engine_send.py checks it leaves the fence alone too.)
 """
 
 from __future__ import annotations
