@@ -114,21 +114,6 @@ def _build_index(root: Section) -> _Index:
 Mode = Literal["enter", "after", "loop"]
 
 
-def _child(node: Statement, i: int) -> Statement:
-    """``children(node)[i]`` without building the tuple."""
-    match node:
-        case Section():
-            return node.body[i]
-        case If():
-            return node.branches[i].body if i < len(node.branches) else node.else_body  # type: ignore[return-value]
-        case Switch():
-            return node.cases[i]
-        case Wait():
-            return node.events[i]
-        case _:
-            return children(node)[i]
-
-
 class Program:
     """One built definition tree with a name index.
 
@@ -171,24 +156,22 @@ class Program:
     def _walk_path(self, path: Path) -> tuple[Statement, ...] | None:
         """The statements from the root down to ``path`` (cached), or None if it leads nowhere."""
         chain = self._chains.get(path)
-        if chain is not None:
-            return chain
-        node: Statement = self.root
-        nodes = [node]
-        for i in path:
-            kids = children(node)
-            if i >= len(kids):
+        if chain is None:
+            nodes: list[Statement] = [self.root]
+            try:
+                for i in path:
+                    nodes.append(children(nodes[-1])[i])
+            except IndexError:
                 return None
-            node = kids[i]
-            nodes.append(node)
-        chain = self._chains[path] = tuple(nodes)
+            chain = self._chains[path] = tuple(nodes)
         return chain
 
     def _resolve(self, table: Literal["names", "events"], name: str) -> tuple[Path, Any] | None:
         for attempt in range(2):
             path = getattr(self._index, table).get(name)
-            if path is not None:
-                node = self.node(path)
+            chain = None if path is None else self._walk_path(path)
+            if chain is not None:
+                node = chain[-1]
                 if table == "events":
                     key = node.event if isinstance(node, On | Sleep) else None
                 else:
@@ -421,7 +404,7 @@ class Program:
                         mode = "after"
                     else:
                         path.append(branch)
-                        chain.append(_child(node, branch))
+                        chain.append(children(node)[branch])
                 case Switch():
                     case_index = self._choose_case(node)
                     if case_index is None:

@@ -13,8 +13,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from operator import attrgetter
+from typing import Any, TypeAlias
 
 from stmtflow.state import CallbackRequest
 from stmtflow.statements import (
@@ -45,22 +46,51 @@ def children(stmt: Statement) -> tuple[Statement, ...]:
     Sections hold statements; every other container holds sections (an ``If`` one per branch,
     ``Else`` last), cases (``Switch``) or events (``Wait``).
     """
-    match stmt:
-        case Section():
-            return stmt.body
-        case If():
-            bodies = tuple(branch.body for branch in stmt.branches)
-            return bodies if stmt.else_body is None else (*bodies, stmt.else_body)
-        case Switch():
-            return stmt.cases
-        case Wait():
-            return stmt.events
-        case Case() | Default() | For() | Go() | On():
-            return (stmt.body,)
-        case Step() | WaitFor() | Sleep() | Break() | Continue() | Return():
-            return ()
-        case _:
-            return ()
+    get = _CHILDREN.get(type(stmt))
+    if get is None:
+        get = _CHILDREN[type(stmt)] = _children_of_subclass(type(stmt))
+    return get(stmt)
+
+
+def _branch_bodies(stmt: If) -> tuple[Statement, ...]:
+    bodies = tuple(branch.body for branch in stmt.branches)
+    return bodies if stmt.else_body is None else (*bodies, stmt.else_body)
+
+
+def _body(stmt: Case | Default | For | Go | On) -> tuple[Statement, ...]:
+    return (stmt.body,)
+
+
+def _leaf(stmt: Any) -> tuple[Statement, ...]:
+    return ()
+
+
+_Children: TypeAlias = Callable[[Any], tuple[Statement, ...]]
+
+# By exact type: a dictionary look-up instead of a chain of isinstance checks (a failing one
+# costs about 0.1 µs, and the interpreter resolves positions through this on every rebuild).
+_CHILDREN: dict[type, _Children] = {
+    Section: attrgetter("body"),
+    If: _branch_bodies,
+    Switch: attrgetter("cases"),
+    Wait: attrgetter("events"),
+    Case: _body,
+    Default: _body,
+    For: _body,
+    Go: _body,
+    On: _body,
+    Step: _leaf,
+    WaitFor: _leaf,
+    Sleep: _leaf,
+    Break: _leaf,
+    Continue: _leaf,
+    Return: _leaf,
+}
+
+
+def _children_of_subclass(kind: type) -> _Children:
+    """A subclass of a statement kind has that kind's children; anything else has none."""
+    return next((get for base, get in _CHILDREN.items() if issubclass(kind, base)), _leaf)
 
 
 def statement_name(stmt: Any) -> str | None:
