@@ -244,7 +244,11 @@ class Interpreter:
     # -- resume -----------------------------------------------------------------------------------
 
     def resume(self, max_steps: int) -> Run:
-        """Run every runnable thread until all are blocked or the workflow ends."""
+        """Run every runnable thread until all are blocked or the workflow ends.
+
+        Plain methods apply each unit of progress; this loop yields the call or checkpoint each
+        one leads to itself, so the common units cost no generator of their own.
+        """
         self.check()
         yield from self._teardowns()
         state = self.state
@@ -264,33 +268,45 @@ class Interpreter:
             # change statuses meanwhile, so the threads before it stay blocked: no rescan.
             can_move = True
             while can_move:
-                if thread.status is ThreadStatus.EXECUTING:
-                    if actions >= max_steps:
-                        raise StepLimitExceeded(
-                            f"{self.where}: ran {max_steps} actions in one resume "
-                            f"(next: step {thread.cur_step!r} on thread {thread.id!r}); "
-                            "a loop may never block — raise max_steps if this is intended"
-                        )
-                    actions += 1
-                    can_move = yield from self._run_step(thread)
-                else:
-                    can_move = yield from self._move(thread)
+                if thread.status is not ThreadStatus.EXECUTING:
+                    can_move = self._move(thread)
+                    yield _AFTER_RESUME
+                    if not can_move:
+                        yield from self._came_to_rest(thread)
+                    continue
+                if actions >= max_steps:
+                    raise StepLimitExceeded(
+                        f"{self.where}: ran {max_steps} actions in one resume "
+                        f"(next: step {thread.cur_step!r} on thread {thread.id!r}); "
+                        "a loop may never block — raise max_steps if this is intended"
+                    )
+                actions += 1
+                snapshot = _Data.snapshot(self.wf, self.where)
+                try:
+                    yield self._step_call(thread)
+                except Exception as exc:
+                    _Data.restore(self.wf, snapshot)
+                    can_move = yield from self._step_failed(thread, exc)
+                    continue
+                self._step_done(thread)
+                yield _AFTER_STEP
         return state
 
-    def _run_step(self, thread: Thread) -> Generator[Effect, Any, bool]:
-        """Run the step ``thread`` stands at; True when the thread can move on at once."""
+    def _step_at(self, thread: Thread) -> Step:
         found = self.program.find(thread.cur_step)
         assert found is not None and isinstance(found[1], Step)
-        step = found[1]
-        state = self.state
-        snapshot = _Data.snapshot(self.wf, self.where)
-        key = (state.id, thread.id, step.name, thread.attempt + 1, thread.step_pc)
-        try:
-            yield Call(step.action, (), self.where, key)
-        except Exception as exc:
-            _Data.restore(self.wf, snapshot)
-            return (yield from self._step_failed(thread, step, exc))
+        return found[1]
+
+    def _step_call(self, thread: Thread) -> Call:
+        """The call of the action of the step ``thread`` stands at."""
+        step = self._step_at(thread)
+        key = (self.state.id, thread.id, step.name, thread.attempt + 1, thread.step_pc)
+        return Call(step.action, (), self.where, key)
+
+    def _step_done(self, thread: Thread) -> None:
+        """The step's action returned: the thread moves on from it next."""
         self._changed_data()
+        state = self.state
         pc = state.pc + 1
         if thread.attempt:
             _assign(
@@ -305,14 +321,14 @@ class Interpreter:
             _assign(thread, pc=pc, status=ThreadStatus.RESUMING)
         # The workflow is running (no step runs once it ended) and this thread can move on.
         _assign(state, pc=pc, status=WorkflowStatus.RESUMING)
-        yield _AFTER_STEP
-        return True
 
-    def _step_failed(
-        self, thread: Thread, step: Step, exc: Exception
-    ) -> Generator[Effect, Any, bool]:
-        """Record a failed attempt under the step's retry policy, or raise `StepError`."""
+    def _step_failed(self, thread: Thread, exc: Exception) -> Generator[Effect, Any, bool]:
+        """Record a failed attempt under the step's retry policy, or raise `StepError`.
+
+        Returns whether the thread can go on at once (a retry already due).
+        """
         state = self.state
+        step = self._step_at(thread)
         what = f"step {step.name!r} ({self._who(thread)})"
         policy = step.retry or self.default_retry
         if policy is None:
@@ -331,19 +347,17 @@ class Interpreter:
         yield _AFTER_STEP
         return state.status not in TERMINAL and self._runnable(thread)
 
-    def _move(self, thread: Thread) -> Generator[Effect, Any, bool]:
-        """Move ``thread`` to its next resting place; True when it can go on at once."""
+    def _move(self, thread: Thread) -> bool:
+        """Move ``thread`` to its next resting place; True when it can go on at once (a step)."""
         state = self.state
         outcome, spawns = self.program.advance(thread, state.threads)
         pc = state.pc + 1
-        _assign(state, pc=pc)
         if thread.cur_callback is not None:
             _assign(thread, cur_callback=None)
         for go, thread_id in spawns:
             state.threads.append(
                 Thread(id=thread_id, name=go.name, status=ThreadStatus.RESUMING, pc=pc)
             )
-        can_move = False
         match outcome:
             case Step():
                 _assign(
@@ -356,9 +370,9 @@ class Interpreter:
                     retry_at=None,
                     last_error=None,
                 )
-                can_move = True
                 # The workflow is running (it ends only when its main thread does).
-                _assign(state, status=WorkflowStatus.RESUMING)
+                _assign(state, pc=pc, status=WorkflowStatus.RESUMING)
+                return True
             case Wait():
                 _assign(
                     thread,
@@ -380,23 +394,27 @@ class Interpreter:
                         for on in outcome.events
                     ],
                 )
-                self._refresh_status()
             case WaitFor():
                 _assign(thread, pc=pc, cur_step=outcome.name, status=ThreadStatus.WAITING_CONDITION)
-                self._refresh_status()
             case Ended():
                 state.threads.remove(thread)
                 if thread.id == MAIN_THREAD:
                     self._end_all(WorkflowStatus.FINISHED)
-                self._refresh_status()
             case _:
                 assert_never(outcome)
-        yield _AFTER_RESUME
-        if isinstance(outcome, Wait):
+        _assign(state, pc=pc)
+        self._refresh_status()
+        return False
+
+    def _came_to_rest(self, thread: Thread) -> Run:
+        """After a move that blocked or ended ``thread``: arm its wait's events, or tear down.
+
+        Teardowns are due when the move ended the workflow (and with it every other thread).
+        """
+        if thread.status is ThreadStatus.WAITING_EVENT:
             yield from self._setups(thread)
-        elif state.status in TERMINAL:
+        elif self.state.status in TERMINAL:
             yield from self._teardowns(retry=False)
-        return can_move
 
     def _end_all(self, status: WorkflowStatus) -> None:
         """End every live thread; their armed events become due for teardown."""
