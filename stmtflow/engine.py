@@ -6,14 +6,15 @@ checkpoint with compare-and-set writes fenced by that lease. A worker that lost 
 cannot commit; a worker that dies leaves the record claimable once the lease lapses, and the
 next worker carries on from the last persisted checkpoint.
 
-When progress is written: each checkpoint marks progress, and the engine writes it at the
-latest right before the next call into user code (a step's action, a handler, a setup or a
-teardown) and at the end of the unit, in the same commit that drops the lease. No user code ever
-runs on progress that is not durable. A crash loses at most the moves made since the last such
-write — recomputed identically from the data, as a move runs no user code with effects — and,
-if the process dies just after an action returned, that action's checkpoint: the step then
-runs again with the same ``current_step().key`` (DESIGN §3.11). A unit costs one commit per
-step plus one at the end.
+When progress is written: an effect (a step that ran, a setup or teardown done, an event
+delivered) is written at the latest right before the next call into user code (a step's
+action, a handler, a setup or a teardown) and at the end of the unit, in the same commit that
+drops the lease; scheduling moves ride along with the next such write. No user code ever runs
+after an effect that is not durable. A crash loses at most the moves made since the last write
+— recomputed identically from the data, as a move runs no user code with effects — and, if the
+process dies just after an action returned, that action's checkpoint: the step then runs again
+with the same ``current_step().key`` (DESIGN §3.11). A unit costs one commit per step plus one
+at the end.
 
 Example:
     >>> import stmtflow as sf
@@ -78,6 +79,10 @@ _TERMINAL = (WorkflowStatus.FINISHED, WorkflowStatus.FAILED, WorkflowStatus.CANC
 
 _WARM_LIMIT = 64
 """How many instances' parsed states an engine keeps for its next unit on them."""
+
+
+_MOVES = (CheckpointType.AFTER_RESUME, CheckpointType.AFTER_CONDITION)
+"""Checkpoints of scheduling moves (see `_Unit.checkpoint`)."""
 
 
 class _Contended(Exception):
@@ -580,10 +585,10 @@ class Engine:
 class _Unit:
     """One unit of work on a record, persisted compare-and-set.
 
-    Progress is written at the latest before the next call into user code (an action, a
+    Effects are written at the latest before the next call into user code (an action, a
     handler, a setup or teardown) and at the end of the unit, where the last write also drops
-    the lease. So no user code ever runs on progress that is not durable, and a unit costs one
-    commit per step plus one at the end, not one per checkpoint.
+    the lease; moves ride along. So no user code ever runs after an effect that is not durable,
+    and a unit costs one commit per step plus one at the end, not one per checkpoint.
 
     A leased unit works on a claimed record, its writes fenced by the claim. An unleased one
     (``leased=False``, an optimistic `Engine.send`) works on a record as read: its first write
@@ -675,7 +680,11 @@ class _Unit:
             self.rec = engine.store.renew(rec.id, self.owner, self.fence, engine.lease, _now())
 
     def checkpoint(self, kind: CheckpointType) -> None:
-        self.pending = True
+        # A scheduling move runs no user code with effects: recomputed identically from the
+        # durable data and state after a crash, it need not be written before the next call,
+        # only with the next effect or at the end of the unit.
+        if kind not in _MOVES:
+            self.pending = True
 
     def flush(self) -> None:
         """Make recorded progress durable (called before each call into user code).

@@ -207,9 +207,9 @@ def test_a_stalled_step_cannot_checkpoint_once_another_worker_claimed(
     (error,) = raised
     assert isinstance(error, ConflictError) and "no longer held" in str(error)
     assert two_stores[1].get("t") == claimed, "A's checkpoint left no trace"
-    # Version 2: A wrote its move to the step before running the action (progress is durable
-    # before user code runs); the step's own checkpoint was refused.
-    assert claimed.version == 2 and claimed.lease_owner == "B"
+    # Version 1: before the action only a move was pending (recomputed identically, so not
+    # written first); the step's own checkpoint was refused.
+    assert claimed.version == 1 and claimed.lease_owner == "B"
 
     # B's work stands: it runs the step again (same key: at least once) and finishes.
     two_stores[1].release("t", "B", claimed.fence)
