@@ -137,6 +137,18 @@ def _assign(model: BaseModel, **values: Any) -> None:
     model.__pydantic_fields_set__.update(values)
 
 
+_PC_STATUS = frozenset({"pc", "status"})
+
+
+def _set_progress(model: State | Thread, pc: int, status: WorkflowStatus | ThreadStatus) -> None:
+    """``_assign(model, pc=pc, status=status)``: the pair every common unit writes, at half
+    the cost (no keyword arguments to pack)."""
+    fields = model.__dict__
+    fields["pc"] = pc
+    fields["status"] = status
+    model.__pydantic_fields_set__.update(_PC_STATUS)
+
+
 def _has(handler: Any, method: str) -> bool:
     return callable(getattr(handler, method, None))
 
@@ -318,9 +330,9 @@ class Interpreter:
                 last_error=None,
             )
         else:
-            _assign(thread, pc=pc, status=ThreadStatus.RESUMING)
+            _set_progress(thread, pc, ThreadStatus.RESUMING)
         # The workflow is running (no step runs once it ended) and this thread can move on.
-        _assign(state, pc=pc, status=WorkflowStatus.RESUMING)
+        _set_progress(state, pc, WorkflowStatus.RESUMING)
 
     def _step_failed(self, thread: Thread, exc: Exception) -> Generator[Effect, Any, bool]:
         """Record a failed attempt under the step's retry policy, or raise `StepError`.
@@ -371,7 +383,7 @@ class Interpreter:
                     last_error=None,
                 )
                 # The workflow is running (it ends only when its main thread does).
-                _assign(state, pc=pc, status=WorkflowStatus.RESUMING)
+                _set_progress(state, pc, WorkflowStatus.RESUMING)
                 return True
             case Wait():
                 _assign(
