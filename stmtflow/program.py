@@ -357,20 +357,22 @@ class Program:
         taken: set[str] | None = None
         iterating: list[Path] = []  # the loops whose body this move entered
         while True:
-            node = chain[-1]
             if mode == "after":
+                # Climb to the next statement of a section, to a loop, or out of the body.
                 if len(path) <= body_depth:
-                    return _ENDED, spawns  # the end of the thread's body
-                index = path.pop()
+                    return _ENDED, spawns
+                index = path.pop() + 1
                 chain.pop()
                 parent = chain[-1]
-                if isinstance(parent, Section) and index + 1 < len(parent.body):
-                    path.append(index + 1)
-                    chain.append(parent.body[index + 1])
-                    mode = "enter"
+                if isinstance(parent, Section):
+                    if index < len(parent.body):
+                        path.append(index)
+                        chain.append(parent.body[index])
+                        mode = "enter"
                 elif isinstance(parent, For):
                     mode = "loop"
                 continue
+            node = chain[-1]
             if mode == "loop":
                 assert isinstance(node, For)
                 key = tuple(path)
