@@ -78,15 +78,16 @@ def drive(
     """
     value: Any = None
     error: Exception | None = None
+    send, throw = run.send, run.throw
     with clock(now):
         try:
             while True:
                 try:
-                    effect = run.send(value) if error is None else run.throw(error)
+                    effect = send(value) if error is None else throw(error)
                 except StopIteration as stop:
                     return stop.value
                 value, error = None, None
-                if isinstance(effect, Checkpoint):
+                if type(effect) is Checkpoint:  # exact type: a failing isinstance costs more
                     if checkpoint is not None:
                         result = checkpoint(effect.kind)
                         if result is not None and inspect.isawaitable(result):
