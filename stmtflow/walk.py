@@ -88,9 +88,12 @@ _CHILDREN: dict[type, _Children] = {
 }
 
 
+_KINDS = tuple(_CHILDREN.items())  # the statement kinds themselves, never extended
+
+
 def _children_of_subclass(kind: type) -> _Children:
     """A subclass of a statement kind has that kind's children; anything else has none."""
-    return next((get for base, get in _CHILDREN.items() if issubclass(kind, base)), _leaf)
+    return next((get for base, get in _KINDS if issubclass(kind, base)), _leaf)
 
 
 def statement_name(stmt: Any) -> str | None:
