@@ -90,6 +90,7 @@ def _user_code(node: Statement) -> str:
 
 
 _POSITION_KINDS = (Step, Wait, WaitFor, Sleep, For, Go)
+_EVENT_KINDS = (On, Sleep)
 _index_cache: dict[Any, _Index] = {}
 
 
@@ -104,7 +105,7 @@ def _build_index(root: Section) -> _Index:
         node, path = stack.pop()
         if isinstance(node, _POSITION_KINDS):
             names[node.name] = path
-        if isinstance(node, On | Sleep):
+        if isinstance(node, _EVENT_KINDS):
             events[node.event] = path
         for i, child in enumerate(children(node)):
             stack.append((child, (*path, i)))
@@ -173,7 +174,7 @@ class Program:
             if chain is not None:
                 node = chain[-1]
                 if table == "events":
-                    key = node.event if isinstance(node, On | Sleep) else None
+                    key = node.event if isinstance(node, _EVENT_KINDS) else None
                 else:
                     key = node.name if isinstance(node, _POSITION_KINDS) else None
                 if key == name:
