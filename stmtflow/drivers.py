@@ -113,15 +113,16 @@ async def _adrive(run: Run, checkpoint: CheckpointFn, now: datetime) -> Any:
     """Perform every effect of ``run``, awaiting whatever is awaitable."""
     value: Any = None
     error: Exception | None = None
+    send, throw = run.send, run.throw
     with clock(now):
         try:
             while True:
                 try:
-                    effect = run.send(value) if error is None else run.throw(error)
+                    effect = send(value) if error is None else throw(error)
                 except StopIteration as stop:
                     return stop.value
                 value, error = None, None
-                if isinstance(effect, Checkpoint):
+                if type(effect) is Checkpoint:
                     if checkpoint is not None:
                         result = checkpoint(effect.kind)
                         if inspect.isawaitable(result):
