@@ -142,8 +142,10 @@ _PC_STATUS = frozenset({"pc", "status"})
 
 
 def _set_progress(model: State | Thread, pc: int, status: WorkflowStatus | ThreadStatus) -> None:
-    """``_assign(model, pc=pc, status=status)``: the pair every common unit writes, at half
-    the cost (no keyword arguments to pack)."""
+    """``_assign(model, pc=pc, status=status)`` without packing keyword arguments.
+
+    Every step writes this pair twice (thread and state), at about half `_assign`'s cost.
+    """
     fields = model.__dict__
     fields["pc"] = pc
     fields["status"] = status
@@ -156,7 +158,7 @@ _AT_STEP = frozenset({"pc", "cur_step", "status", "step_pc", "attempt", "retry_a
 def _arrive_at_step(thread: Thread, name: str, pc: int) -> None:
     """Put ``thread`` at step ``name`` for a first attempt, reached at ``pc``.
 
-    `_assign` with seven keywords, written out: a move to a step is half of every step's cost.
+    `_assign` with seven keywords, written out (half the cost): every step begins with it.
     """
     fields = thread.__dict__
     fields["pc"] = pc
