@@ -57,7 +57,6 @@ from stmtflow.state import (
     CheckpointType,
     State,
     ThreadStatus,
-    WaitEventStatus,
     WorkflowStatus,
     load_state,
     new_state,
@@ -65,7 +64,7 @@ from stmtflow.state import (
 from stmtflow.statements import RetryPolicy
 from stmtflow.stores import Record, Store, open_store
 from stmtflow.stores.base import with_changes
-from stmtflow.timers import due_timers, next_wakeup, timer_deadline
+from stmtflow.timers import due_timers, timer_deadline, wakeups
 from stmtflow.workflow import WorkflowState
 
 __all__ = ["Engine", "Instance", "PendingEvent", "WorkerStats"]
@@ -287,15 +286,12 @@ class Engine:
 
     def _wake_at(self, state: State, now: datetime) -> datetime | None:
         """When the instance needs the engine next: due work, or a retry of a failed setup."""
-        retry_events = bool(state.teardowns) or any(
-            e.status is WaitEventStatus.SETUP_ERROR for t in state.threads for e in t.wait_events
-        )
-        later = now + self.error_backoff if retry_events else None
         if state.status is WorkflowStatus.RESUMING:
             return now
+        wake, failed_setup = wakeups(state)
+        later = now + self.error_backoff if failed_setup or state.teardowns else None
         if state.status in _TERMINAL:
             return later
-        wake = next_wakeup(state)
         return min((t for t in (wake, later) if t is not None), default=None)
 
     def _load_warm(self, rec: Record) -> tuple[WorkflowState, State]:

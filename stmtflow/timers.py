@@ -18,7 +18,7 @@ from datetime import datetime
 from stmtflow.handlers import Timer
 from stmtflow.state import CallbackRequest, State, ThreadStatus, WaitEvent, WaitEventStatus
 
-__all__ = ["due_timers", "next_wakeup", "timer_deadline"]
+__all__ = ["due_timers", "next_wakeup", "timer_deadline", "wakeups"]
 
 
 def timer_deadline(event: WaitEvent) -> datetime | None:
@@ -48,10 +48,24 @@ def due_timers(state: State, now: datetime) -> list[CallbackRequest]:
 
 def next_wakeup(state: State) -> datetime | None:
     """The earliest time something becomes due: a timer deadline or a step's retry time."""
-    times: list[datetime] = []
+    return wakeups(state)[0]
+
+
+def wakeups(state: State) -> tuple[datetime | None, bool]:
+    """`next_wakeup`, and whether a failed setup waits to be retried (one pass over threads)."""
+    earliest: datetime | None = None
+    failed_setup = False
     for thread in state.threads:
-        if thread.status is ThreadStatus.EXECUTING and thread.retry_at is not None:
-            times.append(thread.retry_at)
-        elif thread.status is ThreadStatus.WAITING_EVENT and thread.cur_callback is None:
-            times.extend(d for e in thread.wait_events if (d := timer_deadline(e)) is not None)
-    return min(times, default=None)
+        status = thread.status
+        if status is ThreadStatus.EXECUTING:
+            if thread.retry_at is not None and (earliest is None or thread.retry_at < earliest):
+                earliest = thread.retry_at
+        elif status is ThreadStatus.WAITING_EVENT:
+            for event in thread.wait_events:
+                if event.status is WaitEventStatus.SETUP_ERROR:
+                    failed_setup = True
+                    continue
+                deadline = timer_deadline(event) if thread.cur_callback is None else None
+                if deadline is not None and (earliest is None or deadline < earliest):
+                    earliest = deadline
+    return earliest, failed_setup
