@@ -342,7 +342,8 @@ class Interpreter:
         self._changed_data()
         state = self.state
         pc = state.pc + 1
-        if thread.attempt:
+        # ``restart`` gives a fresh attempt count but keeps the failure: clear it too.
+        if thread.attempt or thread.last_error is not None:
             _assign(
                 thread,
                 pc=pc,
