@@ -190,7 +190,7 @@ class Engine:
         self.max_steps = max_steps
         self.error_backoff = error_backoff
         self._classes: dict[str, type[WorkflowState]] = {}
-        self._warm: dict[str, tuple[str, State]] = {}
+        self._warm: dict[str, tuple[str, State, type[WorkflowState]]] = {}
         for cls in workflows:
             self.register(cls)
 
@@ -294,17 +294,20 @@ class Engine:
             return later
         return min((t for t in (wake, later) if t is not None), default=None)
 
-    def _load_warm(self, rec: Record) -> tuple[WorkflowState, State]:
+    def _load_warm(self, rec: Record) -> tuple[WorkflowState, State, bool]:
         """Like `_load`, but reuse the `State` this engine's last unit on ``rec`` ended with.
 
-        It is reused only if the stored state is byte for byte what that unit wrote, so it is
-        what parsing would give, without parsing a document that grows with the threads. (The
-        data is always parsed: user code may hold on to its object.)
+        It is reused only if the stored state is byte for byte what that unit wrote and the
+        type is still registered to the same class: then it is what parsing would give, and it
+        fits the definition (an interpreter of that class left it), without parsing and
+        checking a document that grows with the threads. The data is always parsed: user code
+        may hold on to its object. The flag says whether the state was reused.
         """
         warm = self._warm.pop(rec.id, None)
-        if warm is None or warm[0] != rec.state:
-            return self._load(rec)
-        return self.workflow_class(rec.workflow).model_validate_json(rec.data), warm[1]
+        cls = self.workflow_class(rec.workflow)
+        if warm is None or warm[0] != rec.state or warm[2] is not cls:
+            return *self._load(rec), False
+        return cls.model_validate_json(rec.data), warm[1], True
 
     def _keep_warm(self, unit: _Unit) -> None:
         """Remember a finished unit's state for the next unit on the same record."""
@@ -312,13 +315,13 @@ class Engine:
         warm.pop(unit.rec.id, None)
         if len(warm) >= _WARM_LIMIT:
             warm.pop(next(iter(warm)), None)
-        warm[unit.rec.id] = (unit.saved[1], unit.state)
+        warm[unit.rec.id] = (unit.saved[1], unit.state, type(unit.wf))
 
     @contextmanager
     def _unit(self, rec: Record, now: datetime, *, leased: bool = True) -> Iterator[_Unit]:
         """Work on a record; a lease held or taken is released at the end, whatever happens."""
-        wf, state = self._load_warm(rec)
-        unit = _Unit(self, rec, wf, state, now, leased=leased)
+        wf, state, warm = self._load_warm(rec)
+        unit = _Unit(self, rec, wf, state, now, leased=leased, checked=warm)
         try:
             yield unit
         finally:
@@ -601,6 +604,7 @@ class _Unit:
         now: datetime,
         *,
         leased: bool = True,
+        checked: bool = False,
     ) -> None:
         self.engine = engine
         self.rec = rec
@@ -612,7 +616,7 @@ class _Unit:
         self.saved = (rec.data, rec.state)
         self.pending = False
         self.released = False
-        self.interpreter = Interpreter(wf, state, now, engine.default_retry)
+        self.interpreter = Interpreter(wf, state, now, engine.default_retry, checked=checked)
 
     def save(
         self,

@@ -184,6 +184,8 @@ class Interpreter:
         state: State,
         now: datetime,
         default_retry: RetryPolicy | None = None,
+        *,
+        checked: bool = False,
     ) -> None:
         if not isinstance(wf, WorkflowState):
             raise TypeError(f"expected a WorkflowState instance, got {type(wf).__name__}")
@@ -197,7 +199,9 @@ class Interpreter:
         self._program: Program | None = None
         self._static = bool(type(wf).static_definition)
         self._stale = False
-        self._checked = False
+        self._checked = checked
+        """True once `state` is known to fit the definition; a caller passes ``checked=True``
+        only for a state an interpreter of this very class left (the engine's reused state)."""
 
     # -- the definition ---------------------------------------------------------------------------
 

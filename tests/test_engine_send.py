@@ -207,3 +207,26 @@ def test_an_engine_sees_what_other_engines_wrote_between_its_sends(store: Store)
     inst = first.get("p-1")
     assert inst.status is sf.WorkflowStatus.FINISHED
     assert inst.data.received == ["t0", "t1", "t2"]  # type: ignore[attr-defined]
+
+
+def test_a_type_registered_anew_under_the_same_name_is_checked_again(store: Store) -> None:
+    engine = engine_on(store)
+    engine.start(Pings, id="p-1")
+    engine.send("p-1", "ping", "t0", thread_id="t0")  # the engine now holds the parsed state
+
+    class Pings2(sf.WorkflowState):
+        """A new release of ``Pings`` that no longer has the wait its threads rest at."""
+
+        workflow_name: ClassVar[str] = "Pings"
+        width: int = 3
+        started: int = 0
+        received: list[str] = []
+
+        def definition(self) -> sf.Section:
+            return sf.S(sf.WaitFor("all", lambda: len(self.received) >= self.width))
+
+    engine.register(Pings2)
+    before = store.get("p-1")
+    with pytest.raises(sf.DefinitionMismatch, match="no longer exists"):
+        engine.send("p-1", "ping", "t1", thread_id="t1")
+    assert store.get("p-1") == before

@@ -204,6 +204,31 @@ def test_restart_gives_the_step_a_fresh_set_of_attempts() -> None:
     assert state.threads[0].attempt == 1
 
 
+class ChargeThenWait(Charge):
+    """`Charge` whose thread waits after the charge instead of ending."""
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.Step("charge", self.charge, retry=self.policy),
+            sf.Wait("confirm", sf.OnEvent("ok", lambda: None)),
+        )
+
+
+def test_a_step_that_succeeds_after_restart_forgets_the_old_failure() -> None:
+    wf = ChargeThenWait()
+    Charge.plan = [Invalid("no such card")]
+    state = sf.resume(wf, sf.new_state("wf-1", ChargeThenWait), now=NOW)
+    assert state.status is sf.WorkflowStatus.FAILED
+
+    sf.restart(state)
+    sf.resume(wf, state, now=NOW)
+
+    (main,) = state.threads
+    assert (main.cur_step, main.status) == ("confirm", sf.ThreadStatus.WAITING_EVENT)
+    assert (main.attempt, main.retry_at, main.last_error) == (0, None, None)
+    assert state.error is None
+
+
 def test_restart_refuses_a_workflow_that_did_not_fail() -> None:
     _, state = start(Unavailable("one"))
 
