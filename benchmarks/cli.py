@@ -12,6 +12,7 @@ import os
 import platform
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks import db
-from benchmarks.harness import Result, Settings
+from benchmarks.harness import Result, Settings, reference_us
 from benchmarks.w1_sequential import w1, w1b
 from benchmarks.w2_history import w2, w4
 from benchmarks.w3_fanout import w3
@@ -195,7 +196,15 @@ def main(argv: list[str] | None = None) -> int:
         if pg_url is not None:
             db.open_schema(pg_url)
         env = environment(settings)
-        for name in names:
+        speeds: list[float] = []
+        for number, name in enumerate(names, 1):
+            speeds.append(reference_us())
+            print(
+                f"[{number}/{len(names)}] {name} (reference loop {speeds[-1]:.0f} µs, "
+                f"{time.perf_counter() - started:.0f} s elapsed)",
+                file=sys.stderr,
+                flush=True,
+            )
             try:
                 results += WORKLOADS[name](settings)
             except Exception as exc:
@@ -204,6 +213,17 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(
                     Result(name, "crashed", None, "", note=f"{type(exc).__name__}: {exc}")
                 )
+        speeds.append(reference_us())
+        results.append(
+            Result(
+                "machine",
+                "reference loop (before each workload, and at the end)",
+                statistics.median(speeds),
+                "µs",
+                speeds,
+                note=f"min {min(speeds):.0f}, max {max(speeds):.0f}: the machine's speed drift",
+            )
+        )
     finally:
         if pg_url is not None:
             db.pg_drop_schema(pg_url)

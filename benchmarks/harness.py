@@ -105,6 +105,23 @@ class Result:
         return data
 
 
+def reference_us(rounds: int = 5) -> float:
+    """µs of a fixed pure-Python loop (median of ``rounds``): how fast the machine is right now.
+
+    Shared and virtual machines change speed from minute to minute. The harness times this
+    before every workload and reports its spread, so a figure can be read against the speed the
+    machine had when it was measured.
+    """
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        table: dict[int, int] = {}
+        for i in range(20_000):
+            table[i & 255] = table.get(i & 255, 0) + i
+        samples.append((time.perf_counter() - start) * 1e6)
+    return statistics.median(samples)
+
+
 def skipped(workload: str, case: str, unit: str, why: str) -> Result:
     """A row for a case that could not run (e.g. PostgreSQL unreachable)."""
     return Result(workload, case, None, unit, note=f"skipped: {why}")

@@ -42,7 +42,10 @@ def test_every_workload_reports_numbers(report: dict) -> None:
     by_workload: dict[str, list[dict]] = {}
     for row in report["results"]:
         by_workload.setdefault(row["workload"], []).append(row)
-    assert set(by_workload) == set(WORKLOADS)
+    assert set(by_workload) == {*WORKLOADS, "machine"}
+    # The machine's speed is sampled before each workload and at the end.
+    (speed,) = by_workload["machine"]
+    assert len(speed["samples"]) == len(WORKLOADS) + 1 and speed["value"] > 0
     for name in WORKLOADS:
         measured = [r for r in by_workload[name] if r["value"] is not None]
         if pg_skipped and name in POSTGRES_WORKLOADS:
