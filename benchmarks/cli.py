@@ -182,9 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats or (1 if args.quick else 5)
     if repeats < 1:
         raise SystemExit("--repeats must be at least 1")
-    own_workdir = args.workdir is None
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="stmtflow-bench-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    # A fresh directory of this run's own (inside --workdir when given, on the disk to measure),
+    # so files an earlier or concurrent run left there are never reused; removed at the end.
+    if args.workdir is not None:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="stmtflow-bench-", dir=args.workdir))
     server = db.pg_server()
     pg_skip = db.pg_reachable(server)
     pg_url = None if pg_skip else db.with_schema(server, db.run_schema())
@@ -227,8 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if pg_url is not None:
             db.pg_drop_schema(pg_url)
-        if own_workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)
     seconds = time.perf_counter() - started
     render(results, env, settings, seconds)
     if args.json:
