@@ -246,25 +246,47 @@ def definition_cost(cls: type[sf.WorkflowState], calls: int = 200) -> float:
     return sw.seconds / calls * 1e6
 
 
+def _interleaved(
+    settings: Settings, n: int, lazy: bool
+) -> dict[int, tuple[list[float], list[float]]]:
+    """Per size: per-step samples and (eager) paired ``definition()`` timings.
+
+    The sizes are measured round-robin -- one run of each size per repeat, after a warm-up
+    round -- so a machine that speeds up or slows down during the run shifts every size alike
+    and the ratios between sizes stay meaningful.
+    """
+    taken: dict[int, tuple[list[float], list[float]]] = {x: ([], []) for x in EXTRAS}
+    for repeat in range(settings.repeats + 1):
+        for extra in EXTRAS:
+            cls = padded(extra, lazy=lazy)
+            total = memory_per_step(cls, n)
+            user = definition_cost(cls) if not lazy else 0.0
+            if repeat:  # round 0 is the warm-up
+                taken[extra][0].append(total)
+                taken[extra][1].append(user)
+    return taken
+
+
 def w1b(settings: Settings) -> list[Result]:
     n = _steps(settings)
     results: list[Result] = []
-    totals: dict[tuple[bool, int], float] = {}
     for lazy in (True, False):
         kind = "lazy" if lazy else "eager"
+        taken = _interleaved(settings, n, lazy)
+        at_zero = median(taken[0][0])
         for extra in EXTRAS:
-            cls = padded(extra, lazy=lazy)
-            value, samples = measure(lambda cls=cls: memory_per_step(cls, n), settings.repeats)
-            totals[lazy, extra] = value
+            samples, users = taken[extra]
+            value = median(samples)
             target = None
             if lazy and extra:
-                target = Target("≤ 1.5x lazy +0", 1.5, base=totals[True, 0])
-            note = f"N={n}"
+                target = Target("≤ 1.5x lazy +0", 1.5, base=at_zero)
+            note = f"N={n}; sizes interleaved"
             extra_info: dict[str, Any] = {}
             if not lazy:
-                user = definition_cost(cls)
-                extra_info = {"definition_us": user, "library_us": value - user}
-                note += f"; definition() {user:.1f} µs, library {value - user:.1f} µs"
+                user = median(users)
+                library = median(t - u for t, u in zip(samples, users, strict=True))
+                extra_info = {"definition_us": user, "library_us": library}
+                note += f"; definition() {user:.1f} µs, library {library:.1f} µs (paired)"
             results.append(
                 Result(
                     "W1b",
