@@ -328,13 +328,19 @@ class Engine:
             if not unit.released and unit.fence is not None:
                 self.store.release(rec.id, unit.owner, unit.fence)
 
+    def _claim_owner(self) -> str:
+        """A lease owner name for one claim of this engine.
+
+        A store lets an owner re-claim its own live lease: each claim gets a name of its own,
+        so two units of this engine (two threads sending to one instance) exclude each other.
+        """
+        return f"{self.owner}#{uuid.uuid4().hex[:6]}"
+
     def _claim(self, id: str, wait: timedelta = timedelta(seconds=10)) -> Record:
         """Claim one instance, waiting a little while another worker holds it."""
         deadline = time.monotonic() + wait.total_seconds()
         delay = 0.01
-        # A store lets an owner re-claim its own live lease: each claim gets a name of its own,
-        # so two units of this engine (two threads sending to one instance) exclude each other.
-        owner = f"{self.owner}#{uuid.uuid4().hex[:6]}"
+        owner = self._claim_owner()
         while True:
             try:
                 return self.store.claim(id, owner, self.lease, _now())
@@ -406,8 +412,10 @@ class Engine:
     ) -> Any:
         """Deliver an event, then run the instance until it blocks; returns the handler's output.
 
-        Load, ``handle_callback``, persist, ``resume`` and persist happen under one lease. A
-        refused callback (unknown event, bad input, finished workflow, ...) changes nothing.
+        Load, ``handle_callback``, ``resume`` and persist form one atomic unit: without a
+        claim when nobody holds the instance (one compare-and-set write, which also takes the
+        lease if a step, setup or teardown is to run), else under a claimed lease. A refused
+        callback (unknown event, bad input, finished workflow, ...) changes nothing.
         """
         req = CallbackRequest(workflow_id=id, thread_id=thread_id or "", name=event)
         now = _now()
@@ -656,7 +664,7 @@ class _Unit:
     def _save_free(self, record: Record, *, claim: bool) -> None:
         """The unleased unit's first write: only if nobody wrote or claimed since the read."""
         engine = self.engine
-        owner = f"{engine.owner}#{uuid.uuid4().hex[:6]}" if claim else None
+        owner = engine._claim_owner() if claim else None
         try:
             self.rec = engine.store.update_free(
                 record,
@@ -672,11 +680,8 @@ class _Unit:
 
     def _renew(self) -> None:
         rec, engine = self.rec, self.engine
-        if (
-            self.fence is not None
-            and rec.lease_expires is not None
-            and rec.lease_expires - _now() < engine.lease / 2
-        ):
+        if rec.lease_expires is not None and rec.lease_expires - _now() < engine.lease / 2:
+            assert self.fence is not None  # a write that does not release holds the lease
             self.rec = engine.store.renew(rec.id, self.owner, self.fence, engine.lease, _now())
 
     def checkpoint(self, kind: CheckpointType) -> None:
