@@ -202,11 +202,7 @@ def refusal(
             f"expected version {expected_version}, found version {current.version}"
         )
     if now is not None and current.lease_live(now):
-        return ConflictError(
-            f"workflow instance {current.id!r} is leased by {current.lease_owner!r} until "
-            f"{current.lease_expires.isoformat() if current.lease_expires else '?'}; "
-            f"write at version {expected_version} refused"
-        )
+        return ConflictError(f"{_leased(current)}; write at version {expected_version} refused")
     if fence is not None and (current.fence != fence or current.lease_owner is None):
         holder = (
             f"now held by {current.lease_owner!r} with fence {current.fence}"
@@ -222,11 +218,13 @@ def refusal(
 
 def lease_conflict(current: Record, owner: str) -> ConflictError:
     """The `ConflictError` for a claim refused because another owner holds a live lease."""
-    return ConflictError(
-        f"workflow instance {current.id!r} is leased by {current.lease_owner!r} until "
-        f"{current.lease_expires.isoformat() if current.lease_expires else '?'}; "
-        f"{owner!r} cannot claim it"
-    )
+    return ConflictError(f"{_leased(current)}; {owner!r} cannot claim it")
+
+
+def _leased(current: Record) -> str:
+    """Who holds ``current``'s lease and until when, for the messages of refused writes."""
+    until = current.lease_expires.isoformat() if current.lease_expires else "?"
+    return f"workflow instance {current.id!r} is leased by {current.lease_owner!r} until {until}"
 
 
 def check_claim_args(owner: str, lease: timedelta, limit: int = 1) -> None:
