@@ -74,7 +74,9 @@ def drive(
     """Perform every effect of ``run`` directly; returns what the run returns.
 
     ``before_call`` (for the runtime) is called before each call into user code: the moment
-    progress recorded by earlier checkpoints must be durable at the latest.
+    progress recorded by earlier checkpoints must be durable at the latest. Calls marked
+    ``local`` (the built-in `Timer`'s setup and handle, which touch nothing outside data and
+    state) need nothing durable first and skip it.
     """
     value: Any = None
     error: Exception | None = None
@@ -93,7 +95,7 @@ def drive(
                         if result is not None and inspect.isawaitable(result):
                             raise _async_refusal("the checkpoint callback", result)
                     continue
-                if before_call is not None:
+                if before_call is not None and not effect.local:
                     before_call()
                 token = step_var.set(effect.step)
                 try:

@@ -33,7 +33,7 @@ from stmtflow.errors import (
     UnknownCallback,
     WorkflowFinished,
 )
-from stmtflow.handlers import handler_type
+from stmtflow.handlers import Timer, handler_type
 from stmtflow.program import Ended, Program, truth
 from stmtflow.state import (
     MAIN_THREAD,
@@ -58,7 +58,7 @@ _TEARDOWN_DUE = (WaitEventStatus.SETUP, WaitEventStatus.TEARDOWN_ERROR)
 class Call:
     """Ask the driver to call ``fn(*args)`` (user code) and send back its result."""
 
-    __slots__ = ("args", "fn", "step", "what")
+    __slots__ = ("args", "fn", "local", "step", "what")
 
     def __init__(
         self,
@@ -66,6 +66,8 @@ class Call:
         args: tuple[Any, ...],
         what: str,
         step: StepKey | None = None,
+        *,
+        local: bool = False,
     ) -> None:
         self.fn = fn
         self.args = args
@@ -74,6 +76,9 @@ class Call:
         step action, names the workflow (`describe` adds the step and thread from ``step``)."""
         self.step = step
         """Set for step actions: what ``current_step()`` describes during the call."""
+        self.local = local
+        """True for the library's own code that touches nothing outside data and state (the
+        built-in `Timer`'s setup and handle): nothing needs to be durable before it runs."""
 
     def describe(self) -> str:
         """What is being called, for error messages."""
@@ -507,16 +512,17 @@ class Interpreter:
 
     def _setups(self, thread: Thread) -> Run:
         """Set up the thread's events that are not yet set up; failures are kept, not raised."""
-        setups: dict[str, Any] = {
-            on.event: getattr(on.handler, "setup", None)
-            for on in self.program.wait_of(thread).events
-        }
+        handlers = {on.event: on.handler for on in self.program.wait_of(thread).events}
         for event in thread.wait_events:
             if event.status not in (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR):
                 continue
             what = f"the setup of event {event.req.name!r} ({self._who(thread)})"
             try:
-                data = yield Call(setups[event.req.name], (event.req.model_copy(),), what)
+                handler = handlers[event.req.name]
+                setup: Any = getattr(handler, "setup", None)  # armed as pending only if it has one
+                data = yield Call(
+                    setup, (event.req.model_copy(),), what, local=type(handler) is Timer
+                )
                 if data is not None and not isinstance(data, str):
                     raise TypeError(f"setup returned {type(data).__name__}, not a str")
             except Exception as exc:
@@ -578,16 +584,20 @@ class Interpreter:
         thread, event = self._route(req)
         handler = program.handler(event.req.name)
         what = f"the handler of event {req.name!r} ({self._who(thread)})"
-        snapshot = _Data.snapshot(self.wf, self.where)
+        local = type(handler) is Timer  # cannot touch the data: nothing to roll back
+        snapshot = None if local else _Data.snapshot(self.wf, self.where)
         try:
-            output = yield Call(handler.handle, (event.req.model_copy(), input), what)
+            output = yield Call(handler.handle, (event.req.model_copy(), input), what, local=local)
         except CallbackInputError:
-            _Data.restore(self.wf, snapshot)
+            if snapshot is not None:
+                _Data.restore(self.wf, snapshot)
             raise
         except Exception as exc:
-            _Data.restore(self.wf, snapshot)
+            if snapshot is not None:
+                _Data.restore(self.wf, snapshot)
             raise HandlerError(f"{what} raised {_describe(exc)}") from exc
-        self._changed_data()
+        if not local:
+            self._changed_data()
         self._progress(thread)
         thread.cur_callback = req.name
         thread.status = ThreadStatus.RESUMING

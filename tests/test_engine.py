@@ -230,6 +230,48 @@ def test_tick_fires_due_timers_only(engine: Engine) -> None:
     assert engine.pending("a-1") == []
 
 
+STORES: list[Any] = []
+"""The store `Napper.second` reads its own record from."""
+
+
+class Napper(sf.WorkflowState):
+    """A step, a 0 s sleep, and a step that reads its own stored record."""
+
+    log: list[str] = []
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.Step("first", self.first),
+            sf.Sleep("nap", timedelta(0)),
+            sf.Step("second", self.second),
+        )
+
+    def first(self) -> None:
+        self.log = [*self.log, "first"]
+
+    def second(self) -> None:
+        stored = STORES[0].get("n-1")
+        called("seen by second", (stored.data, stored.status))
+        self.log = [*self.log, "second"]
+
+
+def test_a_sleep_costs_no_write_of_its_own_and_steps_still_run_on_durable_progress(
+    engine: Engine,
+) -> None:
+    # Arming and firing the built-in Timer touch nothing outside data and state, so the
+    # runtime does not write before them; it still writes before every step.
+    STORES[:] = [engine.store]
+    naps = Engine(engine.store, workflows=[Napper])
+    naps.start(Napper, id="n-1")
+    stored = engine.store.get("n-1")
+    # Created, then one write holding the step and the armed timer together.
+    assert stored.version == 2 and stored.status == "waiting" and stored.wake_at is not None
+    assert naps.tick(now=later(seconds=1)) == 1
+    # Before "second" ran, its predecessor's progress (the timer fired) was stored.
+    assert CALLS["seen by second"] == [('{"log":["first"]}', "resuming")]
+    assert naps.get("n-1").data.log == ["first", "second"]  # type: ignore[attr-defined]
+
+
 # -- retries, failure, restart ----------------------------------------------------------------
 
 
