@@ -97,6 +97,8 @@ class Checkpoint:
 
 
 _CHECKPOINT = {kind: Checkpoint(kind) for kind in CheckpointType}
+_RESUMING_THREAD, _EXECUTING = ThreadStatus.RESUMING, ThreadStatus.EXECUTING
+_SETUP_DUE = (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR)
 _AFTER_STEP = _CHECKPOINT[CheckpointType.AFTER_STEP]
 _AFTER_RESUME = _CHECKPOINT[CheckpointType.AFTER_RESUME]
 
@@ -275,9 +277,14 @@ class Interpreter:
             _assign(state, status=status)
 
     def _next_runnable(self) -> Thread | None:
-        """The first thread, in creation order, that can move now."""
+        """The first thread, in creation order, that can move now (`_runnable`, inlined: this
+        scan runs over every live thread several times per resume)."""
+        now = self.now
         for thread in self.state.threads:
-            if self._runnable(thread):
+            status = thread.status
+            if status is _RESUMING_THREAD or (
+                status is _EXECUTING and (thread.retry_at is None or thread.retry_at <= now)
+            ):
                 return thread
         return None
 
@@ -514,7 +521,7 @@ class Interpreter:
         """Set up the thread's events that are not yet set up; failures are kept, not raised."""
         handlers = {on.event: on.handler for on in self.program.wait_of(thread).events}
         for event in thread.wait_events:
-            if event.status not in (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR):
+            if event.status not in _SETUP_DUE:
                 continue
             what = f"the setup of event {event.req.name!r} ({self._who(thread)})"
             try:
@@ -536,12 +543,15 @@ class Interpreter:
             yield _CHECKPOINT[CheckpointType.AFTER_SETUP]
 
     def _retry_setups(self) -> Run:
-        for thread in list(self.state.threads):
-            if thread.status is ThreadStatus.WAITING_EVENT and any(
-                e.status in (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR)
-                for e in thread.wait_events
-            ):
-                yield from self._setups(thread)
+        due: list[Thread] = []
+        for thread in self.state.threads:  # plain loops: this runs over every live thread
+            if thread.status is ThreadStatus.WAITING_EVENT:
+                for event in thread.wait_events:
+                    if event.status in _SETUP_DUE:
+                        due.append(thread)
+                        break
+        for thread in due:
+            yield from self._setups(thread)
 
     def _teardowns(self, *, retry: bool = True) -> Run:
         """Tear down the events of ended waits; failures are kept and retried next time.

@@ -20,6 +20,8 @@ from stmtflow.state import CallbackRequest, State, ThreadStatus, WaitEvent, Wait
 
 __all__ = ["due_timers", "next_wakeup", "timer_deadline", "wakeups"]
 
+_TIMER = Timer.type
+
 
 def timer_deadline(event: WaitEvent) -> datetime | None:
     """The deadline of an armed ``Timer`` event (None for other events or before setup)."""
@@ -61,11 +63,12 @@ def wakeups(state: State) -> tuple[datetime | None, bool]:
             if thread.retry_at is not None and (earliest is None or thread.retry_at < earliest):
                 earliest = thread.retry_at
         elif status is ThreadStatus.WAITING_EVENT:
+            armed = thread.cur_callback is None
             for event in thread.wait_events:
                 if event.status is WaitEventStatus.SETUP_ERROR:
                     failed_setup = True
-                    continue
-                deadline = timer_deadline(event) if thread.cur_callback is None else None
-                if deadline is not None and (earliest is None or deadline < earliest):
-                    earliest = deadline
+                elif armed and event.type == _TIMER:  # `timer_deadline`, inlined (hot loop)
+                    deadline = timer_deadline(event)
+                    if deadline is not None and (earliest is None or deadline < earliest):
+                        earliest = deadline
     return earliest, failed_setup
