@@ -156,6 +156,36 @@ def test_update_returns_exactly_what_get_reads_back(store: Store) -> None:
             assert value is None or value.tzinfo is UTC, name
 
 
+def test_every_write_of_the_stores_own_copy_returns_what_get_reads_back(store: Store) -> None:
+    # The copy a store returned is exact: a write may build its result from it (SQLite does).
+    created = store.create(rec("a", created_at=NOW - timedelta(days=1)))
+    got = store.update(dataclasses.replace(created, data='{"n": 1}'), expected_version=1)
+    assert got == store.get("a") and got.version == 2
+    held = store.claim("a", "w", LEASE, NOW)
+    got = store.update(
+        dataclasses.replace(held, data='{"n": 2}'), expected_version=2, fence=held.fence
+    )
+    assert got == store.get("a") and (got.lease_owner, got.fence) == ("w", held.fence)
+    got = store.update(
+        dataclasses.replace(got, status="waiting"),
+        expected_version=3,
+        fence=held.fence,
+        release=True,
+    )
+    assert got == store.get("a") and (got.lease_owner, got.lease_expires) == (None, None)
+    got = store.update_free(
+        dataclasses.replace(got, data='{"n": 3}'),
+        expected_version=4,
+        now=NOW,
+        owner="v",
+        lease=LEASE,
+    )
+    assert got == store.get("a") and (got.lease_owner, got.fence) == ("v", held.fence + 1)
+    got = store.update(got, expected_version=5, fence=got.fence, release=True)
+    got = store.update_free(dataclasses.replace(got, data='{"n": 4}'), expected_version=6, now=NOW)
+    assert got == store.get("a") and (got.version, got.lease_owner) == (7, None)
+
+
 def test_with_changes_copies_without_validating() -> None:
     base = rec("a", wake_at=NOW)
     changed = with_changes(base, data='{"n": 2}', version=3, lease_owner="w", lease_expires=NOW)

@@ -7,6 +7,11 @@ converted by the caller. Query builders are cached: their text depends only on t
 The writes of `Store.update` and `Store.update_free` return only `KEPT`, the columns such a
 write leaves alone (or sets to values the store chose); `written` builds the stored record from
 the caller's record and those, without re-reading the row.
+
+SQLite can skip even that: a write built with ``same`` (its null-safe equality, ``IS``) also
+requires the stored `KEPT` columns to equal the caller's (`kept_params`), so when it changes a
+row the caller's copy was exact and `written_as_sent` builds the result with nothing returned.
+It changes nothing when the copy was stale; the store then writes again with ``RETURNING``.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ from stmtflow.stores.base import Record, status_value, with_changes
 
 __all__ = [
     "KEPT",
+    "kept_params",
     "list_query",
     "update_free_query",
     "update_params",
     "update_query",
     "written",
+    "written_as_sent",
 ]
 
 Mark = Callable[[str], str]
@@ -63,11 +70,20 @@ def _set_written(mark: Mark) -> str:
     return f"{sets}, version = version + 1, updated_at = {mark('updated_at')}"
 
 
-@functools.cache
-def update_query(*, fenced: bool, release: bool, mark: Mark) -> str:
-    """The compare-and-set ``UPDATE ... RETURNING KEPT`` of `Store.update`.
+def _ending(mark: Mark, same: str | None) -> str:
+    """``RETURNING KEPT``, or with ``same`` the condition that the stored `KEPT` columns equal
+    the `kept_params`."""
+    if same is None:
+        return f" RETURNING {KEPT}"
+    return "".join(f" AND {column} {same} {mark('kept_' + column)}" for column in KEPT.split(", "))
 
-    Parameters: `update_params` (fence is used only when fenced).
+
+@functools.cache
+def update_query(*, fenced: bool, release: bool, mark: Mark, same: str | None = None) -> str:
+    """The compare-and-set ``UPDATE ... RETURNING KEPT`` of `Store.update` (with ``same``:
+    ``UPDATE`` only if the caller's `KEPT` columns are exact, see the module docstring).
+
+    Parameters: `update_params` (fence is used only when fenced), with ``same`` `kept_params`.
     """
     lease = ", lease_owner = NULL, lease_expires = NULL" if release else ""
     sql = (
@@ -76,15 +92,16 @@ def update_query(*, fenced: bool, release: bool, mark: Mark) -> str:
     )
     if fenced:
         sql += f" AND fence = {mark('fence')} AND lease_owner IS NOT NULL"
-    return f"{sql} RETURNING {KEPT}"
+    return sql + _ending(mark, same)
 
 
 @functools.cache
-def update_free_query(*, claim: bool, mark: Mark) -> str:
-    """The single-statement ``UPDATE ... RETURNING KEPT`` of `Store.update_free`.
+def update_free_query(*, claim: bool, mark: Mark, same: str | None = None) -> str:
+    """The single-statement ``UPDATE ... RETURNING KEPT`` of `Store.update_free` (``same`` as
+    for `update_query`).
 
     Parameters: `update_params`, ``now`` (the lease clock) and, with ``claim``, ``owner`` and
-    ``expires``. Without ``claim`` the lease columns are cleared.
+    ``expires``; with ``same`` `kept_params`. Without ``claim`` the lease columns are cleared.
     """
     if claim:
         lease = (
@@ -95,7 +112,7 @@ def update_free_query(*, claim: bool, mark: Mark) -> str:
     return (
         f"UPDATE stmtflow_instances SET {_set_written(mark)}, {lease} "
         f"WHERE id = {mark('id')} AND version = {mark('version')} "
-        f"AND (lease_expires IS NULL OR lease_expires < {mark('now')}) RETURNING {KEPT}"
+        f"AND (lease_expires IS NULL OR lease_expires < {mark('now')})" + _ending(mark, same)
     )
 
 
@@ -141,3 +158,22 @@ def written(
         version=expected_version + 1,
         updated_at=updated_at,
     )
+
+
+def kept_params(record: Record, time: Callable[[datetime | None], Any]) -> dict[str, Any]:
+    """The caller's `KEPT` columns, the parameters of a write built with ``same``."""
+    return {
+        "kept_workflow": record.workflow,
+        "kept_created_at": time(record.created_at),
+        "kept_fence": record.fence,
+        "kept_lease_owner": record.lease_owner,
+        "kept_lease_expires": time(record.lease_expires),
+    }
+
+
+def written_as_sent(
+    record: Record, expected_version: int, updated_at: datetime, **lease: Any
+) -> Record:
+    """The stored record after a write built with ``same`` changed the row: the caller's
+    record, its version and ``updated_at`` advanced and the ``lease`` columns the write set."""
+    return with_changes(record, version=expected_version + 1, updated_at=updated_at, **lease)

@@ -47,7 +47,15 @@ from stmtflow.stores.base import (
     utcnow,
     with_changes,
 )
-from stmtflow.stores.sql import list_query, update_free_query, update_params, update_query, written
+from stmtflow.stores.sql import (
+    kept_params,
+    list_query,
+    update_free_query,
+    update_params,
+    update_query,
+    written,
+    written_as_sent,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -112,6 +120,15 @@ def _only(cursor: sqlite3.Cursor) -> tuple[Any, ...] | None:
     commit error is raised) here rather than whenever the cursor is collected."""
     rows = cursor.fetchall()
     return rows[0] if rows else None
+
+
+def _exact(conn: sqlite3.Connection, sql: str, params: dict[str, Any], record: Record) -> bool:
+    """Run a write built with ``same`` (see `stmtflow.stores.sql`): True when it changed the
+    row, i.e. the caller's copy of the record was exact and the write is done. A record that did
+    not come from the store (no ``created_at``) cannot be exact and is not tried."""
+    if record.created_at is None:
+        return False
+    return conn.execute(sql, params | kept_params(record, _ts)).rowcount == 1
 
 
 def _record(row: tuple[Any, ...]) -> Record:
@@ -308,9 +325,18 @@ class SQLiteStore(Store):
         release: bool = False,
     ) -> Record:
         now = utcnow()
-        sql = update_query(fenced=fence is not None, release=release, mark=_MARK)
+        fenced = fence is not None
         params = update_params(record, expected_version, fence, _ts(now), _ts)
         with self._conn() as conn:
+            if _exact(
+                conn,
+                update_query(fenced=fenced, release=release, mark=_MARK, same="IS"),
+                params,
+                record,
+            ):
+                lease = {"lease_owner": None, "lease_expires": None} if release else {}
+                return written_as_sent(record, expected_version, now, **lease)
+            sql = update_query(fenced=fenced, release=release, mark=_MARK)
             kept = _only(conn.execute(sql, params))
             if kept is None:
                 raise refusal(self._fetch(conn, record.id), expected_version, fence)
@@ -327,10 +353,22 @@ class SQLiteStore(Store):
     ) -> Record:
         now, expires = free_lease(now, owner, lease)
         updated_at = utcnow()
-        sql = update_free_query(claim=owner is not None, mark=_MARK)
+        claim = owner is not None
         params = update_params(record, expected_version, None, _ts(updated_at), _ts)
         params.update(now=_ts(now), owner=owner, expires=_ts(expires))
         with self._conn() as conn:
+            exact = update_free_query(claim=claim, mark=_MARK, same="IS")
+            if _exact(conn, exact, params, record):
+                fence = record.fence + 1 if claim else record.fence
+                return written_as_sent(
+                    record,
+                    expected_version,
+                    updated_at,
+                    lease_owner=owner,
+                    lease_expires=expires,
+                    fence=fence,
+                )
+            sql = update_free_query(claim=claim, mark=_MARK)
             kept = _only(conn.execute(sql, params))
             if kept is None:
                 raise refusal(self._fetch(conn, record.id), expected_version, None, now)
