@@ -67,7 +67,7 @@ def wakeups(state: State) -> tuple[datetime | None, bool]:
             for event in thread.wait_events:
                 if event.status is WaitEventStatus.SETUP_ERROR:
                     failed_setup = True
-                elif armed and event.type == _TIMER:  # `timer_deadline`, inlined (hot loop)
+                elif armed and event.type == _TIMER:  # most events are no timers: test first
                     deadline = timer_deadline(event)
                     if deadline is not None and (earliest is None or deadline < earliest):
                         earliest = deadline
