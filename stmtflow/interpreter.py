@@ -107,6 +107,13 @@ Effect: TypeAlias = Call | Checkpoint
 Run: TypeAlias = Generator[Effect, Any, Any]
 
 
+def _local(handler: object) -> bool:
+    """Whether ``handler``'s setup and handle are the library's own code that touches nothing
+    outside data and state (see `Call.local`): the built-in `Timer` only, not a subclass, which
+    may override them."""
+    return type(handler) is Timer
+
+
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
@@ -527,9 +534,7 @@ class Interpreter:
             try:
                 handler = handlers[event.req.name]
                 setup: Any = getattr(handler, "setup", None)  # armed as pending only if it has one
-                data = yield Call(
-                    setup, (event.req.model_copy(),), what, local=type(handler) is Timer
-                )
+                data = yield Call(setup, (event.req.model_copy(),), what, local=_local(handler))
                 if data is not None and not isinstance(data, str):
                     raise TypeError(f"setup returned {type(data).__name__}, not a str")
             except Exception as exc:
@@ -594,7 +599,7 @@ class Interpreter:
         thread, event = self._route(req)
         handler = program.handler(event.req.name)
         what = f"the handler of event {req.name!r} ({self._who(thread)})"
-        local = type(handler) is Timer  # cannot touch the data: nothing to roll back
+        local = _local(handler)  # cannot touch the data: nothing to roll back
         snapshot = None if local else _Data.snapshot(self.wf, self.where)
         try:
             output = yield Call(handler.handle, (event.req.model_copy(), input), what, local=local)

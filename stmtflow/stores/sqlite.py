@@ -97,6 +97,7 @@ _COLUMNS = (
 
 _MARK = lambda name: f":{name}"  # noqa: E731 - a one-line spelling rule
 _LEASE_FREE = "(lease_expires IS NULL OR lease_expires < :now)"
+_SAME = "IS"  # SQLite's null-safe equality, for the writes that need no RETURNING
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -330,7 +331,7 @@ class SQLiteStore(Store):
         with self._conn() as conn:
             if _exact(
                 conn,
-                update_query(fenced=fenced, release=release, mark=_MARK, same="IS"),
+                update_query(fenced=fenced, release=release, mark=_MARK, same=_SAME),
                 params,
                 record,
             ):
@@ -357,7 +358,7 @@ class SQLiteStore(Store):
         params = update_params(record, expected_version, None, _ts(updated_at), _ts)
         params.update(now=_ts(now), owner=owner, expires=_ts(expires))
         with self._conn() as conn:
-            exact = update_free_query(claim=claim, mark=_MARK, same="IS")
+            exact = update_free_query(claim=claim, mark=_MARK, same=_SAME)
             if _exact(conn, exact, params, record):
                 fence = record.fence + 1 if claim else record.fence
                 return written_as_sent(
