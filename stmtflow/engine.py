@@ -58,6 +58,7 @@ from stmtflow.state import (
     State,
     ThreadStatus,
     WorkflowStatus,
+    dump_state,
     load_state,
     new_state,
 )
@@ -635,7 +636,7 @@ class _Unit:
     ) -> None:
         """Write data and state (if they changed, or to release, claim or record an error)."""
         self.pending = False
-        data, state = self.wf.model_dump_json(), self.state.model_dump_json()
+        data, state = self.wf.model_dump_json(), dump_state(self.state)
         unchanged = (data, state) == self.saved and error is None and self.rec.error is None
         if unchanged and not release and self.fence is not None:
             return

@@ -45,6 +45,7 @@ from stmtflow.state import (
     WaitEvent,
     WaitEventStatus,
     WorkflowStatus,
+    mark_changed,
 )
 from stmtflow.statements import RetryPolicy, Step, Wait, WaitFor
 from stmtflow.workflow import WorkflowState
@@ -146,10 +147,12 @@ def _assign(model: BaseModel, **values: Any) -> None:
     """Set several fields of a state model at once.
 
     The same as setting each attribute (state models do not validate on assignment), without
-    pydantic's per-attribute ``__setattr__`` cost on the interpreter's hot path.
+    pydantic's per-attribute ``__setattr__`` cost on the interpreter's hot path. Every write
+    through ``__dict__`` ends with `mark_changed` (what `dump_state` relies on).
     """
     model.__dict__.update(values)
     model.__pydantic_fields_set__.update(values)
+    mark_changed(model)
 
 
 _PC_STATUS = frozenset({"pc", "status"})
@@ -164,6 +167,7 @@ def _set_progress(model: State | Thread, pc: int, status: WorkflowStatus | Threa
     fields["pc"] = pc
     fields["status"] = status
     model.__pydantic_fields_set__.update(_PC_STATUS)
+    mark_changed(model)
 
 
 _AT_STEP = frozenset({"pc", "cur_step", "status", "step_pc", "attempt", "retry_at", "last_error"})
@@ -183,6 +187,7 @@ def _arrive_at_step(thread: Thread, name: str, pc: int) -> None:
     fields["retry_at"] = None
     fields["last_error"] = None
     thread.__pydantic_fields_set__.update(_AT_STEP)
+    mark_changed(thread)
 
 
 def _has(handler: Any, method: str) -> bool:
@@ -224,6 +229,9 @@ class Interpreter:
         """The current definition: rebuilt after each action unless the class is static."""
         program = self._program
         if program is None or self._stale:
+            # Let go of the stale tree first: two trees are never alive at once, and freeing
+            # the old one is paid where the user's rebuild is, not inside the library's step.
+            self._program = program = None
             try:
                 root = self.wf.definition()
             except Exception as exc:

@@ -16,9 +16,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import CoreSchema, core_schema
 
 from stmtflow.errors import StateFormatError
 
@@ -33,7 +41,9 @@ __all__ = [
     "WaitEvent",
     "WaitEventStatus",
     "WorkflowStatus",
+    "dump_state",
     "load_state",
+    "mark_changed",
     "new_state",
 ]
 
@@ -102,8 +112,34 @@ class CheckpointType(StrEnum):
     """A ``WaitFor`` condition became true (and its handler ran)."""
 
 
+class _AsText:
+    """Marks a `StrEnum` field to be written as its text directly.
+
+    pydantic's enum serializer asks each member for its ``value`` through Python; a `StrEnum`
+    member already is that text. Same JSON and JSON Schema, about a tenth less time to dump a
+    waiting thread.
+    """
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        schema = handler(source)
+        cast(dict[str, Any], schema)["serialization"] = core_schema.simple_ser_schema("str")
+        return schema
+
+
+_WorkflowStatus = Annotated[WorkflowStatus, _AsText]
+_ThreadStatus = Annotated[ThreadStatus, _AsText]
+_WaitEventStatus = Annotated[WaitEventStatus, _AsText]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", use_enum_values=False)
+    # What `dump_state` remembers of the model: unset or None once it changed (see there).
+    __slots__ = ("_json",)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        object.__setattr__(self, "_json", None)
 
 
 class CallbackRequest(_Model):
@@ -136,7 +172,7 @@ class WaitEvent(_Model):
     """The handler's type (its ``type`` attribute, default its class name), e.g. ``Timer``."""
     req: CallbackRequest
     """The request the event was armed with."""
-    status: WaitEventStatus = WaitEventStatus.PENDING_SETUP
+    status: _WaitEventStatus = WaitEventStatus.PENDING_SETUP
     """Its life-cycle stage."""
     handled: bool = False
     """True for the event that fired (its teardown is called with ``handled=True``)."""
@@ -151,7 +187,7 @@ class Thread(_Model):
     """Unique among live threads: ``_main_``, or the ``Go``'s id (default its name)."""
     name: str
     """``_main_``, or the name of the ``Go`` that started the thread."""
-    status: ThreadStatus
+    status: _ThreadStatus
     """What its next move is."""
     cur_step: str = ""
     """Name of the statement it stands at; "" before its first move."""
@@ -186,7 +222,7 @@ class State(_Model):
     """The workflow instance's id."""
     workflow: str
     """The workflow type's name."""
-    status: WorkflowStatus
+    status: _WorkflowStatus
     """Where the whole execution stands."""
     threads: list[Thread]
     """Live threads in creation order, main first. Ended threads are removed."""
@@ -242,3 +278,69 @@ def load_state(text: str | bytes | dict[str, Any]) -> State:
             for err in exc.errors()
         )
         raise StateFormatError(f"malformed workflow state: {problems}") from exc
+
+
+def mark_changed(model: BaseModel) -> None:
+    """Say that a state model's fields were written without ``setattr`` (through its
+    ``__dict__``, as the interpreter's hot path does), so `dump_state` dumps it afresh."""
+    object.__setattr__(model, "_json", None)
+
+
+_DUMP_THREAD = Thread.__pydantic_serializer__.to_json
+_DUMP_STATE = State.__pydantic_serializer__.to_json
+_NOT_THREADS = {"threads"}
+_AFTER_THREADS = ',"pc":'
+_REUSE_FROM = 8
+"""Fewer threads than this are dumped in one go: reusing pays only when most stay unchanged."""
+
+
+def dump_state(state: State) -> str:
+    """``state.model_dump_json()``, reusing the JSON of every thread unchanged since its last
+    dump here.
+
+    A delivery to one of a thousand waiting threads changes one thread, yet the whole state
+    is written; dumping a waiting thread costs about 2 µs. A thread's JSON is kept on it, and
+    its events and their requests are marked as part of it; any ``setattr`` on one of them (or
+    `mark_changed`) drops the mark. ``wait_events`` is only ever replaced, never changed in
+    place; a thread whose list no longer holds exactly the marked events is dumped afresh too.
+    The result is byte for byte what ``model_dump_json()`` gives (the test suite checks every
+    engine save against it).
+    """
+    threads = state.threads
+    if len(threads) < _REUSE_FROM:
+        return state.model_dump_json()
+    # A JSON string escapes its quotes, so the first `,"pc":` of the rest is the field.
+    rest = _DUMP_STATE(state, exclude=_NOT_THREADS).decode()
+    at = rest.index(_AFTER_THREADS)
+    # Each thread's text starts with a comma; the first one's is dropped. One join, so the
+    # document (hundreds of KB for a thousand threads) is allocated once.
+    pieces = [rest[:at], ',"threads":[', *map(_thread_json, threads), "]", rest[at:]]
+    pieces[2] = pieces[2][1:]
+    return "".join(pieces)
+
+
+def _thread_json(thread: Thread) -> str:
+    """``thread``'s JSON after a comma: kept from its last dump while nothing changed.
+
+    Its events carry that very text as their mark, so "as many events as then, each marked"
+    means "the same events, unchanged" (a text object belongs to one dump of one thread).
+    """
+    try:
+        text, count = thread._json  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):  # never dumped here, or changed since
+        pass
+    else:
+        events = thread.wait_events
+        if len(events) == count:
+            for event in events:
+                if event._json is not text or event.req._json is not text:  # type: ignore[attr-defined]
+                    break
+            else:
+                return text  # type: ignore[no-any-return]
+    text = "," + _DUMP_THREAD(thread).decode()
+    events = thread.wait_events
+    object.__setattr__(thread, "_json", (text, len(events)))
+    for event in events:
+        object.__setattr__(event, "_json", text)
+        object.__setattr__(event.req, "_json", text)
+    return text

@@ -15,6 +15,8 @@ import pytest
 from snapshot_util import assert_snapshot
 
 import stmtflow as sf
+import stmtflow.state
+from stmtflow.state import dump_state
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -123,6 +125,70 @@ def test_load_state_round_trips_at_every_checkpoint() -> None:
     sf.resume(wf, state, checkpoint, now=NOW + timedelta(hours=1))
     assert state.status is sf.WorkflowStatus.FINISHED
     assert len(seen) > 8
+
+
+def test_dump_state_equals_a_full_dump_at_every_checkpoint() -> None:
+    # The engine writes states with `dump_state`, which reuses the JSON of unchanged threads
+    # (from one thread on, in tests): retries, setups, callbacks and teardowns all show.
+    wf, state = Order(), sf.new_state("order-3", Order)
+    dumps = 0
+
+    def checkpoint(kind: sf.CheckpointType) -> None:
+        nonlocal dumps
+        assert dump_state(state) == state.model_dump_json()
+        dumps += 1
+
+    sf.resume(wf, state, checkpoint, now=NOW)
+    wf.mail_up = True
+    sf.handle_callback("paid", wf, state, None, now=NOW)
+    assert dump_state(state) == state.model_dump_json()
+    sf.resume(wf, state, checkpoint, now=NOW + timedelta(hours=1))
+    assert state.status is sf.WorkflowStatus.FINISHED and dumps > 8
+    assert dump_state(state) == state.model_dump_json()
+
+
+def test_dump_state_dumps_again_only_the_threads_that_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waiters = [
+        sf.Thread(
+            id=f"t{i}",
+            name="waiter",
+            status=sf.ThreadStatus.WAITING_EVENT,
+            cur_step="await",
+            wait_events=[sf.WaitEvent(type="Hook", req=sf.CallbackRequest(name="ping", pc=i))],
+            pc=i,
+        )
+        for i in range(20)
+    ]
+    state = sf.State(id="s", workflow="W", status=sf.WorkflowStatus.WAITING, threads=waiters)
+    dumped: list[str] = []
+    dump_thread = stmtflow.state._DUMP_THREAD
+
+    def counting(thread: sf.Thread) -> bytes:
+        dumped.append(thread.id)
+        return dump_thread(thread)
+
+    monkeypatch.setattr(stmtflow.state, "_DUMP_THREAD", counting)
+
+    def dumps_again() -> list[str]:
+        dumped.clear()
+        assert dump_state(state) == state.model_dump_json()
+        return sorted(dumped)
+
+    assert len(dumps_again()) == 20
+    assert dumps_again() == []
+    state.threads[3].wait_events[0].req.setup_data = "hook-3"
+    state.threads[4].wait_events[0].status = sf.WaitEventStatus.SETUP
+    state.threads[5].retry_at = NOW
+    state.threads[6].wait_events = []
+    state.threads[7].__dict__["pc"] = 99  # the interpreter's hot path, which then says so:
+    stmtflow.state.mark_changed(state.threads[7])
+    state.threads.append(state.threads.pop(0).model_copy())  # a copy carries no kept JSON
+    del state.threads[1]
+    state.status = sf.WorkflowStatus.RESUMING
+    assert dumps_again() == ["t0", "t3", "t4", "t5", "t6", "t7"]
+    assert dumps_again() == []
 
 
 def test_load_state_accepts_bytes_and_a_decoded_dict() -> None:
