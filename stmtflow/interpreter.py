@@ -99,6 +99,7 @@ class Checkpoint:
 
 _CHECKPOINT = {kind: Checkpoint(kind) for kind in CheckpointType}
 _RESUMING_THREAD, _EXECUTING = ThreadStatus.RESUMING, ThreadStatus.EXECUTING
+_WAITING_EVENT, _WAITING_CONDITION = ThreadStatus.WAITING_EVENT, ThreadStatus.WAITING_CONDITION
 _SETUP_DUE = (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR)
 _AFTER_STEP = _CHECKPOINT[CheckpointType.AFTER_STEP]
 _AFTER_RESUME = _CHECKPOINT[CheckpointType.AFTER_RESUME]
@@ -495,7 +496,7 @@ class Interpreter:
         that stays true hits ``max_steps`` instead of spinning forever.
         """
         for thread in self.state.threads:
-            if thread.status is not ThreadStatus.WAITING_CONDITION:
+            if thread.status is not _WAITING_CONDITION:
                 continue
             found = self.program.find(thread.cur_step)
             assert found is not None and isinstance(found[1], WaitFor)
@@ -558,7 +559,7 @@ class Interpreter:
     def _retry_setups(self) -> Run:
         due: list[Thread] = []
         for thread in self.state.threads:  # plain loops: this runs over every live thread
-            if thread.status is ThreadStatus.WAITING_EVENT:
+            if thread.status is _WAITING_EVENT:
                 for event in thread.wait_events:
                     if event.status in _SETUP_DUE:
                         due.append(thread)

@@ -21,6 +21,11 @@ from stmtflow.state import CallbackRequest, State, ThreadStatus, WaitEvent, Wait
 __all__ = ["due_timers", "next_wakeup", "timer_deadline", "wakeups"]
 
 _TIMER = Timer.type
+# Module constants for the scan over every thread: reading an enum member off its class costs
+# about three attribute reads on Python 3.11.
+_EXECUTING = ThreadStatus.EXECUTING
+_WAITING_EVENT = ThreadStatus.WAITING_EVENT
+_SETUP_ERROR = WaitEventStatus.SETUP_ERROR
 
 
 def timer_deadline(event: WaitEvent) -> datetime | None:
@@ -59,13 +64,13 @@ def wakeups(state: State) -> tuple[datetime | None, bool]:
     failed_setup = False
     for thread in state.threads:
         status = thread.status
-        if status is ThreadStatus.EXECUTING:
+        if status is _EXECUTING:
             if thread.retry_at is not None and (earliest is None or thread.retry_at < earliest):
                 earliest = thread.retry_at
-        elif status is ThreadStatus.WAITING_EVENT:
+        elif status is _WAITING_EVENT:
             armed = thread.cur_callback is None
             for event in thread.wait_events:
-                if event.status is WaitEventStatus.SETUP_ERROR:
+                if event.status is _SETUP_ERROR:
                     failed_setup = True
                 elif armed and event.type == _TIMER:  # most events are no timers: test first
                     deadline = timer_deadline(event)
