@@ -82,6 +82,7 @@ _WARM_LIMIT = 64
 
 
 _MOVES = (CheckpointType.AFTER_RESUME, CheckpointType.AFTER_CONDITION)
+_RESUMING = WorkflowStatus.RESUMING  # a module constant: read on every save
 """Checkpoints of scheduling moves (see `_Unit.checkpoint`)."""
 
 
@@ -287,7 +288,7 @@ class Engine:
 
     def _wake_at(self, state: State, now: datetime) -> datetime | None:
         """When the instance needs the engine next: due work, or a retry of a failed setup."""
-        if state.status is WorkflowStatus.RESUMING:
+        if state.status is _RESUMING:
             return now
         wake, failed_setup = wakeups(state)
         later = now + self.error_backoff if failed_setup or state.teardowns else None
