@@ -335,14 +335,29 @@ def w1b(settings: Settings) -> list[Result]:
             note="per-step cost minus the definition() time measured within the same run",
         )
     )
+    # The target reads two ways: the library's own share grows by at most 0.5 µs per extra
+    # statement, or the whole step does. Both are reported against it; the second includes
+    # the user's definition(), whose cost is the user's code.
+    extra = EXTRAS[-1]
+    user_growth = (top.extra["definition_us"] - base.extra["definition_us"]) / extra
     results.append(
         Result(
             "W1b",
-            "eager, growth per extra statement",
-            (top.value - base.value) / EXTRAS[-1],
+            "eager, library growth per extra statement",
+            (library_top - library0) / extra,
             "µs/stmt",
             target=Target("≤ 0.5 µs", 0.5),
-            note=f"(+{EXTRAS[-1]} minus +0) / {EXTRAS[-1]}",
+            note=f"(library share at +{extra} minus at +0) / {extra}",
+        )
+    )
+    results.append(
+        Result(
+            "W1b",
+            "eager, total growth per extra statement",
+            (top.value - base.value) / extra,
+            "µs/stmt",
+            target=Target("≤ 0.5 µs", 0.5),
+            note=f"(+{extra} minus +0) / {extra}; of it definition() {user_growth:.2f} µs/stmt",
         )
     )
     return results
