@@ -21,7 +21,9 @@ Example:
 from __future__ import annotations
 
 import builtins
+import weakref
 from datetime import UTC, datetime, timedelta
+from time import monotonic
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -55,6 +57,9 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 SCHEMA_VERSION = 1
 """The schema this release creates and reads (kept in ``stmtflow_meta``)."""
+
+_IDLE_CHECK = 1.0
+"""Seconds a pooled connection may sit unused before it is pinged when next taken."""
 
 _SETUP_LOCK = 0x73746D74666C6F77  # "stmtflow": serialises schema creation across processes
 
@@ -181,13 +186,17 @@ class PostgresStore(Store):
         except psycopg.OperationalError as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise StmtflowError(f"cannot use PostgreSQL at {self.url}: {message}") from exc
+        self._last_used: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
         self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
             conninfo,
             min_size=min_size,
             max_size=max_size,
             kwargs={"autocommit": True},
             configure=self._configure,
-            check=ConnectionPool.check_connection,
+            check=self._check,
+            reset=self._returned,
             name="stmtflow",
             open=True,
         )
@@ -196,10 +205,26 @@ class PostgresStore(Store):
         assert self.schema is not None
         return sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema))
 
+    def _check(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        """Ping a connection taken from the pool if it sat unused for a while.
+
+        One that came back moments ago just worked: pinging it on every checkout would cost a
+        round trip per statement (a W1 step on PostgreSQL was two round trips for one write).
+        One that idled may have been dropped by the server or the network; a broken one fails
+        the ping and the pool hands out another. A connection that breaks in the second after
+        its last use fails its next statement instead, as any connection may mid-statement.
+        """
+        if monotonic() - self._last_used.get(conn, float("-inf")) >= _IDLE_CHECK:
+            ConnectionPool.check_connection(conn)
+
+    def _returned(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        self._last_used[conn] = monotonic()
+
     def _configure(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
         conn.execute("SET TIME ZONE 'UTC'")
         if self.schema is not None:
             conn.execute(self._search_path())
+        self._returned(conn)  # it just answered
 
     def _setup(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
         with conn.transaction():
