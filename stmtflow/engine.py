@@ -82,8 +82,9 @@ _WARM_LIMIT = 64
 
 
 _MOVES = (CheckpointType.AFTER_RESUME, CheckpointType.AFTER_CONDITION)
-_RESUMING = WorkflowStatus.RESUMING  # a module constant: read on every save
 """Checkpoints of scheduling moves (see `_Unit.checkpoint`)."""
+
+_RESUMING = WorkflowStatus.RESUMING  # a module constant: read on every save
 
 
 class _Contended(Exception):

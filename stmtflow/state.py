@@ -307,7 +307,7 @@ def dump_state(state: State) -> str:
     engine save against it).
     """
     threads = state.threads
-    if len(threads) < _REUSE_FROM:
+    if not threads or len(threads) < _REUSE_FROM:
         return state.model_dump_json()
     # A JSON string escapes its quotes, so the first `,"pc":` of the rest is the field.
     rest = _DUMP_STATE(state, exclude=_NOT_THREADS).decode()

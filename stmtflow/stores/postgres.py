@@ -208,8 +208,8 @@ class PostgresStore(Store):
     def _check(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
         """Ping a connection taken from the pool if it sat unused for a while.
 
-        One that came back moments ago just worked: pinging it on every checkout would cost a
-        round trip per statement (a W1 step on PostgreSQL was two round trips for one write).
+        One that came back moments ago just worked: pinging it on every checkout would make
+        every statement two round trips.
         One that idled may have been dropped by the server or the network; a broken one fails
         the ping and the pool hands out another. A connection that breaks in the second after
         its last use fails its next statement instead, as any connection may mid-statement.
