@@ -122,12 +122,21 @@ def _quoted(id: str) -> str:
 _SQLITE_CLONE = """
 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < :count)
 INSERT INTO stmtflow_instances (id, workflow, data, state, status, version, wake_at, lease_owner,
-    lease_expires, fence, error, created_at, updated_at)
+    lease_expires, fence, error, created_at, updated_at, state_parts)
 SELECT :prefix || printf('%0{width}d', i), t.workflow, t.data,
     replace(t.state, :token, '"' || :prefix || printf('%0{width}d', i) || '"'),
     t.status, t.version, t.wake_at, NULL, NULL, 0, NULL, t.created_at,
-    t.updated_at
+    t.updated_at, t.state_parts
 FROM n, stmtflow_instances AS t WHERE t.id = :template
+"""
+
+# A large state keeps its threads in rows of their own (stmtflow.stores.sqlite_parts).
+_SQLITE_CLONE_PARTS = """
+WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < :count)
+INSERT INTO stmtflow_state_parts (id, pos, text)
+SELECT :prefix || printf('%0{width}d', i), p.pos,
+    replace(p.text, :token, '"' || :prefix || printf('%0{width}d', i) || '"')
+FROM n, stmtflow_state_parts AS p WHERE p.id = :template
 """
 
 _PG_CLONE = """
@@ -154,15 +163,14 @@ def sqlite_clone(path: str, template_id: str, prefix: str, count: int) -> None:
     try:
         conn.execute("PRAGMA busy_timeout = 30000")
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute(
-            _SQLITE_CLONE.format(width=width),
-            {
-                "count": count,
-                "prefix": prefix,
-                "token": _quoted(template_id),
-                "template": template_id,
-            },
-        )
+        params = {
+            "count": count,
+            "prefix": prefix,
+            "token": _quoted(template_id),
+            "template": template_id,
+        }
+        conn.execute(_SQLITE_CLONE.format(width=width), params)
+        conn.execute(_SQLITE_CLONE_PARTS.format(width=width), params)
         conn.execute("COMMIT")
         # Fold the set-up into the database file now, so no timed commit pays for it.
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -4,7 +4,7 @@
 nobody holding a live lease. When a step (or a setup or teardown) follows the event, that first
 write also takes the lease, so user code other than the handler never runs unleased. A send that
 loses the race is redone under a lease. Every test runs on the memory, SQLite and PostgreSQL
-stores.
+stores, and on SQLite once more with every state of two threads or more kept in parts.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 
 import stmtflow as sf
 from stmtflow.engine import Engine
-from stmtflow.stores import Record, Store, open_store
+from stmtflow.stores import Record, Store, open_store, sqlite_parts
 
 HANDLED: list[str] = []
 """Thread ids whose ``ping`` handler ran (outside the data, which a lost race discards)."""
@@ -83,11 +83,22 @@ def _clear() -> Iterator[None]:
     STORE.clear()
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Store]:
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        "sqlite-parts",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ]
+)
+def store(
+    request: pytest.FixtureRequest, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Store]:
     if request.param == "postgres":
         url: str = request.getfixturevalue("pg_url")
-    elif request.param == "sqlite":
+    elif request.param.startswith("sqlite"):
+        if request.param == "sqlite-parts":  # every state of two threads or more kept in parts
+            monkeypatch.setattr(sqlite_parts, "PARTS_FROM", 0)
         url = f"sqlite:///{tmp_path / 'engine.db'}"
     else:
         url = "memory://"

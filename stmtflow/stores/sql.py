@@ -65,8 +65,9 @@ def list_query(
     return sql, params
 
 
-def _set_written(mark: Mark) -> str:
-    sets = ", ".join(f"{name} = {mark(name)}" for name in _WRITTEN)
+def _set_written(mark: Mark, parts: bool) -> str:
+    names = (*_WRITTEN, "state_parts") if parts else _WRITTEN
+    sets = ", ".join(f"{name} = {mark(name)}" for name in names)
     return f"{sets}, version = version + 1, updated_at = {mark('updated_at')}"
 
 
@@ -79,15 +80,19 @@ def _ending(mark: Mark, same: str | None) -> str:
 
 
 @functools.cache
-def update_query(*, fenced: bool, release: bool, mark: Mark, same: str | None = None) -> str:
+def update_query(
+    *, fenced: bool, release: bool, mark: Mark, same: str | None = None, parts: bool = False
+) -> str:
     """The compare-and-set ``UPDATE ... RETURNING KEPT`` of `Store.update` (with ``same``:
     ``UPDATE`` only if the caller's `KEPT` columns are exact, see the module docstring).
 
-    Parameters: `update_params` (fence is used only when fenced), with ``same`` `kept_params`.
+    Parameters: `update_params` (fence is used only when fenced), with ``same`` `kept_params`,
+    with ``parts`` ``state_parts`` (SQLite's count of state parts, see
+    `stmtflow.stores.sqlite_parts`).
     """
     lease = ", lease_owner = NULL, lease_expires = NULL" if release else ""
     sql = (
-        f"UPDATE stmtflow_instances SET {_set_written(mark)}{lease} "
+        f"UPDATE stmtflow_instances SET {_set_written(mark, parts)}{lease} "
         f"WHERE id = {mark('id')} AND version = {mark('version')}"
     )
     if fenced:
@@ -96,9 +101,11 @@ def update_query(*, fenced: bool, release: bool, mark: Mark, same: str | None = 
 
 
 @functools.cache
-def update_free_query(*, claim: bool, mark: Mark, same: str | None = None) -> str:
-    """The single-statement ``UPDATE ... RETURNING KEPT`` of `Store.update_free` (``same`` as
-    for `update_query`).
+def update_free_query(
+    *, claim: bool, mark: Mark, same: str | None = None, parts: bool = False
+) -> str:
+    """The single-statement ``UPDATE ... RETURNING KEPT`` of `Store.update_free` (``same`` and
+    ``parts`` as for `update_query`).
 
     Parameters: `update_params`, ``now`` (the lease clock) and, with ``claim``, ``owner`` and
     ``expires``; with ``same`` `kept_params`. Without ``claim`` the lease columns are cleared.
@@ -110,7 +117,7 @@ def update_free_query(*, claim: bool, mark: Mark, same: str | None = None) -> st
     else:
         lease = "lease_owner = NULL, lease_expires = NULL"
     return (
-        f"UPDATE stmtflow_instances SET {_set_written(mark)}, {lease} "
+        f"UPDATE stmtflow_instances SET {_set_written(mark, parts)}, {lease} "
         f"WHERE id = {mark('id')} AND version = {mark('version')} "
         f"AND (lease_expires IS NULL OR lease_expires < {mark('now')})" + _ending(mark, same)
     )

@@ -56,15 +56,20 @@ from stmtflow.stores.sql import (
     written,
     written_as_sent,
 )
+from stmtflow.stores.sqlite_parts import PartsCache, Stored, split, whole
+from stmtflow.stores.sqlite_parts import read as read_parts
+from stmtflow.stores.sqlite_parts import write as write_parts
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
-SCHEMA_VERSION = 1
-"""The schema this release creates and reads (kept in ``stmtflow_meta``)."""
+SCHEMA_VERSION = 2
+"""The schema this release creates and reads (kept in ``stmtflow_meta``). Version 1 had no
+state parts (`stmtflow.stores.sqlite_parts`); opening such a file adds them."""
 
+_META = "CREATE TABLE IF NOT EXISTS stmtflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS stmtflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS stmtflow_instances (
     id TEXT PRIMARY KEY,
     workflow TEXT NOT NULL,
@@ -78,22 +83,46 @@ CREATE TABLE IF NOT EXISTS stmtflow_instances (
     fence INTEGER NOT NULL DEFAULT 0,
     error TEXT,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS stmtflow_instances_due
-    ON stmtflow_instances (wake_at) WHERE wake_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS stmtflow_instances_resuming
-    ON stmtflow_instances (created_at) WHERE status = 'resuming';
-CREATE INDEX IF NOT EXISTS stmtflow_instances_status
-    ON stmtflow_instances (status, created_at, id);
-CREATE INDEX IF NOT EXISTS stmtflow_instances_created ON stmtflow_instances (created_at, id);
-CREATE TABLE IF NOT EXISTS stmtflow_targets (workflow TEXT PRIMARY KEY, target TEXT NOT NULL);
-"""
+    updated_at TEXT NOT NULL,
+    state_parts INTEGER NOT NULL DEFAULT 0
+)""",
+    """CREATE INDEX IF NOT EXISTS stmtflow_instances_due
+    ON stmtflow_instances (wake_at) WHERE wake_at IS NOT NULL""",
+    """CREATE INDEX IF NOT EXISTS stmtflow_instances_resuming
+    ON stmtflow_instances (created_at) WHERE status = 'resuming'""",
+    """CREATE INDEX IF NOT EXISTS stmtflow_instances_status
+    ON stmtflow_instances (status, created_at, id)""",
+    "CREATE INDEX IF NOT EXISTS stmtflow_instances_created ON stmtflow_instances (created_at, id)",
+    "CREATE TABLE IF NOT EXISTS stmtflow_targets (workflow TEXT PRIMARY KEY, target TEXT NOT NULL)",
+)
+
+_PARTS_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS stmtflow_state_parts (
+    id TEXT NOT NULL,
+    pos INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (id, pos)
+) WITHOUT ROWID""",
+    # A state written whole again, or a record deleted, leaves no parts behind.
+    """CREATE TRIGGER IF NOT EXISTS stmtflow_state_parts_whole
+    AFTER UPDATE OF state_parts ON stmtflow_instances
+    WHEN NEW.state_parts = 0 AND OLD.state_parts > 0
+BEGIN
+    DELETE FROM stmtflow_state_parts WHERE id = NEW.id;
+END""",
+    """CREATE TRIGGER IF NOT EXISTS stmtflow_state_parts_deleted
+    AFTER DELETE ON stmtflow_instances WHEN OLD.state_parts > 0
+BEGIN
+    DELETE FROM stmtflow_state_parts WHERE id = OLD.id;
+END""",
+)
 
 _COLUMNS = (
     "id, workflow, data, state, status, version, wake_at, lease_owner, lease_expires, fence, "
     "error, created_at, updated_at"
 )
+_READ = _COLUMNS + ", state_parts"
+"""What a read selects: a record's columns, then how many parts its state has (see `_whole`)."""
 
 _MARK = lambda name: f":{name}"  # noqa: E731 - a one-line spelling rule
 _LEASE_FREE = "(lease_expires IS NULL OR lease_expires < :now)"
@@ -133,7 +162,10 @@ def _exact(conn: sqlite3.Connection, sql: str, params: dict[str, Any], record: R
 
 
 def _record(row: tuple[Any, ...]) -> Record:
-    (id_, workflow, data, state, status, version, wake_at, owner, expires, fence, error, c, u) = row
+    """The record of a row read with `_COLUMNS` (with `_READ`, its state may be just the head)."""
+    id_, workflow, data, state, status, version, wake_at, owner, expires, fence, error, c, u = row[
+        :13
+    ]
     return Record(
         id=id_,
         workflow=workflow,
@@ -187,6 +219,7 @@ class SQLiteStore(Store):
         self._all: list[sqlite3.Connection] = []
         self._closed = False
         self._shared = self._open() if self._memory else None
+        self._parts = PartsCache()
         with self._conn() as conn:
             self._setup(conn)
 
@@ -239,24 +272,33 @@ class SQLiteStore(Store):
             conn.execute("COMMIT")
 
     def _setup(self, conn: sqlite3.Connection) -> None:
+        """Create the schema, or bring an older file's up to date (one transaction)."""
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            conn.execute(_META)
             row = conn.execute(
                 "SELECT value FROM stmtflow_meta WHERE key = 'schema_version'"
             ).fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO stmtflow_meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-            elif int(row[0]) > SCHEMA_VERSION:
+            if row is not None and int(row[0]) > SCHEMA_VERSION:
                 raise StmtflowError(
                     f"the SQLite store {self.path!r} has schema version {row[0]}, newer than this "
                     f"release of stmtflow supports ({SCHEMA_VERSION}); upgrade stmtflow"
                 )
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(stmtflow_instances)")}
+            if "state_parts" not in columns:  # a version 1 file
+                conn.execute(
+                    "ALTER TABLE stmtflow_instances "
+                    "ADD COLUMN state_parts INTEGER NOT NULL DEFAULT 0"
+                )
+            for statement in _PARTS_SCHEMA:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO stmtflow_meta (key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -272,25 +314,55 @@ class SQLiteStore(Store):
     # -- records ----------------------------------------------------------------------------
 
     def _fetch(self, conn: sqlite3.Connection, id: str) -> Record:
-        row = conn.execute(
-            f"SELECT {_COLUMNS} FROM stmtflow_instances WHERE id = ?", (id,)
-        ).fetchone()
+        row = conn.execute(f"SELECT {_READ} FROM stmtflow_instances WHERE id = ?", (id,)).fetchone()
         if row is None:
             raise NotFound(f"no workflow instance with id {id!r}")
-        return _record(row)
+        return self._whole(conn, row)
+
+    def _whole(self, conn: sqlite3.Connection, row: tuple[Any, ...]) -> Record:
+        """The record of a row read with `_READ`, its state put together if kept in parts.
+
+        The parts come from the cache when it holds this very version, else from the table, read
+        in one transaction with the row (outside one, the row is read again inside it).
+        """
+        record = _record(row)
+        count = row[13]
+        if not count:
+            return record
+        id, version, updated_at = row[0], row[5], row[12]
+        stored = self._parts.get(id, version, updated_at)
+        if stored is None:
+            if not conn.in_transaction:
+                conn.execute("BEGIN")
+                try:
+                    return self._fetch(conn, id)
+                finally:
+                    conn.execute("COMMIT")
+            stored = read_parts(conn, id, version, updated_at)
+            if stored is not None:
+                self._parts.put(id, stored)
+        if stored is None or len(stored.texts) + 1 != count:
+            found = "no tail row" if stored is None else f"{len(stored.texts) + 1} rows"
+            raise StmtflowError(
+                f"the state of workflow instance {id!r} in {self.path!r} is damaged: it should "
+                f"have {count} rows in stmtflow_state_parts, found {found}"
+            )
+        return with_changes(record, state=whole(record.state, stored.texts, stored.tail))
 
     def create(self, record: Record) -> Record:
-        now = _ts(utcnow())
-        with self._conn() as conn:
+        now = utcnow().isoformat(timespec="microseconds")  # as `_ts` writes it
+        pieces = split(record.state)
+        stored: Stored | None = None
+        with self._write() if pieces else self._conn() as conn:
             cursor = conn.execute(
-                f"INSERT INTO stmtflow_instances ({_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO stmtflow_instances ({_COLUMNS}, state_parts) "
+                "VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?) "
                 f"ON CONFLICT (id) DO NOTHING RETURNING {_COLUMNS}",
                 (
                     record.id,
                     record.workflow,
                     record.data,
-                    record.state,
+                    pieces[0] if pieces else record.state,
                     record.status,
                     _ts(record.wake_at),
                     record.lease_owner,
@@ -299,12 +371,18 @@ class SQLiteStore(Store):
                     record.error,
                     _ts(record.created_at) or now,
                     now,
+                    len(pieces[1]) + 1 if pieces else 0,
                 ),
             )
             row = _only(cursor)
+            if row is not None and pieces:
+                _, parts, tail = pieces
+                stored = write_parts(conn, record.id, None, parts, tail, 1, now)
         if row is None:
             raise ConflictError(f"a workflow instance with id {record.id!r} already exists")
-        return _record(row)
+        if stored is not None:
+            self._parts.put(record.id, stored)
+        return with_changes(_record(row), state=record.state)
 
     def get(self, id: str) -> Record:
         with self._conn() as conn:
@@ -313,9 +391,59 @@ class SQLiteStore(Store):
     def list(
         self, status: str | None = None, workflow: str | None = None, limit: int | None = None
     ) -> builtins.list[Record]:
-        sql, params = list_query(_COLUMNS, status, workflow, limit, _MARK)
+        sql, params = list_query(_READ, status, workflow, limit, _MARK)
         with self._conn() as conn:
-            return [_record(row) for row in conn.execute(sql, params)]
+            conn.execute("BEGIN")  # rows and their state parts from one snapshot
+            try:
+                rows = conn.execute(sql, params).fetchall()
+                return [self._whole(conn, row) for row in rows]
+            finally:
+                conn.execute("COMMIT")
+
+    def _write_data(
+        self, record: Record, expected_version: int, params: dict[str, Any], exact: str, sql: str
+    ) -> tuple[bool, tuple[Any, ...] | None]:
+        """Run a data write (``exact``, built with ``same``, then ``sql`` with ``RETURNING``):
+        ``(True, None)`` when ``exact`` wrote, ``(False, kept)`` when ``sql`` did, and
+        ``(False, None)`` when the write was refused.
+
+        A small state is one statement (its parts, if it had any, go by trigger). A state kept
+        in parts is written in one transaction with the rows of the parts that changed.
+        """
+        pieces = split(record.state)
+        params["state_parts"] = len(pieces[1]) + 1 if pieces else 0
+        if pieces is None:
+            with self._conn() as conn:
+                if _exact(conn, exact, params, record):
+                    return True, None
+                return False, _only(conn.execute(sql, params))
+        params["state"] = pieces[0]
+        stored: Stored | None = None
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT version, updated_at, state_parts FROM stmtflow_instances WHERE id = ?",
+                (record.id,),
+            ).fetchone()
+            if row is None or row[0] != expected_version:
+                return False, None
+            old: Stored | None = None
+            if row[2]:
+                old = self._parts.get(record.id, row[0], row[1]) or read_parts(
+                    conn, record.id, row[0], row[1]
+                )
+                if old is None or len(old.texts) + 1 != row[2]:  # damaged: write it afresh
+                    old = None
+                    conn.execute("DELETE FROM stmtflow_state_parts WHERE id = ?", (record.id,))
+            done = _exact(conn, exact, params, record)
+            kept = None if done else _only(conn.execute(sql, params))
+            if done or kept is not None:
+                _, parts, tail = pieces
+                version, updated_at = expected_version + 1, params["updated_at"]
+                stored = write_parts(conn, record.id, old, parts, tail, version, updated_at)
+        if stored is None:
+            return False, None
+        self._parts.put(record.id, stored)
+        return done, kept
 
     def update(
         self,
@@ -328,19 +456,18 @@ class SQLiteStore(Store):
         now = utcnow()
         fenced = fence is not None
         params = update_params(record, expected_version, fence, _ts(now), _ts)
-        with self._conn() as conn:
-            if _exact(
-                conn,
-                update_query(fenced=fenced, release=release, mark=_MARK, same=_SAME),
-                params,
-                record,
-            ):
-                lease = {"lease_owner": None, "lease_expires": None} if release else {}
-                return written_as_sent(record, expected_version, now, **lease)
-            sql = update_query(fenced=fenced, release=release, mark=_MARK)
-            kept = _only(conn.execute(sql, params))
-            if kept is None:
-                raise refusal(self._fetch(conn, record.id), expected_version, fence)
+        done, kept = self._write_data(
+            record,
+            expected_version,
+            params,
+            update_query(fenced=fenced, release=release, mark=_MARK, same=_SAME, parts=True),
+            update_query(fenced=fenced, release=release, mark=_MARK, parts=True),
+        )
+        if done:
+            lease = {"lease_owner": None, "lease_expires": None} if release else {}
+            return written_as_sent(record, expected_version, now, **lease)
+        if kept is None:
+            raise refusal(self.get(record.id), expected_version, fence)
         return written(record, kept, expected_version, now, _dt)
 
     def update_free(
@@ -357,22 +484,25 @@ class SQLiteStore(Store):
         claim = owner is not None
         params = update_params(record, expected_version, None, _ts(updated_at), _ts)
         params.update(now=_ts(now), owner=owner, expires=_ts(expires))
-        with self._conn() as conn:
-            exact = update_free_query(claim=claim, mark=_MARK, same=_SAME)
-            if _exact(conn, exact, params, record):
-                fence = record.fence + 1 if claim else record.fence
-                return written_as_sent(
-                    record,
-                    expected_version,
-                    updated_at,
-                    lease_owner=owner,
-                    lease_expires=expires,
-                    fence=fence,
-                )
-            sql = update_free_query(claim=claim, mark=_MARK)
-            kept = _only(conn.execute(sql, params))
-            if kept is None:
-                raise refusal(self._fetch(conn, record.id), expected_version, None, now)
+        done, kept = self._write_data(
+            record,
+            expected_version,
+            params,
+            update_free_query(claim=claim, mark=_MARK, same=_SAME, parts=True),
+            update_free_query(claim=claim, mark=_MARK, parts=True),
+        )
+        if done:
+            fence = record.fence + 1 if claim else record.fence
+            return written_as_sent(
+                record,
+                expected_version,
+                updated_at,
+                lease_owner=owner,
+                lease_expires=expires,
+                fence=fence,
+            )
+        if kept is None:
+            raise refusal(self.get(record.id), expected_version, None, now)
         return written(record, kept, expected_version, updated_at, _dt)
 
     # -- leases -----------------------------------------------------------------------------
@@ -386,20 +516,17 @@ class SQLiteStore(Store):
         # Two index-backed probes (the partial indexes on wake_at and on status='resuming'), so
         # the cost follows the due records, not the table; the write lock makes them atomic.
         due_sql = (
-            f"SELECT {_COLUMNS} FROM stmtflow_instances "
+            f"SELECT {_READ} FROM stmtflow_instances "
             f"WHERE wake_at IS NOT NULL AND wake_at <= :now AND {_LEASE_FREE} "
             "ORDER BY wake_at LIMIT :limit"
         )
         resuming_sql = (
-            f"SELECT {_COLUMNS} FROM stmtflow_instances "
+            f"SELECT {_READ} FROM stmtflow_instances "
             f"WHERE status = 'resuming' AND {_LEASE_FREE} ORDER BY created_at LIMIT :limit"
         )
         with self._write() as conn:
-            found = {
-                r.id: r
-                for sql in (due_sql, resuming_sql)
-                for r in map(_record, conn.execute(sql, params))
-            }
+            rows = [row for sql in (due_sql, resuming_sql) for row in conn.execute(sql, params)]
+            found = {r.id: r for r in (self._whole(conn, row) for row in rows)}
             chosen = claim_order(list(found.values()))[:limit]
             return [self._take(conn, r, owner, now + lease) for r in chosen]
 
@@ -439,14 +566,14 @@ class SQLiteStore(Store):
             row = _only(
                 conn.execute(
                     "UPDATE stmtflow_instances SET lease_expires = ? "
-                    f"WHERE id = ? AND lease_owner = ? AND fence = ? RETURNING {_COLUMNS}",
+                    f"WHERE id = ? AND lease_owner = ? AND fence = ? RETURNING {_READ}",
                     (_ts(now + lease), id, owner, fence),
                 )
             )
             if row is None:
                 current = self._fetch(conn, id)
                 raise refusal(current, current.version, fence)
-        return _record(row)
+            return self._whole(conn, row)
 
     def release(self, id: str, owner: str, fence: int) -> bool:
         with self._conn() as conn:
