@@ -5,7 +5,9 @@ Durability and sharing:
 - WAL journal, ``synchronous=FULL``: every committed write is fsynced before it returns.
 - One connection per thread (and per process: a forked child opens its own), so readers do not
   wait for writers; several processes may share the file. Writers wait up to ``busy_timeout``.
-- Single-row writes are one ``UPDATE ... WHERE version = ?`` statement (compare-and-set);
+- A state of 16 KB or more is kept in parts, one row per thread, and a write rewrites only the
+  parts that changed, in one transaction with its row (`stmtflow.stores.sqlite_parts`).
+- Other single-row writes are one ``UPDATE ... WHERE version = ?`` statement (compare-and-set);
   `SQLiteStore.claim_due` runs in a ``BEGIN IMMEDIATE`` transaction, which takes the file's
   write lock first, so two claimers can never pick the same record.
 

@@ -1,9 +1,9 @@
 """How the SQLite store keeps a large state: one row per thread, rewriting only what changed.
 
 A delivery to one of a hundred waiting threads changes one thread, yet the state document holds
-them all. SQLite rewrites every page of a value whose length changed, and a commit costs about
-10 µs per 4 KB page written and fsynced: at a thousand threads (340 KB) the write is most of a
-delivery. So a state text of `PARTS_FROM` characters or more is stored cut at each `CUT`, the
+them all. SQLite rewrites every page of a value whose length changed, and a commit costs some
+5-10 µs more per 4 KB page written and fsynced: at a thousand threads (340 KB) the write is
+most of a delivery. So a state text of `PARTS_FROM` characters or more is stored cut at each `CUT`, the
 text that starts every thread but the first (``,{"id":"``; a JSON string cannot hold an
 unescaped quote, so only the thread list has it): the instance row's ``state`` column keeps the
 head (the state's own fields and the main thread), table ``stmtflow_state_parts`` one row per
@@ -13,10 +13,11 @@ in the row at position `TAIL`. ``whole(head, parts, tail)`` is the state text, b
 instance row's ``state_parts`` column says how many rows it has (0: ``state`` holds the whole
 text).
 
-A write compares the new thread parts with the stored ones and touches only the rows between
-their common beginning and common end (`changed_span`), plus the tail if it changed: a delivery
-to one thread writes its row, the tail and the instance row. Positions leave gaps (`GAP`) so that
-new threads fit between old ones without renumbering.
+A write compares the new thread parts with the stored ones and writes only those that changed:
+the parts shared at the beginning and the end are skipped in one comparison each
+(`changed_span`), and in between a thread whose text is still there keeps its row. A delivery
+to one thread writes its row, the tail and the instance row. Positions leave gaps (`GAP`) so
+that new threads fit between old ones without renumbering.
 
 `PartsCache` remembers, per instance, the parts of the last version this process read or wrote,
 so a read of an instance it just wrote reads the small head row only, and a write need not read
@@ -41,8 +42,10 @@ __all__ = [
     "PartsCache",
     "Stored",
     "changed_span",
+    "read",
     "split",
     "whole",
+    "write",
 ]
 
 CUT = ',{"id":"'
