@@ -3,10 +3,10 @@
 A delivery to one of a hundred waiting threads changes one thread, yet the state document holds
 them all. SQLite rewrites every page of a value whose length changed, and a commit costs some
 5-10 µs more per 4 KB page written and fsynced: at a thousand threads (340 KB) the write is
-most of a delivery. So a state text of `PARTS_FROM` characters or more is stored cut at each `CUT`, the
-text that starts every thread but the first (``,{"id":"``; a JSON string cannot hold an
-unescaped quote, so only the thread list has it): the instance row's ``state`` column keeps the
-head (the state's own fields and the main thread), table ``stmtflow_state_parts`` one row per
+most of a delivery. So a state text of `PARTS_FROM` characters or more is stored cut at each
+`CUT`, the text that starts every thread but the first (``,{"id":"``; a JSON string cannot hold
+an unescaped quote, so only the thread list has it): the instance row's ``state`` column keeps
+the head (the state's own fields and the main thread), table ``stmtflow_state_parts`` one row per
 further thread, ``(id, pos, text)`` in ``pos`` order, then the *tail*: the text from the end of
 the thread list on (the state's progress counter and teardowns, which change with every step),
 in the row at position `TAIL`. ``whole(head, parts, tail)`` is the state text, byte for byte; the
