@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import stmtflow as sf
+from benchmarks.flows import FanOut  # 60 threads, each waiting for its own ping
 from stmtflow.engine import Engine
 from stmtflow.errors import ConflictError, StmtflowError
 from stmtflow.stores import Record, SQLiteStore, sqlite_parts
@@ -289,40 +290,14 @@ def test_a_version_1_file_is_brought_up_to_date_when_opened(path: Path) -> None:
         assert version.fetchone() == ("2",)
 
 
-class Fan(sf.WorkflowState):
-    """60 threads, each waiting for its own ``ping``."""
-
-    width: int = 60
-    started: int = 0
-    received: int = 0
-
-    def definition(self) -> sf.Section:
-        waiter = sf.S(sf.Wait("await_ping", sf.OnEvent("ping", self.on_ping)))
-        return sf.S(
-            sf.For(
-                "spawn",
-                lambda: self.started < self.width,
-                sf.Go("waiter", waiter, id=lambda: f"t{self.started}"),
-                sf.Step("count", self.count),
-            ),
-            sf.WaitFor("all", lambda: self.received >= self.width),
-        )
-
-    def count(self) -> None:
-        self.started += 1
-
-    def on_ping(self) -> None:
-        self.received += 1
-
-
 def test_an_engine_delivers_to_a_large_fan_out_through_parts(path: Path) -> None:
-    with Engine(f"sqlite:///{path}", workflows=[Fan]) as engine:
-        engine.start(Fan, id="f")
+    with Engine(f"sqlite:///{path}", workflows=[FanOut]) as engine:
+        engine.start(FanOut, {"width": 60}, id="f")
         assert instance_row(path, "f")[1] == 61
         for i in reversed(range(60)):  # from the end: the tail's neighbour goes each time
             engine.send("f", "ping", thread_id=f"t{i}")
             if i % 20 == 0:
-                with Engine(f"sqlite:///{path}", workflows=[Fan]) as cold:
+                with Engine(f"sqlite:///{path}", workflows=[FanOut]) as cold:
                     assert cold.get("f").state == engine.get("f").state
         assert engine.get("f").status is sf.WorkflowStatus.FINISHED
     assert instance_row(path, "f")[1] == 0 and rows(path) == []
