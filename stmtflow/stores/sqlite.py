@@ -58,7 +58,7 @@ from stmtflow.stores.sql import (
     written,
     written_as_sent,
 )
-from stmtflow.stores.sqlite_parts import PartsCache, Stored, split, whole
+from stmtflow.stores.sqlite_parts import PartsCache, Stored, row_count, split, whole
 from stmtflow.stores.sqlite_parts import read as read_parts
 from stmtflow.stores.sqlite_parts import write as write_parts
 
@@ -343,8 +343,8 @@ class SQLiteStore(Store):
             stored = read_parts(conn, id, version, updated_at)
             if stored is not None:
                 self._parts.put(id, stored)
-        if stored is None or len(stored.texts) + 1 != count:
-            found = "no tail row" if stored is None else f"{len(stored.texts) + 1} rows"
+        if stored is None or row_count(stored.texts) != count:
+            found = "no tail row" if stored is None else f"{row_count(stored.texts)} rows"
             raise StmtflowError(
                 f"the state of workflow instance {id!r} in {self.path!r} is damaged: it should "
                 f"have {count} rows in stmtflow_state_parts, found {found}"
@@ -373,7 +373,7 @@ class SQLiteStore(Store):
                     record.error,
                     _ts(record.created_at) or now,
                     now,
-                    len(pieces[1]) + 1 if pieces else 0,
+                    row_count(pieces[1]) if pieces else 0,
                 ),
             )
             row = _only(cursor)
@@ -413,7 +413,7 @@ class SQLiteStore(Store):
         in parts is written in one transaction with the rows of the parts that changed.
         """
         pieces = split(record.state)
-        params["state_parts"] = len(pieces[1]) + 1 if pieces else 0
+        params["state_parts"] = row_count(pieces[1]) if pieces else 0
         if pieces is None:
             with self._conn() as conn:
                 if _exact(conn, exact, params, record):
@@ -433,7 +433,7 @@ class SQLiteStore(Store):
                 old = self._parts.get(record.id, row[0], row[1]) or read_parts(
                     conn, record.id, row[0], row[1]
                 )
-                if old is None or len(old.texts) + 1 != row[2]:  # damaged: write it afresh
+                if old is None or row_count(old.texts) != row[2]:  # damaged: write it afresh
                     old = None
                     conn.execute("DELETE FROM stmtflow_state_parts WHERE id = ?", (record.id,))
             done = _exact(conn, exact, params, record)

@@ -43,6 +43,7 @@ __all__ = [
     "Stored",
     "changed_span",
     "read",
+    "row_count",
     "split",
     "whole",
     "write",
@@ -96,6 +97,12 @@ def split(text: str) -> tuple[str, list[str], str] | None:
     return head, parts, last[at:]
 
 
+def row_count(parts: Sequence[str]) -> int:
+    """How many rows of ``stmtflow_state_parts`` a state with these thread parts takes (one per
+    part, and the tail's)."""
+    return len(parts) + 1
+
+
 def whole(head: str, parts: Sequence[str], tail: str) -> str:
     """The state text from its head, parts and tail."""
     return CUT.join([head, *parts]) + tail
@@ -147,10 +154,6 @@ class PartsCache:
                 self._entries.pop(next(iter(self._entries)), None)
             self._entries[id] = entry
 
-    def forget(self, id: str) -> None:
-        with self._lock:
-            self._entries.pop(id, None)
-
 
 def read(conn: sqlite3.Connection, id: str, version: int, updated_at: str) -> Stored | None:
     """The stored parts of ``id``, or None if its rows are not whole (no tail row); call inside
@@ -182,7 +185,6 @@ def write(
             "ON CONFLICT (id, pos) DO UPDATE SET text = excluded.text",
             (id, TAIL, tail),
         )
-    stored = Stored(version, updated_at, [], parts, tail)
     old_positions, old_texts = (old.positions, old.texts) if old is not None else ([], [])
     start, end = changed_span(old_texts, parts)
     old_end, new_end = len(old_texts) - end, len(parts) - end
@@ -201,9 +203,9 @@ def write(
         conn.execute("DELETE FROM stmtflow_state_parts WHERE id = ? AND pos < ?", (id, TAIL))
         positions = [GAP * (i + 1) for i in range(len(parts))]
         _insert(conn, id, positions, parts)
-        return stored._replace(positions=positions)
-    positions = old_positions[:start] + placed + old_positions[old_end:]
-    return stored._replace(positions=positions)
+    else:
+        positions = old_positions[:start] + placed + old_positions[old_end:]
+    return Stored(version, updated_at, positions, parts, tail)
 
 
 def _place(
