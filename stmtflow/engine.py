@@ -58,14 +58,15 @@ from stmtflow.state import (
     State,
     ThreadStatus,
     WorkflowStatus,
-    dump_state,
+    dump_interpreted,
     load_state,
     new_state,
 )
 from stmtflow.statements import RetryPolicy
 from stmtflow.stores import Record, Store, open_store
 from stmtflow.stores.base import with_changes
-from stmtflow.timers import due_timers, timer_deadline, wakeups
+from stmtflow.thread_index import ThreadIndex
+from stmtflow.timers import due_timers, timer_deadline
 from stmtflow.workflow import WorkflowState
 
 __all__ = ["Engine", "Instance", "PendingEvent", "WorkerStats"]
@@ -193,7 +194,7 @@ class Engine:
         self.max_steps = max_steps
         self.error_backoff = error_backoff
         self._classes: dict[str, type[WorkflowState]] = {}
-        self._warm: dict[str, tuple[str, State, type[WorkflowState]]] = {}
+        self._warm: dict[str, tuple[str, State, type[WorkflowState], ThreadIndex]] = {}
         for cls in workflows:
             self.register(cls)
 
@@ -287,30 +288,35 @@ class Engine:
 
     # -- units of work ----------------------------------------------------------------------------
 
-    def _wake_at(self, state: State, now: datetime) -> datetime | None:
-        """When the instance needs the engine next: due work, or a retry of a failed setup."""
+    def _wake_at(self, state: State, index: ThreadIndex, now: datetime) -> datetime | None:
+        """When the instance needs the engine next: due work, or a retry of a failed setup.
+
+        ``index`` files ``state``'s threads: it answers what `stmtflow.timers.wakeups` reads
+        off them, without a pass over every thread.
+        """
         if state.status is _RESUMING:
             return now
-        wake, failed_setup = wakeups(state)
+        wake, failed_setup = index.wakeups()
         later = now + self.error_backoff if failed_setup or state.teardowns else None
         if state.status in _TERMINAL:
             return later
         return min((t for t in (wake, later) if t is not None), default=None)
 
-    def _load_warm(self, rec: Record) -> tuple[WorkflowState, State, bool]:
+    def _load_warm(self, rec: Record) -> tuple[WorkflowState, State, ThreadIndex | None]:
         """Like `_load`, but reuse the `State` this engine's last unit on ``rec`` ended with.
 
         It is reused only if the stored state is byte for byte what that unit wrote and the
         type is still registered to the same class: then it is what parsing would give, and it
         fits the definition (an interpreter of that class left it), without parsing and
         checking a document that grows with the threads. The data is always parsed: user code
-        may hold on to its object. The flag says whether the state was reused.
+        may hold on to its object. A reused state comes with the `ThreadIndex` its unit's
+        interpreter kept (else None).
         """
         warm = self._warm.pop(rec.id, None)
         cls = self.workflow_class(rec.workflow)
         if warm is None or warm[0] != rec.state or warm[2] is not cls:
-            return *self._load(rec), False
-        return cls.model_validate_json(rec.data), warm[1], True
+            return *self._load(rec), None
+        return cls.model_validate_json(rec.data), warm[1], warm[3]
 
     def _keep_warm(self, unit: _Unit) -> None:
         """Remember a finished unit's state for the next unit on the same record."""
@@ -318,13 +324,13 @@ class Engine:
         warm.pop(unit.rec.id, None)
         if len(warm) >= _WARM_LIMIT:
             warm.pop(next(iter(warm)), None)
-        warm[unit.rec.id] = (unit.saved[1], unit.state, type(unit.wf))
+        warm[unit.rec.id] = (unit.saved[1], unit.state, type(unit.wf), unit.interpreter.index)
 
     @contextmanager
     def _unit(self, rec: Record, now: datetime, *, leased: bool = True) -> Iterator[_Unit]:
         """Work on a record; a lease held or taken is released at the end, whatever happens."""
-        wf, state, warm = self._load_warm(rec)
-        unit = _Unit(self, rec, wf, state, now, leased=leased, checked=warm)
+        wf, state, index = self._load_warm(rec)
+        unit = _Unit(self, rec, wf, state, now, leased=leased, index=index)
         try:
             yield unit
         finally:
@@ -461,6 +467,7 @@ class Engine:
         now = _now()
         with self._unit(self._claim(id), now) as unit:
             restart(unit.state)
+            unit.interpreter.state_changed()
             unit.pending = True
             unit.run()
             unit.finish()
@@ -615,7 +622,7 @@ class _Unit:
         now: datetime,
         *,
         leased: bool = True,
-        checked: bool = False,
+        index: ThreadIndex | None = None,
     ) -> None:
         self.engine = engine
         self.rec = rec
@@ -627,7 +634,10 @@ class _Unit:
         self.saved = (rec.data, rec.state)
         self.pending = False
         self.released = False
-        self.interpreter = Interpreter(wf, state, now, engine.default_retry, checked=checked)
+        # A reused state (it comes with its index) is one an interpreter of this class left.
+        self.interpreter = Interpreter(
+            wf, state, now, engine.default_retry, checked=index is not None, index=index
+        )
 
     def save(
         self,
@@ -638,19 +648,20 @@ class _Unit:
     ) -> None:
         """Write data and state (if they changed, or to release, claim or record an error)."""
         self.pending = False
-        data, state = self.wf.model_dump_json(), dump_state(self.state)
+        data, state = self.wf.model_dump_json(), dump_interpreted(self.state)
         unchanged = (data, state) == self.saved and error is None and self.rec.error is None
         if unchanged and not release and self.fence is not None:
             return
         engine = self.engine
-        wake_at = wake_at or engine._wake_at(self.state, self.now)
+        index = self.interpreter.index
+        wake_at = wake_at or engine._wake_at(self.state, index, self.now)
         record = with_changes(
             self.rec,
             data=data,
             state=state,
             status=self.state.status.value,
             wake_at=None if wake_at is None else wake_at.astimezone(UTC),
-            error=error or self.state.error or _thread_error(self.state),
+            error=error or self.state.error or _thread_error(index),
         )
         if self.fence is None:
             self._save_free(record, claim=not release)
@@ -733,12 +744,12 @@ class _Unit:
         self.engine._keep_warm(self)
 
 
-def _thread_error(state: State) -> str | None:
+def _thread_error(index: ThreadIndex) -> str | None:
     """The latest failure a thread is retrying, as "thread/step: message"."""
-    for thread in state.threads:
-        if thread.last_error is not None:
-            return f"{thread.id}/{thread.cur_step} (attempt {thread.attempt}): {thread.last_error}"
-    return None
+    thread = index.first_error()
+    if thread is None:
+        return None
+    return f"{thread.id}/{thread.cur_step} (attempt {thread.attempt}): {thread.last_error}"
 
 
 def _install_signals(stop: threading.Event) -> Callable[[], None] | None:

@@ -48,6 +48,7 @@ from stmtflow.state import (
     mark_changed,
 )
 from stmtflow.statements import RetryPolicy, Step, Wait, WaitFor
+from stmtflow.thread_index import ThreadIndex
 from stmtflow.workflow import WorkflowState
 
 __all__ = ["Call", "Checkpoint", "Effect", "Interpreter"]
@@ -101,7 +102,6 @@ _CHECKPOINT = {kind: Checkpoint(kind) for kind in CheckpointType}
 # Statuses the hot paths compare with, as module constants: reading an enum member off its
 # class costs about three attribute reads on Python 3.11.
 _RESUMING_THREAD, _EXECUTING = ThreadStatus.RESUMING, ThreadStatus.EXECUTING
-_WAITING_EVENT, _WAITING_CONDITION = ThreadStatus.WAITING_EVENT, ThreadStatus.WAITING_CONDITION
 _RESUMING_WORKFLOW, _WAITING_WORKFLOW = WorkflowStatus.RESUMING, WorkflowStatus.WAITING
 _SETUP_DUE = (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR)
 _AFTER_STEP = _CHECKPOINT[CheckpointType.AFTER_STEP]
@@ -209,6 +209,7 @@ class Interpreter:
         default_retry: RetryPolicy | None = None,
         *,
         checked: bool = False,
+        index: ThreadIndex | None = None,
     ) -> None:
         if not isinstance(wf, WorkflowState):
             raise TypeError(f"expected a WorkflowState instance, got {type(wf).__name__}")
@@ -225,6 +226,9 @@ class Interpreter:
         self._checked = checked
         """True once `state` is known to fit the definition; a caller passes ``checked=True``
         only for a state an interpreter of this very class left (the engine's reused state)."""
+        self._index = index
+        """Given only with a state an interpreter left along with this very index, untouched
+        since (the engine's reused state); else built from the state on first use."""
 
     # -- the definition ---------------------------------------------------------------------------
 
@@ -243,6 +247,24 @@ class Interpreter:
             program = self._program = Program(root, type(self.wf), self.where)
             self._stale = False
         return program
+
+    @property
+    def index(self) -> ThreadIndex:
+        """The state's threads filed by what the scans look for; this interpreter keeps it in
+        step with every change it makes to a thread."""
+        index = self._index
+        if index is None:
+            index = self._index = ThreadIndex(self.state.threads)
+        return index
+
+    def state_changed(self) -> None:
+        """The state's threads were changed from outside (a restart): file them afresh."""
+        self._index = None
+
+    def _refile(self, thread: Thread) -> None:
+        """``thread``'s events changed in place: dump it afresh, and file it again."""
+        mark_changed(thread)
+        self.index.update(thread)
 
     def _changed_data(self) -> None:
         """User code ran and may have changed what the definition's shape and conditions read."""
@@ -296,16 +318,8 @@ class Interpreter:
             _assign(state, status=status)
 
     def _next_runnable(self) -> Thread | None:
-        """The first thread, in creation order, that can move now (`_runnable`, inlined: this
-        scan runs over every live thread several times per resume)."""
-        now = self.now
-        for thread in self.state.threads:
-            status = thread.status
-            if status is _RESUMING_THREAD or (
-                status is _EXECUTING and (thread.retry_at is None or thread.retry_at <= now)
-            ):
-                return thread
-        return None
+        """The first thread, in creation order, that can move now."""
+        return self.index.next_runnable(self.now)
 
     def _who(self, thread: Thread) -> str:
         return f"{self.where}, thread {thread.id!r}"
@@ -387,7 +401,8 @@ class Interpreter:
                 retry_at=None,
                 last_error=None,
             )
-        else:
+            self.index.update(thread)
+        else:  # executing to resuming: filed the same
             _set_progress(thread, pc, _RESUMING_THREAD)
         # The workflow is running (no step runs once it ended) and this thread can move on.
         _set_progress(state, pc, _RESUMING_WORKFLOW)
@@ -413,6 +428,8 @@ class Interpreter:
             state.error = f"{what} failed after {attempt} attempt(s): {_describe(exc)}"
         else:
             thread.retry_at = self.now + policy.interval(attempt)
+        self.index.update(thread)
+        if state.status not in TERMINAL:
             self._refresh_status(thread)
         yield _AFTER_STEP
         return state.status not in TERMINAL and self._runnable(thread)
@@ -422,15 +439,19 @@ class Interpreter:
         state = self.state
         outcome, spawns = self.program.advance(thread, state.threads)
         pc = state.pc + 1
+        index = self.index
         if thread.cur_callback is not None:
             _assign(thread, cur_callback=None)
         for go, thread_id in spawns:
-            state.threads.append(
-                Thread(id=thread_id, name=go.name, status=ThreadStatus.RESUMING, pc=pc)
-            )
+            spawned = Thread(id=thread_id, name=go.name, status=ThreadStatus.RESUMING, pc=pc)
+            state.threads.append(spawned)
+            index.add(spawned)
         match outcome:
             case Step():
+                failed = thread.last_error is not None
                 _arrive_at_step(thread, outcome.name, pc)
+                if failed:  # resuming to executing is filed the same, unless this clears it
+                    index.update(thread)
                 # The workflow is running (it ends only when its main thread does).
                 _set_progress(state, pc, _RESUMING_WORKFLOW)
                 return True
@@ -455,10 +476,13 @@ class Interpreter:
                         for on in outcome.events
                     ],
                 )
+                index.update(thread)
             case WaitFor():
                 _assign(thread, pc=pc, cur_step=outcome.name, status=ThreadStatus.WAITING_CONDITION)
+                index.update(thread)
             case Ended():
                 state.threads.remove(thread)
+                index.remove(thread)
                 if thread.id == MAIN_THREAD:
                     self._end_all(WorkflowStatus.FINISHED)
             case _:
@@ -488,6 +512,7 @@ class Interpreter:
                     event.status = WaitEventStatus.PENDING_TEARDOWN
                     self.state.teardowns.append(event)
         self.state.threads.clear()
+        self.index.clear()
         self.state.status = status
 
     # -- conditions -------------------------------------------------------------------------------
@@ -498,9 +523,7 @@ class Interpreter:
         A wake counts as one action (with or without a handler), so a loop around a condition
         that stays true hits ``max_steps`` instead of spinning forever.
         """
-        for thread in self.state.threads:
-            if thread.status is not _WAITING_CONDITION:
-                continue
+        for thread in self.index.waiting_conditions():
             found = self.program.find(thread.cur_step)
             assert found is not None and isinstance(found[1], WaitFor)
             wait_for = found[1]
@@ -529,6 +552,7 @@ class Interpreter:
                 self._changed_data()
             self._progress(thread)
             thread.status = ThreadStatus.RESUMING
+            self.index.update(thread)
             self._refresh_status(thread)
             yield _CHECKPOINT[CheckpointType.AFTER_CONDITION]
             return 1
@@ -552,22 +576,17 @@ class Interpreter:
             except Exception as exc:
                 event.status = WaitEventStatus.SETUP_ERROR
                 event.error = f"{what} failed: {_describe(exc)}"
+                self._refile(thread)
                 continue
             event.req.setup_data = data or ""
             event.status = WaitEventStatus.SETUP
             event.error = None
+            self._refile(thread)
             self._progress()
             yield _CHECKPOINT[CheckpointType.AFTER_SETUP]
 
     def _retry_setups(self) -> Run:
-        due: list[Thread] = []
-        for thread in self.state.threads:  # plain loops: this runs over every live thread
-            if thread.status is _WAITING_EVENT:
-                for event in thread.wait_events:
-                    if event.status in _SETUP_DUE:
-                        due.append(thread)
-                        break
-        for thread in due:
+        for thread in self.index.setups_due():
             yield from self._setups(thread)
 
     def _teardowns(self, *, retry: bool = True) -> Run:
@@ -634,6 +653,7 @@ class Interpreter:
                 other.handled = other is event
                 state.teardowns.append(other)
         thread.wait_events = []
+        self.index.update(thread)
         state.status = WorkflowStatus.RESUMING
         return output
 
@@ -641,7 +661,7 @@ class Interpreter:
         """The waiting thread and armed event ``req`` addresses, or the refusal of §3.5."""
         name, where = req.name, self.where
         if req.thread_id:
-            thread = self.state.thread(req.thread_id)
+            thread = self.index.thread(req.thread_id)
             if thread is None:
                 raise UnknownCallback(f"{where}: no thread {req.thread_id!r} (event {name!r})")
             candidates = [thread]

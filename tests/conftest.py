@@ -1,5 +1,5 @@
 """Shared fixtures: the PostgreSQL server for store and engine tests; a check of every state
-the engine writes.
+the engine writes and of every answer of a thread index.
 
 ``pg_url`` gives each test its own, empty schema on the test server, named
 ``stmtflow_test_<pid>_<random>_<n>`` (one prefix per session, so concurrent runs never collide);
@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 
 import stmtflow.engine
 import stmtflow.state
-from stmtflow.state import State, dump_state
+from stmtflow import timers
+from stmtflow.state import State, Thread, ThreadStatus, WaitEventStatus, dump_interpreted
+from stmtflow.thread_index import ThreadIndex
 
 DEFAULT_TEST_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -90,16 +95,85 @@ def pg_url(pg_schema_factory: Callable[[], str]) -> str:
 def _every_state_dump_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every state the engine writes in any test is compared with a full ``model_dump_json``.
 
-    The engine reuses the JSON of threads that did not change (`stmtflow.state.dump_state`);
-    a write to a state model that forgot to say so would store a stale thread. Here it fails
+    The engine reuses the JSON of threads that did not change, trusting each thread's mark
+    (`stmtflow.state.dump_interpreted`); a write to a state model that forgot to say so, or a
+    change to an event whose thread was not marked, would store a stale thread. Here it fails
     the test that made it instead. Reuse is switched on from one thread, so that every test
     going through the engine exercises it, not only those with many threads.
     """
 
     def checked(state: State) -> str:
-        text = dump_state(state)
-        assert text == state.model_dump_json(), "dump_state reused a thread that had changed"
+        text = dump_interpreted(state)
+        assert text == state.model_dump_json(), "the dump reused a thread that had changed"
         return text
 
     monkeypatch.setattr(stmtflow.state, "_REUSE_FROM", 1)
-    monkeypatch.setattr(stmtflow.engine, "dump_state", checked)
+    monkeypatch.setattr(stmtflow.engine, "dump_interpreted", checked)
+
+
+def _scan_runnable(threads: list[Thread], now: datetime) -> Thread | None:
+    for t in threads:
+        if t.status is ThreadStatus.RESUMING or (
+            t.status is ThreadStatus.EXECUTING and (t.retry_at is None or t.retry_at <= now)
+        ):
+            return t
+    return None
+
+
+def _scan_setups(threads: list[Thread]) -> list[Thread]:
+    due = (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR)
+    return [
+        t
+        for t in threads
+        if t.status is ThreadStatus.WAITING_EVENT and any(e.status in due for e in t.wait_events)
+    ]
+
+
+def _same(got: Any, expected: Any) -> bool:
+    """Equal answers; threads must be the very objects (equal fields are not enough)."""
+    if isinstance(got, list) and isinstance(expected, list):
+        return len(got) == len(expected) and all(map(_same, got, expected))
+    if isinstance(got, Thread) or isinstance(expected, Thread):
+        return got is expected
+    return bool(got == expected)
+
+
+@pytest.fixture(autouse=True)
+def _every_thread_index_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every answer a `ThreadIndex` gives in any test is compared with a scan of the threads.
+
+    The interpreter keeps its index in step with each change it makes to a thread, and skips
+    the call where a change keeps a thread filed the same; one it got wrong would run the wrong
+    thread or miss a wake-up. Here it fails the test that made it instead.
+    """
+    lists: dict[int, tuple[ThreadIndex, list[Thread]]] = {}
+    init = ThreadIndex.__init__
+
+    def tracked(self: ThreadIndex, threads: Iterable[Thread] = ()) -> None:
+        assert isinstance(threads, list), "an index is built from the state's thread list"
+        init(self, threads)
+        lists[id(self)] = (self, threads)
+
+    def checking(name: str, scan: Callable[..., Any]) -> None:
+        answer = getattr(ThreadIndex, name)
+
+        def checked(self: ThreadIndex, *args: Any) -> Any:
+            got = answer(self, *args)
+            expected = scan(lists[id(self)][1], *args)
+            assert _same(got, expected), f"ThreadIndex.{name}: {got!r}, a scan gives {expected!r}"
+            return got
+
+        monkeypatch.setattr(ThreadIndex, name, checked)
+
+    monkeypatch.setattr(ThreadIndex, "__init__", tracked)
+    checking("next_runnable", _scan_runnable)
+    checking("setups_due", _scan_setups)
+    checking(
+        "waiting_conditions",
+        lambda threads: [t for t in threads if t.status is ThreadStatus.WAITING_CONDITION],
+    )
+    checking(
+        "first_error", lambda threads: next((t for t in threads if t.last_error is not None), None)
+    )
+    checking("wakeups", lambda threads: timers.wakeups(SimpleNamespace(threads=threads)))  # type: ignore[arg-type]
+    checking("thread", lambda threads, id: next((t for t in threads if t.id == id), None))

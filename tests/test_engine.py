@@ -388,6 +388,43 @@ def test_a_failed_teardown_of_a_finished_instance_is_retried_by_tick(engine: Eng
     assert CALLS["teardown"] == [("hook", False), ("hook", False)]
 
 
+class Flappy(sf.BaseHandler):
+    """An event armed outside whose setup fails the first time (the outside service was down)."""
+
+    def setup(self, req: sf.CallbackRequest) -> str:
+        called("setup", req.name)
+        if len(CALLS["setup"]) == 1:
+            raise ConnectionError("webhook service unreachable")
+        return "armed"
+
+    def handle(self, req: sf.CallbackRequest, input: Any) -> Any:
+        return input
+
+
+class Subscribe(sf.WorkflowState):
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.Wait("hooked", sf.On("later", sf.Timer(hours=2)), sf.On("hook", Flappy())),
+        )
+
+
+def test_a_failed_setup_is_retried_by_tick_after_the_backoff(engine: Engine) -> None:
+    engine.register(Subscribe)
+    inst = engine.start(Subscribe, id="s-1")
+    timer, hook = inst.state.threads[0].wait_events
+    assert hook.status is sf.WaitEventStatus.SETUP_ERROR and "unreachable" in (hook.error or "")
+    assert timer.status is sf.WaitEventStatus.SETUP
+    # The timer is due in two hours, yet the failed setup brings the instance back sooner.
+    assert inst.wake_at is not None and inst.wake_at < later(seconds=engine.error_backoff.seconds)
+
+    assert engine.tick(now=inst.wake_at + timedelta(seconds=1)) == 0  # nothing fired ...
+    inst = engine.get("s-1")
+    timer, hook = inst.state.threads[0].wait_events
+    assert hook.status is sf.WaitEventStatus.SETUP and hook.req.setup_data == "armed"  # ... set up
+    assert inst.wake_at == sf.Timer.deadline(timer.req)  # now only the timer is due
+    assert CALLS["setup"] == ["hook", "hook"]
+
+
 class Outage:
     """A store whose first claim fails as if the database went away (then recovers)."""
 

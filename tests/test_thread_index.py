@@ -1,0 +1,131 @@
+"""`ThreadIndex` answers what a scan of the thread list would, under any sequence of changes.
+
+(Every engine and interpreter test also checks each answer against a scan: see conftest.py.)
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stmtflow.handlers import Timer
+from stmtflow.state import (
+    CallbackRequest,
+    Thread,
+    ThreadStatus,
+    WaitEvent,
+    WaitEventStatus,
+    new_state,
+)
+from stmtflow.thread_index import ThreadIndex
+from stmtflow.timers import wakeups
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+events = st.lists(
+    st.builds(
+        lambda timer, status, minutes: WaitEvent(
+            type=Timer.type if timer else "Hook",
+            req=CallbackRequest(
+                name="e",
+                setup_data=(NOW + timedelta(minutes=minutes)).isoformat() if timer else "",
+            ),
+            status=status,
+        ),
+        st.booleans(),
+        st.sampled_from([WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP]),
+        st.integers(-5, 5),
+    )
+    | st.builds(
+        lambda: WaitEvent(
+            type="Hook", req=CallbackRequest(name="e"), status=WaitEventStatus.SETUP_ERROR
+        )
+    ),
+    max_size=3,
+)
+changes = st.fixed_dictionaries(
+    {
+        "status": st.sampled_from(list(ThreadStatus)),
+        "wait_events": events,
+        "cur_callback": st.sampled_from([None, "e"]),
+        "retry_at": st.sampled_from([None, NOW - timedelta(seconds=1), NOW + timedelta(hours=1)]),
+        "last_error": st.sampled_from([None, "boom"]),
+    }
+)
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), changes),
+        st.tuples(st.just("change"), st.integers(0, 50), changes),
+        st.tuples(st.just("remove"), st.integers(0, 50)),
+        st.tuples(st.just("clear")),
+    ),
+    max_size=40,
+)
+
+
+def answers(index: ThreadIndex) -> tuple[object, ...]:
+    first = index.next_runnable(NOW)
+    error = index.first_error()
+    return (
+        None if first is None else first.id,
+        [t.id for t in index.waiting_conditions()],
+        [t.id for t in index.setups_due()],
+        None if error is None else error.id,
+        index.wakeups(),
+    )
+
+
+def scanned(threads: list[Thread]) -> tuple[object, ...]:
+    runnable = [
+        t
+        for t in threads
+        if t.status is ThreadStatus.RESUMING
+        or (t.status is ThreadStatus.EXECUTING and (t.retry_at is None or t.retry_at <= NOW))
+    ]
+    due = (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR)
+    waiting = [t for t in threads if t.status is ThreadStatus.WAITING_EVENT]
+    state = new_state("w", "W")
+    state.threads = threads
+    return (
+        runnable[0].id if runnable else None,
+        [t.id for t in threads if t.status is ThreadStatus.WAITING_CONDITION],
+        [t.id for t in waiting if any(e.status in due for e in t.wait_events)],
+        next((t.id for t in threads if t.last_error is not None), None),
+        wakeups(state),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=st.lists(changes, max_size=6), ops=operations)
+def test_answers_match_a_scan_after_any_changes(
+    start: list[dict[str, object]], ops: list[tuple[object, ...]]
+) -> None:
+    made = 0
+
+    def thread(fields: dict[str, object]) -> Thread:
+        nonlocal made
+        made += 1
+        return Thread(id=f"t{made}", name="w", **fields)  # type: ignore[arg-type]
+
+    threads = [thread(fields) for fields in start]
+    index = ThreadIndex(threads)
+    assert answers(index) == scanned(threads)
+    for op in ops:
+        if op[0] == "add":
+            threads.append(thread(op[1]))  # type: ignore[arg-type]
+            index.add(threads[-1])
+        elif op[0] == "change" and threads:
+            changed = threads[op[1] % len(threads)]  # type: ignore[operator]
+            for name, value in op[2].items():  # type: ignore[attr-defined]
+                setattr(changed, name, value)
+            index.update(changed)
+        elif op[0] == "remove" and threads:
+            index.remove(threads.pop(op[1] % len(threads)))  # type: ignore[operator]
+        elif op[0] == "clear":
+            threads.clear()
+            index.clear()
+        assert answers(index) == scanned(threads)
+        for t in threads:
+            assert index.thread(t.id) is t
