@@ -17,6 +17,7 @@ import stmtflow as sf
 from benchmarks.flows import FanOut  # 60 threads, each waiting for its own ping
 from stmtflow.engine import Engine
 from stmtflow.errors import ConflictError, StmtflowError
+from stmtflow.state import StateText, dump_state
 from stmtflow.stores import Record, SQLiteStore, sqlite_parts
 from stmtflow.stores.sqlite_parts import changed_span, split, whole
 
@@ -88,9 +89,28 @@ def test_split_cuts_at_each_thread_after_the_first_and_keeps_the_tail_apart() ->
     assert pieces is not None
     head, parts, tail = pieces
     assert head.startswith('{"format":1,"id":"w","threads":[{"id":"_main_"')
-    assert [p.split('"', 1)[0] for p in parts] == [f"t{i}" for i in range(80)]
+    assert all(p.startswith(sqlite_parts.CUT) for p in parts)  # rows hold them without
+    assert [p.split('"')[3] for p in parts] == [f"t{i}" for i in range(80)]
     assert tail == '],"pc":123,"teardowns":[]}'
     assert whole(head, parts, tail) == text
+
+
+def test_a_dumped_state_is_taken_apart_where_it_was_joined_as_cutting_would() -> None:
+    # The engine's dumps keep their threads' texts (StateText); the store takes those instead
+    # of cutting the text: both must give the same pieces, as threads wait, fire and end.
+    wf, state = FanOut(width=60), sf.new_state("w", "FanOut")
+    sf.resume(wf, state, max_steps=100, now=NOW)
+    parted = 0
+    for i in range(60):
+        text = dump_state(state)
+        assert isinstance(text, StateText) and text == state.model_dump_json()
+        assert split(text) == split(str(text))
+        parted += split(text) is not None
+        sf.handle_callback(sf.CallbackRequest(name="ping", thread_id=f"t{i}"), wf, state, now=NOW)
+        if i % 2:
+            sf.resume(wf, state, now=NOW)  # ends the thread
+    assert split(dump_state(state)) == split(state.model_dump_json())
+    assert parted > 10  # until the state is small enough to be kept whole
 
 
 @given(
@@ -211,7 +231,8 @@ def test_any_sequence_of_writes_reads_back_exactly_and_leaves_no_stray_rows(
             assert count == len(stored)
             assert (count == 0) == (split(text) is None)
             if count:
-                assert whole(head, [t for _, pos, t in stored[:-1]], stored[-1][2]) == text
+                parts = [sqlite_parts.CUT + t for _, pos, t in stored[:-1]]
+                assert whole(head, parts, stored[-1][2]) == text
             else:
                 assert head == text
 
