@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -630,6 +631,30 @@ def test_sqlite_closes_the_connections_of_ended_threads(tmp_path: Path) -> None:
             thread.join()
         assert len(store.targets()) == 5
         assert len(store._all) <= 2  # this thread's, and at most one not yet collected
+
+
+def _use_after_fork(store: SQLiteStore, parents: int) -> None:
+    store.create(rec("child"))
+    with store._conn() as conn:
+        os._exit(0 if id(conn) != parents else 3)  # its own connection, not the parent's
+
+
+def test_sqlite_in_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
+    # A connection must not cross a fork: the child opens its own (the store's process id is
+    # kept by a fork hook, not asked of the system at every call).
+    with SQLiteStore(str(tmp_path / "s.db")) as store:
+        store.create(rec("parent"))
+        with store._conn() as conn:
+            parents = id(conn)
+        child = multiprocessing.get_context("fork").Process(
+            target=_use_after_fork, args=(store, parents)
+        )
+        child.start()
+        child.join(30)
+        assert child.exitcode == 0
+        assert sorted(r.id for r in store.list()) == ["child", "parent"]
+        with store._conn() as conn:
+            assert id(conn) == parents  # the parent keeps its own
 
 
 def test_unreachable_postgres_is_one_clear_error() -> None:

@@ -185,13 +185,26 @@ def _record(row: tuple[Any, ...]) -> Record:
     )
 
 
+_pid = os.getpid()
+"""This process's id, kept up to date at each fork: asking the system costs a system call, and
+every store call checks whether it runs in the process that opened its connection."""
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 class _ThreadConnection:
     """A thread's own connection (and the process that opened it: a forked child opens anew)."""
 
     __slots__ = ("__weakref__", "conn", "pid")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn, self.pid = conn, os.getpid()
+        self.conn, self.pid = conn, _pid
 
 
 class SQLiteStore(Store):
@@ -248,7 +261,7 @@ class SQLiteStore(Store):
                 yield self._shared
             return
         mine: _ThreadConnection | None = getattr(self._local, "mine", None)
-        if mine is None or mine.pid != os.getpid():
+        if mine is None or mine.pid != _pid:
             mine = _ThreadConnection(self._open())
             # When the thread ends its locals are dropped: close its connection then.
             weakref.finalize(mine, self._forget, mine.conn)
