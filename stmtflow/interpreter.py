@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import repeat
+from operator import is_
 from typing import Any, TypeAlias, assert_never, final
 
 from pydantic import BaseModel
@@ -481,7 +483,9 @@ class Interpreter:
                 _assign(thread, pc=pc, cur_step=outcome.name, status=ThreadStatus.WAITING_CONDITION)
                 index.update(thread)
             case Ended():
-                state.threads.remove(thread)
+                # By identity, in C: `list.remove` would compare the threads before it as models.
+                threads = state.threads
+                del threads[list(map(is_, threads, repeat(thread))).index(True)]
                 index.remove(thread)
                 if thread.id == MAIN_THREAD:
                     self._end_all(WorkflowStatus.FINISHED)
