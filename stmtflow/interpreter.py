@@ -50,7 +50,7 @@ from stmtflow.state import (
     mark_changed,
 )
 from stmtflow.statements import RetryPolicy, Step, Wait, WaitFor
-from stmtflow.thread_index import ThreadIndex
+from stmtflow.thread_index import ThreadIndex, can_move
 from stmtflow.workflow import WorkflowState
 
 __all__ = ["Call", "Checkpoint", "Effect", "Interpreter"]
@@ -297,13 +297,6 @@ class Interpreter:
         if thread is not None:
             _assign(thread, pc=pc)
 
-    def _runnable(self, thread: Thread) -> bool:
-        if thread.status is _RESUMING_THREAD:
-            return True
-        if thread.status is _EXECUTING:
-            return thread.retry_at is None or thread.retry_at <= self.now
-        return False
-
     def _refresh_status(self, moved: Thread | None = None) -> None:
         """Set ``resuming`` while some thread can move, else ``waiting`` (ended stays ended).
 
@@ -312,7 +305,7 @@ class Interpreter:
         state = self.state
         if state.status in TERMINAL:
             return
-        running = (moved is not None and self._runnable(moved)) or (
+        running = (moved is not None and can_move(moved, self.now)) or (
             self._next_runnable() is not None
         )
         status = _RESUMING_WORKFLOW if running else _WAITING_WORKFLOW
@@ -434,7 +427,7 @@ class Interpreter:
         if state.status not in TERMINAL:
             self._refresh_status(thread)
         yield _AFTER_STEP
-        return state.status not in TERMINAL and self._runnable(thread)
+        return state.status not in TERMINAL and can_move(thread, self.now)
 
     def _move(self, thread: Thread) -> bool:
         """Move ``thread`` to its next resting place; True when it can go on at once (a step)."""

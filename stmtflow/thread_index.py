@@ -18,19 +18,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from stmtflow.handlers import Timer
 from stmtflow.state import Thread, ThreadStatus, WaitEventStatus
+from stmtflow.timers import timer_deadline
 
-__all__ = ["ThreadIndex"]
+__all__ = ["ThreadIndex", "can_move"]
 
-_TIMER = Timer.type
 _RESUMING, _EXECUTING = ThreadStatus.RESUMING, ThreadStatus.EXECUTING
 _WAITING_EVENT, _WAITING_CONDITION = ThreadStatus.WAITING_EVENT, ThreadStatus.WAITING_CONDITION
-_PENDING_SETUP, _SETUP, _SETUP_ERROR = (
-    WaitEventStatus.PENDING_SETUP,
-    WaitEventStatus.SETUP,
-    WaitEventStatus.SETUP_ERROR,
-)
+_PENDING_SETUP, _SETUP_ERROR = WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR
+
+
+def can_move(thread: Thread, now: datetime) -> bool:
+    """Whether ``thread`` can move at ``now``: resuming, or executing with no retry time or one
+    that has come."""
+    status = thread.status
+    if status is _RESUMING:
+        return True
+    return status is _EXECUTING and (thread.retry_at is None or thread.retry_at <= now)
 
 
 class ThreadIndex:
@@ -113,10 +117,8 @@ class ThreadIndex:
                     self._setups[key] = thread
                 elif event.status is _SETUP_ERROR:
                     self._setups[key] = self._failed[key] = thread
-                elif armed and event.status is _SETUP and event.type == _TIMER:
-                    at = Timer.deadline(event.req)
-                    if at is not None and (key not in self._timers or at < self._timers[key]):
-                        self._timers[key] = at
+                elif armed and (at := timer_deadline(event)) is not None:
+                    self._timers[key] = min(at, self._timers.get(key, at))
         if thread.last_error is not None:
             self._errors[key] = thread
 
@@ -135,14 +137,12 @@ class ThreadIndex:
         return self._by_id.get(thread_id)
 
     def next_runnable(self, now: datetime) -> Thread | None:
-        """The first thread, in creation order, that can move at ``now``: resuming, or executing
-        with no retry time or one that has come."""
+        """The first thread, in creation order, that can move at ``now`` (`can_move`)."""
         best: Thread | None = None
         best_rank = -1
         rank = self._rank
         for key, thread in self._moving.items():
-            at = thread.retry_at
-            if thread.status is _EXECUTING and at is not None and at > now:
+            if not can_move(thread, now):
                 continue
             if best is None or rank[key] < best_rank:
                 best, best_rank = thread, rank[key]
