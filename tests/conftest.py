@@ -15,17 +15,15 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
+from thread_scans import SCANS, same
 
 import stmtflow.engine
 import stmtflow.state
-from stmtflow import timers
-from stmtflow.state import State, Thread, ThreadStatus, WaitEventStatus, dump_interpreted
+from stmtflow.state import State, Thread, dump_interpreted
 from stmtflow.thread_index import ThreadIndex
 
 DEFAULT_TEST_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -111,33 +109,6 @@ def _every_state_dump_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stmtflow.engine, "dump_interpreted", checked)
 
 
-def _scan_runnable(threads: list[Thread], now: datetime) -> Thread | None:
-    for t in threads:
-        if t.status is ThreadStatus.RESUMING or (
-            t.status is ThreadStatus.EXECUTING and (t.retry_at is None or t.retry_at <= now)
-        ):
-            return t
-    return None
-
-
-def _scan_setups(threads: list[Thread]) -> list[Thread]:
-    due = (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR)
-    return [
-        t
-        for t in threads
-        if t.status is ThreadStatus.WAITING_EVENT and any(e.status in due for e in t.wait_events)
-    ]
-
-
-def _same(got: Any, expected: Any) -> bool:
-    """Equal answers; threads must be the very objects (equal fields are not enough)."""
-    if isinstance(got, list) and isinstance(expected, list):
-        return len(got) == len(expected) and all(map(_same, got, expected))
-    if isinstance(got, Thread) or isinstance(expected, Thread):
-        return got is expected
-    return bool(got == expected)
-
-
 @pytest.fixture(autouse=True)
 def _every_thread_index_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every answer a `ThreadIndex` gives in any test is compared with a scan of the threads.
@@ -160,20 +131,11 @@ def _every_thread_index_checked(monkeypatch: pytest.MonkeyPatch) -> None:
         def checked(self: ThreadIndex, *args: Any) -> Any:
             got = answer(self, *args)
             expected = scan(lists[id(self)][1], *args)
-            assert _same(got, expected), f"ThreadIndex.{name}: {got!r}, a scan gives {expected!r}"
+            assert same(got, expected), f"ThreadIndex.{name}: {got!r}, a scan gives {expected!r}"
             return got
 
         monkeypatch.setattr(ThreadIndex, name, checked)
 
     monkeypatch.setattr(ThreadIndex, "__init__", tracked)
-    checking("next_runnable", _scan_runnable)
-    checking("setups_due", _scan_setups)
-    checking(
-        "waiting_conditions",
-        lambda threads: [t for t in threads if t.status is ThreadStatus.WAITING_CONDITION],
-    )
-    checking(
-        "first_error", lambda threads: next((t for t in threads if t.last_error is not None), None)
-    )
-    checking("wakeups", lambda threads: timers.wakeups(SimpleNamespace(threads=threads)))  # type: ignore[arg-type]
-    checking("thread", lambda threads, id: next((t for t in threads if t.id == id), None))
+    for name, scan in SCANS.items():
+        checking(name, scan)

@@ -1,6 +1,7 @@
 """`ThreadIndex` answers what a scan of the thread list would, under any sequence of changes.
 
-(Every engine and interpreter test also checks each answer against a scan: see conftest.py.)
+(Every engine and interpreter test also checks each answer against the same scans, those of
+thread_scans.py: see conftest.py.)
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from thread_scans import SCANS, same
 
 from stmtflow.handlers import Timer
 from stmtflow.state import (
@@ -17,10 +19,8 @@ from stmtflow.state import (
     ThreadStatus,
     WaitEvent,
     WaitEventStatus,
-    new_state,
 )
 from stmtflow.thread_index import ThreadIndex
-from stmtflow.timers import wakeups
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -65,36 +65,20 @@ operations = st.lists(
 )
 
 
-def answers(index: ThreadIndex) -> tuple[object, ...]:
-    first = index.next_runnable(NOW)
-    error = index.first_error()
-    return (
-        None if first is None else first.id,
-        [t.id for t in index.waiting_conditions()],
-        [t.id for t in index.setups_due()],
-        None if error is None else error.id,
-        index.wakeups(),
-    )
+def arguments(name: str, threads: list[Thread]) -> list[tuple[object, ...]]:
+    """What to ask question ``name`` with."""
+    if name == "next_runnable":
+        return [(NOW,)]
+    if name == "thread":
+        return [(t.id,) for t in threads] + [("gone",)]
+    return [()]
 
 
-def scanned(threads: list[Thread]) -> tuple[object, ...]:
-    runnable = [
-        t
-        for t in threads
-        if t.status is ThreadStatus.RESUMING
-        or (t.status is ThreadStatus.EXECUTING and (t.retry_at is None or t.retry_at <= NOW))
-    ]
-    due = (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR)
-    waiting = [t for t in threads if t.status is ThreadStatus.WAITING_EVENT]
-    state = new_state("w", "W")
-    state.threads = threads
-    return (
-        runnable[0].id if runnable else None,
-        [t.id for t in threads if t.status is ThreadStatus.WAITING_CONDITION],
-        [t.id for t in waiting if any(e.status in due for e in t.wait_events)],
-        next((t.id for t in threads if t.last_error is not None), None),
-        wakeups(state),
-    )
+def assert_answers_as_a_scan(index: ThreadIndex, threads: list[Thread]) -> None:
+    for name, scan in SCANS.items():
+        for args in arguments(name, threads):
+            got, expected = getattr(index, name)(*args), scan(threads, *args)
+            assert same(got, expected), f"{name}{args}: {got!r}, a scan gives {expected!r}"
 
 
 @settings(max_examples=200, deadline=None)
@@ -111,7 +95,7 @@ def test_answers_match_a_scan_after_any_changes(
 
     threads = [thread(fields) for fields in start]
     index = ThreadIndex(threads)
-    assert answers(index) == scanned(threads)
+    assert_answers_as_a_scan(index, threads)
     for op in ops:
         if op[0] == "add":
             threads.append(thread(op[1]))  # type: ignore[arg-type]
@@ -126,6 +110,4 @@ def test_answers_match_a_scan_after_any_changes(
         elif op[0] == "clear":
             threads.clear()
             index.clear()
-        assert answers(index) == scanned(threads)
-        for t in threads:
-            assert index.thread(t.id) is t
+        assert_answers_as_a_scan(index, threads)
