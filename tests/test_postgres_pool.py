@@ -1,4 +1,5 @@
-"""The PostgreSQL store's connection pool: a connection is pinged before use only after idling.
+"""The PostgreSQL store's connection pool: a connection is pinged before use only after idling, and
+is back in the pool as soon as its statement returns.
 
 The store reaches into its own pool here (``store._pool``) to learn a connection's server
 process, which the public API has no reason to expose.
@@ -63,3 +64,15 @@ def test_a_connection_the_server_dropped_while_idle_is_replaced_before_use(
         assert pings == [dropped]
         with store._pool.connection() as conn:
             assert conn.info.backend_pid != dropped
+
+
+def test_a_connection_is_back_in_the_pool_when_the_statement_returns(pg_url: str) -> None:
+    from stmtflow.stores import postgres
+
+    with postgres.PostgresStore(pg_url, max_size=1) as store:
+        store.create(Record(id="a", workflow="W", data="{}", state="{}", status="waiting"))
+        for _ in range(20):
+            assert store.get("a").id == "a"
+            # Returned in the caller's thread, not handed to the pool's worker: the next
+            # statement (of any thread) need not wait for a thread switch to get it.
+            assert store._pool.get_stats()["pool_available"] == 1
