@@ -130,14 +130,47 @@ _MARK = lambda name: f":{name}"  # noqa: E731 - a one-line spelling rule
 _LEASE_FREE = "(lease_expires IS NULL OR lease_expires < :now)"
 _SAME = "IS"  # SQLite's null-safe equality, for the writes that need no RETURNING
 
+_UPDATE = {
+    (fenced, release): (
+        update_query(fenced=fenced, release=release, mark=_MARK, same=_SAME, parts=True),
+        update_query(fenced=fenced, release=release, mark=_MARK, parts=True),
+    )
+    for fenced in (False, True)
+    for release in (False, True)
+}
+"""`SQLiteStore.update`'s two statements (exact copy, then with ``RETURNING``) by ``(fenced,
+release)``, built once: it runs once per step."""
+
+_UPDATE_FREE = {
+    claim: (
+        update_free_query(claim=claim, mark=_MARK, same=_SAME, parts=True),
+        update_free_query(claim=claim, mark=_MARK, parts=True),
+    )
+    for claim in (False, True)
+}
+"""`SQLiteStore.update_free`'s two statements by whether it claims."""
+
+
+_TEXTS: dict[datetime, str] = {}
+"""Datetimes written lately, as `_ts` wrote them: a unit writes its record's creation time,
+wake-up time and lease expiry again with every step, and formatting one costs more than a look-up
+(a datetime keeps its hash)."""
+
+_TEXTS_LIMIT = 256
+
 
 def _ts(value: datetime | None) -> str | None:
     """A datetime as fixed-width UTC ISO text (see the module docstring)."""
     if value is None:
         return None
-    if not isinstance(value, datetime) or value.tzinfo is not UTC:  # records hold UTC already
-        value = aware(value, "datetime")
-    return value.isoformat(timespec="microseconds")
+    if type(value) is not datetime or value.tzinfo is not UTC:  # records hold UTC already
+        return aware(value, "datetime").isoformat(timespec="microseconds")
+    text = _TEXTS.get(value)  # equal UTC datetimes are one instant, written alike
+    if text is None:
+        if len(_TEXTS) >= _TEXTS_LIMIT:
+            _TEXTS.clear()
+        text = _TEXTS[value] = value.isoformat(timespec="microseconds")
+    return text
 
 
 def _dt(text: str | None) -> datetime | None:
@@ -199,12 +232,37 @@ os.register_at_fork(after_in_child=_forked)
 
 
 class _ThreadConnection:
-    """A thread's own connection (and the process that opened it: a forked child opens anew)."""
+    """A thread's own connection (and the process that opened it: a forked child opens anew).
+
+    ``with`` it gives the connection (a class, not a generator: it is entered by every call).
+    """
 
     __slots__ = ("__weakref__", "conn", "pid")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn, self.pid = conn, _pid
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class _SharedConnection:
+    """The one connection of an in-memory database: ``with`` it holds the store's lock."""
+
+    __slots__ = ("conn", "lock")
+
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock) -> None:
+        self.conn, self.lock = conn, lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.lock.acquire()
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
 
 
 class SQLiteStore(Store):
@@ -233,7 +291,7 @@ class SQLiteStore(Store):
         self._lock = threading.RLock()
         self._all: list[sqlite3.Connection] = []
         self._closed = False
-        self._shared = self._open() if self._memory else None
+        self._shared = _SharedConnection(self._open(), self._lock) if self._memory else None
         self._parts = PartsCache()
         with self._conn() as conn:
             self._setup(conn)
@@ -252,21 +310,19 @@ class SQLiteStore(Store):
             self._all.append(conn)
         return conn
 
-    @contextlib.contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
+    def _conn(self) -> _ThreadConnection | _SharedConnection:
+        """This thread's connection, to use in a ``with`` block."""
         if self._closed:
             raise StmtflowError(f"the SQLite store {self.path!r} is closed")
         if self._shared is not None:
-            with self._lock:
-                yield self._shared
-            return
+            return self._shared
         mine: _ThreadConnection | None = getattr(self._local, "mine", None)
         if mine is None or mine.pid != _pid:
             mine = _ThreadConnection(self._open())
             # When the thread ends its locals are dropped: close its connection then.
             weakref.finalize(mine, self._forget, mine.conn)
             self._local.mine = mine
-        yield mine.conn
+        return mine
 
     def _forget(self, conn: sqlite3.Connection) -> None:
         with self._lock:
@@ -475,8 +531,7 @@ class SQLiteStore(Store):
             record,
             expected_version,
             params,
-            update_query(fenced=fenced, release=release, mark=_MARK, same=_SAME, parts=True),
-            update_query(fenced=fenced, release=release, mark=_MARK, parts=True),
+            *_UPDATE[fenced, release],
         )
         if done:
             lease = {"lease_owner": None, "lease_expires": None} if release else {}
@@ -503,8 +558,7 @@ class SQLiteStore(Store):
             record,
             expected_version,
             params,
-            update_free_query(claim=claim, mark=_MARK, same=_SAME, parts=True),
-            update_free_query(claim=claim, mark=_MARK, parts=True),
+            *_UPDATE_FREE[claim],
         )
         if done:
             fence = record.fence + 1 if claim else record.fence
