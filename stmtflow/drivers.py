@@ -30,7 +30,7 @@ from typing import Any
 
 from stmtflow.context import clock, step_var
 from stmtflow.errors import ExecutionError, StmtflowError, WorkflowFinished
-from stmtflow.interpreter import Checkpoint, Interpreter, Run
+from stmtflow.interpreter import Call, Checkpoint, Interpreter, Run
 from stmtflow.state import CallbackRequest, CheckpointType, State, ThreadStatus, WorkflowStatus
 from stmtflow.statements import RetryPolicy
 from stmtflow.workflow import WorkflowState
@@ -69,14 +69,14 @@ def drive(
     run: Run,
     checkpoint: CheckpointFn,
     now: datetime,
-    before_call: Callable[[], None] | None = None,
+    before_call: Callable[[Call], None] | None = None,
 ) -> Any:
     """Perform every effect of ``run`` directly; returns what the run returns.
 
-    ``before_call`` (for the runtime) is called before each call into user code: the moment
-    progress recorded by earlier checkpoints must be durable at the latest. Calls marked
-    ``local`` (the built-in `Timer`'s setup and handle, which touch nothing outside data and
-    state) need nothing durable first and skip it.
+    ``before_call`` (for the runtime) is called with each call into user code before it is
+    made: the moment progress recorded by earlier checkpoints must be durable at the latest.
+    Calls marked ``local`` (the built-in `Timer`'s setup and handle, which touch nothing outside
+    data and state) need nothing durable first and skip it.
     """
     value: Any = None
     error: Exception | None = None
@@ -96,7 +96,7 @@ def drive(
                             raise _async_refusal("the checkpoint callback", result)
                     continue
                 if before_call is not None and not effect.local:
-                    before_call()
+                    before_call(effect)
                 token = step_var.set(effect.step)
                 try:
                     value = effect.fn(*effect.args)

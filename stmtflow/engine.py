@@ -50,7 +50,7 @@ from pydantic import ValidationError
 from stmtflow.drivers import drive, restart
 from stmtflow.errors import ConflictError, StepLimitExceeded, StmtflowError
 from stmtflow.handlers import FunctionHandler
-from stmtflow.interpreter import Interpreter
+from stmtflow.interpreter import Call, Interpreter
 from stmtflow.program import Program
 from stmtflow.state import (
     CallbackRequest,
@@ -645,10 +645,15 @@ class _Unit:
         release: bool = False,
         error: str | None = None,
         wake_at: datetime | None = None,
+        data_json: bytes | None = None,
     ) -> None:
-        """Write data and state (if they changed, or to release, claim or record an error)."""
+        """Write data and state (if they changed, or to release, claim or record an error).
+
+        ``data_json``: the data as JSON, when the caller has it serialised already.
+        """
         self.pending = False
-        data, state = self.wf.model_dump_json(), dump_interpreted(self.state)
+        data = self.wf.model_dump_json() if data_json is None else data_json.decode()
+        state = dump_interpreted(self.state)
         unchanged = (data, state) == self.saved and error is None and self.rec.error is None
         if unchanged and not release and self.fence is not None:
             return
@@ -705,14 +710,15 @@ class _Unit:
         if kind not in _MOVES:
             self.pending = True
 
-    def flush(self) -> None:
+    def flush(self, call: Call) -> None:
         """Make recorded progress durable (called before each call into user code).
 
         An unleased unit always writes here: user code other than the event's handler runs
-        only under a lease, and this write takes it.
+        only under a lease, and this write takes it. The data written is the data the call
+        finds: its snapshot, if the interpreter took one.
         """
         if self.pending or self.fence is None:
-            self.save()
+            self.save(data_json=call.data)
 
     def deliver(self, req: CallbackRequest, input: Any) -> Any:
         """Run the event's handler and record that it fired; a refusal changes nothing."""

@@ -62,7 +62,7 @@ _TEARDOWN_DUE = (WaitEventStatus.SETUP, WaitEventStatus.TEARDOWN_ERROR)
 class Call:
     """Ask the driver to call ``fn(*args)`` (user code) and send back its result."""
 
-    __slots__ = ("args", "fn", "local", "step", "what")
+    __slots__ = ("args", "data", "fn", "local", "step", "what")
 
     def __init__(
         self,
@@ -72,6 +72,7 @@ class Call:
         step: StepKey | None = None,
         *,
         local: bool = False,
+        data: bytes | None = None,
     ) -> None:
         self.fn = fn
         self.args = args
@@ -83,6 +84,10 @@ class Call:
         self.local = local
         """True for the library's own code that touches nothing outside data and state (the
         built-in `Timer`'s setup and handle): nothing needs to be durable before it runs."""
+        self.data = data
+        """The workflow data's JSON as the call finds it, when the interpreter took it anyway
+        (a step's snapshot, kept to restore the data if the action fails): a driver that stores
+        the data before the call need not serialise it again."""
 
     def describe(self) -> str:
         """What is being called, for error messages."""
@@ -361,7 +366,7 @@ class Interpreter:
                 actions += 1
                 snapshot = _Data.snapshot(self.wf, self.where)
                 try:
-                    yield self._step_call(thread)
+                    yield self._step_call(thread, snapshot)
                 except Exception as exc:
                     _Data.restore(self.wf, snapshot)
                     can_move = yield from self._step_failed(thread, exc)
@@ -375,11 +380,11 @@ class Interpreter:
         assert found is not None and isinstance(found[1], Step)
         return found[1]
 
-    def _step_call(self, thread: Thread) -> Call:
-        """The call of the action of the step ``thread`` stands at."""
+    def _step_call(self, thread: Thread, snapshot: bytes) -> Call:
+        """The call of the action of the step ``thread`` stands at (``snapshot``: the data)."""
         step = self._step_at(thread)
         key = (self.state.id, thread.id, step.name, thread.attempt + 1, thread.step_pc)
-        return Call(step.action, (), self.where, key)
+        return Call(step.action, (), self.where, key, data=snapshot)
 
     def _step_done(self, thread: Thread) -> None:
         """The step's action returned: the thread moves on from it next."""
