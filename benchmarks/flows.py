@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import ClassVar
 
 import stmtflow as sf
-from stmtflow.statements import Cond
+from stmtflow.statements import Cond, Statement
 
 
 def _noop() -> None:
@@ -44,7 +44,7 @@ class StaticCounter(sf.WorkflowState):
         self.count += 1
 
 
-def extra_statements(extra: int, cond: Cond) -> list[sf.Statement]:
+def extra_statements(extra: int, cond: Cond) -> list[Statement]:
     """``extra`` statements that never run: blocks of one ``If`` (on ``cond``) and 9 steps.
 
     ``cond`` is false: a bool (eager, computed by ``definition()``) or a callable (lazy).

@@ -16,6 +16,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from collections.abc import Callable
+from functools import partial
 from statistics import median
 from time import perf_counter
 from typing import Any
@@ -52,7 +53,7 @@ def w1(settings: Settings) -> list[Result]:
     n = _steps(settings)
     results = []
     for cls, label in ((Counter, "eager condition"), (StaticCounter, "lazy, static_definition")):
-        value, samples = measure(lambda cls=cls: memory_per_step(cls, n), settings.repeats)
+        value, samples = measure(partial(memory_per_step, cls, n), settings.repeats)
         results.append(
             Result(
                 "W1",

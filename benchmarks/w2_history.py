@@ -144,8 +144,7 @@ def w4(settings: Settings) -> list[Result]:
         )
     )
     width = 20 if settings.quick else 100
-    wf, state = fanout_waiting(width, "fanout")
-    store.create(template_record(wf, state, "FanOut"))
+    store.create(template_record(*fanout_waiting(width, "fanout"), "FanOut"))
     size = _stored_bytes(store, "fanout")
     one = fanout_waiting(1, "fanout-1")
     store.create(template_record(*one, "FanOut"))

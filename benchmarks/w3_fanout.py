@@ -10,6 +10,9 @@ is the mean over all deliveries of one copy (the state shrinks as threads end).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from functools import partial
+
 import stmtflow as sf
 from benchmarks.db import clone_ids, sqlite_clone, template_record
 from benchmarks.flows import FanOut
@@ -34,6 +37,11 @@ def _deliver_all(store: Store, id: str, width: int) -> float:
     return sw.seconds / width * 1e6
 
 
+def _deliver_next(store: Store, copies: Iterator[str], width: int) -> float:
+    """`_deliver_all` on the next copy of the instance."""
+    return _deliver_all(store, next(copies), width)
+
+
 def w3(settings: Settings) -> list[Result]:
     path = settings.workdir / "w3.db"
     store = open_store(f"sqlite:///{path}")
@@ -47,9 +55,7 @@ def w3(settings: Settings) -> list[Result]:
             store.create(template_record(*fanout_waiting(width, template), "FanOut"))
             copies = iter(clone_ids(f"fanout-{width}-", repeats + 1))
             sqlite_clone(str(path), template, f"fanout-{width}-", repeats + 1)
-            value, samples = measure(
-                lambda w=width, c=copies: _deliver_all(store, next(c), w), repeats
-            )
+            value, samples = measure(partial(_deliver_next, store, copies, width), repeats)
             target = (
                 Target("≤ 300 µs", 300.0)
                 if width == small

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from multiprocessing.synchronize import Event
 
 import stmtflow as sf
@@ -109,6 +111,11 @@ def _run_batch(url: str, engine: Engine, prefix: str, count: int) -> float:
     return count / sw.seconds
 
 
+def _next_batch(url: str, engine: Engine, prefixes: Iterator[str], count: int) -> float:
+    """`_run_batch` under the next id prefix (each batch its own instances)."""
+    return _run_batch(url, engine, next(prefixes), count)
+
+
 def w5(settings: Settings) -> list[Result]:
     counts = (1, 2)
     if settings.pg_url is None:
@@ -123,12 +130,9 @@ def w5(settings: Settings) -> list[Result]:
         for processes in counts:
             workers = _Workers(url, processes)
             try:
-                runs = iter(range(settings.repeats + 1))
+                prefixes = iter(f"w5-{processes}-{run}-" for run in range(settings.repeats + 1))
                 value, samples = measure(
-                    lambda p=processes, r=runs: _run_batch(
-                        url, engine, f"w5-{p}-{next(r)}-", batch
-                    ),
-                    settings.repeats,
+                    partial(_next_batch, url, engine, prefixes, batch), settings.repeats
                 )
             finally:
                 workers.stop()
