@@ -32,6 +32,12 @@ class Settings:
     pg_url: str | None
     pg_skip: str | None
 
+    @property
+    def warm_seconds(self) -> float:
+        """How long the disk commits before a disk-bound measurement (`benchmarks.db.warm_disk`;
+        a smoke run only checks that it works)."""
+        return 0.1 if self.quick else 1.5
+
 
 @dataclass(frozen=True, slots=True)
 class Target:

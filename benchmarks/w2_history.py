@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from statistics import median
 
 import stmtflow as sf
-from benchmarks.db import clone_ids, sqlite_clone, template_record
+from benchmarks.db import clone_ids, sqlite_clone, template_record, warm_disk
 from benchmarks.flows import FanOut, History
 from benchmarks.harness import Result, Settings, Stopwatch, Target
 from stmtflow.engine import Engine
@@ -75,6 +75,7 @@ def w2(settings: Settings) -> list[Result]:
             build_history(store, k, template)
             copies[k] = iter(clone_ids(f"hist-{k}-", runs + 1))
             sqlite_clone(str(path), template, f"hist-{k}-", runs + 1)
+        warm_disk(settings.workdir, settings.warm_seconds)
         for _ in range(runs + 1):  # the first round warms up
             for k in sizes:
                 samples[k].append(_deliver(store, next(copies[k])))
