@@ -657,6 +657,70 @@ def test_sqlite_in_a_forked_child_opens_its_own_connection(tmp_path: Path) -> No
             assert id(conn) == parents  # the parent keeps its own
 
 
+def _sets(sql: str) -> str:
+    return sql.split(" WHERE ")[0]
+
+
+def _statements(traced: list[str]) -> list[str]:
+    """Traced statements, each once (a trigger's run traces its statement again)."""
+    return list(dict.fromkeys(traced))
+
+
+@pytest.mark.parametrize("state_size", [10, 20_000], ids=["whole", "in-parts"])
+def test_sqlite_a_write_keeping_status_and_wake_up_does_not_rewrite_their_indexes(
+    tmp_path: Path, state_size: int
+) -> None:
+    # SQLite rewrites the index entries of every column named in SET, changed or not: a step's
+    # write, which keeps the status and the wake-up time, leaves them out.
+    state = '{"threads":[' + ",".join(['{"id":"t","x":"' + "y" * 300 + '"}'] * (state_size // 310))
+    state += '],"pc":1}'
+    with SQLiteStore(str(tmp_path / "s.db")) as store:
+        store.create(rec("a", status="resuming", wake_at=NOW, state=state))
+        held = store.claim("a", "w", LEASE, NOW)
+        updates: list[str] = []
+        with store._conn() as conn:
+            conn.set_trace_callback(
+                lambda sql: updates.append(sql) if sql.startswith("UPDATE stmtflow_inst") else None
+            )
+        got = held
+        for n in range(3):
+            got = store.update(
+                dataclasses.replace(got, data=f'{{"n": {n}}}'),
+                expected_version=got.version,
+                fence=held.fence,
+            )
+        statements = _statements(updates)
+        assert len(statements) == 3  # one statement per write: nothing tried and refused
+        assert not any("status =" in _sets(sql) or "wake_at =" in _sets(sql) for sql in statements)
+        updates.clear()
+        got = store.update(
+            dataclasses.replace(got, status="waiting", wake_at=None),
+            expected_version=got.version,
+            fence=held.fence,
+            release=True,
+        )
+        assert "status =" in _sets(_statements(updates)[-1])
+        assert got == store.get("a")
+        assert (got.status, got.wake_at, got.data, got.version) == ("waiting", None, '{"n": 2}', 5)
+
+
+def test_sqlite_a_row_changed_behind_its_back_gets_the_status_the_write_carries(
+    tmp_path: Path,
+) -> None:
+    # The store remembers the status and wake-up time it last wrote, to pick the write that
+    # leaves them out; that write checks them, so a row changed by other means (same version)
+    # still ends up with what the write carries.
+    path = tmp_path / "s.db"
+    with SQLiteStore(str(path)) as store:
+        created = store.create(rec("a", status="resuming", wake_at=NOW))
+        got = store.update(dataclasses.replace(created, data='{"n": 2}'), expected_version=1)
+        with sqlite3.connect(path) as other:
+            other.execute("UPDATE stmtflow_instances SET status = 'failed', wake_at = NULL")
+        got = store.update(dataclasses.replace(got, data='{"n": 3}'), expected_version=2)
+        assert got == store.get("a")
+        assert (got.status, got.wake_at, got.data) == ("resuming", NOW, '{"n": 3}')
+
+
 def test_unreachable_postgres_is_one_clear_error() -> None:
     pytest.importorskip("psycopg")
     with pytest.raises(StmtflowError, match=r"cannot use PostgreSQL at postgresql://u:\*\*\*@"):

@@ -34,7 +34,7 @@ import threading
 import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
 from stmtflow.stores.base import (
@@ -130,25 +130,41 @@ _MARK = lambda name: f":{name}"  # noqa: E731 - a one-line spelling rule
 _LEASE_FREE = "(lease_expires IS NULL OR lease_expires < :now)"
 _SAME = "IS"  # SQLite's null-safe equality, for the writes that need no RETURNING
 
+
+class _Writes(NamedTuple):
+    """A data write's statements, tried in turn (`stmtflow.stores.sql`)."""
+
+    slim: str
+    """For an exact copy whose ``status`` and ``wake_at`` are as stored: leaves their indexes be."""
+    exact: str
+    """For an exact copy: nothing returned."""
+    returning: str
+    """For any copy: returns the columns the write keeps."""
+
+
 _UPDATE = {
-    (fenced, release): (
+    (fenced, release): _Writes(
+        update_query(fenced=fenced, release=release, mark=_MARK, same=_SAME, parts=True, slim=True),
         update_query(fenced=fenced, release=release, mark=_MARK, same=_SAME, parts=True),
         update_query(fenced=fenced, release=release, mark=_MARK, parts=True),
     )
     for fenced in (False, True)
     for release in (False, True)
 }
-"""`SQLiteStore.update`'s two statements (exact copy, then with ``RETURNING``) by ``(fenced,
-release)``, built once: it runs once per step."""
+"""`SQLiteStore.update`'s statements by ``(fenced, release)``, built once: it runs once per
+step."""
 
 _UPDATE_FREE = {
-    claim: (
+    claim: _Writes(
+        update_free_query(claim=claim, mark=_MARK, same=_SAME, parts=True, slim=True),
         update_free_query(claim=claim, mark=_MARK, same=_SAME, parts=True),
         update_free_query(claim=claim, mark=_MARK, parts=True),
     )
     for claim in (False, True)
 }
-"""`SQLiteStore.update_free`'s two statements by whether it claims."""
+"""`SQLiteStore.update_free`'s statements by whether it claims."""
+
+_INDEXED_LIMIT = 4096
 
 
 _TEXTS: dict[datetime, str] = {}
@@ -293,6 +309,9 @@ class SQLiteStore(Store):
         self._closed = False
         self._shared = _SharedConnection(self._open(), self._lock) if self._memory else None
         self._parts = PartsCache()
+        self._indexed: dict[str, tuple[int, str, str | None]] = {}
+        """Per row, ``(version, status, wake_at)`` as this store last wrote or read them: a hint
+        for the slim write (`_write_data`)."""
         with self._conn() as conn:
             self._setup(conn)
 
@@ -388,6 +407,9 @@ class SQLiteStore(Store):
         row = conn.execute(f"SELECT {_READ} FROM stmtflow_instances WHERE id = ?", (id,)).fetchone()
         if row is None:
             raise NotFound(f"no workflow instance with id {id!r}")
+        if len(self._indexed) >= _INDEXED_LIMIT:
+            self._indexed.clear()
+        self._indexed[id] = (row[5], row[4], row[6])  # version, status, wake_at
         return self._whole(conn, row)
 
     def _whole(self, conn: sqlite3.Connection, row: tuple[Any, ...]) -> Record:
@@ -472,49 +494,68 @@ class SQLiteStore(Store):
                 conn.execute("COMMIT")
 
     def _write_data(
-        self, record: Record, expected_version: int, params: dict[str, Any], exact: str, sql: str
+        self, record: Record, expected_version: int, params: dict[str, Any], writes: _Writes
     ) -> tuple[bool, tuple[Any, ...] | None]:
-        """Run a data write (``exact``, built with ``same``, then ``sql`` with ``RETURNING``):
-        ``(True, None)`` when ``exact`` wrote, ``(False, kept)`` when ``sql`` did, and
-        ``(False, None)`` when the write was refused.
+        """Run a data write: ``(True, None)`` when an exact statement wrote, ``(False, kept)``
+        when the one with ``RETURNING`` did, and ``(False, None)`` when the write was refused.
 
-        A small state is one statement (its parts, if it had any, go by trigger). A state kept
-        in parts is written in one transaction with the rows of the parts that changed.
+        The slim statement is tried first when the row, as this store last wrote or read it,
+        is at the expected version with the same ``status`` and ``wake_at`` (`_indexed`); it
+        checks that itself, so a hint gone stale only costs the try. A small state is one
+        statement (its parts, if it had any, go by trigger). A state kept in parts is written
+        in one transaction with the rows of the parts that changed.
         """
+        id = record.id
         pieces = split(record.state)
         params["state_parts"] = row_count(pieces[1]) if pieces else 0
+        unmoved = self._indexed.get(id) == (expected_version, params["status"], params["wake_at"])
         if pieces is None:
             with self._conn() as conn:
-                if _exact(conn, exact, params, record):
-                    return True, None
-                return False, _only(conn.execute(sql, params))
+                done = (unmoved and _exact(conn, writes.slim, params, record)) or _exact(
+                    conn, writes.exact, params, record
+                )
+                kept = None if done else _only(conn.execute(writes.returning, params))
+            self._noted(id, expected_version, params, done or kept is not None)
+            return done, kept
         params["state"] = pieces[0]
         stored: Stored | None = None
         with self._write() as conn:
             row = conn.execute(
                 "SELECT version, updated_at, state_parts FROM stmtflow_instances WHERE id = ?",
-                (record.id,),
+                (id,),
             ).fetchone()
             if row is None or row[0] != expected_version:
+                self._indexed.pop(id, None)
                 return False, None
             old: Stored | None = None
             if row[2]:
-                old = self._parts.get(record.id, row[0], row[1]) or read_parts(
-                    conn, record.id, row[0], row[1]
-                )
+                old = self._parts.get(id, row[0], row[1]) or read_parts(conn, id, row[0], row[1])
                 if old is None or row_count(old.texts) != row[2]:  # damaged: write it afresh
                     old = None
-                    conn.execute("DELETE FROM stmtflow_state_parts WHERE id = ?", (record.id,))
-            done = _exact(conn, exact, params, record)
-            kept = None if done else _only(conn.execute(sql, params))
+                    conn.execute("DELETE FROM stmtflow_state_parts WHERE id = ?", (id,))
+            done = (unmoved and _exact(conn, writes.slim, params, record)) or _exact(
+                conn, writes.exact, params, record
+            )
+            kept = None if done else _only(conn.execute(writes.returning, params))
             if done or kept is not None:
                 _, parts, tail = pieces
                 version, updated_at = expected_version + 1, params["updated_at"]
-                stored = write_parts(conn, record.id, old, parts, tail, version, updated_at)
+                stored = write_parts(conn, id, old, parts, tail, version, updated_at)
+        self._noted(id, expected_version, params, stored is not None)
         if stored is None:
             return False, None
-        self._parts.put(record.id, stored)
+        self._parts.put(id, stored)
         return done, kept
+
+    def _noted(self, id: str, version: int, params: dict[str, Any], written: bool) -> None:
+        """Remember a data write's indexed columns (``written``), or forget the row's."""
+        indexed = self._indexed
+        if not written:
+            indexed.pop(id, None)
+            return
+        if len(indexed) >= _INDEXED_LIMIT:
+            indexed.clear()
+        indexed[id] = (version + 1, params["status"], params["wake_at"])
 
     def update(
         self,
@@ -527,12 +568,7 @@ class SQLiteStore(Store):
         now = utcnow()
         fenced = fence is not None
         params = update_params(record, expected_version, fence, _ts(now), _ts)
-        done, kept = self._write_data(
-            record,
-            expected_version,
-            params,
-            *_UPDATE[fenced, release],
-        )
+        done, kept = self._write_data(record, expected_version, params, _UPDATE[fenced, release])
         if done:
             lease = {"lease_owner": None, "lease_expires": None} if release else {}
             return written_as_sent(record, expected_version, now, **lease)
@@ -554,12 +590,7 @@ class SQLiteStore(Store):
         claim = owner is not None
         params = update_params(record, expected_version, None, _ts(updated_at), _ts)
         params.update(now=_ts(now), owner=owner, expires=_ts(expires))
-        done, kept = self._write_data(
-            record,
-            expected_version,
-            params,
-            *_UPDATE_FREE[claim],
-        )
+        done, kept = self._write_data(record, expected_version, params, _UPDATE_FREE[claim])
         if done:
             fence = record.fence + 1 if claim else record.fence
             return written_as_sent(
