@@ -165,6 +165,7 @@ _UPDATE_FREE = {
 """`SQLiteStore.update_free`'s statements by whether it claims."""
 
 _INDEXED_LIMIT = 4096
+"""Rows whose indexed columns a store remembers (`SQLiteStore._note`) before it starts over."""
 
 
 _TEXTS: dict[datetime, str] = {}
@@ -210,6 +211,23 @@ def _exact(conn: sqlite3.Connection, sql: str, params: dict[str, Any], record: R
     if record.created_at is None:
         return False
     return conn.execute(sql, params | kept_params(record, _ts)).rowcount == 1
+
+
+def _write_row(
+    conn: sqlite3.Connection,
+    writes: _Writes,
+    params: dict[str, Any],
+    record: Record,
+    unmoved: bool,
+) -> tuple[bool, tuple[Any, ...] | None]:
+    """The instance row's part of a data write: the slim statement if the indexed columns are
+    ``unmoved``, else (or if it changed nothing) the exact one, else the one with ``RETURNING``;
+    as `SQLiteStore._write_data` returns it."""
+    if (unmoved and _exact(conn, writes.slim, params, record)) or _exact(
+        conn, writes.exact, params, record
+    ):
+        return True, None
+    return False, _only(conn.execute(writes.returning, params))
 
 
 def _record(row: tuple[Any, ...]) -> Record:
@@ -407,9 +425,7 @@ class SQLiteStore(Store):
         row = conn.execute(f"SELECT {_READ} FROM stmtflow_instances WHERE id = ?", (id,)).fetchone()
         if row is None:
             raise NotFound(f"no workflow instance with id {id!r}")
-        if len(self._indexed) >= _INDEXED_LIMIT:
-            self._indexed.clear()
-        self._indexed[id] = (row[5], row[4], row[6])  # version, status, wake_at
+        self._note(id, (row[5], row[4], row[6]))  # version, status, wake_at
         return self._whole(conn, row)
 
     def _whole(self, conn: sqlite3.Connection, row: tuple[Any, ...]) -> Record:
@@ -509,13 +525,11 @@ class SQLiteStore(Store):
         pieces = split(record.state)
         params["state_parts"] = row_count(pieces[1]) if pieces else 0
         unmoved = self._indexed.get(id) == (expected_version, params["status"], params["wake_at"])
+        written = (expected_version + 1, params["status"], params["wake_at"])
         if pieces is None:
             with self._conn() as conn:
-                done = (unmoved and _exact(conn, writes.slim, params, record)) or _exact(
-                    conn, writes.exact, params, record
-                )
-                kept = None if done else _only(conn.execute(writes.returning, params))
-            self._noted(id, expected_version, params, done or kept is not None)
+                done, kept = _write_row(conn, writes, params, record, unmoved)
+            self._note(id, written if done or kept is not None else None)
             return done, kept
         params["state"] = pieces[0]
         stored: Stored | None = None
@@ -525,7 +539,7 @@ class SQLiteStore(Store):
                 (id,),
             ).fetchone()
             if row is None or row[0] != expected_version:
-                self._indexed.pop(id, None)
+                self._note(id, None)
                 return False, None
             old: Stored | None = None
             if row[2]:
@@ -533,29 +547,27 @@ class SQLiteStore(Store):
                 if old is None or row_count(old.texts) != row[2]:  # damaged: write it afresh
                     old = None
                     conn.execute("DELETE FROM stmtflow_state_parts WHERE id = ?", (id,))
-            done = (unmoved and _exact(conn, writes.slim, params, record)) or _exact(
-                conn, writes.exact, params, record
-            )
-            kept = None if done else _only(conn.execute(writes.returning, params))
+            done, kept = _write_row(conn, writes, params, record, unmoved)
             if done or kept is not None:
                 _, parts, tail = pieces
                 version, updated_at = expected_version + 1, params["updated_at"]
                 stored = write_parts(conn, id, old, parts, tail, version, updated_at)
-        self._noted(id, expected_version, params, stored is not None)
+        self._note(id, written if stored is not None else None)
         if stored is None:
             return False, None
         self._parts.put(id, stored)
         return done, kept
 
-    def _noted(self, id: str, version: int, params: dict[str, Any], written: bool) -> None:
-        """Remember a data write's indexed columns (``written``), or forget the row's."""
-        indexed = self._indexed
-        if not written:
-            indexed.pop(id, None)
+    def _note(self, id: str, indexed: tuple[int, str, str | None] | None) -> None:
+        """Remember a row's ``(version, status, wake_at)`` as just written or read (None: the
+        row is not as this store thinks, forget it)."""
+        known = self._indexed
+        if indexed is None:
+            known.pop(id, None)
             return
-        if len(indexed) >= _INDEXED_LIMIT:
-            indexed.clear()
-        indexed[id] = (version + 1, params["status"], params["wake_at"])
+        if len(known) >= _INDEXED_LIMIT:
+            known.clear()
+        known[id] = indexed
 
     def update(
         self,
