@@ -113,7 +113,7 @@ def sqlite_floor(path: str, n: int) -> Iterator[Callable[[], float]]:
 
     One connection serves every sample, as the store's connection serves every engine run: the
     WAL file reaches its working size during the warm-up and is overwritten from then on. A
-    fresh connection per sample (as before 2026-11-21) started from an empty WAL, and the
+    fresh connection per sample (the harness's first way) started from an empty WAL, and the
     commits that grew the file cost more (their fsync also writes the file's new size): the
     floor came out 20-130 µs per commit above the steady cost the engine is measured at.
     """
