@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from stmtflow.core._timers import next_wakeup
+from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.state import State
 from stmtflow.stores import Record
-from stmtflow.timers import next_wakeup
-from stmtflow.workflow import WorkflowState
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 """The server used unless ``$STMTFLOW_BENCH_PG`` (or ``$STMTFLOW_TEST_PG``) names another."""
@@ -132,7 +132,7 @@ SELECT :prefix || printf('%0{width}d', i), t.workflow, t.data,
 FROM n, stmtflow_instances AS t WHERE t.id = :template
 """
 
-# A large state keeps its threads in rows of their own (stmtflow.stores.sqlite_parts).
+# A large state keeps its threads in rows of their own (stmtflow.stores._sqlite_parts).
 _SQLITE_CLONE_PARTS = """
 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < :count)
 INSERT INTO stmtflow_state_parts (id, pos, text)

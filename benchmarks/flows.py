@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import ClassVar
 
 import stmtflow as sf
-from stmtflow.statements import Cond, Statement
+from stmtflow.dsl._statements import Cond, Statement
 
 
 def _noop() -> None:

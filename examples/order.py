@@ -16,7 +16,7 @@ Two orders run: one is paid after a reminder, the other times out. Run it with
     python examples/order.py [FOLDER]
 
 (the JSON files go to FOLDER, default a fresh temporary folder; look at them afterwards).
-The runtime (``stmtflow.engine``) does all of this for you on SQLite or PostgreSQL; this file
+The runtime (``stmtflow.Engine``) does all of this for you on SQLite or PostgreSQL; this file
 shows what happens underneath, with nothing but the core library and a folder of JSON.
 """
 
@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import BaseModel
 
 import stmtflow as sf
-from stmtflow.timers import due_timers
+from stmtflow.core._timers import due_timers
 
 
 class Payment(BaseModel):

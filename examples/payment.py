@@ -16,7 +16,7 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import stmtflow as sf
-from stmtflow.engine import Engine
+from stmtflow.runtime._engine import Engine
 
 
 class FlakyProvider:

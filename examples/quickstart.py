@@ -13,7 +13,7 @@ Run it with the command line (``sh examples/quickstart.sh`` does all of this)::
     stmtflow show exp-1                       # finished, paid
 
 Or from Python:
-    >>> from stmtflow.engine import Engine
+    >>> from stmtflow.runtime._engine import Engine
     >>> engine = Engine("memory://", workflows=[Expense])
     >>> inst = engine.start(Expense, {"employee": "ada", "amount": 42.5}, id="exp-1")
     >>> [e.name for e in engine.pending("exp-1")]

@@ -15,9 +15,17 @@ Example:
     ('finished', ['hi'])
 """
 
-from stmtflow.compat import check_compatibility
-from stmtflow.context import StepInfo, current_step
-from stmtflow.drivers import (
+from typing import TYPE_CHECKING, Any
+
+from stmtflow.analysis import (
+    check_compatibility,
+    find_handler,
+    find_step,
+    find_waiting_step,
+    validate,
+    walk,
+)
+from stmtflow.core import (
     acancel,
     ahandle_callback,
     aresume,
@@ -25,6 +33,34 @@ from stmtflow.drivers import (
     handle_callback,
     restart,
     resume,
+)
+from stmtflow.dsl import (
+    BaseHandler,
+    Break,
+    Case,
+    Continue,
+    Default,
+    For,
+    FunctionHandler,
+    Go,
+    Handler,
+    If,
+    On,
+    OnEvent,
+    RetryPolicy,
+    Return,
+    S,
+    Section,
+    Sleep,
+    Step,
+    StepInfo,
+    Switch,
+    Timer,
+    Wait,
+    WaitFor,
+    WorkflowState,
+    current_step,
+    current_time,
 )
 from stmtflow.errors import (
     AmbiguousCallback,
@@ -45,7 +81,6 @@ from stmtflow.errors import (
     UnknownCallback,
     WorkflowFinished,
 )
-from stmtflow.handlers import BaseHandler, FunctionHandler, Handler, Timer
 from stmtflow.render import (
     GraphvizError,
     GraphvizNotFound,
@@ -67,29 +102,30 @@ from stmtflow.state import (
     load_state,
     new_state,
 )
-from stmtflow.statements import (
-    Break,
-    Case,
-    Continue,
-    Default,
-    For,
-    Go,
-    If,
-    On,
-    OnEvent,
-    RetryPolicy,
-    Return,
-    S,
-    Section,
-    Sleep,
-    Step,
-    Switch,
-    Wait,
-    WaitFor,
-)
-from stmtflow.validate import validate
-from stmtflow.walk import find_handler, find_step, find_waiting_step, walk
-from stmtflow.workflow import WorkflowState
+
+if TYPE_CHECKING:
+    from stmtflow.runtime import Engine, Instance
+    from stmtflow.stores import open_store
+
+# The runtime (stores, engine, worker) is imported on first use, so that `import stmtflow` for the
+# library alone stays light.
+_LAZY = {
+    "Engine": "stmtflow.runtime",
+    "Instance": "stmtflow.runtime",
+    "open_store": "stmtflow.stores",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'stmtflow' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     # statements
@@ -131,6 +167,7 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "aresume",
     "cancel",
     "current_step",
+    "current_time",
     "handle_callback",
     "restart",
     "resume",
@@ -150,6 +187,10 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "to_mermaid",
     "validate",
     "walk",
+    # the runtime (imported on first use)
+    "Engine",
+    "Instance",
+    "open_store",
     # errors
     "AmbiguousCallback",
     "CallbackError",

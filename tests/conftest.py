@@ -21,10 +21,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 from thread_scans import SCANS, same
 
-import stmtflow.engine
+import stmtflow.runtime._engine
 import stmtflow.state
+from stmtflow.core._thread_index import ThreadIndex
 from stmtflow.state import State, Thread, dump_interpreted
-from stmtflow.thread_index import ThreadIndex
 
 DEFAULT_TEST_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -106,7 +106,7 @@ def _every_state_dump_checked(monkeypatch: pytest.MonkeyPatch) -> None:
         return text
 
     monkeypatch.setattr(stmtflow.state, "_REUSE_FROM", 1)
-    monkeypatch.setattr(stmtflow.engine, "dump_interpreted", checked)
+    monkeypatch.setattr(stmtflow.runtime._engine, "dump_interpreted", checked)
 
 
 @pytest.fixture(autouse=True)

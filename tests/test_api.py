@@ -53,9 +53,14 @@ EXPORTED = {
     "aresume",
     "cancel",
     "current_step",
+    "current_time",
     "handle_callback",
     "restart",
     "resume",
+    # the runtime
+    "Engine",
+    "Instance",
+    "open_store",
     # handlers
     "BaseHandler",
     "FunctionHandler",
@@ -182,7 +187,7 @@ def test_every_exported_name_exists() -> None:
 def _defined_in_package(name: str) -> bool:
     """True when some module of the core package defines ``name`` (stores, cli excluded)."""
     for info in pkgutil.iter_modules(sf.__path__, prefix="stmtflow."):
-        if info.ispkg or info.name in ("stmtflow.cli", "stmtflow.engine"):
+        if info.ispkg or info.name in ("stmtflow.cli", "stmtflow.runtime._engine"):
             continue
         module = importlib.import_module(info.name)
         if hasattr(module, name):

@@ -21,8 +21,8 @@ from click.testing import CliRunner, Result
 
 import stmtflow as sf
 from stmtflow.cli import cli
-from stmtflow.engine import Engine
-from stmtflow.loader import load_target
+from stmtflow.runtime._engine import Engine
+from stmtflow.runtime._loader import load_target
 from stmtflow.stores import open_store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 import stmtflow as sf
-from stmtflow.compat import (
+from stmtflow.analysis._compat import (
     Incompatibility,
     KindChange,
     Moved,
@@ -16,7 +16,7 @@ from stmtflow.compat import (
     compare_definitions,
     format_report,
 )
-from stmtflow.statements import Statement
+from stmtflow.dsl._statements import Statement
 from stmtflow.testing import Snapshot, WorkflowHarness
 
 

@@ -17,8 +17,9 @@ from typing import Any, ClassVar
 import pytest
 
 import stmtflow as sf
-from stmtflow.engine import Engine
-from stmtflow.stores import Record, Store, open_store, sqlite_parts
+from stmtflow.runtime._engine import Engine
+from stmtflow.stores import Record, Store, open_store
+from stmtflow.stores import _sqlite_parts as sqlite_parts
 
 HANDLED: list[str] = []
 """Thread ids whose ``ping`` handler ran (outside the data, which a lost race discards)."""

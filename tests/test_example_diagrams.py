@@ -12,7 +12,7 @@ import pytest
 from snapshot_util import assert_snapshot
 
 import stmtflow as sf
-from stmtflow.loader import load_target
+from stmtflow.runtime._loader import load_target
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # Each example with the data its required fields need (the drawing does not depend on it).

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 import stmtflow as sf
-from stmtflow.engine import Engine
 from stmtflow.errors import ConflictError
+from stmtflow.runtime._engine import Engine
 from stmtflow.stores import MemoryStore, Record, Store, open_store
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)

@@ -18,27 +18,10 @@ import pytest
 import snapshot_util
 from snapshot_util import assert_json_snapshot, assert_snapshot
 
-from stmtflow.drivers import resume
-from stmtflow.handlers import BaseHandler, Timer
-from stmtflow.render import (
-    GraphvizError,
-    GraphvizNotFound,
-    definition_json,
-    render_image,
-    to_dot,
-    to_mermaid,
-)
-from stmtflow.state import (
-    CallbackRequest,
-    State,
-    Thread,
-    ThreadStatus,
-    WaitEvent,
-    WaitEventStatus,
-    WorkflowStatus,
-    new_state,
-)
-from stmtflow.statements import (
+from stmtflow.analysis._validate import definition_problems
+from stmtflow.core._drivers import resume
+from stmtflow.dsl._handlers import BaseHandler, Timer
+from stmtflow.dsl._statements import (
     Break,
     Case,
     Continue,
@@ -58,8 +41,25 @@ from stmtflow.statements import (
     Wait,
     WaitFor,
 )
-from stmtflow.validate import definition_problems
-from stmtflow.workflow import WorkflowState
+from stmtflow.dsl._workflow import WorkflowState
+from stmtflow.render._render import (
+    GraphvizError,
+    GraphvizNotFound,
+    definition_json,
+    render_image,
+    to_dot,
+    to_mermaid,
+)
+from stmtflow.state import (
+    CallbackRequest,
+    State,
+    Thread,
+    ThreadStatus,
+    WaitEvent,
+    WaitEventStatus,
+    WorkflowStatus,
+    new_state,
+)
 
 needs_dot = pytest.mark.skipif(
     shutil.which("dot") is None,

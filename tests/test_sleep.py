@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import stmtflow as sf
-from stmtflow.timers import due_timers, next_wakeup
+from stmtflow.core._timers import due_timers, next_wakeup
 
 NOW = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 

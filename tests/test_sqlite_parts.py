@@ -1,5 +1,5 @@
 """The SQLite store keeps a large state in parts, one row per thread, and rewrites only those that
-changed; every read gives the state back byte for byte (see `stmtflow.stores.sqlite_parts`)."""
+changed; every read gives the state back byte for byte (see `stmtflow.stores._sqlite_parts`)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from hypothesis import strategies as st
 
 import stmtflow as sf
 from benchmarks.flows import FanOut  # 60 threads, each waiting for its own ping
-from stmtflow.engine import Engine
 from stmtflow.errors import ConflictError, StmtflowError
+from stmtflow.runtime._engine import Engine
 from stmtflow.state import StateText, dump_state
-from stmtflow.stores import Record, SQLiteStore, sqlite_parts
-from stmtflow.stores.sqlite_parts import changed_span, split, whole
+from stmtflow.stores import Record, SQLiteStore
+from stmtflow.stores import _sqlite_parts as sqlite_parts
+from stmtflow.stores._sqlite_parts import changed_span, split, whole
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from thread_scans import SCANS, same
 
-from stmtflow.handlers import Timer
+from stmtflow.core._thread_index import ThreadIndex
+from stmtflow.dsl._handlers import Timer
 from stmtflow.state import (
     CallbackRequest,
     Thread,
@@ -20,7 +21,6 @@ from stmtflow.state import (
     WaitEvent,
     WaitEventStatus,
 )
-from stmtflow.thread_index import ThreadIndex
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

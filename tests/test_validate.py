@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from stmtflow.errors import DefinitionError
-from stmtflow.handlers import BaseHandler, Timer
-from stmtflow.statements import (
+from stmtflow.analysis._validate import definition_problems, sites, validate
+from stmtflow.dsl._handlers import BaseHandler, Timer
+from stmtflow.dsl._statements import (
     Break,
     Case,
     Continue,
@@ -29,7 +29,7 @@ from stmtflow.statements import (
     Wait,
     WaitFor,
 )
-from stmtflow.validate import definition_problems, sites, validate
+from stmtflow.errors import DefinitionError
 
 
 def act() -> None:

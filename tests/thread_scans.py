@@ -9,7 +9,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from stmtflow import timers
+from stmtflow.core import _timers as timers
 from stmtflow.state import Thread, ThreadStatus, WaitEventStatus
 
 

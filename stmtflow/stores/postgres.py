@@ -38,6 +38,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
+from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written
 from stmtflow.stores.base import (
     Record,
     Store,
@@ -51,7 +52,6 @@ from stmtflow.stores.base import (
     utcnow,
     with_changes,
 )
-from stmtflow.stores.sql import list_query, update_free_query, update_params, update_query, written
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 

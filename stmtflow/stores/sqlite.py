@@ -6,7 +6,7 @@ Durability and sharing:
 - One connection per thread (and per process: a forked child opens its own), so readers do not
   wait for writers; several processes may share the file. Writers wait up to ``busy_timeout``.
 - A state of 16 KB or more is kept in parts, one row per thread, and a write rewrites only the
-  parts that changed, in one transaction with its row (`stmtflow.stores.sqlite_parts`).
+  parts that changed, in one transaction with its row (`stmtflow.stores._sqlite_parts`).
 - Other single-row writes are one ``UPDATE ... WHERE version = ?`` statement (compare-and-set);
   `SQLiteStore.claim_due` runs in a ``BEGIN IMMEDIATE`` transaction, which takes the file's
   write lock first, so two claimers can never pick the same record.
@@ -37,6 +37,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
+from stmtflow.stores._sql import (
+    kept_params,
+    list_query,
+    update_free_query,
+    update_params,
+    update_query,
+    written,
+    written_as_sent,
+)
+from stmtflow.stores._sqlite_parts import PartsCache, Stored, row_count, split, whole
+from stmtflow.stores._sqlite_parts import read as read_parts
+from stmtflow.stores._sqlite_parts import write as write_parts
 from stmtflow.stores.base import (
     Record,
     Store,
@@ -49,24 +61,12 @@ from stmtflow.stores.base import (
     utcnow,
     with_changes,
 )
-from stmtflow.stores.sql import (
-    kept_params,
-    list_query,
-    update_free_query,
-    update_params,
-    update_query,
-    written,
-    written_as_sent,
-)
-from stmtflow.stores.sqlite_parts import PartsCache, Stored, row_count, split, whole
-from stmtflow.stores.sqlite_parts import read as read_parts
-from stmtflow.stores.sqlite_parts import write as write_parts
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 SCHEMA_VERSION = 2
 """The schema this release creates and reads (kept in ``stmtflow_meta``). Version 1 had no
-state parts (`stmtflow.stores.sqlite_parts`); opening such a file adds them."""
+state parts (`stmtflow.stores._sqlite_parts`); opening such a file adds them."""
 
 _META = "CREATE TABLE IF NOT EXISTS stmtflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
@@ -132,7 +132,7 @@ _SAME = "IS"  # SQLite's null-safe equality, for the writes that need no RETURNI
 
 
 class _Writes(NamedTuple):
-    """A data write's statements, tried in turn (`stmtflow.stores.sql`)."""
+    """A data write's statements, tried in turn (`stmtflow.stores._sql`)."""
 
     slim: str
     """For an exact copy whose ``status`` and ``wake_at`` are as stored: leaves their indexes be."""
@@ -205,7 +205,7 @@ def _only(cursor: sqlite3.Cursor) -> tuple[Any, ...] | None:
 
 
 def _exact(conn: sqlite3.Connection, sql: str, params: dict[str, Any], record: Record) -> bool:
-    """Run a write built with ``same`` (see `stmtflow.stores.sql`): True when it changed the
+    """Run a write built with ``same`` (see `stmtflow.stores._sql`): True when it changed the
     row, i.e. the caller's copy of the record was exact and the write is done. A record that did
     not come from the store (no ``created_at``) cannot be exact and is not tried."""
     if record.created_at is None:

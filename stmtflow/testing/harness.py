@@ -46,10 +46,13 @@ from typing import Any, Generic, Self, TypeVar
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
-from stmtflow.drivers import cancel, handle_callback, resume
+from stmtflow.core._drivers import cancel, handle_callback, resume
+from stmtflow.core._interpreter import TERMINAL
+from stmtflow.core._timers import due_timers, next_wakeup, timer_deadline
+from stmtflow.dsl._handlers import Timer
+from stmtflow.dsl._statements import RetryPolicy
+from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import StmtflowError
-from stmtflow.handlers import Timer
-from stmtflow.interpreter import TERMINAL
 from stmtflow.state import (
     CallbackRequest,
     CheckpointType,
@@ -59,9 +62,6 @@ from stmtflow.state import (
     load_state,
     new_state,
 )
-from stmtflow.statements import RetryPolicy
-from stmtflow.timers import due_timers, next_wakeup, timer_deadline
-from stmtflow.workflow import WorkflowState
 
 __all__ = ["DEFAULT_START", "HarnessError", "PendingEvent", "StepRun", "WorkflowHarness"]
 

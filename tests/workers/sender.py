@@ -19,8 +19,8 @@ from datetime import timedelta
 
 import flows
 
-from stmtflow.engine import Engine
 from stmtflow.errors import ConflictError, NotFound, StmtflowError, UnknownCallback
+from stmtflow.runtime._engine import Engine
 
 
 def main() -> None:

@@ -17,12 +17,12 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from stmtflow.cli_common import CliError, Config, fail, parse_json, pass_config
-from stmtflow.engine import Engine
-from stmtflow.loader import load_target
-from stmtflow.render import definition_json, render_image, to_dot, to_mermaid
+from stmtflow.cli._common import CliError, Config, fail, parse_json, pass_config
+from stmtflow.dsl._workflow import WorkflowState
+from stmtflow.render._render import definition_json, render_image, to_dot, to_mermaid
+from stmtflow.runtime._engine import Engine
+from stmtflow.runtime._loader import load_target
 from stmtflow.state import State, WorkflowStatus, load_state
-from stmtflow.workflow import WorkflowState
 
 __all__ = ["check", "graph"]
 
@@ -106,7 +106,7 @@ def _diff(files: tuple[str, ...]) -> None:
     if len(files) != 2:
         raise click.UsageError("check --diff takes two files: OLD.json NEW.json")
     old, new = (parse_json(f"@{f}", f"definition file {f}") for f in files)
-    from stmtflow.compat import compare_definitions
+    from stmtflow.analysis._compat import compare_definitions
 
     diff = compare_definitions(old, new)
     click.echo(diff.report())
@@ -130,7 +130,7 @@ def check(cfg: Config, args: tuple[str, ...], diff_mode: bool, db: str | None) -
         return
     if not args:
         raise click.UsageError("check needs TARGET (or --diff OLD.json NEW.json)")
-    from stmtflow.compat import check_compatibility, format_report
+    from stmtflow.analysis._compat import check_compatibility, format_report
 
     cls = load_target(args[0])
     name = Engine.type_name(cls)

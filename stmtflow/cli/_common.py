@@ -26,12 +26,12 @@ import click
 from pydantic_core import to_jsonable_python
 from rich.console import Console
 
-from stmtflow.engine import Engine
+from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import StmtflowError
-from stmtflow.loader import TargetError, load_target
+from stmtflow.runtime._engine import Engine
+from stmtflow.runtime._loader import TargetError, load_target
 from stmtflow.stores import DEFAULT_URL, Record, Store, open_store
 from stmtflow.stores.base import redact
-from stmtflow.workflow import WorkflowState
 
 __all__ = [
     "CliError",

@@ -1,6 +1,6 @@
 """``resume`` / ``handle_callback`` and their asyncio twins: thin drivers of one interpreter.
 
-The interpreter (`stmtflow.interpreter`) yields each call into user code and each checkpoint;
+The interpreter (`stmtflow.core._interpreter`) yields each call into user code and each checkpoint;
 the plain driver performs them directly, the async driver awaits what is awaitable. The plain
 driver never starts an event loop, so it is safe inside a running one; an ``async`` action,
 handler or checkpoint reaching it is an `ExecutionError` that points to the async driver.
@@ -28,12 +28,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from stmtflow.context import clock, step_var
+from stmtflow.core._interpreter import Call, Checkpoint, Interpreter, Run
+from stmtflow.dsl._context import clock, step_var
+from stmtflow.dsl._statements import RetryPolicy
+from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import ExecutionError, StmtflowError, WorkflowFinished
-from stmtflow.interpreter import Call, Checkpoint, Interpreter, Run
 from stmtflow.state import CallbackRequest, CheckpointType, State, ThreadStatus, WorkflowStatus
-from stmtflow.statements import RetryPolicy
-from stmtflow.workflow import WorkflowState
 
 __all__ = [
     "acancel",

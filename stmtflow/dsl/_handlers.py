@@ -25,7 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 import jsonschema
 from pydantic import TypeAdapter, ValidationError
 
-from stmtflow.context import current_time
+from stmtflow.dsl._context import current_time
 from stmtflow.errors import CallbackInputError
 from stmtflow.state import CallbackRequest
 

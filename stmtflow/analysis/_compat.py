@@ -26,11 +26,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from stmtflow.program import Program
+from stmtflow.analysis._validate import validate
+from stmtflow.core._program import Program
+from stmtflow.dsl._statements import Section
+from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.state import MAIN_THREAD, State, Thread, WaitEvent
-from stmtflow.statements import Section
-from stmtflow.validate import validate
-from stmtflow.workflow import WorkflowState
 
 __all__ = [
     "DefinitionDiff",
@@ -47,7 +47,7 @@ Missing: TypeAlias = Literal["thread", "position", "event"]
 StateSource: TypeAlias = State | tuple[str, State]
 """A state to check, alone or with a label saying where it came from (a file, a store URL)."""
 
-_CACHE_KEY = ("stmtflow.compat",)
+_CACHE_KEY = ("stmtflow.analysis._compat",)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, assert_never
 
-from stmtflow.errors import DefinitionError
-from stmtflow.state import MAIN_THREAD
-from stmtflow.statements import (
+from stmtflow.analysis._walk import children, statement_name
+from stmtflow.dsl._statements import (
     Break,
     Case,
     Continue,
@@ -42,7 +41,8 @@ from stmtflow.statements import (
     Wait,
     WaitFor,
 )
-from stmtflow.walk import children, statement_name
+from stmtflow.errors import DefinitionError
+from stmtflow.state import MAIN_THREAD
 
 __all__ = ["Site", "definition_problems", "sites", "validate"]
 

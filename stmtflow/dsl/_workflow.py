@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, ClassVar
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
-    from stmtflow.statements import Section
+    from stmtflow.dsl._statements import Section
 
 __all__ = ["WorkflowState"]
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, assert_never
 
-from stmtflow.errors import DefinitionError, DefinitionMismatch, ExecutionError
-from stmtflow.state import MAIN_THREAD, State, Thread, ThreadStatus
-from stmtflow.statements import (
+from stmtflow.analysis._validate import definition_problems
+from stmtflow.analysis._walk import children
+from stmtflow.dsl._statements import (
     Break,
     Case,
     Continue,
@@ -33,8 +33,8 @@ from stmtflow.statements import (
     Wait,
     WaitFor,
 )
-from stmtflow.validate import definition_problems
-from stmtflow.walk import children
+from stmtflow.errors import DefinitionError, DefinitionMismatch, ExecutionError
+from stmtflow.state import MAIN_THREAD, State, Thread, ThreadStatus
 
 __all__ = ["Ended", "Move", "Outcome", "Program", "Spawn", "truth"]
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from stmtflow.core._timers import timer_deadline
 from stmtflow.state import Thread, ThreadStatus, WaitEventStatus
-from stmtflow.timers import timer_deadline
 
 __all__ = ["ThreadIndex", "can_move"]
 
@@ -162,7 +162,7 @@ class ThreadIndex:
         return errors[0] if errors else None
 
     def wakeups(self) -> tuple[datetime | None, bool]:
-        """What `stmtflow.timers.wakeups` reads off the state: the earliest retry time of an
+        """What `stmtflow.core._timers.wakeups` reads off the state: the earliest retry time of an
         executing thread or deadline of an armed timer, and whether a setup failed."""
         times = [t.retry_at for t in self._moving.values() if t.status is _EXECUTING]
         times.extend(self._timers.values())

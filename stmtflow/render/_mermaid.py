@@ -6,7 +6,7 @@ hold anything. Node ids are ``n`` plus digits and underscores: never a Mermaid k
 
 Example:
     >>> import stmtflow as sf
-    >>> from stmtflow.render_graph import flowchart
+    >>> from stmtflow.render._flowchart import flowchart
     >>> print(mermaid(flowchart(sf.S(sf.Step('say "hi"', print)))), end="")
     flowchart TD
         n_start(["start"])
@@ -18,7 +18,7 @@ Example:
 
 from __future__ import annotations
 
-from stmtflow.render_graph import Edge, Flowchart, Node, Shape
+from stmtflow.render._flowchart import Edge, Flowchart, Node, Shape
 
 __all__ = ["mermaid", "mermaid_text"]
 

@@ -3,7 +3,7 @@
 `flowchart` turns a statement tree into nodes, edges and lanes (one per ``Go``), then marks
 live positions when a `State` is given. The writers in ``render_mermaid`` and ``render_dot``
 only print it. Node ids come from statement paths (``n2_0_1``: the tree's third statement, its
-first child, that one's second child — indices as `stmtflow.walk.children` gives them), so
+first child, that one's second child — indices as `stmtflow.analysis._walk.children` gives them), so
 they are stable across runs and safe in both formats.
 
 Example:
@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal, NamedTuple
 
-from stmtflow.handlers import Timer, handler_type
-from stmtflow.state import MAIN_THREAD, State, WaitEventStatus, WorkflowStatus
-from stmtflow.statements import (
+from stmtflow.dsl._handlers import Timer, handler_type
+from stmtflow.dsl._statements import (
     Break,
     Case,
     Continue,
@@ -41,6 +40,7 @@ from stmtflow.statements import (
     Wait,
     WaitFor,
 )
+from stmtflow.state import MAIN_THREAD, State, WaitEventStatus, WorkflowStatus
 
 __all__ = [
     "Edge",

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeAlias
 
-from stmtflow.handlers import FunctionHandler, Handler, Timer
+from stmtflow.dsl._handlers import FunctionHandler, Handler, Timer
 
 __all__ = [
     "Branch",

@@ -2,7 +2,7 @@
 
 The engine is a generator. It decides what happens next and *yields* each call it needs — run
 this action, call this handler, checkpoint now — as an `Effect`; a driver performs the call and
-sends back the result (or throws the exception in). `stmtflow.drivers` holds the two thin
+sends back the result (or throws the exception in). `stmtflow.core._drivers` holds the two thin
 drivers, one plain and one awaiting, so sync and async share every rule below.
 
 Scheduling (DESIGN §3.1): the first runnable thread in creation order moves; when none can,
@@ -21,7 +21,12 @@ from typing import Any, TypeAlias, assert_never, final
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
-from stmtflow.context import StepKey
+from stmtflow.core._program import Ended, Program, truth
+from stmtflow.core._thread_index import ThreadIndex, can_move
+from stmtflow.dsl._context import StepKey
+from stmtflow.dsl._handlers import Timer, handler_type
+from stmtflow.dsl._statements import RetryPolicy, Step, Wait, WaitFor
+from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import (
     AmbiguousCallback,
     CallbackInputError,
@@ -35,8 +40,6 @@ from stmtflow.errors import (
     UnknownCallback,
     WorkflowFinished,
 )
-from stmtflow.handlers import Timer, handler_type
-from stmtflow.program import Ended, Program, truth
 from stmtflow.state import (
     MAIN_THREAD,
     CallbackRequest,
@@ -49,9 +52,6 @@ from stmtflow.state import (
     WorkflowStatus,
     mark_changed,
 )
-from stmtflow.statements import RetryPolicy, Step, Wait, WaitFor
-from stmtflow.thread_index import ThreadIndex, can_move
-from stmtflow.workflow import WorkflowState
 
 __all__ = ["Call", "Checkpoint", "Effect", "Interpreter"]
 

@@ -31,7 +31,8 @@ import click
 from click.core import ParameterSource
 from pydantic import ValidationError
 
-from stmtflow.cli_common import (
+from stmtflow.analysis._validate import validate
+from stmtflow.cli._common import (
     Config,
     ErrorsAsOneLine,
     console,
@@ -42,16 +43,15 @@ from stmtflow.cli_common import (
     pass_config,
     remembered_class,
 )
-from stmtflow.cli_show import instance_json, print_instance, print_records, record_json
-from stmtflow.cli_tools import check, graph
-from stmtflow.cli_worker import worker
-from stmtflow.engine import Engine, Instance
+from stmtflow.cli._show import instance_json, print_instance, print_records, record_json
+from stmtflow.cli._tools import check, graph
+from stmtflow.cli._worker import worker
+from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import NotFound
-from stmtflow.loader import load_target, normalize_target
+from stmtflow.runtime._engine import Engine, Instance
+from stmtflow.runtime._loader import load_target, normalize_target
 from stmtflow.stores import DEFAULT_URL
 from stmtflow.stores.base import status_value
-from stmtflow.validate import validate
-from stmtflow.workflow import WorkflowState
 
 __all__ = ["cli", "main"]
 

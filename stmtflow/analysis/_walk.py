@@ -17,8 +17,7 @@ from collections.abc import Callable, Iterator
 from operator import attrgetter
 from typing import Any, TypeAlias
 
-from stmtflow.state import CallbackRequest
-from stmtflow.statements import (
+from stmtflow.dsl._statements import (
     Break,
     Case,
     Continue,
@@ -36,6 +35,7 @@ from stmtflow.statements import (
     Wait,
     WaitFor,
 )
+from stmtflow.state import CallbackRequest
 
 __all__ = ["children", "find_handler", "find_step", "find_waiting_step", "statement_name", "walk"]
 

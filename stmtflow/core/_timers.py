@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from stmtflow.handlers import Timer
+from stmtflow.dsl._handlers import Timer
 from stmtflow.state import CallbackRequest, State, ThreadStatus, WaitEvent, WaitEventStatus
 
 __all__ = ["due_timers", "next_wakeup", "timer_deadline", "wakeups"]

@@ -109,7 +109,7 @@ def update_query(
 
     Parameters: `update_params` (fence is used only when fenced), with ``same`` `kept_params`,
     with ``parts`` ``state_parts`` (SQLite's count of state parts, see
-    `stmtflow.stores.sqlite_parts`).
+    `stmtflow.stores._sqlite_parts`).
     """
     lease = ", lease_owner = NULL, lease_expires = NULL" if release else ""
     sql = (

@@ -7,9 +7,9 @@ finishes the current unit of work, then stops.
 Example:
     >>> from click.testing import CliRunner
     >>> from stmtflow.cli import cli
-    >>> args = ["--db", "memory://", "worker", "stmtflow.workflow:Nope"]
+    >>> args = ["--db", "memory://", "worker", "stmtflow.dsl._workflow:Nope"]
     >>> print(CliRunner().invoke(cli, args).stderr, end="")
-    error: module 'stmtflow.workflow' has no class 'Nope'
+    error: module 'stmtflow.dsl._workflow' has no class 'Nope'
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from stmtflow.cli_common import Config, console, fail, pass_config
-from stmtflow.engine import Engine, WorkerStats
-from stmtflow.loader import TargetError, load_target, normalize_target
+from stmtflow.cli._common import Config, console, fail, pass_config
+from stmtflow.runtime._engine import Engine, WorkerStats
+from stmtflow.runtime._loader import TargetError, load_target, normalize_target
 
 __all__ = ["worker"]
 

@@ -8,10 +8,10 @@ is imported as given (with the current directory on ``sys.path``, like ``python 
 Example:
     >>> parse_target("examples/quickstart.py:Expense")
     ('examples/quickstart.py', 'Expense')
-    >>> load_target("stmtflow.workflow:Nope")
+    >>> load_target("stmtflow.dsl._workflow:Nope")
     Traceback (most recent call last):
     ...
-    stmtflow.loader.TargetError: module 'stmtflow.workflow' has no class 'Nope'
+    stmtflow.runtime._loader.TargetError: module 'stmtflow.dsl._workflow' has no class 'Nope'
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import StmtflowError
-from stmtflow.workflow import WorkflowState
 
 __all__ = ["TargetError", "is_file_target", "load_target", "normalize_target", "parse_target"]
 

@@ -19,13 +19,8 @@ import subprocess
 from datetime import timedelta
 from typing import Any
 
-from stmtflow.errors import StmtflowError
-from stmtflow.handlers import Timer, handler_type
-from stmtflow.render_dot import dot
-from stmtflow.render_graph import cond_value, flowchart
-from stmtflow.render_mermaid import mermaid
-from stmtflow.state import State
-from stmtflow.statements import (
+from stmtflow.dsl._handlers import Timer, handler_type
+from stmtflow.dsl._statements import (
     Break,
     Case,
     Continue,
@@ -44,6 +39,11 @@ from stmtflow.statements import (
     Wait,
     WaitFor,
 )
+from stmtflow.errors import StmtflowError
+from stmtflow.render._dot import dot
+from stmtflow.render._flowchart import cond_value, flowchart
+from stmtflow.render._mermaid import mermaid
+from stmtflow.state import State
 
 __all__ = [
     "GraphvizError",

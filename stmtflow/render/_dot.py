@@ -6,7 +6,7 @@ hold anything. Lanes (``Go`` bodies) are ``cluster_`` subgraphs. Marked nodes an
 
 Example:
     >>> import stmtflow as sf
-    >>> from stmtflow.render_graph import flowchart
+    >>> from stmtflow.render._flowchart import flowchart
     >>> print(dot(flowchart(sf.S(sf.Step('say "hi"', print)))), end="")
     digraph workflow {
         graph [fontname="Helvetica", fontsize=11, ordering=out];
@@ -22,7 +22,7 @@ Example:
 
 from __future__ import annotations
 
-from stmtflow.render_graph import Edge, Flowchart, Mark, Node, Shape
+from stmtflow.render._flowchart import Edge, Flowchart, Mark, Node, Shape
 
 __all__ = ["dot", "dot_text"]
 

@@ -47,11 +47,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from stmtflow.drivers import drive, restart
+from stmtflow.core._drivers import drive, restart
+from stmtflow.core._interpreter import Call, Interpreter
+from stmtflow.core._program import Program
+from stmtflow.core._thread_index import ThreadIndex
+from stmtflow.core._timers import due_timers, timer_deadline
+from stmtflow.dsl._handlers import FunctionHandler
+from stmtflow.dsl._statements import RetryPolicy
+from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import ConflictError, StepLimitExceeded, StmtflowError
-from stmtflow.handlers import FunctionHandler
-from stmtflow.interpreter import Call, Interpreter
-from stmtflow.program import Program
 from stmtflow.state import (
     CallbackRequest,
     CheckpointType,
@@ -62,12 +66,8 @@ from stmtflow.state import (
     load_state,
     new_state,
 )
-from stmtflow.statements import RetryPolicy
 from stmtflow.stores import Record, Store, open_store
 from stmtflow.stores.base import with_changes
-from stmtflow.thread_index import ThreadIndex
-from stmtflow.timers import due_timers, timer_deadline
-from stmtflow.workflow import WorkflowState
 
 __all__ = ["Engine", "Instance", "PendingEvent", "WorkerStats"]
 
@@ -291,7 +291,7 @@ class Engine:
     def _wake_at(self, state: State, index: ThreadIndex, now: datetime) -> datetime | None:
         """When the instance needs the engine next: due work, or a retry of a failed setup.
 
-        ``index`` files ``state``'s threads: it answers what `stmtflow.timers.wakeups` reads
+        ``index`` files ``state``'s threads: it answers what `stmtflow.core._timers.wakeups` reads
         off them, without a pass over every thread.
         """
         if state.status is _RESUMING:

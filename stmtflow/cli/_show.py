@@ -19,8 +19,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from stmtflow.cli_common import STATUS_STYLE, when
-from stmtflow.engine import Instance, PendingEvent
+from stmtflow.cli._common import STATUS_STYLE, when
+from stmtflow.runtime._engine import Instance, PendingEvent
 from stmtflow.stores import Record
 
 __all__ = [

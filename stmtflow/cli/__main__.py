@@ -1,0 +1,3 @@
+from stmtflow.cli._main import main
+
+main()

@@ -1,0 +1,60 @@
+"""What users write: the statement DSL, event handlers and the `WorkflowState` base class.
+
+Every name here is re-exported from `stmtflow`; import it from there.
+"""
+
+from stmtflow.dsl._context import StepInfo, current_step, current_time
+from stmtflow.dsl._handlers import BaseHandler, FunctionHandler, Handler, Timer, handler_type
+from stmtflow.dsl._statements import (
+    Break,
+    Case,
+    Continue,
+    Default,
+    For,
+    Go,
+    If,
+    On,
+    OnEvent,
+    RetryPolicy,
+    Return,
+    S,
+    Section,
+    Sleep,
+    Statement,
+    Step,
+    Switch,
+    Wait,
+    WaitFor,
+)
+from stmtflow.dsl._workflow import WorkflowState
+
+__all__ = [
+    "BaseHandler",
+    "Break",
+    "Case",
+    "Continue",
+    "Default",
+    "For",
+    "FunctionHandler",
+    "Go",
+    "Handler",
+    "If",
+    "On",
+    "OnEvent",
+    "RetryPolicy",
+    "Return",
+    "S",
+    "Section",
+    "Sleep",
+    "Statement",
+    "Step",
+    "StepInfo",
+    "Switch",
+    "Timer",
+    "Wait",
+    "WaitFor",
+    "WorkflowState",
+    "current_step",
+    "current_time",
+    "handler_type",
+]
