@@ -192,7 +192,7 @@ def test_names_are_unique_across_statements_and_events() -> None:
         "duplicate name 'w': Wait 'w' at S[1], Go 'w' at S[2] "
         "(statement and event names share one namespace)",
         "duplicate name 'n.timer': On 'n.timer' at S[1].On('n.timer'), "
-        "Sleep 'n' at S[3].For('g')[0] (its timer event) "
+        "On 'n.timer' at S[3].For('g')[0] (its timer event) "
         "(statement and event names share one namespace)",
         "duplicate name 'g': Step 'g' at S[2].Go('w')[0], For 'g' at S[3] "
         "(statement and event names share one namespace)",

@@ -1,6 +1,7 @@
 """Read-only queries over a statement tree: `children`, `walk` and the ``find_*`` look-ups.
 
-The interpreter does not use `walk` to execute; validation, rendering and compatibility checks do.
+The interpreter does not use `walk` to execute; validation, rendering and compatibility checks
+do. What a statement holds is its kind's to say (`stmtflow.dsl._kind.Kind.children`).
 
 Example:
     >>> import stmtflow as sf
@@ -13,103 +14,36 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from operator import attrgetter
-from typing import Any, TypeAlias
+from collections.abc import Iterator
+from typing import Any
 
-from stmtflow.dsl._statements import (
-    Break,
-    Case,
-    Continue,
-    Default,
-    For,
-    Go,
-    If,
-    On,
-    Return,
-    Section,
-    Sleep,
-    Statement,
-    Step,
-    Switch,
-    Wait,
-    WaitFor,
-)
+from stmtflow.dsl._kind import kind_of
+from stmtflow.dsl._statements import On, Statement, Step, WaitFor
 from stmtflow.state import CallbackRequest
 
 __all__ = ["children", "find_handler", "find_step", "find_waiting_step", "statement_name", "walk"]
 
 
-def children(stmt: Statement) -> tuple[Statement, ...]:
-    """The statements directly inside ``stmt``, in order.
+def children(stmt: object) -> tuple[Any, ...]:
+    """The statements directly inside ``stmt``, in order (none for what is not a statement).
 
     Sections hold statements; every other container holds sections (an ``If`` one per branch,
-    ``Else`` last), cases (``Switch``) or events (``Wait``).
+    ``Else`` last), cases (``Switch``) or events (``Wait``, a ``Sleep`` its timer's).
     """
-    get = _CHILDREN.get(type(stmt))
-    if get is None:
-        get = _CHILDREN[type(stmt)] = _children_of_subclass(type(stmt))
-    return get(stmt)
+    kind = kind_of(stmt)
+    return () if kind is None else kind.children(stmt)
 
 
-def _branch_bodies(stmt: If) -> tuple[Statement, ...]:
-    bodies = tuple(branch.body for branch in stmt.branches)
-    return bodies if stmt.else_body is None else (*bodies, stmt.else_body)
-
-
-def _body(stmt: Case | Default | For | Go | On) -> tuple[Statement, ...]:
-    return (stmt.body,)
-
-
-def _leaf(stmt: Any) -> tuple[Statement, ...]:
-    return ()
-
-
-_Children: TypeAlias = Callable[[Any], tuple[Statement, ...]]
-
-# By exact type: a dictionary look-up instead of a chain of isinstance checks (a failing one
-# costs about 0.1 µs, and the interpreter resolves positions through this on every rebuild).
-_CHILDREN: dict[type, _Children] = {
-    Section: attrgetter("body"),
-    If: _branch_bodies,
-    Switch: attrgetter("cases"),
-    Wait: attrgetter("events"),
-    Case: _body,
-    Default: _body,
-    For: _body,
-    Go: _body,
-    On: _body,
-    Step: _leaf,
-    WaitFor: _leaf,
-    Sleep: _leaf,
-    Break: _leaf,
-    Continue: _leaf,
-    Return: _leaf,
-}
-
-
-_KINDS = tuple(_CHILDREN.items())  # the statement kinds themselves, never extended
-
-
-def _children_of_subclass(kind: type) -> _Children:
-    """A subclass of a statement kind has that kind's children; anything else has none."""
-    return next((get for base, get in _KINDS if issubclass(kind, base)), _leaf)
-
-
-def statement_name(stmt: Any) -> str | None:
+def statement_name(stmt: object) -> str | None:
     """The name a statement can be found by: a position's name, or an ``On``'s event name."""
-    match stmt:
-        case Step() | Wait() | WaitFor() | Sleep() | For() | Go():
-            return stmt.name
-        case On():
-            return stmt.event
-        case _:
-            return None
+    kind = kind_of(stmt)
+    names = [] if kind is None else kind.names(stmt)
+    return names[0] if names else None
 
 
 def walk(stmt: Statement) -> Iterator[Statement]:
     """Every statement of the tree under ``stmt`` (``stmt`` first), depth first, in order."""
-    stack: list[Statement] = [stmt]
+    stack: list[Any] = [stmt]
     while stack:
         node = stack.pop()
         yield node
@@ -133,11 +67,9 @@ def find_waiting_step(name: str, section: Statement) -> WaitFor | None:
 
 
 def find_handler(req: CallbackRequest | str, section: Statement) -> Any | None:
-    """The handler of the event ``req.name`` (an ``On``, or a ``Sleep``'s timer), or None."""
+    """The handler of the event ``req.name`` (an ``On``, a ``Sleep``'s timer too), or None."""
     event = req if isinstance(req, str) else req.name
     for node in walk(section):
         if isinstance(node, On) and node.event == event:
             return node.handler
-        if isinstance(node, Sleep) and node.event == event:
-            return node.as_wait().events[0].handler
     return None

@@ -6,33 +6,20 @@ costs a few dictionary look-ups, not a walk), and `Program.advance` computes a t
 move: from where it stands to its next resting statement (a step, a wait, a condition) or the
 end of its body. Moving evaluates conditions and ``Go`` ids but changes nothing: the interpreter
 applies the result.
+
+What each statement does to a moving thread is its kind's rule (`stmtflow.dsl._kind.Kind.enter`,
+``after`` and ``resume``, beside the statement class); this module only keeps the `_Cursor` those
+rules move, the name index, and the checks of stored positions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias, assert_never
+from typing import Any, Literal, TypeAlias
 
 from stmtflow.analysis._validate import definition_problems
-from stmtflow.analysis._walk import children
-from stmtflow.dsl._statements import (
-    Break,
-    Case,
-    Continue,
-    Default,
-    For,
-    Go,
-    If,
-    On,
-    Return,
-    Section,
-    Sleep,
-    Statement,
-    Step,
-    Switch,
-    Wait,
-    WaitFor,
-)
+from stmtflow.dsl._kind import ENDED, Ended, kind_of, kinds, truth
+from stmtflow.dsl._statements import Go, On, Section, Statement, Step, Wait, WaitFor
 from stmtflow.errors import DefinitionError, DefinitionMismatch, ExecutionError
 from stmtflow.state import MAIN_THREAD, State, Thread, ThreadStatus
 
@@ -41,20 +28,10 @@ __all__ = ["Ended", "Move", "Outcome", "Program", "Spawn", "truth"]
 Path: TypeAlias = tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Ended:
-    """The thread reached the end of its body or a ``Return``."""
-
-    returned: bool
-
-
-_ENDED = Ended(returned=False)
-_RETURNED = Ended(returned=True)
-
 Outcome: TypeAlias = Step | Wait | WaitFor | Ended
 """Where a move leaves a thread: at a step (its next move runs it), at a wait (a ``Sleep`` is
-given as its equivalent ``Wait``), at a ``WaitFor`` until its condition is true, or ended. The
-statement itself is the tag, so a move allocates no result object."""
+one), at a ``WaitFor`` until its condition is true, or ended. The statement itself is the tag,
+so a move allocates no result object."""
 
 Spawn: TypeAlias = tuple[Go, str]
 """A thread a move starts: the ``Go`` and the new thread's id."""
@@ -69,28 +46,6 @@ class _Index:
     events: dict[str, Path]
 
 
-def truth(cond: Any) -> bool:
-    """Evaluate a condition: a bool as is, a callable (lazy) by calling it."""
-    return bool(cond()) if callable(cond) else bool(cond)
-
-
-def _user_code(node: Statement) -> str:
-    """Names the user code a statement runs while a thread moves, for error messages."""
-    match node:
-        case For():
-            return f"the condition of loop {node.name!r}"
-        case Go():
-            return f"the id of Go {node.name!r}"
-        case If():
-            return "a condition of an If"
-        case Switch():
-            return "a condition of a Switch"
-        case _:
-            return f"{type(node).__name__}"
-
-
-_POSITION_KINDS = (Step, Wait, WaitFor, Sleep, For, Go)
-_EVENT_KINDS = (On, Sleep)
 _index_cache: dict[Any, _Index] = {}
 
 
@@ -103,16 +58,25 @@ def _build_index(root: Section) -> _Index:
     stack: list[tuple[Statement, Path]] = [(root, ())]
     while stack:
         node, path = stack.pop()
-        if isinstance(node, _POSITION_KINDS):
-            names[node.name] = path
-        if isinstance(node, _EVENT_KINDS):
-            events[node.event] = path
-        for i, child in enumerate(children(node)):
+        kind = _kind(node)
+        table = events if kind.is_event else names
+        for name in kind.names(node):
+            table[name] = path
+        for i, child in enumerate(kind.children(node)):
             stack.append((child, (*path, i)))
     return _Index(names, events)
 
 
-Mode = Literal["enter", "after", "loop"]
+def _kind(node: object) -> Any:
+    """The rules of a statement of a validated tree."""
+    kind = kind_of(node)
+    assert kind is not None, node
+    return kind
+
+
+def _kinds_resting(status: ThreadStatus) -> str:
+    """The kinds a thread of ``status`` may stand on, for messages: ``Step or Wait``."""
+    return " or ".join(kind.label for kind in kinds() if status in kind.rests)
 
 
 class Program:
@@ -143,7 +107,7 @@ class Program:
         # root down to each resolved path, and mismatch verdicts by the parts of a thread they
         # depend on, so a thousand threads waiting alike cost one check.
         self._names: dict[str, tuple[Path, Statement] | None] = {}
-        self._events: dict[str, tuple[Path, On | Sleep] | None] = {}
+        self._events: dict[str, tuple[Path, On] | None] = {}
         self._chains: dict[Path, tuple[Statement, ...]] = {}
         self._checked: dict[tuple[Any, ...], list[str]] = {}
 
@@ -161,7 +125,10 @@ class Program:
             nodes: list[Statement] = [self.root]
             try:
                 for i in path:
-                    nodes.append(children(nodes[-1])[i])
+                    kind = kind_of(nodes[-1])
+                    if kind is None:
+                        return None
+                    nodes.append(kind.children(nodes[-1])[i])
             except IndexError:
                 return None
             chain = self._chains[path] = tuple(nodes)
@@ -173,11 +140,12 @@ class Program:
             chain = None if path is None else self._walk_path(path)
             if chain is not None:
                 node = chain[-1]
-                if table == "events":
-                    key = node.event if isinstance(node, _EVENT_KINDS) else None
-                else:
-                    key = node.name if isinstance(node, _POSITION_KINDS) else None
-                if key == name:
+                kind = kind_of(node)
+                if (
+                    kind is not None
+                    and kind.is_event == (table == "events")
+                    and name in kind.names(node)
+                ):
                     return path, node
             if attempt == 0:
                 # The index was built for a tree of another shape: index this one.
@@ -191,8 +159,8 @@ class Program:
             names[name] = self._resolve("names", name)
         return names[name]
 
-    def find_event(self, event: str) -> tuple[Path, On | Sleep] | None:
-        """The ``On`` (or ``Sleep``) that handles ``event``."""
+    def find_event(self, event: str) -> tuple[Path, On] | None:
+        """The ``On`` that handles ``event`` (a ``Sleep``'s timer is one too)."""
         events = self._events
         if event not in events:
             events[event] = self._resolve("events", event)
@@ -203,15 +171,12 @@ class Program:
         found = self.find_event(event)
         if found is None:
             raise DefinitionMismatch(f"{self.where}: the definition has no event {event!r}")
-        node = found[1]
-        return node.as_wait().events[0].handler if isinstance(node, Sleep) else node.handler
+        return found[1].handler
 
     def wait_of(self, thread: Thread) -> Wait:
-        """The ``Wait`` a waiting thread stands at (a ``Sleep`` as its equivalent ``Wait``)."""
+        """The ``Wait`` (or ``Sleep``) a waiting thread stands at."""
         found = self.find(thread.cur_step)
         node = found[1] if found else None
-        if isinstance(node, Sleep):
-            return node.as_wait()
         if isinstance(node, Wait):
             return node
         raise DefinitionMismatch(f"{self.where}: no wait named {thread.cur_step!r}")
@@ -243,7 +208,7 @@ class Program:
         root: Path = ()
         if thread.name != MAIN_THREAD:
             go = self.find(thread.name)
-            if go is None or not isinstance(go[1], Go):
+            if go is None or not _kind(go[1]).starts_thread:
                 return [f"its Go statement {thread.name!r} no longer exists"]
             root = go[0]
         if not thread.cur_step:
@@ -252,28 +217,24 @@ class Program:
         if found is None:
             return [f"its position {thread.cur_step!r} no longer exists"]
         path, node = found
-        expected: tuple[type, ...] = {
-            ThreadStatus.EXECUTING: (Step,),
-            ThreadStatus.RESUMING: (Step, Wait, Sleep, WaitFor),
-            ThreadStatus.WAITING_EVENT: (Wait, Sleep),
-            ThreadStatus.WAITING_CONDITION: (WaitFor,),
-        }[thread.status]
-        if not isinstance(node, expected):
+        kind = _kind(node)
+        if thread.status not in kind.rests:
             return [
-                f"{thread.cur_step!r} is now a {type(node).__name__}, "
-                f"not a {' or '.join(k.__name__ for k in expected)}"
+                f"{thread.cur_step!r} is now a {kind.label}, not a {_kinds_resting(thread.status)}"
             ]
         if self._thread_root(path) != root:
             return [f"{thread.cur_step!r} is no longer inside the body of {thread.name!r}"]
-        problems = []
-        events = (
-            {on.event for on in self.wait_of(thread).events}
-            if isinstance(node, Wait | Sleep)
-            else set()
-        )
-        for event in thread.wait_events:
-            if event.req.name not in events:
-                problems.append(f"event {event.req.name!r} of {thread.cur_step!r} is gone")
+        events = {
+            name
+            for kid in kind.children(node)
+            if _kind(kid).is_event
+            for name in _kind(kid).names(kid)
+        }
+        problems = [
+            f"event {event.req.name!r} of {thread.cur_step!r} is gone"
+            for event in thread.wait_events
+            if event.req.name not in events
+        ]
         if thread.cur_callback is not None and thread.cur_callback not in events:
             problems.append(
                 f"event {thread.cur_callback!r} that fired at {thread.cur_step!r} is gone"
@@ -284,7 +245,7 @@ class Program:
         """The path of the innermost ``Go`` around ``path`` (``()`` for the main thread)."""
         chain = self._chain(path)  # chain[k] is the statement at path[:k]
         for depth in range(len(path) - 1, 0, -1):
-            if isinstance(chain[depth], Go):
+            if _kind(chain[depth]).starts_thread:
                 return path[:depth]
         return ()
 
@@ -299,9 +260,6 @@ class Program:
     def advance(self, thread: Thread, threads: list[Thread]) -> Move:
         """Compute ``thread``'s next move from where it stands. Changes nothing.
 
-        The walk keeps the path from the root and the statements along it, so entering a child
-        or climbing to the parent costs O(1).
-
         Raises:
             ExecutionError: a lazy condition or ``Go`` id raised.
             DefinitionError: an iteration reached no step or wait, or a ``Go`` id is taken.
@@ -313,169 +271,128 @@ class Program:
             assert found_go is not None
             go_path = found_go[0]
             body_depth = len(go_path) + 1
-        mode: Mode
-        if not thread.cur_step:
-            path = [*go_path, 0] if body_depth else []
-            chain = self._chain(tuple(path))
-            mode = "enter"
+        if not thread.cur_step:  # before its first move: at the start of its body
+            start = (*go_path, 0) if body_depth else ()
+            cursor = _Cursor(self, thread, threads, start, body_depth, entering=True)
         else:
             found = self.find(thread.cur_step)
             assert found is not None
-            path = list(found[0])
-            chain = self._chain(found[0])
-            here = chain[-1]
-            mode = "after"
-            if thread.cur_callback is not None and isinstance(here, Wait):
-                index = next(
-                    i for i, on in enumerate(here.events) if on.event == thread.cur_callback
-                )
-                path += [index, 0]
-                chain += [here.events[index], here.events[index].body]
-                mode = "enter"
+            cursor = _Cursor(self, thread, threads, found[0], body_depth, entering=False)
         try:
-            return self._walk(thread, threads, path, chain, mode, body_depth)
+            return cursor.move(), cursor.spawns
         except (DefinitionError, ExecutionError):
             raise
         except Exception as exc:
+            node = cursor.chain[-1]
             raise ExecutionError(
-                f"{self._who(thread)}: {_user_code(chain[-1])} raised {exc!r}"
+                f"{cursor.who}: {_kind(node).what_runs(node)} raised {exc!r}"
             ) from exc
 
-    def _who(self, thread: Thread) -> str:
-        return f"{self.where}, thread {thread.id!r}"
 
-    def _walk(
+class _Cursor:
+    """One thread's walk through the tree during one move; the kinds' rules steer it.
+
+    It keeps the path from the root and the statements along it, so entering a child or climbing
+    to the parent costs O(1). See `stmtflow.dsl._kind.Cursor` for what the rules may ask.
+    """
+
+    __slots__ = (
+        "body_depth",
+        "chain",
+        "entering",
+        "path",
+        "spawns",
+        "taken",
+        "thread",
+        "threads",
+        "visited",
+        "who",
+    )
+
+    def __init__(
         self,
+        program: Program,
         thread: Thread,
         threads: list[Thread],
-        path: list[int],
-        chain: list[Statement],
-        mode: Mode,
+        path: Path,
         body_depth: int,
-    ) -> Move:
-        """Move from ``path`` (in ``mode``) to the next resting statement; see `advance`."""
-        spawns: list[Spawn] = []
-        taken: set[str] | None = None
-        iterating: list[Path] = []  # the loops whose body this move entered
+        *,
+        entering: bool,
+    ) -> None:
+        self.thread = thread
+        self.threads = threads
+        self.path = list(path)
+        self.chain = program._chain(path)
+        self.body_depth = body_depth
+        self.entering = entering
+        self.spawns: list[Spawn] = []
+        self.taken: set[str] | None = None
+        self.visited: list[Path] = []
+        self.who = f"{program.where}, thread {thread.id!r}"
+
+    def move(self) -> Outcome:
+        """Walk to the next resting statement, or the end of the thread's body."""
+        path, chain = self.path, self.chain
+        if not self.entering:  # the thread moves on from where it stands
+            here = chain[-1]
+            outcome = _kind(here).resume(here, self.thread, self)
+            if outcome is not None:
+                return outcome  # type: ignore[no-any-return]
         while True:
-            if mode == "after":
-                # Climb to the next statement of a section, to a loop, or out of the body.
-                if len(path) <= body_depth:
-                    return _ENDED, spawns
-                index = path.pop() + 1
+            if self.entering:
+                node = chain[-1]
+                outcome = _kind(node).enter(node, self)
+            else:
+                if len(path) <= self.body_depth:
+                    return ENDED
+                index = path.pop()
                 chain.pop()
-                parent = chain[-1]
-                if isinstance(parent, Section):
-                    if index < len(parent.body):
-                        path.append(index)
-                        chain.append(parent.body[index])
-                        mode = "enter"
-                elif isinstance(parent, For):
-                    mode = "loop"
-                continue
-            node = chain[-1]
-            if mode == "loop":
-                assert isinstance(node, For)
-                key = tuple(path)
-                if key in iterating:
-                    raise DefinitionError(
-                        f"{self._who(thread)}: an iteration of loop {node.name!r} "
-                        "reached no step or wait"
-                    )
-                if truth(node.cond):
-                    iterating.append(key)
-                    path.append(0)
-                    chain.append(node.body)
-                    mode = "enter"
-                else:
-                    mode = "after"
-                continue
-            match node:
-                case Section():
-                    if node.body:
-                        path.append(0)
-                        chain.append(node.body[0])
-                    else:
-                        mode = "after"
-                case Step() | Wait() | WaitFor():
-                    return node, spawns
-                case Sleep():
-                    return node.as_wait(), spawns
-                case If():
-                    branch = self._choose_branch(node)
-                    if branch is None:
-                        mode = "after"
-                    else:
-                        path.append(branch)
-                        chain.append(children(node)[branch])
-                case Switch():
-                    case_index = self._choose_case(node)
-                    if case_index is None:
-                        mode = "after"
-                    else:
-                        path += [case_index, 0]
-                        chain += [node.cases[case_index], node.cases[case_index].body]
-                case For():
-                    mode = "loop"
-                case Break() | Continue():
-                    depth = self._enclosing_loop(chain, body_depth)
-                    del path[depth:]
-                    del chain[depth + 1 :]
-                    mode = "after" if isinstance(node, Break) else "loop"
-                case Return():
-                    return _RETURNED, spawns
-                case Go():
-                    thread_id = self._go_id(node)
-                    if taken is None:
-                        taken = {t.id for t in threads}
-                    if thread_id in taken:
-                        raise DefinitionError(
-                            f"{self._who(thread)}: Go {node.name!r} would start thread "
-                            f"{thread_id!r}, "
-                            f"but a thread with that id is still alive"
-                        )
-                    taken.add(thread_id)
-                    spawns.append((node, thread_id))
-                    mode = "after"
-                case Case() | Default() | On():
-                    raise DefinitionError(
-                        f"{self._who(thread)}: cannot run {node!r} at {tuple(path)}"
-                    )
-                case _:
-                    assert_never(node)
+                node = chain[-1]
+                outcome = _kind(node).after(node, index, self)
+            if outcome is not None:
+                return outcome  # type: ignore[no-any-return]
 
-    @staticmethod
-    def _choose_branch(node: If) -> int | None:
-        """The index of the branch to take (``len(branches)`` for ``Else``), or None."""
-        for i, branch in enumerate(node.branches):
-            if truth(branch.cond):
-                return i
-        return len(node.branches) if node.else_body is not None else None
+    # -- what the rules ask (stmtflow.dsl._kind.Cursor) -------------------------------------------
 
-    @staticmethod
-    def _choose_case(node: Switch) -> int | None:
-        """The index of the first true ``Case``, else of the ``Default``, or None."""
-        default = None
-        for i, case in enumerate(node.cases):
-            if isinstance(case, Default):
-                default = default if default is not None else i
-            elif truth(case.cond):
-                return i
-        return default
+    def into(self, index: int) -> None:
+        node = self.chain[-1]
+        self.path.append(index)
+        self.chain.append(_kind(node).children(node)[index])
+        self.entering = True
 
-    @staticmethod
-    def _enclosing_loop(chain: list[Statement], body_depth: int) -> int:
-        """The depth of the innermost ``For`` on ``chain`` within the thread's body."""
-        for depth in range(len(chain) - 2, body_depth - 1, -1):
-            if isinstance(chain[depth], For):
-                return depth
-        raise DefinitionError("Break or Continue outside a For")
+    def leave(self) -> None:
+        self.entering = False
 
-    @staticmethod
-    def _go_id(node: Go) -> str:
-        value: Any = node.id() if callable(node.id) else node.id
-        if value is None:
-            return node.name
-        if not isinstance(value, str) or not value:
-            raise ExecutionError(f"Go {node.name!r} needs a non-empty string id, got {value!r}")
-        return value
+    def truth(self, cond: Any) -> bool:
+        return truth(cond)
+
+    def first_visit(self) -> bool:
+        here = tuple(self.path)
+        if here in self.visited:
+            return False
+        self.visited.append(here)
+        return True
+
+    def unwind_to_loop(self) -> Any:
+        chain = self.chain
+        for depth in range(len(chain) - 2, self.body_depth - 1, -1):
+            if _kind(chain[depth]).loops:
+                del self.path[depth:]
+                del chain[depth + 1 :]
+                return chain[-1]
+        raise self.fail("Break or Continue outside a For")
+
+    def spawn(self, go: Any, thread_id: str) -> None:
+        taken = self.taken
+        if taken is None:
+            taken = self.taken = {t.id for t in self.threads}
+        if thread_id in taken:
+            raise self.fail(
+                f"Go {go.name!r} would start thread {thread_id!r}, "
+                "but a thread with that id is still alive"
+            )
+        taken.add(thread_id)
+        self.spawns.append((go, thread_id))
+
+    def fail(self, message: str) -> Exception:
+        return DefinitionError(f"{self.who}: {message}")

@@ -16,32 +16,13 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from datetime import timedelta
 from typing import Any
 
-from stmtflow.dsl._handlers import Timer, handler_type
-from stmtflow.dsl._statements import (
-    Break,
-    Case,
-    Continue,
-    Default,
-    For,
-    Go,
-    If,
-    On,
-    RetryPolicy,
-    Return,
-    Section,
-    Sleep,
-    Statement,
-    Step,
-    Switch,
-    Wait,
-    WaitFor,
-)
+from stmtflow.dsl._kind import kind_of
+from stmtflow.dsl._statements import Statement
 from stmtflow.errors import StmtflowError
 from stmtflow.render._dot import dot
-from stmtflow.render._flowchart import cond_value, flowchart
+from stmtflow.render._flowchart import flowchart
 from stmtflow.render._mermaid import mermaid
 from stmtflow.state import State
 
@@ -163,79 +144,7 @@ def render_image(section: Statement, state: State | None = None, format: str = "
 
 
 def _json(stmt: object) -> dict[str, Any]:
-    kind = type(stmt).__name__
-    match stmt:
-        case Section():
-            return {"type": kind, "body": _body(stmt)}
-        case Step():
-            return {"type": kind, "name": stmt.name, "retry": _retry(stmt.retry)}
-        case If():
-            branches = [{"cond": cond_value(b.cond), "body": _body(b.body)} for b in stmt.branches]
-            orelse = None if stmt.else_body is None else _body(stmt.else_body)
-            return {"type": kind, "branches": branches, "else": orelse}
-        case Switch():
-            return {"type": kind, "cases": [_json(case) for case in stmt.cases]}
-        case Case():
-            return {"type": kind, "cond": cond_value(stmt.cond), "body": _body(stmt.body)}
-        case Default():
-            return {"type": kind, "body": _body(stmt.body)}
-        case For():
-            cond = cond_value(stmt.cond)
-            return {"type": kind, "name": stmt.name, "cond": cond, "body": _body(stmt.body)}
-        case Break() | Continue() | Return():
-            return {"type": kind}
-        case Go():
-            go_id = "lazy" if callable(stmt.id) else stmt.id
-            return {"type": kind, "name": stmt.name, "id": go_id, "body": _body(stmt.body)}
-        case Wait():
-            return {"type": kind, "name": stmt.name, "events": [_json(on) for on in stmt.events]}
-        case On():
-            return {
-                "type": kind,
-                "event": stmt.event,
-                "handler": handler_type(stmt.handler),
-                "timer": _timer(stmt.handler),
-                "body": _body(stmt.body),
-            }
-        case WaitFor():
-            cond = cond_value(stmt.cond)
-            return {
-                "type": kind,
-                "name": stmt.name,
-                "cond": cond,
-                "handler": stmt.handler is not None,
-            }
-        case Sleep():
-            seconds = _seconds(stmt.duration)
-            return {"type": kind, "name": stmt.name, "seconds": seconds, "event": stmt.event}
-        case _:
-            return {"type": "invalid", "got": kind}
-
-
-def _body(section: Section) -> list[dict[str, Any]]:
-    return [_json(stmt) for stmt in section.body]
-
-
-def _seconds(delay: object) -> int | float | None:
-    if not isinstance(delay, timedelta):
-        return None
-    seconds = delay.total_seconds()
-    return int(seconds) if seconds.is_integer() else seconds
-
-
-def _timer(handler: object) -> int | float | str | None:
-    if not isinstance(handler, Timer):
-        return None
-    return handler.at.isoformat() if handler.at is not None else _seconds(handler.delay)
-
-
-def _retry(policy: object) -> dict[str, Any] | None:
-    if not isinstance(policy, RetryPolicy):
-        return None
-    return {
-        "max_attempts": policy.max_attempts,
-        "initial_interval": _seconds(policy.initial_interval),
-        "backoff_coefficient": policy.backoff_coefficient,
-        "max_interval": _seconds(policy.max_interval),
-        "non_retryable": [kind.__name__ for kind in policy.non_retryable],
-    }
+    kind = kind_of(stmt)
+    if kind is None:
+        return {"type": "invalid", "got": type(stmt).__name__}
+    return kind.json(stmt, _json)
