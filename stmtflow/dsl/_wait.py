@@ -81,8 +81,8 @@ class Wait:
 class Sleep(Wait):
     """A `Wait` with a single `Timer` event named ``f"{name}.timer"``, due ``duration`` later.
 
-    It *is* that `Wait` (built once, here), so everything that runs, routes or checks waits
-    treats it as one; only its checks, JSON and drawing say ``Sleep``.
+    It *is* that `Wait`, so everything that runs, routes or checks waits treats it as one; only
+    its checks, JSON and drawing say ``Sleep``.
 
     Example:
         >>> nap = Sleep("cool_off", timedelta(days=3))
@@ -91,19 +91,36 @@ class Sleep(Wait):
     """
 
     duration: timedelta
+    _timer: tuple[On, ...] | None = field(compare=False, repr=False)
 
     def __init__(self, name: str, duration: timedelta) -> None:
-        # A duration that is no timedelta arms no timer: the definition check reports it.
-        valid = isinstance(duration, timedelta) and duration >= timedelta(0)
-        timer = On(f"{name}.timer", Timer(seconds=duration.total_seconds())) if valid else None
         object.__setattr__(self, "name", name)
-        object.__setattr__(self, "events", () if timer is None else (timer,))
         object.__setattr__(self, "duration", duration)
+        object.__setattr__(self, "_timer", None)
 
     @property
     def event(self) -> str:
         """The timer event's name: the sleep's name followed by ``.timer``."""
         return f"{self.name}.timer"
+
+
+def _sleep_events(self: Sleep) -> tuple[On, ...]:
+    """A sleep's one timer event, built on first use: an eager definition is rebuilt after every
+    step, and most rebuilds never look at a sleep. Empty while the duration is invalid (the
+    definition check reports that)."""
+    timer = self._timer
+    if timer is None:
+        duration = self.duration
+        valid = isinstance(duration, timedelta) and duration >= timedelta(0)
+        handler = Timer(seconds=duration.total_seconds()) if valid else None
+        timer = () if handler is None else (On(self.event, handler),)
+        object.__setattr__(self, "_timer", timer)
+    return timer
+
+
+# Attached after the class is made: dataclass(slots=True) drops class attributes named like a
+# field (``events`` is the Wait's), so a property in the class body would not survive.
+Sleep.events = property(_sleep_events)  # type: ignore[assignment, misc]
 
 
 class WaitKind(Kind[Wait]):
