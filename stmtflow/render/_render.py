@@ -39,7 +39,7 @@ from stmtflow.dsl._statements import (
     Wait,
     WaitFor,
 )
-from stmtflow.errors import StmtflowError
+from stmtflow.errors import GraphvizError, GraphvizNotFound
 from stmtflow.render._dot import dot
 from stmtflow.render._flowchart import cond_value, flowchart
 from stmtflow.render._mermaid import mermaid
@@ -53,14 +53,6 @@ __all__ = [
     "to_dot",
     "to_mermaid",
 ]
-
-
-class GraphvizError(StmtflowError, RuntimeError):
-    """Graphviz's ``dot`` could not turn a diagram into an image."""
-
-
-class GraphvizNotFound(GraphvizError):
-    """The Graphviz ``dot`` program is not installed (or not on ``PATH``)."""
 
 
 def definition_json(section: Statement) -> dict[str, Any]:
