@@ -28,7 +28,7 @@ StmtflowError
 └── SnapshotMissing (AssertionError)  the snapshot file does not exist yet
 ```
 User exceptions are never swallowed: they are chained as ``__cause__``. An exception raised by
-the caller's checkpoint callback is not wrapped at all; it propagates unchanged.
+the caller's ``checkpoint`` function is not wrapped at all; it propagates unchanged.
 
 The modules that raise an error re-export it where users met it first, so
 ``stmtflow.render.GraphvizNotFound``, ``stmtflow.testing.HarnessError`` and
