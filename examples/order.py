@@ -31,7 +31,6 @@ from typing import Any
 from pydantic import BaseModel
 
 import stmtflow as sf
-from stmtflow.core._timers import due_timers
 
 
 class Payment(BaseModel):
@@ -97,6 +96,25 @@ class Order(sf.WorkflowState):
         self.history.append(f"no payment in time: released the {self.item}")
 
 
+def due_timers(state: sf.State, now: datetime) -> list[sf.CallbackRequest]:
+    """The armed timers whose deadline has passed, earliest first: what a worker delivers.
+
+    A timer's setup recorded its deadline on the armed event, where ``sf.Timer.deadline`` reads
+    it. The event's request names the thread and the ``pc`` the wait armed it with, so
+    delivering it can never fire a later wait's timer by mistake.
+    """
+    due: list[tuple[datetime, sf.CallbackRequest]] = []
+    for thread in state.threads:
+        if thread.status != sf.ThreadStatus.WAITING_EVENT or thread.cur_callback is not None:
+            continue  # not waiting on events, or one of its events fired already
+        for event in thread.wait_events:
+            deadline = sf.Timer.deadline(event.req) if event.type == sf.Timer.type else None
+            if deadline is not None and deadline <= now:
+                due.append((deadline, event.req.model_copy()))
+    due.sort(key=lambda pair: pair[0])
+    return [req for _, req in due]
+
+
 class Folder:
     """Stores each workflow as two JSON files: its data and its execution state."""
 
@@ -130,7 +148,7 @@ class Folder:
             print(f"  {order_id}: {event!r} refused: {type(refused).__name__}: {refused}")
             return
         print(f"  {order_id}: {event!r} accepted, handler answered {answer!r}")
-        self.save(wf, state)  # persist the callback before running anything else
+        self.save(wf, state)  # persist the delivered event before running anything else
         self.resume(wf, state, now)
 
     def fire_due_timers(self, order_id: str, now: datetime) -> None:

@@ -16,7 +16,6 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import stmtflow as sf
-from stmtflow.runtime._engine import Engine
 
 
 class FlakyProvider:
@@ -62,7 +61,7 @@ def main() -> None:
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(path + suffix):
             os.remove(path + suffix)
-    engine = Engine(f"sqlite:///{path}", workflows=[Checkout])
+    engine = sf.Engine(f"sqlite:///{path}", workflows=[Checkout])
     inst = engine.start(Checkout, {"amount": 4200}, id="checkout-1")
     print(f"after start: {inst.status.value}, retry at {inst.wake_at}, error: {inst.error}")
     # A worker would call tick() when the retry is due; here we jump there directly.

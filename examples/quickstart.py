@@ -13,8 +13,8 @@ Run it with the command line (``sh examples/quickstart.sh`` does all of this)::
     stmtflow show exp-1                       # finished, paid
 
 Or from Python:
-    >>> from stmtflow.runtime._engine import Engine
-    >>> engine = Engine("memory://", workflows=[Expense])
+    >>> import stmtflow as sf
+    >>> engine = sf.Engine("memory://", workflows=[Expense])
     >>> inst = engine.start(Expense, {"employee": "ada", "amount": 42.5}, id="exp-1")
     >>> [e.name for e in engine.pending("exp-1")]
     ['approve', 'reject', 'escalate']

@@ -5,7 +5,7 @@ StmtflowError
 ├── DefinitionError (ValueError)      a definition is invalid; ``.issues`` lists every problem
 ├── DefinitionMismatch                stored state names something the definition no longer has
 ├── StepError                         a step's action raised; ``.step``, cause chained
-├── CallbackError                     a callback was refused or failed
+├── CallbackError                     the delivery of an event (a "callback") was refused or failed
 │   ├── UnknownCallback (LookupError) no thread waits on that event / thread / workflow
 │   ├── StaleCallback                 the wait already fired, or the pc is not the armed one
 │   ├── NotWaiting                    the named thread does not wait on events
@@ -17,12 +17,30 @@ StmtflowError
 ├── ConflictError                     a store write lost a race (compare-and-set on the version)
 ├── NotFound (LookupError)            no stored instance with that id
 ├── StateFormatError (ValueError)     state JSON is malformed
-└── ExecutionError                    other user code raised (definition(), a lazy condition or id,
-                                      a WaitFor handler), or an async callable reached a sync driver
+├── ExecutionError                    other user code raised (definition(), a lazy condition or id,
+│                                     a WaitFor handler), or an async callable reached a sync driver
+├── GraphvizError (RuntimeError)      Graphviz's ``dot`` could not turn a diagram into an image
+│   └── GraphvizNotFound              ``dot`` is not installed (or not on ``PATH``)
+├── TargetError (ValueError)          a TARGET (``file.py:Class``, ``module:Class``) won't load
+├── CliError                          the ``stmtflow`` command refused a request (one error line)
+├── HarnessError (RuntimeError)       a `WorkflowHarness` was misused, or data failed to persist
+├── SnapshotMismatch (AssertionError) a value differs from its snapshot file; the message is a diff
+└── SnapshotMissing (AssertionError)  the snapshot file does not exist yet
 ```
-
 User exceptions are never swallowed: they are chained as ``__cause__``. An exception raised by
-the caller's checkpoint callback is not wrapped at all; it propagates unchanged.
+the caller's ``checkpoint`` function is not wrapped at all; it propagates unchanged.
+
+The modules that raise an error re-export it where users met it first, so
+``stmtflow.render.GraphvizNotFound``, ``stmtflow.testing.HarnessError`` and
+``stmtflow.testing.SnapshotMismatch`` are these same classes.
+
+Example:
+    >>> import stmtflow as sf
+    >>> try:
+    ...     sf.validate(sf.S(sf.Break()))
+    ... except sf.StmtflowError as exc:
+    ...     type(exc).__name__, isinstance(exc, ValueError)
+    ('DefinitionError', True)
 """
 
 from __future__ import annotations
@@ -31,18 +49,25 @@ __all__ = [
     "AmbiguousCallback",
     "CallbackError",
     "CallbackInputError",
+    "CliError",
     "ConflictError",
     "DefinitionError",
     "DefinitionMismatch",
     "ExecutionError",
+    "GraphvizError",
+    "GraphvizNotFound",
     "HandlerError",
+    "HarnessError",
     "NotFound",
     "NotWaiting",
+    "SnapshotMismatch",
+    "SnapshotMissing",
     "StaleCallback",
     "StateFormatError",
     "StepError",
     "StepLimitExceeded",
     "StmtflowError",
+    "TargetError",
     "UnknownCallback",
     "WorkflowFinished",
 ]
@@ -86,7 +111,11 @@ class StepError(StmtflowError):
 
 
 class CallbackError(StmtflowError):
-    """A callback was refused or its handler failed; nothing was changed."""
+    """The delivery of an event was refused or its handler failed; nothing was changed.
+
+    "Callback" in stmtflow's names (`handle_callback`, `CallbackRequest`, `CallbackError`) means
+    the delivery of an event to the thread waiting on it.
+    """
 
 
 class UnknownCallback(CallbackError, LookupError):
@@ -110,7 +139,7 @@ class WorkflowFinished(CallbackError):
 
 
 class CallbackInputError(CallbackError, ValueError):
-    """A callback's input does not match the handler's input schema.
+    """An event's input does not match the handler's input schema.
 
     Attributes:
         problems: one line per problem, each naming where in the input it is.
@@ -145,3 +174,34 @@ class StateFormatError(StmtflowError, ValueError):
 
 class ExecutionError(StmtflowError):
     """User code other than a step action or ``handle`` raised; the cause is chained."""
+
+
+class GraphvizError(StmtflowError, RuntimeError):
+    """Graphviz's ``dot`` could not turn a diagram into an image."""
+
+
+class GraphvizNotFound(GraphvizError):
+    """The Graphviz ``dot`` program is not installed (or not on ``PATH``)."""
+
+
+class TargetError(StmtflowError, ValueError):
+    """A TARGET that cannot be parsed, imported, or does not name a `WorkflowState` class."""
+
+
+class CliError(StmtflowError):
+    """The ``stmtflow`` command refused a request; the message is its one ``error:`` line.
+
+    The command line prints it on stderr and exits with code 1, like every other error here.
+    """
+
+
+class HarnessError(StmtflowError, RuntimeError):
+    """The harness was misused (e.g. ``send`` before ``start``), or data failed to persist."""
+
+
+class SnapshotMismatch(StmtflowError, AssertionError):
+    """The value differs from its snapshot file; the message holds a unified diff."""
+
+
+class SnapshotMissing(StmtflowError, AssertionError):
+    """The snapshot file does not exist yet; the message says how to create it."""

@@ -1,7 +1,9 @@
 """The benchmark harness keeps running: ``python -m benchmarks --quick`` gives every workload.
 
 This checks that each workload of issue 4 ran and produced numbers, never how fast: speed is
-reported by the harness (docs/performance.md), not asserted here.
+reported by the harness (docs/performance.md), not asserted here. It takes ten seconds or so,
+so it is marked ``slow``: ``python -m pytest`` (the README's command, and CI's) runs it;
+``python -m pytest -m "not slow"`` leaves it out while you work.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS = ("W1", "W1b", "W2", "W3", "W4", "W5", "W6")

@@ -27,7 +27,7 @@ from pydantic_core import to_jsonable_python
 from rich.console import Console
 
 from stmtflow.dsl._workflow import WorkflowState
-from stmtflow.errors import StmtflowError
+from stmtflow.errors import CliError, StmtflowError
 from stmtflow.runtime._engine import Engine
 from stmtflow.runtime._loader import TargetError, load_target
 from stmtflow.stores import DEFAULT_URL, Record, Store, open_store
@@ -48,10 +48,6 @@ __all__ = [
 ]
 
 _USER_ERRORS = (StmtflowError, ValueError, LookupError, OSError, sqlite3.Error, ImportError)
-
-
-class CliError(click.ClickException):
-    """A user error with a message for the one ``error:`` line (exit code 1)."""
 
 
 def one_line(message: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from stmtflow.dsl._kind import kind_of
 from stmtflow.dsl._statements import Statement
-from stmtflow.errors import StmtflowError
+from stmtflow.errors import GraphvizError, GraphvizNotFound
 from stmtflow.render._dot import dot
 from stmtflow.render._flowchart import flowchart
 from stmtflow.render._mermaid import mermaid
@@ -34,14 +34,6 @@ __all__ = [
     "to_dot",
     "to_mermaid",
 ]
-
-
-class GraphvizError(StmtflowError, RuntimeError):
-    """Graphviz's ``dot`` could not turn a diagram into an image."""
-
-
-class GraphvizNotFound(GraphvizError):
-    """The Graphviz ``dot`` program is not installed (or not on ``PATH``)."""
 
 
 def definition_json(section: Statement) -> dict[str, Any]:

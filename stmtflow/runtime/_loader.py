@@ -11,7 +11,7 @@ Example:
     >>> load_target("stmtflow.dsl._workflow:Nope")
     Traceback (most recent call last):
     ...
-    stmtflow.runtime._loader.TargetError: module 'stmtflow.dsl._workflow' has no class 'Nope'
+    stmtflow.errors.TargetError: module 'stmtflow.dsl._workflow' has no class 'Nope'
 """
 
 from __future__ import annotations
@@ -25,13 +25,9 @@ from pathlib import Path
 from types import ModuleType
 
 from stmtflow.dsl._workflow import WorkflowState
-from stmtflow.errors import StmtflowError
+from stmtflow.errors import TargetError
 
 __all__ = ["TargetError", "is_file_target", "load_target", "normalize_target", "parse_target"]
-
-
-class TargetError(StmtflowError, ValueError):
-    """A TARGET that cannot be parsed, imported, or does not name a `WorkflowState` class."""
 
 
 def parse_target(target: str) -> tuple[str, str]:

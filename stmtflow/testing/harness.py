@@ -52,7 +52,7 @@ from stmtflow.core._timers import due_timers, next_wakeup, timer_deadline
 from stmtflow.dsl._handlers import Timer
 from stmtflow.dsl._statements import RetryPolicy
 from stmtflow.dsl._workflow import WorkflowState
-from stmtflow.errors import StmtflowError
+from stmtflow.errors import HarnessError
 from stmtflow.state import (
     CallbackRequest,
     CheckpointType,
@@ -70,10 +70,6 @@ T = TypeVar("T")
 
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
 """Where a harness's clock starts unless told otherwise: 2024-01-01 00:00 UTC."""
-
-
-class HarnessError(StmtflowError, RuntimeError):
-    """The harness was misused (e.g. ``send`` before ``start``), or data failed to persist."""
 
 
 @dataclass(frozen=True, slots=True)

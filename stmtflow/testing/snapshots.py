@@ -33,6 +33,8 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
+from stmtflow.errors import SnapshotMismatch, SnapshotMissing
+
 __all__ = [
     "UPDATE_ENV",
     "Snapshot",
@@ -49,14 +51,6 @@ _update_default: list[bool] = []
 """Set by the pytest plugin for the duration of a run (a stack: pytester runs nest)."""
 
 _SAFE = re.compile(r"[^\w.\-]+")
-
-
-class SnapshotMismatch(AssertionError):
-    """The value differs from its snapshot file; the message holds a unified diff."""
-
-
-class SnapshotMissing(AssertionError):
-    """The snapshot file does not exist yet; the message says how to create it."""
 
 
 def snapshot_text(value: Any) -> str:
