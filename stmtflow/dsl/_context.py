@@ -11,7 +11,7 @@ Example:
     ...         return sf.S(sf.Step("charge", self.charge))
     ...     def charge(self):
     ...         self.key = sf.current_step().key
-    >>> wf = Pay(); sf.resume(wf, sf.new_state("pay-1", "Pay")); wf.key
+    >>> wf = Pay(); _ = sf.resume(wf, sf.new_state("pay-1", "Pay")); wf.key
     'pay-1/_main_/charge/1'
 """
 

@@ -190,7 +190,7 @@ class Kind(Generic[S]):
     Example:
         >>> from stmtflow.dsl import Step
         >>> kind = kind_of(Step("charge", print))
-        >>> kind.label, kind.names(Step("charge", print)), sorted(kind.rests)
+        >>> kind.label, kind.names(Step("charge", print)), sorted(s.value for s in kind.rests)
         ('Step', ['charge'], ['executing', 'resuming'])
     """
 
