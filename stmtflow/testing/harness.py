@@ -47,12 +47,14 @@ from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
 from stmtflow.core._drivers import cancel, handle_callback, resume
-from stmtflow.core._interpreter import TERMINAL
 from stmtflow.core._timers import due_timers, next_wakeup, timer_deadline
 from stmtflow.dsl._handlers import Timer
 from stmtflow.dsl._statements import RetryPolicy
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import StmtflowError
+from stmtflow.state import (
+    TERMINAL_STATUSES as TERMINAL,
+)
 from stmtflow.state import (
     CallbackRequest,
     CheckpointType,
