@@ -231,6 +231,20 @@ def test_misuse_is_a_harness_error() -> None:
         WorkflowHarness(Approval, start=datetime(2024, 1, 1))
 
 
+class Invalid(sf.WorkflowState):
+    def definition(self) -> sf.Section:
+        return sf.S(sf.Step("twice", noop), sf.Step("twice", noop))
+
+
+def test_a_definition_refused_at_start_leaves_the_harness_unstarted() -> None:
+    h = WorkflowHarness(Invalid)
+    with pytest.raises(sf.DefinitionError, match="twice"):
+        h.start()
+    assert h.pending() == []
+    with pytest.raises(HarnessError, match="start"):
+        h.send("anything")
+
+
 class Twins(sf.WorkflowState):
     """Two threads from one ``Go`` in a loop, both waiting on the same event."""
 

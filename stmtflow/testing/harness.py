@@ -221,7 +221,12 @@ class WorkflowHarness(Generic[W]):
             raise HarnessError(f"workflow {self._id!r} was already started")
         self._started = True
         wf = self._wf
-        self._call(lambda: self.engine.start(type(wf), wf, id=self._id), edits=False)
+        try:
+            self._call(lambda: self.engine.start(type(wf), wf, id=self._id), edits=False)
+        except StmtflowError:
+            # Started if it was stored (e.g. a step failed): refused before that, it was not.
+            self._started = self._stored()
+            raise
         return self
 
     def send(self, event: str, input: Any = None, *, thread_id: str | None = None) -> Any:
@@ -285,6 +290,13 @@ class WorkflowHarness(Generic[W]):
             return call()
         finally:
             self._reload()
+
+    def _stored(self) -> bool:
+        try:
+            self.engine.store.get(self._id)
+        except NotFound:
+            return False
+        return True
 
     def _store_edits(self) -> Record:
         """The stored record, after writing the data if the test changed it by hand."""
