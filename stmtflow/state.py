@@ -34,6 +34,7 @@ from stmtflow.errors import StateFormatError
 __all__ = [
     "FORMAT_VERSION",
     "MAIN_THREAD",
+    "TERMINAL_STATUSES",
     "CallbackRequest",
     "CheckpointType",
     "State",
@@ -69,6 +70,14 @@ class WorkflowStatus(StrEnum):
     """A step used up its retry attempts (or raised a non-retryable error); see ``State.error``."""
     CANCELLED = "cancelled"
     """Cancelled from outside; its threads were ended and their events torn down."""
+
+
+TERMINAL_STATUSES: frozenset[WorkflowStatus] = frozenset(
+    {WorkflowStatus.FINISHED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED}
+)
+"""The statuses of an ended execution: nothing in it runs again (only a failed setup or teardown
+is still retried). Members are `str` values too, so a stored status string tests the same way:
+``"finished" in TERMINAL_STATUSES``."""
 
 
 class ThreadStatus(StrEnum):

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 from thread_scans import SCANS, same
 
-import stmtflow.runtime._engine
+import stmtflow.runtime._unit
 import stmtflow.state
 from stmtflow.core._thread_index import ThreadIndex
 from stmtflow.state import State, Thread, dump_interpreted
@@ -106,7 +106,7 @@ def _every_state_dump_checked(monkeypatch: pytest.MonkeyPatch) -> None:
         return text
 
     monkeypatch.setattr(stmtflow.state, "_REUSE_FROM", 1)
-    monkeypatch.setattr(stmtflow.runtime._engine, "dump_interpreted", checked)
+    monkeypatch.setattr(stmtflow.runtime._unit, "dump_interpreted", checked)
 
 
 @pytest.fixture(autouse=True)

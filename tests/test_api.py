@@ -335,7 +335,7 @@ def test_the_runtime_names_are_the_runtime_objects() -> None:
 
 
 PRIVATE_CONTROL_FLOW = {
-    "_Contended": "the engine's signal to redo an unleased write under a lease; never escapes",
+    "Contended": "the engine's signal (runtime._unit) to redo an unleased write under a lease",
 }
 """Exception classes allowed outside `stmtflow.errors`: private, caught where they are raised."""
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from stmtflow import WorkflowStatus, load_state
-from stmtflow.runtime._engine import Engine
+from stmtflow.runtime import Engine
 
 WORKERS = Path(__file__).resolve().parent / "workers"
 if str(WORKERS) not in sys.path:

@@ -20,7 +20,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 import stmtflow as sf
-from stmtflow.runtime._engine import Engine
+from stmtflow.runtime import Engine
 from stmtflow.stores import Record
 
 CALLS: dict[str, list[Any]] = {}

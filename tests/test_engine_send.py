@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import pytest
 
 import stmtflow as sf
-from stmtflow.runtime._engine import Engine
+from stmtflow.runtime import Engine
 from stmtflow.stores import Record, Store, open_store
 from stmtflow.stores import _sqlite_parts as sqlite_parts
 

@@ -52,10 +52,10 @@ from stmtflow.state import (
     WorkflowStatus,
     mark_changed,
 )
+from stmtflow.state import TERMINAL_STATUSES as TERMINAL
 
 __all__ = ["Call", "Checkpoint", "Effect", "Interpreter"]
 
-TERMINAL = frozenset({WorkflowStatus.FINISHED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED})
 _TEARDOWN_DUE = (WaitEventStatus.SETUP, WaitEventStatus.TEARDOWN_ERROR)
 
 

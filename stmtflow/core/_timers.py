@@ -1,8 +1,11 @@
 """Reading a `State` for what is due: timer deadlines and retry times.
 
-The runtime (and the test harness) use these to fire timers and resume retries through the same
-path as any other event: `due_timers` gives the requests to deliver with ``handle_callback``,
-`next_wakeup` the time to come back.
+The runtime fires timers through the same path as any other event: `due_timers` gives the
+requests to deliver with ``handle_callback``. When an instance is due next is the runtime's one
+answer, `stmtflow.runtime._unit.wake_at` (stored as the record's wake-up; the test harness
+follows it too), read off the interpreter's `ThreadIndex`. `next_wakeup` and `wakeups` answer
+its timer-and-retry part by a scan over the threads, for a caller that drives a state without
+an index; tests check the index against them.
 
 Example:
     >>> from datetime import UTC, datetime

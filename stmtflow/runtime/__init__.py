@@ -1,8 +1,17 @@
 """The durable runtime: the `Engine` ties a store to workflow classes and runs units of work.
 
-`Engine` is re-exported from `stmtflow` (``stmtflow.Engine``).
+`Engine` is re-exported from `stmtflow` (``stmtflow.Engine``). Its parts, one module each:
+
+- ``_engine``: the `Engine` facade;
+- ``_unit``: one unit of work (load, interpret, save under a lease) and when an instance is
+  due next (``wake_at``);
+- ``_worker``: ticks, the worker loop and its signals;
+- ``_warm``: parsed states kept from one unit to the next on the same record;
+- ``_reads``: what the engine answers with (`Instance`, `PendingEvent`, `WorkerStats`);
+- ``_loader``: importing a ``file.py:Class`` target.
 """
 
-from stmtflow.runtime._engine import Engine, Instance, PendingEvent, WorkerStats
+from stmtflow.runtime._engine import Engine
+from stmtflow.runtime._reads import Instance, PendingEvent, WorkerStats
 
 __all__ = ["Engine", "Instance", "PendingEvent", "WorkerStats"]

@@ -29,7 +29,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
 from stmtflow.errors import ConflictError
-from stmtflow.state import WorkflowStatus
+from stmtflow.state import TERMINAL_STATUSES, WorkflowStatus
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -46,12 +46,6 @@ __all__ = [
     "utcnow",
     "with_changes",
 ]
-
-TERMINAL_STATUSES: frozenset[str] = frozenset(
-    {WorkflowStatus.FINISHED.value, WorkflowStatus.FAILED.value, WorkflowStatus.CANCELLED.value}
-)
-"""Statuses of ended instances. They are claimed only while their ``wake_at`` is set (the engine
-sets it on an ended instance only while an event's teardown must be retried)."""
 
 
 def utcnow() -> datetime:

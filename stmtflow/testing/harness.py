@@ -1,19 +1,22 @@
 """`WorkflowHarness`: drive one workflow in memory with a fake clock.
 
-The harness is a tiny in-memory engine for tests. It calls the same drivers a service calls
-(``resume``, ``handle_callback``, ``cancel``) with its own clock, so time only moves when the
-test says so: ``advance(timedelta(days=30))`` steps through every timer deadline and retry time
-in order, and a month-long workflow runs in milliseconds.
+The harness drives the production engine: an `Engine` over a memory store (``memory://``)
+whose clock is the harness's, so time only moves when the test says so, and every call goes
+through the same units of work (load, interpret, save under a lease) as in a service.
+``advance(timedelta(days=30))`` moves the clock to each time the engine stored as the
+instance's next wake-up in turn, and wakes it there: a month-long workflow runs in
+milliseconds.
 
-How the log is kept: at every ``after_step`` checkpoint the interpreter has just stamped the
-thread that ran with the execution's new ``pc`` (DESIGN §3.12), so the thread whose ``pc`` equals
-``state.pc`` is the one whose step ran, and its ``cur_step`` names the step. Nothing in the
-definition is wrapped or changed.
+How the log is kept: the engine calls the harness after every checkpoint. At an ``after_step``
+checkpoint the interpreter has just stamped the thread that ran with the execution's new ``pc``
+(DESIGN §3.12), so the thread whose ``pc`` equals ``state.pc`` is the one whose step ran, and
+its ``cur_step`` names the step. Nothing in the definition is wrapped or changed.
 
-With ``persist=True`` (the default) the harness behaves like a store: at every checkpoint it
-serializes the data and the state to JSON and checks that they load back unchanged, and after
-every call it continues from the saved JSON, as a service would. Data that does not survive JSON
-fails the test at the checkpoint that produced it, not in production.
+Between calls the harness holds what the store holds: ``data`` and ``state`` are loaded from
+the stored JSON after every call, as the next unit of a service would load them. With
+``check_json=True`` (the default) the data is also checked at every checkpoint to survive a
+JSON round trip unchanged, so data that cannot be stored fails the test at the checkpoint
+that produced it, not in production.
 
 Example:
     >>> from datetime import timedelta
@@ -36,32 +39,22 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any, Generic, Self, TypeVar
 
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
-from stmtflow.core._drivers import cancel, handle_callback, resume
-from stmtflow.core._interpreter import TERMINAL
-from stmtflow.core._timers import due_timers, next_wakeup, timer_deadline
-from stmtflow.dsl._handlers import Timer
 from stmtflow.dsl._statements import RetryPolicy
 from stmtflow.dsl._workflow import WorkflowState
-from stmtflow.errors import HarnessError
-from stmtflow.state import (
-    CallbackRequest,
-    CheckpointType,
-    State,
-    ThreadStatus,
-    WorkflowStatus,
-    load_state,
-    new_state,
-)
+from stmtflow.errors import HarnessError, NotFound, StmtflowError
+from stmtflow.runtime import Engine, PendingEvent
+from stmtflow.state import CheckpointType, State, ThreadStatus, WorkflowStatus, new_state
+from stmtflow.stores import Record
 
 __all__ = ["DEFAULT_START", "HarnessError", "PendingEvent", "StepRun", "WorkflowHarness"]
 
@@ -91,41 +84,31 @@ class StepRun:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PendingEvent:
-    """An event a thread waits for.
-
-    Attributes:
-        name: the event name (what ``send`` takes).
-        thread: the waiting thread's id.
-        type: the handler's type, e.g. ``Timer`` or ``FunctionHandler``.
-        deadline: when a timer fires; None for other events.
-    """
-
-    name: str
-    thread: str
-    type: str
-    deadline: datetime | None
-
-
 class WorkflowHarness(Generic[W]):
-    """Drive one workflow in memory with a fake clock, and look at everything it did.
+    """Drive one workflow through the engine, in memory, with a fake clock.
 
     Args:
         workflow: a `WorkflowState` instance, or a class (built from ``data``).
         id: the instance id.
         start: where the fake clock starts (aware); default `DEFAULT_START`.
         data: field values for a class given as ``workflow``.
-        state: an existing execution to continue instead of a new one (a copy is taken; ``id``
-            is then the state's): e.g. an instance saved under an old definition, to test that
-            the new one carries it on. The harness counts as started.
-        persist: round-trip data and state through JSON at every checkpoint and continue from
-            the saved JSON after every call, as a store would.
-        max_steps: passed to ``resume``.
-        default_retry: passed to ``resume``.
+        state: an existing execution to continue instead of a new one (``id`` is then the
+            state's): e.g. an instance saved under an old definition, to test that the new one
+            carries it on. It is stored due at once, and the harness counts as started.
+        check_json: check at every checkpoint that the data survives a JSON round trip
+            unchanged (a `HarnessError` naming the checkpoint if not).
+        max_steps: actions one call may run (the engine's ``max_steps``).
+        default_retry: the policy of steps without one (the engine's ``default_retry``; None:
+            a failing step raises `StepError`).
 
-    Read the data through ``harness.data`` after each call: with ``persist`` it is a fresh
-    object loaded from the saved JSON, not the instance passed in.
+    Attributes:
+        engine: the `Engine` the harness drives (a memory store, the harness's clock).
+        trace: every step execution, failed attempts included, in order (`StepRun`).
+        checkpoints: every checkpoint the engine's units reported, in order.
+
+    Read the data through ``harness.data`` after each call: it is a fresh object loaded from
+    the stored JSON, not the instance passed in. Changes made to it by hand are stored before
+    the next call, as an outside write would be.
 
     Example:
         >>> import stmtflow as sf
@@ -149,7 +132,7 @@ class WorkflowHarness(Generic[W]):
         start: datetime = DEFAULT_START,
         data: Mapping[str, Any] | None = None,
         state: State | None = None,
-        persist: bool = True,
+        check_json: bool = True,
         max_steps: int = 10_000,
         default_retry: RetryPolicy | None = None,
     ) -> None:
@@ -166,32 +149,45 @@ class WorkflowHarness(Generic[W]):
             wf = workflow.model_validate(dict(data or {}))
         else:
             raise TypeError(f"expected a WorkflowState class or instance, got {workflow!r}")
-        self._wf: W = wf
-        self._state: State = (
-            new_state(id, type(wf)) if state is None else state.model_copy(deep=True)
-        )
         self._now = start
-        self.persist = persist
-        self.max_steps = max_steps
-        self.default_retry = default_retry
+        self.check_json = check_json
+        self.engine = Engine(
+            "memory://",
+            [type(wf)],
+            default_retry=default_retry,
+            max_steps=max_steps,
+            clock=lambda: self._now,
+            on_checkpoint=self._checkpoint,
+        )
         self.trace: list[StepRun] = []
-        """Every step execution, failed attempts included, in order."""
         self.checkpoints: list[CheckpointType] = []
-        """Every checkpoint the drivers called, in order."""
+        self._wf: W = wf
+        self._id = id if state is None else state.id
+        self._state: State = new_state(self._id, Engine.type_name(type(wf)))
         self._started = state is not None
-        self._saved: tuple[str, str] | None = None
-        self._save()
+        if state is not None:
+            self.engine.store.create(
+                Record(
+                    id=state.id,
+                    workflow=Engine.type_name(type(wf)),
+                    data=self._dump(wf, "the data given"),
+                    state=state.model_dump_json(),
+                    status=state.status.value,
+                    wake_at=start,
+                )
+            )
+            self._reload()
 
     # -- looking --------------------------------------------------------------------------------
 
     @property
     def data(self) -> W:
-        """The workflow instance (its fields are the data)."""
+        """The workflow instance (its fields are the data), as last stored."""
         return self._wf
 
     @property
     def state(self) -> State:
-        """The execution state."""
+        """The execution state, as last stored."""
         return self._state
 
     @property
@@ -210,86 +206,69 @@ class WorkflowHarness(Generic[W]):
         return [run.step for run in self.trace if run.error is None]
 
     def pending(self) -> list[PendingEvent]:
-        """The events threads wait for now, in thread order."""
-        return [
-            PendingEvent(
-                name=event.req.name,
-                thread=thread.id,
-                type=event.type,
-                deadline=timer_deadline(event) if event.type == Timer.type else None,
-            )
-            for thread in self._state.threads
-            if thread.status is ThreadStatus.WAITING_EVENT and thread.cur_callback is None
-            for event in thread.wait_events
-        ]
+        """The events threads wait for now, in thread order (`Engine.pending`)."""
+        return self.engine.pending(self._id) if self._started else []
 
     # -- driving --------------------------------------------------------------------------------
 
     def start(self) -> Self:
-        """Run the workflow until every thread is blocked or it ends; returns the harness."""
+        """Start the instance (`Engine.start`): run it until every thread is blocked or it ends."""
         if self._started:
-            raise HarnessError(f"workflow {self._state.id!r} was already started")
+            raise HarnessError(f"workflow {self._id!r} was already started")
         self._started = True
-        self._guarded(self._resume)
+        wf = self._wf
+        try:
+            self._call(lambda: self.engine.start(type(wf), wf, id=self._id), edits=False)
+        except StmtflowError:
+            # Started if it was stored (e.g. a step failed): refused before that, it was not.
+            self._started = self._stored()
+            raise
         return self
 
     def send(self, event: str, input: Any = None, *, thread_id: str | None = None) -> Any:
-        """Deliver ``event`` with ``input`` (``handle_callback``), then ``resume``.
+        """Deliver ``event`` with ``input`` and run on (`Engine.send`).
 
         Returns what the event's handler returned. The library's errors (``UnknownCallback``,
         ``WorkflowFinished``, ``CallbackInputError``, ...) propagate unchanged.
         """
         self._require_started("send")
-        req = CallbackRequest(workflow_id=self._state.id, thread_id=thread_id or "", name=event)
-        return self._guarded(lambda: self._deliver(req, input))
+        return self._call(lambda: self.engine.send(self._id, event, input, thread_id=thread_id))
 
     def advance(self, delta: timedelta) -> list[str]:
-        """Move the clock forward by ``delta``, firing what falls due on the way.
+        """Move the clock forward by ``delta``, doing what falls due on the way.
 
-        Timers fire in deadline order and retries run at their retry times: the clock stops at
-        each due time in turn, so what a fired timer arms is due later in the same ``advance``
-        if its deadline falls inside it. Returns the names of the timer events fired.
+        The clock stops at each time the engine stored as the instance's next wake-up (a timer
+        deadline, a retry time, the retry of a failed setup or teardown) and wakes it there
+        (`Engine.wake`), so what a fired timer arms is due later in the same ``advance`` if its
+        deadline falls inside it. Returns the names of the timer events fired, in order.
         """
         if delta < timedelta(0):
             raise ValueError(f"time only moves forward; got {delta}")
         self._require_started("advance")
         target = self._now + delta
         fired: list[str] = []
-        while self._state.status not in TERMINAL:
-            wake = next_wakeup(self._state)
-            if wake is None or wake > target:
-                break
+        while (wake := self._store_edits().wake_at) is not None and wake <= target:
             self._now = max(self._now, wake)
-            before = self._state.pc
-            due = due_timers(self._state, self._now)
-            if due:
-                self._guarded(partial(self._deliver, due[0], None))
-                fired.append(due[0].name)
-            else:
-                self._guarded(self._resume)
-            if self._state.pc == before:
+            fired += self._call(lambda: self.engine.wake(self._id), edits=False)
+            after = self.engine.store.get(self._id).wake_at
+            if after is not None and after <= self._now:
                 raise HarnessError(
-                    f"workflow {self._state.id!r}: something was due at {wake.isoformat()} "
-                    "but resuming made no progress"
+                    f"workflow {self._id!r}: something was due at {wake.isoformat()} "
+                    "but waking it made no progress"
                 )
         self._now = target
         return fired
 
     def resume(self) -> State:
-        """Resume at the current clock, e.g. after changing ``data`` by hand."""
+        """Wake the instance at the current clock, e.g. after changing ``data`` by hand."""
         self._require_started("resume")
-        self._guarded(self._resume)
+        self._call(lambda: self.engine.wake(self._id))
         return self._state
 
     def cancel(self) -> State:
-        """Cancel the workflow (``stmtflow.cancel``) at the current clock."""
+        """Cancel the instance (`Engine.cancel`) at the current clock."""
         self._require_started("cancel")
-
-        def run() -> None:
-            cancel(self._wf, self._state, self._checkpoint, now=self._now)
-            self._save()
-
-        self._guarded(run)
+        self._call(lambda: self.engine.cancel(self._id))
         return self._state
 
     # -- internals ------------------------------------------------------------------------------
@@ -298,38 +277,48 @@ class WorkflowHarness(Generic[W]):
         if not self._started:
             raise HarnessError(f"call start() before {what}()")
 
-    def _resume(self) -> None:
-        resume(
-            self._wf,
-            self._state,
-            self._checkpoint,
-            max_steps=self.max_steps,
-            now=self._now,
-            default_retry=self.default_retry,
-        )
-        self._save()
-
-    def _deliver(self, req: CallbackRequest, input: Any) -> Any:
-        output = handle_callback(req, self._wf, self._state, input, now=self._now)
-        self._save()
-        self._resume()
-        return output
-
-    def _guarded(self, call: Callable[[], T]) -> T:
-        """Run ``call``; afterwards (also on failure) continue from the saved JSON."""
+    def _call(self, call: Callable[[], T], *, edits: bool = True) -> T:
+        """Store hand edits (with ``edits``), run ``call``; afterwards (also on failure) load
+        what is stored."""
+        if edits:
+            self._store_edits()
         try:
             return call()
         finally:
             self._reload()
 
-    def _checkpoint(self, kind: CheckpointType) -> None:
+    def _stored(self) -> bool:
+        try:
+            self.engine.store.get(self._id)
+        except NotFound:
+            return False
+        return True
+
+    def _store_edits(self) -> Record:
+        """The stored record, after writing the data if the test changed it by hand."""
+        store = self.engine.store
+        rec = store.get(self._id)
+        text = self._dump(self._wf, "the data changed by hand")
+        if text != rec.data:
+            rec = store.update(dataclasses.replace(rec, data=text), expected_version=rec.version)
+        return rec
+
+    def _reload(self) -> None:
+        try:
+            inst = self.engine.get(self._id)
+        except NotFound:  # refused before anything was stored
+            return
+        self._wf = inst.data  # type: ignore[assignment]  # the class registered is W
+        self._state = inst.state
+
+    def _checkpoint(self, kind: CheckpointType, wf: WorkflowState, state: State) -> None:
         self.checkpoints.append(kind)
         if kind is CheckpointType.AFTER_STEP:
-            self._record_step()
-        self._save(kind)
+            self._record_step(state)
+        if self.check_json:
+            self._check_json(wf, f"workflow {state.id!r} at checkpoint {kind.value}")
 
-    def _record_step(self) -> None:
-        state = self._state
+    def _record_step(self, state: State) -> None:
         thread = next((t for t in state.threads if t.pc == state.pc), None)
         if thread is None:  # pragma: no cover - the interpreter always stamps the thread
             raise HarnessError(f"after_step at pc {state.pc}: no thread made that progress")
@@ -354,18 +343,18 @@ class WorkflowHarness(Generic[W]):
             )
         )
 
-    def _save(self, kind: CheckpointType | None = None) -> None:
-        """Serialize data and state, checking that both load back to the same JSON."""
-        if not self.persist:
-            return
-        where = f"workflow {self._state.id!r}" + (f" at checkpoint {kind.value}" if kind else "")
+    @staticmethod
+    def _dump(wf: WorkflowState, where: str) -> str:
         try:
-            data_json = self._wf.model_dump_json()
+            return wf.model_dump_json()
         except PydanticSerializationError as exc:
             raise HarnessError(f"{where}: the data cannot be serialized to JSON: {exc}") from exc
-        state_json = self._state.model_dump_json()
+
+    def _check_json(self, wf: WorkflowState, where: str) -> None:
+        """Check that ``wf`` serializes and loads back to the same JSON."""
+        data_json = self._dump(wf, where)
         try:
-            again = type(self._wf).model_validate_json(data_json).model_dump_json()
+            again = type(wf).model_validate_json(data_json).model_dump_json()
         except ValidationError as exc:
             raise HarnessError(f"{where}: the data's JSON does not load back: {exc}") from exc
         if again != data_json:
@@ -374,15 +363,6 @@ class WorkflowHarness(Generic[W]):
                 f"(fields {', '.join(_differing_fields(data_json, again))}); "
                 "use JSON-friendly field types"
             )
-        load_state(state_json)
-        self._saved = (data_json, state_json)
-
-    def _reload(self) -> None:
-        if not self.persist or self._saved is None:
-            return
-        data_json, state_json = self._saved
-        self._wf = type(self._wf).model_validate_json(data_json)
-        self._state = load_state(state_json)
 
 
 def _differing_fields(before: str, after: str) -> list[str]:
