@@ -14,12 +14,14 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from stmtflow.core._timers import next_wakeup
+from stmtflow.core._thread_index import ThreadIndex
 from stmtflow.dsl._workflow import WorkflowState
+from stmtflow.runtime._unit import wake_at
 from stmtflow.state import State
 from stmtflow.stores import Record
 
@@ -105,7 +107,8 @@ def server_version(url: str) -> str:
 def template_record(wf: WorkflowState, state: State, workflow: str) -> Record:
     """The record of an instance run in memory, ready for `Store.create` (id: ``state.id``).
 
-    Status and wake-up time are what the engine would store for that data and state.
+    Status and wake-up time are what the engine would store for that data and state (with its
+    default error backoff).
     """
     return Record(
         id=state.id,
@@ -113,7 +116,9 @@ def template_record(wf: WorkflowState, state: State, workflow: str) -> Record:
         data=wf.model_dump_json(),
         state=state.model_dump_json(),
         status=state.status.value,
-        wake_at=next_wakeup(state),
+        wake_at=wake_at(
+            state, ThreadIndex(state.threads), datetime.now(UTC), timedelta(seconds=30)
+        ),
     )
 
 

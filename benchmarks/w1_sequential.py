@@ -26,7 +26,7 @@ import stmtflow as sf
 from benchmarks.db import pg_connect
 from benchmarks.flows import Counter, StaticCounter, padded
 from benchmarks.harness import Result, Settings, Stopwatch, Target, measure, skipped
-from stmtflow.runtime._engine import Engine
+from stmtflow.runtime import Engine
 from stmtflow.stores import Store, open_store
 
 EXTRAS = (0, 10, 100, 1000)

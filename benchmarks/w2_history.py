@@ -20,7 +20,7 @@ import stmtflow as sf
 from benchmarks.db import clone_ids, sqlite_clone, template_record, warm_disk
 from benchmarks.flows import FanOut, History
 from benchmarks.harness import Result, Settings, Stopwatch, Target
-from stmtflow.runtime._engine import Engine
+from stmtflow.runtime import Engine
 from stmtflow.stores import Store, open_store
 
 DELIVERIES_PER_REPEAT = 4

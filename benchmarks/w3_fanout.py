@@ -18,7 +18,7 @@ from benchmarks.db import clone_ids, sqlite_clone, template_record, warm_disk
 from benchmarks.flows import FanOut
 from benchmarks.harness import Result, Settings, Stopwatch, Target, measure
 from benchmarks.w2_history import fanout_waiting
-from stmtflow.runtime._engine import Engine
+from stmtflow.runtime import Engine
 from stmtflow.stores import Store, open_store
 
 

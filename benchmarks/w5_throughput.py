@@ -24,7 +24,7 @@ import stmtflow as sf
 from benchmarks.db import pg_clone, pg_connect, pg_truncate
 from benchmarks.flows import Order
 from benchmarks.harness import Result, Settings, Stopwatch, Target, measure, skipped
-from stmtflow.runtime._engine import Engine
+from stmtflow.runtime import Engine
 from stmtflow.stores import Record, open_store
 
 POLL = 0.002

@@ -17,7 +17,7 @@ import stmtflow as sf
 from benchmarks.db import pg_clone, pg_connect, pg_truncate, sqlite_clone, template_record
 from benchmarks.flows import Nap
 from benchmarks.harness import Result, Settings, Stopwatch, Target, measure, skipped
-from stmtflow.runtime._engine import Engine
+from stmtflow.runtime import Engine
 from stmtflow.stores import Record, Store, open_store
 
 DUE = 100

@@ -15,7 +15,7 @@ from itertools import pairwise
 from typing import Any, ClassVar
 
 import pytest
-from snapshot_util import assert_json_snapshot
+from golden import assert_json_snapshot
 
 import stmtflow as sf
 

@@ -21,7 +21,7 @@ from click.testing import CliRunner, Result
 
 import stmtflow as sf
 from stmtflow.cli import cli
-from stmtflow.runtime._engine import Engine
+from stmtflow.runtime import Engine
 from stmtflow.runtime._loader import load_target
 from stmtflow.stores import open_store
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from snapshot_util import assert_snapshot
+from golden import assert_snapshot
 
 import stmtflow as sf
 from stmtflow.runtime._loader import load_target

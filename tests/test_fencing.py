@@ -21,7 +21,7 @@ import pytest
 
 import stmtflow as sf
 from stmtflow.errors import ConflictError
-from stmtflow.runtime._engine import Engine
+from stmtflow.runtime import Engine
 from stmtflow.stores import MemoryStore, Record, Store, open_store
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)

@@ -15,8 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import snapshot_util
-from snapshot_util import assert_json_snapshot, assert_snapshot
+from golden import assert_json_snapshot, assert_snapshot
 
 from stmtflow.analysis._validate import definition_problems
 from stmtflow.core._drivers import resume
@@ -441,21 +440,3 @@ def test_overlay_of_a_state_the_interpreter_wrote() -> None:
     assert 'n1_0_0_0_0[/"Sleep nap<br>▶ reminders-1"/]' in mermaid
     assert '"paid · FunctionHandler (pending)"' in mermaid
     assert '"nap.timer · after 6h (pending)"' in mermaid
-
-
-def test_snapshot_mismatch_fails_with_a_diff_and_the_variable_rewrites(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(snapshot_util, "SNAPSHOTS", tmp_path)
-    monkeypatch.delenv(snapshot_util.UPDATE_VARIABLE, raising=False)
-    (tmp_path / "x.txt").write_text("one\ntwo\n")
-    snapshot_util.assert_snapshot("one\ntwo\n", "x.txt")
-    with pytest.raises(pytest.fail.Exception, match=r"(?s)-two\n\+2\n"):
-        snapshot_util.assert_snapshot("one\n2\n", "x.txt")
-    with pytest.raises(pytest.fail.Exception, match="STMTFLOW_UPDATE_SNAPSHOTS=1"):
-        snapshot_util.assert_snapshot("new", "missing.txt")
-    monkeypatch.setenv(snapshot_util.UPDATE_VARIABLE, "1")
-    snapshot_util.assert_snapshot("one\n2\n", "x.txt")
-    snapshot_util.assert_json_snapshot({"b": 1, "a": [True]}, "sub/y.json")
-    assert (tmp_path / "x.txt").read_text() == "one\n2\n"
-    assert (tmp_path / "sub/y.json").read_text() == '{\n  "b": 1,\n  "a": [\n    true\n  ]\n}\n'

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import stmtflow as sf
 from benchmarks.flows import FanOut  # 60 threads, each waiting for its own ping
 from stmtflow.errors import ConflictError, StmtflowError
-from stmtflow.runtime._engine import Engine
+from stmtflow.runtime import Engine
 from stmtflow.state import StateText, dump_state
 from stmtflow.stores import Record, SQLiteStore
 from stmtflow.stores import _sqlite_parts as sqlite_parts

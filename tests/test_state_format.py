@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from snapshot_util import assert_snapshot
+from golden import assert_snapshot
 
 import stmtflow as sf
 import stmtflow.state

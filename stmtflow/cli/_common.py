@@ -28,7 +28,7 @@ from rich.console import Console
 
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import CliError, StmtflowError
-from stmtflow.runtime._engine import Engine
+from stmtflow.runtime import Engine
 from stmtflow.runtime._loader import TargetError, load_target
 from stmtflow.stores import DEFAULT_URL, Record, Store, open_store
 from stmtflow.stores.base import redact

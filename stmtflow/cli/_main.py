@@ -48,7 +48,7 @@ from stmtflow.cli._tools import check, graph
 from stmtflow.cli._worker import worker
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import NotFound
-from stmtflow.runtime._engine import Engine, Instance
+from stmtflow.runtime import Engine, Instance
 from stmtflow.runtime._loader import load_target, normalize_target
 from stmtflow.stores import DEFAULT_URL
 from stmtflow.stores.base import status_value

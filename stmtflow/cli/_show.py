@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from stmtflow.cli._common import STATUS_STYLE, when
-from stmtflow.runtime._engine import Instance, PendingEvent
+from stmtflow.runtime import Instance, PendingEvent
 from stmtflow.stores import Record
 
 __all__ = [

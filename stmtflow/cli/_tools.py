@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from stmtflow.cli._common import CliError, Config, fail, parse_json, pass_config
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.render._render import definition_json, render_image, to_dot, to_mermaid
-from stmtflow.runtime._engine import Engine
+from stmtflow.runtime import Engine
 from stmtflow.runtime._loader import load_target
 from stmtflow.state import State, WorkflowStatus, load_state
 

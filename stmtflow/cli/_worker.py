@@ -25,7 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from stmtflow.cli._common import Config, console, fail, pass_config
-from stmtflow.runtime._engine import Engine, WorkerStats
+from stmtflow.runtime import Engine, WorkerStats
 from stmtflow.runtime._loader import TargetError, load_target, normalize_target
 
 __all__ = ["worker"]

@@ -20,7 +20,7 @@ from datetime import timedelta
 import flows
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError, UnknownCallback
-from stmtflow.runtime._engine import Engine
+from stmtflow.runtime import Engine
 
 
 def main() -> None:

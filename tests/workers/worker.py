@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import flows
 
-from stmtflow.runtime._engine import Engine
+from stmtflow.runtime import Engine
 
 
 def main() -> None:
