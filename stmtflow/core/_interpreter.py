@@ -106,11 +106,6 @@ class Checkpoint:
 
 
 _CHECKPOINT = {kind: Checkpoint(kind) for kind in CheckpointType}
-# Statuses the hot paths compare with, as module constants: reading an enum member off its
-# class costs about three attribute reads on Python 3.11.
-_RESUMING_THREAD, _EXECUTING = ThreadStatus.RESUMING, ThreadStatus.EXECUTING
-_RESUMING_WORKFLOW, _WAITING_WORKFLOW = WorkflowStatus.RESUMING, WorkflowStatus.WAITING
-_SETUP_DUE = (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR)
 _AFTER_STEP = _CHECKPOINT[CheckpointType.AFTER_STEP]
 _AFTER_RESUME = _CHECKPOINT[CheckpointType.AFTER_RESUME]
 
@@ -192,7 +187,7 @@ def _arrive_at_step(thread: Thread, name: str, pc: int) -> None:
     fields = thread.__dict__
     fields["pc"] = pc
     fields["cur_step"] = name
-    fields["status"] = _EXECUTING
+    fields["status"] = ThreadStatus.EXECUTING
     fields["step_pc"] = pc
     fields["attempt"] = 0
     fields["retry_at"] = None
@@ -313,7 +308,7 @@ class Interpreter:
         running = (moved is not None and can_move(moved, self.now)) or (
             self._next_runnable() is not None
         )
-        status = _RESUMING_WORKFLOW if running else _WAITING_WORKFLOW
+        status = WorkflowStatus.RESUMING if running else WorkflowStatus.WAITING
         if state.status is not status:
             _assign(state, status=status)
 
@@ -351,7 +346,7 @@ class Interpreter:
             # change statuses meanwhile, so the threads before it stay blocked: no rescan.
             can_move = True
             while can_move:
-                if thread.status is not _EXECUTING:
+                if thread.status is not ThreadStatus.EXECUTING:
                     can_move = self._move(thread)
                     yield _AFTER_RESUME
                     if not can_move:
@@ -403,9 +398,9 @@ class Interpreter:
             )
             self.index.update(thread)
         else:  # executing to resuming: filed the same
-            _set_progress(thread, pc, _RESUMING_THREAD)
+            _set_progress(thread, pc, ThreadStatus.RESUMING)
         # The workflow is running (no step runs once it ended) and this thread can move on.
-        _set_progress(state, pc, _RESUMING_WORKFLOW)
+        _set_progress(state, pc, WorkflowStatus.RESUMING)
 
     def _step_failed(self, thread: Thread, exc: Exception) -> Generator[Effect, Any, bool]:
         """Record a failed attempt under the step's retry policy, or raise `StepError`.
@@ -453,7 +448,7 @@ class Interpreter:
                 if failed:  # resuming to executing is filed the same, unless this clears it
                     index.update(thread)
                 # The workflow is running (it ends only when its main thread does).
-                _set_progress(state, pc, _RESUMING_WORKFLOW)
+                _set_progress(state, pc, WorkflowStatus.RESUMING)
                 return True
             case Wait():
                 _assign(
@@ -566,7 +561,7 @@ class Interpreter:
         """Set up the thread's events that are not yet set up; failures are kept, not raised."""
         handlers = {on.event: on.handler for on in self.program.wait_of(thread).events}
         for event in thread.wait_events:
-            if event.status not in _SETUP_DUE:
+            if event.status not in (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR):
                 continue
             what = f"the setup of event {event.req.name!r} ({self._who(thread)})"
             try:
