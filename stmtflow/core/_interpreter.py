@@ -12,11 +12,10 @@ Scheduling (DESIGN §3.1): the first runnable thread in creation order moves; wh
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
 from datetime import datetime
 from itertools import repeat
 from operator import is_
-from typing import Any, TypeAlias, assert_never, final
+from typing import Any, TypeAlias, assert_never
 
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
@@ -53,7 +52,7 @@ from stmtflow.state import (
     mark_changed,
 )
 
-__all__ = ["Call", "Checkpoint", "Effect", "Interpreter"]
+__all__ = ["Call", "Effect", "Interpreter"]
 
 TERMINAL = frozenset({WorkflowStatus.FINISHED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED})
 _TEARDOWN_DUE = (WaitEventStatus.SETUP, WaitEventStatus.TEARDOWN_ERROR)
@@ -97,20 +96,8 @@ class Call:
         return f"the action of step {step!r} ({self.what}, thread {thread_id!r})"
 
 
-@final
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """Ask the driver to call the caller's checkpoint callback with ``kind``."""
-
-    kind: CheckpointType
-
-
-_CHECKPOINT = {kind: Checkpoint(kind) for kind in CheckpointType}
-_AFTER_STEP = _CHECKPOINT[CheckpointType.AFTER_STEP]
-_AFTER_RESUME = _CHECKPOINT[CheckpointType.AFTER_RESUME]
-
-
-Effect: TypeAlias = Call | Checkpoint
+Effect: TypeAlias = Call | CheckpointType
+"""What the interpreter yields: a call to make, or a checkpoint to pass to the caller's callback."""
 Run: TypeAlias = Generator[Effect, Any, Any]
 
 
@@ -348,7 +335,7 @@ class Interpreter:
             while can_move:
                 if thread.status is not ThreadStatus.EXECUTING:
                     can_move = self._move(thread)
-                    yield _AFTER_RESUME
+                    yield CheckpointType.AFTER_RESUME
                     if not can_move:
                         yield from self._came_to_rest(thread)
                     continue
@@ -367,7 +354,7 @@ class Interpreter:
                     can_move = yield from self._step_failed(thread, exc)
                     continue
                 self._step_done(thread)
-                yield _AFTER_STEP
+                yield CheckpointType.AFTER_STEP
         return state
 
     def _step_at(self, thread: Thread) -> Step:
@@ -426,7 +413,7 @@ class Interpreter:
         self.index.update(thread)
         if state.status not in TERMINAL:
             self._refresh_status(thread)
-        yield _AFTER_STEP
+        yield CheckpointType.AFTER_STEP
         return state.status not in TERMINAL and can_move(thread, self.now)
 
     def _move(self, thread: Thread) -> bool:
@@ -551,7 +538,7 @@ class Interpreter:
             thread.status = ThreadStatus.RESUMING
             self.index.update(thread)
             self._refresh_status(thread)
-            yield _CHECKPOINT[CheckpointType.AFTER_CONDITION]
+            yield CheckpointType.AFTER_CONDITION
             return 1
         return None
 
@@ -580,7 +567,7 @@ class Interpreter:
             event.error = None
             self._refile(thread)
             self._progress()
-            yield _CHECKPOINT[CheckpointType.AFTER_SETUP]
+            yield CheckpointType.AFTER_SETUP
 
     def _retry_setups(self) -> Run:
         for thread in self.index.setups_due():
@@ -608,7 +595,7 @@ class Interpreter:
                 continue
             self.state.teardowns.remove(event)
             self._progress()
-            yield _CHECKPOINT[CheckpointType.AFTER_TEARDOWN]
+            yield CheckpointType.AFTER_TEARDOWN
 
     # -- callbacks --------------------------------------------------------------------------------
 
@@ -708,6 +695,6 @@ class Interpreter:
         self.check()
         self._end_all(WorkflowStatus.CANCELLED)
         self._progress()
-        yield _CHECKPOINT[CheckpointType.AFTER_RESUME]
+        yield CheckpointType.AFTER_RESUME
         yield from self._teardowns()
         return state
