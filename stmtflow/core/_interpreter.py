@@ -17,7 +17,6 @@ from itertools import repeat
 from operator import is_
 from typing import Any, TypeAlias, assert_never
 
-from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
 from stmtflow.core._program import Ended, Program, truth
@@ -49,7 +48,6 @@ from stmtflow.state import (
     WaitEvent,
     WaitEventStatus,
     WorkflowStatus,
-    mark_changed,
 )
 
 __all__ = ["Call", "Effect", "Interpreter"]
@@ -136,53 +134,6 @@ class _Data:
         object.__setattr__(wf, "__pydantic_private__", fresh.__pydantic_private__)
 
 
-def _assign(model: BaseModel, **values: Any) -> None:
-    """Set several fields of a state model at once.
-
-    The same as setting each attribute (state models do not validate on assignment), without
-    pydantic's per-attribute ``__setattr__`` cost on the interpreter's hot path. Every write
-    through ``__dict__`` ends with `mark_changed` (what `dump_state` relies on).
-    """
-    model.__dict__.update(values)
-    model.__pydantic_fields_set__.update(values)
-    mark_changed(model)
-
-
-_PC_STATUS = frozenset({"pc", "status"})
-
-
-def _set_progress(model: State | Thread, pc: int, status: WorkflowStatus | ThreadStatus) -> None:
-    """``_assign(model, pc=pc, status=status)`` without packing keyword arguments.
-
-    Every step writes this pair twice (thread and state), at about half `_assign`'s cost.
-    """
-    fields = model.__dict__
-    fields["pc"] = pc
-    fields["status"] = status
-    model.__pydantic_fields_set__.update(_PC_STATUS)
-    mark_changed(model)
-
-
-_AT_STEP = frozenset({"pc", "cur_step", "status", "step_pc", "attempt", "retry_at", "last_error"})
-
-
-def _arrive_at_step(thread: Thread, name: str, pc: int) -> None:
-    """Put ``thread`` at step ``name`` for a first attempt, reached at ``pc``.
-
-    `_assign` with seven keywords, written out (half the cost): every step begins with it.
-    """
-    fields = thread.__dict__
-    fields["pc"] = pc
-    fields["cur_step"] = name
-    fields["status"] = ThreadStatus.EXECUTING
-    fields["step_pc"] = pc
-    fields["attempt"] = 0
-    fields["retry_at"] = None
-    fields["last_error"] = None
-    thread.__pydantic_fields_set__.update(_AT_STEP)
-    mark_changed(thread)
-
-
 def _has(handler: Any, method: str) -> bool:
     return callable(getattr(handler, method, None))
 
@@ -250,10 +201,23 @@ class Interpreter:
         """The state's threads were changed from outside (a restart): file them afresh."""
         self._index = None
 
-    def _refile(self, thread: Thread) -> None:
-        """``thread``'s events changed in place: dump it afresh, and file it again."""
-        mark_changed(thread)
+    def _replace_event(self, thread: Thread, event: WaitEvent, **changes: Any) -> None:
+        """Put a copy of ``event`` with ``changes`` in its place among ``thread``'s events (events
+        are frozen values), and file the thread again."""
+        changed = event.model_copy(update=changes)
+        thread.wait_events = tuple(changed if e is event else e for e in thread.wait_events)
         self.index.update(thread)
+
+    def _forget_failures(self, thread: Thread) -> None:
+        """``thread`` is done with its step, or reached a new one: no failed attempts remain.
+
+        (``restart`` gives a fresh attempt count but keeps the failure: it is cleared here too.)
+        """
+        if thread.attempt or thread.retry_at is not None or thread.last_error is not None:
+            thread.attempt = 0
+            thread.retry_at = None
+            thread.last_error = None
+            self.index.update(thread)  # no longer among the threads whose step failed
 
     def _changed_data(self) -> None:
         """User code ran and may have changed what the definition's shape and conditions read."""
@@ -280,9 +244,9 @@ class Interpreter:
 
     def _progress(self, thread: Thread | None = None) -> None:
         pc = self.state.pc + 1
-        _assign(self.state, pc=pc)
+        self.state.pc = pc
         if thread is not None:
-            _assign(thread, pc=pc)
+            thread.pc = pc
 
     def _refresh_status(self, moved: Thread | None = None) -> None:
         """Set ``resuming`` while some thread can move, else ``waiting`` (ended stays ended).
@@ -297,7 +261,7 @@ class Interpreter:
         )
         status = WorkflowStatus.RESUMING if running else WorkflowStatus.WAITING
         if state.status is not status:
-            _assign(state, status=status)
+            state.status = status
 
     def _next_runnable(self) -> Thread | None:
         """The first thread, in creation order, that can move now."""
@@ -373,21 +337,12 @@ class Interpreter:
         self._changed_data()
         state = self.state
         pc = state.pc + 1
-        # ``restart`` gives a fresh attempt count but keeps the failure: clear it too.
-        if thread.attempt or thread.last_error is not None:
-            _assign(
-                thread,
-                pc=pc,
-                status=ThreadStatus.RESUMING,
-                attempt=0,
-                retry_at=None,
-                last_error=None,
-            )
-            self.index.update(thread)
-        else:  # executing to resuming: filed the same
-            _set_progress(thread, pc, ThreadStatus.RESUMING)
+        thread.pc = pc
+        thread.status = ThreadStatus.RESUMING  # executing to resuming: filed the same
+        self._forget_failures(thread)
         # The workflow is running (no step runs once it ended) and this thread can move on.
-        _set_progress(state, pc, WorkflowStatus.RESUMING)
+        state.pc = pc
+        state.status = WorkflowStatus.RESUMING
 
     def _step_failed(self, thread: Thread, exc: Exception) -> Generator[Effect, Any, bool]:
         """Record a failed attempt under the step's retry policy, or raise `StepError`.
@@ -423,44 +378,45 @@ class Interpreter:
         pc = state.pc + 1
         index = self.index
         if thread.cur_callback is not None:
-            _assign(thread, cur_callback=None)
+            thread.cur_callback = None
         for go, thread_id in spawns:
             spawned = Thread(id=thread_id, name=go.name, status=ThreadStatus.RESUMING, pc=pc)
             state.threads.append(spawned)
             index.add(spawned)
         match outcome:
             case Step():
-                failed = thread.last_error is not None
-                _arrive_at_step(thread, outcome.name, pc)
-                if failed:  # resuming to executing is filed the same, unless this clears it
-                    index.update(thread)
+                thread.pc = pc
+                thread.cur_step = outcome.name
+                thread.status = ThreadStatus.EXECUTING  # resuming to executing: filed the same
+                thread.step_pc = pc
+                self._forget_failures(thread)
                 # The workflow is running (it ends only when its main thread does).
-                _set_progress(state, pc, WorkflowStatus.RESUMING)
+                state.pc = pc
+                state.status = WorkflowStatus.RESUMING
                 return True
             case Wait():
-                _assign(
-                    thread,
-                    pc=pc,
-                    cur_step=outcome.name,
-                    status=ThreadStatus.WAITING_EVENT,
-                    wait_events=[
-                        WaitEvent(
-                            type=handler_type(on.handler),
-                            req=CallbackRequest(
-                                workflow_id=state.id, thread_id=thread.id, name=on.event, pc=pc
-                            ),
-                            status=(
-                                WaitEventStatus.PENDING_SETUP
-                                if _has(on.handler, "setup")
-                                else WaitEventStatus.SETUP
-                            ),
-                        )
-                        for on in outcome.events
-                    ],
+                thread.pc = pc
+                thread.cur_step = outcome.name
+                thread.status = ThreadStatus.WAITING_EVENT
+                thread.wait_events = tuple(
+                    WaitEvent(
+                        type=handler_type(on.handler),
+                        req=CallbackRequest(
+                            workflow_id=state.id, thread_id=thread.id, name=on.event, pc=pc
+                        ),
+                        status=(
+                            WaitEventStatus.PENDING_SETUP
+                            if _has(on.handler, "setup")
+                            else WaitEventStatus.SETUP
+                        ),
+                    )
+                    for on in outcome.events
                 )
                 index.update(thread)
             case WaitFor():
-                _assign(thread, pc=pc, cur_step=outcome.name, status=ThreadStatus.WAITING_CONDITION)
+                thread.pc = pc
+                thread.cur_step = outcome.name
+                thread.status = ThreadStatus.WAITING_CONDITION
                 index.update(thread)
             case Ended():
                 # By identity, in C: `list.remove` would compare the threads before it as models.
@@ -471,7 +427,7 @@ class Interpreter:
                     self._end_all(WorkflowStatus.FINISHED)
             case _:
                 assert_never(outcome)
-        _assign(state, pc=pc)
+        state.pc = pc
         self._refresh_status()
         return False
 
@@ -493,8 +449,8 @@ class Interpreter:
                 if event.status in _TEARDOWN_DUE and _has(
                     program.handler(event.req.name), "teardown"
                 ):
-                    event.status = WaitEventStatus.PENDING_TEARDOWN
-                    self.state.teardowns.append(event)
+                    due = event.model_copy(update={"status": WaitEventStatus.PENDING_TEARDOWN})
+                    self.state.teardowns.append(due)
         self.state.threads.clear()
         self.index.clear()
         self.state.status = status
@@ -554,18 +510,20 @@ class Interpreter:
             try:
                 handler = handlers[event.req.name]
                 setup: Any = getattr(handler, "setup", None)  # armed as pending only if it has one
-                data = yield Call(setup, (event.req.model_copy(),), what, local=_local(handler))
+                data = yield Call(setup, (event.req,), what, local=_local(handler))
                 if data is not None and not isinstance(data, str):
                     raise TypeError(f"setup returned {type(data).__name__}, not a str")
             except Exception as exc:
-                event.status = WaitEventStatus.SETUP_ERROR
-                event.error = f"{what} failed: {_describe(exc)}"
-                self._refile(thread)
+                error = f"{what} failed: {_describe(exc)}"
+                self._replace_event(thread, event, status=WaitEventStatus.SETUP_ERROR, error=error)
                 continue
-            event.req.setup_data = data or ""
-            event.status = WaitEventStatus.SETUP
-            event.error = None
-            self._refile(thread)
+            self._replace_event(
+                thread,
+                event,
+                req=event.req.model_copy(update={"setup_data": data or ""}),
+                status=WaitEventStatus.SETUP,
+                error=None,
+            )
             self._progress()
             yield CheckpointType.AFTER_SETUP
 
@@ -586,12 +544,17 @@ class Interpreter:
             try:
                 yield Call(
                     program.handler(event.req.name).teardown,
-                    (event.req.model_copy(), event.handled),
+                    (event.req, event.handled),
                     what,
                 )
             except Exception as exc:
-                event.status = WaitEventStatus.TEARDOWN_ERROR
-                event.error = f"{what} failed: {_describe(exc)}"
+                teardowns = self.state.teardowns
+                teardowns[teardowns.index(event)] = event.model_copy(
+                    update={
+                        "status": WaitEventStatus.TEARDOWN_ERROR,
+                        "error": f"{what} failed: {_describe(exc)}",
+                    }
+                )
                 continue
             self.state.teardowns.remove(event)
             self._progress()
@@ -617,7 +580,7 @@ class Interpreter:
         local = _local(handler)  # cannot touch the data: nothing to roll back
         snapshot = None if local else _Data.snapshot(self.wf, self.where)
         try:
-            output = yield Call(handler.handle, (event.req.model_copy(), input), what, local=local)
+            output = yield Call(handler.handle, (event.req, input), what, local=local)
         except CallbackInputError:
             if snapshot is not None:
                 _Data.restore(self.wf, snapshot)
@@ -633,10 +596,15 @@ class Interpreter:
         thread.status = ThreadStatus.RESUMING
         for other in thread.wait_events:
             if other.status in _TEARDOWN_DUE and _has(program.handler(other.req.name), "teardown"):
-                other.status = WaitEventStatus.PENDING_TEARDOWN
-                other.handled = other is event
-                state.teardowns.append(other)
-        thread.wait_events = []
+                state.teardowns.append(
+                    other.model_copy(
+                        update={
+                            "status": WaitEventStatus.PENDING_TEARDOWN,
+                            "handled": other is event,
+                        }
+                    )
+                )
+        thread.wait_events = ()
         self.index.update(thread)
         state.status = WorkflowStatus.RESUMING
         return output

@@ -43,7 +43,7 @@ def due_timers(state: State, now: datetime) -> list[CallbackRequest]:
             if deadline is not None and deadline <= now:
                 due.append((deadline, event.req))
     due.sort(key=lambda pair: pair[0])
-    return [req.model_copy() for _, req in due]
+    return [req for _, req in due]
 
 
 def next_wakeup(state: State) -> datetime | None:
