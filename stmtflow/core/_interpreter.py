@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from datetime import datetime
-from itertools import repeat
-from operator import is_
 from typing import Any, TypeAlias, assert_never
 
 from pydantic_core import PydanticSerializationError
@@ -430,9 +428,8 @@ class Interpreter:
                 thread.status = ThreadStatus.WAITING_CONDITION
                 index.update(thread)
             case Ended():
-                # By identity, in C: `list.remove` would compare the threads before it as models.
-                threads = state.threads
-                del threads[list(map(is_, threads, repeat(thread))).index(True)]
+                # By identity: `list.remove` would compare the threads before it field by field.
+                del state.threads[next(i for i, t in enumerate(state.threads) if t is thread)]
                 index.remove(thread)
                 if thread.id == MAIN_THREAD:
                     self._end_all(WorkflowStatus.FINISHED)
