@@ -342,6 +342,18 @@ def test_events_and_requests_cannot_be_changed_in_place() -> None:
     assert dump_state(state) == before == state.model_dump_json()
 
 
+def test_a_thread_write_is_pydantics_own() -> None:
+    # `Thread.__setattr__` sets fields itself (see there): as pydantic's would, refusing others.
+    thread = waiters(1).threads[0]
+    assert "retry_at" not in thread.model_fields_set
+    thread.retry_at = NOW
+    assert thread.retry_at == NOW and "retry_at" in thread.model_fields_set
+    assert thread.model_dump()["retry_at"] == NOW
+    with pytest.raises(ValueError, match='"Thread" object has no field "colour"'):
+        thread.colour = "blue"  # type: ignore[attr-defined]
+    assert not hasattr(thread, "colour")
+
+
 @pytest.mark.filterwarnings(LIST_WARNING)
 def test_dump_state_dumps_again_only_the_threads_that_changed(
     monkeypatch: pytest.MonkeyPatch,

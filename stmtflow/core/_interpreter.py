@@ -122,7 +122,8 @@ class _Data:
     @staticmethod
     def snapshot(wf: WorkflowState, where: str) -> bytes:
         try:
-            # What ``wf.model_dump_json()`` does, without its wrapper and the decoding.
+            # What ``wf.model_dump_json()`` does, without its wrapper and the decoding: one per
+            # step, 3-7 % of W1(a) (docs/performance.md, "Reshape"); the engine stores these bytes.
             return wf.__pydantic_serializer__.to_json(wf)
         except PydanticSerializationError as exc:
             raise ExecutionError(
