@@ -16,18 +16,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from operator import attrgetter, itemgetter
-from typing import Annotated, Any, cast
+from typing import Any
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    GetCoreSchemaHandler,
     ValidationError,
     model_validator,
 )
-from pydantic_core import CoreSchema, core_schema
 
 from stmtflow.errors import StateFormatError
 
@@ -46,7 +43,6 @@ __all__ = [
     "WorkflowStatus",
     "dump_state",
     "load_state",
-    "mark_changed",
     "new_state",
 ]
 
@@ -123,41 +119,23 @@ class CheckpointType(StrEnum):
     """A ``WaitFor`` condition became true (and its handler ran)."""
 
 
-class _AsText:
-    """Marks a `StrEnum` field to be written as its text directly.
-
-    pydantic's enum serializer asks each member for its ``value`` through Python; a `StrEnum`
-    member already is that text. Same JSON and JSON Schema, about a tenth less time to dump a
-    waiting thread.
-    """
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        schema = handler(source)
-        cast(dict[str, Any], schema)["serialization"] = core_schema.simple_ser_schema("str")
-        return schema
-
-
-_WorkflowStatus = Annotated[WorkflowStatus, _AsText]
-_ThreadStatus = Annotated[ThreadStatus, _AsText]
-_WaitEventStatus = Annotated[WaitEventStatus, _AsText]
-
-
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", use_enum_values=False)
-    # What `dump_state` remembers of the model: unset or None once it changed (see there).
-    __slots__ = ("_json",)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        super().__setattr__(name, value)
-        object.__setattr__(self, "_json", None)
 
 
-class CallbackRequest(_Model):
+class _Value(BaseModel):
+    """A part of a thread that is never changed in place: a change is a new value
+    (``event.model_copy(update=...)``), so a thread's JSON cannot go stale under it."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, frozen=True)
+
+
+class CallbackRequest(_Value):
     """Addresses one event of one waiting thread.
 
     A caller delivering an event fills ``name`` (and ``workflow_id``); ``thread_id`` and ``pc``
     narrow the routing when given. A handler's ``setup`` receives the full stored request.
+    Requests are frozen: one with other fields is a copy (``req.model_copy(update=...)``).
 
     Example:
         >>> CallbackRequest(workflow_id="order-1", name="paid").pc
@@ -176,14 +154,18 @@ class CallbackRequest(_Model):
     """What the handler's ``setup`` returned, e.g. a timer deadline or a webhook id."""
 
 
-class WaitEvent(_Model):
-    """An event armed by a thread's current ``Wait``, or an ended wait's event due for teardown."""
+class WaitEvent(_Value):
+    """An event armed by a thread's current ``Wait``, or an ended wait's event due for teardown.
+
+    Events are frozen: the interpreter records a setup, a teardown or a failure by putting a
+    changed copy in the event's place.
+    """
 
     type: str
     """The handler's type (its ``type`` attribute, default its class name), e.g. ``Timer``."""
     req: CallbackRequest
     """The request the event was armed with."""
-    status: _WaitEventStatus = WaitEventStatus.PENDING_SETUP
+    status: WaitEventStatus = WaitEventStatus.PENDING_SETUP
     """Its life-cycle stage."""
     handled: bool = False
     """True for the event that fired (its teardown is called with ``handled=True``)."""
@@ -192,20 +174,26 @@ class WaitEvent(_Model):
 
 
 class Thread(_Model):
-    """A thread of execution, positioned by the name of its current statement."""
+    """A thread of execution, positioned by the name of its current statement.
+
+    Every change to a thread is an attribute write (its events are frozen values in a tuple), and
+    each write drops the JSON `dump_state` kept of the thread.
+    """
+
+    __slots__ = ("_json",)
 
     id: str
     """Unique among live threads: ``_main_``, or the ``Go``'s id (default its name)."""
     name: str
     """``_main_``, or the name of the ``Go`` that started the thread."""
-    status: _ThreadStatus
+    status: ThreadStatus
     """What its next move is."""
     cur_step: str = ""
     """Name of the statement it stands at; "" before its first move."""
     cur_callback: str | None = None
     """The event that fired at its ``Wait``, until the thread has entered that event's body."""
-    wait_events: list[WaitEvent] = Field(default_factory=list)
-    """Events armed by its current ``Wait`` (empty otherwise)."""
+    wait_events: tuple[WaitEvent, ...] = ()
+    """Events armed by its current ``Wait`` (empty otherwise); a JSON array."""
     pc: int = 0
     """The execution's ``pc`` at this thread's latest unit of progress (strictly increasing)."""
     step_pc: int = 0
@@ -216,6 +204,22 @@ class Thread(_Model):
     """When the current step may run again after a failed attempt."""
     last_error: str | None = None
     """The message of the current step's latest failure."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Set a field, as pydantic does, and drop the JSON `dump_state` kept of the thread."""
+        if name in _THREAD_FIELDS:
+            # What pydantic's own ``__setattr__`` does for a field of a model that validates no
+            # assignment, without its two further calls: a step writes six thread fields, and
+            # this is 8-17 % of W1(a) (docs/performance.md, "Reshape").
+            self.__dict__[name] = value
+            self.__pydantic_fields_set__.add(name)
+        else:
+            super().__setattr__(name, value)  # pydantic's error for a name that is no field
+        object.__setattr__(self, "_json", None)
+
+
+_THREAD_FIELDS = frozenset(Thread.model_fields)
+"""The names `Thread.__setattr__` sets itself."""
 
 
 class State(_Model):
@@ -233,7 +237,7 @@ class State(_Model):
     """The workflow instance's id."""
     workflow: str
     """The workflow type's name."""
-    status: _WorkflowStatus
+    status: WorkflowStatus
     """Where the whole execution stands."""
     threads: list[Thread]
     """Live threads in creation order, main first. Ended threads are removed."""
@@ -291,12 +295,6 @@ def load_state(text: str | bytes | dict[str, Any]) -> State:
         raise StateFormatError(f"malformed workflow state: {problems}") from exc
 
 
-def mark_changed(model: BaseModel) -> None:
-    """Say that a state model's fields were written without ``setattr`` (through its
-    ``__dict__``, as the interpreter's hot path does), so `dump_state` dumps it afresh."""
-    object.__setattr__(model, "_json", None)
-
-
 _DUMP_THREAD = Thread.__pydantic_serializer__.to_json
 _DUMP_STATE = State.__pydantic_serializer__.to_json
 _NOT_THREADS = {"threads"}
@@ -323,46 +321,16 @@ def dump_state(state: State) -> str:
     dump here.
 
     A delivery to one of a thousand waiting threads changes one thread, yet the whole state
-    is written; dumping a waiting thread costs about 2 µs. A thread's JSON is kept on it, and
-    its events and their requests are marked as part of it; any ``setattr`` on one of them (or
-    `mark_changed`) drops the mark. ``wait_events`` is only ever replaced, never changed in
-    place; a thread whose list no longer holds exactly the marked events is dumped afresh too.
-    The result is byte for byte what ``model_dump_json()`` gives (the test suite checks every
-    engine save against it).
+    is written; dumping a waiting thread costs about 2 µs. So a thread keeps the JSON of its
+    last dump, and any attribute write to it drops that. Nothing else can change a thread: its
+    events and their requests are frozen, held in a tuple. A thread whose ``wait_events`` was
+    given some other sequence (a list, say) is not kept, and is dumped afresh every time. The
+    result is byte for byte what ``model_dump_json()`` gives.
     """
     threads = state.threads
-    if not threads or len(threads) < _REUSE_FROM:
+    if len(threads) < _REUSE_FROM:
         return state.model_dump_json()
-    return _joined(state, list(map(_thread_json, threads)))
-
-
-def dump_interpreted(state: State) -> str:
-    """`dump_state` for a state only an interpreter changed since its last dump here.
-
-    The interpreter marks a thread changed whenever it changes one of its events (not only the
-    event), so a thread's own mark tells all: the marks are read in one pass in C, and only the
-    threads without one are dumped afresh. The engine's states are changed by nothing else.
-    """
-    threads = state.threads
-    if not threads or len(threads) < _REUSE_FROM:
-        return state.model_dump_json()
-    try:
-        marks = list(map(_MARK, threads))
-    except AttributeError:  # a thread never dumped here (a state just loaded)
-        return dump_state(state)
-    at = -1
-    try:
-        while True:  # each thread changed since its last dump (marks.index searches in C)
-            at = marks.index(None, at + 1)
-            _thread_json(threads[at])
-            marks[at] = _MARK(threads[at])
-    except ValueError:
-        pass
-    return _joined(state, list(map(_TEXT, marks)))
-
-
-_MARK = attrgetter("_json")
-_TEXT = itemgetter(0)
+    return _joined(state, [_thread_json(thread) for thread in threads])
 
 
 def _joined(state: State, texts: list[str]) -> StateText:
@@ -380,27 +348,17 @@ def _joined(state: State, texts: list[str]) -> StateText:
 
 
 def _thread_json(thread: Thread) -> str:
-    """``thread``'s JSON after a comma: kept from its last dump while nothing changed.
-
-    Its events carry that very text as their mark, so "as many events as then, each marked"
-    means "the same events, unchanged" (a text object belongs to one dump of one thread).
-    """
-    try:
-        text, count = thread._json  # type: ignore[attr-defined]
-    except (AttributeError, TypeError):  # never dumped here, or changed since
-        pass
-    else:
-        events = thread.wait_events
-        if len(events) == count:
-            for event in events:
-                if event._json is not text or event.req._json is not text:  # type: ignore[attr-defined]
-                    break
-            else:
-                return text  # type: ignore[no-any-return]
-    text = "," + _DUMP_THREAD(thread).decode()
-    events = thread.wait_events
-    object.__setattr__(thread, "_json", (text, len(events)))
-    for event in events:
-        object.__setattr__(event, "_json", text)
-        object.__setattr__(event.req, "_json", text)
+    """``thread``'s JSON after a comma: the text of its last dump while it stays unchanged."""
+    text: str | None = getattr(thread, "_json", None)  # unset until first dumped here
+    if text is None:
+        text = "," + _DUMP_THREAD(thread).decode()
+        if _frozen(thread.wait_events):
+            object.__setattr__(thread, "_json", text)
     return text
+
+
+def _frozen(events: object) -> bool:
+    """Whether ``events`` cannot change without an attribute write to the thread holding them."""
+    return type(events) is tuple and all(
+        type(event) is WaitEvent and type(event.req) is CallbackRequest for event in events
+    )

@@ -1,5 +1,5 @@
-"""Shared fixtures: the PostgreSQL server for store and engine tests; a check of every state
-the engine writes and of every answer of a thread index.
+"""Shared fixtures: the PostgreSQL server for store and engine tests; a check of every answer
+of a thread index.
 
 ``pg_url`` gives each test its own, empty schema on the test server, named
 ``stmtflow_test_<pid>_<random>_<n>`` (one prefix per session, so concurrent runs never collide);
@@ -21,10 +21,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 from thread_scans import SCANS, same
 
-import stmtflow.runtime._unit
-import stmtflow.state
 from stmtflow.core._thread_index import ThreadIndex
-from stmtflow.state import State, Thread, dump_interpreted
+from stmtflow.state import Thread
 
 DEFAULT_TEST_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -87,26 +85,6 @@ def pg_schema_factory(pg_server: str) -> Iterator[Callable[[], str]]:
 def pg_url(pg_schema_factory: Callable[[], str]) -> str:
     """A PostgreSQL store URL whose schema is this test's alone (created on first use)."""
     return pg_schema_factory()
-
-
-@pytest.fixture(autouse=True)
-def _every_state_dump_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every state the engine writes in any test is compared with a full ``model_dump_json``.
-
-    The engine reuses the JSON of threads that did not change, trusting each thread's mark
-    (`stmtflow.state.dump_interpreted`); a write to a state model that forgot to say so, or a
-    change to an event whose thread was not marked, would store a stale thread. Here it fails
-    the test that made it instead. Reuse is switched on from one thread, so that every test
-    going through the engine exercises it, not only those with many threads.
-    """
-
-    def checked(state: State) -> str:
-        text = dump_interpreted(state)
-        assert text == state.model_dump_json(), "the dump reused a thread that had changed"
-        return text
-
-    monkeypatch.setattr(stmtflow.state, "_REUSE_FROM", 1)
-    monkeypatch.setattr(stmtflow.runtime._unit, "dump_interpreted", checked)
 
 
 @pytest.fixture(autouse=True)

@@ -8,15 +8,18 @@ state written by an earlier release must load in a later one). Regenerate the go
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from golden import assert_snapshot
+from pydantic import ValidationError
 
 import stmtflow as sf
 import stmtflow.state
-from stmtflow.state import dump_state
+from stmtflow.core._timers import due_timers
+from stmtflow.state import StateText, dump_state
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -128,8 +131,7 @@ def test_load_state_round_trips_at_every_checkpoint() -> None:
 
 
 def test_dump_state_equals_a_full_dump_at_every_checkpoint() -> None:
-    # The engine writes states with `dump_state`, which reuses the JSON of unchanged threads
-    # (from one thread on, in tests): retries, setups, callbacks and teardowns all show.
+    # A state of fewer threads than the reuse threshold: `dump_state` dumps it in one go.
     wf, state = Order(), sf.new_state("order-3", Order)
     dumps = 0
 
@@ -147,10 +149,72 @@ def test_dump_state_equals_a_full_dump_at_every_checkpoint() -> None:
     assert dump_state(state) == state.model_dump_json()
 
 
-def test_dump_state_dumps_again_only_the_threads_that_changed(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    waiters = [
+class Pings(sf.WorkflowState):
+    """``width`` threads, each waiting for its own ``ping`` (a hook with a setup) or its timer."""
+
+    width: int
+    started: int = 0
+    received: int = 0
+
+    def definition(self) -> sf.Section:
+        waiter = sf.S(
+            sf.Wait(
+                "await_ping",
+                sf.On("ping", Hook(), sf.Step("count", self.count)),
+                sf.On("late", sf.Timer(hours=1)),
+            )
+        )
+        return sf.S(
+            sf.For(
+                "spawn",
+                lambda: self.started < self.width,
+                sf.Go("waiter", waiter, id=lambda: f"t{self.started}"),
+                sf.Step("count_started", self.count_started),
+            ),
+            sf.WaitFor("all_received", lambda: self.received >= self.width),
+        )
+
+    def count_started(self) -> None:
+        self.started += 1
+
+    def count(self) -> None:
+        self.received += 1
+
+
+REUSE_FROM = stmtflow.state._REUSE_FROM  # the production value: no test changes it
+
+
+@pytest.mark.parametrize("width", [1, REUSE_FROM - 2, REUSE_FROM - 1, REUSE_FROM, 3 * REUSE_FROM])
+def test_dump_state_at_the_production_reuse_threshold(width: int) -> None:
+    # Below the threshold a state is dumped in one go; from it on, unchanged threads' JSON is
+    # reused (the result keeps its parts: a `StateText`). Either way, at every checkpoint of a
+    # run that spawns, sets up, delivers, times out and ends threads, the text is a full dump.
+    wf, state = Pings(width=width), sf.new_state("pings", Pings)
+    threads_seen: set[int] = set()
+
+    def checkpoint(kind: sf.CheckpointType) -> None:
+        text = dump_state(state)
+        assert text == state.model_dump_json()
+        assert isinstance(text, StateText) is (len(state.threads) >= REUSE_FROM)
+        threads_seen.add(len(state.threads))
+
+    sf.resume(wf, state, checkpoint, now=NOW)
+    assert len(state.threads) == width + 1
+    for i in range(width - 1):  # all threads but the last receive their ping
+        sf.handle_callback(sf.CallbackRequest(name="ping", thread_id=f"t{i}"), wf, state, None)
+        checkpoint(sf.CheckpointType.AFTER_RESUME)
+        sf.resume(wf, state, checkpoint, now=NOW)
+    later = NOW + timedelta(hours=2)
+    (timeout,) = due_timers(state, later)  # the last thread's timer is due
+    sf.handle_callback(timeout, wf, state, None, now=later)
+    checkpoint(sf.CheckpointType.AFTER_RESUME)
+    sf.resume(wf, state, checkpoint, now=later)
+    assert wf.received == width - 1 and state.status is sf.WorkflowStatus.WAITING
+    assert len(state.threads) == 1 and max(threads_seen) == width + 1
+
+
+def waiters(count: int) -> sf.State:
+    threads = [
         sf.Thread(
             id=f"t{i}",
             name="waiter",
@@ -159,9 +223,142 @@ def test_dump_state_dumps_again_only_the_threads_that_changed(
             wait_events=[sf.WaitEvent(type="Hook", req=sf.CallbackRequest(name="ping", pc=i))],
             pc=i,
         )
-        for i in range(20)
+        for i in range(count)
     ]
-    state = sf.State(id="s", workflow="W", status=sf.WorkflowStatus.WAITING, threads=waiters)
+    return sf.State(id="s", workflow="W", status=sf.WorkflowStatus.WAITING, threads=threads)
+
+
+def ping_after(event: sf.WaitEvent, **changes: Any) -> sf.WaitEvent:
+    return event.model_copy(update=changes)
+
+
+def _set_status(s: sf.State) -> None:
+    s.threads[3].status = sf.ThreadStatus.RESUMING
+
+
+def _set_retry_at(s: sf.State) -> None:
+    s.threads[3].retry_at = NOW
+
+
+def _replace_an_event(s: sf.State) -> None:
+    thread = s.threads[3]
+    thread.wait_events = (ping_after(thread.wait_events[0], status=sf.WaitEventStatus.SETUP),)
+
+
+def _replace_a_request(s: sf.State) -> None:
+    thread = s.threads[3]
+    event = thread.wait_events[0]
+    changed = event.req.model_copy(update={"setup_data": "hook-3"})
+    thread.wait_events = (ping_after(event, req=changed),)
+
+
+def _replace_by_a_list_then_change_it_in_place(s: sf.State) -> None:
+    thread = s.threads[3]
+    events = [thread.wait_events[0]]
+    thread.wait_events = events  # type: ignore[assignment]  # not validated: a list stays one
+    assert dump_state(s) == s.model_dump_json()
+    events.append(ping_after(events[0], type="Timer"))  # a list is never kept: still seen
+    events[0] = ping_after(events[0], handled=True)
+
+
+def _empty_the_events(s: sf.State) -> None:
+    s.threads[3].wait_events = ()
+
+
+def _append_a_thread(s: sf.State) -> None:
+    s.threads.append(s.threads[0].model_copy(update={"id": "new", "pc": 99}))
+
+
+def _put_a_changed_copy_in_place(s: sf.State) -> None:
+    s.threads[3] = s.threads[3].model_copy(update={"cur_step": "elsewhere"})
+
+
+def _swap_two_threads(s: sf.State) -> None:
+    s.threads[3], s.threads[4] = s.threads[4], s.threads[3]
+
+
+def _remove_a_thread(s: sf.State) -> None:
+    del s.threads[3]
+
+
+def _replace_the_thread_list(s: sf.State) -> None:
+    s.threads = s.threads[::-1]
+
+
+def _append_a_teardown(s: sf.State) -> None:
+    s.teardowns.append(ping_after(s.threads[3].wait_events[0], status="pending_teardown"))
+
+
+def _change_the_state(s: sf.State) -> None:
+    s.pc = 1234
+    s.status = sf.WorkflowStatus.RESUMING
+
+
+CHANGES = [
+    _set_status,
+    _set_retry_at,
+    _replace_an_event,
+    _replace_a_request,
+    _replace_by_a_list_then_change_it_in_place,
+    _empty_the_events,
+    _append_a_thread,
+    _put_a_changed_copy_in_place,
+    _swap_two_threads,
+    _remove_a_thread,
+    _replace_the_thread_list,
+    _append_a_teardown,
+    _change_the_state,
+]
+
+
+# A list where a tuple belongs (assigned without validation) makes pydantic warn as it dumps.
+LIST_WARNING = "ignore:Pydantic serializer warnings:UserWarning"
+
+
+@pytest.mark.filterwarnings(LIST_WARNING)
+@pytest.mark.parametrize("change", CHANGES, ids=lambda change: change.__name__.strip("_"))
+def test_a_change_through_any_public_path_is_dumped(change: Callable[[sf.State], None]) -> None:
+    state = waiters(3 * REUSE_FROM)  # above the production threshold: threads' JSON is reused
+    before = dump_state(state)
+    assert dump_state(state) == before == state.model_dump_json()
+    change(state)
+    after = dump_state(state)
+    assert after == state.model_dump_json() and after != before
+    assert dump_state(state) == after  # and again, now from what this dump kept
+
+
+def test_events_and_requests_cannot_be_changed_in_place() -> None:
+    # What makes a kept thread's JSON trustworthy: its only mutable part is the thread itself.
+    state = waiters(REUSE_FROM)
+    before = dump_state(state)
+    thread = state.threads[0]
+    event = thread.wait_events[0]
+    with pytest.raises(ValidationError, match="frozen"):
+        event.status = sf.WaitEventStatus.SETUP  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="frozen"):
+        event.req.setup_data = "hook"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        thread.wait_events.append(event)  # type: ignore[attr-defined]
+    assert dump_state(state) == before == state.model_dump_json()
+
+
+def test_a_thread_write_is_pydantics_own() -> None:
+    # `Thread.__setattr__` sets fields itself (see there): as pydantic's would, refusing others.
+    thread = waiters(1).threads[0]
+    assert "retry_at" not in thread.model_fields_set
+    thread.retry_at = NOW
+    assert thread.retry_at == NOW and "retry_at" in thread.model_fields_set
+    assert thread.model_dump()["retry_at"] == NOW
+    with pytest.raises(ValueError, match='"Thread" object has no field "colour"'):
+        thread.colour = "blue"  # type: ignore[attr-defined]
+    assert not hasattr(thread, "colour")
+
+
+@pytest.mark.filterwarnings(LIST_WARNING)
+def test_dump_state_dumps_again_only_the_threads_that_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state = waiters(20)
     dumped: list[str] = []
     dump_thread = stmtflow.state._DUMP_THREAD
 
@@ -178,17 +375,15 @@ def test_dump_state_dumps_again_only_the_threads_that_changed(
 
     assert len(dumps_again()) == 20
     assert dumps_again() == []
-    state.threads[3].wait_events[0].req.setup_data = "hook-3"
-    state.threads[4].wait_events[0].status = sf.WaitEventStatus.SETUP
-    state.threads[5].retry_at = NOW
-    state.threads[6].wait_events = []
-    state.threads[7].__dict__["pc"] = 99  # the interpreter's hot path, which then says so:
-    stmtflow.state.mark_changed(state.threads[7])
+    _replace_a_request(state)  # t3
+    state.threads[4].retry_at = NOW
+    state.threads[5].wait_events = ()
+    state.threads[6].wait_events = list(state.threads[6].wait_events)  # type: ignore[assignment]
     state.threads.append(state.threads.pop(0).model_copy())  # a copy carries no kept JSON
     del state.threads[1]
     state.status = sf.WorkflowStatus.RESUMING
-    assert dumps_again() == ["t0", "t3", "t4", "t5", "t6", "t7"]
-    assert dumps_again() == []
+    assert dumps_again() == ["t0", "t3", "t4", "t5", "t6"]
+    assert dumps_again() == ["t6"]  # events in a list: dumped afresh every time
 
 
 def test_load_state_accepts_bytes_and_a_decoded_dict() -> None:

@@ -44,7 +44,7 @@ events = st.lists(
         )
     ),
     max_size=3,
-)
+).map(tuple)
 changes = st.fixed_dictionaries(
     {
         "status": st.sampled_from(list(ThreadStatus)),

@@ -96,7 +96,7 @@ def test_only_the_fired_events_body_runs_then_the_thread_goes_on() -> None:
     assert (main.status, main.cur_callback, main.wait_events) == (
         sf.ThreadStatus.RESUMING,
         "paid",
-        [],
+        (),
     )
     sf.resume(wf, state, now=NOW)
     assert wf.log == ["reserve", "paid 12", "ship", "close"]

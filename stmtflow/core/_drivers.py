@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from stmtflow.core._interpreter import Call, Checkpoint, Interpreter, Run
+from stmtflow.core._interpreter import Call, Interpreter, Run
 from stmtflow.dsl._context import clock, step_var
 from stmtflow.dsl._statements import RetryPolicy
 from stmtflow.dsl._workflow import WorkflowState
@@ -80,18 +80,17 @@ def drive(
     """
     value: Any = None
     error: Exception | None = None
-    send, throw = run.send, run.throw
     with clock(now):
         try:
             while True:
                 try:
-                    effect = send(value) if error is None else throw(error)
+                    effect = run.send(value) if error is None else run.throw(error)
                 except StopIteration as stop:
                     return stop.value
                 value, error = None, None
-                if type(effect) is Checkpoint:  # exact type: a failing isinstance costs more
+                if isinstance(effect, CheckpointType):
                     if checkpoint is not None:
-                        result = checkpoint(effect.kind)
+                        result = checkpoint(effect)
                         if result is not None and inspect.isawaitable(result):
                             raise _async_refusal("the checkpoint callback", result)
                     continue
@@ -115,18 +114,17 @@ async def _adrive(run: Run, checkpoint: CheckpointFn, now: datetime) -> Any:
     """Perform every effect of ``run``, awaiting whatever is awaitable."""
     value: Any = None
     error: Exception | None = None
-    send, throw = run.send, run.throw
     with clock(now):
         try:
             while True:
                 try:
-                    effect = send(value) if error is None else throw(error)
+                    effect = run.send(value) if error is None else run.throw(error)
                 except StopIteration as stop:
                     return stop.value
                 value, error = None, None
-                if type(effect) is Checkpoint:
+                if isinstance(effect, CheckpointType):
                     if checkpoint is not None:
-                        result = checkpoint(effect.kind)
+                        result = checkpoint(effect)
                         if inspect.isawaitable(result):
                             await result
                     continue

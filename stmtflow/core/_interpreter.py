@@ -12,13 +12,9 @@ Scheduling (DESIGN §3.1): the first runnable thread in creation order moves; wh
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
 from datetime import datetime
-from itertools import repeat
-from operator import is_
-from typing import Any, TypeAlias, assert_never, final
+from typing import Any, TypeAlias, assert_never
 
-from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
 from stmtflow.core._program import Ended, Program, truth
@@ -42,6 +38,7 @@ from stmtflow.errors import (
 )
 from stmtflow.state import (
     MAIN_THREAD,
+    TERMINAL_STATUSES,
     CallbackRequest,
     CheckpointType,
     State,
@@ -50,13 +47,19 @@ from stmtflow.state import (
     WaitEvent,
     WaitEventStatus,
     WorkflowStatus,
-    mark_changed,
 )
-from stmtflow.state import TERMINAL_STATUSES as TERMINAL
 
-__all__ = ["Call", "Checkpoint", "Effect", "Interpreter"]
+__all__ = ["Call", "Effect", "Interpreter"]
 
 _TEARDOWN_DUE = (WaitEventStatus.SETUP, WaitEventStatus.TEARDOWN_ERROR)
+
+# The enum members every step reads, as module constants. On Python 3.11 reading a member off
+# its enum class costs some 55 ns more than reading a global (on 3.12 and 3.13 about 10 ns), and
+# a step reads eight: 7-10 % of W1(a) on 3.11 (docs/performance.md, "Reshape"). Drop these when
+# 3.11 support goes; everywhere else the members are named where they are used.
+_EXECUTING, _RESUMING = ThreadStatus.EXECUTING, ThreadStatus.RESUMING
+_RUNNING = WorkflowStatus.RESUMING
+_AFTER_STEP, _AFTER_RESUME = CheckpointType.AFTER_STEP, CheckpointType.AFTER_RESUME
 
 
 class Call:
@@ -97,25 +100,8 @@ class Call:
         return f"the action of step {step!r} ({self.what}, thread {thread_id!r})"
 
 
-@final
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """Ask the driver to call the caller's checkpoint callback with ``kind``."""
-
-    kind: CheckpointType
-
-
-_CHECKPOINT = {kind: Checkpoint(kind) for kind in CheckpointType}
-# Statuses the hot paths compare with, as module constants: reading an enum member off its
-# class costs about three attribute reads on Python 3.11.
-_RESUMING_THREAD, _EXECUTING = ThreadStatus.RESUMING, ThreadStatus.EXECUTING
-_RESUMING_WORKFLOW, _WAITING_WORKFLOW = WorkflowStatus.RESUMING, WorkflowStatus.WAITING
-_SETUP_DUE = (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR)
-_AFTER_STEP = _CHECKPOINT[CheckpointType.AFTER_STEP]
-_AFTER_RESUME = _CHECKPOINT[CheckpointType.AFTER_RESUME]
-
-
-Effect: TypeAlias = Call | Checkpoint
+Effect: TypeAlias = Call | CheckpointType
+"""What the interpreter yields: a call to make, or a checkpoint to pass to the caller's callback."""
 Run: TypeAlias = Generator[Effect, Any, Any]
 
 
@@ -136,7 +122,8 @@ class _Data:
     @staticmethod
     def snapshot(wf: WorkflowState, where: str) -> bytes:
         try:
-            # What ``wf.model_dump_json()`` does, without its wrapper and the decoding.
+            # What ``wf.model_dump_json()`` does, without its wrapper and the decoding: one per
+            # step, 3-7 % of W1(a) (docs/performance.md, "Reshape"); the engine stores these bytes.
             return wf.__pydantic_serializer__.to_json(wf)
         except PydanticSerializationError as exc:
             raise ExecutionError(
@@ -152,53 +139,6 @@ class _Data:
         object.__setattr__(wf, "__pydantic_fields_set__", set(fresh.__pydantic_fields_set__))
         object.__setattr__(wf, "__pydantic_extra__", fresh.__pydantic_extra__)
         object.__setattr__(wf, "__pydantic_private__", fresh.__pydantic_private__)
-
-
-def _assign(model: BaseModel, **values: Any) -> None:
-    """Set several fields of a state model at once.
-
-    The same as setting each attribute (state models do not validate on assignment), without
-    pydantic's per-attribute ``__setattr__`` cost on the interpreter's hot path. Every write
-    through ``__dict__`` ends with `mark_changed` (what `dump_state` relies on).
-    """
-    model.__dict__.update(values)
-    model.__pydantic_fields_set__.update(values)
-    mark_changed(model)
-
-
-_PC_STATUS = frozenset({"pc", "status"})
-
-
-def _set_progress(model: State | Thread, pc: int, status: WorkflowStatus | ThreadStatus) -> None:
-    """``_assign(model, pc=pc, status=status)`` without packing keyword arguments.
-
-    Every step writes this pair twice (thread and state), at about half `_assign`'s cost.
-    """
-    fields = model.__dict__
-    fields["pc"] = pc
-    fields["status"] = status
-    model.__pydantic_fields_set__.update(_PC_STATUS)
-    mark_changed(model)
-
-
-_AT_STEP = frozenset({"pc", "cur_step", "status", "step_pc", "attempt", "retry_at", "last_error"})
-
-
-def _arrive_at_step(thread: Thread, name: str, pc: int) -> None:
-    """Put ``thread`` at step ``name`` for a first attempt, reached at ``pc``.
-
-    `_assign` with seven keywords, written out (half the cost): every step begins with it.
-    """
-    fields = thread.__dict__
-    fields["pc"] = pc
-    fields["cur_step"] = name
-    fields["status"] = _EXECUTING
-    fields["step_pc"] = pc
-    fields["attempt"] = 0
-    fields["retry_at"] = None
-    fields["last_error"] = None
-    thread.__pydantic_fields_set__.update(_AT_STEP)
-    mark_changed(thread)
 
 
 def _has(handler: Any, method: str) -> bool:
@@ -268,10 +208,23 @@ class Interpreter:
         """The state's threads were changed from outside (a restart): file them afresh."""
         self._index = None
 
-    def _refile(self, thread: Thread) -> None:
-        """``thread``'s events changed in place: dump it afresh, and file it again."""
-        mark_changed(thread)
+    def _replace_event(self, thread: Thread, event: WaitEvent, **changes: Any) -> None:
+        """Put a copy of ``event`` with ``changes`` in its place among ``thread``'s events (events
+        are frozen values), and file the thread again."""
+        changed = event.model_copy(update=changes)
+        thread.wait_events = tuple(changed if e is event else e for e in thread.wait_events)
         self.index.update(thread)
+
+    def _forget_failures(self, thread: Thread) -> None:
+        """``thread`` is done with its step, or reached a new one: no failed attempts remain.
+
+        (``restart`` gives a fresh attempt count but keeps the failure: it is cleared here too.)
+        """
+        if thread.attempt or thread.retry_at is not None or thread.last_error is not None:
+            thread.attempt = 0
+            thread.retry_at = None
+            thread.last_error = None
+            self.index.update(thread)  # no longer among the threads whose step failed
 
     def _changed_data(self) -> None:
         """User code ran and may have changed what the definition's shape and conditions read."""
@@ -298,9 +251,9 @@ class Interpreter:
 
     def _progress(self, thread: Thread | None = None) -> None:
         pc = self.state.pc + 1
-        _assign(self.state, pc=pc)
+        self.state.pc = pc
         if thread is not None:
-            _assign(thread, pc=pc)
+            thread.pc = pc
 
     def _refresh_status(self, moved: Thread | None = None) -> None:
         """Set ``resuming`` while some thread can move, else ``waiting`` (ended stays ended).
@@ -308,14 +261,19 @@ class Interpreter:
         ``moved`` is the thread that just made progress: when it can move on, no scan is needed.
         """
         state = self.state
-        if state.status in TERMINAL:
+        if state.status in TERMINAL_STATUSES:
             return
         running = (moved is not None and can_move(moved, self.now)) or (
             self._next_runnable() is not None
         )
-        status = _RESUMING_WORKFLOW if running else _WAITING_WORKFLOW
+        status = WorkflowStatus.RESUMING if running else WorkflowStatus.WAITING
         if state.status is not status:
-            _assign(state, status=status)
+            state.status = status
+
+    def _running(self) -> None:
+        """A thread moves on: the workflow is ``resuming`` (it may have been ``waiting``)."""
+        if self.state.status is not _RUNNING:
+            self.state.status = _RUNNING
 
     def _next_runnable(self) -> Thread | None:
         """The first thread, in creation order, that can move now."""
@@ -335,11 +293,11 @@ class Interpreter:
         self.check()
         yield from self._teardowns()
         state = self.state
-        if state.status in TERMINAL:
+        if state.status in TERMINAL_STATUSES:
             return state
         yield from self._retry_setups()
         actions = 0
-        while state.status not in TERMINAL:
+        while state.status not in TERMINAL_STATUSES:
             thread = self._next_runnable()
             if thread is None:
                 woke = yield from self._conditions(max_steps - actions)
@@ -391,21 +349,11 @@ class Interpreter:
         self._changed_data()
         state = self.state
         pc = state.pc + 1
-        # ``restart`` gives a fresh attempt count but keeps the failure: clear it too.
-        if thread.attempt or thread.last_error is not None:
-            _assign(
-                thread,
-                pc=pc,
-                status=ThreadStatus.RESUMING,
-                attempt=0,
-                retry_at=None,
-                last_error=None,
-            )
-            self.index.update(thread)
-        else:  # executing to resuming: filed the same
-            _set_progress(thread, pc, _RESUMING_THREAD)
-        # The workflow is running (no step runs once it ended) and this thread can move on.
-        _set_progress(state, pc, _RESUMING_WORKFLOW)
+        thread.pc = pc
+        thread.status = _RESUMING  # executing to resuming: filed the same
+        self._forget_failures(thread)
+        state.pc = pc
+        self._running()  # no step runs once the workflow ended, and this thread can move on
 
     def _step_failed(self, thread: Thread, exc: Exception) -> Generator[Effect, Any, bool]:
         """Record a failed attempt under the step's retry policy, or raise `StepError`.
@@ -429,10 +377,10 @@ class Interpreter:
         else:
             thread.retry_at = self.now + policy.interval(attempt)
         self.index.update(thread)
-        if state.status not in TERMINAL:
+        if state.status not in TERMINAL_STATUSES:
             self._refresh_status(thread)
-        yield _AFTER_STEP
-        return state.status not in TERMINAL and can_move(thread, self.now)
+        yield CheckpointType.AFTER_STEP
+        return state.status not in TERMINAL_STATUSES and can_move(thread, self.now)
 
     def _move(self, thread: Thread) -> bool:
         """Move ``thread`` to its next resting place; True when it can go on at once (a step)."""
@@ -441,55 +389,54 @@ class Interpreter:
         pc = state.pc + 1
         index = self.index
         if thread.cur_callback is not None:
-            _assign(thread, cur_callback=None)
+            thread.cur_callback = None
         for go, thread_id in spawns:
             spawned = Thread(id=thread_id, name=go.name, status=ThreadStatus.RESUMING, pc=pc)
             state.threads.append(spawned)
             index.add(spawned)
         match outcome:
             case Step():
-                failed = thread.last_error is not None
-                _arrive_at_step(thread, outcome.name, pc)
-                if failed:  # resuming to executing is filed the same, unless this clears it
-                    index.update(thread)
-                # The workflow is running (it ends only when its main thread does).
-                _set_progress(state, pc, _RESUMING_WORKFLOW)
+                thread.pc = pc
+                thread.cur_step = outcome.name
+                thread.status = _EXECUTING  # resuming to executing: filed the same
+                thread.step_pc = pc
+                self._forget_failures(thread)
+                state.pc = pc
+                self._running()  # it ends only when its main thread does
                 return True
             case Wait():
-                _assign(
-                    thread,
-                    pc=pc,
-                    cur_step=outcome.name,
-                    status=ThreadStatus.WAITING_EVENT,
-                    wait_events=[
-                        WaitEvent(
-                            type=handler_type(on.handler),
-                            req=CallbackRequest(
-                                workflow_id=state.id, thread_id=thread.id, name=on.event, pc=pc
-                            ),
-                            status=(
-                                WaitEventStatus.PENDING_SETUP
-                                if _has(on.handler, "setup")
-                                else WaitEventStatus.SETUP
-                            ),
-                        )
-                        for on in outcome.events
-                    ],
+                thread.pc = pc
+                thread.cur_step = outcome.name
+                thread.status = ThreadStatus.WAITING_EVENT
+                thread.wait_events = tuple(
+                    WaitEvent(
+                        type=handler_type(on.handler),
+                        req=CallbackRequest(
+                            workflow_id=state.id, thread_id=thread.id, name=on.event, pc=pc
+                        ),
+                        status=(
+                            WaitEventStatus.PENDING_SETUP
+                            if _has(on.handler, "setup")
+                            else WaitEventStatus.SETUP
+                        ),
+                    )
+                    for on in outcome.events
                 )
                 index.update(thread)
             case WaitFor():
-                _assign(thread, pc=pc, cur_step=outcome.name, status=ThreadStatus.WAITING_CONDITION)
+                thread.pc = pc
+                thread.cur_step = outcome.name
+                thread.status = ThreadStatus.WAITING_CONDITION
                 index.update(thread)
             case Ended():
-                # By identity, in C: `list.remove` would compare the threads before it as models.
-                threads = state.threads
-                del threads[list(map(is_, threads, repeat(thread))).index(True)]
+                # By identity: `list.remove` would compare the threads before it field by field.
+                del state.threads[next(i for i, t in enumerate(state.threads) if t is thread)]
                 index.remove(thread)
                 if thread.id == MAIN_THREAD:
                     self._end_all(WorkflowStatus.FINISHED)
             case _:
                 assert_never(outcome)
-        _assign(state, pc=pc)
+        state.pc = pc
         self._refresh_status()
         return False
 
@@ -500,7 +447,7 @@ class Interpreter:
         """
         if thread.status is ThreadStatus.WAITING_EVENT:
             yield from self._setups(thread)
-        elif self.state.status in TERMINAL:
+        elif self.state.status in TERMINAL_STATUSES:
             yield from self._teardowns(retry=False)
 
     def _end_all(self, status: WorkflowStatus) -> None:
@@ -511,8 +458,8 @@ class Interpreter:
                 if event.status in _TEARDOWN_DUE and _has(
                     program.handler(event.req.name), "teardown"
                 ):
-                    event.status = WaitEventStatus.PENDING_TEARDOWN
-                    self.state.teardowns.append(event)
+                    due = event.model_copy(update={"status": WaitEventStatus.PENDING_TEARDOWN})
+                    self.state.teardowns.append(due)
         self.state.threads.clear()
         self.index.clear()
         self.state.status = status
@@ -556,7 +503,7 @@ class Interpreter:
             thread.status = ThreadStatus.RESUMING
             self.index.update(thread)
             self._refresh_status(thread)
-            yield _CHECKPOINT[CheckpointType.AFTER_CONDITION]
+            yield CheckpointType.AFTER_CONDITION
             return 1
         return None
 
@@ -566,26 +513,28 @@ class Interpreter:
         """Set up the thread's events that are not yet set up; failures are kept, not raised."""
         handlers = {on.event: on.handler for on in self.program.wait_of(thread).events}
         for event in thread.wait_events:
-            if event.status not in _SETUP_DUE:
+            if event.status not in (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR):
                 continue
             what = f"the setup of event {event.req.name!r} ({self._who(thread)})"
             try:
                 handler = handlers[event.req.name]
                 setup: Any = getattr(handler, "setup", None)  # armed as pending only if it has one
-                data = yield Call(setup, (event.req.model_copy(),), what, local=_local(handler))
+                data = yield Call(setup, (event.req,), what, local=_local(handler))
                 if data is not None and not isinstance(data, str):
                     raise TypeError(f"setup returned {type(data).__name__}, not a str")
             except Exception as exc:
-                event.status = WaitEventStatus.SETUP_ERROR
-                event.error = f"{what} failed: {_describe(exc)}"
-                self._refile(thread)
+                error = f"{what} failed: {_describe(exc)}"
+                self._replace_event(thread, event, status=WaitEventStatus.SETUP_ERROR, error=error)
                 continue
-            event.req.setup_data = data or ""
-            event.status = WaitEventStatus.SETUP
-            event.error = None
-            self._refile(thread)
+            self._replace_event(
+                thread,
+                event,
+                req=event.req.model_copy(update={"setup_data": data or ""}),
+                status=WaitEventStatus.SETUP,
+                error=None,
+            )
             self._progress()
-            yield _CHECKPOINT[CheckpointType.AFTER_SETUP]
+            yield CheckpointType.AFTER_SETUP
 
     def _retry_setups(self) -> Run:
         for thread in self.index.setups_due():
@@ -604,16 +553,21 @@ class Interpreter:
             try:
                 yield Call(
                     program.handler(event.req.name).teardown,
-                    (event.req.model_copy(), event.handled),
+                    (event.req, event.handled),
                     what,
                 )
             except Exception as exc:
-                event.status = WaitEventStatus.TEARDOWN_ERROR
-                event.error = f"{what} failed: {_describe(exc)}"
+                teardowns = self.state.teardowns
+                teardowns[teardowns.index(event)] = event.model_copy(
+                    update={
+                        "status": WaitEventStatus.TEARDOWN_ERROR,
+                        "error": f"{what} failed: {_describe(exc)}",
+                    }
+                )
                 continue
             self.state.teardowns.remove(event)
             self._progress()
-            yield _CHECKPOINT[CheckpointType.AFTER_TEARDOWN]
+            yield CheckpointType.AFTER_TEARDOWN
 
     # -- callbacks --------------------------------------------------------------------------------
 
@@ -624,7 +578,7 @@ class Interpreter:
             raise UnknownCallback(
                 f"{self.where}: the callback is addressed to workflow {req.workflow_id!r}"
             )
-        if state.status in TERMINAL:
+        if state.status in TERMINAL_STATUSES:
             raise WorkflowFinished(
                 f"{self.where} is {state.status.value}; event {req.name!r} cannot be delivered"
             )
@@ -635,7 +589,7 @@ class Interpreter:
         local = _local(handler)  # cannot touch the data: nothing to roll back
         snapshot = None if local else _Data.snapshot(self.wf, self.where)
         try:
-            output = yield Call(handler.handle, (event.req.model_copy(), input), what, local=local)
+            output = yield Call(handler.handle, (event.req, input), what, local=local)
         except CallbackInputError:
             if snapshot is not None:
                 _Data.restore(self.wf, snapshot)
@@ -651,10 +605,15 @@ class Interpreter:
         thread.status = ThreadStatus.RESUMING
         for other in thread.wait_events:
             if other.status in _TEARDOWN_DUE and _has(program.handler(other.req.name), "teardown"):
-                other.status = WaitEventStatus.PENDING_TEARDOWN
-                other.handled = other is event
-                state.teardowns.append(other)
-        thread.wait_events = []
+                state.teardowns.append(
+                    other.model_copy(
+                        update={
+                            "status": WaitEventStatus.PENDING_TEARDOWN,
+                            "handled": other is event,
+                        }
+                    )
+                )
+        thread.wait_events = ()
         self.index.update(thread)
         state.status = WorkflowStatus.RESUMING
         return output
@@ -713,6 +672,6 @@ class Interpreter:
         self.check()
         self._end_all(WorkflowStatus.CANCELLED)
         self._progress()
-        yield _CHECKPOINT[CheckpointType.AFTER_RESUME]
+        yield CheckpointType.AFTER_RESUME
         yield from self._teardowns()
         return state

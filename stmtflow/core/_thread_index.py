@@ -23,18 +23,14 @@ from stmtflow.state import Thread, ThreadStatus, WaitEventStatus
 
 __all__ = ["ThreadIndex", "can_move"]
 
-_RESUMING, _EXECUTING = ThreadStatus.RESUMING, ThreadStatus.EXECUTING
-_WAITING_EVENT, _WAITING_CONDITION = ThreadStatus.WAITING_EVENT, ThreadStatus.WAITING_CONDITION
-_PENDING_SETUP, _SETUP_ERROR = WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR
-
 
 def can_move(thread: Thread, now: datetime) -> bool:
     """Whether ``thread`` can move at ``now``: resuming, or executing with no retry time or one
     that has come."""
     status = thread.status
-    if status is _RESUMING:
+    if status is ThreadStatus.RESUMING:
         return True
-    return status is _EXECUTING and (thread.retry_at is None or thread.retry_at <= now)
+    return status is ThreadStatus.EXECUTING and (thread.retry_at is None or thread.retry_at <= now)
 
 
 class ThreadIndex:
@@ -106,16 +102,16 @@ class ThreadIndex:
         key = id(thread)
         self._forget(key)
         status = thread.status
-        if status is _RESUMING or status is _EXECUTING:
+        if status is ThreadStatus.RESUMING or status is ThreadStatus.EXECUTING:
             self._moving[key] = thread
-        elif status is _WAITING_CONDITION:
+        elif status is ThreadStatus.WAITING_CONDITION:
             self._conditions[key] = thread
-        elif status is _WAITING_EVENT:
+        elif status is ThreadStatus.WAITING_EVENT:
             armed = thread.cur_callback is None  # fired, not moved on yet: its timers are spent
             for event in thread.wait_events:
-                if event.status is _PENDING_SETUP:
+                if event.status is WaitEventStatus.PENDING_SETUP:
                     self._setups[key] = thread
-                elif event.status is _SETUP_ERROR:
+                elif event.status is WaitEventStatus.SETUP_ERROR:
                     self._setups[key] = self._failed[key] = thread
                 elif armed and (at := timer_deadline(event)) is not None:
                     self._timers[key] = min(at, self._timers.get(key, at))
@@ -164,7 +160,7 @@ class ThreadIndex:
     def wakeups(self) -> tuple[datetime | None, bool]:
         """What `stmtflow.core._timers.wakeups` reads off the state: the earliest retry time of an
         executing thread or deadline of an armed timer, and whether a setup failed."""
-        times = [t.retry_at for t in self._moving.values() if t.status is _EXECUTING]
+        times = [t.retry_at for t in self._moving.values() if t.status is ThreadStatus.EXECUTING]
         times.extend(self._timers.values())
         earliest = min((at for at in times if at is not None), default=None)
         return earliest, bool(self._failed)

@@ -45,7 +45,7 @@ from stmtflow.state import (
     State,
     ThreadStatus,
     WorkflowStatus,
-    dump_interpreted,
+    dump_state,
     load_state,
 )
 from stmtflow.stores import Record
@@ -201,7 +201,7 @@ class Unit:
         """
         self.pending = False
         data = self.wf.model_dump_json() if data_json is None else data_json.decode()
-        state = dump_interpreted(self.state)
+        state = dump_state(self.state)
         unchanged = (data, state) == self.saved and error is None and self.rec.error is None
         if unchanged and not release and self.fence is not None:
             return
