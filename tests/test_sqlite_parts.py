@@ -120,6 +120,32 @@ def test_parting_follows_the_json_not_its_spelling() -> None:
     }
 
 
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(
+    st.dictionaries(st.text(max_size=4), _JSON, max_size=3),
+    st.lists(_JSON, min_size=1, max_size=6),
+    st.sampled_from([None, 0, 2]),
+    st.booleans(),
+)
+def test_any_json_object_is_parted_at_the_elements_of_its_threads(
+    fields: dict[str, object], threads: list[object], indent: int | None, ascii: bool
+) -> None:
+    doc = {**{k: v for k, v in fields.items() if k != "threads"}, "threads": threads}
+    text = json.dumps(doc, indent=indent, ensure_ascii=ascii)
+    parts = state_parts(text)
+    assert parts is not None
+    assert whole(*parts) == text
+    assert [json.loads(t.lstrip(" \n,")) for t in parts.threads] == threads
+
+
 def test_a_dumped_state_brings_the_parts_parsing_would_find() -> None:
     # The engine's dumps keep their threads' texts (StateText); the store takes those instead
     # of parsing the text: both must give the same parts, as threads wait, fire and end.

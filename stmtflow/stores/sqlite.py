@@ -365,11 +365,13 @@ class SQLiteStore(Store):
                     params,
                 )
             )
+            stored: Stored | None = None
             if row is not None and parts is not None:
                 stored = write_parts(conn, record.id, None, parts.threads, parts.tail, 1, now)
-                self._parts.put(record.id, stored)
         if row is None:
             raise ConflictError(f"a workflow instance with id {record.id!r} already exists")
+        if stored is not None:  # committed
+            self._parts.put(record.id, stored)
         return with_changes(_record(row), state=record.state)
 
     def get(self, id: str) -> Record:
