@@ -714,6 +714,29 @@ def test_sqlite_a_row_written_by_another_connection_refuses_a_stale_write(
         assert (got.status, got.version, got.data, got.state) == ("failed", 3, '{"n": 3}', state)
 
 
+def test_sqlite_a_write_stores_the_status_it_carries_whatever_the_row_held(
+    tmp_path: Path,
+) -> None:
+    # A step's write leaves status and wake-up time out of SET when the stored ones equal the
+    # new ones; when they do not (here changed by another connection at the same version),
+    # the write still ends up storing what it carries.
+    path = tmp_path / "s.db"
+    with SQLiteStore(str(path)) as store:
+        created = store.create(rec("a", status="resuming", wake_at=NOW))
+        got = store.update(dataclasses.replace(created, data='{"n": 2}'), expected_version=1)
+        with sqlite3.connect(path) as other:
+            other.execute("UPDATE stmtflow_instances SET status = 'failed', wake_at = NULL")
+        got = store.update(dataclasses.replace(got, data='{"n": 3}'), expected_version=2)
+        assert got == store.get("a")
+        assert (got.status, got.wake_at, got.data) == ("resuming", NOW, '{"n": 3}')
+        later = NOW + LEASE
+        got = store.update(
+            dataclasses.replace(got, status="waiting", wake_at=later), expected_version=3
+        )
+        assert got == store.get("a")
+        assert (got.status, got.wake_at, got.version) == ("waiting", later, 4)
+
+
 def test_unreachable_postgres_is_one_clear_error() -> None:
     pytest.importorskip("psycopg")
     with pytest.raises(StmtflowError, match=r"cannot use PostgreSQL at postgresql://u:\*\*\*@"):

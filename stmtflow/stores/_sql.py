@@ -67,23 +67,39 @@ def list_query(
     return sql, params
 
 
-def _set_written(mark: Mark, parts: bool) -> str:
-    names = (*_WRITTEN, "state_parts") if parts else _WRITTEN
+_INDEXED = ("status", "wake_at")
+"""The written columns that indexes read (see `update_query`'s ``keep_indexed``)."""
+
+
+def _set_written(mark: Mark, parts: bool, keep_indexed: bool) -> str:
+    names = tuple(n for n in _WRITTEN if not (keep_indexed and n in _INDEXED))
+    if parts:
+        names = (*names, "state_parts")
     sets = ", ".join(f"{name} = {mark(name)}" for name in names)
     return f"{sets}, version = version + 1, updated_at = {mark('updated_at')}"
 
 
+def _where_kept(mark: Mark, keep_indexed: bool) -> str:
+    return "".join(f" AND {name} IS {mark(name)}" for name in _INDEXED if keep_indexed)
+
+
 @functools.cache
-def update_query(*, fenced: bool, release: bool, mark: Mark, parts: bool = False) -> str:
+def update_query(
+    *, fenced: bool, release: bool, mark: Mark, parts: bool = False, keep_indexed: bool = False
+) -> str:
     """The compare-and-set ``UPDATE ... RETURNING KEPT`` of `Store.update`.
 
     Parameters: `update_params` (fence is used only when fenced) and, with ``parts``,
     ``state_parts`` (SQLite's count of state parts, see `stmtflow.stores._sqlite_parts`).
+
+    ``keep_indexed`` (SQLite): leave ``status`` and ``wake_at`` out of ``SET`` and write only
+    if the stored ones already equal the new values (null-safe ``IS``). SQLite rewrites the
+    index entries of every column ``SET`` names, changed or not; a step's write keeps both.
     """
     lease = ", lease_owner = NULL, lease_expires = NULL" if release else ""
     sql = (
-        f"UPDATE stmtflow_instances SET {_set_written(mark, parts)}{lease} "
-        f"WHERE id = {mark('id')} AND version = {mark('version')}"
+        f"UPDATE stmtflow_instances SET {_set_written(mark, parts, keep_indexed)}{lease} "
+        f"WHERE id = {mark('id')} AND version = {mark('version')}" + _where_kept(mark, keep_indexed)
     )
     if fenced:
         sql += f" AND fence = {mark('fence')} AND lease_owner IS NOT NULL"
@@ -91,9 +107,11 @@ def update_query(*, fenced: bool, release: bool, mark: Mark, parts: bool = False
 
 
 @functools.cache
-def update_free_query(*, claim: bool, mark: Mark, parts: bool = False) -> str:
-    """The compare-and-set ``UPDATE ... RETURNING KEPT`` of `Store.update_free` (``parts`` as
-    for `update_query`).
+def update_free_query(
+    *, claim: bool, mark: Mark, parts: bool = False, keep_indexed: bool = False
+) -> str:
+    """The compare-and-set ``UPDATE ... RETURNING KEPT`` of `Store.update_free` (``parts`` and
+    ``keep_indexed`` as for `update_query`).
 
     Parameters: `update_params`, ``now`` (the lease clock) and, with ``claim``, ``owner`` and
     ``expires``. Without ``claim`` the lease columns are cleared.
@@ -105,9 +123,10 @@ def update_free_query(*, claim: bool, mark: Mark, parts: bool = False) -> str:
     else:
         lease = "lease_owner = NULL, lease_expires = NULL"
     return (
-        f"UPDATE stmtflow_instances SET {_set_written(mark, parts)}, {lease} "
+        f"UPDATE stmtflow_instances SET {_set_written(mark, parts, keep_indexed)}, {lease} "
         f"WHERE id = {mark('id')} AND version = {mark('version')} "
-        f"AND (lease_expires IS NULL OR lease_expires < {mark('now')}) RETURNING {KEPT}"
+        f"AND (lease_expires IS NULL OR lease_expires < {mark('now')})"
+        f"{_where_kept(mark, keep_indexed)} RETURNING {KEPT}"
     )
 
 

@@ -36,7 +36,7 @@ import threading
 import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
 from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written
@@ -147,6 +147,28 @@ def _returned(cursor: sqlite3.Cursor) -> sqlite3.Row | None:
     commit error is raised) here rather than whenever the cursor is collected."""
     rows = cursor.fetchall()
     return rows[0] if rows else None
+
+
+class _Writes(NamedTuple):
+    """A data write's two statements (`stmtflow.stores._sql`), tried in this order."""
+
+    keeping: str
+    """Leaves ``status`` and ``wake_at`` out of ``SET`` and writes only if the stored ones equal
+    the new values, as in a step's write mid-run. SQLite rewrites the index entries of every
+    column ``SET`` names, changed or not (three indexes read these two): this write commits one
+    WAL page where the other commits four."""
+    setting: str
+    """Sets every written column: for a write that changes the status or the wake-up time."""
+
+
+def _cas(conn: sqlite3.Connection, writes: _Writes, params: dict[str, Any]) -> sqlite3.Row | None:
+    """Run a compare-and-set data write: the row it returned, or None if it was refused.
+
+    ``writes.keeping`` changes nothing when the status or the wake-up time moved (or the write
+    is refused): then ``writes.setting`` runs, and decides.
+    """
+    row = _returned(conn.execute(writes.keeping, params))
+    return row if row is not None else _returned(conn.execute(writes.setting, params))
 
 
 def _record(row: sqlite3.Row) -> Record:
@@ -391,7 +413,7 @@ class SQLiteStore(Store):
                 conn.execute("COMMIT")
 
     def _write_data(
-        self, record: Record, expected_version: int, sql: str, params: dict[str, Any]
+        self, record: Record, expected_version: int, writes: _Writes, params: dict[str, Any]
     ) -> sqlite3.Row | None:
         """Run a data write (``sql``, from `stmtflow.stores._sql`): the columns it returned, or
         None when it was refused.
@@ -404,7 +426,7 @@ class SQLiteStore(Store):
         if parts is None:
             params["state_parts"] = 0
             with self._conn() as conn:
-                return _returned(conn.execute(sql, params))
+                return _cas(conn, writes, params)
         params.update(state=parts.head, state_parts=row_count(parts.threads))
         with self._write() as conn:
             before = conn.execute(
@@ -413,7 +435,7 @@ class SQLiteStore(Store):
             ).fetchone()
             if before is None or before["version"] != expected_version:
                 return None
-            kept = _returned(conn.execute(sql, params))
+            kept = _cas(conn, writes, params)
             if kept is None:
                 return None
             old = self._old_parts(conn, id, before)
@@ -443,9 +465,20 @@ class SQLiteStore(Store):
         release: bool = False,
     ) -> Record:
         now = utcnow()
-        sql = update_query(fenced=fence is not None, release=release, mark=_MARK, parts=True)
+        writes = _Writes(
+            *(
+                update_query(
+                    fenced=fence is not None,
+                    release=release,
+                    mark=_MARK,
+                    parts=True,
+                    keep_indexed=k,
+                )
+                for k in (True, False)
+            )
+        )
         params = update_params(record, expected_version, fence, _ts(now), _ts)
-        kept = self._write_data(record, expected_version, sql, params)
+        kept = self._write_data(record, expected_version, writes, params)
         if kept is None:
             raise refusal(self.get(record.id), expected_version, fence)
         return written(record, kept, expected_version, now, _dt)
@@ -461,10 +494,15 @@ class SQLiteStore(Store):
     ) -> Record:
         now, expires = free_lease(now, owner, lease)
         updated_at = utcnow()
-        sql = update_free_query(claim=owner is not None, mark=_MARK, parts=True)
+        writes = _Writes(
+            *(
+                update_free_query(claim=owner is not None, mark=_MARK, parts=True, keep_indexed=k)
+                for k in (True, False)
+            )
+        )
         params = update_params(record, expected_version, None, _ts(updated_at), _ts)
         params.update(now=_ts(now), owner=owner, expires=_ts(expires))
-        kept = self._write_data(record, expected_version, sql, params)
+        kept = self._write_data(record, expected_version, writes, params)
         if kept is None:
             raise refusal(self.get(record.id), expected_version, None, now)
         return written(record, kept, expected_version, updated_at, _dt)
