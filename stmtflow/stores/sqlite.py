@@ -161,6 +161,30 @@ class _Writes(NamedTuple):
     """Sets every written column: for a write that changes the status or the wake-up time."""
 
 
+_UPDATE = {
+    (fenced, release): _Writes(
+        *(
+            update_query(fenced=fenced, release=release, mark=_MARK, parts=True, keep_indexed=k)
+            for k in (True, False)
+        )
+    )
+    for fenced in (False, True)
+    for release in (False, True)
+}
+"""`SQLiteStore.update`'s statements by ``(fenced, release)``."""
+
+_UPDATE_FREE = {
+    claim: _Writes(
+        *(
+            update_free_query(claim=claim, mark=_MARK, parts=True, keep_indexed=k)
+            for k in (True, False)
+        )
+    )
+    for claim in (False, True)
+}
+"""`SQLiteStore.update_free`'s statements by whether it claims."""
+
+
 def _cas(conn: sqlite3.Connection, writes: _Writes, params: dict[str, Any]) -> sqlite3.Row | None:
     """Run a compare-and-set data write: the row it returned, or None if it was refused.
 
@@ -465,19 +489,8 @@ class SQLiteStore(Store):
         release: bool = False,
     ) -> Record:
         now = utcnow()
-        writes = _Writes(
-            *(
-                update_query(
-                    fenced=fence is not None,
-                    release=release,
-                    mark=_MARK,
-                    parts=True,
-                    keep_indexed=k,
-                )
-                for k in (True, False)
-            )
-        )
         params = update_params(record, expected_version, fence, _ts(now), _ts)
+        writes = _UPDATE[fence is not None, release]
         kept = self._write_data(record, expected_version, writes, params)
         if kept is None:
             raise refusal(self.get(record.id), expected_version, fence)
@@ -494,12 +507,7 @@ class SQLiteStore(Store):
     ) -> Record:
         now, expires = free_lease(now, owner, lease)
         updated_at = utcnow()
-        writes = _Writes(
-            *(
-                update_free_query(claim=owner is not None, mark=_MARK, parts=True, keep_indexed=k)
-                for k in (True, False)
-            )
-        )
+        writes = _UPDATE_FREE[owner is not None]
         params = update_params(record, expected_version, None, _ts(updated_at), _ts)
         params.update(now=_ts(now), owner=owner, expires=_ts(expires))
         kept = self._write_data(record, expected_version, writes, params)
