@@ -651,14 +651,35 @@ def test_sqlite_is_wal_and_every_connection_fully_synchronous(
         assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
-def test_sqlite_closes_the_connections_of_ended_threads(tmp_path: Path) -> None:
+def _closed(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.execute("SELECT 1")
+    except sqlite3.ProgrammingError:
+        return True
+    return False
+
+
+def test_sqlite_closes_the_connections_of_ended_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[sqlite3.Connection] = []
+    connect = sqlite3.connect
+
+    def spy(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        opened.append(connect(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(sqlite3, "connect", spy)
     with SQLiteStore(str(tmp_path / "s.db")) as store:
         for n in range(5):
             thread = threading.Thread(target=store.set_target, args=(f"W{n}", "t"))
             thread.start()
             thread.join()
         assert len(store.targets()) == 5
-        assert len(store._all) <= 2  # this thread's, and at most one not yet collected
+        assert len(opened) == 6  # this thread's and one per thread
+        assert not _closed(opened[0])
+        assert sum(map(_closed, opened[1:])) >= 4  # at most one not yet collected
+    assert all(map(_closed, opened))
 
 
 def _use_after_fork(store: SQLiteStore) -> None:

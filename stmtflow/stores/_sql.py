@@ -9,6 +9,9 @@ The writes of `Store.update` and `Store.update_free` are one compare-and-set sta
 leaves alone (or sets to values the store chose). `written` builds the stored record from the
 caller's record and that returned row (read by column name), without reading the row again; no
 row returned means the write was refused.
+
+SQLite also has a form of each that leaves ``status`` and ``wake_at`` out of ``SET`` and
+requires them to be as stored already (``keep_indexed``): see `stmtflow.stores.sqlite`.
 """
 
 from __future__ import annotations
@@ -80,7 +83,11 @@ def _set_written(mark: Mark, parts: bool, keep_indexed: bool) -> str:
 
 
 def _where_kept(mark: Mark, keep_indexed: bool) -> str:
-    return "".join(f" AND {name} IS {mark(name)}" for name in _INDEXED if keep_indexed)
+    """With ``keep_indexed``, the condition that the stored `_INDEXED` columns equal the new
+    values (SQLite's null-safe ``IS``)."""
+    if not keep_indexed:
+        return ""
+    return "".join(f" AND {name} IS {mark(name)}" for name in _INDEXED)
 
 
 @functools.cache

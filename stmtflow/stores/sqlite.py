@@ -5,9 +5,10 @@ Durability and sharing:
 - WAL journal, ``synchronous=FULL``: every committed write is fsynced before it returns.
 - One connection per thread (and per process: a forked child opens its own), so readers do not
   wait for writers; several processes may share the file. Writers wait up to ``busy_timeout``.
-- A data write (`SQLiteStore.update`, `SQLiteStore.update_free`) is one compare-and-set
+- A data write (`SQLiteStore.update`, `SQLiteStore.update_free`) is a compare-and-set
   ``UPDATE ... WHERE id = ? AND version = ? ... RETURNING`` of the columns it leaves alone; no
-  row returned means the write was refused, and the store reads the row to say why.
+  row returned means the write was refused, and the store reads the row to say why. It is
+  tried first in the form that leaves the indexed ``status`` and ``wake_at`` be (`_Writes`).
 - A state of 16 KB or more is kept in parts, one row per thread, and a write rewrites only the
   parts that changed, in one transaction with its row (`stmtflow.stores._sqlite_parts`).
 - `SQLiteStore.claim_due` runs in a ``BEGIN IMMEDIATE`` transaction, which takes the file's
