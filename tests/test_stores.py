@@ -617,6 +617,16 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         SQLiteStore(str(path))
 
 
+def test_sqlite_older_than_3_35_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.34.1")
+    with pytest.raises(StmtflowError, match=r"needs SQLite 3\.35\.0 or later .* uses 3\.34\.1"):
+        SQLiteStore(str(tmp_path / "s.db"))
+    assert not (tmp_path / "s.db").exists()
+
+
 def test_sqlite_is_wal_and_every_connection_fully_synchronous(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -65,6 +65,9 @@ state parts (`stmtflow.stores._sqlite_parts`); version 2 kept each thread's part
 first characters (``,{"id":"``, which the state dump starts every thread but the first with);
 opening an older file brings it up to date."""
 
+_OLDEST_SQLITE = (3, 35, 0)
+"""The first SQLite with ``RETURNING``, which every write uses."""
+
 _META = "CREATE TABLE IF NOT EXISTS stmtflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 _SCHEMA = (
@@ -243,6 +246,11 @@ class SQLiteStore(Store):
     def __init__(self, path: str, *, busy_timeout: timedelta = timedelta(seconds=30)) -> None:
         if not path:
             raise ValueError("an SQLite store needs a file path (or ':memory:')")
+        if sqlite3.sqlite_version_info < _OLDEST_SQLITE:
+            raise StmtflowError(
+                f"the SQLite store needs SQLite {'.'.join(map(str, _OLDEST_SQLITE))} or later "
+                f"(for UPDATE ... RETURNING); this Python's sqlite3 uses {sqlite3.sqlite_version}"
+            )
         self.path = path
         self._timeout = busy_timeout.total_seconds()
         self._memory = path == ":memory:"
