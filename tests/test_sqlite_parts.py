@@ -18,10 +18,10 @@ from benchmarks.flows import FanOut  # 60 threads, each waiting for its own ping
 from stmtflow.errors import ConflictError, StmtflowError
 from stmtflow.runtime import Engine
 from stmtflow.state import _REUSE_FROM as REUSE_FROM
-from stmtflow.state import StateText, dump_state
+from stmtflow.state import StateText, dump_state, state_parts
 from stmtflow.stores import Record, SQLiteStore
 from stmtflow.stores import _sqlite_parts as sqlite_parts
-from stmtflow.stores._sqlite_parts import changed_span, split, whole
+from stmtflow.stores._sqlite_parts import changed_span, parts_to_store, whole
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -80,26 +80,76 @@ def write(store: SQLiteStore, current: Record, state: str) -> Record:
 # -- the pure functions ------------------------------------------------------------------------
 
 
-def test_split_keeps_small_or_threadless_states_whole() -> None:
-    assert split(state_text([thread("t0")])) is None
-    assert split("x" * sqlite_parts.PARTS_FROM) is None  # nothing to cut at
+def test_small_threadless_or_non_json_texts_are_kept_whole() -> None:
+    assert parts_to_store(state_text([thread("t0")])) is None  # short
+    assert parts_to_store("x" * sqlite_parts.PARTS_FROM) is None  # not JSON
+    assert parts_to_store(json.dumps({"threads": [], "pad": "x" * 20_000})) is None
+    assert parts_to_store(json.dumps({"pad": "x" * 20_000})) is None
 
 
-def test_split_cuts_at_each_thread_after_the_first_and_keeps_the_tail_apart() -> None:
+def test_a_plain_text_is_parted_at_its_threads_by_parsing_it() -> None:
     text = big(pc=123)
-    pieces = split(text)
-    assert pieces is not None
-    head, parts, tail = pieces
-    assert head.startswith('{"format":1,"id":"w","threads":[{"id":"_main_"')
-    assert all(p.startswith(sqlite_parts.CUT) for p in parts)  # rows hold them without
-    assert [p.split('"')[3] for p in parts] == [f"t{i}" for i in range(80)]
+    parts = state_parts(text)
+    assert parts is not None
+    head, threads, tail = parts
+    assert head == '{"format":1,"id":"w","threads":['
+    assert [json.loads(t.removeprefix(","))["id"] for t in threads] == [
+        "_main_",
+        *(f"t{i}" for i in range(80)),
+    ]
+    assert threads[0].startswith("{") and all(t.startswith(",{") for t in threads[1:])
     assert tail == '],"pc":123,"teardowns":[]}'
-    assert whole(head, parts, tail) == text
+    assert whole(head, threads, tail) == text
 
 
-def test_a_dumped_state_is_taken_apart_where_it_was_joined_as_cutting_would() -> None:
+def test_parting_follows_the_json_not_its_spelling() -> None:
+    # Any spacing and key order; thread-like objects elsewhere (a teardown naming an id, a
+    # string holding JSON) are not threads.
+    doc = {
+        "teardowns": [{"id": "not-a-thread", "req": {"name": ',{"id":"x"}'}}],
+        "threads": [thread(f"t{i}", step=',{"id":"') for i in range(60)],
+        "pc": 9,
+    }
+    text = json.dumps(doc, indent=2)
+    parts = parts_to_store(text)
+    assert parts is not None
+    assert whole(*parts) == text
+    assert [json.loads(t.strip().removeprefix(",")) for t in parts.threads] == doc["threads"]
+    assert json.loads(parts.head + "]" + parts.tail.lstrip().removeprefix("]")) == {
+        **doc,
+        "threads": [],
+    }
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(
+    st.dictionaries(st.text(max_size=4), _JSON, max_size=3),
+    st.lists(_JSON, min_size=1, max_size=6),
+    st.sampled_from([None, 0, 2]),
+    st.booleans(),
+)
+def test_any_json_object_is_parted_at_the_elements_of_its_threads(
+    fields: dict[str, object], threads: list[object], indent: int | None, ascii: bool
+) -> None:
+    doc = {**{k: v for k, v in fields.items() if k != "threads"}, "threads": threads}
+    text = json.dumps(doc, indent=indent, ensure_ascii=ascii)
+    parts = state_parts(text)
+    assert parts is not None
+    assert whole(*parts) == text
+    assert [json.loads(t.lstrip(" \n,")) for t in parts.threads] == threads
+
+
+def test_a_dumped_state_brings_the_parts_parsing_would_find() -> None:
     # The engine's dumps keep their threads' texts (StateText); the store takes those instead
-    # of cutting the text: both must give the same pieces, as threads wait, fire and end.
+    # of parsing the text: both must give the same parts, as threads wait, fire and end.
     wf, state = FanOut(width=60), sf.new_state("w", "FanOut")
     sf.resume(wf, state, max_steps=100, now=NOW)
     parted = 0
@@ -108,12 +158,13 @@ def test_a_dumped_state_is_taken_apart_where_it_was_joined_as_cutting_would() ->
         assert text == state.model_dump_json()
         # Reused threads' texts from the production threshold on (`dump_state`).
         assert isinstance(text, StateText) is (len(state.threads) >= REUSE_FROM)
-        assert split(text) == split(str(text))
-        parted += split(text) is not None
+        assert state_parts(text) == state_parts(str(text))
+        assert parts_to_store(text) == parts_to_store(str(text))
+        parted += parts_to_store(text) is not None
         sf.handle_callback(sf.CallbackRequest(name="ping", thread_id=f"t{i}"), wf, state, now=NOW)
         if i % 2:
             sf.resume(wf, state, now=NOW)  # ends the thread
-    assert split(dump_state(state)) == split(state.model_dump_json())
+    assert state_parts(dump_state(state)) == state_parts(state.model_dump_json())
     assert parted > 10  # until the state is small enough to be kept whole
 
 
@@ -145,8 +196,8 @@ def test_a_large_state_is_stored_in_parts_and_every_read_gives_it_whole(path: Pa
         )
         assert created.state == text
         head, count = instance_row(path, "w")
-        assert count == 81 and text.startswith(head) and len(head) < 300  # 80 threads + tail
-        assert len(rows(path)) == 81
+        assert count == 82 and text.startswith(head) and len(head) < 300  # 81 threads + tail
+        assert len(rows(path)) == 82
         assert store.get("w").state == text
         assert [r.state for r in store.list()] == [text]
         claimed = store.claim("w", "me", LEASE, NOW)
@@ -166,19 +217,33 @@ def test_a_write_rewrites_only_the_threads_that_changed_and_the_tail(path: Path)
         current = store.create(
             Record(id="w", workflow="FanOut", data="{}", state=state_text(threads))
         )
+        with sqlite3.connect(path) as other:  # log every row the store's writes touch
+            other.executescript(
+                """
+                CREATE TABLE touched (op TEXT, pos INTEGER);
+                CREATE TRIGGER t_ins AFTER INSERT ON stmtflow_state_parts
+                    BEGIN INSERT INTO touched VALUES ('insert', NEW.pos); END;
+                CREATE TRIGGER t_upd AFTER UPDATE ON stmtflow_state_parts
+                    BEGIN INSERT INTO touched VALUES ('update', NEW.pos); END;
+                CREATE TRIGGER t_del AFTER DELETE ON stmtflow_state_parts
+                    BEGIN INSERT INTO touched VALUES ('delete', OLD.pos); END;
+                """
+            )
         before = {pos: text for _, pos, text in rows(path)}
         threads[40] = thread("t40", step="handled")
         del threads[10]
         threads.append(thread("t80"))
         text = state_text(threads, pc=8)
-        with store._conn() as conn:
-            changes = conn.total_changes
-            current = write(store, current, text)
-            # the instance row, t10's row deleted, t40's rewritten, t80's added, the tail
-            assert conn.total_changes - changes == 5
-        after = {pos: text for _, pos, text in rows(path)}
-        assert len(after) == len(before)
-        assert len([pos for pos in after if before.get(pos) != after[pos]]) == 3
+        current = write(store, current, text)
+        with sqlite3.connect(path) as other:
+            touched = sorted(other.execute("SELECT op, pos FROM touched").fetchall())
+        t10, t40 = sorted(before)[11], sorted(before)[41]  # after _main_'s row
+        assert [(op, pos) for op, pos in touched if op != "insert"] == [
+            ("delete", t10),
+            ("update", t40),
+            ("update", sqlite_parts.TAIL),
+        ]
+        assert [op for op, _ in touched].count("insert") == 1  # t80's
         assert store.get("w").state == text
     with SQLiteStore(str(path)) as cold:
         assert cold.get("w").state == text
@@ -233,10 +298,9 @@ def test_any_sequence_of_writes_reads_back_exactly_and_leaves_no_stray_rows(
             head, count = instance_row(path, "w")
             stored = rows(path)
             assert count == len(stored)
-            assert (count == 0) == (split(text) is None)
+            assert (count == 0) == (parts_to_store(text) is None)
             if count:
-                parts = [sqlite_parts.CUT + t for _, pos, t in stored[:-1]]
-                assert whole(head, parts, stored[-1][2]) == text
+                assert whole(head, [t for _, _, t in stored[:-1]], stored[-1][2]) == text
             else:
                 assert head == text
 
@@ -277,7 +341,7 @@ def test_missing_parts_are_a_clear_error_and_a_new_write_repairs_them(path: Path
             "DELETE FROM stmtflow_state_parts WHERE id = 'w' AND pos < ?", (sqlite_parts.TAIL,)
         )
     with SQLiteStore(str(path)) as store:
-        with pytest.raises(StmtflowError, match=r"'w' .* is damaged: it should have 81 rows"):
+        with pytest.raises(StmtflowError, match=r"'w' .* is damaged: it should have 82 rows"):
             store.get("w")
         write(store, current, big(70))
         assert store.get("w").state == big(70)
@@ -309,16 +373,50 @@ def test_a_version_1_file_is_brought_up_to_date_when_opened(path: Path) -> None:
         assert current.state == big() and current.version == 3
         write(store, current, big(90))
         assert store.get("w").state == big(90)
-    assert instance_row(path, "w")[1] == 91
+    assert instance_row(path, "w")[1] == 92
     with sqlite3.connect(path) as conn:
         version = conn.execute("SELECT value FROM stmtflow_meta WHERE key = 'schema_version'")
-        assert version.fetchone() == ("2",)
+        assert version.fetchone() == ("3",)
+
+
+def test_a_version_2_file_is_brought_up_to_date_when_opened(path: Path) -> None:
+    # Version 2 kept the first thread in the head and each later thread's row without the
+    # ',{"id":"' its text starts with. Make such a file from a version 3 one, then reopen it.
+    with SQLiteStore(str(path)) as store:
+        store.create(Record(id="w", workflow="FanOut", data="{}", state=big()))
+    with sqlite3.connect(path) as conn:
+        (first_pos, first), *_ = conn.execute(
+            "SELECT pos, text FROM stmtflow_state_parts WHERE id = 'w' ORDER BY pos"
+        ).fetchall()
+        conn.execute("DELETE FROM stmtflow_state_parts WHERE pos = ?", (first_pos,))
+        conn.execute(
+            "UPDATE stmtflow_state_parts SET text = substr(text, 9) WHERE pos < ?",
+            (sqlite_parts.TAIL,),
+        )
+        conn.execute(
+            "UPDATE stmtflow_instances SET state = state || ?, state_parts = state_parts - 1",
+            (first,),
+        )
+        conn.execute("UPDATE stmtflow_meta SET value = '2' WHERE key = 'schema_version'")
+        assert conn.execute("SELECT text FROM stmtflow_state_parts LIMIT 1").fetchone()[0][:7] == (
+            't0","na'
+        )
+    with SQLiteStore(str(path)) as store:
+        current = store.get("w")
+        assert current.state == big()
+        write(store, current, big(90))
+        assert store.get("w").state == big(90)
+    with SQLiteStore(str(path)) as cold:
+        assert cold.get("w").state == big(90)
+    with sqlite3.connect(path) as conn:
+        version = conn.execute("SELECT value FROM stmtflow_meta WHERE key = 'schema_version'")
+        assert version.fetchone() == ("3",)
 
 
 def test_an_engine_delivers_to_a_large_fan_out_through_parts(path: Path) -> None:
     with Engine(f"sqlite:///{path}", workflows=[FanOut]) as engine:
         engine.start(FanOut, {"width": 60}, id="f")
-        assert instance_row(path, "f")[1] == 61
+        assert instance_row(path, "f")[1] == 62  # 61 threads and the tail
         for i in reversed(range(60)):  # from the end: the tail's neighbour goes each time
             engine.send("f", "ping", thread_id=f"t{i}")
             if i % 20 == 0:

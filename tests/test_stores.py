@@ -617,99 +617,140 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         SQLiteStore(str(path))
 
 
-def test_sqlite_is_wal_and_fully_synchronous(tmp_path: Path) -> None:
-    with SQLiteStore(str(tmp_path / "s.db")) as store, store._conn() as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+def test_sqlite_older_than_3_35_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.34.1")
+    with pytest.raises(StmtflowError, match=r"needs SQLite 3\.35\.0 or later .* uses 3\.34\.1"):
+        SQLiteStore(str(tmp_path / "s.db"))
+    assert not (tmp_path / "s.db").exists()
 
 
-def test_sqlite_closes_the_connections_of_ended_threads(tmp_path: Path) -> None:
+def test_sqlite_is_wal_and_every_connection_fully_synchronous(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Durability: every connection the store opens (one per thread) fsyncs each commit.
+    opened: list[sqlite3.Connection] = []
+    connect = sqlite3.connect
+
+    def spy(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        opened.append(connect(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(sqlite3, "connect", spy)
+    path = tmp_path / "s.db"
+    with SQLiteStore(str(path)) as store:
+        store.create(rec("a"))
+        used, checked = threading.Event(), threading.Event()
+
+        def work() -> None:  # a second thread, alive (its connection open) until checked
+            store.get("a")
+            used.set()
+            checked.wait(10)
+
+        worker = threading.Thread(target=work)
+        worker.start()
+        used.wait(10)
+        assert len(opened) == 2
+        assert [tuple(c.execute("PRAGMA synchronous").fetchone()) for c in opened] == [(2,)] * 2
+        checked.set()
+        worker.join()
+    monkeypatch.undo()
+    with sqlite3.connect(path) as other:  # the journal mode is the file's
+        assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def _closed(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.execute("SELECT 1")
+    except sqlite3.ProgrammingError:
+        return True
+    return False
+
+
+def test_sqlite_closes_the_connections_of_ended_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[sqlite3.Connection] = []
+    connect = sqlite3.connect
+
+    def spy(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        opened.append(connect(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(sqlite3, "connect", spy)
     with SQLiteStore(str(tmp_path / "s.db")) as store:
         for n in range(5):
             thread = threading.Thread(target=store.set_target, args=(f"W{n}", "t"))
             thread.start()
             thread.join()
         assert len(store.targets()) == 5
-        assert len(store._all) <= 2  # this thread's, and at most one not yet collected
+        assert len(opened) == 6  # this thread's and one per thread
+        assert not _closed(opened[0])
+        assert sum(map(_closed, opened[1:])) >= 4  # at most one not yet collected
+    assert all(map(_closed, opened))
 
 
-def _use_after_fork(store: SQLiteStore, parents: int) -> None:
-    store.create(rec("child"))
-    with store._conn() as conn:
-        os._exit(0 if id(conn) != parents else 3)  # its own connection, not the parent's
+def _use_after_fork(store: SQLiteStore) -> None:
+    try:
+        store.create(rec("child"))
+        parent = store.get("parent")
+        store.update(dataclasses.replace(parent, data='{"by": "child"}'), expected_version=1)
+    except BaseException:
+        os._exit(3)
+    os._exit(0)
 
 
-def test_sqlite_in_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
-    # A connection must not cross a fork: the child opens its own (the store's process id is
-    # kept by a fork hook, not asked of the system at every call).
-    with SQLiteStore(str(tmp_path / "s.db")) as store:
-        store.create(rec("parent"))
-        with store._conn() as conn:
-            parents = id(conn)
-        child = multiprocessing.get_context("fork").Process(
-            target=_use_after_fork, args=(store, parents)
-        )
+def test_sqlite_a_forked_child_and_its_parent_both_go_on_using_the_store(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with SQLiteStore(str(path)) as store:
+        store.create(rec("parent"))  # the parent's connection is open when it forks
+        child = multiprocessing.get_context("fork").Process(target=_use_after_fork, args=(store,))
         child.start()
         child.join(30)
         assert child.exitcode == 0
         assert sorted(r.id for r in store.list()) == ["child", "parent"]
-        with store._conn() as conn:
-            assert id(conn) == parents  # the parent keeps its own
-
-
-def _sets(sql: str) -> str:
-    return sql.split(" WHERE ")[0]
-
-
-def _statements(traced: list[str]) -> list[str]:
-    """Traced statements, each once (a trigger's run traces its statement again)."""
-    return list(dict.fromkeys(traced))
+        parent = store.get("parent")
+        assert (parent.version, parent.data) == (2, '{"by": "child"}')
+        store.update(dataclasses.replace(parent, data='{"by": "parent"}'), expected_version=2)
+    with sqlite3.connect(path) as other:
+        row = other.execute("SELECT data, version FROM stmtflow_instances WHERE id = 'parent'")
+        assert row.fetchone() == ('{"by": "parent"}', 3)
 
 
 @pytest.mark.parametrize("state_size", [10, 20_000], ids=["whole", "in-parts"])
-def test_sqlite_a_write_keeping_status_and_wake_up_does_not_rewrite_their_indexes(
+def test_sqlite_a_row_written_by_another_connection_refuses_a_stale_write(
     tmp_path: Path, state_size: int
 ) -> None:
-    # SQLite rewrites the index entries of every column named in SET, changed or not: a step's
-    # write, which keeps the status and the wake-up time, leaves them out.
+    # Compare-and-set holds against any writer of the file, not only this store object: the
+    # version another process wrote wins, and what it wrote stays.
     state = '{"threads":[' + ",".join(['{"id":"t","x":"' + "y" * 300 + '"}'] * (state_size // 310))
     state += '],"pc":1}'
-    with SQLiteStore(str(tmp_path / "s.db")) as store:
-        store.create(rec("a", status="resuming", wake_at=NOW, state=state))
-        held = store.claim("a", "w", LEASE, NOW)
-        updates: list[str] = []
-        with store._conn() as conn:
-            conn.set_trace_callback(
-                lambda sql: updates.append(sql) if sql.startswith("UPDATE stmtflow_inst") else None
+    path = tmp_path / "s.db"
+    with SQLiteStore(str(path)) as store:
+        created = store.create(rec("a", status="resuming", wake_at=NOW, state=state))
+        with sqlite3.connect(path) as other:
+            other.execute(
+                "UPDATE stmtflow_instances SET status = 'failed', wake_at = NULL, "
+                "version = version + 1"
             )
-        got = held
-        for n in range(3):
-            got = store.update(
-                dataclasses.replace(got, data=f'{{"n": {n}}}'),
-                expected_version=got.version,
-                fence=held.fence,
-            )
-        statements = _statements(updates)
-        assert len(statements) == 3  # one statement per write: nothing tried and refused
-        assert not any("status =" in _sets(sql) or "wake_at =" in _sets(sql) for sql in statements)
-        updates.clear()
-        got = store.update(
-            dataclasses.replace(got, status="waiting", wake_at=None),
-            expected_version=got.version,
-            fence=held.fence,
-            release=True,
-        )
-        assert "status =" in _sets(_statements(updates)[-1])
+        with pytest.raises(ConflictError, match="expected version 1, found version 2"):
+            store.update(dataclasses.replace(created, data='{"n": 2}'), expected_version=1)
+        current = store.get("a")
+        assert (current.status, current.wake_at, current.data) == ("failed", None, '{"n": 1}')
+        assert current.state == state
+        got = store.update(dataclasses.replace(current, data='{"n": 3}'), expected_version=2)
         assert got == store.get("a")
-        assert (got.status, got.wake_at, got.data, got.version) == ("waiting", None, '{"n": 2}', 5)
+        assert (got.status, got.version, got.data, got.state) == ("failed", 3, '{"n": 3}', state)
 
 
-def test_sqlite_a_row_changed_behind_its_back_gets_the_status_the_write_carries(
+def test_sqlite_a_write_stores_the_status_it_carries_whatever_the_row_held(
     tmp_path: Path,
 ) -> None:
-    # The store remembers the status and wake-up time it last wrote, to pick the write that
-    # leaves them out; that write checks them, so a row changed by other means (same version)
-    # still ends up with what the write carries.
+    # A step's write leaves status and wake-up time out of SET when the stored ones equal the
+    # new ones; when they do not (here changed by another connection at the same version),
+    # the write still ends up storing what it carries.
     path = tmp_path / "s.db"
     with SQLiteStore(str(path)) as store:
         created = store.create(rec("a", status="resuming", wake_at=NOW))
@@ -719,6 +760,12 @@ def test_sqlite_a_row_changed_behind_its_back_gets_the_status_the_write_carries(
         got = store.update(dataclasses.replace(got, data='{"n": 3}'), expected_version=2)
         assert got == store.get("a")
         assert (got.status, got.wake_at, got.data) == ("resuming", NOW, '{"n": 3}')
+        later = NOW + LEASE
+        got = store.update(
+            dataclasses.replace(got, status="waiting", wake_at=later), expected_version=3
+        )
+        assert got == store.get("a")
+        assert (got.status, got.wake_at, got.version) == ("waiting", later, 4)
 
 
 def test_unreachable_postgres_is_one_clear_error() -> None:

@@ -3,29 +3,27 @@
 A delivery to one of a hundred waiting threads changes one thread, yet the state document holds
 them all. SQLite rewrites every page of a value whose length changed, and a commit costs some
 5-10 µs more per 4 KB page written and fsynced: at a thousand threads (340 KB) the write is
-most of a delivery. So a state text of `PARTS_FROM` characters or more is stored cut at each
-`CUT`, the text that starts every thread but the first (``,{"id":"``; a JSON string cannot hold
-an unescaped quote, so only the thread list has it): the instance row's ``state`` column keeps
-the head (the state's own fields and the main thread), table ``stmtflow_state_parts`` one row per
-further thread, ``(id, pos, text)`` in ``pos`` order, then the *tail*: the text from the end of
-the thread list on (the state's progress counter and teardowns, which change with every step),
-in the row at position `TAIL`. A thread's row holds its text without the `CUT` before it; in
-memory a part keeps it (``whole(head, parts, tail)`` is then a plain concatenation, and a part is
-the very text the state dump kept for its thread). The instance row's ``state_parts`` column
-says how many rows it has (0: ``state`` holds the whole text).
+most of a delivery. So a state text of `PARTS_FROM` characters or more is stored in the pieces
+the state model gives it (`stmtflow.state.state_parts`: head, one piece per thread, tail): the
+instance row's ``state`` column keeps the head, table ``stmtflow_state_parts`` one row per
+thread, ``(id, pos, text)`` in ``pos`` order, then the tail (the state's progress counter and
+teardowns, which change with every step) in the row at position `TAIL`. Each row holds its
+piece exactly as given, so the state is ``head + "".join(threads) + tail`` (`whole`) and the
+store needs to know nothing of the format. The instance row's ``state_parts`` column says how
+many rows it has (0: ``state`` holds the whole text).
 
-A write compares the new thread parts with the stored ones and writes only those that changed:
-the parts shared at the beginning and the end are skipped in one comparison each
+A write compares the new thread pieces with the stored ones and writes only those that changed:
+the pieces shared at the beginning and the end are skipped in one comparison each
 (`changed_span`), and in between a thread whose text is still there keeps its row. A delivery
 to one thread writes its row, the tail and the instance row. Positions leave gaps (`GAP`) so
 that new threads fit between old ones without renumbering. A text the engine dumped (a
-`StateText`) already holds its threads' texts: it is not cut again, and an unchanged thread's
-part is the same object as the stored one, compared by identity.
+`StateText`) brings its pieces along, and an unchanged thread's piece is the same object as the
+stored one, compared by identity.
 
-`PartsCache` remembers, per instance, the parts of the last version this process read or wrote,
-so a read of an instance it just wrote reads the small head row only, and a write need not read
-the old parts to compare. An entry counts only for the very version and write time it was taken
-at; anything else reads the rows.
+`PartsCache` remembers, per instance, the pieces of the last version this process read or
+wrote, so a read of an instance it just wrote reads the small head row only, and a write need
+not read the old pieces to compare. An entry counts only for the very version and write time it
+was taken at; anything else reads the rows.
 """
 
 from __future__ import annotations
@@ -37,32 +35,21 @@ from collections.abc import Sequence
 from itertools import islice, pairwise
 from typing import NamedTuple
 
-from stmtflow.state import StateText
+from stmtflow.state import StateParts, state_parts
 
 __all__ = [
-    "CUT",
     "GAP",
     "PARTS_FROM",
     "TAIL",
     "PartsCache",
     "Stored",
     "changed_span",
+    "parts_to_store",
     "read",
     "row_count",
-    "split",
     "whole",
     "write",
 ]
-
-CUT = ',{"id":"'
-"""Where a state text is cut: the start of every thread object after the first (dropped from
-the parts, put back by `whole`)."""
-
-_CUT_LEN = len(CUT)
-
-_TAIL_START = '],"pc":'
-"""The end of the thread list and the field after it (its last occurrence: events, the only
-lists after it, hold no ``pc`` field of their own)."""
 
 TAIL = 1 << 62
 """The position of the tail row, after every thread's."""
@@ -77,51 +64,32 @@ _CACHE_SIZE = 64
 
 
 class Stored(NamedTuple):
-    """The parts of one instance at one version, as stored."""
+    """The pieces of one instance's state at one version, as stored."""
 
     version: int
     updated_at: str
     """The row's ``updated_at`` text: with the version it pins one write of one record."""
     positions: list[int]
     texts: list[str]
-    """The thread parts, in order, each starting with `CUT` (their rows hold them without)."""
+    """The thread pieces, in order, as their rows hold them."""
     tail: str
 
 
-def split(text: str) -> tuple[str, list[str], str] | None:
-    """``(head, parts, tail)`` for a state text kept in parts, or None when it is kept whole.
-
-    Each part starts with `CUT`. A `StateText` is taken apart where it was joined (cutting
-    hundreds of KB of JSON at `CUT` costs some 0.5 ns per character: ``,`` and ``"`` are
-    everywhere).
-    """
+def parts_to_store(text: str) -> StateParts | None:
+    """The pieces to store ``text`` in, or None when it is kept whole (short, or no threads)."""
     if len(text) < PARTS_FROM:
         return None
-    if isinstance(text, StateText):
-        threads = text.threads
-        if len(threads) < 2:
-            return None
-        return text.before + threads[0], threads[1:], text.after
-    parts = text.split(CUT)
-    if len(parts) < 2:
-        return None
-    head = parts.pop(0)
-    last = parts[-1]
-    at = last.rfind(_TAIL_START)
-    tail = ""
-    if at >= 0:
-        parts[-1], tail = last[:at], last[at:]
-    return head, [CUT + part for part in parts], tail
+    return state_parts(text)
 
 
 def row_count(parts: Sequence[str]) -> int:
-    """How many rows of ``stmtflow_state_parts`` a state with these thread parts takes (one per
-    part, and the tail's)."""
+    """How many rows of ``stmtflow_state_parts`` a state with these thread pieces takes (one
+    per thread, and the tail's)."""
     return len(parts) + 1
 
 
 def whole(head: str, parts: Sequence[str], tail: str) -> str:
-    """The state text from its head, parts and tail."""
+    """The state text from its head, thread pieces and tail."""
     return "".join([head, *parts, tail])
 
 
@@ -181,7 +149,7 @@ def read(conn: sqlite3.Connection, id: str, version: int, updated_at: str) -> St
     if not rows or rows[-1][0] != TAIL:
         return None
     tail = rows.pop()[1]
-    return Stored(version, updated_at, [r[0] for r in rows], [CUT + r[1] for r in rows], tail)
+    return Stored(version, updated_at, [r[0] for r in rows], [r[1] for r in rows], tail)
 
 
 def write(
@@ -268,7 +236,7 @@ def _place(
             gone.append(spare[s])
             s += 1
         while i < j and s < len(spare) and spare[s] < above:
-            rewritten.append((new[i][_CUT_LEN:], id, spare[s]))
+            rewritten.append((new[i], id, spare[s]))
             placed.append(spare[s])
             s, i = s + 1, i + 1
         fresh = _between(placed[-1] if placed else low, above, j - i)
@@ -289,5 +257,5 @@ def _place(
 def _insert(conn: sqlite3.Connection, id: str, positions: list[int], texts: list[str]) -> None:
     conn.executemany(
         "INSERT INTO stmtflow_state_parts (id, pos, text) VALUES (?, ?, ?)",
-        [(id, pos, text[_CUT_LEN:]) for pos, text in zip(positions, texts, strict=True)],
+        [(id, pos, text) for pos, text in zip(positions, texts, strict=True)],
     )

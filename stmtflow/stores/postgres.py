@@ -31,6 +31,7 @@ try:
     import psycopg
     from psycopg import sql
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    from psycopg.rows import dict_row
     from psycopg_pool import ConnectionPool
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
@@ -321,7 +322,7 @@ class PostgresStore(Store):
         query = update_query(fenced=fence is not None, release=release, mark=_MARK)
         params = update_params(record, expected_version, fence, now, _same)
         with self._pool.connection() as conn:
-            kept = conn.execute(query, params).fetchone()
+            kept = conn.cursor(row_factory=dict_row).execute(query, params).fetchone()
             if kept is None:
                 raise refusal(self._fetch(conn, record.id), expected_version, fence)
         return written(record, kept, expected_version, now, _dt)
@@ -341,7 +342,7 @@ class PostgresStore(Store):
         params = update_params(record, expected_version, None, updated_at, _same)
         params.update(now=now, owner=owner, expires=expires)
         with self._pool.connection() as conn:  # autocommit: one statement, one commit
-            kept = conn.execute(query, params).fetchone()
+            kept = conn.cursor(row_factory=dict_row).execute(query, params).fetchone()
             if kept is None:
                 raise refusal(self._fetch(conn, record.id), expected_version, None, now)
         return written(record, kept, expected_version, updated_at, _dt)

@@ -5,17 +5,22 @@ Durability and sharing:
 - WAL journal, ``synchronous=FULL``: every committed write is fsynced before it returns.
 - One connection per thread (and per process: a forked child opens its own), so readers do not
   wait for writers; several processes may share the file. Writers wait up to ``busy_timeout``.
+- A data write (`SQLiteStore.update`, `SQLiteStore.update_free`) is a compare-and-set
+  ``UPDATE ... WHERE id = ? AND version = ? ... RETURNING`` of the columns it leaves alone; no
+  row returned means the write was refused, and the store reads the row to say why. It is
+  tried first in the form that leaves the indexed ``status`` and ``wake_at`` be (`_Writes`).
 - A state of 16 KB or more is kept in parts, one row per thread, and a write rewrites only the
   parts that changed, in one transaction with its row (`stmtflow.stores._sqlite_parts`).
-- Other single-row writes are one ``UPDATE ... WHERE version = ?`` statement (compare-and-set);
-  `SQLiteStore.claim_due` runs in a ``BEGIN IMMEDIATE`` transaction, which takes the file's
+- `SQLiteStore.claim_due` runs in a ``BEGIN IMMEDIATE`` transaction, which takes the file's
   write lock first, so two claimers can never pick the same record.
 
-Datetimes are stored as fixed-width ISO-8601 text in UTC with microseconds
-(``2025-01-02T03:04:05.000000+00:00``), so text comparison in SQL is time comparison and the
-file stays readable with the ``sqlite3`` shell.
+Rows are read by column name (`sqlite3.Row`). Datetimes are stored as fixed-width ISO-8601 text
+in UTC with microseconds (``2025-01-02T03:04:05.000000+00:00``), so text comparison in SQL is
+time comparison and the file stays readable with the ``sqlite3`` shell.
 
 ``sqlite:///:memory:`` gives a private in-memory database on one connection behind a lock.
+
+The tables, and the upgrade of files an older release wrote: `stmtflow.stores._sqlite_schema`.
 
 Example:
     >>> from stmtflow.stores.base import Record
@@ -37,18 +42,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
-from stmtflow.stores._sql import (
-    kept_params,
-    list_query,
-    update_free_query,
-    update_params,
-    update_query,
-    written,
-    written_as_sent,
-)
-from stmtflow.stores._sqlite_parts import PartsCache, Stored, row_count, split, whole
+from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written
+from stmtflow.stores._sqlite_parts import PartsCache, Stored, parts_to_store, row_count, whole
 from stmtflow.stores._sqlite_parts import read as read_parts
 from stmtflow.stores._sqlite_parts import write as write_parts
+from stmtflow.stores._sqlite_schema import SCHEMA_VERSION, set_up
 from stmtflow.stores.base import (
     Record,
     Store,
@@ -64,60 +62,8 @@ from stmtflow.stores.base import (
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
-SCHEMA_VERSION = 2
-"""The schema this release creates and reads (kept in ``stmtflow_meta``). Version 1 had no
-state parts (`stmtflow.stores._sqlite_parts`); opening such a file adds them."""
-
-_META = "CREATE TABLE IF NOT EXISTS stmtflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-
-_SCHEMA = (
-    """
-CREATE TABLE IF NOT EXISTS stmtflow_instances (
-    id TEXT PRIMARY KEY,
-    workflow TEXT NOT NULL,
-    data TEXT NOT NULL,
-    state TEXT NOT NULL,
-    status TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    wake_at TEXT,
-    lease_owner TEXT,
-    lease_expires TEXT,
-    fence INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    state_parts INTEGER NOT NULL DEFAULT 0
-)""",
-    """CREATE INDEX IF NOT EXISTS stmtflow_instances_due
-    ON stmtflow_instances (wake_at) WHERE wake_at IS NOT NULL""",
-    """CREATE INDEX IF NOT EXISTS stmtflow_instances_resuming
-    ON stmtflow_instances (created_at) WHERE status = 'resuming'""",
-    """CREATE INDEX IF NOT EXISTS stmtflow_instances_status
-    ON stmtflow_instances (status, created_at, id)""",
-    "CREATE INDEX IF NOT EXISTS stmtflow_instances_created ON stmtflow_instances (created_at, id)",
-    "CREATE TABLE IF NOT EXISTS stmtflow_targets (workflow TEXT PRIMARY KEY, target TEXT NOT NULL)",
-)
-
-_PARTS_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS stmtflow_state_parts (
-    id TEXT NOT NULL,
-    pos INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    PRIMARY KEY (id, pos)
-) WITHOUT ROWID""",
-    # A state written whole again, or a record deleted, leaves no parts behind.
-    """CREATE TRIGGER IF NOT EXISTS stmtflow_state_parts_whole
-    AFTER UPDATE OF state_parts ON stmtflow_instances
-    WHEN NEW.state_parts = 0 AND OLD.state_parts > 0
-BEGIN
-    DELETE FROM stmtflow_state_parts WHERE id = NEW.id;
-END""",
-    """CREATE TRIGGER IF NOT EXISTS stmtflow_state_parts_deleted
-    AFTER DELETE ON stmtflow_instances WHEN OLD.state_parts > 0
-BEGIN
-    DELETE FROM stmtflow_state_parts WHERE id = OLD.id;
-END""",
-)
+_OLDEST_SQLITE = (3, 35, 0)
+"""The first SQLite with ``RETURNING``, which every write uses."""
 
 _COLUMNS = (
     "id, workflow, data, state, status, version, wake_at, lease_owner, lease_expires, fence, "
@@ -128,175 +74,100 @@ _READ = _COLUMNS + ", state_parts"
 
 _MARK = lambda name: f":{name}"  # noqa: E731 - a one-line spelling rule
 _LEASE_FREE = "(lease_expires IS NULL OR lease_expires < :now)"
-_SAME = "IS"  # SQLite's null-safe equality, for the writes that need no RETURNING
-
-
-class _Writes(NamedTuple):
-    """A data write's statements, tried in turn (`stmtflow.stores._sql`)."""
-
-    slim: str
-    """For an exact copy whose ``status`` and ``wake_at`` are as stored: leaves their indexes be."""
-    exact: str
-    """For an exact copy: nothing returned."""
-    returning: str
-    """For any copy: returns the columns the write keeps."""
-
-
-_UPDATE = {
-    (fenced, release): _Writes(
-        update_query(fenced=fenced, release=release, mark=_MARK, same=_SAME, parts=True, slim=True),
-        update_query(fenced=fenced, release=release, mark=_MARK, same=_SAME, parts=True),
-        update_query(fenced=fenced, release=release, mark=_MARK, parts=True),
-    )
-    for fenced in (False, True)
-    for release in (False, True)
-}
-"""`SQLiteStore.update`'s statements by ``(fenced, release)``, built once: it runs once per
-step."""
-
-_UPDATE_FREE = {
-    claim: _Writes(
-        update_free_query(claim=claim, mark=_MARK, same=_SAME, parts=True, slim=True),
-        update_free_query(claim=claim, mark=_MARK, same=_SAME, parts=True),
-        update_free_query(claim=claim, mark=_MARK, parts=True),
-    )
-    for claim in (False, True)
-}
-"""`SQLiteStore.update_free`'s statements by whether it claims."""
-
-_INDEXED_LIMIT = 4096
-"""Rows whose indexed columns a store remembers (`SQLiteStore._note`) before it starts over."""
-
-
-_TEXTS: dict[datetime, str] = {}
-"""Datetimes written lately, as `_ts` wrote them: a unit writes its record's creation time,
-wake-up time and lease expiry again with every step, and formatting one costs more than a look-up
-(a datetime keeps its hash)."""
-
-_TEXTS_LIMIT = 256
 
 
 def _ts(value: datetime | None) -> str | None:
     """A datetime as fixed-width UTC ISO text (see the module docstring)."""
     if value is None:
         return None
-    if type(value) is not datetime or value.tzinfo is not UTC:  # records hold UTC already
-        return aware(value, "datetime").isoformat(timespec="microseconds")
-    text = _TEXTS.get(value)  # equal UTC datetimes are one instant, written alike
-    if text is None:
-        if len(_TEXTS) >= _TEXTS_LIMIT:
-            _TEXTS.clear()
-        text = _TEXTS[value] = value.isoformat(timespec="microseconds")
-    return text
+    return aware(value, "datetime").isoformat(timespec="microseconds")
 
 
 def _dt(text: str | None) -> datetime | None:
     if text is None:
         return None
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo is UTC else value.astimezone(UTC)
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
-def _only(cursor: sqlite3.Cursor) -> tuple[Any, ...] | None:
+def _returned(cursor: sqlite3.Cursor) -> sqlite3.Row | None:
     """The one row a write's ``RETURNING`` gave, read to the end so the write commits (and any
     commit error is raised) here rather than whenever the cursor is collected."""
     rows = cursor.fetchall()
     return rows[0] if rows else None
 
 
-def _exact(conn: sqlite3.Connection, sql: str, params: dict[str, Any], record: Record) -> bool:
-    """Run a write built with ``same`` (see `stmtflow.stores._sql`): True when it changed the
-    row, i.e. the caller's copy of the record was exact and the write is done. A record that did
-    not come from the store (no ``created_at``) cannot be exact and is not tried."""
-    if record.created_at is None:
-        return False
-    return conn.execute(sql, params | kept_params(record, _ts)).rowcount == 1
+class _Writes(NamedTuple):
+    """A data write's two statements (`stmtflow.stores._sql`), tried in this order."""
+
+    keeping: str
+    """Leaves ``status`` and ``wake_at`` out of ``SET`` and writes only if the stored ones equal
+    the new values, as in a step's write mid-run. SQLite rewrites the index entries of every
+    column ``SET`` names, changed or not (three indexes read these two): this write commits one
+    WAL page where the other commits four."""
+    setting: str
+    """Sets every written column: for a write that changes the status or the wake-up time."""
 
 
-def _write_row(
-    conn: sqlite3.Connection,
-    writes: _Writes,
-    params: dict[str, Any],
-    record: Record,
-    unmoved: bool,
-) -> tuple[bool, tuple[Any, ...] | None]:
-    """The instance row's part of a data write: the slim statement if the indexed columns are
-    ``unmoved``, else (or if it changed nothing) the exact one, else the one with ``RETURNING``;
-    as `SQLiteStore._write_data` returns it."""
-    if (unmoved and _exact(conn, writes.slim, params, record)) or _exact(
-        conn, writes.exact, params, record
-    ):
-        return True, None
-    return False, _only(conn.execute(writes.returning, params))
+_UPDATE = {
+    (fenced, release): _Writes(
+        *(
+            update_query(fenced=fenced, release=release, mark=_MARK, parts=True, keep_indexed=k)
+            for k in (True, False)
+        )
+    )
+    for fenced in (False, True)
+    for release in (False, True)
+}
+"""`SQLiteStore.update`'s statements by ``(fenced, release)``."""
+
+_UPDATE_FREE = {
+    claim: _Writes(
+        *(
+            update_free_query(claim=claim, mark=_MARK, parts=True, keep_indexed=k)
+            for k in (True, False)
+        )
+    )
+    for claim in (False, True)
+}
+"""`SQLiteStore.update_free`'s statements by whether it claims."""
 
 
-def _record(row: tuple[Any, ...]) -> Record:
+def _cas(conn: sqlite3.Connection, writes: _Writes, params: dict[str, Any]) -> sqlite3.Row | None:
+    """Run a compare-and-set data write: the row it returned, or None if it was refused.
+
+    ``writes.keeping`` changes nothing when the status or the wake-up time moved (or the write
+    is refused): then ``writes.setting`` runs, and decides.
+    """
+    row = _returned(conn.execute(writes.keeping, params))
+    return row if row is not None else _returned(conn.execute(writes.setting, params))
+
+
+def _record(row: sqlite3.Row) -> Record:
     """The record of a row read with `_COLUMNS` (with `_READ`, its state may be just the head)."""
-    id_, workflow, data, state, status, version, wake_at, owner, expires, fence, error, c, u = row[
-        :13
-    ]
     return Record(
-        id=id_,
-        workflow=workflow,
-        data=data,
-        state=state,
-        status=status,
-        version=version,
-        wake_at=_dt(wake_at),
-        lease_owner=owner,
-        lease_expires=_dt(expires),
-        fence=fence,
-        error=error,
-        created_at=_dt(c),
-        updated_at=_dt(u),
+        id=row["id"],
+        workflow=row["workflow"],
+        data=row["data"],
+        state=row["state"],
+        status=row["status"],
+        version=row["version"],
+        wake_at=_dt(row["wake_at"]),
+        lease_owner=row["lease_owner"],
+        lease_expires=_dt(row["lease_expires"]),
+        fence=row["fence"],
+        error=row["error"],
+        created_at=_dt(row["created_at"]),
+        updated_at=_dt(row["updated_at"]),
     )
 
 
-_pid = os.getpid()
-"""This process's id, kept up to date at each fork: asking the system costs a system call, and
-every store call checks whether it runs in the process that opened its connection."""
-
-
-def _forked() -> None:
-    global _pid
-    _pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_forked)
-
-
 class _ThreadConnection:
-    """A thread's own connection (and the process that opened it: a forked child opens anew).
-
-    ``with`` it gives the connection (a class, not a generator: it is entered by every call).
-    """
+    """A thread's own connection and the process that opened it (kept in a thread-local)."""
 
     __slots__ = ("__weakref__", "conn", "pid")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn, self.pid = conn, _pid
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-class _SharedConnection:
-    """The one connection of an in-memory database: ``with`` it holds the store's lock."""
-
-    __slots__ = ("conn", "lock")
-
-    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock) -> None:
-        self.conn, self.lock = conn, lock
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.lock.acquire()
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        self.lock.release()
+        self.conn, self.pid = conn, os.getpid()
 
 
 class SQLiteStore(Store):
@@ -318,6 +189,11 @@ class SQLiteStore(Store):
     def __init__(self, path: str, *, busy_timeout: timedelta = timedelta(seconds=30)) -> None:
         if not path:
             raise ValueError("an SQLite store needs a file path (or ':memory:')")
+        if sqlite3.sqlite_version_info < _OLDEST_SQLITE:
+            raise StmtflowError(
+                f"the SQLite store needs SQLite {'.'.join(map(str, _OLDEST_SQLITE))} or later "
+                f"(for UPDATE ... RETURNING); this Python's sqlite3 uses {sqlite3.sqlite_version}"
+            )
         self.path = path
         self._timeout = busy_timeout.total_seconds()
         self._memory = path == ":memory:"
@@ -325,13 +201,10 @@ class SQLiteStore(Store):
         self._lock = threading.RLock()
         self._all: list[sqlite3.Connection] = []
         self._closed = False
-        self._shared = _SharedConnection(self._open(), self._lock) if self._memory else None
+        self._shared = self._open() if self._memory else None
         self._parts = PartsCache()
-        self._indexed: dict[str, tuple[int, str, str | None]] = {}
-        """Per row, ``(version, status, wake_at)`` as this store last wrote or read them: a hint
-        for the slim write (`_write_data`)."""
         with self._conn() as conn:
-            self._setup(conn)
+            set_up(conn, self.path)
 
     # -- connections ------------------------------------------------------------------------
 
@@ -339,6 +212,7 @@ class SQLiteStore(Store):
         conn = sqlite3.connect(
             self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
         )
+        conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
         if not self._memory:
             conn.execute("PRAGMA journal_mode = WAL")
@@ -347,19 +221,21 @@ class SQLiteStore(Store):
             self._all.append(conn)
         return conn
 
-    def _conn(self) -> _ThreadConnection | _SharedConnection:
-        """This thread's connection, to use in a ``with`` block."""
+    @contextlib.contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection (the in-memory database's one, holding the lock)."""
         if self._closed:
             raise StmtflowError(f"the SQLite store {self.path!r} is closed")
         if self._shared is not None:
-            return self._shared
+            with self._lock:
+                yield self._shared
+            return
         mine: _ThreadConnection | None = getattr(self._local, "mine", None)
-        if mine is None or mine.pid != _pid:
-            mine = _ThreadConnection(self._open())
+        if mine is None or mine.pid != os.getpid():  # a forked child opens its own
+            mine = self._local.mine = _ThreadConnection(self._open())
             # When the thread ends its locals are dropped: close its connection then.
             weakref.finalize(mine, self._forget, mine.conn)
-            self._local.mine = mine
-        return mine
+        yield mine.conn
 
     def _forget(self, conn: sqlite3.Connection) -> None:
         with self._lock:
@@ -379,39 +255,6 @@ class SQLiteStore(Store):
                 raise
             conn.execute("COMMIT")
 
-    def _setup(self, conn: sqlite3.Connection) -> None:
-        """Create the schema, or bring an older file's up to date (one transaction)."""
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(_META)
-            row = conn.execute(
-                "SELECT value FROM stmtflow_meta WHERE key = 'schema_version'"
-            ).fetchone()
-            if row is not None and int(row[0]) > SCHEMA_VERSION:
-                raise StmtflowError(
-                    f"the SQLite store {self.path!r} has schema version {row[0]}, newer than this "
-                    f"release of stmtflow supports ({SCHEMA_VERSION}); upgrade stmtflow"
-                )
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            columns = {r[1] for r in conn.execute("PRAGMA table_info(stmtflow_instances)")}
-            if "state_parts" not in columns:  # a version 1 file
-                conn.execute(
-                    "ALTER TABLE stmtflow_instances "
-                    "ADD COLUMN state_parts INTEGER NOT NULL DEFAULT 0"
-                )
-            for statement in _PARTS_SCHEMA:
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO stmtflow_meta (key, value) VALUES ('schema_version', ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (str(SCHEMA_VERSION),),
-            )
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -425,71 +268,71 @@ class SQLiteStore(Store):
         row = conn.execute(f"SELECT {_READ} FROM stmtflow_instances WHERE id = ?", (id,)).fetchone()
         if row is None:
             raise NotFound(f"no workflow instance with id {id!r}")
-        self._note(id, (row[5], row[4], row[6]))  # version, status, wake_at
         return self._whole(conn, row)
 
-    def _whole(self, conn: sqlite3.Connection, row: tuple[Any, ...]) -> Record:
+    def _whole(self, conn: sqlite3.Connection, row: sqlite3.Row) -> Record:
         """The record of a row read with `_READ`, its state put together if kept in parts.
 
         The parts come from the cache when it holds this very version, else from the table, read
         in one transaction with the row (outside one, the row is read again inside it).
         """
         record = _record(row)
-        count = row[13]
+        count = row["state_parts"]
         if not count:
             return record
-        id, version, updated_at = row[0], row[5], row[12]
-        stored = self._parts.get(id, version, updated_at)
+        stored = self._parts.get(record.id, row["version"], row["updated_at"])
         if stored is None:
             if not conn.in_transaction:
                 conn.execute("BEGIN")
                 try:
-                    return self._fetch(conn, id)
+                    return self._fetch(conn, record.id)
                 finally:
                     conn.execute("COMMIT")
-            stored = read_parts(conn, id, version, updated_at)
+            stored = read_parts(conn, record.id, row["version"], row["updated_at"])
             if stored is not None:
-                self._parts.put(id, stored)
+                self._parts.put(record.id, stored)
         if stored is None or row_count(stored.texts) != count:
             found = "no tail row" if stored is None else f"{row_count(stored.texts)} rows"
             raise StmtflowError(
-                f"the state of workflow instance {id!r} in {self.path!r} is damaged: it should "
-                f"have {count} rows in stmtflow_state_parts, found {found}"
+                f"the state of workflow instance {record.id!r} in {self.path!r} is damaged: it "
+                f"should have {count} rows in stmtflow_state_parts, found {found}"
             )
         return with_changes(record, state=whole(record.state, stored.texts, stored.tail))
 
     def create(self, record: Record) -> Record:
         now = utcnow().isoformat(timespec="microseconds")  # as `_ts` writes it
-        pieces = split(record.state)
-        stored: Stored | None = None
-        with self._write() if pieces else self._conn() as conn:
-            cursor = conn.execute(
-                f"INSERT INTO stmtflow_instances ({_COLUMNS}, state_parts) "
-                "VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?) "
-                f"ON CONFLICT (id) DO NOTHING RETURNING {_COLUMNS}",
-                (
-                    record.id,
-                    record.workflow,
-                    record.data,
-                    pieces[0] if pieces else record.state,
-                    record.status,
-                    _ts(record.wake_at),
-                    record.lease_owner,
-                    _ts(record.lease_expires),
-                    1 if record.lease_owner is not None else 0,
-                    record.error,
-                    _ts(record.created_at) or now,
-                    now,
-                    row_count(pieces[1]) if pieces else 0,
-                ),
+        parts = parts_to_store(record.state)
+        params = {
+            "id": record.id,
+            "workflow": record.workflow,
+            "data": record.data,
+            "state": record.state if parts is None else parts.head,
+            "status": record.status,
+            "wake_at": _ts(record.wake_at),
+            "lease_owner": record.lease_owner,
+            "lease_expires": _ts(record.lease_expires),
+            "fence": 1 if record.lease_owner is not None else 0,
+            "error": record.error,
+            "created_at": _ts(record.created_at) or now,
+            "updated_at": now,
+            "state_parts": 0 if parts is None else row_count(parts.threads),
+        }
+        names = ", ".join(params)
+        values = ", ".join(map(_MARK, params))
+        with self._write() if parts else self._conn() as conn:
+            row = _returned(
+                conn.execute(
+                    f"INSERT INTO stmtflow_instances ({names}, version) VALUES ({values}, 1) "
+                    f"ON CONFLICT (id) DO NOTHING RETURNING {_COLUMNS}",
+                    params,
+                )
             )
-            row = _only(cursor)
-            if row is not None and pieces:
-                _, parts, tail = pieces
-                stored = write_parts(conn, record.id, None, parts, tail, 1, now)
+            stored: Stored | None = None
+            if row is not None and parts is not None:
+                stored = write_parts(conn, record.id, None, parts.threads, parts.tail, 1, now)
         if row is None:
             raise ConflictError(f"a workflow instance with id {record.id!r} already exists")
-        if stored is not None:
+        if stored is not None:  # committed
             self._parts.put(record.id, stored)
         return with_changes(_record(row), state=record.state)
 
@@ -510,64 +353,48 @@ class SQLiteStore(Store):
                 conn.execute("COMMIT")
 
     def _write_data(
-        self, record: Record, expected_version: int, params: dict[str, Any], writes: _Writes
-    ) -> tuple[bool, tuple[Any, ...] | None]:
-        """Run a data write: ``(True, None)`` when an exact statement wrote, ``(False, kept)``
-        when the one with ``RETURNING`` did, and ``(False, None)`` when the write was refused.
+        self, record: Record, expected_version: int, writes: _Writes, params: dict[str, Any]
+    ) -> sqlite3.Row | None:
+        """Run a data write (``sql``, from `stmtflow.stores._sql`): the columns it returned, or
+        None when it was refused.
 
-        The slim statement is tried first when the row, as this store last wrote or read it,
-        is at the expected version with the same ``status`` and ``wake_at`` (`_indexed`); it
-        checks that itself, so a hint gone stale only costs the try. A small state is one
-        statement (its parts, if it had any, go by trigger). A state kept in parts is written
-        in one transaction with the rows of the parts that changed.
+        A small state is one statement (its parts, if it had any, go by trigger). A state kept
+        in parts is written in one transaction with the rows of the threads that changed.
         """
         id = record.id
-        pieces = split(record.state)
-        params["state_parts"] = row_count(pieces[1]) if pieces else 0
-        unmoved = self._indexed.get(id) == (expected_version, params["status"], params["wake_at"])
-        written = (expected_version + 1, params["status"], params["wake_at"])
-        if pieces is None:
+        parts = parts_to_store(record.state)
+        if parts is None:
+            params["state_parts"] = 0
             with self._conn() as conn:
-                done, kept = _write_row(conn, writes, params, record, unmoved)
-            self._note(id, written if done or kept is not None else None)
-            return done, kept
-        params["state"] = pieces[0]
-        stored: Stored | None = None
+                return _cas(conn, writes, params)
+        params.update(state=parts.head, state_parts=row_count(parts.threads))
         with self._write() as conn:
-            row = conn.execute(
+            before = conn.execute(
                 "SELECT version, updated_at, state_parts FROM stmtflow_instances WHERE id = ?",
                 (id,),
             ).fetchone()
-            if row is None or row[0] != expected_version:
-                self._note(id, None)
-                return False, None
-            old: Stored | None = None
-            if row[2]:
-                old = self._parts.get(id, row[0], row[1]) or read_parts(conn, id, row[0], row[1])
-                if old is None or row_count(old.texts) != row[2]:  # damaged: write it afresh
-                    old = None
-                    conn.execute("DELETE FROM stmtflow_state_parts WHERE id = ?", (id,))
-            done, kept = _write_row(conn, writes, params, record, unmoved)
-            if done or kept is not None:
-                _, parts, tail = pieces
-                version, updated_at = expected_version + 1, params["updated_at"]
-                stored = write_parts(conn, id, old, parts, tail, version, updated_at)
-        self._note(id, written if stored is not None else None)
-        if stored is None:
-            return False, None
+            if before is None or before["version"] != expected_version:
+                return None
+            kept = _cas(conn, writes, params)
+            if kept is None:
+                return None
+            old = self._old_parts(conn, id, before)
+            version, updated_at = expected_version + 1, params["updated_at"]
+            stored = write_parts(conn, id, old, parts.threads, parts.tail, version, updated_at)
         self._parts.put(id, stored)
-        return done, kept
+        return kept
 
-    def _note(self, id: str, indexed: tuple[int, str, str | None] | None) -> None:
-        """Remember a row's ``(version, status, wake_at)`` as just written or read (None: the
-        row is not as this store thinks, forget it)."""
-        known = self._indexed
-        if indexed is None:
-            known.pop(id, None)
-            return
-        if len(known) >= _INDEXED_LIMIT:
-            known.clear()
-        known[id] = indexed
+    def _old_parts(self, conn: sqlite3.Connection, id: str, before: sqlite3.Row) -> Stored | None:
+        """The parts a row held ``before`` a write, to compare with (None: it had none, or they
+        were damaged and are deleted, so the write stores every part afresh)."""
+        count, version, updated_at = before["state_parts"], before["version"], before["updated_at"]
+        if not count:
+            return None
+        old = self._parts.get(id, version, updated_at) or read_parts(conn, id, version, updated_at)
+        if old is None or row_count(old.texts) != count:
+            conn.execute("DELETE FROM stmtflow_state_parts WHERE id = ?", (id,))
+            return None
+        return old
 
     def update(
         self,
@@ -578,12 +405,9 @@ class SQLiteStore(Store):
         release: bool = False,
     ) -> Record:
         now = utcnow()
-        fenced = fence is not None
         params = update_params(record, expected_version, fence, _ts(now), _ts)
-        done, kept = self._write_data(record, expected_version, params, _UPDATE[fenced, release])
-        if done:
-            lease = {"lease_owner": None, "lease_expires": None} if release else {}
-            return written_as_sent(record, expected_version, now, **lease)
+        writes = _UPDATE[fence is not None, release]
+        kept = self._write_data(record, expected_version, writes, params)
         if kept is None:
             raise refusal(self.get(record.id), expected_version, fence)
         return written(record, kept, expected_version, now, _dt)
@@ -599,20 +423,10 @@ class SQLiteStore(Store):
     ) -> Record:
         now, expires = free_lease(now, owner, lease)
         updated_at = utcnow()
-        claim = owner is not None
+        writes = _UPDATE_FREE[owner is not None]
         params = update_params(record, expected_version, None, _ts(updated_at), _ts)
         params.update(now=_ts(now), owner=owner, expires=_ts(expires))
-        done, kept = self._write_data(record, expected_version, params, _UPDATE_FREE[claim])
-        if done:
-            fence = record.fence + 1 if claim else record.fence
-            return written_as_sent(
-                record,
-                expected_version,
-                updated_at,
-                lease_owner=owner,
-                lease_expires=expires,
-                fence=fence,
-            )
+        kept = self._write_data(record, expected_version, writes, params)
         if kept is None:
             raise refusal(self.get(record.id), expected_version, None, now)
         return written(record, kept, expected_version, updated_at, _dt)
@@ -675,7 +489,7 @@ class SQLiteStore(Store):
         now = utcnow() if now is None else aware(now, "now")
         check_claim_args(owner, lease)
         with self._conn() as conn:
-            row = _only(
+            row = _returned(
                 conn.execute(
                     "UPDATE stmtflow_instances SET lease_expires = ? "
                     f"WHERE id = ? AND lease_owner = ? AND fence = ? RETURNING {_READ}",
@@ -714,18 +528,18 @@ class SQLiteStore(Store):
             row = conn.execute(
                 "SELECT target FROM stmtflow_targets WHERE workflow = ?", (workflow,)
             ).fetchone()
-        return None if row is None else str(row[0])
+        return None if row is None else str(row["target"])
 
     def targets(self) -> dict[str, str]:
         with self._conn() as conn:
             rows = conn.execute("SELECT workflow, target FROM stmtflow_targets ORDER BY workflow")
-            return {str(w): str(t) for w, t in rows}
+            return {str(row["workflow"]): str(row["target"]) for row in rows}
 
     def count_due(self, now: datetime) -> int:
         with self._conn() as conn:
             row = conn.execute(
-                "SELECT count(*) FROM stmtflow_instances "
+                "SELECT count(*) AS due FROM stmtflow_instances "
                 "WHERE wake_at IS NOT NULL AND wake_at <= ?",
                 (_ts(aware(now, "now")),),
             ).fetchone()
-        return int(row[0])
+        return int(row["due"])

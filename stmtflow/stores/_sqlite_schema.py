@@ -1,0 +1,113 @@
+"""The SQLite store's tables, and bringing an older file's up to date.
+
+`SCHEMA_VERSION` is kept in ``stmtflow_meta``; `set_up` creates what is missing and upgrades
+older files in one ``BEGIN IMMEDIATE`` transaction, so processes opening a file together do
+not race.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from stmtflow.errors import StmtflowError
+from stmtflow.stores._sqlite_parts import TAIL
+
+__all__ = ["SCHEMA_VERSION", "set_up"]
+
+SCHEMA_VERSION = 3
+"""The schema this release creates and reads (kept in ``stmtflow_meta``). Version 1 had no
+state parts (`stmtflow.stores._sqlite_parts`); version 2 kept each thread's part without its
+first characters (``,{"id":"``, which the state dump starts every thread but the first with);
+opening an older file brings it up to date."""
+
+_META = "CREATE TABLE IF NOT EXISTS stmtflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+
+_SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS stmtflow_instances (
+    id TEXT PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    data TEXT NOT NULL,
+    state TEXT NOT NULL,
+    status TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    wake_at TEXT,
+    lease_owner TEXT,
+    lease_expires TEXT,
+    fence INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    state_parts INTEGER NOT NULL DEFAULT 0
+)""",
+    """CREATE INDEX IF NOT EXISTS stmtflow_instances_due
+    ON stmtflow_instances (wake_at) WHERE wake_at IS NOT NULL""",
+    """CREATE INDEX IF NOT EXISTS stmtflow_instances_resuming
+    ON stmtflow_instances (created_at) WHERE status = 'resuming'""",
+    """CREATE INDEX IF NOT EXISTS stmtflow_instances_status
+    ON stmtflow_instances (status, created_at, id)""",
+    "CREATE INDEX IF NOT EXISTS stmtflow_instances_created ON stmtflow_instances (created_at, id)",
+    "CREATE TABLE IF NOT EXISTS stmtflow_targets (workflow TEXT PRIMARY KEY, target TEXT NOT NULL)",
+)
+
+_PARTS_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS stmtflow_state_parts (
+    id TEXT NOT NULL,
+    pos INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (id, pos)
+) WITHOUT ROWID""",
+    # A state written whole again, or a record deleted, leaves no parts behind.
+    """CREATE TRIGGER IF NOT EXISTS stmtflow_state_parts_whole
+    AFTER UPDATE OF state_parts ON stmtflow_instances
+    WHEN NEW.state_parts = 0 AND OLD.state_parts > 0
+BEGIN
+    DELETE FROM stmtflow_state_parts WHERE id = NEW.id;
+END""",
+    """CREATE TRIGGER IF NOT EXISTS stmtflow_state_parts_deleted
+    AFTER DELETE ON stmtflow_instances WHEN OLD.state_parts > 0
+BEGIN
+    DELETE FROM stmtflow_state_parts WHERE id = OLD.id;
+END""",
+)
+
+_V2_PARTS = f"""UPDATE stmtflow_state_parts SET text = ',{{"id":"' || text WHERE pos < {TAIL}"""
+"""Brings version 2's thread rows to version 3's: each holds its whole piece of the state."""
+
+
+def set_up(conn: sqlite3.Connection, path: str) -> None:
+    """Create the schema in the file at ``path``, or bring an older file's up to date (one
+    transaction); a file newer than `SCHEMA_VERSION` is a `StmtflowError`. ``conn`` reads rows
+    as `sqlite3.Row`."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(_META)
+        row = conn.execute(
+            "SELECT value FROM stmtflow_meta WHERE key = 'schema_version'"
+        ).fetchone()
+        found = None if row is None else int(row["value"])
+        if found is not None and found > SCHEMA_VERSION:
+            raise StmtflowError(
+                f"the SQLite store {path!r} has schema version {found}, newer than this "
+                f"release of stmtflow supports ({SCHEMA_VERSION}); upgrade stmtflow"
+            )
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        columns = {r["name"] for r in conn.execute("PRAGMA table_info(stmtflow_instances)")}
+        if "state_parts" not in columns:  # a version 1 file
+            conn.execute(
+                "ALTER TABLE stmtflow_instances ADD COLUMN state_parts INTEGER NOT NULL DEFAULT 0"
+            )
+        for statement in _PARTS_SCHEMA:
+            conn.execute(statement)
+        if found == 2:
+            conn.execute(_V2_PARTS)
+        conn.execute(
+            "INSERT INTO stmtflow_meta (key, value) VALUES ('schema_version', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
