@@ -27,6 +27,7 @@ from stmtflow.dsl._kind import (
     kind_of,
     kinds,
     register,
+    truth,
 )
 from stmtflow.dsl._statements import Statement
 
@@ -99,9 +100,7 @@ class BlockKind(Kind[Block]):
         return name_problems(stmt.name) + cond_problems(stmt.skip)
 
     def enter(self, stmt: Block, cursor: Cursor) -> None:
-        if cursor.truth(stmt.skip):
-            cursor.leave()
-        else:
+        if not truth(stmt.skip):
             cursor.into(0)
 
     def json(self, stmt: Block, dump: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """The interpreter: one sans-I/O engine behind ``resume`` and ``handle_callback``.
 
 The engine is a generator. It decides what happens next and *yields* each call it needs — run
-this action, call this handler, checkpoint now — as an `Effect`; a driver performs the call and
-sends back the result (or throws the exception in). `stmtflow.core._drivers` holds the two thin
-drivers, one plain and one awaiting, so sync and async share every rule below.
+this action, call this handler, checkpoint now — as an `Effect` (`stmtflow.core._effects`); a
+driver performs the call and sends back the result (or throws the exception in).
+`stmtflow.core._drivers` holds the two thin drivers, one plain and one awaiting, so sync and
+async share every rule below. Which thread a delivered event is for is `stmtflow.core._routing`'s.
 
 Scheduling (DESIGN §3.1): the first runnable thread in creation order moves; when none can,
 ``WaitFor`` conditions are checked in thread order and the first true one wakes its thread.
@@ -11,26 +12,22 @@ Scheduling (DESIGN §3.1): the first runnable thread in creation order moves; wh
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from datetime import datetime
-from typing import Any, TypeAlias, assert_never
+from typing import Any, assert_never
 
-from pydantic_core import PydanticSerializationError
-
+from stmtflow.core._effects import Call, Data, Effect, Run, describe, has, is_local
 from stmtflow.core._program import Ended, Program, truth
+from stmtflow.core._routing import route
 from stmtflow.core._thread_index import ThreadIndex, can_move
-from stmtflow.dsl._context import StepKey
-from stmtflow.dsl._handlers import Timer, handler_type
+from stmtflow.dsl._handlers import handler_type
 from stmtflow.dsl._statements import RetryPolicy, Step, Wait, WaitFor
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import (
-    AmbiguousCallback,
     CallbackInputError,
     DefinitionMismatch,
     ExecutionError,
     HandlerError,
-    NotWaiting,
-    StaleCallback,
     StepError,
     StepLimitExceeded,
     UnknownCallback,
@@ -49,7 +46,7 @@ from stmtflow.state import (
     WorkflowStatus,
 )
 
-__all__ = ["Call", "Effect", "Interpreter"]
+__all__ = ["Call", "Effect", "Interpreter", "Run"]
 
 _TEARDOWN_DUE = (WaitEventStatus.SETUP, WaitEventStatus.TEARDOWN_ERROR)
 
@@ -60,89 +57,6 @@ _TEARDOWN_DUE = (WaitEventStatus.SETUP, WaitEventStatus.TEARDOWN_ERROR)
 _EXECUTING, _RESUMING = ThreadStatus.EXECUTING, ThreadStatus.RESUMING
 _RUNNING = WorkflowStatus.RESUMING
 _AFTER_STEP, _AFTER_RESUME = CheckpointType.AFTER_STEP, CheckpointType.AFTER_RESUME
-
-
-class Call:
-    """Ask the driver to call ``fn(*args)`` (user code) and send back its result."""
-
-    __slots__ = ("args", "data", "fn", "local", "step", "what")
-
-    def __init__(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        what: str,
-        step: StepKey | None = None,
-        *,
-        local: bool = False,
-        data: bytes | None = None,
-    ) -> None:
-        self.fn = fn
-        self.args = args
-        self.what = what
-        """Names the call in errors, e.g. "the handler of event 'paid' (workflow ...)"; for a
-        step action, names the workflow (`describe` adds the step and thread from ``step``)."""
-        self.step = step
-        """Set for step actions: what ``current_step()`` describes during the call."""
-        self.local = local
-        """True for the library's own code that touches nothing outside data and state (the
-        built-in `Timer`'s setup and handle): nothing needs to be durable before it runs."""
-        self.data = data
-        """The workflow data's JSON as the call finds it, when the interpreter took it anyway
-        (a step's snapshot, kept to restore the data if the action fails): a driver that stores
-        the data before the call need not serialise it again."""
-
-    def describe(self) -> str:
-        """What is being called, for error messages."""
-        if self.step is None:
-            return self.what
-        _, thread_id, step, _, _ = self.step
-        return f"the action of step {step!r} ({self.what}, thread {thread_id!r})"
-
-
-Effect: TypeAlias = Call | CheckpointType
-"""What the interpreter yields: a call to make, or a checkpoint to pass to the caller's callback."""
-Run: TypeAlias = Generator[Effect, Any, Any]
-
-
-def _local(handler: object) -> bool:
-    """Whether ``handler``'s setup and handle are the library's own code that touches nothing
-    outside data and state (see `Call.local`): the built-in `Timer` only, not a subclass, which
-    may override them."""
-    return type(handler) is Timer
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
-class _Data:
-    """Snapshots and restores the workflow data around user code that may fail."""
-
-    @staticmethod
-    def snapshot(wf: WorkflowState, where: str) -> bytes:
-        try:
-            # What ``wf.model_dump_json()`` does, without its wrapper and the decoding: one per
-            # step, 3-7 % of W1(a) (docs/performance.md, "Reshape"); the engine stores these bytes.
-            return wf.__pydantic_serializer__.to_json(wf)
-        except PydanticSerializationError as exc:
-            raise ExecutionError(
-                f"{where}: the workflow data cannot be stored as JSON ({exc}); keep only "
-                "JSON-serialisable values in the workflow's fields"
-            ) from exc
-
-    @staticmethod
-    def restore(wf: WorkflowState, snapshot: bytes) -> None:
-        fresh = type(wf).model_validate_json(snapshot)
-        wf.__dict__.clear()
-        wf.__dict__.update(fresh.__dict__)
-        object.__setattr__(wf, "__pydantic_fields_set__", set(fresh.__pydantic_fields_set__))
-        object.__setattr__(wf, "__pydantic_extra__", fresh.__pydantic_extra__)
-        object.__setattr__(wf, "__pydantic_private__", fresh.__pydantic_private__)
-
-
-def _has(handler: Any, method: str) -> bool:
-    return callable(getattr(handler, method, None))
 
 
 class Interpreter:
@@ -190,7 +104,7 @@ class Interpreter:
             try:
                 root = self.wf.definition()
             except Exception as exc:
-                raise ExecutionError(f"{self.where}: definition() raised {_describe(exc)}") from exc
+                raise ExecutionError(f"{self.where}: definition() raised {describe(exc)}") from exc
             program = self._program = Program(root, type(self.wf), self.where)
             self._stale = False
         return program
@@ -322,11 +236,11 @@ class Interpreter:
                         "a loop may never block — raise max_steps if this is intended"
                     )
                 actions += 1
-                snapshot = _Data.snapshot(self.wf, self.where)
+                snapshot = Data.snapshot(self.wf, self.where)
                 try:
                     yield self._step_call(thread, snapshot)
                 except Exception as exc:
-                    _Data.restore(self.wf, snapshot)
+                    Data.restore(self.wf, snapshot)
                     can_move = yield from self._step_failed(thread, exc)
                     continue
                 self._step_done(thread)
@@ -365,15 +279,15 @@ class Interpreter:
         what = f"step {step.name!r} ({self._who(thread)})"
         policy = step.retry or self.default_retry
         if policy is None:
-            raise StepError(f"{what} failed: {_describe(exc)}", step=step.name) from exc
+            raise StepError(f"{what} failed: {describe(exc)}", step=step.name) from exc
         attempt = thread.attempt + 1
         self._progress(thread)
         thread.attempt = attempt
-        thread.last_error = _describe(exc)
+        thread.last_error = describe(exc)
         if attempt >= policy.max_attempts or not policy.is_retryable(exc):
             thread.retry_at = None
             state.status = WorkflowStatus.FAILED
-            state.error = f"{what} failed after {attempt} attempt(s): {_describe(exc)}"
+            state.error = f"{what} failed after {attempt} attempt(s): {describe(exc)}"
         else:
             thread.retry_at = self.now + policy.interval(attempt)
         self.index.update(thread)
@@ -416,7 +330,7 @@ class Interpreter:
                         ),
                         status=(
                             WaitEventStatus.PENDING_SETUP
-                            if _has(on.handler, "setup")
+                            if has(on.handler, "setup")
                             else WaitEventStatus.SETUP
                         ),
                     )
@@ -455,7 +369,7 @@ class Interpreter:
         program = self.program
         for other in self.state.threads:
             for event in other.wait_events:
-                if event.status in _TEARDOWN_DUE and _has(
+                if event.status in _TEARDOWN_DUE and has(
                     program.handler(event.req.name), "teardown"
                 ):
                     due = event.model_copy(update={"status": WaitEventStatus.PENDING_TEARDOWN})
@@ -491,13 +405,13 @@ class Interpreter:
                     f"{wait_for.name!r} on thread {thread.id!r} could wake"
                 )
             if wait_for.handler is not None:
-                snapshot = _Data.snapshot(self.wf, self.where)
+                snapshot = Data.snapshot(self.wf, self.where)
                 what = f"the handler of WaitFor {wait_for.name!r} ({self._who(thread)})"
                 try:
                     yield Call(wait_for.handler, (), what)
                 except Exception as exc:
-                    _Data.restore(self.wf, snapshot)
-                    raise ExecutionError(f"{what} raised {_describe(exc)}") from exc
+                    Data.restore(self.wf, snapshot)
+                    raise ExecutionError(f"{what} raised {describe(exc)}") from exc
                 self._changed_data()
             self._progress(thread)
             thread.status = ThreadStatus.RESUMING
@@ -519,11 +433,11 @@ class Interpreter:
             try:
                 handler = handlers[event.req.name]
                 setup: Any = getattr(handler, "setup", None)  # armed as pending only if it has one
-                data = yield Call(setup, (event.req,), what, local=_local(handler))
+                data = yield Call(setup, (event.req,), what, local=is_local(handler))
                 if data is not None and not isinstance(data, str):
                     raise TypeError(f"setup returned {type(data).__name__}, not a str")
             except Exception as exc:
-                error = f"{what} failed: {_describe(exc)}"
+                error = f"{what} failed: {describe(exc)}"
                 self._replace_event(thread, event, status=WaitEventStatus.SETUP_ERROR, error=error)
                 continue
             self._replace_event(
@@ -561,7 +475,7 @@ class Interpreter:
                 teardowns[teardowns.index(event)] = event.model_copy(
                     update={
                         "status": WaitEventStatus.TEARDOWN_ERROR,
-                        "error": f"{what} failed: {_describe(exc)}",
+                        "error": f"{what} failed: {describe(exc)}",
                     }
                 )
                 continue
@@ -583,28 +497,28 @@ class Interpreter:
                 f"{self.where} is {state.status.value}; event {req.name!r} cannot be delivered"
             )
         program = self.check()
-        thread, event = self._route(req)
+        thread, event = route(req, self.state, self.index, self.where)
         handler = program.handler(event.req.name)
         what = f"the handler of event {req.name!r} ({self._who(thread)})"
-        local = _local(handler)  # cannot touch the data: nothing to roll back
-        snapshot = None if local else _Data.snapshot(self.wf, self.where)
+        local = is_local(handler)  # cannot touch the data: nothing to roll back
+        snapshot = None if local else Data.snapshot(self.wf, self.where)
         try:
             output = yield Call(handler.handle, (event.req, input), what, local=local)
         except CallbackInputError:
             if snapshot is not None:
-                _Data.restore(self.wf, snapshot)
+                Data.restore(self.wf, snapshot)
             raise
         except Exception as exc:
             if snapshot is not None:
-                _Data.restore(self.wf, snapshot)
-            raise HandlerError(f"{what} raised {_describe(exc)}") from exc
+                Data.restore(self.wf, snapshot)
+            raise HandlerError(f"{what} raised {describe(exc)}") from exc
         if not local:
             self._changed_data()
         self._progress(thread)
         thread.cur_callback = req.name
         thread.status = ThreadStatus.RESUMING
         for other in thread.wait_events:
-            if other.status in _TEARDOWN_DUE and _has(program.handler(other.req.name), "teardown"):
+            if other.status in _TEARDOWN_DUE and has(program.handler(other.req.name), "teardown"):
                 state.teardowns.append(
                     other.model_copy(
                         update={
@@ -617,50 +531,6 @@ class Interpreter:
         self.index.update(thread)
         state.status = WorkflowStatus.RESUMING
         return output
-
-    def _route(self, req: CallbackRequest) -> tuple[Thread, WaitEvent]:
-        """The waiting thread and armed event ``req`` addresses, or the refusal of §3.5."""
-        name, where = req.name, self.where
-        if req.thread_id:
-            thread = self.index.thread(req.thread_id)
-            if thread is None:
-                raise UnknownCallback(f"{where}: no thread {req.thread_id!r} (event {name!r})")
-            candidates = [thread]
-            if thread.cur_callback is not None:
-                raise StaleCallback(
-                    f"{self._who(thread)}: its wait {thread.cur_step!r} already fired "
-                    f"({thread.cur_callback!r}) and it has not moved on"
-                )
-            if thread.status is not ThreadStatus.WAITING_EVENT:
-                raise NotWaiting(
-                    f"{self._who(thread)} is not waiting on events "
-                    f"(it is {thread.status.value} at {thread.cur_step!r})"
-                )
-        else:
-            candidates = [t for t in self.state.threads if t.status is ThreadStatus.WAITING_EVENT]
-        matches = [(t, e) for t in candidates for e in t.wait_events if e.req.name == name]
-        if not matches:
-            fired = [t for t in self.state.threads if t.cur_callback == name]
-            if fired and not req.thread_id:
-                raise StaleCallback(
-                    f"{where}: event {name!r} already fired on thread {fired[0].id!r}, "
-                    "which has not moved on"
-                )
-            raise UnknownCallback(f"{where}: no thread waits on event {name!r}")
-        if req.pc:
-            armed = [(t, e) for t, e in matches if e.req.pc == req.pc]
-            if not armed:
-                raise StaleCallback(
-                    f"{where}: event {name!r} was armed at pc "
-                    f"{', '.join(str(e.req.pc) for _, e in matches)}, not {req.pc}"
-                )
-            matches = armed
-        if len(matches) > 1:
-            raise AmbiguousCallback(
-                f"{where}: threads {', '.join(repr(t.id) for t, _ in matches)} all wait on "
-                f"event {name!r}; pass thread_id"
-            )
-        return matches[0]
 
     # -- cancel -----------------------------------------------------------------------------------
 

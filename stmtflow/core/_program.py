@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 from stmtflow.analysis._validate import definition_problems
-from stmtflow.dsl._kind import ENDED, Ended, kind_of, kinds, truth
+from stmtflow.dsl._kind import ENDED, Ended, kind_of, kinds, rules, truth
 from stmtflow.dsl._statements import Go, On, Section, Statement, Step, Wait, WaitFor
 from stmtflow.errors import DefinitionError, DefinitionMismatch, ExecutionError
 from stmtflow.state import MAIN_THREAD, State, Thread, ThreadStatus
@@ -58,20 +58,13 @@ def _build_index(root: Section) -> _Index:
     stack: list[tuple[Statement, Path]] = [(root, ())]
     while stack:
         node, path = stack.pop()
-        kind = _kind(node)
+        kind = rules(node)
         table = events if kind.is_event else names
         for name in kind.names(node):
             table[name] = path
         for i, child in enumerate(kind.children(node)):
             stack.append((child, (*path, i)))
     return _Index(names, events)
-
-
-def _kind(node: object) -> Any:
-    """The rules of a statement of a validated tree."""
-    kind = kind_of(node)
-    assert kind is not None, node
-    return kind
 
 
 def _kinds_resting(status: ThreadStatus) -> str:
@@ -208,7 +201,7 @@ class Program:
         root: Path = ()
         if thread.name != MAIN_THREAD:
             go = self.find(thread.name)
-            if go is None or not _kind(go[1]).starts_thread:
+            if go is None or not rules(go[1]).starts_thread:
                 return [f"its Go statement {thread.name!r} no longer exists"]
             root = go[0]
         if not thread.cur_step:
@@ -217,7 +210,7 @@ class Program:
         if found is None:
             return [f"its position {thread.cur_step!r} no longer exists"]
         path, node = found
-        kind = _kind(node)
+        kind = rules(node)
         if thread.status not in kind.rests:
             return [
                 f"{thread.cur_step!r} is now a {kind.label}, not a {_kinds_resting(thread.status)}"
@@ -227,8 +220,8 @@ class Program:
         events = {
             name
             for kid in kind.children(node)
-            if _kind(kid).is_event
-            for name in _kind(kid).names(kid)
+            if rules(kid).is_event
+            for name in rules(kid).names(kid)
         }
         problems = [
             f"event {event.req.name!r} of {thread.cur_step!r} is gone"
@@ -245,7 +238,7 @@ class Program:
         """The path of the innermost ``Go`` around ``path`` (``()`` for the main thread)."""
         chain = self._chain(path)  # chain[k] is the statement at path[:k]
         for depth in range(len(path) - 1, 0, -1):
-            if _kind(chain[depth]).starts_thread:
+            if rules(chain[depth]).starts_thread:
                 return path[:depth]
         return ()
 
@@ -285,7 +278,7 @@ class Program:
         except Exception as exc:
             node = cursor.chain[-1]
             raise ExecutionError(
-                f"{cursor.who}: {_kind(node).what_runs(node)} raised {exc!r}"
+                f"{cursor.who}: {rules(node).what_runs(node)} raised {exc!r}"
             ) from exc
 
 
@@ -300,13 +293,14 @@ class _Cursor:
         "body_depth",
         "chain",
         "entering",
+        "kinds",
         "path",
         "spawns",
         "taken",
         "thread",
         "threads",
         "visited",
-        "who",
+        "where",
     )
 
     def __init__(
@@ -328,27 +322,32 @@ class _Cursor:
         self.spawns: list[Spawn] = []
         self.taken: set[str] | None = None
         self.visited: list[Path] = []
-        self.who = f"{program.where}, thread {thread.id!r}"
+        self.where = program.where
 
     def move(self) -> Outcome:
-        """Walk to the next resting statement, or the end of the thread's body."""
+        """Walk to the next resting statement, or the end of the thread's body.
+
+        Each statement's kind is asked in turn; one that goes `into` no child is done, and the
+        walk climbs to its parent.
+        """
         path, chain = self.path, self.chain
         if not self.entering:  # the thread moves on from where it stands
             here = chain[-1]
-            outcome = _kind(here).resume(here, self.thread, self)
+            outcome = rules(here).resume(here, self.thread, self)
             if outcome is not None:
                 return outcome  # type: ignore[no-any-return]
         while True:
             if self.entering:
+                self.entering = False
                 node = chain[-1]
-                outcome = _kind(node).enter(node, self)
+                outcome = rules(node).enter(node, self)
             else:
                 if len(path) <= self.body_depth:
                     return ENDED
                 index = path.pop()
                 chain.pop()
                 node = chain[-1]
-                outcome = _kind(node).after(node, index, self)
+                outcome = rules(node).after(node, index, self)
             if outcome is not None:
                 return outcome  # type: ignore[no-any-return]
 
@@ -357,14 +356,8 @@ class _Cursor:
     def into(self, index: int) -> None:
         node = self.chain[-1]
         self.path.append(index)
-        self.chain.append(_kind(node).children(node)[index])
+        self.chain.append(rules(node).children(node)[index])
         self.entering = True
-
-    def leave(self) -> None:
-        self.entering = False
-
-    def truth(self, cond: Any) -> bool:
-        return truth(cond)
 
     def first_visit(self) -> bool:
         here = tuple(self.path)
@@ -376,7 +369,7 @@ class _Cursor:
     def unwind_to_loop(self) -> Any:
         chain = self.chain
         for depth in range(len(chain) - 2, self.body_depth - 1, -1):
-            if _kind(chain[depth]).loops:
+            if rules(chain[depth]).loops:
                 del self.path[depth:]
                 del chain[depth + 1 :]
                 return chain[-1]
@@ -393,6 +386,11 @@ class _Cursor:
             )
         taken.add(thread_id)
         self.spawns.append((go, thread_id))
+
+    @property
+    def who(self) -> str:
+        """The workflow and thread, for messages."""
+        return f"{self.where}, thread {self.thread.id!r}"
 
     def fail(self, message: str) -> Exception:
         return DefinitionError(f"{self.who}: {message}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from stmtflow.dsl._checks import cond_problems
-from stmtflow.dsl._kind import Cursor, Drawing, Exit, Kind, Site, cond_value, register
+from stmtflow.dsl._kind import Cursor, Drawing, Exit, Kind, Site, cond_value, register, truth
 from stmtflow.dsl._section import Section, section
 
 if TYPE_CHECKING:
@@ -130,13 +130,11 @@ class IfKind(Kind[If]):
 
     def enter(self, stmt: If, cursor: Cursor) -> None:
         for index, branch in enumerate(stmt.branches):
-            if cursor.truth(branch.cond):
+            if truth(branch.cond):
                 cursor.into(index)
                 return
         if stmt.else_body is not None:
             cursor.into(len(stmt.branches))
-        else:
-            cursor.leave()
 
     def json(self, stmt: If, dump: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
         branches = [
@@ -188,13 +186,11 @@ class SwitchKind(Kind[Switch]):
         for index, case in enumerate(stmt.cases):
             if isinstance(case, Default):
                 default = default if default is not None else index
-            elif cursor.truth(case.cond):
+            elif truth(case.cond):
                 cursor.into(index)
                 return
         if default is not None:
             cursor.into(default)
-        else:
-            cursor.leave()
 
     def json(self, stmt: Switch, dump: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
         return {"type": self.label, "cases": [dump(case) for case in stmt.cases]}

@@ -75,7 +75,6 @@ class GoKind(Kind[Go]):
 
     def enter(self, stmt: Go, cursor: Cursor) -> None:
         cursor.spawn(stmt, thread_id(stmt))
-        cursor.leave()
 
     def json(self, stmt: Go, dump: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
         go_id = "lazy" if callable(stmt.id) else stmt.id

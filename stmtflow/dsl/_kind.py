@@ -46,6 +46,7 @@ __all__ = [
     "kind_of",
     "kinds",
     "register",
+    "rules",
     "seconds",
     "truth",
     "with_word",
@@ -83,20 +84,15 @@ RETURNED = Ended(returned=True)
 class Cursor(Protocol):
     """A thread's walk through the tree during one move (implemented by the program).
 
-    The cursor stands on a statement. A kind's `Kind.enter` or `Kind.after` either returns
-    where the thread comes to rest (the statement itself, or `RETURNED`), or says where the walk
-    goes on: `into` a child (entered next), or `leave` (the statement is done; its parent's
-    `Kind.after` is asked next).
+    The cursor stands on a statement. A kind's `Kind.enter`, `Kind.after` or `Kind.resume`
+    either returns where the thread comes to rest (the statement itself, or `RETURNED`), or
+    goes `into` a child (entered next), or returns None having gone nowhere: the statement is
+    done, and its parent's `Kind.after` is asked next. Conditions are evaluated with `truth`;
+    what a lazy one raises is reported by the program, naming the statement (`Kind.what_runs`).
     """
 
     def into(self, index: int) -> None:
         """Go to child ``index`` of the statement the cursor stands on; it is entered next."""
-
-    def leave(self) -> None:
-        """The statement the cursor stands on is done: its parent decides what follows."""
-
-    def truth(self, cond: Any) -> bool:
-        """Evaluate a condition (a lazy one is called)."""
 
     def first_visit(self) -> bool:
         """False when this move already stood here (a loop iteration reached no step)."""
@@ -257,18 +253,17 @@ class Kind(Generic[S]):
     # -- moves ------------------------------------------------------------------------------------
 
     def enter(self, stmt: S, cursor: Cursor) -> Any:
-        """The walk arrives at ``stmt``: return where the thread rests, or move the cursor."""
-        cursor.leave()
+        """The walk arrives at ``stmt``: return where the thread rests, or go `Cursor.into` a
+        child; None without either leaves ``stmt`` (a leaf that does not rest is done at once)."""
         return None
 
     def after(self, stmt: S, index: int, cursor: Cursor) -> Any:
-        """Child ``index`` of ``stmt`` is done: return where the thread rests, or move on."""
-        cursor.leave()
+        """Child ``index`` of ``stmt`` is done: rest, go into another child, or (None) leave."""
         return None
 
     def resume(self, stmt: S, thread: Thread, cursor: Cursor) -> Any:
-        """A thread standing on ``stmt`` moves on (it ran its step, its wait fired...)."""
-        cursor.leave()
+        """A thread standing on ``stmt`` moves on (it ran its step, its wait fired...): go into
+        a child, or (None) leave ``stmt``."""
         return None
 
     # -- seeing -----------------------------------------------------------------------------------
@@ -315,6 +310,21 @@ def kind_of(stmt: object) -> Kind[Any] | None:
                 _KINDS[cls] = kind
                 break
     return kind
+
+
+def rules(stmt: object) -> Kind[Any]:
+    """The rules of ``stmt``'s kind, for a statement known to be one (a validated tree).
+
+    Raises:
+        TypeError: ``stmt`` is not a statement.
+    """
+    try:
+        return _KINDS[type(stmt)]
+    except KeyError:
+        kind = kind_of(stmt)
+        if kind is None:
+            raise TypeError(f"not a statement: {stmt!r}") from None
+        return kind
 
 
 def kinds() -> Iterable[Kind[Any]]:

@@ -24,6 +24,7 @@ from stmtflow.dsl._kind import (
     cond_value,
     kind_of,
     register,
+    truth,
     with_word,
 )
 from stmtflow.dsl._section import Section, section
@@ -115,10 +116,8 @@ class ForKind(Kind[For]):
         """At the loop's head: start an iteration while the condition holds, else leave."""
         if not cursor.first_visit():
             raise cursor.fail(f"an iteration of loop {stmt.name!r} reached no step or wait")
-        if cursor.truth(stmt.cond):
+        if truth(stmt.cond):
             cursor.into(0)
-        else:
-            cursor.leave()
 
     def json(self, stmt: For, dump: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
         body = [dump(kid) for kid in stmt.body.body]
@@ -149,7 +148,6 @@ class BreakKind(Kind[Break]):
 
     def enter(self, stmt: Break, cursor: Cursor) -> None:
         cursor.unwind_to_loop()
-        cursor.leave()
 
     def draw(self, stmt: Break, drawing: Drawing, entry: list[Exit]) -> list[Exit]:
         if drawing.loop is None:

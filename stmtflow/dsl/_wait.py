@@ -154,7 +154,6 @@ class WaitKind(Kind[Wait]):
     def resume(self, stmt: Wait, thread: Thread, cursor: Cursor) -> None:
         """After the wait fired, the thread enters the body of the event that fired."""
         if thread.cur_callback is None:
-            cursor.leave()
             return
         index = next(i for i, on in enumerate(stmt.events) if on.event == thread.cur_callback)
         cursor.into(index)

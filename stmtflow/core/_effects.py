@@ -1,0 +1,109 @@
+"""What the interpreter asks its driver for: the `Effect`s it yields, and the data snapshot.
+
+The interpreter (`stmtflow.core._interpreter`) is a generator that yields an `Effect` whenever
+it needs the outside world — a `Call` into user code (an action, a handler's setup, handle or
+teardown, a ``WaitFor`` handler), or a `CheckpointType` for the caller's checkpoint function —
+and the driver (`stmtflow.core._drivers`) performs it and sends back the result or throws the
+exception in. `Data` takes and restores the snapshot that makes a failed action leave the
+workflow data exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any, TypeAlias
+
+from pydantic_core import PydanticSerializationError
+
+from stmtflow.dsl._context import StepKey
+from stmtflow.dsl._handlers import Timer
+from stmtflow.dsl._workflow import WorkflowState
+from stmtflow.errors import ExecutionError
+from stmtflow.state import CheckpointType
+
+__all__ = ["Call", "Data", "Effect", "Run", "describe", "has", "is_local"]
+
+
+class Call:
+    """Ask the driver to call ``fn(*args)`` (user code) and send back its result."""
+
+    __slots__ = ("args", "data", "fn", "local", "step", "what")
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        what: str,
+        step: StepKey | None = None,
+        *,
+        local: bool = False,
+        data: bytes | None = None,
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.what = what
+        """Names the call in errors, e.g. "the handler of event 'paid' (workflow ...)"; for a
+        step action, names the workflow (`describe` adds the step and thread from ``step``)."""
+        self.step = step
+        """Set for step actions: what ``current_step()`` describes during the call."""
+        self.local = local
+        """True for the library's own code that touches nothing outside data and state (the
+        built-in `Timer`'s setup and handle): nothing needs to be durable before it runs."""
+        self.data = data
+        """The workflow data's JSON as the call finds it, when the interpreter took it anyway
+        (a step's snapshot, kept to restore the data if the action fails): a driver that stores
+        the data before the call need not serialise it again."""
+
+    def describe(self) -> str:
+        """What is being called, for error messages."""
+        if self.step is None:
+            return self.what
+        _, thread_id, step, _, _ = self.step
+        return f"the action of step {step!r} ({self.what}, thread {thread_id!r})"
+
+
+Effect: TypeAlias = Call | CheckpointType
+"""What the interpreter yields: a call to make, or a checkpoint to pass to the caller's callback."""
+Run: TypeAlias = Generator[Effect, Any, Any]
+
+
+def is_local(handler: object) -> bool:
+    """Whether ``handler``'s setup and handle are the library's own code that touches nothing
+    outside data and state (see `Call.local`): the built-in `Timer` only, not a subclass, which
+    may override them."""
+    return type(handler) is Timer
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as messages show it: ``ValueError: bad amount``."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Data:
+    """Snapshots and restores the workflow data around user code that may fail."""
+
+    @staticmethod
+    def snapshot(wf: WorkflowState, where: str) -> bytes:
+        try:
+            # What ``wf.model_dump_json()`` does, without its wrapper and the decoding: one per
+            # step, 3-7 % of W1(a) (docs/performance.md, "Reshape"); the engine stores these bytes.
+            return wf.__pydantic_serializer__.to_json(wf)
+        except PydanticSerializationError as exc:
+            raise ExecutionError(
+                f"{where}: the workflow data cannot be stored as JSON ({exc}); keep only "
+                "JSON-serialisable values in the workflow's fields"
+            ) from exc
+
+    @staticmethod
+    def restore(wf: WorkflowState, snapshot: bytes) -> None:
+        fresh = type(wf).model_validate_json(snapshot)
+        wf.__dict__.clear()
+        wf.__dict__.update(fresh.__dict__)
+        object.__setattr__(wf, "__pydantic_fields_set__", set(fresh.__pydantic_fields_set__))
+        object.__setattr__(wf, "__pydantic_extra__", fresh.__pydantic_extra__)
+        object.__setattr__(wf, "__pydantic_private__", fresh.__pydantic_private__)
+
+
+def has(handler: Any, method: str) -> bool:
+    """Whether ``handler`` has a callable ``method`` (setup and teardown are optional)."""
+    return callable(getattr(handler, method, None))
