@@ -293,7 +293,6 @@ class _Cursor:
         "body_depth",
         "chain",
         "entering",
-        "kinds",
         "path",
         "spawns",
         "taken",
