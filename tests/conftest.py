@@ -21,7 +21,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 from thread_scans import SCANS, same
 
+from stmtflow.core._program import _Cursor
 from stmtflow.core._thread_index import ThreadIndex
+from stmtflow.dsl._kind import rules
 from stmtflow.state import Thread
 
 DEFAULT_TEST_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -85,6 +87,27 @@ def pg_schema_factory(pg_server: str) -> Iterator[Callable[[], str]]:
 def pg_url(pg_schema_factory: Callable[[], str]) -> str:
     """A PostgreSQL store URL whose schema is this test's alone (created on first use)."""
     return pg_schema_factory()
+
+
+@pytest.fixture(autouse=True)
+def _every_move_into_a_real_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every step a kind's rule makes `into` a child, in any test, is the child its kind lists.
+
+    A rule hands the cursor the child it enters (it has it at hand); positions are stored and
+    found again by the indices `Kind.children` gives, so a rule whose child and index disagree
+    would leave a thread at a place its stored path does not lead to.
+    """
+    into = _Cursor.into
+
+    def checked(self: _Cursor, index: int, child: Any) -> None:
+        node = self.chain[-1]
+        listed = rules(node).children(node)
+        assert index < len(listed) and listed[index] is child, (
+            f"{type(node).__name__} went into child {index}, which is not the one it lists"
+        )
+        into(self, index, child)
+
+    monkeypatch.setattr(_Cursor, "into", checked)
 
 
 @pytest.fixture(autouse=True)

@@ -101,7 +101,7 @@ class BlockKind(Kind[Block]):
 
     def enter(self, stmt: Block, cursor: Cursor) -> None:
         if not truth(stmt.skip):
-            cursor.into(0)
+            cursor.into(0, stmt.body)
 
     def json(self, stmt: Block, dump: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
         body = [dump(kid) for kid in stmt.body.body]

@@ -352,10 +352,9 @@ class _Cursor:
 
     # -- what the rules ask (stmtflow.dsl._kind.Cursor) -------------------------------------------
 
-    def into(self, index: int) -> None:
-        node = self.chain[-1]
+    def into(self, index: int, child: Any) -> None:
         self.path.append(index)
-        self.chain.append(rules(node).children(node)[index])
+        self.chain.append(child)
         self.entering = True
 
     def first_visit(self) -> bool:

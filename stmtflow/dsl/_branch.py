@@ -131,10 +131,10 @@ class IfKind(Kind[If]):
     def enter(self, stmt: If, cursor: Cursor) -> None:
         for index, branch in enumerate(stmt.branches):
             if truth(branch.cond):
-                cursor.into(index)
+                cursor.into(index, branch.body)
                 return
         if stmt.else_body is not None:
-            cursor.into(len(stmt.branches))
+            cursor.into(len(stmt.branches), stmt.else_body)
 
     def json(self, stmt: If, dump: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
         branches = [
@@ -187,10 +187,10 @@ class SwitchKind(Kind[Switch]):
             if isinstance(case, Default):
                 default = default if default is not None else index
             elif truth(case.cond):
-                cursor.into(index)
+                cursor.into(index, case)
                 return
         if default is not None:
-            cursor.into(default)
+            cursor.into(default, stmt.cases[default])
 
     def json(self, stmt: Switch, dump: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
         return {"type": self.label, "cases": [dump(case) for case in stmt.cases]}
@@ -223,7 +223,7 @@ class CaseKind(Kind[Case]):
         return cond_problems(stmt.cond)
 
     def enter(self, stmt: Case, cursor: Cursor) -> None:
-        cursor.into(0)
+        cursor.into(0, stmt.body)
 
     def json(self, stmt: Case, dump: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
         return {"type": self.label, "cond": cond_value(stmt.cond), "body": _body(stmt.body, dump)}
@@ -240,7 +240,7 @@ class DefaultKind(Kind[Default]):
         return (stmt.body,)
 
     def enter(self, stmt: Default, cursor: Cursor) -> None:
-        cursor.into(0)
+        cursor.into(0, stmt.body)
 
     def json(self, stmt: Default, dump: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
         return {"type": self.label, "body": _body(stmt.body, dump)}

@@ -91,8 +91,9 @@ class Cursor(Protocol):
     what a lazy one raises is reported by the program, naming the statement (`Kind.what_runs`).
     """
 
-    def into(self, index: int) -> None:
-        """Go to child ``index`` of the statement the cursor stands on; it is entered next."""
+    def into(self, index: int, child: Any) -> None:
+        """Go to ``child``, child ``index`` of the statement the cursor stands on (as the kind's
+        `Kind.children` gives it); it is entered next."""
 
     def first_visit(self) -> bool:
         """False when this move already stood here (a loop iteration reached no step)."""

@@ -117,7 +117,7 @@ class ForKind(Kind[For]):
         if not cursor.first_visit():
             raise cursor.fail(f"an iteration of loop {stmt.name!r} reached no step or wait")
         if truth(stmt.cond):
-            cursor.into(0)
+            cursor.into(0, stmt.body)
 
     def json(self, stmt: For, dump: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
         body = [dump(kid) for kid in stmt.body.body]

@@ -55,11 +55,11 @@ class SectionKind(Kind[Section]):
 
     def enter(self, stmt: Section, cursor: Cursor) -> None:
         if stmt.body:
-            cursor.into(0)
+            cursor.into(0, stmt.body[0])
 
     def after(self, stmt: Section, index: int, cursor: Cursor) -> None:
         if index + 1 < len(stmt.body):
-            cursor.into(index + 1)
+            cursor.into(index + 1, stmt.body[index + 1])
 
     def json(self, stmt: Section, dump: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
         return {"type": self.label, "body": [dump(kid) for kid in stmt.body]}

@@ -156,8 +156,9 @@ class WaitKind(Kind[Wait]):
         if thread.cur_callback is None:
             return
         index = next(i for i, on in enumerate(stmt.events) if on.event == thread.cur_callback)
-        cursor.into(index)
-        cursor.into(0)
+        on = stmt.events[index]
+        cursor.into(index, on)
+        cursor.into(0, on.body)
 
     def json(self, stmt: Wait, dump: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
         return {"type": self.label, "name": stmt.name, "events": [dump(on) for on in stmt.events]}
