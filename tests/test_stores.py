@@ -627,10 +627,8 @@ def test_sqlite_older_than_3_35_is_one_clear_error(
     assert not (tmp_path / "s.db").exists()
 
 
-def test_sqlite_is_wal_and_every_connection_fully_synchronous(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Durability: every connection the store opens (one per thread) fsyncs each commit.
+def _spy_on_connections(monkeypatch: pytest.MonkeyPatch) -> list[sqlite3.Connection]:
+    """Every connection `sqlite3.connect` opens from now on (until the patch is undone)."""
     opened: list[sqlite3.Connection] = []
     connect = sqlite3.connect
 
@@ -639,6 +637,14 @@ def test_sqlite_is_wal_and_every_connection_fully_synchronous(
         return opened[-1]
 
     monkeypatch.setattr(sqlite3, "connect", spy)
+    return opened
+
+
+def test_sqlite_is_wal_and_every_connection_fully_synchronous(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Durability: every connection the store opens (one per thread) fsyncs each commit.
+    opened = _spy_on_connections(monkeypatch)
     path = tmp_path / "s.db"
     with SQLiteStore(str(path)) as store:
         store.create(rec("a"))
@@ -672,14 +678,7 @@ def _closed(conn: sqlite3.Connection) -> bool:
 def test_sqlite_closes_the_connections_of_ended_threads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    opened: list[sqlite3.Connection] = []
-    connect = sqlite3.connect
-
-    def spy(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        opened.append(connect(*args, **kwargs))
-        return opened[-1]
-
-    monkeypatch.setattr(sqlite3, "connect", spy)
+    opened = _spy_on_connections(monkeypatch)
     with SQLiteStore(str(tmp_path / "s.db")) as store:
         for n in range(5):
             thread = threading.Thread(target=store.set_target, args=(f"W{n}", "t"))
