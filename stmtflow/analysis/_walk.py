@@ -21,7 +21,7 @@ from stmtflow.dsl._kind import kind_of
 from stmtflow.dsl._statements import On, Statement, Step, WaitFor
 from stmtflow.state import CallbackRequest
 
-__all__ = ["children", "find_handler", "find_step", "find_waiting_step", "statement_name", "walk"]
+__all__ = ["children", "find_handler", "find_step", "find_waiting_step", "walk"]
 
 
 def children(stmt: object) -> tuple[Any, ...]:
@@ -32,13 +32,6 @@ def children(stmt: object) -> tuple[Any, ...]:
     """
     kind = kind_of(stmt)
     return () if kind is None else kind.children(stmt)
-
-
-def statement_name(stmt: object) -> str | None:
-    """The name a statement can be found by: a position's name, or an ``On``'s event name."""
-    kind = kind_of(stmt)
-    names = [] if kind is None else kind.names(stmt)
-    return names[0] if names else None
 
 
 def walk(stmt: Statement) -> Iterator[Statement]:

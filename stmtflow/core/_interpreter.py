@@ -17,10 +17,11 @@ from datetime import datetime
 from typing import Any, assert_never
 
 from stmtflow.core._effects import Call, Data, Effect, Run, describe, has, is_local
-from stmtflow.core._program import Ended, Program, truth
+from stmtflow.core._program import Ended, Program
 from stmtflow.core._routing import route
 from stmtflow.core._thread_index import ThreadIndex, can_move
 from stmtflow.dsl._handlers import handler_type
+from stmtflow.dsl._kind import truth
 from stmtflow.dsl._statements import RetryPolicy, Step, Wait, WaitFor
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import (

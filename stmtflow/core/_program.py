@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 from stmtflow.analysis._validate import definition_problems
-from stmtflow.dsl._kind import ENDED, Ended, kind_of, kinds, rules, truth
+from stmtflow.dsl._kind import ENDED, Ended, kind_of, kinds, rules
 from stmtflow.dsl._statements import Go, On, Section, Statement, Step, Wait, WaitFor
 from stmtflow.errors import DefinitionError, DefinitionMismatch, ExecutionError
 from stmtflow.state import MAIN_THREAD, State, Thread, ThreadStatus
 
-__all__ = ["Ended", "Move", "Outcome", "Program", "Spawn", "truth"]
+__all__ = ["Ended", "Move", "Outcome", "Program", "Spawn"]
 
 Path: TypeAlias = tuple[int, ...]
 
@@ -217,12 +217,11 @@ class Program:
             ]
         if self._thread_root(path) != root:
             return [f"{thread.cur_step!r} is no longer inside the body of {thread.name!r}"]
-        events = {
-            name
-            for kid in kind.children(node)
-            if rules(kid).is_event
-            for name in rules(kid).names(kid)
-        }
+        events: set[str] = set()  # the events the statement it stands at arms
+        for kid in kind.children(node):
+            rule = rules(kid)
+            if rule.is_event:
+                events.update(rule.names(kid))
         problems = [
             f"event {event.req.name!r} of {thread.cur_step!r} is gone"
             for event in thread.wait_events

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from stmtflow.dsl._kind import Exit, Loop, Shape, kind_of
+from stmtflow.dsl._kind import Exit, Loop, Shape, kind_of, rules
 from stmtflow.dsl._statements import Statement
 from stmtflow.state import MAIN_THREAD, State, WaitEventStatus, WorkflowStatus
 
@@ -159,9 +159,7 @@ class _Drawing:
     ) -> list[Exit]:
         node: Any = self.stmt
         for index in path:
-            kind = kind_of(node)
-            assert kind is not None
-            node = kind.children(node)[index]
+            node = rules(node).children(node)[index]
         return self.builder.stmt(node, (*self.path, *path), entry, self.lane_id, loop or self.loop)
 
     def back(self, exits: list[Exit], head: str) -> None:
