@@ -8,6 +8,10 @@ every schema the session handed out is dropped when it ends.
 The server is ``$STMTFLOW_TEST_PG`` or ``postgresql://postgres@127.0.0.1:5432/test``. When it
 cannot be reached (or psycopg is not installed) PostgreSQL tests are skipped with the reason --
 unless ``$CI`` is set: in CI an unreachable server fails the run instead of hiding the tests.
+
+``redis_url`` does the same for Redis (``$STMTFLOW_TEST_REDIS`` or ``redis://127.0.0.1:6379/0``):
+each test gets its own key prefix, and the keys under it are deleted when the test ends (never
+``FLUSHDB``: the server is shared).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from stmtflow.dsl._kind import rules
 from stmtflow.state import Thread
 
 DEFAULT_TEST_PG = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/0"
 
 
 def with_schema(url: str, schema: str) -> str:
@@ -36,9 +41,9 @@ def with_schema(url: str, schema: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str, server: str = "PostgreSQL") -> None:
     if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so PostgreSQL tests must run)", pytrace=False)
+        pytest.fail(f"{reason} (CI is set, so {server} tests must run)", pytrace=False)
     pytest.skip(reason)
 
 
@@ -87,6 +92,42 @@ def pg_schema_factory(pg_server: str) -> Iterator[Callable[[], str]]:
 def pg_url(pg_schema_factory: Callable[[], str]) -> str:
     """A PostgreSQL store URL whose schema is this test's alone (created on first use)."""
     return pg_schema_factory()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str:
+    """The reachable Redis test server's URL; skips (fails under CI) if unreachable."""
+    url = os.environ.get("STMTFLOW_TEST_REDIS", DEFAULT_TEST_REDIS)
+    try:
+        import redis
+    except ImportError:
+        _unavailable("redis-py is not installed: pip install 'stmtflow[redis]'", "Redis")
+        raise  # unreachable: _unavailable raised
+    try:
+        with redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3) as client:
+            client.ping()
+    except redis.RedisError as exc:
+        _unavailable(f"Redis test server {url} is unreachable: {exc}", "Redis")
+    return url
+
+
+def delete_prefix(url: str, prefix: str) -> None:
+    """Delete every key under ``prefix:`` (a test's own; SCAN is fine outside the store)."""
+    import redis
+
+    with redis.Redis.from_url(url) as client:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> Iterator[str]:
+    """A Redis store URL with a key prefix of this test's own, deleted when the test ends."""
+    prefix = f"stmtflow_test_{os.getpid()}_{secrets.token_hex(4)}"
+    sep = "&" if "?" in redis_server else "?"
+    yield f"{redis_server}{sep}prefix={prefix}"
+    delete_prefix(redis_server, prefix)
 
 
 @pytest.fixture(autouse=True)

@@ -90,6 +90,7 @@ def _clear() -> Iterator[None]:
         "sqlite",
         "sqlite-parts",
         pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("redis", marks=pytest.mark.redis),
     ]
 )
 def store(
@@ -97,6 +98,8 @@ def store(
 ) -> Iterator[Store]:
     if request.param == "postgres":
         url: str = request.getfixturevalue("pg_url")
+    elif request.param == "redis":
+        url = request.getfixturevalue("redis_url")
     elif request.param.startswith("sqlite"):
         if request.param == "sqlite-parts":  # every state of two threads or more kept in parts
             monkeypatch.setattr(sqlite_parts, "PARTS_FROM", 0)

@@ -8,6 +8,9 @@
 ``postgresql://user@host/db``      many workers on many machines (``postgres://`` too;
                                    ``?schema=name`` picks a schema); needs
                                    ``pip install 'stmtflow[postgres]'``
+``redis://host:6379/0``            many workers sharing one Redis server (``rediss://``
+                                   for TLS; ``?prefix=name`` starts every key); needs
+                                   ``pip install 'stmtflow[redis]'``
 =================================  =====================================================
 
 Every backend implements the `Store` protocol over `Record` values; ``docs/stores.md`` explains
@@ -40,7 +43,9 @@ __all__ = [
 DEFAULT_URL = "sqlite:///stmtflow.db"
 """The store used when none is named: ``stmtflow.db`` in the current directory."""
 
-_SUPPORTED = "memory://, sqlite:///path/to/file.db, postgresql://user@host/db"
+_SUPPORTED = (
+    "memory://, sqlite:///path/to/file.db, postgresql://user@host/db, redis://host:6379/0"
+)
 
 
 def _bad(url: str, why: str) -> ValueError:
@@ -52,7 +57,8 @@ def open_store(url: str = DEFAULT_URL) -> Store:
 
     Raises:
         ValueError: an unknown scheme or a malformed URL, naming the URL and the supported forms.
-        ImportError: a ``postgresql://`` URL without the ``stmtflow[postgres]`` extra installed.
+        ImportError: a ``postgresql://`` URL without the ``stmtflow[postgres]`` extra installed,
+            or a ``redis://`` URL without ``stmtflow[redis]``.
         StmtflowError: the database cannot be reached or has a newer schema.
 
     Example:
@@ -85,4 +91,8 @@ def open_store(url: str = DEFAULT_URL) -> Store:
         from stmtflow.stores.postgres import PostgresStore
 
         return PostgresStore(url)
+    if scheme in ("redis", "rediss"):
+        from stmtflow.stores.redis import RedisStore
+
+        return RedisStore(url)
     raise _bad(url, f"unknown scheme {parts.scheme!r}")

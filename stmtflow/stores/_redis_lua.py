@@ -1,0 +1,229 @@
+"""The Lua scripts of the Redis store: each is one atomic step on the server.
+
+Redis runs a script to the end before any other command, so a check and the write it guards
+(version, fence, lease) cannot be separated by another client. Every script takes the key prefix
+as ``ARGV[1]`` and builds its key names from it (`stmtflow.stores.redis` lists the layout).
+
+Times travel as decimal strings of microseconds since the Unix epoch and are written exactly as
+received: Lua numbers are doubles, which compare such values exactly (below 2**53) but print
+them rounded, so a script compares with ``tonumber`` and never writes a number it computed,
+except the counters ``HINCRBY`` keeps. An optional argument is ``""`` for None and ``"=value"``
+for a value (so an empty string stays distinguishable from None).
+
+Every script answers ``{"ok", ...}``, ``{"refused", <the record's fields>}`` (so the caller can
+say why without reading again), ``{"exists"}`` or ``{"missing"}``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CLAIM",
+    "CLAIM_DUE",
+    "CREATE",
+    "LIST",
+    "RELEASE",
+    "RENEW",
+    "UPDATE",
+    "UPDATE_FREE",
+]
+
+_COMMON = """
+local P = ARGV[1]
+local function rkey(id) return P .. ':rec:' .. id end
+local function opt(k, name, value)
+  if value == '' then
+    redis.call('HDEL', k, name)
+  else
+    redis.call('HSET', k, name, string.sub(value, 2))
+  end
+end
+local function lease_live(k, now)
+  local expires = redis.call('HGET', k, 'lease_expires')
+  return expires and tonumber(expires) >= tonumber(now)
+end
+local function by_status(status) return P .. ':status:' .. status end
+local function by_both(status, workflow) return P .. ':status:' .. status .. ':workflow:' .. workflow end
+local KEPT = {'workflow', 'created_at', 'fence', 'lease_owner', 'lease_expires'}
+
+-- ARGV[a .. a+5]: data, state, status, wake_at (opt), error (opt), updated_at.
+local function write_data(k, id, a)
+  local status, wake = ARGV[a + 2], ARGV[a + 3]
+  local old = redis.call('HMGET', k, 'status', 'workflow', 'created_at')
+  if old[1] ~= status then
+    redis.call('ZREM', by_status(old[1]), id)
+    redis.call('ZREM', by_both(old[1], old[2]), id)
+    redis.call('ZADD', by_status(status), old[3], id)
+    redis.call('ZADD', by_both(status, old[2]), old[3], id)
+    if status == 'resuming' then
+      redis.call('ZADD', P .. ':resuming', old[3], id)
+    elseif old[1] == 'resuming' then
+      redis.call('ZREM', P .. ':resuming', id)
+    end
+  end
+  redis.call('HSET', k, 'data', ARGV[a], 'state', ARGV[a + 1], 'status', status,
+    'updated_at', ARGV[a + 5])
+  opt(k, 'wake_at', wake)
+  opt(k, 'error', ARGV[a + 4])
+  if wake == '' then
+    redis.call('ZREM', P .. ':due', id)
+  else
+    redis.call('ZADD', P .. ':due', string.sub(wake, 2), id)
+  end
+  redis.call('HINCRBY', k, 'version', 1)
+end
+"""
+
+CREATE = (
+    _COMMON
+    + """
+-- ARGV: prefix, id, workflow, data, state, status, wake_at (opt), lease_owner (opt),
+--       lease_expires (opt), error (opt), created_at, updated_at
+local id, workflow, status, created = ARGV[2], ARGV[3], ARGV[6], ARGV[11]
+local k = rkey(id)
+if redis.call('EXISTS', k) == 1 then return {'exists'} end
+local fence = '0'
+if ARGV[8] ~= '' then fence = '1' end
+redis.call('HSET', k, 'id', id, 'workflow', workflow, 'data', ARGV[4], 'state', ARGV[5],
+  'status', status, 'version', '1', 'fence', fence, 'created_at', created,
+  'updated_at', ARGV[12])
+opt(k, 'wake_at', ARGV[7])
+opt(k, 'lease_owner', ARGV[8])
+opt(k, 'lease_expires', ARGV[9])
+opt(k, 'error', ARGV[10])
+redis.call('ZADD', P .. ':created', created, id)
+redis.call('ZADD', P .. ':workflow:' .. workflow, created, id)
+redis.call('ZADD', by_status(status), created, id)
+redis.call('ZADD', by_both(status, workflow), created, id)
+if status == 'resuming' then redis.call('ZADD', P .. ':resuming', created, id) end
+if ARGV[7] ~= '' then redis.call('ZADD', P .. ':due', string.sub(ARGV[7], 2), id) end
+return {'ok', redis.call('HGETALL', k)}
+"""
+)
+
+UPDATE = (
+    _COMMON
+    + """
+-- ARGV: prefix, id, expected_version, fence (opt), release ('1' or '0'), then write_data's 6
+local id = ARGV[2]
+local k = rkey(id)
+local cur = redis.call('HMGET', k, 'version', 'fence', 'lease_owner')
+if not cur[1] then return {'missing'} end
+local fence = ARGV[4]
+if tonumber(cur[1]) ~= tonumber(ARGV[3]) or (fence ~= '' and
+    (tonumber(cur[2]) ~= tonumber(string.sub(fence, 2)) or not cur[3])) then
+  return {'refused', redis.call('HGETALL', k)}
+end
+write_data(k, id, 6)
+if ARGV[5] == '1' then redis.call('HDEL', k, 'lease_owner', 'lease_expires') end
+return {'ok', redis.call('HMGET', k, unpack(KEPT))}
+"""
+)
+
+UPDATE_FREE = (
+    _COMMON
+    + """
+-- ARGV: prefix, id, expected_version, now, owner (opt), lease_expires (opt), write_data's 6
+local id, now = ARGV[2], ARGV[4]
+local k = rkey(id)
+local version = redis.call('HGET', k, 'version')
+if not version then return {'missing'} end
+if tonumber(version) ~= tonumber(ARGV[3]) or lease_live(k, now) then
+  return {'refused', redis.call('HGETALL', k)}
+end
+write_data(k, id, 7)
+if ARGV[5] == '' then
+  redis.call('HDEL', k, 'lease_owner', 'lease_expires')
+else
+  redis.call('HSET', k, 'lease_owner', string.sub(ARGV[5], 2),
+    'lease_expires', string.sub(ARGV[6], 2))
+  redis.call('HINCRBY', k, 'fence', 1)
+end
+return {'ok', redis.call('HMGET', k, unpack(KEPT))}
+"""
+)
+
+CLAIM_DUE = (
+    _COMMON
+    + """
+-- ARGV: prefix, now, owner, lease_expires, limit. Work a crashed worker left (resuming)
+-- first, by creation; then due wake-ups, by wake_at. Only the ids in those two sets are read.
+local now, owner, expires, limit = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local out = {}
+local function take(id)
+  local k = rkey(id)
+  if lease_live(k, now) then return end
+  redis.call('HSET', k, 'lease_owner', owner, 'lease_expires', expires)
+  redis.call('HINCRBY', k, 'fence', 1)
+  out[#out + 1] = redis.call('HGETALL', k)
+end
+local function scan(key, max)
+  local offset = 0
+  while #out < limit do
+    local ids = redis.call('ZRANGEBYSCORE', key, '-inf', max, 'LIMIT', offset, limit)
+    for _, id in ipairs(ids) do
+      if #out < limit then take(id) end
+    end
+    if #ids < limit then return end
+    offset = offset + #ids
+  end
+end
+scan(P .. ':resuming', '+inf')
+scan(P .. ':due', now)
+return out
+"""
+)
+
+CLAIM = (
+    _COMMON
+    + """
+-- ARGV: prefix, id, owner, now, lease_expires
+local k = rkey(ARGV[2])
+local holder = redis.call('HMGET', k, 'version', 'lease_owner')
+if not holder[1] then return {'missing'} end
+if holder[2] and holder[2] ~= ARGV[3] and lease_live(k, ARGV[4]) then
+  return {'refused', redis.call('HGETALL', k)}
+end
+redis.call('HSET', k, 'lease_owner', ARGV[3], 'lease_expires', ARGV[5])
+redis.call('HINCRBY', k, 'fence', 1)
+return {'ok', redis.call('HGETALL', k)}
+"""
+)
+
+RENEW = (
+    _COMMON
+    + """
+-- ARGV: prefix, id, owner, fence, lease_expires
+local k = rkey(ARGV[2])
+local cur = redis.call('HMGET', k, 'version', 'lease_owner', 'fence')
+if not cur[1] then return {'missing'} end
+if cur[2] ~= ARGV[3] or tonumber(cur[3]) ~= tonumber(ARGV[4]) then
+  return {'refused', redis.call('HGETALL', k)}
+end
+redis.call('HSET', k, 'lease_expires', ARGV[5])
+return {'ok', redis.call('HGETALL', k)}
+"""
+)
+
+RELEASE = (
+    _COMMON
+    + """
+-- ARGV: prefix, id, owner, fence
+local k = rkey(ARGV[2])
+local cur = redis.call('HMGET', k, 'version', 'lease_owner', 'fence')
+if not cur[1] then return {'missing'} end
+if cur[2] ~= ARGV[3] or tonumber(cur[3]) ~= tonumber(ARGV[4]) then return {'ok', 0} end
+redis.call('HDEL', k, 'lease_owner', 'lease_expires')
+return {'ok', 1}
+"""
+)
+
+LIST = (
+    _COMMON
+    + """
+-- ARGV: prefix, index key suffix, last rank (-1: all). One atomic read of ids and records.
+local ids = redis.call('ZRANGE', P .. ARGV[2], 0, ARGV[3])
+local out = {}
+for i, id in ipairs(ids) do out[i] = redis.call('HGETALL', rkey(id)) end
+return out
+"""
+)
