@@ -43,9 +43,7 @@ __all__ = [
 DEFAULT_URL = "sqlite:///stmtflow.db"
 """The store used when none is named: ``stmtflow.db`` in the current directory."""
 
-_SUPPORTED = (
-    "memory://, sqlite:///path/to/file.db, postgresql://user@host/db, redis://host:6379/0"
-)
+_SUPPORTED = "memory://, sqlite:///path/to/file.db, postgresql://user@host/db, redis://host:6379/0"
 
 
 def _bad(url: str, why: str) -> ValueError:

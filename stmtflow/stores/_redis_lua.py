@@ -42,8 +42,23 @@ local function lease_live(k, now)
   return expires and tonumber(expires) >= tonumber(now)
 end
 local function by_status(status) return P .. ':status:' .. status end
-local function by_both(status, workflow) return P .. ':status:' .. status .. ':workflow:' .. workflow end
+local function by_both(status, workflow)
+  return P .. ':status:' .. status .. ':workflow:' .. workflow
+end
 local KEPT = {'workflow', 'created_at', 'fence', 'lease_owner', 'lease_expires'}
+
+-- A resuming record is claimable whatever its wake-up: without one it waits in P:resuming (by
+-- created_at), with one in P:resuming-at (by wake_at), where claim_due finds it even early.
+local function file_resuming(id, status, wake, created)
+  redis.call('ZREM', P .. ':resuming', id)
+  redis.call('ZREM', P .. ':resuming-at', id)
+  if status ~= 'resuming' then return end
+  if wake == '' then
+    redis.call('ZADD', P .. ':resuming', created, id)
+  else
+    redis.call('ZADD', P .. ':resuming-at', string.sub(wake, 2), id)
+  end
+end
 
 -- ARGV[a .. a+5]: data, state, status, wake_at (opt), error (opt), updated_at.
 local function write_data(k, id, a)
@@ -54,12 +69,8 @@ local function write_data(k, id, a)
     redis.call('ZREM', by_both(old[1], old[2]), id)
     redis.call('ZADD', by_status(status), old[3], id)
     redis.call('ZADD', by_both(status, old[2]), old[3], id)
-    if status == 'resuming' then
-      redis.call('ZADD', P .. ':resuming', old[3], id)
-    elseif old[1] == 'resuming' then
-      redis.call('ZREM', P .. ':resuming', id)
-    end
   end
+  if old[1] == 'resuming' or status == 'resuming' then file_resuming(id, status, wake, old[3]) end
   redis.call('HSET', k, 'data', ARGV[a], 'state', ARGV[a + 1], 'status', status,
     'updated_at', ARGV[a + 5])
   opt(k, 'wake_at', wake)
@@ -94,7 +105,7 @@ redis.call('ZADD', P .. ':created', created, id)
 redis.call('ZADD', P .. ':workflow:' .. workflow, created, id)
 redis.call('ZADD', by_status(status), created, id)
 redis.call('ZADD', by_both(status, workflow), created, id)
-if status == 'resuming' then redis.call('ZADD', P .. ':resuming', created, id) end
+file_resuming(id, status, ARGV[7], created)
 if ARGV[7] ~= '' then redis.call('ZADD', P .. ':due', string.sub(ARGV[7], 2), id) end
 return {'ok', redis.call('HGETALL', k)}
 """
@@ -145,8 +156,9 @@ return {'ok', redis.call('HMGET', k, unpack(KEPT))}
 CLAIM_DUE = (
     _COMMON
     + """
--- ARGV: prefix, now, owner, lease_expires, limit. Work a crashed worker left (resuming)
--- first, by creation; then due wake-ups, by wake_at. Only the ids in those two sets are read.
+-- ARGV: prefix, now, owner, lease_expires, limit. In claim order: resuming work with no
+-- wake-up (left by a crash) by creation; then due wake-ups by wake_at; then resuming work whose
+-- wake-up is still ahead. Only ids in those sets are read (and skipped while leased).
 local now, owner, expires, limit = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local out = {}
 local function take(id)
@@ -156,10 +168,10 @@ local function take(id)
   redis.call('HINCRBY', k, 'fence', 1)
   out[#out + 1] = redis.call('HGETALL', k)
 end
-local function scan(key, max)
+local function scan(key, min, max)
   local offset = 0
   while #out < limit do
-    local ids = redis.call('ZRANGEBYSCORE', key, '-inf', max, 'LIMIT', offset, limit)
+    local ids = redis.call('ZRANGEBYSCORE', key, min, max, 'LIMIT', offset, limit)
     for _, id in ipairs(ids) do
       if #out < limit then take(id) end
     end
@@ -167,8 +179,9 @@ local function scan(key, max)
     offset = offset + #ids
   end
 end
-scan(P .. ':resuming', '+inf')
-scan(P .. ':due', now)
+scan(P .. ':resuming', '-inf', '+inf')
+scan(P .. ':due', '-inf', now)
+scan(P .. ':resuming-at', '(' .. now, '+inf')
 return out
 """
 )

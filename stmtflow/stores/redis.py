@@ -18,7 +18,8 @@ redis-py. Keys, with ``P`` the prefix:
 ``P:workflow:<type>``                  the ids of that workflow type, scored by created_at
 ``P:status:<status>:workflow:<type>``  both filters at once, scored by created_at
 ``P:due``                              the ids with a wake-up, scored by wake_at
-``P:resuming``                         the ids whose status is ``resuming``, by created_at
+``P:resuming``                         the ``resuming`` ids without a wake-up, by created_at
+``P:resuming-at``                      the ``resuming`` ids with a wake-up, by wake_at
 ``P:targets``                          hash: workflow type -> target
 =====================================  ==========================================================
 
@@ -37,7 +38,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 try:
@@ -223,7 +224,8 @@ class RedisStore(Store):
         return _record(answer[1])
 
     def get(self, id: str) -> Record:
-        fields = self._redis.hgetall(f"{self.prefix}:rec:{id}")
+        # decode_responses=True: redis-py's types say bytes or str; they are str.
+        fields = cast(dict[str, str], self._redis.hgetall(f"{self.prefix}:rec:{id}"))
         if not fields:
             raise self._missing(id)
         return _record(fields)
@@ -287,7 +289,7 @@ class RedisStore(Store):
         return self._written(record, answer[1], expected_version, updated_at)
 
     @staticmethod
-    def _data_args(record: Record, now: datetime) -> list[str]:
+    def _data_args(record: Record, now: datetime) -> builtins.list[str]:
         return [
             record.data,
             record.state,
