@@ -43,6 +43,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 try:
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("the Redis store needs redis-py: pip install 'stmtflow[redis]'") from exc
 
@@ -161,7 +163,13 @@ class RedisStore(Store):
     def __init__(self, url: str, *, socket_timeout: float = 10.0) -> None:
         self.url = redact(url)
         client_url, self.prefix = split_url(url)
-        options: dict[str, Any] = {"decode_responses": True}
+        # One more try on a fresh connection when a connection broke (a pooled one the server
+        # dropped, or a restarted server): see "Redis" in docs/stores.md for what a re-sent
+        # write that had landed comes back as.
+        options: dict[str, Any] = {
+            "decode_responses": True,
+            "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+        }
         if "socket_timeout" not in client_url:
             options["socket_timeout"] = socket_timeout
         if "socket_connect_timeout" not in client_url:
