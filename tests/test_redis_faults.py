@@ -233,7 +233,11 @@ def test_a_redis_server_killed_and_restarted_loses_nothing_committed(
     writer.start()
     worker = ["worker.py", url, "--lease", LEASE, "--concurrency", "2"]
     workers = [launcher.launch(*worker) for _ in range(2)]
-    launcher.wait_for("some work done", lambda: log.count() >= 60, 60, *workers)
+
+    def working() -> bool:  # both workers are up (connected) and some work is done
+        return log.count() >= 60 and all(log.count(pid) > 0 for pid in workers)
+
+    launcher.wait_for("both workers' executions", working, 60, *workers)
 
     seen = {r.id: r for r in engine.store.list()}  # read after an fsync: committed
     acked = dict(writer.acked)
