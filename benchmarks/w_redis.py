@@ -209,12 +209,10 @@ def _redis_batch(url: str, engine: Engine, prefix: str, count: int) -> float:
                 )
             )
         while client.zcard(finished_key) < count:
-            fresh = [id for id in client.zrange(waiting_key, 0, -1) if id not in sent]
-            pipe = client.pipeline(transaction=False)
-            for id in fresh:
-                pipe.hmget(f"{key}:rec:{id}", "wake_at", "lease_owner")
-            found = zip(fresh, pipe.execute(), strict=True)
-            ready = [id for id, (wake, owner) in found if wake is None and owner is None]
+            # Waiting and no wake-up: waiting for ``confirm`` (one command, as one query on
+            # PostgreSQL; reading each waiting record per poll kept the server busy).
+            waiting = client.zdiff([waiting_key, f"{key}:due"])
+            ready = [id for id in waiting if id not in sent]
             sent.update(ready)
             list(senders.map(lambda id: engine.send(id, "confirm"), ready))
             if not ready:
