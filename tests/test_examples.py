@@ -75,3 +75,21 @@ def test_examples_default_to_a_fresh_temporary_folder(name: str, tmp_path: Path)
     assert done.returncode == 0, done.stderr
     [folder] = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert len(saved_states(folder)) == 2
+
+
+@pytest.mark.redis
+def test_redis_store_example(redis_server: str, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "redis_store.py"), redis_server],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len([line for line in lines if ": finished: packed parcel" in line]) == 6
+    assert "told the customer about parcel 5" in done.stdout
+    assert lines[-1] == "steps run: 12, each once: True"
