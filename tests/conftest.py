@@ -19,10 +19,12 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
+from redis_server import PrivateRedis
 from thread_scans import SCANS, same
 
 from stmtflow.core._program import _Cursor
@@ -128,6 +130,17 @@ def redis_url(redis_server: str) -> Iterator[str]:
     sep = "&" if "?" in redis_server else "?"
     yield f"{redis_server}{sep}prefix={prefix}"
     delete_prefix(redis_server, prefix)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A running ``redis-server`` of this test's own (AOF, ``appendfsync always``)."""
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = PrivateRedis(directory)
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -18,10 +18,6 @@ from __future__ import annotations
 
 import importlib
 import itertools
-import os
-import shutil
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -31,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis_server import PrivateRedis
 
 from stmtflow import WorkflowStatus, load_state
 from stmtflow.runtime import Engine
@@ -47,7 +44,6 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 INSTANCES = 500
 NAPS = (0.0, 0.05, 0.1, 0.2, 0.4)
 LEASE = "2"  # seconds: how soon the killed worker's instances are taken over
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
 @pytest.fixture
@@ -130,66 +126,6 @@ def test_a_worker_killed_among_racing_workers_and_sends_loses_nothing(
 
 
 # -- the server killed and restarted -----------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class PrivateRedis:
-    """A ``redis-server`` of this test's own: one port, one directory, AOF fsynced per write."""
-
-    def __init__(self, directory: Path) -> None:
-        if not Path(REDIS_SERVER).exists():
-            why = f"no redis-server binary at {REDIS_SERVER} (apt-get install redis-server)"
-            if os.environ.get("CI"):
-                pytest.fail(f"{why}; CI is set, so the Redis restart test must run")
-            pytest.skip(why)
-        self.directory = directory
-        self.port = _free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"]
-        args += ["--dir", str(self.directory), "--appendonly", "yes"]
-        args += ["--appendfsync", "always", "--save", "", "--daemonize", "no"]
-        log = (self.directory / "server.log").open("ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while not self._answers():
-            assert self.proc.poll() is None, (self.directory / "server.log").read_text()
-            assert time.monotonic() < deadline, "the private redis-server did not come up"
-            time.sleep(0.05)
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(64).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()  # SIGKILL: no shutdown, no final fsync
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.kill()
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    directory = tmp_path / "redis"
-    directory.mkdir()
-    server = PrivateRedis(directory)
-    server.start()
-    yield server
-    server.stop()
 
 
 class Writer(threading.Thread):

@@ -11,6 +11,7 @@ import dataclasses
 import importlib
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -249,3 +250,46 @@ def fresh_prefix(redis_server: str) -> Iterator[Callable[[], str]]:
     yield new
     for prefix in made:
         delete_prefix(redis_server, prefix)
+
+
+# -- what claim_due and count_due read -----------------------------------------------------------
+
+
+def _calls(client: Any) -> Counter[str]:
+    stats = client.info("commandstats")
+    return Counter({name.removeprefix("cmdstat_"): int(s["calls"]) for name, s in stats.items()})
+
+
+@pytest.mark.redis
+def test_claim_due_reads_the_due_records_not_the_stored_ones(private_redis: Any) -> None:
+    # A server of the test's own, so its command counters are this test's alone.
+    import redis
+
+    url = f"{private_redis.url}?prefix=cost"
+    with open_store(url) as store, redis.Redis.from_url(private_redis.url) as client:
+        for i in range(2000):  # asleep: no wake-up, or one an hour ahead
+            wake = NOW + timedelta(hours=1) if i % 2 else None
+            store.create(rec(f"asleep-{i:04}", wake_at=wake))
+        for i in range(5):  # due, but held by a live lease: skipped, not taken
+            store.create(
+                rec(
+                    f"held-{i}",
+                    wake_at=NOW - timedelta(minutes=10),
+                    lease_owner="x",
+                    lease_expires=NOW + LEASE,
+                )
+            )
+        for i in range(3):
+            store.create(rec(f"due-{i}", wake_at=NOW - timedelta(minutes=i)))
+        assert store.claim_due(NOW - timedelta(days=1), "w", LEASE) == []  # loads the script
+        before = _calls(client)
+        claimed = store.claim_due(NOW, "w", LEASE, limit=2)
+        assert store.count_due(NOW) == 8
+        spent = _calls(client) - before
+    assert [r.id for r in claimed] == ["due-2", "due-1"]
+    # One script: a page of ids from each index, one lease check per due id looked at (the five
+    # held ones and the two taken), the two claims; nothing per record merely stored.
+    assert spent["evalsha"] + spent["eval"] == 1 and spent["zcount"] == 1
+    assert spent["hget"] == 7 and spent["hincrby"] == 2 and spent["hgetall"] == 2
+    assert spent["zrangebyscore"] <= 5
+    assert not {"keys", "scan", "hscan", "zscan", "zrange"} & set(spent)
