@@ -293,3 +293,13 @@ def test_claim_due_reads_the_due_records_not_the_stored_ones(private_redis: Any)
     assert spent["hget"] == 7 and spent["hincrby"] == 2 and spent["hgetall"] == 2
     assert spent["zrangebyscore"] <= 5
     assert not {"keys", "scan", "hscan", "zscan", "zrange"} & set(spent)
+
+
+@pytest.mark.redis
+def test_other_url_parameters_go_to_redis_py(redis_url: str) -> None:
+    with open_store(f"{redis_url}&socket_timeout=3&health_check_interval=1") as store:
+        assert store.create(rec("a")).version == 1
+        client = store._redis  # type: ignore[attr-defined]
+        kwargs = client.connection_pool.connection_kwargs
+        assert (kwargs["socket_timeout"], kwargs["health_check_interval"]) == (3.0, 1)
+        assert kwargs["socket_connect_timeout"] == 10.0  # the store's default, not in the URL

@@ -118,8 +118,8 @@ def _record(flat: Sequence[str] | dict[str, str]) -> Record:
     )
 
 
-def split_url(url: str) -> tuple[str, str]:
-    """The redis-py URL without the ``prefix`` parameter, and the prefix.
+def _split_url(url: str) -> tuple[str, str, set[str]]:
+    """The redis-py URL without the ``prefix`` parameter, the prefix, and the other parameters.
 
     Raises:
         ValueError: no host, a database that is not a number, or an empty or repeated prefix.
@@ -139,8 +139,9 @@ def split_url(url: str) -> tuple[str, str]:
     prefixes = [v for k, v in query if k == "prefix"]
     if len(prefixes) > 1 or (prefixes and not prefixes[0]):
         raise ValueError(f"Redis URL {shown!r}: give one non-empty prefix= parameter")
-    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
-    return urlunsplit(parts._replace(query=rest)), (prefixes[0] if prefixes else DEFAULT_PREFIX)
+    rest = [(k, v) for k, v in query if k != "prefix"]
+    prefix = prefixes[0] if prefixes else DEFAULT_PREFIX
+    return urlunsplit(parts._replace(query=urlencode(rest))), prefix, {k for k, _ in rest}
 
 
 class RedisStore(Store):
@@ -162,7 +163,7 @@ class RedisStore(Store):
 
     def __init__(self, url: str, *, socket_timeout: float = 10.0) -> None:
         self.url = redact(url)
-        client_url, self.prefix = split_url(url)
+        client_url, self.prefix, given = _split_url(url)
         # One more try on a fresh connection when a connection broke (a pooled one the server
         # dropped, or a restarted server): see "Redis" in docs/stores.md for what a re-sent
         # write that had landed comes back as.
@@ -170,10 +171,9 @@ class RedisStore(Store):
             "decode_responses": True,
             "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
         }
-        if "socket_timeout" not in client_url:
-            options["socket_timeout"] = socket_timeout
-        if "socket_connect_timeout" not in client_url:
-            options["socket_connect_timeout"] = socket_timeout
+        for name in ("socket_timeout", "socket_connect_timeout"):
+            if name not in given:
+                options[name] = socket_timeout
         try:
             self._redis: redis.Redis = redis.Redis.from_url(client_url, **options)
         except ValueError as exc:
