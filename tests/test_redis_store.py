@@ -303,3 +303,83 @@ def test_other_url_parameters_go_to_redis_py(redis_url: str) -> None:
         kwargs = client.connection_pool.connection_kwargs
         assert (kwargs["socket_timeout"], kwargs["health_check_interval"]) == (3.0, 1)
         assert kwargs["socket_connect_timeout"] == 10.0  # the store's default, not in the URL
+
+
+# -- large states kept in parts ------------------------------------------------------------------
+
+
+def _state(threads: list[tuple[str, int]], pc: int) -> str:
+    body = ",".join(f'{{"id":"{tid}","n":{n}}}' for tid, n in threads)
+    return f'{{"id":"a","threads":[{body}],"pc":{pc}}}'
+
+
+_thread_lists = st.lists(
+    st.lists(st.tuples(st.sampled_from("abcdefgh"), st.integers(0, 3)), max_size=8).map(
+        lambda ts: list(dict(ts).items())  # unique thread ids, in first-seen order
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@pytest.mark.redis
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(states=_thread_lists, writers=st.lists(st.booleans(), min_size=12, max_size=12))
+def test_a_state_kept_in_parts_reads_back_byte_for_byte(
+    redis_server: str,
+    states: list[list[tuple[str, int]]],
+    writers: list[bool],
+    fresh_prefix: Callable[[], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stmtflow.stores import _redis_parts
+
+    monkeypatch.setattr(_redis_parts, "PARTS_FROM", 0)
+    url = f"{redis_server}?prefix={fresh_prefix()}"
+    # Two stores: each one's cache of the pieces goes stale whenever the other one writes.
+    with open_store(url) as a, open_store(url) as b:
+        current = a.create(rec("a", state=_state(states[0], 0)))
+        for pc, (threads, by_b) in enumerate(zip(states[1:], writers, strict=False), start=1):
+            writer = b if by_b else a
+            text = _state(threads, pc)
+            if pc % 2:
+                current = writer.update(
+                    dataclasses.replace(current, state=text), expected_version=current.version
+                )
+            else:
+                current = writer.update_free(
+                    dataclasses.replace(current, state=text),
+                    expected_version=current.version,
+                    now=NOW,
+                )
+            assert current.state == text
+            for reader in (a, b, a):
+                assert reader.get("a") == current
+            assert [r.state for r in b.list()] == [text]
+
+
+@pytest.mark.redis
+def test_pieces_inserted_between_neighbours_until_no_room_left(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stmtflow.stores import _redis_parts
+
+    monkeypatch.setattr(_redis_parts, "PARTS_FROM", 0)
+    monkeypatch.setattr(_redis_parts, "GAP", 4)  # room for a few inserts only
+    with open_store(redis_url) as store:
+        threads = [("first", 0), ("last", 0)]
+        current = store.create(rec("a", state=_state(threads, 0)))
+        for n in range(12):  # each new thread goes just after the first: halving the gap
+            threads.insert(1, (f"t{n}", n))
+            text = _state(threads, n + 1)
+            current = store.update(
+                dataclasses.replace(current, state=text), expected_version=current.version
+            )
+            assert store.get("a").state == text
+        with open_store(redis_url) as other:  # no pieces cached: every one read from Redis
+            assert other.get("a") == current
+    assert "parts:a" in _keys(redis_url)

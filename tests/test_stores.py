@@ -35,14 +35,21 @@ def rec(id: str, **changes: object) -> Record:
         "sqlite",
         pytest.param("postgres", marks=pytest.mark.postgres),
         pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("redis-parts", marks=pytest.mark.redis),
     ]
 )
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def store_url(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
     if request.param == "memory":
         return "memory://"
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'stmtflow.db'}"
-    if request.param == "redis":
+    if request.param.startswith("redis"):
+        if request.param == "redis-parts":  # every state with threads kept in parts
+            from stmtflow.stores import _redis_parts
+
+            monkeypatch.setattr(_redis_parts, "PARTS_FROM", 0)
         return str(request.getfixturevalue("redis_url"))
     return str(request.getfixturevalue("pg_url"))
 

@@ -10,8 +10,10 @@ them rounded, so a script compares with ``tonumber`` and never writes a number i
 except the counters ``HINCRBY`` keeps. An optional argument is ``""`` for None and ``"=value"``
 for a value (so an empty string stays distinguishable from None).
 
-Every script answers ``{"ok", ...}``, ``{"refused", <the record's fields>}`` (so the caller can
-say why without reading again), ``{"exists"}`` or ``{"missing"}``.
+Every script answers ``{"ok", ...}``, ``{"refused", <the record>}`` (so the caller can say why
+without reading again), ``{"exists"}`` or ``{"missing"}``. A record travels as ``{fields}``, or
+``{fields, pieces}`` for a state kept in parts (`stmtflow.stores._redis_parts`), where
+``pieces`` is the ``P:parts:<id>`` hash, or empty when the caller said it knows that version.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ __all__ = [
     "CLAIM",
     "CLAIM_DUE",
     "CREATE",
+    "GET",
     "LIST",
     "RELEASE",
     "RENEW",
@@ -46,6 +49,37 @@ local function by_both(status, workflow)
   return P .. ':status:' .. status .. ':workflow:' .. workflow
 end
 local KEPT = {'workflow', 'created_at', 'fence', 'lease_owner', 'lease_expires'}
+
+-- A record as the client reads it; its pieces unless it is at version `known` (or kept whole).
+local function full_record(k, id, known)
+  local fields = redis.call('HGETALL', k)
+  if redis.call('HEXISTS', k, 'parts') == 0 then return {fields} end
+  if known ~= '' and redis.call('HGET', k, 'version') == known then return {fields, {}} end
+  return {fields, redis.call('HGETALL', P .. ':parts:' .. id)}
+end
+
+-- ARGV[a ..]: 'whole' | 'full' | 'delta', n, n positions to drop, m, m (position, piece), tail.
+local function write_state(k, id, a)
+  local pk = P .. ':parts:' .. id
+  if ARGV[a] == 'whole' then
+    redis.call('DEL', pk)
+    redis.call('HDEL', k, 'parts')
+    return
+  end
+  if ARGV[a] == 'full' then redis.call('DEL', pk) end
+  local i = a + 1
+  for _ = 1, tonumber(ARGV[i]) do
+    i = i + 1
+    redis.call('HDEL', pk, ARGV[i])
+  end
+  i = i + 1
+  for _ = 1, tonumber(ARGV[i]) do
+    redis.call('HSET', pk, ARGV[i + 1], ARGV[i + 2])
+    i = i + 2
+  end
+  redis.call('HSET', pk, 'tail', ARGV[i + 1])
+  redis.call('HSET', k, 'parts', '1')
+end
 
 -- A resuming record is claimable whatever its wake-up: without one it waits in P:resuming (by
 -- created_at), with one in P:resuming-at (by wake_at), where claim_due finds it even early.
@@ -87,8 +121,9 @@ end
 CREATE = (
     _COMMON
     + """
--- ARGV: prefix, id, workflow, data, state, status, wake_at (opt), lease_owner (opt),
---       lease_expires (opt), error (opt), created_at, updated_at
+-- ARGV: prefix, id, workflow, data, state (or its head), status, wake_at (opt),
+--       lease_owner (opt), lease_expires (opt), error (opt), created_at, updated_at,
+--       write_state's arguments
 local id, workflow, status, created = ARGV[2], ARGV[3], ARGV[6], ARGV[11]
 local k = rkey(id)
 if redis.call('EXISTS', k) == 1 then return {'exists'} end
@@ -101,20 +136,22 @@ opt(k, 'wake_at', ARGV[7])
 opt(k, 'lease_owner', ARGV[8])
 opt(k, 'lease_expires', ARGV[9])
 opt(k, 'error', ARGV[10])
+write_state(k, id, 13)
 redis.call('ZADD', P .. ':created', created, id)
 redis.call('ZADD', P .. ':workflow:' .. workflow, created, id)
 redis.call('ZADD', by_status(status), created, id)
 redis.call('ZADD', by_both(status, workflow), created, id)
 file_resuming(id, status, ARGV[7], created)
 if ARGV[7] ~= '' then redis.call('ZADD', P .. ':due', string.sub(ARGV[7], 2), id) end
-return {'ok', redis.call('HGETALL', k)}
+return {'ok', {redis.call('HGETALL', k)}}
 """
 )
 
 UPDATE = (
     _COMMON
     + """
--- ARGV: prefix, id, expected_version, fence (opt), release ('1' or '0'), then write_data's 6
+-- ARGV: prefix, id, expected_version, fence (opt), release ('1' or '0'), write_data's 6,
+--       write_state's arguments
 local id = ARGV[2]
 local k = rkey(id)
 local cur = redis.call('HMGET', k, 'version', 'fence', 'lease_owner')
@@ -122,9 +159,10 @@ if not cur[1] then return {'missing'} end
 local fence = ARGV[4]
 if tonumber(cur[1]) ~= tonumber(ARGV[3]) or (fence ~= '' and
     (tonumber(cur[2]) ~= tonumber(string.sub(fence, 2)) or not cur[3])) then
-  return {'refused', redis.call('HGETALL', k)}
+  return {'refused', full_record(k, id, '')}
 end
 write_data(k, id, 6)
+write_state(k, id, 12)
 if ARGV[5] == '1' then redis.call('HDEL', k, 'lease_owner', 'lease_expires') end
 return {'ok', redis.call('HMGET', k, unpack(KEPT))}
 """
@@ -133,15 +171,17 @@ return {'ok', redis.call('HMGET', k, unpack(KEPT))}
 UPDATE_FREE = (
     _COMMON
     + """
--- ARGV: prefix, id, expected_version, now, owner (opt), lease_expires (opt), write_data's 6
+-- ARGV: prefix, id, expected_version, now, owner (opt), lease_expires (opt), write_data's 6,
+--       write_state's arguments
 local id, now = ARGV[2], ARGV[4]
 local k = rkey(id)
 local version = redis.call('HGET', k, 'version')
 if not version then return {'missing'} end
 if tonumber(version) ~= tonumber(ARGV[3]) or lease_live(k, now) then
-  return {'refused', redis.call('HGETALL', k)}
+  return {'refused', full_record(k, id, '')}
 end
 write_data(k, id, 7)
+write_state(k, id, 13)
 if ARGV[5] == '' then
   redis.call('HDEL', k, 'lease_owner', 'lease_expires')
 else
@@ -166,7 +206,7 @@ local function take(id)
   if lease_live(k, now) then return end
   redis.call('HSET', k, 'lease_owner', owner, 'lease_expires', expires)
   redis.call('HINCRBY', k, 'fence', 1)
-  out[#out + 1] = redis.call('HGETALL', k)
+  out[#out + 1] = full_record(k, id, '')
 end
 local function scan(key, min, max)
   local offset = 0
@@ -194,11 +234,11 @@ local k = rkey(ARGV[2])
 local holder = redis.call('HMGET', k, 'version', 'lease_owner')
 if not holder[1] then return {'missing'} end
 if holder[2] and holder[2] ~= ARGV[3] and lease_live(k, ARGV[4]) then
-  return {'refused', redis.call('HGETALL', k)}
+  return {'refused', full_record(k, ARGV[2], '')}
 end
 redis.call('HSET', k, 'lease_owner', ARGV[3], 'lease_expires', ARGV[5])
 redis.call('HINCRBY', k, 'fence', 1)
-return {'ok', redis.call('HGETALL', k)}
+return {'ok', full_record(k, ARGV[2], '')}
 """
 )
 
@@ -210,10 +250,10 @@ local k = rkey(ARGV[2])
 local cur = redis.call('HMGET', k, 'version', 'lease_owner', 'fence')
 if not cur[1] then return {'missing'} end
 if cur[2] ~= ARGV[3] or tonumber(cur[3]) ~= tonumber(ARGV[4]) then
-  return {'refused', redis.call('HGETALL', k)}
+  return {'refused', full_record(k, ARGV[2], '')}
 end
 redis.call('HSET', k, 'lease_expires', ARGV[5])
-return {'ok', redis.call('HGETALL', k)}
+return {'ok', full_record(k, ARGV[2], '')}
 """
 )
 
@@ -236,7 +276,17 @@ LIST = (
 -- ARGV: prefix, index key suffix, last rank (-1: all). One atomic read of ids and records.
 local ids = redis.call('ZRANGE', P .. ARGV[2], 0, ARGV[3])
 local out = {}
-for i, id in ipairs(ids) do out[i] = redis.call('HGETALL', rkey(id)) end
+for i, id in ipairs(ids) do out[i] = full_record(rkey(id), id, '') end
 return out
+"""
+)
+
+GET = (
+    _COMMON
+    + """
+-- ARGV: prefix, id, the version whose pieces the caller has ('' for none)
+local k = rkey(ARGV[2])
+if redis.call('EXISTS', k) == 0 then return {'missing'} end
+return {'ok', full_record(k, ARGV[2], ARGV[3])}
 """
 )

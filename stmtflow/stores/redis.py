@@ -20,14 +20,15 @@ redis-py. Keys, with ``P`` the prefix:
 ``P:due``                              the ids with a wake-up, scored by wake_at
 ``P:resuming``                         the ``resuming`` ids without a wake-up, by created_at
 ``P:resuming-at``                      the ``resuming`` ids with a wake-up, by wake_at
+``P:parts:<id>``                       hash: a large state's thread pieces (`_redis_parts`)
 ``P:targets``                          hash: workflow type -> target
 =====================================  ==========================================================
 
-Times are integers of microseconds since the Unix epoch (exact as sorted-set scores, which are
-doubles, until the year 2255). Ids with equal scores sort by their bytes, which for UTF-8 is
-code point order: listing is by (created_at, id) like the other stores. No operation reads
-keys it does not name: no ``KEYS`` or ``SCAN``. The scripts build their key names from the
-prefix, so the store needs one Redis server (or a primary with replicas), not a Cluster.
+Times are integers of microseconds since the Unix epoch (`_redis_codec`). Ids with equal
+scores sort by their bytes, which for UTF-8 is code point order: listing is by (created_at, id)
+like the other stores. No operation reads keys it does not name: no ``KEYS`` or ``SCAN``. The
+scripts build their key names from the prefix, so the store needs one Redis server (or a
+primary with replicas), not a Cluster.
 
 Example:
     >>> store = RedisStore("redis://127.0.0.1:6379/0?prefix=demo")  # doctest: +SKIP
@@ -37,8 +38,8 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 try:
@@ -50,6 +51,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
 from stmtflow.stores import _redis_lua as lua
+from stmtflow.stores._redis_codec import fields, micros, opt, opt_time, record_from, time_from
+from stmtflow.stores._redis_parts import Cache, Parts, assemble, plan
 from stmtflow.stores.base import (
     Record,
     Store,
@@ -72,50 +75,6 @@ SCHEMA_VERSION = 1
 
 DEFAULT_PREFIX = "stmtflow"
 """The key prefix when the URL names none."""
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICRO = timedelta(microseconds=1)
-
-
-def _micros(value: datetime) -> str:
-    return str((value - _EPOCH) // _MICRO)
-
-
-def _time(text: str | None) -> datetime | None:
-    return None if text is None else _EPOCH + timedelta(microseconds=int(text))
-
-
-def _opt(value: str | None) -> str:
-    """An optional script argument: ``""`` for None, ``"=value"`` otherwise."""
-    return "" if value is None else "=" + value
-
-
-def _opt_time(value: datetime | None) -> str:
-    return "" if value is None else "=" + _micros(value)
-
-
-def _fields(flat: Sequence[str]) -> dict[str, str]:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
-
-
-def _record(flat: Sequence[str] | dict[str, str]) -> Record:
-    """A record from its hash: as a dict, or as a script returns it (field, value, ...)."""
-    f = flat if isinstance(flat, dict) else _fields(flat)
-    return Record(
-        id=f["id"],
-        workflow=f["workflow"],
-        data=f["data"],
-        state=f["state"],
-        status=f["status"],
-        version=int(f["version"]),
-        wake_at=_time(f.get("wake_at")),
-        lease_owner=f.get("lease_owner"),
-        lease_expires=_time(f.get("lease_expires")),
-        fence=int(f["fence"]),
-        error=f.get("error"),
-        created_at=_time(f["created_at"]),
-        updated_at=_time(f["updated_at"]),
-    )
 
 
 def _split_url(url: str) -> tuple[str, str, set[str]]:
@@ -178,6 +137,7 @@ class RedisStore(Store):
             self._redis: redis.Redis = redis.Redis.from_url(client_url, **options)
         except ValueError as exc:
             raise ValueError(f"malformed Redis URL {self.url!r}: {exc}") from None
+        self._parts = Cache()
         self._scripts = {
             name: self._redis.register_script(getattr(lua, name))
             for name in lua.__all__  # registered here, loaded on first use
@@ -209,34 +169,51 @@ class RedisStore(Store):
     def _missing(id: str) -> NotFound:
         return NotFound(f"no workflow instance with id {id!r}")
 
+    def _read(self, item: Sequence[Any], known: Parts | None = None) -> Record:
+        """A record as a script returns it: ``[fields]``, or ``[fields, pieces]`` for a state
+        kept in parts (``pieces`` empty: the server has ``known``'s version of them)."""
+        record = record_from(item[0])
+        if len(item) == 1:
+            return record
+        if item[1]:
+            text, known = assemble(record.state, fields(item[1]), record.version)
+            self._parts.put(record.id, known)
+        else:
+            assert known is not None and known.version == record.version
+            text = "".join([record.state, *known.texts, known.tail])
+        return with_changes(record, state=text)
+
     # -- records ----------------------------------------------------------------------------
 
     def create(self, record: Record) -> Record:
         now = utcnow()
+        head, pieces, parts = plan(record.state, None, 1)
         answer = self._run(
             "CREATE",
             record.id,
             record.workflow,
             record.data,
-            record.state,
+            head,
             record.status,
-            _opt_time(record.wake_at),
-            _opt(record.lease_owner),
-            _opt_time(record.lease_expires),
-            _opt(record.error),
-            _micros(record.created_at or now),
-            _micros(now),
+            opt_time(record.wake_at),
+            opt(record.lease_owner),
+            opt_time(record.lease_expires),
+            opt(record.error),
+            micros(record.created_at or now),
+            micros(now),
+            *pieces,
         )
         if answer[0] == "exists":
             raise ConflictError(f"a workflow instance with id {record.id!r} already exists")
-        return _record(answer[1])
+        self._parts.put(record.id, parts)
+        return with_changes(record_from(answer[1][0]), state=record.state)
 
     def get(self, id: str) -> Record:
-        # decode_responses=True: redis-py's types say bytes or str; they are str.
-        fields = cast(dict[str, str], self._redis.hgetall(f"{self.prefix}:rec:{id}"))
-        if not fields:
+        known = self._parts.latest(id)
+        answer = self._run("GET", id, "" if known is None else known.version)
+        if answer[0] == "missing":
             raise self._missing(id)
-        return _record(fields)
+        return self._read(answer[1], known)
 
     def list(
         self, status: str | None = None, workflow: str | None = None, limit: int | None = None
@@ -249,7 +226,7 @@ class RedisStore(Store):
         if workflow is not None:
             index = f"{index if status is not None else ''}:workflow:{workflow}"
         rows = self._run("LIST", index, -1 if limit is None else limit - 1)
-        return [_record(flat) for flat in rows]
+        return [self._read(item) for item in rows]
 
     def update(
         self,
@@ -260,16 +237,20 @@ class RedisStore(Store):
         release: bool = False,
     ) -> Record:
         now = utcnow()
+        old = self._parts.get(record.id, expected_version)
+        head, pieces, parts = plan(record.state, old, expected_version + 1)
         answer = self._run(
             "UPDATE",
             record.id,
             expected_version,
             "" if fence is None else f"={fence}",
             "1" if release else "0",
-            *self._data_args(record, now),
+            *self._data_args(record, head, now),
+            *pieces,
         )
         if answer[0] != "ok":
             raise self._refused(record.id, answer, expected_version, fence)
+        self._parts.put(record.id, parts)
         return self._written(record, answer[1], expected_version, now)
 
     def update_free(
@@ -283,28 +264,32 @@ class RedisStore(Store):
     ) -> Record:
         now, expires = free_lease(now, owner, lease)
         updated_at = utcnow()
+        old = self._parts.get(record.id, expected_version)
+        head, pieces, parts = plan(record.state, old, expected_version + 1)
         answer = self._run(
             "UPDATE_FREE",
             record.id,
             expected_version,
-            _micros(now),
-            _opt(owner),
-            _opt_time(expires),
-            *self._data_args(record, updated_at),
+            micros(now),
+            opt(owner),
+            opt_time(expires),
+            *self._data_args(record, head, updated_at),
+            *pieces,
         )
         if answer[0] != "ok":
             raise self._refused(record.id, answer, expected_version, None, now)
+        self._parts.put(record.id, parts)
         return self._written(record, answer[1], expected_version, updated_at)
 
     @staticmethod
-    def _data_args(record: Record, now: datetime) -> builtins.list[str]:
+    def _data_args(record: Record, state: str, now: datetime) -> builtins.list[str]:
         return [
             record.data,
-            record.state,
+            state,
             record.status,
-            _opt_time(record.wake_at),
-            _opt(record.error),
-            _micros(now),
+            opt_time(record.wake_at),
+            opt(record.error),
+            micros(now),
         ]
 
     def _refused(
@@ -317,7 +302,7 @@ class RedisStore(Store):
     ) -> StmtflowError:
         if answer[0] == "missing":
             return self._missing(id)
-        return refusal(_record(answer[1]), expected_version, fence, now)
+        return refusal(self._read(answer[1]), expected_version, fence, now)
 
     @staticmethod
     def _written(
@@ -329,10 +314,10 @@ class RedisStore(Store):
         return with_changes(
             record,
             workflow=workflow,
-            created_at=_time(created_at),
+            created_at=time_from(created_at),
             fence=int(fence),
             lease_owner=owner,
-            lease_expires=_time(expires),
+            lease_expires=time_from(expires),
             version=expected_version + 1,
             updated_at=now,
         )
@@ -344,18 +329,18 @@ class RedisStore(Store):
     ) -> builtins.list[Record]:
         now = aware(now, "now")
         check_claim_args(owner, lease, limit)
-        rows = self._run("CLAIM_DUE", _micros(now), owner, _micros(now + lease), limit)
-        return claim_order([_record(flat) for flat in rows])
+        rows = self._run("CLAIM_DUE", micros(now), owner, micros(now + lease), limit)
+        return claim_order([self._read(item) for item in rows])
 
     def claim(self, id: str, owner: str, lease: timedelta, now: datetime | None = None) -> Record:
         now = utcnow() if now is None else aware(now, "now")
         check_claim_args(owner, lease)
-        answer = self._run("CLAIM", id, owner, _micros(now), _micros(now + lease))
+        answer = self._run("CLAIM", id, owner, micros(now), micros(now + lease))
         if answer[0] == "missing":
             raise self._missing(id)
         if answer[0] == "refused":
-            raise lease_conflict(_record(answer[1]), owner)
-        return _record(answer[1])
+            raise lease_conflict(self._read(answer[1]), owner)
+        return self._read(answer[1])
 
     def renew(
         self,
@@ -367,13 +352,13 @@ class RedisStore(Store):
     ) -> Record:
         now = utcnow() if now is None else aware(now, "now")
         check_claim_args(owner, lease)
-        answer = self._run("RENEW", id, owner, fence, _micros(now + lease))
+        answer = self._run("RENEW", id, owner, fence, micros(now + lease))
         if answer[0] == "missing":
             raise self._missing(id)
         if answer[0] == "refused":
-            current = _record(answer[1])
+            current = self._read(answer[1])
             raise refusal(current, current.version, fence)
-        return _record(answer[1])
+        return self._read(answer[1])
 
     def release(self, id: str, owner: str, fence: int) -> bool:
         answer = self._run("RELEASE", id, owner, fence)
@@ -395,4 +380,4 @@ class RedisStore(Store):
         return {str(w): str(t) for w, t in sorted(found.items())}
 
     def count_due(self, now: datetime) -> int:
-        return int(self._redis.zcount(f"{self.prefix}:due", "-inf", _micros(aware(now, "now"))))
+        return int(self._redis.zcount(f"{self.prefix}:due", "-inf", micros(aware(now, "now"))))
