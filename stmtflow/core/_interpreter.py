@@ -20,7 +20,9 @@ from stmtflow.core._effects import Call, Data, Effect, Run, describe, has, is_lo
 from stmtflow.core._program import Ended, Program
 from stmtflow.core._routing import route
 from stmtflow.core._thread_index import ThreadIndex, can_move
+from stmtflow.dsl._escalation import ESCALATION, escalation_event
 from stmtflow.dsl._handlers import handler_type
+from stmtflow.dsl._human import asked_data
 from stmtflow.dsl._kind import truth
 from stmtflow.dsl._statements import RetryPolicy, Step, Wait, WaitFor
 from stmtflow.dsl._workflow import WorkflowState
@@ -287,8 +289,11 @@ class Interpreter:
         thread.last_error = describe(exc)
         if attempt >= policy.max_attempts or not policy.is_retryable(exc):
             thread.retry_at = None
-            state.status = WorkflowStatus.FAILED
-            state.error = f"{what} failed after {attempt} attempt(s): {describe(exc)}"
+            if policy.on_exhausted == "escalate":
+                self._escalate(thread, what)
+            else:
+                state.status = WorkflowStatus.FAILED
+                state.error = f"{what} failed after {attempt} attempt(s): {describe(exc)}"
         else:
             thread.retry_at = self.now + policy.interval(attempt)
         self.index.update(thread)
@@ -296,6 +301,52 @@ class Interpreter:
             self._refresh_status(thread)
         yield CheckpointType.AFTER_STEP
         return state.status not in TERMINAL_STATUSES and can_move(thread, self.now)
+
+    # -- escalation (DESIGN §7) --------------------------------------------------------------------
+
+    def _escalate(self, thread: Thread, what: str) -> None:
+        """``thread``'s step ran out of attempts under ``on_exhausted="escalate"``: instead of
+        failing the workflow, the thread waits at the step for an operator, on the event
+        ``f"{step}.escalation"``; its failed attempts and last error stay on it (that is why it
+        waits). The event needs no setup: it is armed as set up, asking the operator now."""
+        prompt = (
+            f"{what} failed after {thread.attempt} attempt(s): {thread.last_error}. "
+            "Retry, skip or fail it?"
+        )
+        req = CallbackRequest(
+            workflow_id=self.state.id,
+            thread_id=thread.id,
+            name=escalation_event(thread.cur_step),
+            pc=thread.pc,
+            setup_data=asked_data(prompt, None, self.now),
+        )
+        thread.status = ThreadStatus.WAITING_EVENT
+        thread.wait_events = (WaitEvent(type=ESCALATION.type, req=req, status=WaitEventStatus.SETUP),)
+
+    def _answered(self, thread: Thread, action: str) -> None:
+        """An operator answered ``thread``'s escalation: ``retry`` runs the step again with fresh
+        attempts, ``skip`` moves on as if it had succeeded, ``fail`` fails the workflow (the
+        thread stays at the step, as after any final failure, so ``restart`` can rerun it)."""
+        state = self.state
+        self._progress(thread)
+        thread.wait_events = ()
+        if action == "skip":
+            thread.status = _RESUMING
+            self._forget_failures(thread)
+        else:
+            thread.status = _EXECUTING
+            thread.retry_at = None
+            if action == "retry":
+                thread.attempt = 0  # the last error stays until the step succeeds
+        self.index.update(thread)
+        if action == "fail":
+            state.status = WorkflowStatus.FAILED
+            state.error = (
+                f"step {thread.cur_step!r} ({self._who(thread)}) failed after {thread.attempt} "
+                f"attempt(s): {thread.last_error}; an operator chose to fail it"
+            )
+        else:
+            state.status = WorkflowStatus.RESUMING
 
     def _move(self, thread: Thread) -> bool:
         """Move ``thread`` to its next resting place; True when it can go on at once (a step)."""
@@ -434,7 +485,8 @@ class Interpreter:
             try:
                 handler = handlers[event.req.name]
                 setup: Any = getattr(handler, "setup", None)  # armed as pending only if it has one
-                data = yield Call(setup, (event.req,), what, local=is_local(handler))
+                local = is_local(handler, "setup")
+                data = yield Call(setup, (event.req,), what, local=local)
                 if data is not None and not isinstance(data, str):
                     raise TypeError(f"setup returned {type(data).__name__}, not a str")
             except Exception as exc:
@@ -513,6 +565,9 @@ class Interpreter:
             if snapshot is not None:
                 Data.restore(self.wf, snapshot)
             raise HandlerError(f"{what} raised {describe(exc)}") from exc
+        if handler is ESCALATION:
+            self._answered(thread, output)
+            return output
         if not local:
             self._changed_data()
         self._progress(thread)
