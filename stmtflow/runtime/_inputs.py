@@ -1,0 +1,75 @@
+"""What people are asked for in one instance: the `PendingInput` rows written with its state.
+
+A unit of work notes, when it opens, which threads wait on a person-facing event
+(`stmtflow.dsl._human.PERSON_FACING`: a `HumanInput`, an escalated step) and the very events
+they wait on (`Asking`); before each write it looks again. Events are frozen values that a
+change replaces, so an unchanged set is recognised by identity, at the cost of one look per
+asking thread, and only a write that changed it carries the rows (``inputs=``) that replace the
+instance's set in the store's index, in the same commit as the state.
+
+Example:
+    >>> import stmtflow as sf
+    >>> from stmtflow.core._thread_index import ThreadIndex
+    >>> state = sf.new_state("a-1", "Approval")
+    >>> asking(state, ThreadIndex(state.threads))
+    ()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeAlias
+
+from stmtflow.core._thread_index import ThreadIndex
+from stmtflow.core._timers import timer_deadline
+from stmtflow.dsl._human import asked
+from stmtflow.state import TERMINAL_STATUSES, State, WaitEvent
+from stmtflow.stores import PendingInput
+
+__all__ = ["Asking", "asking", "pending_inputs", "same_asking"]
+
+Asking: TypeAlias = tuple[tuple[str, tuple[WaitEvent, ...]], ...]
+"""Each asking thread's id and the events it waits on, in thread order."""
+
+
+def asking(state: State, index: ThreadIndex) -> Asking:
+    """The threads of ``state`` (filed by ``index``) that wait on a person; none once ended."""
+    if state.status in TERMINAL_STATUSES:
+        return ()
+    return tuple((thread.id, thread.wait_events) for thread in index.asking())
+
+
+def same_asking(now: Asking, before: Asking) -> bool:
+    """Whether the same threads wait on the very same events (compared by identity)."""
+    return len(now) == len(before) and all(
+        a[0] == b[0] and a[1] is b[1] for a, b in zip(now, before, strict=True)
+    )
+
+
+def pending_inputs(
+    state: State, threads: Asking, schema_of: Callable[[str], dict[str, Any]]
+) -> list[PendingInput]:
+    """The rows of ``threads``' person-facing events that are set up (a question is asked only
+    once its setup recorded it). ``schema_of(event)`` gives an event's input JSON Schema; a
+    row's deadline is the earliest armed timer of the same wait."""
+    rows = []
+    for thread_id, events in threads:
+        deadline = min((d for e in events if (d := timer_deadline(e)) is not None), default=None)
+        for event in events:
+            question = asked(event)
+            if question is None:
+                continue
+            rows.append(
+                PendingInput(
+                    instance_id=state.id,
+                    event=event.req.name,
+                    thread_id=thread_id,
+                    prompt=question.prompt,
+                    assignee=question.assignee,
+                    input_schema=schema_of(event.req.name),
+                    asked_at=question.asked_at,
+                    deadline=deadline,
+                    workflow=state.workflow,
+                )
+            )
+    return rows
