@@ -321,7 +321,8 @@ class Interpreter:
             setup_data=asked_data(prompt, None, self.now),
         )
         thread.status = ThreadStatus.WAITING_EVENT
-        thread.wait_events = (WaitEvent(type=ESCALATION.type, req=req, status=WaitEventStatus.SETUP),)
+        armed = WaitEvent(type=ESCALATION.type, req=req, status=WaitEventStatus.SETUP)
+        thread.wait_events = (armed,)
 
     def _answered(self, thread: Thread, action: str) -> None:
         """An operator answered ``thread``'s escalation: ``retry`` runs the step again with fresh

@@ -154,7 +154,10 @@ def parse_input(
     except ValidationError as exc:
         raise CallbackInputError(
             f"invalid input for event {event!r}",
-            [f"{'/'.join(str(p) for p in e['loc']) or '(input)'}: {e['msg']}" for e in exc.errors()],
+            [
+                f"{'/'.join(str(p) for p in e['loc']) or '(input)'}: {e['msg']}"
+                for e in exc.errors()
+            ],
         ) from exc
 
 

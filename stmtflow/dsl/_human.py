@@ -41,6 +41,9 @@ Text: TypeAlias = str | Callable[[], str]
 """A prompt or an assignee: a string, or a zero-argument callable evaluated when the question is
 asked (so a static definition can still name the person from the data)."""
 
+Model: TypeAlias = type[BaseModel]
+"""A form: the pydantic model a person's answer must fit."""
+
 PERSON_FACING = frozenset({"HumanInput", "Escalation"})
 """The handler types of events a person answers: what ``engine.inputs()`` lists."""
 
@@ -128,7 +131,7 @@ class HumanInput:
 
     def __init__(
         self,
-        model: type[BaseModel],
+        model: Model,
         *,
         prompt: Text,
         assignee: Text | None = None,

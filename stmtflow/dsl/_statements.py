@@ -71,5 +71,6 @@ Statement: TypeAlias = (
     | On
     | WaitFor
 )
-"""Every statement kind (a `Sleep` and an `Ask` are `Wait`s). ``Case``/``Default`` live only in a `Switch`,
-``On`` only in a `Wait`. A new kind is added here and registered in its own module."""
+"""Every statement kind (a `Sleep` and an `Ask` are `Wait`s). ``Case``/``Default`` live only
+in a `Switch`, ``On`` only in a `Wait`. A new kind is added here and registered in its own
+module."""

@@ -37,8 +37,8 @@ from stmtflow.core._interpreter import Call, Interpreter
 from stmtflow.core._thread_index import ThreadIndex
 from stmtflow.core._timers import due_timers
 from stmtflow.dsl._workflow import WorkflowState
-from stmtflow.runtime._inputs import asking, pending_inputs, same_asking
 from stmtflow.errors import ConflictError, StepLimitExceeded, StmtflowError
+from stmtflow.runtime._inputs import asking, pending_inputs, same_asking
 from stmtflow.state import (
     TERMINAL_STATUSES,
     CallbackRequest,

@@ -26,16 +26,16 @@ Example:
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from collections.abc import Sequence
 from typing import Any, Protocol, Self, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
 from stmtflow.errors import ConflictError
-from stmtflow.stores._inputs import PendingInput
 from stmtflow.state import TERMINAL_STATUSES, WorkflowStatus
+from stmtflow.stores._inputs import PendingInput
 
 __all__ = [
     "TERMINAL_STATUSES",

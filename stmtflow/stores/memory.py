@@ -132,7 +132,13 @@ class MemoryStore(Store):
                 raise refusal(current, expected_version, None, now)
             fence = current.fence if owner is None else current.fence + 1
             return self._store_data(
-                current, record, written, rows, lease_owner=owner, lease_expires=expires, fence=fence
+                current,
+                record,
+                written,
+                rows,
+                lease_owner=owner,
+                lease_expires=expires,
+                fence=fence,
             )
 
     def _store_data(

@@ -170,14 +170,10 @@ def _record(row: sqlite3.Row) -> Record:
     )
 
 
-_INSERT_INPUT = (
-    f"INSERT INTO stmtflow_inputs ({INPUT_COLUMNS}) VALUES ({', '.join('?' * 9)})"
-)
+_INSERT_INPUT = f"INSERT INTO stmtflow_inputs ({INPUT_COLUMNS}) VALUES ({', '.join('?' * 9)})"
 
 
-def _replace_inputs(
-    conn: sqlite3.Connection, id: str, rows: tuple[PendingInput, ...]
-) -> None:
+def _replace_inputs(conn: sqlite3.Connection, id: str, rows: tuple[PendingInput, ...]) -> None:
     """Put ``rows`` in place of instance ``id``'s pending inputs (inside the write's
     transaction)."""
     conn.execute("DELETE FROM stmtflow_inputs WHERE instance_id = ?", (id,))
