@@ -290,7 +290,7 @@ class Interpreter:
         if attempt >= policy.max_attempts or not policy.is_retryable(exc):
             thread.retry_at = None
             if policy.on_exhausted == "escalate":
-                self._escalate(thread, what)
+                self._escalate(thread)
             else:
                 state.status = WorkflowStatus.FAILED
                 state.error = f"{what} failed after {attempt} attempt(s): {describe(exc)}"
@@ -304,14 +304,14 @@ class Interpreter:
 
     # -- escalation (DESIGN §7) --------------------------------------------------------------------
 
-    def _escalate(self, thread: Thread, what: str) -> None:
+    def _escalate(self, thread: Thread) -> None:
         """``thread``'s step ran out of attempts under ``on_exhausted="escalate"``: instead of
         failing the workflow, the thread waits at the step for an operator, on the event
         ``f"{step}.escalation"``; its failed attempts and last error stay on it (that is why it
         waits). The event needs no setup: it is armed as set up, asking the operator now."""
         prompt = (
-            f"{what} failed after {thread.attempt} attempt(s): {thread.last_error}. "
-            "Retry, skip or fail it?"
+            f"step {thread.cur_step!r} failed after {thread.attempt} attempt(s): "
+            f"{thread.last_error}; retry, skip or fail it?"
         )
         req = CallbackRequest(
             workflow_id=self.state.id,
