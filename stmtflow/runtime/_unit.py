@@ -184,7 +184,8 @@ class Unit:
         self.interpreter = Interpreter(
             wf, state, now, engine.default_retry, checked=index is not None, index=index
         )
-        self.asking = asking(state, self.interpreter.index)
+        # A record never updated has no input rows (`Store.inputs`), whatever its state holds.
+        self.asking = () if rec.version == 1 else asking(state, self.interpreter.index)
         """Who waits on a person in the state as stored: what the store's input rows say."""
 
     # -- writing ----------------------------------------------------------------------------------
