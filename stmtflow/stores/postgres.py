@@ -48,6 +48,7 @@ from stmtflow.stores._inputs import (
     from_row,
     input_params,
     input_query,
+    schema_reader,
 )
 from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written
 from stmtflow.stores.base import (
@@ -477,7 +478,8 @@ class PostgresStore(Store):
         query, params = input_query(assignee, workflow, _MARK)
         with self._pool.connection() as conn:
             rows = conn.execute(query, params).fetchall()
-        return [from_row(row, json.loads, _dt) for row in rows]
+        read = schema_reader()
+        return [from_row(row, read, _dt) for row in rows]
 
     # -- targets ----------------------------------------------------------------------------
 

@@ -50,6 +50,7 @@ from stmtflow.stores._inputs import (
     from_row,
     input_params,
     input_query,
+    schema_reader,
 )
 from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written
 from stmtflow.stores._sqlite_parts import PartsCache, Stored, parts_to_store, row_count, whole
@@ -555,7 +556,8 @@ class SQLiteStore(Store):
         sql, params = input_query(assignee, workflow, _MARK)
         with self._conn() as conn:
             rows = conn.execute(sql, params).fetchall()
-        return [from_row(tuple(row), json.loads, _dt) for row in rows]
+        read = schema_reader()
+        return [from_row(tuple(row), read, _dt) for row in rows]
 
     # -- targets ----------------------------------------------------------------------------
 
