@@ -278,3 +278,14 @@ def test_the_policy_json_says_it_escalates() -> None:
     assert push["retry"]["on_exhausted"] == "escalate"
     assert notify["retry"] is None
     assert "then an operator" in sf.to_mermaid(tree)
+
+
+def test_a_name_taken_from_a_steps_escalation_event_is_a_definition_error() -> None:
+    with pytest.raises(sf.DefinitionError) as caught:
+        sf.validate(
+            sf.S(sf.Step("push", print), sf.Wait("w", sf.OnEvent("push.escalation", print)))
+        )
+    assert caught.value.issues == [
+        "name 'push.escalation' of On 'push.escalation' at S[1].On('push.escalation') "
+        "is taken by Step 'push' at S[0] (its escalation event)"
+    ]

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any, Literal, TypeAlias
 
 from stmtflow.dsl._checks import callable_problems, name_problems, what
+from stmtflow.dsl._escalation import escalation_event
 from stmtflow.dsl._kind import Drawing, Exit, Kind, Site, register, seconds
 from stmtflow.state import ThreadStatus
 
@@ -98,6 +99,9 @@ class StepKind(Kind[Step]):
 
     def names(self, stmt: Step) -> list[str]:
         return [stmt.name]
+
+    def reserved(self, stmt: Step) -> list[str]:
+        return [escalation_event(stmt.name)] if isinstance(stmt.name, str) and stmt.name else []
 
     def problems(self, stmt: Step, site: Site) -> list[str]:
         problems = name_problems(stmt.name)
