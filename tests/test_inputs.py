@@ -22,6 +22,7 @@ from stmtflow.runtime import Engine
 from stmtflow.stores import PendingInput, Record, Store, open_store
 from stmtflow.stores import sqlite as sqlite_store
 from stmtflow.stores._inputs import check_inputs
+from stmtflow.testing import WorkflowHarness
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 FAILING: set[str] = set()
@@ -450,3 +451,26 @@ def act(engine: Engine, clock: Clock, action: str, id: str, n: int) -> None:
             engine.cancel(id)
     except (sf.CallbackError, sf.NotFound):
         pass
+
+
+def test_a_harness_given_a_state_lists_its_questions_at_once() -> None:
+    wf, state = Claim(), sf.new_state("c-9", Claim)
+    sf.resume(wf, state, now=START)
+    harness = WorkflowHarness(wf, state=state, start=START)
+    assert [(r.instance_id, r.event, r.assignee) for r in harness.inputs()] == [
+        ("c-9", "review.answer", "ana")
+    ]
+    harness.send("review.answer", {"amount": 5})
+    assert harness.inputs() == []
+
+
+def test_create_stores_rows_with_the_record(store: Store) -> None:
+    store.create(Record(id="a", workflow="W", data="{}", state="{}"), inputs=[row("a")])
+    assert store.inputs() == [row("a")]
+    with pytest.raises(ConflictError):
+        store.create(Record(id="a", workflow="W", data="{}", state="{}"), inputs=[])
+    assert store.inputs() == [row("a")]
+    with pytest.raises(ValueError, match="record 'b'"):
+        store.create(Record(id="b", workflow="W", data="{}", state="{}"), inputs=[row("a")])
+    with pytest.raises(sf.NotFound):
+        store.get("b")

@@ -38,7 +38,7 @@ from stmtflow.core._thread_index import ThreadIndex
 from stmtflow.core._timers import due_timers
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import ConflictError, StepLimitExceeded, StmtflowError
-from stmtflow.runtime._inputs import asking, pending_inputs, same_asking
+from stmtflow.runtime._inputs import Asking, asking, pending_inputs, same_asking, schemas_in
 from stmtflow.state import (
     TERMINAL_STATUSES,
     CallbackRequest,
@@ -184,8 +184,7 @@ class Unit:
         self.interpreter = Interpreter(
             wf, state, now, engine.default_retry, checked=index is not None, index=index
         )
-        # A record never updated has no input rows (`Store.inputs`), whatever its state holds.
-        self.asking = () if rec.version == 1 else asking(state, self.interpreter.index)
+        self.asking = asking(state, self.interpreter.index)
         """Who waits on a person in the state as stored: what the store's input rows say."""
 
     # -- writing ----------------------------------------------------------------------------------
@@ -226,15 +225,9 @@ class Unit:
         self.saved = (data, state)
         self.asking = now_asking
 
-    def _inputs(self, threads: Any) -> list[PendingInput]:
+    def _inputs(self, threads: Asking) -> list[PendingInput]:
         """The input rows of the asking ``threads``, their schemas from the definition."""
-        program = self.interpreter.program
-
-        def schema_of(event: str) -> dict[str, Any]:
-            schemas = getattr(program.handler(event), "schemas", None)
-            return schemas()[0] if callable(schemas) else {}
-
-        return pending_inputs(self.state, threads, schema_of)
+        return pending_inputs(self.state, threads, schemas_in(self.interpreter.program))
 
     def _write(
         self, record: Record, *, release: bool, inputs: list[PendingInput] | None = None

@@ -280,12 +280,14 @@ class Store(Protocol):
         >>> store.close()
     """
 
-    def create(self, record: Record) -> Record:
+    def create(self, record: Record, *, inputs: Sequence[PendingInput] | None = None) -> Record:
         """Store a new instance and return it as stored.
 
         Kept from ``record``: id, workflow, data, state, status, wake_at, error, created_at (the
         current time when None) and the lease fields (so a creator can hold the new instance
         from birth: its fence is then 1, else 0). Set by the store: version 1, updated_at.
+        ``inputs``: the pending-input rows of the state it is created with, in the same commit
+        (none when None or empty; see `update`).
 
         Raises:
             ConflictError: the id exists already; the stored record is left unchanged.

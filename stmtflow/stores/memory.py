@@ -60,8 +60,9 @@ class MemoryStore(Store):
         except KeyError:
             raise NotFound(f"no workflow instance with id {id!r}") from None
 
-    def create(self, record: Record) -> Record:
+    def create(self, record: Record, *, inputs: Sequence[PendingInput] | None = None) -> Record:
         now = utcnow()
+        rows = check_inputs(record.id, inputs or ())
         with self._lock:
             if record.id in self._records:
                 raise ConflictError(f"a workflow instance with id {record.id!r} already exists")
@@ -73,6 +74,8 @@ class MemoryStore(Store):
                 updated_at=now,
             )
             self._records[record.id] = stored
+            if rows:
+                self._inputs[record.id] = rows
             return stored
 
     def get(self, id: str) -> Record:

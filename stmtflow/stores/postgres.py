@@ -149,6 +149,15 @@ RETURNING {_COLUMNS}
 """
 
 
+def _insert_inputs(
+    conn: psycopg.Connection[tuple[Any, ...]], rows: tuple[PendingInput, ...]
+) -> None:
+    """Insert pending-input rows (inside the caller's transaction)."""
+    if rows:
+        with conn.cursor() as cursor:
+            cursor.executemany(_INSERT_INPUT, [input_params(r, json.dumps, _same) for r in rows])
+
+
 def _split_schema(url: str) -> tuple[str, str | None]:
     """The libpq URL without the ``schema`` parameter, and that parameter."""
     parts = urlsplit(url)
@@ -310,27 +319,36 @@ class PostgresStore(Store):
 
     # -- records ----------------------------------------------------------------------------
 
-    def create(self, record: Record) -> Record:
+    def create(self, record: Record, *, inputs: Sequence[PendingInput] | None = None) -> Record:
         now = utcnow()
-        row = self._one(
+        rows = check_inputs(record.id, inputs or ())
+        query = (
             f"INSERT INTO stmtflow_instances ({_COLUMNS}) "
             "VALUES (%s, %s, %s, %s, %s, 1, %s, %s, %s, %s, %s, %s, %s) "
-            f"ON CONFLICT (id) DO NOTHING RETURNING {_COLUMNS}",
-            (
-                record.id,
-                record.workflow,
-                record.data,
-                record.state,
-                record.status,
-                record.wake_at,
-                record.lease_owner,
-                record.lease_expires,
-                1 if record.lease_owner is not None else 0,
-                record.error,
-                record.created_at or now,
-                now,
-            ),
+            f"ON CONFLICT (id) DO NOTHING RETURNING {_COLUMNS}"
         )
+        params = (
+            record.id,
+            record.workflow,
+            record.data,
+            record.state,
+            record.status,
+            record.wake_at,
+            record.lease_owner,
+            record.lease_expires,
+            1 if record.lease_owner is not None else 0,
+            record.error,
+            record.created_at or now,
+            now,
+        )
+        with self._pool.connection() as conn:
+            if not rows:
+                row = conn.execute(query, params).fetchone()
+            else:
+                with conn.transaction():
+                    row = conn.execute(query, params).fetchone()
+                    if row is not None:
+                        _insert_inputs(conn, rows)
         if row is None:
             raise ConflictError(f"a workflow instance with id {record.id!r} already exists")
         return _record(row)
@@ -380,11 +398,7 @@ class PostgresStore(Store):
                 kept = conn.cursor(row_factory=dict_row).execute(query, params).fetchone()
                 if kept is not None:
                     conn.execute("DELETE FROM stmtflow_inputs WHERE instance_id = %s", (id,))
-                    if rows:
-                        with conn.cursor() as cursor:
-                            cursor.executemany(
-                                _INSERT_INPUT, [input_params(r, json.dumps, _same) for r in rows]
-                            )
+                    _insert_inputs(conn, rows)
             return kept
 
     def update_free(

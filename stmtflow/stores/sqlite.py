@@ -320,8 +320,9 @@ class SQLiteStore(Store):
             )
         return with_changes(record, state=whole(record.state, stored.texts, stored.tail))
 
-    def create(self, record: Record) -> Record:
+    def create(self, record: Record, *, inputs: Sequence[PendingInput] | None = None) -> Record:
         now = utcnow().isoformat(timespec="microseconds")  # as `_ts` writes it
+        rows = check_inputs(record.id, inputs or ())
         parts = parts_to_store(record.state)
         params = {
             "id": record.id,
@@ -340,7 +341,7 @@ class SQLiteStore(Store):
         }
         names = ", ".join(params)
         values = ", ".join(map(_MARK, params))
-        with self._write() if parts else self._conn() as conn:
+        with self._write() if parts or rows else self._conn() as conn:
             row = _returned(
                 conn.execute(
                     f"INSERT INTO stmtflow_instances ({names}, version) VALUES ({values}, 1) "
@@ -351,6 +352,8 @@ class SQLiteStore(Store):
             stored: Stored | None = None
             if row is not None and parts is not None:
                 stored = write_parts(conn, record.id, None, parts.threads, parts.tail, 1, now)
+            if row is not None and rows:
+                _replace_inputs(conn, record.id, rows)
         if row is None:
             raise ConflictError(f"a workflow instance with id {record.id!r} already exists")
         if stored is not None:  # committed

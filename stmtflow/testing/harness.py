@@ -53,6 +53,7 @@ from stmtflow.dsl._statements import RetryPolicy
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import HarnessError, NotFound, StmtflowError
 from stmtflow.runtime import Engine, PendingEvent
+from stmtflow.runtime._inputs import inputs_of
 from stmtflow.state import CheckpointType, State, WorkflowStatus, new_state
 from stmtflow.stores import PendingInput, Record
 
@@ -174,7 +175,8 @@ class WorkflowHarness(Generic[W]):
                     state=state.model_dump_json(),
                     status=state.status.value,
                     wake_at=start,
-                )
+                ),
+                inputs=inputs_of(wf, state),
             )
             self._reload()
 
