@@ -474,3 +474,27 @@ def test_create_stores_rows_with_the_record(store: Store) -> None:
         store.create(Record(id="b", workflow="W", data="{}", state="{}"), inputs=[row("a")])
     with pytest.raises(sf.NotFound):
         store.get("b")
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "log"),
+    [
+        ("retry", sf.WorkflowStatus.FINISHED, ["synced"]),
+        ("skip", sf.WorkflowStatus.FINISHED, []),
+        ("fail", sf.WorkflowStatus.FAILED, []),
+    ],
+)
+def test_each_answer_to_an_escalation_on_every_store(
+    engine: Engine, action: str, status: sf.WorkflowStatus, log: list[str]
+) -> None:
+    FAILING.add("c-1")
+    engine.start(Claim, id="c-1")
+    engine.send("c-1", "review.answer", {"amount": 3})
+    waiting = engine.get("c-1")
+    assert waiting.status is sf.WorkflowStatus.WAITING and waiting.wake_at is None
+    assert waiting.error == "_main_/sync (attempt 1): ConnectionError: ledger unreachable"
+    FAILING.clear()
+    assert engine.send("c-1", "sync.escalation", {"action": action}) == action
+    done = engine.get("c-1")
+    assert done.status is status and done.data.log == log  # type: ignore[attr-defined]
+    assert engine.inputs() == []
