@@ -39,16 +39,20 @@ Asking: TypeAlias = tuple[tuple[str, tuple[WaitEvent, ...]], ...]
 
 def asking(state: State, index: ThreadIndex) -> Asking:
     """The threads of ``state`` (filed by ``index``) that wait on a person; none once ended."""
-    if state.status in TERMINAL_STATUSES:
-        return ()
-    return tuple((thread.id, thread.wait_events) for thread in index.asking())
+    threads = index.asking()
+    if not threads or state.status in TERMINAL_STATUSES:
+        return ()  # the common case, before every write of every unit: no tuple built
+    return tuple((thread.id, thread.wait_events) for thread in threads)
 
 
 def same_asking(now: Asking, before: Asking) -> bool:
     """Whether the same threads wait on the very same events (compared by identity)."""
-    return len(now) == len(before) and all(
-        a[0] == b[0] and a[1] is b[1] for a, b in zip(now, before, strict=True)
-    )
+    if len(now) != len(before):
+        return False
+    for (now_id, now_events), (before_id, before_events) in zip(now, before, strict=True):
+        if now_id != before_id or now_events is not before_events:
+            return False
+    return True
 
 
 def pending_inputs(
