@@ -222,3 +222,25 @@ def test_ask_json_and_diagram() -> None:
     }
     chart = sf.to_mermaid(tree)
     assert "Ask review (ana)" in chart and "review.timeout · after 2d" in chart
+
+
+def test_compare_definitions_sees_an_asks_events() -> None:
+    from stmtflow.analysis._compat import compare_definitions
+
+    old = sf.definition_json(sf.S(sf.Ask("review", Expense, prompt="?", timeout=timedelta(1))))
+    new = sf.definition_json(sf.S(sf.Ask("check", Expense, prompt="?")))
+    diff = compare_definitions(old, new)
+    assert diff.removed == {
+        "review": "Ask",
+        "review.answer": "On(HumanInput)",
+        "review.timeout": "On(Timer)",
+    }
+    assert diff.added == {"check": "Ask", "check.answer": "On(HumanInput)"}
+
+
+def test_a_thread_waiting_at_an_ask_fits_the_same_definition_and_not_another() -> None:
+    wf, state = started()
+    assert sf.check_compatibility(wf.definition(), [state]) == []
+    renamed = sf.S(sf.Ask("approval", Expense, prompt="?"))
+    (problem,) = sf.check_compatibility(renamed, [state])
+    assert (problem.kind, problem.name) == ("position", "review")
