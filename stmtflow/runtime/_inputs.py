@@ -11,8 +11,7 @@ a state of its own (the test harness) gets its rows from `inputs_of`.
 
 Example:
     >>> import stmtflow as sf
-    >>> from stmtflow.core._program import Program
-from stmtflow.core._thread_index import ThreadIndex
+    >>> from stmtflow.core._thread_index import ThreadIndex
     >>> state = sf.new_state("a-1", "Approval")
     >>> asking(state, ThreadIndex(state.threads))
     ()
