@@ -16,13 +16,13 @@ from collections.abc import Generator
 from datetime import datetime
 from typing import Any, assert_never
 
+from stmtflow.core import _escalation as escalation
 from stmtflow.core._effects import Call, Data, Effect, Run, describe, has, is_local
 from stmtflow.core._program import Ended, Program
 from stmtflow.core._routing import route
 from stmtflow.core._thread_index import ThreadIndex, can_move
-from stmtflow.dsl._escalation import ESCALATION, escalation_event
+from stmtflow.dsl._escalation import ESCALATION
 from stmtflow.dsl._handlers import handler_type
-from stmtflow.dsl._human import asked_data
 from stmtflow.dsl._kind import truth
 from stmtflow.dsl._statements import RetryPolicy, Step, Wait, WaitFor
 from stmtflow.dsl._workflow import WorkflowState
@@ -289,8 +289,8 @@ class Interpreter:
         thread.last_error = describe(exc)
         if attempt >= policy.max_attempts or not policy.is_retryable(exc):
             thread.retry_at = None
-            if policy.on_exhausted == "escalate":
-                self._escalate(thread)
+            if policy.on_exhausted == "escalate":  # an operator decides (DESIGN §7)
+                escalation.escalate(thread, state.id, self.now)
             else:
                 state.status = WorkflowStatus.FAILED
                 state.error = f"{what} failed after {attempt} attempt(s): {describe(exc)}"
@@ -302,52 +302,16 @@ class Interpreter:
         yield CheckpointType.AFTER_STEP
         return state.status not in TERMINAL_STATUSES and can_move(thread, self.now)
 
-    # -- escalation (DESIGN §7) --------------------------------------------------------------------
-
-    def _escalate(self, thread: Thread) -> None:
-        """``thread``'s step ran out of attempts under ``on_exhausted="escalate"``: instead of
-        failing the workflow, the thread waits at the step for an operator, on the event
-        ``f"{step}.escalation"``; its failed attempts and last error stay on it (that is why it
-        waits). The event needs no setup: it is armed as set up, asking the operator now."""
-        prompt = (
-            f"step {thread.cur_step!r} failed after {thread.attempt} attempt(s): "
-            f"{thread.last_error}; retry, skip or fail it?"
-        )
-        req = CallbackRequest(
-            workflow_id=self.state.id,
-            thread_id=thread.id,
-            name=escalation_event(thread.cur_step),
-            pc=thread.pc,
-            setup_data=asked_data(prompt, None, self.now),
-        )
-        thread.status = ThreadStatus.WAITING_EVENT
-        armed = WaitEvent(type=ESCALATION.type, req=req, status=WaitEventStatus.SETUP)
-        thread.wait_events = (armed,)
-
     def _answered(self, thread: Thread, action: str) -> None:
-        """An operator answered ``thread``'s escalation: ``retry`` runs the step again with fresh
-        attempts, ``skip`` moves on as if it had succeeded, ``fail`` fails the workflow (the
-        thread stays at the step, as after any final failure, so ``restart`` can rerun it)."""
-        state = self.state
+        """An operator answered ``thread``'s escalation (`stmtflow.core._escalation.answer`)."""
         self._progress(thread)
-        thread.wait_events = ()
-        if action == "skip":
-            thread.status = _RESUMING
-            self._forget_failures(thread)
-        else:
-            thread.status = _EXECUTING
-            thread.retry_at = None
-            if action == "retry":
-                thread.attempt = 0  # the last error stays until the step succeeds
+        fails = escalation.answer(thread, action)
         self.index.update(thread)
-        if action == "fail":
-            state.status = WorkflowStatus.FAILED
-            state.error = (
-                f"step {thread.cur_step!r} ({self._who(thread)}) failed after {thread.attempt} "
-                f"attempt(s): {thread.last_error}; an operator chose to fail it"
-            )
+        if fails:
+            self.state.status = WorkflowStatus.FAILED
+            self.state.error = escalation.failure(thread, self._who(thread))
         else:
-            state.status = WorkflowStatus.RESUMING
+            self.state.status = WorkflowStatus.RESUMING
 
     def _move(self, thread: Thread) -> bool:
         """Move ``thread`` to its next resting place; True when it can go on at once (a step)."""
