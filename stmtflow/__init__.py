@@ -35,6 +35,7 @@ from stmtflow.core import (
     resume,
 )
 from stmtflow.dsl import (
+    Ask,
     BaseHandler,
     Break,
     Case,
@@ -44,6 +45,7 @@ from stmtflow.dsl import (
     FunctionHandler,
     Go,
     Handler,
+    HumanInput,
     If,
     On,
     OnEvent,
@@ -104,7 +106,7 @@ from stmtflow.state import (
 )
 
 if TYPE_CHECKING:
-    from stmtflow.runtime import Engine, Instance
+    from stmtflow.runtime import Engine, Instance, PendingInput
     from stmtflow.stores import open_store
 
 # The runtime (stores, engine, worker) is imported on first use, so that `import stmtflow` for the
@@ -112,6 +114,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "Engine": "stmtflow.runtime",
     "Instance": "stmtflow.runtime",
+    "PendingInput": "stmtflow.runtime",
     "open_store": "stmtflow.stores",
 }
 
@@ -129,6 +132,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     # statements
+    "Ask",
     "Break",
     "Case",
     "Continue",
@@ -175,6 +179,7 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "BaseHandler",
     "FunctionHandler",
     "Handler",
+    "HumanInput",
     "Timer",
     # queries, rendering and checks
     "check_compatibility",
@@ -190,6 +195,7 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     # the runtime (imported on first use)
     "Engine",
     "Instance",
+    "PendingInput",
     "open_store",
     # errors
     "AmbiguousCallback",

@@ -32,6 +32,7 @@ from stmtflow.testing import WorkflowHarness
 
 EXPORTED = {
     # statements
+    "Ask",
     "Break",
     "Case",
     "Continue",
@@ -77,11 +78,13 @@ EXPORTED = {
     # the runtime
     "Engine",
     "Instance",
+    "PendingInput",
     "open_store",
     # handlers
     "BaseHandler",
     "FunctionHandler",
     "Handler",
+    "HumanInput",
     "Timer",
     # queries, rendering and checks
     "check_compatibility",
@@ -329,6 +332,7 @@ def test_the_runtime_is_imported_on_first_use() -> None:
 def test_the_runtime_names_are_the_runtime_objects() -> None:
     assert sf.Engine is stmtflow.runtime.Engine
     assert sf.Instance is stmtflow.runtime.Instance
+    assert sf.PendingInput is stmtflow.runtime.PendingInput is stmtflow.stores.PendingInput
     assert sf.open_store is stmtflow.stores.open_store
     with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
         _ = sf.Nope  # type: ignore[attr-defined]

@@ -383,3 +383,38 @@ def test_pieces_inserted_between_neighbours_until_no_room_left(
         with open_store(redis_url) as other:  # no pieces cached: every one read from Redis
             assert other.get("a") == current
     assert "parts:a" in _keys(redis_url)
+
+
+@pytest.mark.redis
+def test_pending_input_rows_are_replaced_whole_and_leave_no_index_behind(
+    redis_url: str, store: Store
+) -> None:
+    from stmtflow.stores._inputs import PendingInput
+
+    def row(thread: str, assignee: str | None, minutes: int) -> PendingInput:
+        at = NOW + timedelta(minutes=minutes)
+        return PendingInput("a", "ok", thread, "Approve?", assignee, {}, at, None, "Order")
+
+    first = [row("t1", "ana", 2), row("t2", "bo", 1), row("t3", None, 1)]
+    current = store.create(rec("a"), inputs=first)
+    store.create(rec("b"), inputs=None)
+    assert [(r.thread_id, r.assignee) for r in store.inputs()] == [
+        ("t2", "bo"),
+        ("t3", None),
+        ("t1", "ana"),
+    ]
+    assert [r.thread_id for r in store.inputs(assignee="ana", workflow="Order")] == ["t1"]
+    assert store.inputs(assignee="ana", workflow="Refund") == []
+    current = store.update(current, expected_version=1)  # inputs=None: rows kept
+    assert len(store.inputs()) == 3
+    with pytest.raises(ValueError, match="names instance 'b'"):
+        store.update(
+            current, expected_version=2, inputs=[dataclasses.replace(first[0], instance_id="b")]
+        )
+    assert store.get("a") == current and len(store.inputs()) == 3
+    current = store.update(current, expected_version=2, inputs=[row("t9", "cy", 0)])
+    assert [(r.thread_id, r.assignee) for r in store.inputs()] == [("t9", "cy")]
+    assert store.inputs(assignee="ana") == []
+    store.update_free(current, expected_version=3, now=NOW, inputs=())
+    assert store.inputs() == []
+    assert not {key for key in _keys(redis_url) if "input" in key}

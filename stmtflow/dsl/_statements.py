@@ -21,6 +21,7 @@ from typing import TypeAlias
 
 from stmtflow.dsl._branch import Branch, Case, Cond, Default, If, Switch
 from stmtflow.dsl._go import Go, GoId, Return
+from stmtflow.dsl._human import Ask
 from stmtflow.dsl._loop import Break, Continue, For
 from stmtflow.dsl._section import S, Section
 from stmtflow.dsl._step import Action, RetryPolicy, Step
@@ -29,6 +30,7 @@ from stmtflow.dsl._waitfor import WaitFor
 
 __all__ = [
     "Action",
+    "Ask",
     "Branch",
     "Break",
     "Case",
@@ -69,5 +71,6 @@ Statement: TypeAlias = (
     | On
     | WaitFor
 )
-"""Every statement kind (a `Sleep` is a `Wait`). ``Case``/``Default`` live only in a `Switch`,
-``On`` only in a `Wait`. A new kind is added here and registered in its own module."""
+"""Every statement kind (a `Sleep` and an `Ask` are `Wait`s). ``Case``/``Default`` live only
+in a `Switch`, ``On`` only in a `Wait`. A new kind is added here and registered in its own
+module."""

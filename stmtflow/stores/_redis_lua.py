@@ -23,6 +23,7 @@ __all__ = [
     "CLAIM_DUE",
     "CREATE",
     "GET",
+    "INPUTS",
     "LIST",
     "RELEASE",
     "RENEW",
@@ -64,7 +65,7 @@ local function write_state(k, id, a)
   if ARGV[a] == 'whole' then
     redis.call('DEL', pk)
     redis.call('HDEL', k, 'parts')
-    return
+    return a + 1
   end
   if ARGV[a] == 'full' then redis.call('DEL', pk) end
   local i = a + 1
@@ -79,6 +80,30 @@ local function write_state(k, id, a)
   end
   redis.call('HSET', pk, 'tail', ARGV[i + 1])
   redis.call('HSET', k, 'parts', '1')
+  return i + 2
+end
+
+-- ARGV[a ..]: '' (leave the instance's pending-input rows), or n, then n rows of
+-- (member, asked_at, assignee or '', workflow, row): replace them all.
+local function write_inputs(id, a)
+  if ARGV[a] == '' then return end
+  local own = P .. ':inputs-of:' .. id
+  local old = redis.call('HGETALL', own)
+  for j = 1, #old, 2 do
+    for key in string.gmatch(old[j + 1], '[^\\n]+') do redis.call('ZREM', key, old[j]) end
+    redis.call('HDEL', P .. ':input', old[j])
+  end
+  redis.call('DEL', own)
+  local i = a + 1
+  for _ = 1, tonumber(ARGV[a]) do
+    local member, at, assignee, workflow = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    local keys = {P .. ':inputs', P .. ':inputs:workflow:' .. workflow}
+    if assignee ~= '' then keys[#keys + 1] = P .. ':inputs:assignee:' .. assignee end
+    for _, key in ipairs(keys) do redis.call('ZADD', key, at, member) end
+    redis.call('HSET', P .. ':input', member, ARGV[i + 4])
+    redis.call('HSET', own, member, table.concat(keys, '\\n'))
+    i = i + 5
+  end
 end
 
 -- A resuming record is claimable whatever its wake-up: without one it waits in P:resuming (by
@@ -123,7 +148,7 @@ CREATE = (
     + """
 -- ARGV: prefix, id, workflow, data, state (or its head), status, wake_at (opt),
 --       lease_owner (opt), lease_expires (opt), error (opt), created_at, updated_at,
---       write_state's arguments
+--       write_state's arguments, write_inputs' arguments
 local id, workflow, status, created = ARGV[2], ARGV[3], ARGV[6], ARGV[11]
 local k = rkey(id)
 if redis.call('EXISTS', k) == 1 then return {'exists'} end
@@ -136,7 +161,7 @@ opt(k, 'wake_at', ARGV[7])
 opt(k, 'lease_owner', ARGV[8])
 opt(k, 'lease_expires', ARGV[9])
 opt(k, 'error', ARGV[10])
-write_state(k, id, 13)
+write_inputs(id, write_state(k, id, 13))
 redis.call('ZADD', P .. ':created', created, id)
 redis.call('ZADD', P .. ':workflow:' .. workflow, created, id)
 redis.call('ZADD', by_status(status), created, id)
@@ -151,7 +176,7 @@ UPDATE = (
     _COMMON
     + """
 -- ARGV: prefix, id, expected_version, fence (opt), release ('1' or '0'), write_data's 6,
---       write_state's arguments
+--       write_state's arguments, write_inputs' arguments
 local id = ARGV[2]
 local k = rkey(id)
 local cur = redis.call('HMGET', k, 'version', 'fence', 'lease_owner')
@@ -162,7 +187,7 @@ if tonumber(cur[1]) ~= tonumber(ARGV[3]) or (fence ~= '' and
   return {'refused', full_record(k, id, '')}
 end
 write_data(k, id, 6)
-write_state(k, id, 12)
+write_inputs(id, write_state(k, id, 12))
 if ARGV[5] == '1' then redis.call('HDEL', k, 'lease_owner', 'lease_expires') end
 return {'ok', redis.call('HMGET', k, unpack(KEPT))}
 """
@@ -172,7 +197,7 @@ UPDATE_FREE = (
     _COMMON
     + """
 -- ARGV: prefix, id, expected_version, now, owner (opt), lease_expires (opt), write_data's 6,
---       write_state's arguments
+--       write_state's arguments, write_inputs' arguments
 local id, now = ARGV[2], ARGV[4]
 local k = rkey(id)
 local version = redis.call('HGET', k, 'version')
@@ -181,7 +206,7 @@ if tonumber(version) ~= tonumber(ARGV[3]) or lease_live(k, now) then
   return {'refused', full_record(k, id, '')}
 end
 write_data(k, id, 7)
-write_state(k, id, 13)
+write_inputs(id, write_state(k, id, 13))
 if ARGV[5] == '' then
   redis.call('HDEL', k, 'lease_owner', 'lease_expires')
 else
@@ -277,6 +302,21 @@ LIST = (
 local ids = redis.call('ZRANGE', P .. ARGV[2], 0, ARGV[3])
 local out = {}
 for i, id in ipairs(ids) do out[i] = full_record(rkey(id), id, '') end
+return out
+"""
+)
+
+INPUTS = (
+    _COMMON
+    + """
+-- ARGV: prefix, index key suffix. The rows of the index, in its (asked_at, member) order.
+local members = redis.call('ZRANGE', P .. ARGV[2], 0, -1)
+local out = {}
+for start = 1, #members, 1000 do
+  local last = math.min(start + 999, #members)
+  local rows = redis.call('HMGET', P .. ':input', unpack(members, start, last))
+  for _, row in ipairs(rows) do out[#out + 1] = row end
+end
 return out
 """
 )

@@ -51,7 +51,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
 from stmtflow.stores import _redis_lua as lua
+from stmtflow.stores._inputs import PendingInput, schema_reader
 from stmtflow.stores._redis_codec import fields, micros, opt, opt_time, record_from, time_from
+from stmtflow.stores._redis_inputs import decode, encode_args, index_key
 from stmtflow.stores._redis_parts import Cache, Parts, assemble, plan
 from stmtflow.stores.base import (
     Record,
@@ -185,8 +187,9 @@ class RedisStore(Store):
 
     # -- records ----------------------------------------------------------------------------
 
-    def create(self, record: Record) -> Record:
+    def create(self, record: Record, *, inputs: Sequence[PendingInput] | None = None) -> Record:
         now = utcnow()
+        rows = encode_args(record.id, inputs or ())
         head, pieces, parts = plan(record.state, None, 1)
         answer = self._run(
             "CREATE",
@@ -202,6 +205,7 @@ class RedisStore(Store):
             micros(record.created_at or now),
             micros(now),
             *pieces,
+            *rows,
         )
         if answer[0] == "exists":
             raise ConflictError(f"a workflow instance with id {record.id!r} already exists")
@@ -235,8 +239,10 @@ class RedisStore(Store):
         expected_version: int,
         fence: int | None = None,
         release: bool = False,
+        inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
         now = utcnow()
+        rows = encode_args(record.id, inputs)
         old = self._parts.get(record.id, expected_version)
         head, pieces, parts = plan(record.state, old, expected_version + 1)
         answer = self._run(
@@ -247,6 +253,7 @@ class RedisStore(Store):
             "1" if release else "0",
             *self._data_args(record, head, now),
             *pieces,
+            *rows,
         )
         if answer[0] != "ok":
             raise self._refused(record.id, answer, expected_version, fence)
@@ -261,8 +268,10 @@ class RedisStore(Store):
         now: datetime,
         owner: str | None = None,
         lease: timedelta | None = None,
+        inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
         now, expires = free_lease(now, owner, lease)
+        rows = encode_args(record.id, inputs)
         updated_at = utcnow()
         old = self._parts.get(record.id, expected_version)
         head, pieces, parts = plan(record.state, old, expected_version + 1)
@@ -275,6 +284,7 @@ class RedisStore(Store):
             opt_time(expires),
             *self._data_args(record, head, updated_at),
             *pieces,
+            *rows,
         )
         if answer[0] != "ok":
             raise self._refused(record.id, answer, expected_version, None, now)
@@ -374,6 +384,15 @@ class RedisStore(Store):
     def get_target(self, workflow: str) -> str | None:
         found = self._redis.hget(f"{self.prefix}:targets", workflow)
         return None if found is None else str(found)
+
+    def inputs(
+        self, *, assignee: str | None = None, workflow: str | None = None
+    ) -> builtins.list[PendingInput]:
+        load = schema_reader()
+        rows = [decode(text, load) for text in self._run("INPUTS", index_key(assignee, workflow))]
+        if assignee is not None and workflow is not None:
+            rows = [row for row in rows if row.workflow == workflow]
+        return rows
 
     def targets(self) -> dict[str, str]:
         found = self._redis.hgetall(f"{self.prefix}:targets")
