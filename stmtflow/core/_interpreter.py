@@ -16,13 +16,14 @@ from collections.abc import Generator
 from datetime import datetime
 from typing import Any, assert_never
 
+from stmtflow.core._bodies import Bodies
 from stmtflow.core._effects import Call, Data, Effect, Run, describe, has, is_local
-from stmtflow.core._program import Ended, Program
+from stmtflow.core._program import KEEP_AS_IS, Ended, Program
 from stmtflow.core._routing import route
 from stmtflow.core._thread_index import ThreadIndex, can_move
 from stmtflow.dsl._handlers import handler_type
-from stmtflow.dsl._kind import truth
-from stmtflow.dsl._statements import RetryPolicy, Step, Wait, WaitFor
+from stmtflow.dsl._kind import rules, truth
+from stmtflow.dsl._statements import ForEach, Join, RetryPolicy, Step, Wait, WaitFor
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import (
     CallbackInputError,
@@ -83,6 +84,9 @@ class Interpreter:
         self.default_retry = default_retry
         self.where = f"workflow {state.id!r} ({state.workflow})"
         self._program: Program | None = None
+        self._bodies: Bodies | None = None
+        self._ended_outside = False
+        """A thread was ended by another's move: its events' teardowns are due at once."""
         self._static = bool(type(wf).static_definition)
         self._stale = False
         self._checked = checked
@@ -109,6 +113,27 @@ class Interpreter:
             program = self._program = Program(root, type(self.wf), self.where)
             self._stale = False
         return program
+
+    @property
+    def bodies(self) -> Bodies:
+        """The programs the threads move through (a thread's own body when built from its
+        arg), for the current definition."""
+        program = self.program
+        bodies = self._bodies
+        if bodies is None or bodies.root is not program:
+            bodies = self._bodies = Bodies(program, type(self.wf))
+        return bodies
+
+    def program_of(self, thread: Thread) -> Program:
+        """The program ``thread`` moves through: the definition, or its body built from its arg
+        (`stmtflow.core._bodies`)."""
+        if thread.name == MAIN_THREAD:
+            return self.program
+        return self.bodies.of(thread)
+
+    def _counts(self, group: str) -> tuple[int, int]:
+        """A group's live threads, and its threads ended since its last ``Join``."""
+        return self.index.alive(group), self.state.groups.get(group, 0)
 
     @property
     def index(self) -> ThreadIndex:
@@ -153,7 +178,7 @@ class Interpreter:
         program = self.program
         if self._checked:
             return program
-        problems = program.mismatches(self.state)
+        problems = program.mismatches(self.state, self.bodies.of)
         if problems:
             raise DefinitionMismatch(
                 f"{self.where}: the stored state does not fit the definition: "
@@ -227,6 +252,9 @@ class Interpreter:
                 if thread.status is not _EXECUTING:
                     can_move = self._move(thread)
                     yield _AFTER_RESUME
+                    if self._ended_outside:
+                        self._ended_outside = False
+                        yield from self._teardowns(retry=False)
                     if not can_move:
                         yield from self._came_to_rest(thread)
                     continue
@@ -249,7 +277,7 @@ class Interpreter:
         return state
 
     def _step_at(self, thread: Thread) -> Step:
-        found = self.program.find(thread.cur_step)
+        found = self.program_of(thread).find(thread.cur_step)
         assert found is not None and isinstance(found[1], Step)
         return found[1]
 
@@ -300,13 +328,25 @@ class Interpreter:
     def _move(self, thread: Thread) -> bool:
         """Move ``thread`` to its next resting place; True when it can go on at once (a step)."""
         state = self.state
-        outcome, spawns = self.program.advance(thread, state.threads)
+        move = self.program_of(thread).advance(thread, state.threads, self._counts)
+        outcome = move.outcome
         pc = state.pc + 1
         index = self.index
         if thread.cur_callback is not None:
             thread.cur_callback = None
-        for go, thread_id in spawns:
-            spawned = Thread(id=thread_id, name=go.name, status=ThreadStatus.RESUMING, pc=pc)
+        for group, end_rest in move.closes:
+            self._close_group(group, end_rest, thread)
+        if move.keep is not KEEP_AS_IS:
+            thread.foreach = move.keep
+        for spawn in move.spawns:
+            spawned = Thread(
+                id=spawn.thread_id,
+                name=spawn.go.name,
+                status=ThreadStatus.RESUMING,
+                pc=pc,
+                arg=spawn.arg,
+                group=spawn.group,
+            )
             state.threads.append(spawned)
             index.add(spawned)
         match outcome:
@@ -338,15 +378,13 @@ class Interpreter:
                     for on in outcome.events
                 )
                 index.update(thread)
-            case WaitFor():
+            case WaitFor() | Join() | ForEach():
                 thread.pc = pc
                 thread.cur_step = outcome.name
                 thread.status = ThreadStatus.WAITING_CONDITION
                 index.update(thread)
             case Ended():
-                # By identity: `list.remove` would compare the threads before it field by field.
-                del state.threads[next(i for i, t in enumerate(state.threads) if t is thread)]
-                index.remove(thread)
+                self._remove(thread)
                 if thread.id == MAIN_THREAD:
                     self._end_all(WorkflowStatus.FINISHED)
             case _:
@@ -354,6 +392,62 @@ class Interpreter:
         state.pc = pc
         self._refresh_status()
         return False
+
+    # -- ending threads -----------------------------------------------------------------------------
+
+    def _remove(self, thread: Thread) -> None:
+        """``thread`` ended: out of the state and the index, counted in its group."""
+        state = self.state
+        # By identity: `list.remove` would compare the threads before it field by field.
+        del state.threads[next(i for i, t in enumerate(state.threads) if t is thread)]
+        self.index.remove(thread)
+        group = thread.group
+        if group is not None:
+            state.groups[group] = state.groups.get(group, 0) + 1
+
+    def end_thread(self, thread: Thread) -> None:
+        """End ``thread`` from outside (a ``Join`` ending the rest of its group).
+
+        Its armed events become due for teardown (``teardown(req, handled=False)``, which is
+        how a timer is cancelled and, for a child-workflow handler, its child), the threads of
+        a ``ForEach`` it stands at are ended the same way first, and it leaves the state (counted
+        as ended in its group). Its progress counts as the move that ended it: the caller
+        checkpoints. The teardowns run right after that checkpoint.
+        """
+        progress = thread.foreach
+        if progress is not None:
+            self._close_group(progress.group, True, thread)
+        self._queue_teardowns(thread)
+        self._remove(thread)
+        self._ended_outside = True
+
+    def _close_group(self, group: str, end_rest: bool, joiner: Thread) -> None:
+        """A ``Join`` (or a ``ForEach`` all of whose items ran) joined ``group``: with
+        ``end_rest``, end its live threads (never the ``joiner`` itself); then forget its ended
+        threads."""
+        if end_rest and self.index.alive(group):
+            for other in [t for t in self.state.threads if t.group == group and t is not joiner]:
+                self.end_thread(other)
+        self.state.groups.pop(group, None)
+
+    def _queue_teardowns(self, thread: Thread, fired: WaitEvent | None = None) -> None:
+        """``thread``'s wait is over: its armed events whose handler has a teardown become due
+        (``fired``, the event that arrived, with ``handled=True``)."""
+        events = thread.wait_events
+        if not events:
+            return
+        bodies = self.bodies
+        origin = bodies.origin(thread)
+        program = self.program_of(thread)
+        for event in events:
+            if event.status in _TEARDOWN_DUE and has(program.handler(event.req.name), "teardown"):
+                update: dict[str, Any] = {
+                    "status": WaitEventStatus.PENDING_TEARDOWN,
+                    "handled": event is fired,
+                }
+                if origin is not None:
+                    update["body_of"] = origin
+                self.state.teardowns.append(event.model_copy(update=update))
 
     def _came_to_rest(self, thread: Thread) -> Run:
         """After a move that blocked or ended ``thread``: arm its wait's events, or tear down.
@@ -367,15 +461,10 @@ class Interpreter:
 
     def _end_all(self, status: WorkflowStatus) -> None:
         """End every live thread; their armed events become due for teardown."""
-        program = self.program
         for other in self.state.threads:
-            for event in other.wait_events:
-                if event.status in _TEARDOWN_DUE and has(
-                    program.handler(event.req.name), "teardown"
-                ):
-                    due = event.model_copy(update={"status": WaitEventStatus.PENDING_TEARDOWN})
-                    self.state.teardowns.append(due)
+            self._queue_teardowns(other)
         self.state.threads.clear()
+        self.state.groups.clear()
         self.index.clear()
         self.state.status = status
 
@@ -388,9 +477,23 @@ class Interpreter:
         that stays true hits ``max_steps`` instead of spinning forever.
         """
         for thread in self.index.waiting_conditions():
-            found = self.program.find(thread.cur_step)
-            assert found is not None and isinstance(found[1], WaitFor)
+            found = self.program_of(thread).find(thread.cur_step)
+            assert found is not None
             wait_for = found[1]
+            if not isinstance(wait_for, WaitFor):  # a Join or ForEach: waits on threads
+                if not rules(wait_for).ready(wait_for, thread, self._counts):
+                    continue
+                if budget <= 0:
+                    raise StepLimitExceeded(
+                        f"{self.where}: the action limit was reached before "
+                        f"{rules(wait_for).title(wait_for)} on thread {thread.id!r} could go on"
+                    )
+                self._progress(thread)
+                thread.status = ThreadStatus.RESUMING
+                self.index.update(thread)
+                self._refresh_status(thread)
+                yield CheckpointType.AFTER_CONDITION
+                return 1
             try:
                 holds = truth(wait_for.cond)
             except Exception as exc:
@@ -426,7 +529,7 @@ class Interpreter:
 
     def _setups(self, thread: Thread) -> Run:
         """Set up the thread's events that are not yet set up; failures are kept, not raised."""
-        handlers = {on.event: on.handler for on in self.program.wait_of(thread).events}
+        handlers = {on.event: on.handler for on in self.program_of(thread).wait_of(thread).events}
         for event in thread.wait_events:
             if event.status not in (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR):
                 continue
@@ -460,14 +563,14 @@ class Interpreter:
 
         ``retry=False`` leaves alone those whose teardown already failed (tried once per resume).
         """
-        program = self.program
+        bodies = self.bodies
         for event in list(self.state.teardowns):
             if not retry and event.status is WaitEventStatus.TEARDOWN_ERROR:
                 continue
             what = f"the teardown of event {event.req.name!r} ({self.where})"
             try:
                 yield Call(
-                    program.handler(event.req.name).teardown,
+                    bodies.handler(event).teardown,
                     (event.req, event.handled),
                     what,
                 )
@@ -497,9 +600,9 @@ class Interpreter:
             raise WorkflowFinished(
                 f"{self.where} is {state.status.value}; event {req.name!r} cannot be delivered"
             )
-        program = self.check()
+        self.check()
         thread, event = route(req, self.state, self.index, self.where)
-        handler = program.handler(event.req.name)
+        handler = self.program_of(thread).handler(event.req.name)
         what = f"the handler of event {req.name!r} ({self._who(thread)})"
         local = is_local(handler)  # cannot touch the data: nothing to roll back
         snapshot = None if local else Data.snapshot(self.wf, self.where)
@@ -518,16 +621,7 @@ class Interpreter:
         self._progress(thread)
         thread.cur_callback = req.name
         thread.status = ThreadStatus.RESUMING
-        for other in thread.wait_events:
-            if other.status in _TEARDOWN_DUE and has(program.handler(other.req.name), "teardown"):
-                state.teardowns.append(
-                    other.model_copy(
-                        update={
-                            "status": WaitEventStatus.PENDING_TEARDOWN,
-                            "handled": other is event,
-                        }
-                    )
-                )
+        self._queue_teardowns(thread, fired=event)
         thread.wait_events = ()
         self.index.update(thread)
         state.status = WorkflowStatus.RESUMING

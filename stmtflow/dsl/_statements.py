@@ -20,7 +20,9 @@ from __future__ import annotations
 from typing import TypeAlias
 
 from stmtflow.dsl._branch import Branch, Case, Cond, Default, If, Switch
-from stmtflow.dsl._go import Go, GoId, Return
+from stmtflow.dsl._foreach import ForEach
+from stmtflow.dsl._go import Go, GoArg, GoBody, GoId, Return
+from stmtflow.dsl._join import Join, Until
 from stmtflow.dsl._loop import Break, Continue, For
 from stmtflow.dsl._section import S, Section
 from stmtflow.dsl._step import Action, RetryPolicy, Step
@@ -36,9 +38,13 @@ __all__ = [
     "Continue",
     "Default",
     "For",
+    "ForEach",
     "Go",
+    "GoArg",
+    "GoBody",
     "GoId",
     "If",
+    "Join",
     "On",
     "OnEvent",
     "RetryPolicy",
@@ -49,6 +55,7 @@ __all__ = [
     "Statement",
     "Step",
     "Switch",
+    "Until",
     "Wait",
     "WaitFor",
 ]
@@ -65,6 +72,8 @@ Statement: TypeAlias = (
     | Continue
     | Return
     | Go
+    | Join
+    | ForEach
     | Wait
     | On
     | WaitFor
