@@ -37,8 +37,10 @@ EXPORTED = {
     "Continue",
     "Default",
     "For",
+    "ForEach",
     "Go",
     "If",
+    "Join",
     "On",
     "OnEvent",
     "RetryPolicy",
@@ -135,6 +137,9 @@ DESIGN_NAMES = [  # DESIGN §2; names of later sections join when they are built
     "OnEvent",
     "WaitFor",
     "Sleep",
+    # DESIGN §6 (composition)
+    "Join",
+    "ForEach",
     # workflows and state
     "WorkflowState",
     "State",

@@ -37,6 +37,7 @@ SCANS: dict[str, Callable[..., Any]] = {
     "first_error": lambda threads: next((t for t in threads if t.last_error is not None), None),
     "wakeups": lambda threads: timers.wakeups(SimpleNamespace(threads=threads)),  # type: ignore[arg-type]
     "thread": lambda threads, id: next((t for t in threads if t.id == id), None),
+    "alive": lambda threads, group: sum(1 for t in threads if t.group == group),
 }
 """`ThreadIndex` method name → the scan giving its answer from the thread list (and the same
 further arguments)."""

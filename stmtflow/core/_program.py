@@ -80,7 +80,7 @@ _index_cache: dict[Any, _Index] = {}
 
 
 def _build_index(root: Section, thread_body: bool = False) -> _Index:
-    problems = definition_problems(root)
+    problems = definition_problems(root, thread_body=thread_body)
     if thread_body:
         problems += _threads_in_body(root)
     if problems:

@@ -172,14 +172,15 @@ def json_value(value: Any, what_: str) -> Any:
     ``arg`` before and after its state is saved and loaded.
 
     Raises:
-        ExecutionError: ``value`` is not JSON-ready.
+        TypeError: ``value`` is not JSON-ready (the program reports it naming the workflow,
+            thread and statement).
     """
     if value is None or type(value) in (str, int, bool):
         return value
     try:
         return json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError) as exc:
-        raise ExecutionError(f"{what_} must be JSON-ready, got {what(value)}: {exc}") from exc
+        raise TypeError(f"{what_} must be JSON-ready, got {what(value)}: {exc}") from exc
 
 
 def _json_problems(name: str, value: object) -> list[str]:
