@@ -163,7 +163,8 @@ def test_a_body_built_from_an_arg_may_not_start_threads() -> None:
     class Nested(sf.WorkflowState):
         def definition(self) -> sf.Section:
             return sf.S(
-                sf.Go("outer", lambda a: sf.S(sf.Go("inner", sf.Step("s", print))), arg=1),
+                sf.Go("outer", lambda a: sf.S(sf.Go("inner", sf.Step("s", print))), group="o"),
+                sf.Join("j", "o"),
             )
 
     with pytest.raises(sf.DefinitionError, match=r"thread 'outer'.*cannot start threads"):
