@@ -174,7 +174,7 @@ def test_a_body_built_from_an_arg_may_not_start_threads() -> None:
 def test_a_body_that_raises_is_an_execution_error_naming_the_thread() -> None:
     class Raises(sf.WorkflowState):
         def definition(self) -> sf.Section:
-            return sf.S(sf.Go("g", lambda a: 1 / 0, arg=3), sf.Step("after", print))
+            return sf.S(sf.Go("g", lambda a: 1 / 0, arg=3, group="g"), sf.Join("j", "g"))
 
     with pytest.raises(sf.ExecutionError, match=r"thread 'g'.*body of 'g'.*arg 3.*ZeroDivision"):
         sf.resume(Raises(), sf.new_state("r-1", Raises))
