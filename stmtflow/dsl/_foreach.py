@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,11 @@ class ForEach:
         object.__setattr__(self, "max_concurrency", max_concurrency)
 
 
+def _value(value: object) -> str:
+    """A value in a message: its type and a clipped repr (``tuple (1, 2)``)."""
+    return f"{type(value).__name__} {reprlib.repr(value)}"
+
+
 def foreach_group(name: str, thread_id: str) -> str:
     """The group of the item threads of ForEach ``name`` reached by thread ``thread_id``."""
     return name if thread_id == MAIN_THREAD else f"{thread_id}/{name}"
@@ -88,7 +94,9 @@ class ForEachKind(Kind[ForEach]):
         if callable(items):
             problems += callable_problems("items", items, required=True)
         elif not isinstance(items, list):
-            problems.append(f"items must be a list or a zero-argument callable, got {what(items)}")
+            problems.append(
+                f"items must be a list or a zero-argument callable, got {_value(items)}"
+            )
         problems += one_argument_problems("body", stmt.body)
         bound = stmt.max_concurrency
         if bound is not None and not (type(bound) is int and bound >= 1):
@@ -101,7 +109,7 @@ class ForEachKind(Kind[ForEach]):
     def enter(self, stmt: ForEach, cursor: Cursor) -> ForEach | None:
         items = stmt.items() if callable(stmt.items) else stmt.items
         if not isinstance(items, list):
-            raise cursor.fail(f"ForEach {stmt.name!r}: items must be a list, got {what(items)}")
+            raise cursor.fail(f"ForEach {stmt.name!r}: items must be a list, got {_value(items)}")
         items = json_value(items, f"the items of ForEach {stmt.name!r}")
         group = foreach_group(stmt.name, cursor.thread.id)
         return self._fill(stmt, ForEachProgress(group=group, next=0, pending=tuple(items)), cursor)
