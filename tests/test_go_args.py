@@ -79,9 +79,7 @@ def test_plain_resume_with_a_reload_at_every_checkpoint() -> None:
         state = sf.load_state(saved["state"])
 
     sf.resume(wf, state, checkpoint)
-    assert [t.arg for t in state.threads[1:]] == [
-        {"k": k, "name": f"worker-{k}"} for k in range(3)
-    ]
+    assert [t.arg for t in state.threads[1:]] == [{"k": k, "name": f"worker-{k}"} for k in range(3)]
     assert {t.group for t in state.threads[1:]} == {"workers"}
     for _ in range(ROUNDS):
         for k in (2, 0, 1):  # out of start order

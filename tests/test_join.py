@@ -95,7 +95,11 @@ def test_any_goes_on_with_the_first_and_ends_the_rest() -> None:
     assert wf.log == ["racer2", "after"]
     assert live(state) == ["_main_"]
     # The losers' events were torn down unfired (the fired one of racer2 with handled=True).
-    assert sorted(TORN) == [("racer0", "go0", False), ("racer1", "go1", False), ("racer2", "go2", True)]
+    assert sorted(TORN) == [
+        ("racer0", "go0", False),
+        ("racer1", "go1", False),
+        ("racer2", "go2", True),
+    ]
     assert state.teardowns == [] and state.groups == {}
     # Their timers are cancelled: nothing is left to wake up.
     assert all(not t.wait_events or t.id == "_main_" for t in state.threads)
@@ -128,9 +132,7 @@ def test_threads_that_ended_before_the_join_count() -> None:
         def definition(self) -> sf.Section:
             return sf.S(
                 sf.Go("a", sf.Step("step_a", lambda: self.log.append("a")), group="g"),
-                sf.Go(
-                    "b", sf.Wait("slow", sf.On("never", sf.Timer(days=1))), group="g"
-                ),
+                sf.Go("b", sf.Wait("slow", sf.On("never", sf.Timer(days=1))), group="g"),
                 sf.Sleep("pause", timedelta(0)),
                 sf.Join("first", "g", until="any"),
                 sf.Step("after", lambda: self.log.append("after")),
@@ -170,7 +172,9 @@ def test_a_group_with_no_live_thread_is_joined_at_once() -> None:
 )
 def test_a_bad_until_is_a_definition_error(until: Any, message: str) -> None:
     with pytest.raises(sf.DefinitionError) as caught:
-        sf.validate(sf.S(sf.Go("g", sf.Step("s", print), group="g"), sf.Join("j", "g", until=until)))
+        sf.validate(
+            sf.S(sf.Go("g", sf.Step("s", print), group="g"), sf.Join("j", "g", until=until))
+        )
     assert any(i.startswith("Join 'j' at S[1]: " + message) for i in caught.value.issues)
 
 
@@ -198,12 +202,19 @@ def test_join_any_through_the_engine(engine: Engine) -> None:
     assert isinstance(got.data, Race)
     assert got.data.log == ["racer0", "after"]
     assert [t.id for t in got.state.threads] == ["_main_"]
-    assert sorted(TORN) == [("racer0", "go0", True), ("racer1", "go1", False), ("racer2", "go2", False)]
+    assert sorted(TORN) == [
+        ("racer0", "go0", True),
+        ("racer1", "go1", False),
+        ("racer2", "go2", False),
+    ]
     # No racer timer remains armed: the only pending event is the main thread's.
     assert [(p.name, p.thread_id) for p in engine.pending("race-1")] == [("release", "_main_")]
 
 
 def test_a_join_on_an_unknown_group_is_refused_before_anything_is_stored(engine: Engine) -> None:
-    with pytest.raises(sf.DefinitionError, match=r"Join 'j' at S\[1\]: no Go starts threads in group 'wokers' \(groups: 'workers'\)"):
+    with pytest.raises(
+        sf.DefinitionError,
+        match=r"Join 'j' at S\[1\]: no Go starts threads in group 'wokers' \(groups: 'workers'\)",
+    ):
         engine.start(Unknown, id="u-1")
     assert engine.store.list() == []

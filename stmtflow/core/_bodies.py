@@ -97,5 +97,3 @@ class Bodies:
         if self.of(thread) is self.root:
             return None
         return (thread.name, thread.arg)
-
-

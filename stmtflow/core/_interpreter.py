@@ -393,7 +393,7 @@ class Interpreter:
         self._refresh_status()
         return False
 
-    # -- ending threads -----------------------------------------------------------------------------
+    # -- ending threads ---------------------------------------------------------------------------
 
     def _remove(self, thread: Thread) -> None:
         """``thread`` ended: out of the state and the index, counted in its group."""
@@ -529,7 +529,8 @@ class Interpreter:
 
     def _setups(self, thread: Thread) -> Run:
         """Set up the thread's events that are not yet set up; failures are kept, not raised."""
-        handlers = {on.event: on.handler for on in self.program_of(thread).wait_of(thread).events}
+        wait = self.program_of(thread).wait_of(thread)
+        handlers = {on.event: on.handler for on in wait.events}
         for event in thread.wait_events:
             if event.status not in (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR):
                 continue

@@ -263,10 +263,10 @@ class Program:
                 thread.cur_callback,
                 *(event.req.name for event in thread.wait_events),
             )
-            verdict = self._checked.get(signature)
-            if verdict is None:
-                verdict = self._checked[signature] = self._thread_mismatches(thread)
-            problems.extend(f"thread {thread.id!r}: {problem}" for problem in verdict)
+            cached = self._checked.get(signature)
+            if cached is None:
+                cached = self._checked[signature] = self._thread_mismatches(thread)
+            problems.extend(f"thread {thread.id!r}: {problem}" for problem in cached)
         for event in state.teardowns:
             if event.body_of is None and self.find_event(event.req.name) is None:
                 problems.append(f"event {event.req.name!r} awaiting teardown no longer exists")

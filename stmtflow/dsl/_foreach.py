@@ -100,7 +100,9 @@ class ForEachKind(Kind[ForEach]):
         problems += one_argument_problems("body", stmt.body)
         bound = stmt.max_concurrency
         if bound is not None and not (type(bound) is int and bound >= 1):
-            problems.append(f"max_concurrency must be None or an int of at least 1, got {what(bound)}")
+            problems.append(
+                f"max_concurrency must be None or an int of at least 1, got {what(bound)}"
+            )
         return problems
 
     def what_runs(self, stmt: ForEach) -> str:
@@ -121,9 +123,7 @@ class ForEachKind(Kind[ForEach]):
             return None
         return self._fill(stmt, progress, cursor)
 
-    def ready(
-        self, stmt: ForEach, thread: Thread, count: Callable[[str], tuple[int, int]]
-    ) -> bool:
+    def ready(self, stmt: ForEach, thread: Thread, count: Callable[[str], tuple[int, int]]) -> bool:
         progress = thread.foreach
         if progress is None:
             return True
@@ -162,8 +162,10 @@ class ForEachKind(Kind[ForEach]):
 
     def draw(self, stmt: ForEach, drawing: Drawing, entry: list[Exit]) -> list[Exit]:
         bound = "" if stmt.max_concurrency is None else f", at most {stmt.max_concurrency} at once"
-        head = drawing.box(entry, f"ForEach {stmt.name}\none thread per item{bound}", "go", stmt.name)
-        drawing.box([Exit(head, "each item")], f"thread {stmt.name}[i]\nbody(item)", "step")
+        head = drawing.box(
+            entry, f"ForEach {stmt.name}\none thread per item{bound}", "go", stmt.name
+        )
+        drawing.built_lane(head, f"thread {stmt.name}[i], one per item", "body(item)", stmt.name)
         return [Exit(head, "all ended")]
 
 

@@ -128,7 +128,9 @@ class GoKind(Kind[Go]):
     def enter(self, stmt: Go, cursor: Cursor) -> None:
         arg = stmt.arg() if callable(stmt.arg) else stmt.arg
         where = f"Go {stmt.name!r}"
-        cursor.spawn(stmt, thread_id(stmt), arg=json_value(arg, f"the arg of {where}"), group=stmt.group)
+        cursor.spawn(
+            stmt, thread_id(stmt), arg=json_value(arg, f"the arg of {where}"), group=stmt.group
+        )
 
     def json(self, stmt: Go, dump: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
         go_id = "lazy" if callable(stmt.id) else stmt.id
@@ -149,7 +151,7 @@ class GoKind(Kind[Go]):
         if isinstance(stmt.body, Section):
             drawing.lane(head, f"thread {stmt.name}{ident}", (0,), stmt.name)
         else:
-            drawing.box([Exit(head, "thread")], f"thread {stmt.name}{ident}\nbody(arg)", "step")
+            drawing.built_lane(head, f"thread {stmt.name}{ident}", "body(arg)", stmt.name)
         return [Exit(head)]
 
 

@@ -79,7 +79,9 @@ class JoinKind(Kind[Join]):
         problems = name_problems(stmt.name) + name_problems(stmt.group, what="group")
         until = stmt.until
         if not (until in ("all", "any") or (type(until) is int and until >= 1)):
-            problems.append(f'until must be "all", "any" or an int of at least 1, got {what(until)}')
+            problems.append(
+                f'until must be "all", "any" or an int of at least 1, got {what(until)}'
+            )
         if not isinstance(stmt.cancel_rest, bool):
             problems.append(f"cancel_rest must be a bool, got {what(stmt.cancel_rest)}")
         return problems

@@ -162,6 +162,10 @@ class Drawing(Protocol):
         """Draw the statement at ``path`` as the thread of ``Go`` ``go_name``, spawned from
         node ``head``."""
 
+    def built_lane(self, head: str, label: str, body: str, go_name: str) -> None:
+        """Draw the thread of ``go_name``, spawned from node ``head``, whose body is built at
+        run time (from the thread's arg): one box labelled ``body``."""
+
     def invalid(self, entry: list[Exit]) -> list[Exit]:
         """This statement cannot stand where it is: drawn as an invalid node."""
 
