@@ -75,12 +75,14 @@ class Bodies:
                 f"{who}: the body of {name!r} must be built as a Section (use S(...)), "
                 f"got {type(body).__name__}"
             )
+        where = self.root.where  # a move in the body names the workflow and the thread
         try:
-            return Program(body, (self.cache_key, name), f"{who}", thread_body=True)
+            return Program(body, (self.cache_key, name), where, thread_body=True)
         except DefinitionError as exc:
+            built = f"{who}, the body of {name!r} built from arg {arg!r}: "
             raise DefinitionError(
-                [f"{who}: the body of {name!r} built from arg {arg!r}: {i}" for i in exc.issues]
-            ) from exc
+                [built + issue.removeprefix(f"{where}: ") for issue in exc.issues]
+            ) from None
 
     def handler(self, event: WaitEvent) -> Any:
         """The handler of an armed or ended event: found in the body it was armed in."""

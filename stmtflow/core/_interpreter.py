@@ -21,6 +21,7 @@ from stmtflow.core._effects import Call, Data, Effect, Run, describe, has, is_lo
 from stmtflow.core._program import KEEP_AS_IS, Ended, Program
 from stmtflow.core._routing import route
 from stmtflow.core._thread_index import ThreadIndex, can_move
+from stmtflow.core._threads import ThreadLife
 from stmtflow.dsl._handlers import handler_type
 from stmtflow.dsl._kind import rules, truth
 from stmtflow.dsl._statements import ForEach, Join, RetryPolicy, Step, Wait, WaitFor
@@ -61,8 +62,12 @@ _RUNNING = WorkflowStatus.RESUMING
 _AFTER_STEP, _AFTER_RESUME = CheckpointType.AFTER_STEP, CheckpointType.AFTER_RESUME
 
 
-class Interpreter:
-    """One run over a workflow's data and state; the drivers perform what it yields."""
+class Interpreter(ThreadLife):
+    """One run over a workflow's data and state; the drivers perform what it yields.
+
+    How threads start and end (`ThreadLife.start_thread`, `ThreadLife.end_thread`) is
+    `stmtflow.core._threads`'.
+    """
 
     def __init__(
         self,
@@ -130,10 +135,6 @@ class Interpreter:
         if thread.name == MAIN_THREAD:
             return self.program
         return self.bodies.of(thread)
-
-    def _counts(self, group: str) -> tuple[int, int]:
-        """A group's live threads, and its threads ended since its last ``Join``."""
-        return self.index.alive(group), self.state.groups.get(group, 0)
 
     @property
     def index(self) -> ThreadIndex:
@@ -339,16 +340,7 @@ class Interpreter:
         if move.keep is not KEEP_AS_IS:
             thread.foreach = move.keep
         for spawn in move.spawns:
-            spawned = Thread(
-                id=spawn.thread_id,
-                name=spawn.go.name,
-                status=ThreadStatus.RESUMING,
-                pc=pc,
-                arg=spawn.arg,
-                group=spawn.group,
-            )
-            state.threads.append(spawned)
-            index.add(spawned)
+            self.start_thread(spawn, pc)
         match outcome:
             case Step():
                 thread.pc = pc
@@ -392,62 +384,6 @@ class Interpreter:
         state.pc = pc
         self._refresh_status()
         return False
-
-    # -- ending threads ---------------------------------------------------------------------------
-
-    def _remove(self, thread: Thread) -> None:
-        """``thread`` ended: out of the state and the index, counted in its group."""
-        state = self.state
-        # By identity: `list.remove` would compare the threads before it field by field.
-        del state.threads[next(i for i, t in enumerate(state.threads) if t is thread)]
-        self.index.remove(thread)
-        group = thread.group
-        if group is not None:
-            state.groups[group] = state.groups.get(group, 0) + 1
-
-    def end_thread(self, thread: Thread) -> None:
-        """End ``thread`` from outside (a ``Join`` ending the rest of its group).
-
-        Its armed events become due for teardown (``teardown(req, handled=False)``, which is
-        how a timer is cancelled and, for a child-workflow handler, its child), the threads of
-        a ``ForEach`` it stands at are ended the same way first, and it leaves the state (counted
-        as ended in its group). Its progress counts as the move that ended it: the caller
-        checkpoints. The teardowns run right after that checkpoint.
-        """
-        progress = thread.foreach
-        if progress is not None:
-            self._close_group(progress.group, True, thread)
-        self._queue_teardowns(thread)
-        self._remove(thread)
-        self._ended_outside = True
-
-    def _close_group(self, group: str, end_rest: bool, joiner: Thread) -> None:
-        """A ``Join`` (or a ``ForEach`` all of whose items ran) joined ``group``: with
-        ``end_rest``, end its live threads (never the ``joiner`` itself); then forget its ended
-        threads."""
-        if end_rest and self.index.alive(group):
-            for other in [t for t in self.state.threads if t.group == group and t is not joiner]:
-                self.end_thread(other)
-        self.state.groups.pop(group, None)
-
-    def _queue_teardowns(self, thread: Thread, fired: WaitEvent | None = None) -> None:
-        """``thread``'s wait is over: its armed events whose handler has a teardown become due
-        (``fired``, the event that arrived, with ``handled=True``)."""
-        events = thread.wait_events
-        if not events:
-            return
-        bodies = self.bodies
-        origin = bodies.origin(thread)
-        program = self.program_of(thread)
-        for event in events:
-            if event.status in _TEARDOWN_DUE and has(program.handler(event.req.name), "teardown"):
-                update: dict[str, Any] = {
-                    "status": WaitEventStatus.PENDING_TEARDOWN,
-                    "handled": event is fired,
-                }
-                if origin is not None:
-                    update["body_of"] = origin
-                self.state.teardowns.append(event.model_copy(update=update))
 
     def _came_to_rest(self, thread: Thread) -> Run:
         """After a move that blocked or ended ``thread``: arm its wait's events, or tear down.

@@ -153,7 +153,11 @@ class Program:
         self.thread_body = thread_body
         index = _index_cache.get(cache_key)
         if index is None:
-            index = _index_cache[cache_key] = _build_index(root, thread_body)
+            try:
+                index = _build_index(root, thread_body)
+            except DefinitionError as exc:  # name the workflow (and thread) in each problem
+                raise DefinitionError([f"{where}: {issue}" for issue in exc.issues]) from None
+            _index_cache[cache_key] = index
         self._index = index
         # Per tree (statements are immutable): resolved look-ups by name, the statements from the
         # root down to each resolved path, and mismatch verdicts by the parts of a thread they
