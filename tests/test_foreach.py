@@ -200,7 +200,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
         url = f"sqlite:///{tmp_path / 'foreach.db'}"
     else:
         url = "memory://"
-    with Engine(url, workflows=[Fan, Lazy]) as eng:
+    with Engine(url, workflows=[Fan, Lazy, BadBound]) as eng:
         yield eng
 
 
@@ -242,3 +242,47 @@ def test_lazy_items_that_are_no_list_leave_a_plain_resume_unchanged() -> None:
     with pytest.raises(sf.DefinitionError, match="items must be a list, got tuple"):
         sf.resume(wf, state)
     assert (wf.model_dump_json(), state.model_dump_json()) == before
+
+
+def test_a_foreach_is_drawn_with_a_lane_for_its_items() -> None:
+    tree = Fan(bound=2).definition()
+    chart = sf.to_mermaid(tree)
+    assert 'n0[["ForEach each<br>one thread per item, at most 2 at once"]]' in chart
+    assert 'subgraph n0_lane ["thread each[i], one per item"]' in chart
+    assert 'n0 -->|"all ended"| n1' in chart
+    assert sf.definition_json(tree)["body"][0] == {
+        "type": "ForEach",
+        "name": "each",
+        "items": "lazy",
+        "body": "lazy",
+        "max_concurrency": 2,
+    }
+    assert (
+        'label="ForEach each\\none thread per item, at most 2 at once", shape=box3d'
+        in sf.to_dot(tree)
+    )
+
+
+def test_a_bad_bound_is_refused_before_anything_is_stored(engine: Engine) -> None:
+    with pytest.raises(
+        sf.DefinitionError, match=r"workflow 'bad-1' \(BadBound\): ForEach 'each' at S\[0\]"
+    ):
+        engine.start(BadBound, id="bad-1")
+    assert engine.store.list() == []
+
+
+def test_a_bound_from_the_data_is_checked_when_the_foreach_is_reached() -> None:
+    wf, state = Fan(items=[1, 2], bound=0), sf.new_state("fan-0", Fan)
+    before = state.model_dump_json()
+    with pytest.raises(
+        sf.DefinitionError,
+        match=r"workflow 'fan-0' \(Fan\), thread '_main_': ForEach 'each': max_concurrency must "
+        r"be None or an int of at least 1, got int 0",
+    ):
+        sf.resume(wf, state)
+    assert state.model_dump_json() == before
+
+
+class BadBound(sf.WorkflowState):
+    def definition(self) -> sf.Section:
+        return sf.S(sf.ForEach("each", [1], lambda i: sf.S(), max_concurrency=0))

@@ -176,3 +176,40 @@ def test_a_body_that_raises_is_an_execution_error_naming_the_thread() -> None:
 
     with pytest.raises(sf.ExecutionError, match=r"thread 'g'.*body of 'g'.*arg 3.*ZeroDivision"):
         sf.resume(Raises(), sf.new_state("r-1", Raises))
+
+
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_each_thread_keeps_its_arg_with_a_fresh_engine_for_every_event(
+    store: str, request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    """Nothing kept in memory between events: every delivery loads the stored JSON."""
+    url = (
+        request.getfixturevalue("pg_url")
+        if store == "postgres"
+        else f"sqlite:///{tmp_path / 'fresh.db'}"
+    )
+    with Engine(url, workflows=[Fanout]) as engine:
+        engine.start(Fanout, id="fan-1")
+    for _ in range(ROUNDS):
+        for k in (0, 2, 1):
+            with Engine(url, workflows=[Fanout]) as engine:
+                engine.send("fan-1", "poked", None, thread_id=f"w{k}")
+    with Engine(url, workflows=[Fanout]) as engine:
+        done = engine.get("fan-1")
+    assert done.status == "finished"
+    assert isinstance(done.data, Fanout)
+    check_log(done.data.log)
+
+
+def test_a_callable_body_is_drawn_as_a_lane_of_its_own() -> None:
+    chart = sf.to_mermaid(Fanout().definition())
+    assert 'subgraph n0_0_0_lane ["thread worker (id: lazy)"]' in chart
+    assert 'n0_0_0_body["body(arg)"]' in chart
+    assert sf.definition_json(Fanout().definition())["body"][0]["body"][0] == {
+        "type": "Go",
+        "name": "worker",
+        "id": "lazy",
+        "body": "lazy",
+        "arg": "lazy",
+        "group": "workers",
+    }

@@ -218,3 +218,27 @@ def test_a_join_on_an_unknown_group_is_refused_before_anything_is_stored(engine:
     ):
         engine.start(Unknown, id="u-1")
     assert engine.store.list() == []
+
+
+def test_a_join_is_drawn_as_a_trapezium() -> None:
+    tree = Race(until="any").definition()
+    assert 'n3[\\"Join finish<br>any of group racers, end the rest"/]' in sf.to_mermaid(tree)
+    dot = sf.to_dot(tree)
+    assert 'label="Join finish\\nany of group racers, end the rest", shape=invtrapezium' in dot
+    assert sf.definition_json(tree)["body"][3] == {
+        "type": "Join",
+        "name": "finish",
+        "group": "racers",
+        "until": "any",
+        "cancel_rest": True,
+    }
+
+
+def test_an_until_from_the_data_is_checked_when_the_join_is_reached() -> None:
+    sf.resume(Race(), sf.new_state("race-0", Race))  # the class was built with good values
+    wf, state = Race(until="most"), sf.new_state("race-1", Race)
+    with pytest.raises(
+        sf.DefinitionError,
+        match=r"workflow 'race-1' \(Race\), thread '_main_': Join 'finish': until must be",
+    ):
+        sf.resume(wf, state)

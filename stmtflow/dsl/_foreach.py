@@ -66,6 +66,12 @@ class ForEach:
         object.__setattr__(self, "max_concurrency", max_concurrency)
 
 
+def _bound_problems(bound: object) -> list[str]:
+    if bound is None or (type(bound) is int and bound >= 1):
+        return []
+    return [f"max_concurrency must be None or an int of at least 1, got {what(bound)}"]
+
+
 def _value(value: object) -> str:
     """A value in a message: its type and a clipped repr (``tuple (1, 2)``)."""
     return f"{type(value).__name__} {reprlib.repr(value)}"
@@ -98,17 +104,15 @@ class ForEachKind(Kind[ForEach]):
                 f"items must be a list or a zero-argument callable, got {_value(items)}"
             )
         problems += one_argument_problems("body", stmt.body)
-        bound = stmt.max_concurrency
-        if bound is not None and not (type(bound) is int and bound >= 1):
-            problems.append(
-                f"max_concurrency must be None or an int of at least 1, got {what(bound)}"
-            )
-        return problems
+        return problems + _bound_problems(stmt.max_concurrency)
 
     def what_runs(self, stmt: ForEach) -> str:
         return f"the items of ForEach {stmt.name!r}"
 
     def enter(self, stmt: ForEach, cursor: Cursor) -> ForEach | None:
+        bound = _bound_problems(stmt.max_concurrency)  # a bound from the data is checked here
+        if bound:
+            raise cursor.fail(f"ForEach {stmt.name!r}: {bound[0]}")
         items = stmt.items() if callable(stmt.items) else stmt.items
         if not isinstance(items, list):
             raise cursor.fail(f"ForEach {stmt.name!r}: items must be a list, got {_value(items)}")

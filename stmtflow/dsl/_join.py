@@ -58,6 +58,16 @@ def _needed(until: Until) -> int | None:
     return 1 if until == "any" else int(until)
 
 
+def _value_problems(stmt: Join) -> list[str]:
+    problems = []
+    until = stmt.until
+    if not (until in ("all", "any") or (type(until) is int and until >= 1)):
+        problems.append(f'until must be "all", "any" or an int of at least 1, got {what(until)}')
+    if not isinstance(stmt.cancel_rest, bool):
+        problems.append(f"cancel_rest must be a bool, got {what(stmt.cancel_rest)}")
+    return problems
+
+
 def _holds(stmt: Join, alive: int, ended: int) -> bool:
     """Whether the group is joined: no thread of it alive, or enough of them ended."""
     needed = _needed(stmt.until)
@@ -77,16 +87,12 @@ class JoinKind(Kind[Join]):
 
     def problems(self, stmt: Join, site: Site) -> list[str]:
         problems = name_problems(stmt.name) + name_problems(stmt.group, what="group")
-        until = stmt.until
-        if not (until in ("all", "any") or (type(until) is int and until >= 1)):
-            problems.append(
-                f'until must be "all", "any" or an int of at least 1, got {what(until)}'
-            )
-        if not isinstance(stmt.cancel_rest, bool):
-            problems.append(f"cancel_rest must be a bool, got {what(stmt.cancel_rest)}")
-        return problems
+        return problems + _value_problems(stmt)
 
     def enter(self, stmt: Join, cursor: Cursor) -> Join | None:
+        problems = _value_problems(stmt)  # values from the data are checked here
+        if problems:
+            raise cursor.fail(f"Join {stmt.name!r}: {'; '.join(problems)}")
         return self._check(stmt, cursor)
 
     def resume(self, stmt: Join, thread: Thread, cursor: Cursor) -> Join | None:
