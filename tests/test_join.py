@@ -7,6 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import Field
 
 import stmtflow as sf
@@ -40,6 +42,7 @@ class Race(sf.WorkflowState):
 
     until: Any = "all"
     cancel_rest: bool = True
+    count: int = 3
     log: list[str] = Field(default_factory=list)
 
     def definition(self) -> sf.Section:
@@ -56,7 +59,7 @@ class Race(sf.WorkflowState):
                 ),
                 group="racers",
             )
-            for k in range(3)
+            for k in range(self.count)
         ]
         return sf.S(
             *racers,
@@ -242,3 +245,35 @@ def test_an_until_from_the_data_is_checked_when_the_join_is_reached() -> None:
         match=r"workflow 'race-1' \(Race\), thread '_main_': Join 'finish': until must be",
     ):
         sf.resume(wf, state)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    count=st.integers(min_value=1, max_value=5),
+    until=st.sampled_from(["all", "any", 1, 2, 3, 6]),
+    cancel_rest=st.booleans(),
+    data=st.data(),
+)
+def test_a_join_goes_on_exactly_when_enough_threads_ended(
+    count: int, until: Any, cancel_rest: bool, data: st.DataObject
+) -> None:
+    """Racers released in any order, the state saved and loaded between deliveries."""
+    needed = count if until == "all" else 1 if until == "any" else min(until, count)
+    wf = Race(until=until, cancel_rest=cancel_rest, count=count)
+    state = sf.new_state("race-1", Race)
+    sf.resume(wf, state)
+    released = 0
+    while "after" not in wf.log:
+        wf = Race.model_validate_json(wf.model_dump_json())
+        state = sf.load_state(state.model_dump_json())
+        racers = [t.id for t in state.threads if t.group == "racers"]
+        pick = data.draw(st.sampled_from(racers))
+        event = f"go{pick.removeprefix('racer')}"
+        sf.handle_callback(sf.CallbackRequest(name=event), wf, state, None)
+        sf.resume(wf, state)
+        released += 1
+        assert ("after" in wf.log) == (released >= needed)
+    left = [t.id for t in state.threads if t.group == "racers"]
+    assert len(left) == (0 if cancel_rest else count - released)
+    assert state.groups == {}
+    assert len([e for e in wf.log if e.startswith("racer")]) == released
