@@ -4,6 +4,7 @@ the parent's state holds the items not started and the live threads, nothing per
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from pydantic import Field
 
 import stmtflow as sf
 from stmtflow.runtime import Engine
+from stmtflow.testing import WorkflowHarness
 
 
 class Fan(sf.WorkflowState):
@@ -323,3 +325,31 @@ def test_check_compatibility_looks_into_the_bodies_built_from_items() -> None:
 
     [finding] = sf.check_compatibility(Renamed(items=["a"]), [state])
     assert finding.thread == "each[0]" and "'hold' no longer exists" in finding.problem
+
+
+class Paced(sf.WorkflowState):
+    """Each item waits a minute (a timer per item thread) before it is done."""
+
+    done: list[int] = Field(default_factory=list)
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.ForEach("each", [1, 2, 3, 4, 5], self.item, max_concurrency=2),
+            sf.Step("after", lambda: None),
+        )
+
+    def item(self, n: int) -> sf.Section:
+        return sf.S(
+            sf.Sleep("pace", timedelta(minutes=n)),
+            sf.Step("mark", lambda: self.done.append(n)),
+        )
+
+
+def test_the_harness_drives_item_timers_with_its_fake_clock() -> None:
+    h = WorkflowHarness(Paced).start()
+    assert [t.id for t in h.state.threads] == ["_main_", "each[0]", "each[1]"]
+    assert h.advance(timedelta(minutes=1)) == ["pace.timer"]  # each[0]'s minute
+    assert h.data.done == [1] and [t.id for t in h.state.threads][1:] == ["each[1]", "each[2]"]
+    h.advance(timedelta(minutes=10))
+    assert sorted(h.data.done) == [1, 2, 3, 4, 5] and h.status is sf.WorkflowStatus.FINISHED
+    assert "mark" in h.log
