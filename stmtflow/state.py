@@ -183,9 +183,9 @@ class WaitEvent(_Value):
     """True for the event that fired (its teardown is called with ``handled=True``)."""
     error: str | None = None
     """The last setup or teardown failure's message, while one is outstanding."""
-    body_of: tuple[str, Any] | None = Field(default=None, exclude_if=_unset)
-    """Only on an event awaiting teardown that a callable body armed (``Go(name, fn)``, a
-    ``ForEach``): the ``Go``/``ForEach`` name and the thread's ``arg``, so the body can be built
+    body_of: tuple[tuple[str, Any], ...] | None = Field(default=None, exclude_if=_unset)
+    """Only on an event awaiting teardown that a body built from a thread's arg armed
+    (``Go(name, fn)``, a ``ForEach``): that body's `Thread.within` chain, so it can be built
     again to find the handler after the thread ended. Left out of the JSON otherwise."""
 
 
@@ -241,6 +241,10 @@ class Thread(_Model):
     group: str | None = Field(default=None, exclude_if=_unset)
     """The group the thread belongs to (``Go(..., group=...)``, or its ``ForEach``'s), which a
     ``Join`` waits on. Left out of the JSON when None."""
+    within: tuple[tuple[str, Any], ...] | None = Field(default=None, exclude_if=_unset)
+    """For a thread started inside a body built from an arg: the bodies around its ``Go`` (or
+    ``ForEach``), outermost first, each as the ``[name, arg]`` of the thread it is the body
+    of. Left out of the JSON for a thread started from the definition's own tree."""
     foreach: ForEachProgress | None = Field(default=None, exclude_if=_unset)
     """While the thread stands at a ``ForEach``: the items not started yet. Left out of the
     JSON otherwise."""

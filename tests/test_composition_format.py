@@ -81,7 +81,7 @@ def test_golden_a_fan_out_under_way_with_a_teardown_kept() -> None:
     deliver(wf, state, "quote", "globex")  # acme's request cannot be withdrawn yet
     deliver(wf, state, "shipped", "ship[0]")  # ship[2] starts
     assert [t.id for t in state.threads] == ["_main_", "ship[1]", "ship[2]"]
-    assert state.teardowns[0].body_of == ("supplier", {"name": "acme"})
+    assert state.teardowns[0].body_of == (("supplier", {"name": "acme"}),)
     assert_snapshot(state_json(state), "states/composition.json")
     FAILS["left"] = 0
 
@@ -93,7 +93,7 @@ def test_a_teardown_of_an_ended_body_is_found_again_after_a_reload() -> None:
     deliver(wf, state, "quote", "acme")
     [kept] = state.teardowns
     assert kept.status is sf.WaitEventStatus.TEARDOWN_ERROR
-    assert kept.body_of == ("supplier", {"name": "globex"})
+    assert kept.body_of == (("supplier", {"name": "globex"}),)
     for left in (1, 0):  # each later resume, from the stored JSON, tries again
         wf = Buy.model_validate_json(wf.model_dump_json())
         state = sf.load_state(state.model_dump_json())

@@ -157,18 +157,6 @@ def test_definition_checks_of_go_args_groups_and_bodies() -> None:
     assert any("Join 'j'" in i and "no Go starts threads in group 'nobody'" in i for i in issues)
 
 
-def test_a_body_built_from_an_arg_may_not_start_threads() -> None:
-    class Nested(sf.WorkflowState):
-        def definition(self) -> sf.Section:
-            return sf.S(
-                sf.Go("outer", lambda a: sf.S(sf.Go("inner", sf.Step("s", print))), group="o"),
-                sf.Join("j", "o"),
-            )
-
-    with pytest.raises(sf.DefinitionError, match=r"thread 'outer'.*cannot start threads"):
-        sf.resume(Nested(), sf.new_state("n-1", Nested))
-
-
 def test_a_body_that_raises_is_an_execution_error_naming_the_thread() -> None:
     class Raises(sf.WorkflowState):
         def definition(self) -> sf.Section:
@@ -213,3 +201,22 @@ def test_a_callable_body_is_drawn_as_a_lane_of_its_own() -> None:
         "arg": "lazy",
         "group": "workers",
     }
+
+
+def test_an_invalid_built_body_is_a_definition_error_naming_the_thread_and_arg() -> None:
+    class Invalid(sf.WorkflowState):
+        def definition(self) -> sf.Section:
+            return sf.S(
+                sf.Go("outer", lambda a: sf.S(sf.Step("", print)), group="o", arg=2),
+                sf.Join("j", "o"),
+            )
+
+    state = sf.new_state("n-1", Invalid)
+    with pytest.raises(
+        sf.DefinitionError,
+        match=r"workflow 'n-1' \(Invalid\), thread 'outer', the body of 'outer' built from arg 2: "
+        r"Step '' at S\[0\]: name must be a non-empty string",
+    ):
+        sf.resume(Invalid(), state)
+    # The main thread's moves before it are units of their own; the thread did not move.
+    assert [(t.id, t.cur_step) for t in state.threads] == [("_main_", "j"), ("outer", "")]

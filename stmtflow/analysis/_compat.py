@@ -93,7 +93,8 @@ def _program(definition: Section | WorkflowState) -> Program:
 
 def _mismatches(program: Program, state: State) -> list[str]:
     """`Program.mismatches`, a thread whose body is built from its arg checked in that body."""
-    return program.mismatches(state, Bodies(program, _CACHE_KEY).of)
+    bodies = Bodies(program, _CACHE_KEY)
+    return program.mismatches(state, lambda thread: bodies.place(thread)[:2])
 
 
 def _sources(states: Iterable[StateSource]) -> Iterator[tuple[str | None, State]]:

@@ -3,13 +3,16 @@
 Such a body is not part of the definition's tree: it is built by calling the statement's
 callable with the thread's own ``arg`` whenever the interpreter needs it (after each rebuild of
 ``definition()``), and indexed as a `Program` of its own, in which the thread moves the way the
-main thread moves in the definition. `Bodies` keeps those programs for one tree of the
-definition: a rebuilt tree starts afresh, so a body sees the data as the latest action left it.
+main thread moves in the definition. A thread started *inside* such a body finds its ``Go``
+there: its `Thread.within` chain names the bodies around it, outermost first, each by the
+``(name, arg)`` of the thread it is the body of. `Bodies` keeps those programs for one tree of
+the definition: a rebuilt tree starts afresh, so a body sees the data as the latest action
+left it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple, TypeAlias
 
 from stmtflow.core._effects import describe
 from stmtflow.core._program import Program
@@ -18,7 +21,20 @@ from stmtflow.dsl._section import Section
 from stmtflow.errors import DefinitionError, ExecutionError
 from stmtflow.state import MAIN_THREAD, Thread, WaitEvent
 
-__all__ = ["Bodies"]
+__all__ = ["Bodies", "Chain", "Place"]
+
+Chain: TypeAlias = tuple[tuple[str, Any], ...]
+"""Bodies built from args, outermost first, each the ``(name, arg)`` of its thread."""
+
+
+class Place(NamedTuple):
+    """Where a thread moves: the program, whether the thread's body is that program's whole
+    tree (the main thread, a body built from its arg) or a ``Go`` inside it, and the chain that
+    builds the program (empty: the definition)."""
+
+    program: Program
+    rooted: bool
+    chain: Chain
 
 
 class Bodies:
@@ -29,39 +45,69 @@ class Bodies:
         cache_key: the workflow class (body indexes are cached per class and statement name).
     """
 
-    __slots__ = ("_by_thread", "cache_key", "root")
+    __slots__ = ("_by_thread", "_chains", "cache_key", "root")
 
     def __init__(self, root: Program, cache_key: Any) -> None:
         self.root = root
         self.cache_key = cache_key
-        self._by_thread: dict[int, tuple[Thread, Program]] = {}
-        """By thread identity (the thread kept so its id is not reused): its program."""
+        self._by_thread: dict[int, tuple[Thread, Place]] = {}
+        """By thread identity (the thread kept so its id is not reused): where it moves."""
+        self._chains: dict[str, Program] = {}
+        """Programs of chains asked for by an ended thread's events, by the chain's repr."""
 
-    def of(self, thread: Thread) -> Program:
-        """The program ``thread`` moves through: the definition's, or its body built from
-        its arg.
+    def place(self, thread: Thread) -> Place:
+        """Where ``thread`` moves (`Place`).
 
         Raises:
-            ExecutionError: building the body raised.
-            DefinitionError: the body is invalid.
+            ExecutionError: building a body raised.
+            DefinitionError: a body is invalid.
         """
         if thread.name == MAIN_THREAD:
-            return self.root
+            return Place(self.root, True, ())
         kept = self._by_thread.get(id(thread))
         if kept is not None and kept[0] is thread:
             return kept[1]
-        program = self.build(thread.name, thread.arg, f"{self.root.where}, thread {thread.id!r}")
-        self._by_thread[id(thread)] = (thread, program)
+        who = f"{self.root.where}, thread {thread.id!r}"
+        within: Chain = thread.within or ()
+        container = self.build(within, who)
+        program = self._built(container, thread.name, thread.arg, who)
+        if program is container:  # its Go's body is a block of the container's tree
+            place = Place(container, False, within)
+        else:
+            place = Place(program, True, (*within, (thread.name, thread.arg)))
+        self._by_thread[id(thread)] = (thread, place)
+        return place
+
+    def of(self, thread: Thread) -> Program:
+        """The program ``thread`` moves through."""
+        return self.place(thread).program
+
+    def build(self, chain: Chain, who: str) -> Program:
+        """The program of ``chain``: the definition, or the innermost body it names."""
+        program = self.root
+        for name, arg in chain:
+            program = self._built(program, name, arg, who)
         return program
 
-    def build(self, name: str, arg: Any, who: str) -> Program:
-        """The body of the threads of statement ``name`` for ``arg``; the definition itself when
-        that statement's body is a block of the tree (or no longer exists: the mismatch check
-        reports that)."""
-        found = self.root.find(name)
+    def handler(self, event: WaitEvent) -> Any:
+        """The handler of an armed or ended event: found in the body it was armed in."""
+        if not event.body_of:
+            return self.root.handler(event.req.name)
+        key = repr(event.body_of)
+        program = self._chains.get(key)
+        if program is None:
+            who = f"{self.root.where}, thread {event.req.thread_id!r}"
+            program = self._chains[key] = self.build(event.body_of, who)
+        return program.handler(event.req.name)
+
+    def _built(self, container: Program, name: str, arg: Any, who: str) -> Program:
+        """The body that statement ``name`` of ``container`` builds for ``arg``; ``container``
+        itself when that statement's body is a block of its tree (or when it no longer exists:
+        the mismatch check reports that)."""
+        found = container.find(name)
         fn = None if found is None else rules(found[1]).body_fn(found[1])
         if fn is None:
-            return self.root
+            return container
         try:
             body = fn(arg)
         except Exception as exc:
@@ -83,19 +129,3 @@ class Bodies:
             raise DefinitionError(
                 [built + issue.removeprefix(f"{where}: ") for issue in exc.issues]
             ) from None
-
-    def handler(self, event: WaitEvent) -> Any:
-        """The handler of an armed or ended event: found in the body it was armed in."""
-        if event.body_of is None:
-            return self.root.handler(event.req.name)
-        name, arg = event.body_of
-        return self.build(name, arg, f"{self.root.where}, thread {event.req.thread_id!r}").handler(
-            event.req.name
-        )
-
-    def origin(self, thread: Thread) -> tuple[str, Any] | None:
-        """What an event of ``thread`` awaiting teardown keeps to find its handler again
-        (`WaitEvent.body_of`), or None when the definition's tree has it."""
-        if self.of(thread) is self.root:
-            return None
-        return (thread.name, thread.arg)

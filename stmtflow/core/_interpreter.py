@@ -179,7 +179,8 @@ class Interpreter(ThreadLife):
         program = self.program
         if self._checked:
             return program
-        problems = program.mismatches(self.state, self.bodies.of)
+        bodies = self.bodies
+        problems = program.mismatches(self.state, lambda t: bodies.place(t)[:2])
         if problems:
             raise DefinitionMismatch(
                 f"{self.where}: the stored state does not fit the definition: "
@@ -329,7 +330,8 @@ class Interpreter(ThreadLife):
     def _move(self, thread: Thread) -> bool:
         """Move ``thread`` to its next resting place; True when it can go on at once (a step)."""
         state = self.state
-        move = self.program_of(thread).advance(thread, state.threads, self._counts)
+        place = self.bodies.place(thread)
+        move = place.program.advance(thread, state.threads, self._counts, place.rooted)
         outcome = move.outcome
         pc = state.pc + 1
         index = self.index
@@ -340,7 +342,7 @@ class Interpreter(ThreadLife):
         if move.keep is not KEEP_AS_IS:
             thread.foreach = move.keep
         for spawn in move.spawns:
-            self.start_thread(spawn, pc)
+            self.start_thread(spawn, pc, place.chain)
         match outcome:
             case Step():
                 thread.pc = pc

@@ -81,8 +81,6 @@ _index_cache: dict[Any, _Index] = {}
 
 def _build_index(root: Section, thread_body: bool = False) -> _Index:
     problems = definition_problems(root, thread_body=thread_body)
-    if thread_body:
-        problems += _threads_in_body(root)
     if problems:
         raise DefinitionError(problems)
     names: dict[str, Path] = {}
@@ -99,18 +97,6 @@ def _build_index(root: Section, thread_body: bool = False) -> _Index:
     return _Index(names, events)
 
 
-def _threads_in_body(root: Section) -> list[str]:
-    """A body built from a thread's arg may not start threads itself (not in this release)."""
-    from stmtflow.analysis._validate import sites
-
-    return [
-        f"{site.describe()}: a body built from a thread's arg cannot start threads "
-        "(Go, ForEach) in this release; start them from the definition itself"
-        for site in sites(root)
-        if site.node is not root and (kind := kind_of(site.node)) and kind.starts_thread
-    ]
-
-
 def _kinds_resting(status: ThreadStatus) -> str:
     """The kinds a thread of ``status`` may stand on, for messages: ``Step or Wait``."""
     return " or ".join(kind.label for kind in kinds() if status in kind.rests)
@@ -124,7 +110,8 @@ class Program:
         cache_key: the index of a previous tree with this key is reused while it still fits.
         where: prefix for error messages, naming the workflow.
         thread_body: the tree is one thread's body built from its arg (``Go(name, fn)``, a
-            ``ForEach``), in which that thread moves as the main thread does in a definition.
+            ``ForEach``), in which that thread moves as the main thread does in a definition
+            (a thread started inside it moves from its ``Go``, as in a definition).
     """
 
     __slots__ = (
@@ -242,22 +229,22 @@ class Program:
     # -- checking stored state --------------------------------------------------------------------
 
     def mismatches(
-        self, state: State, bodies: Callable[[Thread], Program] | None = None
+        self, state: State, places: Callable[[Thread], tuple[Program, bool]] | None = None
     ) -> list[str]:
         """Every live position, thread or event of ``state`` this definition no longer has.
 
-        ``bodies`` builds the body of a thread whose ``Go`` or ``ForEach`` builds it from the
-        thread's arg; without it only that statement's presence is checked for such a thread.
+        ``places`` gives the program a thread moves through when a body built from an arg is
+        involved (`stmtflow.core._bodies.Bodies.place`), and whether its body is that
+        program's whole tree; without it such a thread's position is not checked.
         """
         problems: list[str] = []
         for thread in state.threads:
-            if thread.name != MAIN_THREAD and self._builds_body(thread.name):
-                if bodies is None:
-                    verdict = self._go_mismatches(thread)
+            if thread.name != MAIN_THREAD and (thread.within or self._builds_body(thread.name)):
+                if places is None:
+                    verdict = [] if thread.within else self._go_mismatches(thread)
                 else:
-                    verdict = self._go_mismatches(thread) or bodies(thread)._thread_mismatches(
-                        thread
-                    )
+                    program, rooted = places(thread)
+                    verdict = program._thread_mismatches(thread, rooted)
                 problems.extend(f"thread {thread.id!r}: {problem}" for problem in verdict)
                 continue
             signature = (
@@ -287,10 +274,11 @@ class Program:
             return [f"its Go statement {thread.name!r} no longer exists"]
         return []
 
-    def _thread_mismatches(self, thread: Thread) -> list[str]:
-        """What ``thread`` stands on that the tree lacks (messages without the thread's id)."""
+    def _thread_mismatches(self, thread: Thread, rooted: bool | None = None) -> list[str]:
+        """What ``thread`` stands on that the tree lacks (messages without the thread's id);
+        ``rooted``: its body is the whole tree (default: for the main thread)."""
         root: Path = ()
-        if thread.name != MAIN_THREAD and not self.thread_body:
+        if not (thread.name == MAIN_THREAD if rooted is None else rooted):
             go = self.find(thread.name)
             if go is None or not rules(go[1]).starts_thread:
                 return [f"its Go statement {thread.name!r} no longer exists"]
@@ -340,10 +328,14 @@ class Program:
         assert chain is not None, path
         return list(chain)
 
-    def advance(self, thread: Thread, threads: list[Thread], counts: Counts) -> Move:
+    def advance(
+        self, thread: Thread, threads: list[Thread], counts: Counts, rooted: bool | None = None
+    ) -> Move:
         """Compute ``thread``'s next move from where it stands. Changes nothing.
 
-        ``counts`` tells a ``Join`` or ``ForEach`` how many threads of a group live and ended.
+        ``counts`` tells a ``Join`` or ``ForEach`` how many threads of a group live and ended;
+        ``rooted`` says the thread's body is the whole tree (default: for the main thread),
+        else it is the body of the ``Go`` named like the thread.
 
         Raises:
             ExecutionError: a lazy condition, ``Go`` id or arg, or ``ForEach`` items raised.
@@ -351,7 +343,7 @@ class Program:
         """
         body_depth = 0
         go_path: Path = ()
-        if thread.name != MAIN_THREAD and not self.thread_body:
+        if not (thread.name == MAIN_THREAD if rooted is None else rooted):
             found_go = self.find(thread.name)
             assert found_go is not None
             go_path = found_go[0]

@@ -16,7 +16,7 @@ from stmtflow.core._program import Spawn
 from stmtflow.state import Thread, ThreadStatus, WaitEvent, WaitEventStatus
 
 if TYPE_CHECKING:
-    from stmtflow.core._bodies import Bodies
+    from stmtflow.core._bodies import Bodies, Chain
     from stmtflow.core._program import Program
     from stmtflow.core._thread_index import ThreadIndex
     from stmtflow.state import State
@@ -52,10 +52,11 @@ class ThreadLife:
         """A group's live threads, and its threads ended since its last ``Join``."""
         return self.index.alive(group), self.state.groups.get(group, 0)
 
-    def start_thread(self, spawn: Spawn, pc: int) -> Thread:
+    def start_thread(self, spawn: Spawn, pc: int, within: Chain = ()) -> Thread:
         """Start the thread a move spawns (a ``Go``, a ``ForEach`` item): the one place a thread
         is created. It is appended after every other thread (creation order), runnable, with
-        its arg and group, its first move still to come; ``pc`` is the spawning move's."""
+        its arg and group, its first move still to come; ``pc`` is the spawning move's,
+        ``within`` the bodies built from args its ``Go`` stands in (`Thread.within`)."""
         thread = Thread(
             id=spawn.thread_id,
             name=spawn.go.name,
@@ -63,6 +64,7 @@ class ThreadLife:
             pc=pc,
             arg=spawn.arg,
             group=spawn.group,
+            within=within or None,
         )
         self.state.threads.append(thread)
         self.index.add(thread)
@@ -109,15 +111,14 @@ class ThreadLife:
         events = thread.wait_events
         if not events:
             return
-        bodies = self.bodies
-        origin = bodies.origin(thread)
-        program = self.program_of(thread)
+        place = self.bodies.place(thread)
+        program = place.program
         for event in events:
             if event.status in _TEARDOWN_DUE and has(program.handler(event.req.name), "teardown"):
                 update: dict[str, Any] = {
                     "status": WaitEventStatus.PENDING_TEARDOWN,
                     "handled": event is fired,
                 }
-                if origin is not None:
-                    update["body_of"] = origin
+                if place.chain:
+                    update["body_of"] = place.chain
                 self.state.teardowns.append(event.model_copy(update=update))
