@@ -1,4 +1,5 @@
-"""The store contract: one suite, run against every store (memory, SQLite file, PostgreSQL)."""
+"""The store contract: one suite, run against every store (memory, SQLite file, PostgreSQL,
+NATS)."""
 
 from __future__ import annotations
 
@@ -28,12 +29,21 @@ def rec(id: str, **changes: object) -> Record:
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("nats", marks=pytest.mark.nats),
+    ]
+)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "memory":
         return "memory://"
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'stmtflow.db'}"
+    if request.param == "nats":
+        return str(request.getfixturevalue("nats_url"))
     return str(request.getfixturevalue("pg_url"))
 
 

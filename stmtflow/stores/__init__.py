@@ -8,6 +8,9 @@
 ``postgresql://user@host/db``      many workers on many machines (``postgres://`` too;
                                    ``?schema=name`` picks a schema); needs
                                    ``pip install 'stmtflow[postgres]'``
+``nats://host:4222?bucket=NAME``   NATS JetStream KV, many workers on many machines
+                                   (``storage=memory``, ``replicas=N``, ``timeout=S``);
+                                   needs ``pip install 'stmtflow[nats]'``
 =================================  =====================================================
 
 Every backend implements the `Store` protocol over `Record` values; ``docs/stores.md`` explains
@@ -40,7 +43,9 @@ __all__ = [
 DEFAULT_URL = "sqlite:///stmtflow.db"
 """The store used when none is named: ``stmtflow.db`` in the current directory."""
 
-_SUPPORTED = "memory://, sqlite:///path/to/file.db, postgresql://user@host/db"
+_SUPPORTED = (
+    "memory://, sqlite:///path/to/file.db, postgresql://user@host/db, nats://host:4222?bucket=NAME"
+)
 
 
 def _bad(url: str, why: str) -> ValueError:
@@ -52,7 +57,8 @@ def open_store(url: str = DEFAULT_URL) -> Store:
 
     Raises:
         ValueError: an unknown scheme or a malformed URL, naming the URL and the supported forms.
-        ImportError: a ``postgresql://`` URL without the ``stmtflow[postgres]`` extra installed.
+        ImportError: a ``postgresql://`` URL without the ``stmtflow[postgres]`` extra installed,
+            a ``nats://`` URL without ``stmtflow[nats]``.
         StmtflowError: the database cannot be reached or has a newer schema.
 
     Example:
@@ -85,4 +91,8 @@ def open_store(url: str = DEFAULT_URL) -> Store:
         from stmtflow.stores.postgres import PostgresStore
 
         return PostgresStore(url)
+    if scheme == "nats":
+        from stmtflow.stores.nats import NatsStore
+
+        return NatsStore(url)
     raise _bad(url, f"unknown scheme {parts.scheme!r}")

@@ -1,0 +1,227 @@
+"""Names and encodings of the NATS store: record keys, index subjects, the stored JSON.
+
+Everything lives under one bucket name ``B``:
+
+- KV bucket ``B`` (stream ``KV_B``): ``i.<id>`` one record each (the source of truth),
+  ``t.<workflow>`` the target registry, ``meta.schema`` the layout version.
+- Stream ``STMTFLOW_B_DUE``, subjects ``stmtflow.B.due.<slot>.<id>.<v>``: "instance ``id``
+  may have work in ``slot``" (a minute of wake-up time, or ``r`` for resuming work), put by the
+  writer of version ``v`` before it wrote the record.
+- Stream ``STMTFLOW_B_SLOTS``, subjects ``stmtflow.B.slot.<slot>``: one marker per minute
+  slot that may hold entries, so a tick finds the due slots without reading the entries.
+- Stream ``STMTFLOW_B_STATUS``, subjects ``stmtflow.B.st.<status>.<workflow>.<created>.<id>.<v>``:
+  the listing index, by status and type, in creation order.
+
+Every index stream keeps one message per subject. Ids and type names are written in unpadded
+base64url (letters, digits, ``-`` and ``_``), so any string is a valid key and subject token.
+The record remembers the index entries it relies on (``due``: slot and version, ``st``: the
+version of its status entry); an entry the record does not name is a stale hint.
+
+Example:
+    >>> token("order/1 ü")
+    'b3JkZXIvMSDDvA'
+    >>> untoken(token("order/1 ü"))
+    'order/1 ü'
+    >>> due_slot("waiting", datetime(2030, 1, 1, tzinfo=UTC))
+    '31556736'
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from stmtflow.stores.base import Record, with_changes
+
+__all__ = [
+    "RESUMING_SLOT",
+    "SLOT",
+    "Names",
+    "Stored",
+    "decode",
+    "due_slot",
+    "encode",
+    "micros",
+    "token",
+    "untoken",
+]
+
+SCHEMA_VERSION = 1
+"""The layout this release writes and reads (kept in ``meta.schema``)."""
+
+SLOT = timedelta(minutes=1)
+"""The width of a due slot: every wake-up in one minute shares its slot's marker."""
+
+RESUMING_SLOT = "r"
+"""The slot of instances whose status is ``resuming``: claimable whatever their wake-up."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+def token(text: str) -> str:
+    """``text`` as a KV key / subject token: unpadded base64url of its UTF-8."""
+    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode("ascii")
+
+
+def untoken(tok: str) -> str:
+    """The text `token` encoded."""
+    return base64.urlsafe_b64decode(tok + "=" * (-len(tok) % 4)).decode()
+
+
+def micros(value: datetime) -> int:
+    """Microseconds since 1970 (exact, for UTC-aware datetimes)."""
+    return (value - _EPOCH) // _MICRO
+
+
+def _time(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + value * _MICRO
+
+
+def slot_of(value: datetime) -> int:
+    """The minute slot of a wake-up time."""
+    return (value - _EPOCH) // SLOT
+
+
+def due_slot(status: str, wake_at: datetime | None) -> str | None:
+    """Where a record with that status and wake-up sits in the due index (None: nowhere)."""
+    if status == "resuming":
+        return RESUMING_SLOT
+    return None if wake_at is None else str(slot_of(wake_at))
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """The bucket, stream and subject names of one store."""
+
+    bucket: str
+
+    @property
+    def due_stream(self) -> str:
+        return f"STMTFLOW_{self.bucket}_DUE"
+
+    @property
+    def slot_stream(self) -> str:
+        return f"STMTFLOW_{self.bucket}_SLOTS"
+
+    @property
+    def status_stream(self) -> str:
+        return f"STMTFLOW_{self.bucket}_STATUS"
+
+    @property
+    def prefix(self) -> str:
+        return f"stmtflow.{self.bucket}"
+
+    def streams(self) -> dict[str, str]:
+        """Each index stream and the subjects it holds."""
+        return {
+            self.due_stream: f"{self.prefix}.due.>",
+            self.slot_stream: f"{self.prefix}.slot.*",
+            self.status_stream: f"{self.prefix}.st.>",
+        }
+
+    def due(self, slot: str, id: str, version: int) -> str:
+        return f"{self.prefix}.due.{slot}.{token(id)}.{version}"
+
+    def due_filter(self, slot: str) -> str:
+        return f"{self.prefix}.due.{slot}.*.*"
+
+    def marker(self, slot: str) -> str:
+        return f"{self.prefix}.slot.{slot}"
+
+    def status(self, rec: Record, version: int) -> str:
+        assert rec.created_at is not None
+        created = micros(rec.created_at)
+        return (
+            f"{self.prefix}.st.{rec.status}.{token(rec.workflow)}.{created}.{token(rec.id)}"
+            f".{version}"
+        )
+
+    def status_filter(self, status: str | None, workflow: str | None) -> str:
+        wf = "*" if workflow is None else token(workflow)
+        return f"{self.prefix}.st.{status or '*'}.{wf}.*.*.*"
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A record as read from the bucket: the record, its KV revision and its index references."""
+
+    record: Record
+    revision: int
+    due: tuple[str, int] | None
+    """The due entry the record relies on: (slot, version that put it), or None."""
+    st: int
+    """The version that put the record's status entry."""
+
+    def due_subject(self, names: Names) -> str | None:
+        return None if self.due is None else names.due(self.due[0], self.record.id, self.due[1])
+
+    def status_subject(self, names: Names) -> str:
+        return names.status(self.record, self.st)
+
+
+def encode(rec: Record, due: tuple[str, int] | None, st: int) -> bytes:
+    """The JSON a record is stored as (times in microseconds since 1970, exact)."""
+
+    def t(value: datetime | None) -> int | None:
+        return None if value is None else micros(value)
+
+    doc: dict[str, Any] = {
+        "id": rec.id,
+        "workflow": rec.workflow,
+        "status": rec.status,
+        "version": rec.version,
+        "wake_at": t(rec.wake_at),
+        "lease_owner": rec.lease_owner,
+        "lease_expires": t(rec.lease_expires),
+        "fence": rec.fence,
+        "error": rec.error,
+        "created_at": t(rec.created_at),
+        "updated_at": t(rec.updated_at),
+        "due": None if due is None else list(due),
+        "st": st,
+        "data": rec.data,
+        "state": rec.state,
+    }
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def decode(value: bytes, revision: int) -> Stored:
+    """The `Stored` record of a bucket value (written by `encode`)."""
+    doc = json.loads(value)
+    rec = with_changes(
+        _BLANK,
+        id=doc["id"],
+        workflow=doc["workflow"],
+        data=doc["data"],
+        state=doc["state"],
+        status=doc["status"],
+        version=doc["version"],
+        wake_at=_time(doc["wake_at"]),
+        lease_owner=doc["lease_owner"],
+        lease_expires=_time(doc["lease_expires"]),
+        fence=doc["fence"],
+        error=doc["error"],
+        created_at=_time(doc["created_at"]),
+        updated_at=_time(doc["updated_at"]),
+    )
+    due = doc["due"]
+    return Stored(rec, revision, None if due is None else (due[0], due[1]), doc["st"])
+
+
+_BLANK = Record(id="-", workflow="-", data="", state="")
+
+
+def parse_due(subject: str) -> tuple[str, str, int]:
+    """(slot, id, version) of a due subject."""
+    *_, slot, id_tok, version = subject.split(".")
+    return slot, untoken(id_tok), int(version)
+
+
+def parse_status(subject: str) -> tuple[str, int, str, int]:
+    """(status, created micros, id, version) of a status subject."""
+    *_, status, _wf, created, id_tok, version = subject.split(".")
+    return status, int(created), untoken(id_tok), int(version)
