@@ -103,10 +103,19 @@ def _clear_calls() -> Iterator[None]:
     CALLS.clear()
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("nats", marks=pytest.mark.nats),
+    ]
+)
 def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("pg_url")
+    if request.param == "nats":
+        url: str = request.getfixturevalue("nats_url")
+    elif request.param == "postgres":
+        url = request.getfixturevalue("pg_url")
     elif request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'engine.db'}"
     else:

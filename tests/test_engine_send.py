@@ -90,13 +90,16 @@ def _clear() -> Iterator[None]:
         "sqlite",
         "sqlite-parts",
         pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("nats", marks=pytest.mark.nats),
     ]
 )
 def store(
     request: pytest.FixtureRequest, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Store]:
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("pg_url")
+    if request.param == "nats":
+        url: str = request.getfixturevalue("nats_url")
+    elif request.param == "postgres":
+        url = request.getfixturevalue("pg_url")
     elif request.param.startswith("sqlite"):
         if request.param == "sqlite-parts":  # every state of two threads or more kept in parts
             monkeypatch.setattr(sqlite_parts, "PARTS_FROM", 0)

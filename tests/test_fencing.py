@@ -28,7 +28,14 @@ T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=1)
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("nats", marks=pytest.mark.nats),
+    ]
+)
 def two_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Store, Store]]:
     """Worker A's and worker B's view of one store (separate connections where durable)."""
     if request.param == "memory":
@@ -37,6 +44,8 @@ def two_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
         return
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'fencing.db'}"
+    elif request.param == "nats":
+        url = str(request.getfixturevalue("nats_url"))
     else:
         url = str(request.getfixturevalue("pg_url"))
     with open_store(url) as a, open_store(url) as b:
