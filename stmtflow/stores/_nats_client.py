@@ -17,6 +17,7 @@ before the record they announce and checked against it when read:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections import OrderedDict
@@ -99,17 +100,30 @@ class Client:
 
     async def _connect(self) -> None:
         s = self.settings
-        try:
-            nc = await nats.connect(
-                servers=[s.server],
-                name="stmtflow",
-                connect_timeout=min(s.timeout, 5.0),
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
+        errors: list[Exception] = []
+
+        async def failed(exc: Exception) -> None:  # each failed (re)connection attempt
+            errors.append(exc)
+            if self.nc is not None:  # connected before: the client is reconnecting
+                log.warning("NATS store %s: %s", self.url, _why(exc))
+
+        wait = min(s.timeout / 2, 5.0)  # leaves the call's own timeout room to say why
+        try:  # once connected, the client reconnects for ever (calls wait meanwhile)
+            nc = await asyncio.wait_for(
+                nats.connect(
+                    servers=[s.server],
+                    name="stmtflow",
+                    connect_timeout=wait,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    error_cb=failed,
+                ),
+                wait,
             )
-        except (nats.errors.Error, OSError) as exc:
-            raise StmtflowError(f"cannot reach NATS at {self.url}: {_why(exc)}") from exc
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            why = _why(errors[-1] if errors else exc)
+            raise StmtflowError(f"cannot reach NATS at {self.url}: {why}") from exc
         js = nc.jetstream(timeout=s.timeout)
         try:
             await js.account_info()
@@ -229,9 +243,7 @@ class Client:
         try:
             revision = await kv.create(f"i.{token(rec.id)}", value)
         except WrongRevision:
-            raise ConflictError(
-                f"a workflow instance with id {rec.id!r} already exists"
-            ) from None
+            raise ConflictError(f"a workflow instance with id {rec.id!r} already exists") from None
         self._remember(Stored(rec, revision, due, st))
         return rec
 
@@ -253,8 +265,13 @@ class Client:
             return None
         stored = self._remember(Stored(rec, revision, due, st))
         old = [before.due_subject(self.names), before.status_subject(self.names)]
-        self.later(self.purge(s for s in old if s not in (stored.due_subject(self.names),
-                                                           stored.status_subject(self.names))))
+        self.later(
+            self.purge(
+                s
+                for s in old
+                if s not in (stored.due_subject(self.names), stored.status_subject(self.names))
+            )
+        )
         return stored
 
     @staticmethod
@@ -351,10 +368,10 @@ class Client:
         except nats.js.errors.NotFoundError:
             return
         if await still_empty and msg.seq is not None:
-            try:
+            # Refused ("no message found") when the marker was put again since we looked: a
+            # new entry came, and the new marker stays.
+            with contextlib.suppress(nats.js.errors.APIError):
                 await self.js.delete_msg(self.names.slot_stream, msg.seq)
-            except nats.js.errors.APIError:
-                pass  # put again since we looked (a new entry came): the new marker stays
 
     async def repair(self, stored: Stored | None, subject: str, stream: str) -> None:
         """Drop a pending entry whose writer must have died (older than `GRACE`).

@@ -74,9 +74,7 @@ class LoopThread:
                 self._loop, self._thread = loop, thread
             return self._loop
 
-    def run(
-        self, make: Callable[[], Coroutine[Any, Any, T]], *, timeout: float, what: str
-    ) -> T:
+    def run(self, make: Callable[[], Coroutine[Any, Any, T]], *, timeout: float, what: str) -> T:
         """Run the coroutine ``make()`` on the loop; its result, or its exception re-raised.
 
         Raises:

@@ -54,7 +54,9 @@ async def _due_slots(c: Client, now: datetime) -> list[str]:
 async def _live(c: Client, slot: str) -> list[Stored]:
     """The records the entries of ``slot`` name live; stale entries are dropped on the way."""
     names = c.names
-    entries = [(s, *parse_due(s)) for s in await c.subjects(names.due_stream, names.due_filter(slot))]
+    entries = [
+        (s, *parse_due(s)) for s in await c.subjects(names.due_stream, names.due_filter(slot))
+    ]
     stored = await gather_reads(c, (id for _, _, id, _ in entries))
     live: dict[str, Stored] = {}
     stale: list[str] = []
@@ -80,7 +82,9 @@ async def _live(c: Client, slot: str) -> list[Stored]:
     return list(live.values())
 
 
-async def _take(c: Client, current: Stored, owner: str, now: datetime, lease: timedelta) -> Record | None:
+async def _take(
+    c: Client, current: Stored, owner: str, now: datetime, lease: timedelta
+) -> Record | None:
     """Claim one live record by compare-and-set; on a lost race, read it again and retry once."""
     for _ in range(2):
         if not _claimable(current.record, now):
@@ -127,8 +131,11 @@ async def listing(
     await c.ready()
     names = c.names
     subjects = await c.subjects(names.status_stream, names.status_filter(status, workflow))
-    entries = sorted((created, id, subject, version) for subject in subjects
-                     for _, created, id, version in [parse_status(subject)])
+    entries = sorted(
+        (created, id, subject, version)
+        for subject in subjects
+        for _, created, id, version in [parse_status(subject)]
+    )
     order = list(dict.fromkeys((created, id) for created, id, _, _ in entries))
     by_id: dict[str, list[tuple[str, int]]] = {}
     for _, id, subject, version in entries:
@@ -141,8 +148,11 @@ async def listing(
         for _, id in batch:
             current = stored[id]
             for subject, version in by_id[id]:
-                if verdict(current, subject, version, names) == "stale":
+                judged = verdict(current, subject, version, names)
+                if judged == "stale":
                     stale.append(subject)
+                elif judged == "pending":
+                    c.later(c.repair(current, subject, names.status_stream))
             if current is None:
                 continue
             rec = current.record

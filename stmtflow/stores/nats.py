@@ -71,9 +71,7 @@ def parse_url(url: str) -> Settings:
         raise ValueError(f"store URL {shown!r}: unknown parameter(s) {', '.join(unknown)}")
     bucket = params.get("bucket", "")
     if not bucket or not all(c.isascii() and (c.isalnum() or c in "-_") for c in bucket):
-        raise ValueError(
-            f"store URL {shown!r}: give ?bucket=NAME (letters, digits, '-' and '_')"
-        )
+        raise ValueError(f"store URL {shown!r}: give ?bucket=NAME (letters, digits, '-' and '_')")
     storage = params.get("storage", "file")
     if storage not in ("file", "memory"):
         raise ValueError(f"store URL {shown!r}: storage must be 'file' or 'memory'")
@@ -118,8 +116,12 @@ class NatsStore(Store):
             try:
                 return await make(self._client)
             except (nats.errors.Error, OSError) as exc:
-                raise StmtflowError(f"NATS at {self.url}: {what}: {exc or type(exc).__name__}")
-        return self._loop.run(guarded, timeout=self.settings.timeout, what=f"NATS at {self.url}: {what}")
+                why = str(exc) or type(exc).__name__
+                raise StmtflowError(f"NATS at {self.url}: {what}: {why}") from exc
+
+        return self._loop.run(
+            guarded, timeout=self.settings.timeout, what=f"NATS at {self.url}: {what}"
+        )
 
     def close(self) -> None:
         self._loop.stop(self._client.close)
@@ -294,7 +296,9 @@ class NatsStore(Store):
             subjects = await c.subjects(f"KV_{bucket}", f"$KV.{bucket}.t.*")
             keys = [s.split(".", 2)[2] for s in subjects]
             values = await asyncio.gather(*(kv.get(key) for key in keys))
-            found = {untoken(k[2:]): (v.value or b"").decode() for k, v in zip(keys, values, strict=True)}
+            found = {
+                untoken(k[2:]): (v.value or b"").decode() for k, v in zip(keys, values, strict=True)
+            }
             return dict(sorted(found.items()))
 
         return self._run("list the targets", every)
