@@ -26,6 +26,9 @@ from stmtflow.stores.base import Record, claim_order, with_changes
 
 __all__ = ["claim_due", "count_due", "listing", "taken"]
 
+_BEFORE_ALL = -(2**62)
+"""A minute before any wake-up: taking up to it takes the work without a wake-up only."""
+
 _READ_BATCH = 256
 """Records a listing reads concurrently."""
 
@@ -102,16 +105,27 @@ async def _take(
 async def claim_due(
     c: Client, now: datetime, owner: str, lease: timedelta, limit: int
 ) -> list[Record]:
+    """Claim in `claim_order` across slots: resuming work without a wake-up first, then by
+    wake-up time, the resuming work with one merged in where its time falls."""
     claimed: list[Record] = []
-    for slot in await _due_slots(c, now):
-        live = await _live(c, slot)
-        ready = claim_order([s.record for s in live if _claimable(s.record, now)])
-        by_id = {s.record.id: s for s in live}
+    pool: dict[str, Stored] = {}
+
+    async def take(upto: int | None) -> None:
+        """Claim from the pool what sorts before the end of minute ``upto`` (None: all)."""
+        ready = claim_order([s.record for s in pool.values()])
+        ready = [
+            r for r in ready if upto is None or r.wake_at is None or slot_of(r.wake_at) <= upto
+        ]
         chosen = ready[: limit - len(claimed)]
-        got = await asyncio.gather(*(_take(c, by_id[r.id], owner, now, lease) for r in chosen))
+        got = await asyncio.gather(*(_take(c, pool.pop(r.id), owner, now, lease) for r in chosen))
         claimed.extend(r for r in got if r is not None)
+
+    for slot in await _due_slots(c, now):
+        pool.update((s.record.id, s) for s in await _live(c, slot) if _claimable(s.record, now))
+        await take(_BEFORE_ALL if slot == RESUMING_SLOT else int(slot))
         if len(claimed) >= limit:
-            break
+            return claim_order(claimed)
+    await take(None)
     return claim_order(claimed)
 
 
