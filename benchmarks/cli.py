@@ -26,7 +26,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import db
+from benchmarks import db, nats_bench
 from benchmarks.harness import Result, Settings, reference_us
 from benchmarks.w1_sequential import w1, w1b
 from benchmarks.w2_history import w2, w4
@@ -127,6 +127,9 @@ def environment(settings: Settings) -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "postgresql": db.server_version(settings.pg_url) if settings.pg_url else None,
         "psycopg": version("psycopg"),
+        "nats": nats_bench.server_version(settings.nats_url) if settings.nats_url else None,
+        "nats_storage": nats_bench.STORAGE if settings.nats_url else None,
+        "nats-py": version("nats-py"),
         "pydantic": version("pydantic"),
         "stmtflow": version("stmtflow"),
         "commit": _git_commit(),
@@ -155,6 +158,7 @@ def render(results: list[Result], env: dict[str, Any], settings: Settings, secon
         f"{env['cpu']} ({env['cores']} cores, {env['machine']}), {env['os']}\n"
         f"Python {env['python']}, SQLite {env['sqlite']}, "
         f"PostgreSQL {env['postgresql'] or 'not used'}, psycopg {env['psycopg']}, "
+        f"NATS {env['nats'] or 'not used'} (JetStream storage={env['nats_storage']}), "
         f"pydantic {env['pydantic']}, stmtflow {env['stmtflow']} ({env['commit'] or '?'})\n"
         f"SQLite files in {env['workdir']}"
     )
@@ -190,7 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     server = db.pg_server()
     pg_skip = db.pg_reachable(server)
     pg_url = None if pg_skip else db.with_schema(server, db.run_schema())
-    settings = Settings(args.quick, repeats, workdir, pg_url, pg_skip)
+    nats_server = nats_bench.nats_server()
+    nats_skip = nats_bench.nats_reachable(nats_server)
+    nats_url = None if nats_skip else nats_bench.run_url(nats_server)
+    settings = Settings(args.quick, repeats, workdir, pg_url, pg_skip, nats_url, nats_skip)
     results: list[Result] = []
     crashed = False
     started = time.perf_counter()
@@ -229,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if pg_url is not None:
             db.pg_drop_schema(pg_url)
+        if nats_url is not None:
+            nats_bench.drop(nats_url)
         shutil.rmtree(workdir, ignore_errors=True)
     seconds = time.perf_counter() - started
     render(results, env, settings, seconds)
@@ -239,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                 "quick": settings.quick,
                 "repeats": settings.repeats,
                 "postgresql_skipped": pg_skip,
+                "nats_skipped": nats_skip,
                 "workloads": names,
             },
             "seconds": seconds,
