@@ -392,8 +392,10 @@ def _w6_population(settings: Settings, total: int) -> list[Result]:
         idle, idle_samples = measure(partial(_idle_claim, store, now), settings.repeats * 4)
         due = _napping("n6-due-template", now - timedelta(hours=2))
         # Leased for the run (the store has no delete), so no tick fires the template itself.
-        lease = {"lease_owner": "w6-benchmark", "lease_expires": now + timedelta(hours=1)}
-        store.create(dataclasses.replace(due, **lease))
+        held = dataclasses.replace(
+            due, lease_owner="w6-benchmark", lease_expires=now + timedelta(hours=1)
+        )
+        store.create(held)
         fired, fired_samples = measure(tick, settings.repeats)
     finally:
         store.close()
