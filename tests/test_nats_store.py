@@ -47,10 +47,8 @@ def index(store: Any) -> dict[str, list[str]]:
     async def read() -> dict[str, list[str]]:
         await client.ready()
         return {
-            kind: sorted(await client.subjects(stream, pattern))
-            for kind, (stream, pattern) in zip(
-                ("due", "slots", "status"), names.streams().items(), strict=True
-            )
+            kind: sorted(await client.subjects(stream, f"{names.prefix}.>"))
+            for kind, stream in zip(("due", "slots", "status"), names.streams(), strict=True)
         }
 
     return store._run("read the index", lambda c: read())  # type: ignore[no-any-return]
@@ -168,10 +166,10 @@ def test_a_tick_reads_the_due_records_only(store: Any, monkeypatch: pytest.Monke
     assert set(reads) <= {f"due-{n}" for n in range(5)}
 
 
-def test_a_minute_found_empty_loses_its_marker(store: Any) -> None:
+def test_a_minute_found_empty_loses_its_marker_then_its_hour(store: Any) -> None:
     store.create(rec("a", wake_at=NOW - timedelta(minutes=5)))
     store.create(rec("b", wake_at=NOW + timedelta(hours=1)))
-    assert len(index(store)["slots"]) == 2
+    assert len(index(store)["slots"]) == 4  # two minutes, in two hours
     (held,) = store.claim_due(NOW, "w", LEASE, 10)
     store.update(
         dataclasses.replace(held, status="finished", wake_at=None),
@@ -180,9 +178,13 @@ def test_a_minute_found_empty_loses_its_marker(store: Any) -> None:
         release=True,
     )
     settle(store)
-    assert store.claim_due(NOW, "w", LEASE, 10) == []
-    slots = index(store)["slots"]
-    assert len(slots) == 1 and slots[0].endswith(str(_slot(NOW + timedelta(hours=1))))
+    assert store.claim_due(NOW, "w", LEASE, 10) == []  # a's minute is found empty: unmarked
+    assert store.claim_due(NOW, "w", LEASE, 10) == []  # then its hour, without minutes
+    minute = _slot(NOW + timedelta(hours=1))
+    assert [s.split(".", 2)[2] for s in index(store)["slots"]] == [
+        f"hour.{minute // 60}",
+        f"slot.{minute // 60}.{minute}",
+    ]
     assert [s.split(".")[4] for s in index(store)["due"]] == ["Yg"]  # only b's entry ("b")
 
 

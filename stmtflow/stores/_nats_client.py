@@ -4,10 +4,10 @@ Everything here runs on the store's one event-loop thread (`stmtflow.stores._nat
 The record in the KV bucket is the source of truth; the index entries are hints, written
 before the record they announce and checked against it when read:
 
-- A writer puts the new index entries first (the due entry, then its slot marker; the status
-  entry), then writes the record by compare-and-set on its KV revision, then drops the entries
-  the old version relied on. A crash between these steps leaves extra entries, never a record
-  without its entries.
+- A writer puts the new index entries first (the due entry, then the markers of its minute and
+  hour; the status entry), then writes the record by compare-and-set on its KV revision, then
+  drops the entries the old version relied on. A crash between these steps leaves extra
+  entries, never a record without its entries.
 - A reader of an entry ``(…, id, v)`` reads the record: the entry is *live* when the record
   names it, *stale* when the record's version is ``v`` or later and names another (dropped
   then), and *pending* when the record is older than ``v`` (a write in flight, or one whose
@@ -151,7 +151,7 @@ class Client:
             except nats.js.errors.NotFoundError:
                 await js.add_stream(
                     name=stream,
-                    subjects=[subjects],
+                    subjects=subjects,
                     max_msgs_per_subject=1,
                     storage=s.storage,
                     num_replicas=s.replicas,
@@ -301,9 +301,16 @@ class Client:
             puts.append(js.publish(names.status(rec, st), b""))
         await asyncio.gather(*puts)
         if new_due and due is not None and due[0] != RESUMING_SLOT:
-            # After the entry: a claimer that finds the slot empty drops the marker only if
-            # nobody put it again since it looked (see `drop_marker`).
-            await js.publish(names.marker(due[0]), b"")
+            # After the entry, the minute's marker, then the hour's: a claimer that finds a
+            # level empty drops its marker only if nobody put it again since it looked (see
+            # `drop_marker`). One stream stores one connection's messages in the order sent,
+            # so the two markers go out together and are acknowledged together.
+            minute = int(due[0])
+            acks = [
+                await js.publish_async(names.marker(minute), b""),
+                await js.publish_async(names.hour(minute // 60), b""),
+            ]
+            await asyncio.wait_for(asyncio.gather(*acks), self.settings.timeout)
 
     # -- index maintenance ------------------------------------------------------------------
 
@@ -358,13 +365,11 @@ class Client:
             return None
         return None if msg.time is None else datetime.now(UTC) - msg.time
 
-    async def drop_marker(self, slot: str, still_empty: Awaitable[bool]) -> None:
-        """Remove ``slot``'s marker if ``still_empty`` (checked after reading the marker)."""
+    async def drop_marker(self, subject: str, still_empty: Awaitable[bool]) -> None:
+        """Remove the marker ``subject`` if ``still_empty`` (checked after reading the marker)."""
         assert self.js is not None
         try:
-            msg = await self.js.get_last_msg(
-                self.names.slot_stream, self.names.marker(slot), direct=True
-            )
+            msg = await self.js.get_last_msg(self.names.slot_stream, subject, direct=True)
         except nats.js.errors.NotFoundError:
             return
         if await still_empty and msg.seq is not None:

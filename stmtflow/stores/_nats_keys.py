@@ -7,8 +7,9 @@ Everything lives under one bucket name ``B``:
 - Stream ``STMTFLOW_B_DUE``, subjects ``stmtflow.B.due.<slot>.<id>.<v>``: "instance ``id``
   may have work in ``slot``" (a minute of wake-up time, or ``r`` for resuming work), put by the
   writer of version ``v`` before it wrote the record.
-- Stream ``STMTFLOW_B_SLOTS``, subjects ``stmtflow.B.slot.<slot>``: one marker per minute
-  slot that may hold entries, so a tick finds the due slots without reading the entries.
+- Stream ``STMTFLOW_B_SLOTS``: markers, so a tick finds the due slots without reading entries:
+  ``stmtflow.B.slot.<hour>.<minute>`` for each minute that may hold entries, and
+  ``stmtflow.B.hour.<hour>`` for each hour that may hold minute markers.
 - Stream ``STMTFLOW_B_STATUS``, subjects ``stmtflow.B.st.<status>.<workflow>.<created>.<id>.<v>``:
   the listing index, by status and type, in creation order.
 
@@ -115,12 +116,16 @@ class Names:
     def prefix(self) -> str:
         return f"stmtflow.{self.bucket}"
 
-    def streams(self) -> dict[str, str]:
+    def streams(self) -> dict[str, list[str]]:
         """Each index stream and the subjects it holds."""
+        hours = [f"{self.prefix}.hour.*"]
         return {
-            self.due_stream: f"{self.prefix}.due.>",
-            self.slot_stream: f"{self.prefix}.slot.*",
-            self.status_stream: f"{self.prefix}.st.>",
+            k: [v, *(hours if k == self.slot_stream else [])]
+            for k, v in {
+                self.due_stream: f"{self.prefix}.due.>",
+                self.slot_stream: f"{self.prefix}.slot.*.*",
+                self.status_stream: f"{self.prefix}.st.>",
+            }.items()
         }
 
     def due(self, slot: str, id: str, version: int) -> str:
@@ -129,8 +134,21 @@ class Names:
     def due_filter(self, slot: str) -> str:
         return f"{self.prefix}.due.{slot}.*.*"
 
-    def marker(self, slot: str) -> str:
-        return f"{self.prefix}.slot.{slot}"
+    def marker(self, minute: int) -> str:
+        """The marker of a minute slot."""
+        return f"{self.prefix}.slot.{minute // 60}.{minute}"
+
+    def minutes(self, hour: int) -> str:
+        """The filter of the minute markers of ``hour``."""
+        return f"{self.prefix}.slot.{hour}.*"
+
+    def hour(self, hour: int) -> str:
+        """The marker of an hour that holds minute markers (``*``: every hour)."""
+        return f"{self.prefix}.hour.{hour}"
+
+    @property
+    def hours(self) -> str:
+        return f"{self.prefix}.hour.*"
 
     def status(self, rec: Record, version: int) -> str:
         assert rec.created_at is not None

@@ -1,7 +1,8 @@
 """Reading the NATS store's indexes: due work (claim, count) and listings.
 
-A tick reads the slot markers (one request; one subject per minute that holds wake-ups), then,
-for the resuming slot and each due minute, the subjects of its entries (one request each) and
+A tick reads the hour markers (one request; one subject per hour that holds wake-ups), the
+minute markers of the due hours (one request each), then, for the resuming slot and each due
+minute, the subjects of its entries (one request each) and
 the records they name (concurrently). Each entry is judged against its record
 (`stmtflow.stores._nats_client.verdict`): live entries lead to claims, stale ones are dropped,
 pending ones are left for their writer (or repaired once older than the grace period). A minute
@@ -11,6 +12,7 @@ found empty loses its marker. The cost follows the due entries, not the number o
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
 
 from stmtflow.stores._nats_client import Client, gather_reads, verdict
@@ -45,13 +47,32 @@ def _claimable(rec: Record, now: datetime) -> bool:
 
 
 async def _due_slots(c: Client, now: datetime) -> list[str]:
-    """The resuming slot, then every minute slot up to ``now`` that has a marker, in order."""
+    """The resuming slot, then every minute slot up to ``now`` that has a marker, in order.
+
+    The hour markers are read first (one request), then the minute markers of each due hour
+    (one request each: normally the current hour alone). An hour without minute markers loses
+    its marker.
+    """
     await c.ready()
     names = c.names
-    markers = await c.subjects(names.slot_stream, names.marker("*"))
     last = slot_of(now)
-    minutes = sorted(int(s.rsplit(".", 1)[1]) for s in markers)
-    return [RESUMING_SLOT, *(str(m) for m in minutes if m <= last)]
+    found = await c.subjects(names.slot_stream, names.hours)
+    hours = sorted(h for h in (int(s.rsplit(".", 1)[1]) for s in found) if h <= last // 60)
+    slots = [RESUMING_SLOT]
+    for hour in hours:
+        minutes = sorted(int(s.rsplit(".", 1)[1]) for s in await _minutes(c, hour))
+        if not minutes:
+            await c.drop_marker(names.hour(hour), _none(_minutes(c, hour)))
+        slots += [str(m) for m in minutes if m <= last]
+    return slots
+
+
+async def _minutes(c: Client, hour: int) -> list[str]:
+    return await c.subjects(c.names.slot_stream, c.names.minutes(hour))
+
+
+async def _none(found: Awaitable[list[str]]) -> bool:
+    return not await found
 
 
 async def _live(c: Client, slot: str) -> list[Stored]:
@@ -77,11 +98,8 @@ async def _live(c: Client, slot: str) -> list[Stored]:
     if stale:
         await c.purge(stale)
     if not live and not pending and slot != RESUMING_SLOT:
-
-        async def still_empty() -> bool:
-            return not await c.subjects(names.due_stream, names.due_filter(slot))
-
-        await c.drop_marker(slot, still_empty())
+        entries_left = c.subjects(names.due_stream, names.due_filter(slot))
+        await c.drop_marker(names.marker(int(slot)), _none(entries_left))
     return list(live.values())
 
 
