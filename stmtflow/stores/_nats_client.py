@@ -36,10 +36,11 @@ from stmtflow.errors import ConflictError, StmtflowError
 from stmtflow.stores._nats_keys import (
     RESUMING_SLOT,
     SCHEMA_VERSION,
+    Due,
     Names,
     Stored,
     decode,
-    due_slot,
+    due_place,
     encode,
     token,
 )
@@ -223,7 +224,7 @@ class Client:
             self.cache.popitem(last=False)
         return stored
 
-    def _value(self, rec: Record, due: tuple[str, int] | None, st: int) -> bytes:
+    def _value(self, rec: Record, due: Due | None, st: int) -> bytes:
         value = encode(rec, due, st)
         assert self.nc is not None
         if len(value) > self.nc.max_payload:
@@ -275,28 +276,27 @@ class Client:
         return stored
 
     @staticmethod
-    def _refs(before: Stored | None, rec: Record) -> tuple[tuple[str, int] | None, int]:
+    def _refs(before: Stored | None, rec: Record) -> tuple[Due | None, int]:
         """The index entries ``rec`` relies on: the old ones where they still fit."""
-        slot = due_slot(rec.status, rec.wake_at)
+        place = due_place(rec.status, rec.wake_at, rec.created_at)
         old_due = None if before is None else before.due
-        if slot is None:
+        due: Due | None
+        if place is None:
             due = None
-        elif old_due is not None and old_due[0] == slot:
+        elif old_due is not None and old_due[:2] == place:
             due = old_due
         else:
-            due = (slot, rec.version)
+            due = (*place, rec.version)
         same_status = before is not None and before.record.status == rec.status
         return due, (before.st if before is not None and same_status else rec.version)
 
-    async def _announce(
-        self, before: Stored | None, rec: Record, due: tuple[str, int] | None, st: int
-    ) -> None:
+    async def _announce(self, before: Stored | None, rec: Record, due: Due | None, st: int) -> None:
         """Put the index entries ``rec`` needs and ``before`` did not have."""
         assert self.js is not None
         js, names, puts = self.js, self.names, []
         new_due = due is not None and (before is None or before.due != due)
         if new_due and due is not None:
-            puts.append(js.publish(names.due(due[0], rec.id, due[1]), b""))
+            puts.append(js.publish(names.due(rec.id, due), b""))
         if before is None or before.st != st:
             puts.append(js.publish(names.status(rec, st), b""))
         await asyncio.gather(*puts)

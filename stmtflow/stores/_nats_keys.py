@@ -4,9 +4,11 @@ Everything lives under one bucket name ``B``:
 
 - KV bucket ``B`` (stream ``KV_B``): ``i.<id>`` one record each (the source of truth),
   ``t.<workflow>`` the target registry, ``meta.schema`` the layout version.
-- Stream ``STMTFLOW_B_DUE``, subjects ``stmtflow.B.due.<slot>.<id>.<v>``: "instance ``id``
-  may have work in ``slot``" (a minute of wake-up time, or ``r`` for resuming work), put by the
-  writer of version ``v`` before it wrote the record.
+- Stream ``STMTFLOW_B_DUE``, subjects ``stmtflow.B.due.<slot>.<k>.<t>.<id>.<v>``: "instance
+  ``id`` may have work in ``slot``" (a minute of wake-up time, or ``r`` for resuming work), put
+  by the writer of version ``v`` before it wrote the record. ``<k>.<t>`` is where it sorts in
+  claim order: ``1.<wake-up>`` or, for resuming work without one, ``0.<creation time>`` (both in
+  microseconds), so a tick orders a slot's entries without reading their records.
 - Stream ``STMTFLOW_B_SLOTS``: markers, so a tick finds the due slots without reading entries:
   ``stmtflow.B.slot.<hour>.<minute>`` for each minute that may hold entries, and
   ``stmtflow.B.hour.<hour>`` for each hour that may hold minute markers.
@@ -15,16 +17,16 @@ Everything lives under one bucket name ``B``:
 
 Every index stream keeps one message per subject. Ids and type names are written in unpadded
 base64url (letters, digits, ``-`` and ``_``), so any string is a valid key and subject token.
-The record remembers the index entries it relies on (``due``: slot and version, ``st``: the
-version of its status entry); an entry the record does not name is a stale hint.
+The record remembers the index entries it relies on (``due``: slot, order and version, ``st``:
+the version of its status entry); an entry the record does not name is a stale hint.
 
 Example:
     >>> token("order/1 ü")
     'b3JkZXIvMSDDvA'
     >>> untoken(token("order/1 ü"))
     'order/1 ü'
-    >>> due_slot("waiting", datetime(2030, 1, 1, tzinfo=UTC))
-    '31556736'
+    >>> due_place("waiting", datetime(2030, 1, 1, tzinfo=UTC), None)
+    ('31557600', '1.1893456000000000')
 """
 
 from __future__ import annotations
@@ -40,10 +42,11 @@ from stmtflow.stores.base import Record, with_changes
 __all__ = [
     "RESUMING_SLOT",
     "SLOT",
+    "Due",
     "Names",
     "Stored",
     "decode",
-    "due_slot",
+    "due_place",
     "encode",
     "micros",
     "token",
@@ -87,11 +90,20 @@ def slot_of(value: datetime) -> int:
     return (value - _EPOCH) // SLOT
 
 
-def due_slot(status: str, wake_at: datetime | None) -> str | None:
-    """Where a record with that status and wake-up sits in the due index (None: nowhere)."""
+Due = tuple[str, str, int]
+"""A due entry: its slot, its order (``k.t``) and the version that put it."""
+
+
+def due_place(
+    status: str, wake_at: datetime | None, created_at: datetime | None
+) -> tuple[str, str] | None:
+    """(slot, order) of a record in the due index; None when it has no work to be claimed for."""
     if status == "resuming":
-        return RESUMING_SLOT
-    return None if wake_at is None else str(slot_of(wake_at))
+        if wake_at is None:
+            assert created_at is not None
+            return RESUMING_SLOT, f"0.{micros(created_at)}"
+        return RESUMING_SLOT, f"1.{micros(wake_at)}"
+    return None if wake_at is None else (str(slot_of(wake_at)), f"1.{micros(wake_at)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,11 +140,12 @@ class Names:
             }.items()
         }
 
-    def due(self, slot: str, id: str, version: int) -> str:
-        return f"{self.prefix}.due.{slot}.{token(id)}.{version}"
+    def due(self, id: str, due: Due) -> str:
+        slot, order, version = due
+        return f"{self.prefix}.due.{slot}.{order}.{token(id)}.{version}"
 
     def due_filter(self, slot: str) -> str:
-        return f"{self.prefix}.due.{slot}.*.*"
+        return f"{self.prefix}.due.{slot}.*.*.*.*"
 
     def marker(self, minute: int) -> str:
         """The marker of a minute slot."""
@@ -169,19 +182,19 @@ class Stored:
 
     record: Record
     revision: int
-    due: tuple[str, int] | None
-    """The due entry the record relies on: (slot, version that put it), or None."""
+    due: Due | None
+    """The due entry the record relies on, or None."""
     st: int
     """The version that put the record's status entry."""
 
     def due_subject(self, names: Names) -> str | None:
-        return None if self.due is None else names.due(self.due[0], self.record.id, self.due[1])
+        return None if self.due is None else names.due(self.record.id, self.due)
 
     def status_subject(self, names: Names) -> str:
         return names.status(self.record, self.st)
 
 
-def encode(rec: Record, due: tuple[str, int] | None, st: int) -> bytes:
+def encode(rec: Record, due: Due | None, st: int) -> bytes:
     """The JSON a record is stored as (times in microseconds since 1970, exact)."""
 
     def t(value: datetime | None) -> int | None:
@@ -227,16 +240,16 @@ def decode(value: bytes, revision: int) -> Stored:
         updated_at=_time(doc["updated_at"]),
     )
     due = doc["due"]
-    return Stored(rec, revision, None if due is None else (due[0], due[1]), doc["st"])
+    return Stored(rec, revision, None if due is None else (due[0], due[1], due[2]), doc["st"])
 
 
 _BLANK = Record(id="-", workflow="-", data="", state="")
 
 
-def parse_due(subject: str) -> tuple[str, str, int]:
-    """(slot, id, version) of a due subject."""
-    *_, slot, id_tok, version = subject.split(".")
-    return slot, untoken(id_tok), int(version)
+def parse_due(subject: str) -> tuple[tuple[int, int], str, int]:
+    """(order, id, version) of a due subject: order as (k, t), see the module docstring."""
+    *_, k, t, id_tok, version = subject.split(".")
+    return (int(k), int(t)), untoken(id_tok), int(version)
 
 
 def parse_status(subject: str) -> tuple[str, int, str, int]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from stmtflow.stores._nats_client import Client, gather_reads, verdict
@@ -27,9 +28,6 @@ from stmtflow.stores._nats_keys import (
 from stmtflow.stores.base import Record, claim_order, with_changes
 
 __all__ = ["claim_due", "count_due", "listing", "taken"]
-
-_BEFORE_ALL = -(2**62)
-"""A minute before any wake-up: taking up to it takes the work without a wake-up only."""
 
 _READ_BATCH = 256
 """Records a listing reads concurrently."""
@@ -75,32 +73,79 @@ async def _none(found: Awaitable[list[str]]) -> bool:
     return not await found
 
 
-async def _live(c: Client, slot: str) -> list[Stored]:
-    """The records the entries of ``slot`` name live; stale entries are dropped on the way."""
-    names = c.names
-    entries = [
-        (s, *parse_due(s)) for s in await c.subjects(names.due_stream, names.due_filter(slot))
-    ]
-    stored = await gather_reads(c, (id for _, _, id, _ in entries))
-    live: dict[str, Stored] = {}
-    stale: list[str] = []
-    pending = False
-    for subject, _, id, version in entries:
-        found = stored[id]
-        judged = verdict(found, subject, version, names)
-        if judged == "live" and found is not None:
-            live[id] = found
-        elif judged == "stale":
-            stale.append(subject)
-        else:
-            pending = True
-            c.later(c.repair(found, subject, names.due_stream))
-    if stale:
-        await c.purge(stale)
-    if not live and not pending and slot != RESUMING_SLOT:
-        entries_left = c.subjects(names.due_stream, names.due_filter(slot))
-        await c.drop_marker(names.marker(int(slot)), _none(entries_left))
-    return list(live.values())
+@dataclass(slots=True)
+class _Entry:
+    subject: str
+    slot: str
+    order: tuple[int, int]
+    id: str
+    version: int
+
+
+async def _entries(c: Client, slots: list[str], now: datetime) -> tuple[list[_Entry], set[str]]:
+    """The entries of ``slots`` that may be due at ``now``, in claim order; and the slots that
+    also hold entries due later (a wake-up later in the current minute)."""
+    names, until = c.names, micros(now)
+    found = await asyncio.gather(
+        *(c.subjects(names.due_stream, names.due_filter(s)) for s in slots)
+    )
+    entries: list[_Entry] = []
+    later: set[str] = set()
+    for slot, subjects in zip(slots, found, strict=True):
+        for subject in subjects:
+            order, id, version = parse_due(subject)
+            if slot != RESUMING_SLOT and order[1] > until:
+                later.add(slot)
+            else:
+                entries.append(_Entry(subject, slot, order, id, version))
+    entries.sort(key=lambda e: (e.order, e.id))
+    return entries, later
+
+
+class _Walk:
+    """Reads the records of entries in order, batch by batch, judging each entry."""
+
+    def __init__(self, c: Client, slots: list[str], entries: list[_Entry], later: set[str]) -> None:
+        self.c, self.slots, self.entries, self.later = c, slots, entries, later
+        self.read = 0
+        self.kept: set[str] = set(later)  # slots that keep entries (their markers stay)
+
+    async def next(self, batch: int) -> list[Stored]:
+        """The live records of the next ``batch`` entries (stale ones are removed)."""
+        names, c = self.c.names, self.c
+        chunk = self.entries[self.read : self.read + batch]
+        self.read += len(chunk)
+        stored = await gather_reads(c, (e.id for e in chunk))
+        live: dict[str, Stored] = {}
+        stale: list[str] = []
+        for e in chunk:
+            found = stored[e.id]
+            judged = verdict(found, e.subject, e.version, names)
+            if judged == "stale":
+                stale.append(e.subject)
+                continue
+            self.kept.add(e.slot)
+            if judged == "live" and found is not None:
+                live[e.id] = found
+            else:
+                c.later(c.repair(found, e.subject, names.due_stream))
+        if stale:
+            await c.purge(stale)
+        return list(live.values())
+
+    @property
+    def done(self) -> bool:
+        return self.read >= len(self.entries)
+
+    async def unmark(self) -> None:
+        """Drop the markers of the minutes found empty (every entry read and stale)."""
+        if not self.done:
+            return
+        c, names = self.c, self.c.names
+        for slot in self.slots:
+            if slot != RESUMING_SLOT and slot not in self.kept:
+                left = c.subjects(names.due_stream, names.due_filter(slot))
+                await c.drop_marker(names.marker(int(slot)), _none(left))
 
 
 async def _take(
@@ -123,37 +168,32 @@ async def _take(
 async def claim_due(
     c: Client, now: datetime, owner: str, lease: timedelta, limit: int
 ) -> list[Record]:
-    """Claim in `claim_order` across slots: resuming work without a wake-up first, then by
-    wake-up time, the resuming work with one merged in where its time falls."""
+    """Claim in `claim_order`, reading records only as far as the claims need."""
+    slots = await _due_slots(c, now)
+    walk = _Walk(c, slots, *await _entries(c, slots, now))
     claimed: list[Record] = []
-    pool: dict[str, Stored] = {}
-
-    async def take(upto: int | None) -> None:
-        """Claim from the pool what sorts before the end of minute ``upto`` (None: all)."""
-        ready = claim_order([s.record for s in pool.values()])
-        ready = [
-            r for r in ready if upto is None or r.wake_at is None or slot_of(r.wake_at) <= upto
-        ]
-        chosen = ready[: limit - len(claimed)]
-        got = await asyncio.gather(*(_take(c, pool.pop(r.id), owner, now, lease) for r in chosen))
+    while len(claimed) < limit and not walk.done:
+        wanted = limit - len(claimed)
+        live = await walk.next(max(2 * wanted, 8))
+        ready = claim_order([s.record for s in live if _claimable(s.record, now)])[:wanted]
+        by_id = {s.record.id: s for s in live}
+        got = await asyncio.gather(*(_take(c, by_id[r.id], owner, now, lease) for r in ready))
         claimed.extend(r for r in got if r is not None)
-
-    for slot in await _due_slots(c, now):
-        pool.update((s.record.id, s) for s in await _live(c, slot) if _claimable(s.record, now))
-        await take(_BEFORE_ALL if slot == RESUMING_SLOT else int(slot))
-        if len(claimed) >= limit:
-            return claim_order(claimed)
-    await take(None)
+    await walk.unmark()
     return claim_order(claimed)
 
 
 async def count_due(c: Client, now: datetime) -> int:
-    due = set()
-    for slot in await _due_slots(c, now):
-        for s in await _live(c, slot):
-            if s.record.wake_at is not None and s.record.wake_at <= now:
-                due.add(s.record.id)
+    """Live records with a wake-up at or before ``now`` (resuming work without one is skipped)."""
+    slots = await _due_slots(c, now)
+    entries, later = await _entries(c, slots, now)
+    walk = _Walk(c, slots, [e for e in entries if e.order[0] == 1], later)
+    due = {s.record.id for s in await walk.next(len(walk.entries)) if _due(s.record, now)}
     return len(due)
+
+
+def _due(rec: Record, now: datetime) -> bool:
+    return rec.wake_at is not None and rec.wake_at <= now
 
 
 async def listing(
