@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from statistics import median
+from typing import Any
 
 import stmtflow as sf
 from benchmarks.db import clone_ids, template_record
@@ -390,6 +391,7 @@ def _w6_population(settings: Settings, total: int) -> list[Result]:
             wake=lambda i: now + timedelta(minutes=minutes[i]),
         )
         idle, idle_samples = measure(partial(_idle_claim, store, now), settings.repeats * 4)
+        work = _requests(store, partial(_idle_claim, store, now))
         due = _napping("n6-due-template", now - timedelta(hours=2))
         # Leased for the run (the store has no delete), so no tick fires the template itself.
         held = dataclasses.replace(
@@ -404,12 +406,48 @@ def _w6_population(settings: Settings, total: int) -> list[Result]:
         f"{half:,} waiting for a callback + {total - half:,} timers spread over 1-24 h; "
         f"storage={STORAGE}"
     )
+    idle_note = (
+        f"{work['requests']} index requests answering {work['subjects']} subjects, "
+        f"{work['reads']} records read; {note}"
+    )
     return [
-        Result("W6", f"NATS, idle claim_due, {total:,} idle", idle, "ms", idle_samples, note=note),
+        Result(
+            "W6",
+            f"NATS, idle claim_due, {total:,} idle",
+            idle,
+            "ms",
+            idle_samples,
+            note=idle_note,
+            extra=work,
+        ),
         Result(
             "W6", f"NATS, tick firing 100, {total:,} idle", fired, "ms", fired_samples, note=note
         ),
     ]
+
+
+def _requests(store: Any, run: Callable[[], object]) -> dict[str, int]:
+    """How many index requests, subjects in their answers and record reads ``run()`` makes."""
+    client = store._client
+    subjects, read = client.subjects, client.read
+    counts = {"requests": 0, "subjects": 0, "reads": 0}
+
+    async def counted_subjects(stream: str, pattern: str) -> list[str]:
+        found: list[str] = await subjects(stream, pattern)
+        counts["requests"] += 1
+        counts["subjects"] += len(found)
+        return found
+
+    async def counted_read(id: str) -> Any:
+        counts["reads"] += 1
+        return await read(id)
+
+    client.subjects, client.read = counted_subjects, counted_read
+    try:
+        run()
+    finally:
+        del client.subjects, client.read
+    return counts
 
 
 def _idle_claim(store: Store, now: datetime) -> float:

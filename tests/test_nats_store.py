@@ -41,14 +41,20 @@ def store(nats_url: str) -> Iterator[Any]:
 
 
 def index(store: Any) -> dict[str, list[str]]:
-    """Every index subject of the store, by stream (due, slots, status)."""
+    """Every index subject of the store, by kind (due entries, markers, status entries)."""
     client, names = store._client, store._client.names
 
     async def read() -> dict[str, list[str]]:
         await client.ready()
+        p = names.prefix
+        kinds = {
+            "due": [(names.due_stream, f"{p}.due.>"), (names.resuming_stream, f"{p}.resuming.>")],
+            "slots": [(names.due_stream, f"{p}.slot.>"), (names.hour_stream, f"{p}.hour.*")],
+            "status": [(names.status_stream, f"{p}.st.>")],
+        }
         return {
-            kind: sorted(await client.subjects(stream, f"{names.prefix}.>"))
-            for kind, stream in zip(("due", "slots", "status"), names.streams(), strict=True)
+            kind: sorted([s for where in wheres for s in await client.subjects(*where)])
+            for kind, wheres in kinds.items()
         }
 
     return store._run("read the index", lambda c: read())  # type: ignore[no-any-return]

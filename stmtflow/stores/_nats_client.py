@@ -293,24 +293,23 @@ class Client:
     async def _announce(self, before: Stored | None, rec: Record, due: Due | None, st: int) -> None:
         """Put the index entries ``rec`` needs and ``before`` did not have."""
         assert self.js is not None
-        js, names, puts = self.js, self.names, []
+        js, names = self.js, self.names
         new_due = due is not None and (before is None or before.due != due)
-        if new_due and due is not None:
-            puts.append(js.publish(names.due(rec.id, due), b""))
+        puts: list[Awaitable[object]] = []
         if before is None or before.st != st:
             puts.append(js.publish(names.status(rec, st), b""))
-        await asyncio.gather(*puts)
-        if new_due and due is not None and due[0] != RESUMING_SLOT:
-            # After the entry, the minute's marker, then the hour's: a claimer that finds a
-            # level empty drops its marker only if nobody put it again since it looked (see
-            # `drop_marker`). One stream stores one connection's messages in the order sent,
-            # so the two markers go out together and are acknowledged together.
-            minute = int(due[0])
-            acks = [
-                await js.publish_async(names.marker(minute), b""),
-                await js.publish_async(names.hour(minute // 60), b""),
-            ]
-            await asyncio.wait_for(asyncio.gather(*acks), self.settings.timeout)
+        minute = None if due is None or due[0] == RESUMING_SLOT else int(due[0])
+        if new_due and due is not None:
+            # A minute's entry, then its marker: one stream stores one connection's messages
+            # in the order sent, so the marker is never there before the entry (a claimer
+            # that finds a minute empty drops its marker only if nobody put it again since it
+            # looked: see `drop_marker`).
+            puts.append(await js.publish_async(names.due(rec.id, due), b""))
+            if minute is not None:
+                puts.append(await js.publish_async(names.marker(minute), b""))
+        await asyncio.wait_for(asyncio.gather(*puts), self.settings.timeout)
+        if new_due and minute is not None:
+            await js.publish(names.hour(minute // 60), b"")  # after the minute's marker
 
     # -- index maintenance ------------------------------------------------------------------
 
@@ -330,10 +329,9 @@ class Client:
     async def purge(self, subjects: Iterable[str | None]) -> None:
         """Remove these index entries (no marker is left behind)."""
         assert self.js is not None
-        streams = {"due": self.names.due_stream, "st": self.names.status_stream}
         await asyncio.gather(
             *(
-                self.js.purge_stream(streams[s.split(".")[2]], subject=s)
+                self.js.purge_stream(self.names.stream_of(s), subject=s)
                 for s in subjects
                 if s is not None
             )
@@ -368,23 +366,24 @@ class Client:
     async def drop_marker(self, subject: str, still_empty: Awaitable[bool]) -> None:
         """Remove the marker ``subject`` if ``still_empty`` (checked after reading the marker)."""
         assert self.js is not None
+        stream = self.names.stream_of(subject)
         try:
-            msg = await self.js.get_last_msg(self.names.slot_stream, subject, direct=True)
+            msg = await self.js.get_last_msg(stream, subject, direct=True)
         except nats.js.errors.NotFoundError:
             return
         if await still_empty and msg.seq is not None:
             # Refused ("no message found") when the marker was put again since we looked: a
             # new entry came, and the new marker stays.
             with contextlib.suppress(nats.js.errors.APIError):
-                await self.js.delete_msg(self.names.slot_stream, msg.seq)
+                await self.js.delete_msg(stream, msg.seq)
 
-    async def repair(self, stored: Stored | None, subject: str, stream: str) -> None:
+    async def repair(self, stored: Stored | None, subject: str) -> None:
         """Drop a pending entry whose writer must have died (older than `GRACE`).
 
         The record is first rewritten unchanged (a new revision), so a writer that was only
         slow fails its compare-and-set, reads again and puts its entries again.
         """
-        age = await self.age(stream, subject)
+        age = await self.age(self.names.stream_of(subject), subject)
         if age is None or age < GRACE:
             return
         if stored is not None:

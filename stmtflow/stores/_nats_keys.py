@@ -4,14 +4,16 @@ Everything lives under one bucket name ``B``:
 
 - KV bucket ``B`` (stream ``KV_B``): ``i.<id>`` one record each (the source of truth),
   ``t.<workflow>`` the target registry, ``meta.schema`` the layout version.
-- Stream ``STMTFLOW_B_DUE``, subjects ``stmtflow.B.due.<slot>.<k>.<t>.<id>.<v>``: "instance
-  ``id`` may have work in ``slot``" (a minute of wake-up time, or ``r`` for resuming work), put
-  by the writer of version ``v`` before it wrote the record. ``<k>.<t>`` is where it sorts in
-  claim order: ``1.<wake-up>`` or, for resuming work without one, ``0.<creation time>`` (both in
-  microseconds), so a tick orders a slot's entries without reading their records.
-- Stream ``STMTFLOW_B_SLOTS``: markers, so a tick finds the due slots without reading entries:
-  ``stmtflow.B.slot.<hour>.<minute>`` for each minute that may hold entries, and
-  ``stmtflow.B.hour.<hour>`` for each hour that may hold minute markers.
+- Stream ``STMTFLOW_B_DUE``, subjects ``stmtflow.B.due.<minute>.<k>.<t>.<id>.<v>``: "instance
+  ``id`` may be due in that minute of wake-up time", put by the writer of version ``v`` before
+  it wrote the record; and ``stmtflow.B.slot.<hour>.<minute>``, a marker per minute that may
+  hold entries. ``<k>.<t>`` is where the entry sorts in claim order: ``1.<wake-up>`` or, for
+  resuming work without one, ``0.<creation time>`` (in microseconds), so a tick orders a slot's
+  entries without reading their records.
+- Stream ``STMTFLOW_B_RESUMING``, ``stmtflow.B.resuming.<k>.<t>.<id>.<v>``: the same for the
+  ``resuming`` slot (status ``resuming``: claimable whatever its wake-up).
+- Stream ``STMTFLOW_B_HOURS``, ``stmtflow.B.hour.<hour>``: a marker per hour that may hold
+  minute markers, so a tick finds the due minutes without reading the future ones.
 - Stream ``STMTFLOW_B_STATUS``, subjects ``stmtflow.B.st.<status>.<workflow>.<created>.<id>.<v>``:
   the listing index, by status and type, in creation order.
 
@@ -114,14 +116,22 @@ class Names:
 
     @property
     def due_stream(self) -> str:
+        """Entries of the minute slots, and the minute markers."""
         return f"STMTFLOW_{self.bucket}_DUE"
 
     @property
-    def slot_stream(self) -> str:
-        return f"STMTFLOW_{self.bucket}_SLOTS"
+    def resuming_stream(self) -> str:
+        """Entries of the resuming slot."""
+        return f"STMTFLOW_{self.bucket}_RESUMING"
+
+    @property
+    def hour_stream(self) -> str:
+        """The hour markers."""
+        return f"STMTFLOW_{self.bucket}_HOURS"
 
     @property
     def status_stream(self) -> str:
+        """The listing entries."""
         return f"STMTFLOW_{self.bucket}_STATUS"
 
     @property
@@ -129,22 +139,40 @@ class Names:
         return f"stmtflow.{self.bucket}"
 
     def streams(self) -> dict[str, list[str]]:
-        """Each index stream and the subjects it holds."""
-        hours = [f"{self.prefix}.hour.*"]
+        """Each index stream and the subjects it holds.
+
+        Each stream is scanned by its own kind of request (NATS 2.9 matches a subject filter
+        against every subject of the stream), so a tick's requests scan hour markers and
+        resuming work, not the entries of every timer.
+        """
+        p = self.prefix
         return {
-            k: [v, *(hours if k == self.slot_stream else [])]
-            for k, v in {
-                self.due_stream: f"{self.prefix}.due.>",
-                self.slot_stream: f"{self.prefix}.slot.*.*",
-                self.status_stream: f"{self.prefix}.st.>",
-            }.items()
+            self.due_stream: [f"{p}.due.>", f"{p}.slot.*.*"],
+            self.resuming_stream: [f"{p}.resuming.>"],
+            self.hour_stream: [f"{p}.hour.*"],
+            self.status_stream: [f"{p}.st.>"],
         }
+
+    def stream_of(self, subject: str) -> str:
+        """The stream an entry or marker subject is kept in."""
+        kind = subject.split(".")[2]
+        return {
+            "due": self.due_stream,
+            "slot": self.due_stream,
+            "resuming": self.resuming_stream,
+            "hour": self.hour_stream,
+            "st": self.status_stream,
+        }[kind]
 
     def due(self, id: str, due: Due) -> str:
         slot, order, version = due
+        if slot == RESUMING_SLOT:
+            return f"{self.prefix}.resuming.{order}.{token(id)}.{version}"
         return f"{self.prefix}.due.{slot}.{order}.{token(id)}.{version}"
 
     def due_filter(self, slot: str) -> str:
+        if slot == RESUMING_SLOT:
+            return f"{self.prefix}.resuming.*.*.*.*"
         return f"{self.prefix}.due.{slot}.*.*.*.*"
 
     def marker(self, minute: int) -> str:

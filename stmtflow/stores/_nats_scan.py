@@ -54,7 +54,7 @@ async def _due_slots(c: Client, now: datetime) -> list[str]:
     await c.ready()
     names = c.names
     last = slot_of(now)
-    found = await c.subjects(names.slot_stream, names.hours)
+    found = await c.subjects(names.hour_stream, names.hours)
     hours = sorted(h for h in (int(s.rsplit(".", 1)[1]) for s in found) if h <= last // 60)
     slots = [RESUMING_SLOT]
     for hour in hours:
@@ -66,7 +66,7 @@ async def _due_slots(c: Client, now: datetime) -> list[str]:
 
 
 async def _minutes(c: Client, hour: int) -> list[str]:
-    return await c.subjects(c.names.slot_stream, c.names.minutes(hour))
+    return await c.subjects(c.names.due_stream, c.names.minutes(hour))
 
 
 async def _none(found: Awaitable[list[str]]) -> bool:
@@ -87,7 +87,7 @@ async def _entries(c: Client, slots: list[str], now: datetime) -> tuple[list[_En
     also hold entries due later (a wake-up later in the current minute)."""
     names, until = c.names, micros(now)
     found = await asyncio.gather(
-        *(c.subjects(names.due_stream, names.due_filter(s)) for s in slots)
+        *(c.subjects(names.stream_of(names.due_filter(s)), names.due_filter(s)) for s in slots)
     )
     entries: list[_Entry] = []
     later: set[str] = set()
@@ -128,7 +128,7 @@ class _Walk:
             if judged == "live" and found is not None:
                 live[e.id] = found
             else:
-                c.later(c.repair(found, e.subject, names.due_stream))
+                c.later(c.repair(found, e.subject))
         if stale:
             await c.purge(stale)
         return list(live.values())
@@ -224,7 +224,7 @@ async def listing(
                 if judged == "stale":
                     stale.append(subject)
                 elif judged == "pending":
-                    c.later(c.repair(current, subject, names.status_stream))
+                    c.later(c.repair(current, subject))
             if current is None:
                 continue
             rec = current.record
