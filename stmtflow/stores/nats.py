@@ -193,12 +193,20 @@ class NatsStore(Store):
 
         return self._change(record.id, f"update {record.id!r}", change)
 
-    def _change(self, id: str, what: str, change: Callable[[Record], Record]) -> Record:
+    def _change(self, id: str, what: str, change: Callable[[Record], Record | None]) -> Record:
         """Read (or take the remembered copy), ``change``, write compare-and-set; repeat on a
         lost race. ``change`` raises to refuse; a refusal judged on a remembered copy is judged
         again on a fresh read."""
+        written = self._maybe(id, what, change)
+        assert written is not None
+        return written
 
-        async def run(c: Client) -> Record:
+    def _maybe(
+        self, id: str, what: str, change: Callable[[Record], Record | None]
+    ) -> Record | None:
+        """`_change`, where ``change`` may also answer None: nothing to write (returned)."""
+
+        async def run(c: Client) -> Record | None:
             current, fresh = c.cache.get(id), False
             for _ in range(_RETRIES):
                 if current is None:
@@ -208,6 +216,11 @@ class NatsStore(Store):
                 except StmtflowError:
                     if fresh:
                         raise
+                    current = None
+                    continue
+                if new is None:
+                    if fresh:
+                        return None
                     current = None
                     continue
                 if await c.write(current, new) is not None:
@@ -256,16 +269,12 @@ class NatsStore(Store):
         return self._change(id, f"renew {id!r}", change)
 
     def release(self, id: str, owner: str, fence: int) -> bool:
-        def change(current: Record) -> Record:
+        def change(current: Record) -> Record | None:
             if current.lease_owner != owner or current.fence != fence:
-                raise _NotHeld
+                return None  # taken over or released already: left alone
             return with_changes(current, lease_owner=None, lease_expires=None)
 
-        try:
-            self._change(id, f"release {id!r}", change)
-        except _NotHeld:
-            return False
-        return True
+        return self._maybe(id, f"release {id!r}", change) is not None
 
     def count_due(self, now: datetime) -> int:
         now = aware(now, "now")
@@ -314,10 +323,6 @@ def drop(url: str) -> None:
         store._run("delete the bucket", lambda c: c.drop())
     finally:
         store.close()
-
-
-class _NotHeld(StmtflowError):
-    """`NatsStore.release`: the lease is not (any more) the caller's."""
 
 
 def _found(stored: Stored | None, id: str) -> Stored:
