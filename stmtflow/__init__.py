@@ -35,16 +35,20 @@ from stmtflow.core import (
     resume,
 )
 from stmtflow.dsl import (
+    Ask,
     BaseHandler,
     Break,
     Case,
     Continue,
     Default,
     For,
+    ForEach,
     FunctionHandler,
     Go,
     Handler,
+    HumanInput,
     If,
+    Join,
     On,
     OnEvent,
     RetryPolicy,
@@ -104,7 +108,7 @@ from stmtflow.state import (
 )
 
 if TYPE_CHECKING:
-    from stmtflow.runtime import Engine, Instance
+    from stmtflow.runtime import Engine, Instance, PendingInput
     from stmtflow.stores import open_store
 
 # The runtime (stores, engine, worker) is imported on first use, so that `import stmtflow` for the
@@ -112,6 +116,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "Engine": "stmtflow.runtime",
     "Instance": "stmtflow.runtime",
+    "PendingInput": "stmtflow.runtime",
     "open_store": "stmtflow.stores",
 }
 
@@ -129,13 +134,16 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     # statements
+    "Ask",
     "Break",
     "Case",
     "Continue",
     "Default",
     "For",
+    "ForEach",
     "Go",
     "If",
+    "Join",
     "On",
     "OnEvent",
     "RetryPolicy",
@@ -175,6 +183,7 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "BaseHandler",
     "FunctionHandler",
     "Handler",
+    "HumanInput",
     "Timer",
     # queries, rendering and checks
     "check_compatibility",
@@ -190,6 +199,7 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     # the runtime (imported on first use)
     "Engine",
     "Instance",
+    "PendingInput",
     "open_store",
     # errors
     "AmbiguousCallback",

@@ -32,13 +32,16 @@ from stmtflow.testing import WorkflowHarness
 
 EXPORTED = {
     # statements
+    "Ask",
     "Break",
     "Case",
     "Continue",
     "Default",
     "For",
+    "ForEach",
     "Go",
     "If",
+    "Join",
     "On",
     "OnEvent",
     "RetryPolicy",
@@ -77,11 +80,13 @@ EXPORTED = {
     # the runtime
     "Engine",
     "Instance",
+    "PendingInput",
     "open_store",
     # handlers
     "BaseHandler",
     "FunctionHandler",
     "Handler",
+    "HumanInput",
     "Timer",
     # queries, rendering and checks
     "check_compatibility",
@@ -135,6 +140,9 @@ DESIGN_NAMES = [  # DESIGN §2; names of later sections join when they are built
     "OnEvent",
     "WaitFor",
     "Sleep",
+    # DESIGN §6 (composition)
+    "Join",
+    "ForEach",
     # workflows and state
     "WorkflowState",
     "State",
@@ -329,6 +337,7 @@ def test_the_runtime_is_imported_on_first_use() -> None:
 def test_the_runtime_names_are_the_runtime_objects() -> None:
     assert sf.Engine is stmtflow.runtime.Engine
     assert sf.Instance is stmtflow.runtime.Instance
+    assert sf.PendingInput is stmtflow.runtime.PendingInput is stmtflow.stores.PendingInput
     assert sf.open_store is stmtflow.stores.open_store
     with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
         _ = sf.Nope  # type: ignore[attr-defined]

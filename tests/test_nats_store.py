@@ -20,13 +20,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
-from stmtflow.stores import MemoryStore, Record, Store, open_store
+from stmtflow.stores import MemoryStore, PendingInput, Record, Store, open_store
 from stmtflow.stores._nats_loop import LoopThread
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
 
 pytestmark = pytest.mark.nats
+
+
+def question(id: str, assignee: str | None = "ana", event: str = "ask.answer") -> PendingInput:
+    return PendingInput(id, event, "_main_", "?", assignee, {"type": "object"}, NOW, None, "Order")
 
 
 def rec(id: str, **changes: Any) -> Record:
@@ -41,7 +45,8 @@ def store(nats_url: str) -> Iterator[Any]:
 
 
 def index(store: Any) -> dict[str, list[str]]:
-    """Every index subject of the store, by kind (due entries, markers, status entries)."""
+    """Every index subject of the store, by kind (due entries, markers, status and input
+    entries)."""
     client, names = store._client, store._client.names
 
     async def read() -> dict[str, list[str]]:
@@ -51,6 +56,7 @@ def index(store: Any) -> dict[str, list[str]]:
             "due": [(names.due_stream, f"{p}.due.>"), (names.resuming_stream, f"{p}.resuming.>")],
             "slots": [(names.due_stream, f"{p}.slot.>"), (names.hour_stream, f"{p}.hour.*")],
             "status": [(names.status_stream, f"{p}.st.>")],
+            "inputs": [(names.inputs_stream, f"{p}.in.>")],
         }
         return {
             kind: sorted([s for where in wheres for s in await client.subjects(*where)])
@@ -137,7 +143,7 @@ def test_a_record_larger_than_max_payload_is_refused_and_nothing_is_stored(store
         store.create(rec("a", data=f'"{big}"'))
     with pytest.raises(NotFound):
         store.get("a")
-    assert index(store) == {"due": [], "slots": [], "status": []}
+    assert index(store) == {"due": [], "slots": [], "status": [], "inputs": []}
 
 
 async def _max_payload(c: Any) -> int:
@@ -301,6 +307,84 @@ def test_a_lost_race_after_the_index_write_leaves_the_winner_whole(store: Any) -
     assert [r.id for r in store.claim_due(NOW, "w", LEASE, 10)] == ["a"]
 
 
+# -- the pending-input index ------------------------------------------------------------------
+
+
+def test_rows_travel_in_the_record_and_one_entry_per_assignee_and_workflow_finds_them(
+    store: Any,
+) -> None:
+    created = store.create(rec("a"), inputs=[question("a"), question("a", None, "b.answer")])
+    store.create(rec("b"), inputs=[question("b", "bo")])
+    store.create(rec("c"))
+    assert len(index(store)["inputs"]) == 3  # a: ana and nobody; b: bo; c: none
+    assert [r.instance_id for r in store.inputs(assignee="bo")] == ["b"]
+    assert [r.event for r in store.inputs(assignee="ana")] == ["ask.answer"]
+    # Rows change, their assignees stay: the record alone is rewritten, the entries stay.
+    entries = index(store)["inputs"]
+    again = [question("a", "ana", "c.answer"), question("a", None, "d.answer")]
+    moved = store.update(created, expected_version=1, inputs=again)
+    settle(store)
+    assert index(store)["inputs"] == entries
+    assert [r.event for r in store.inputs()] == ["c.answer", "d.answer", "ask.answer"]
+    # Nobody in particular is no longer asked: a's entries are put again, the old ones go.
+    store.update(moved, expected_version=2, inputs=[question("a", "ana", "c.answer")])
+    settle(store)
+    assert len(index(store)["inputs"]) == 2 and not set(index(store)["inputs"]) <= set(entries)
+    assert [r.event for r in store.inputs()] == ["c.answer", "ask.answer"]
+    store.update(store.get("a"), expected_version=3, inputs=[])
+    settle(store)
+    assert [r.instance_id for r in store.inputs()] == ["b"]
+    assert len(index(store)["inputs"]) == 1
+
+
+def test_listing_inputs_reads_the_records_that_ask_only(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(30):
+        store.create(rec(f"r{n}"), inputs=[question(f"r{n}", "bo")] if n % 10 == 0 else [])
+    reads = counting_reads(store, monkeypatch)
+    assert [r.instance_id for r in store.inputs(assignee="bo")] == ["r0", "r10", "r20"]
+    assert sorted(reads) == ["r0", "r10", "r20"]
+    reads.clear()
+    assert store.inputs(assignee="ana") == [] and reads == []
+
+
+def test_questions_of_a_write_that_died_before_its_record_are_not_listed(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stmtflow.stores import _nats_client
+
+    before = store.create(rec("a"), inputs=[question("a")])
+    with monkeypatch.context() as m:
+        _die_before_record_writes(store, m)
+        with pytest.raises(StmtflowError, match="died"):
+            store.update(before, expected_version=1, inputs=[question("a", "bo")])
+        with pytest.raises(StmtflowError, match="died"):
+            store.create(rec("ghost"), inputs=[question("ghost")])
+    assert len(index(store)["inputs"]) == 3  # a's live entry, its pending one, the ghost's
+    assert store.inputs() == [question("a")]
+    assert store.inputs(assignee="bo") == []
+    monkeypatch.setattr(_nats_client, "GRACE", timedelta(0))
+    assert store.inputs() == [question("a")]  # and the dead writers' entries are repaired
+    settle(store)
+    assert len(index(store)["inputs"]) == 1
+    assert store.get("a").version == 1
+
+
+def test_stale_input_entries_left_by_a_crash_after_the_record_write_are_dropped(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as m:  # the process "dies" before its cleanup of old entries
+        m.setattr(store._client, "later", lambda work: work.close())
+        created = store.create(rec("a"), inputs=[question("a")])
+        store.update(created, expected_version=1, inputs=[question("a", "bo")])
+    assert len(index(store)["inputs"]) == 2
+    assert store.inputs(assignee="ana") == []
+    assert store.inputs() == [question("a", "bo")]
+    settle(store)
+    assert len(index(store)["inputs"]) == 1
+
+
 # -- the store behaves like the memory store (a model) ----------------------------------------
 
 IDS = ("a", "b", "c")
@@ -320,6 +404,7 @@ _ops = st.lists(
             st.sampled_from(IDS),
             st.sampled_from(["waiting", "resuming", "finished"]),
             _times,
+            st.sampled_from([None, (), ("ana",), ("ana", None), ("bo", None)]),
         ),
         st.tuples(st.just("claim_due"), st.sampled_from([0, 60, 3700]), st.integers(1, 3)),
         st.tuples(st.just("claim"), st.sampled_from(IDS), st.sampled_from(["w1", "w2"])),
@@ -336,7 +421,8 @@ def _apply(store: Store, op: tuple[Any, ...]) -> Any:
         if op[0] == "update":
             current = store.get(op[1])
             new = dataclasses.replace(current, status=op[2], wake_at=op[3], data='{"n": 2}')
-            return _view(store.update(new, expected_version=current.version))
+            rows = None if op[4] is None else [question(op[1], who, f"e{who}") for who in op[4]]
+            return _view(store.update(new, expected_version=current.version, inputs=rows))
         if op[0] == "claim_due":
             got = store.claim_due(NOW + timedelta(seconds=op[1]), "w", LEASE, op[2])
             return sorted(_view(r) for r in got)
@@ -369,3 +455,5 @@ def test_the_nats_store_answers_like_the_memory_store(
                     r.id for r in model.list(status=status)
                 ]
             assert store.count_due(NOW) == model.count_due(NOW)
+            for who in (None, "ana"):
+                assert store.inputs(assignee=who) == model.inputs(assignee=who)

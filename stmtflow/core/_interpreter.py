@@ -16,13 +16,17 @@ from collections.abc import Generator
 from datetime import datetime
 from typing import Any, assert_never
 
+from stmtflow.core import _escalation as escalation
+from stmtflow.core._bodies import Bodies
 from stmtflow.core._effects import Call, Data, Effect, Run, describe, has, is_local
-from stmtflow.core._program import Ended, Program
+from stmtflow.core._program import KEEP_AS_IS, Ended, Program
 from stmtflow.core._routing import route
 from stmtflow.core._thread_index import ThreadIndex, can_move
+from stmtflow.core._threads import ThreadLife
+from stmtflow.dsl._escalation import ESCALATION
 from stmtflow.dsl._handlers import handler_type
-from stmtflow.dsl._kind import truth
-from stmtflow.dsl._statements import RetryPolicy, Step, Wait, WaitFor
+from stmtflow.dsl._kind import rules, truth
+from stmtflow.dsl._statements import ForEach, Join, RetryPolicy, Step, Wait, WaitFor
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import (
     CallbackInputError,
@@ -60,8 +64,12 @@ _RUNNING = WorkflowStatus.RESUMING
 _AFTER_STEP, _AFTER_RESUME = CheckpointType.AFTER_STEP, CheckpointType.AFTER_RESUME
 
 
-class Interpreter:
-    """One run over a workflow's data and state; the drivers perform what it yields."""
+class Interpreter(ThreadLife):
+    """One run over a workflow's data and state; the drivers perform what it yields.
+
+    How threads start and end (`ThreadLife.start_thread`, `ThreadLife.end_thread`) is
+    `stmtflow.core._threads`'.
+    """
 
     def __init__(
         self,
@@ -83,6 +91,9 @@ class Interpreter:
         self.default_retry = default_retry
         self.where = f"workflow {state.id!r} ({state.workflow})"
         self._program: Program | None = None
+        self._bodies: Bodies | None = None
+        self._ended_outside = False
+        """A thread was ended by another's move: its events' teardowns are due at once."""
         self._static = bool(type(wf).static_definition)
         self._stale = False
         self._checked = checked
@@ -109,6 +120,23 @@ class Interpreter:
             program = self._program = Program(root, type(self.wf), self.where)
             self._stale = False
         return program
+
+    @property
+    def bodies(self) -> Bodies:
+        """The programs the threads move through (a thread's own body when built from its
+        arg), for the current definition."""
+        program = self.program
+        bodies = self._bodies
+        if bodies is None or bodies.root is not program:
+            bodies = self._bodies = Bodies(program, type(self.wf))
+        return bodies
+
+    def program_of(self, thread: Thread) -> Program:
+        """The program ``thread`` moves through: the definition, or its body built from its arg
+        (`stmtflow.core._bodies`)."""
+        if thread.name == MAIN_THREAD:
+            return self.program
+        return self.bodies.of(thread)
 
     @property
     def index(self) -> ThreadIndex:
@@ -153,7 +181,8 @@ class Interpreter:
         program = self.program
         if self._checked:
             return program
-        problems = program.mismatches(self.state)
+        bodies = self.bodies
+        problems = program.mismatches(self.state, lambda t: bodies.place(t)[:2])
         if problems:
             raise DefinitionMismatch(
                 f"{self.where}: the stored state does not fit the definition: "
@@ -227,6 +256,9 @@ class Interpreter:
                 if thread.status is not _EXECUTING:
                     can_move = self._move(thread)
                     yield _AFTER_RESUME
+                    if self._ended_outside:
+                        self._ended_outside = False
+                        yield from self._teardowns(retry=False)
                     if not can_move:
                         yield from self._came_to_rest(thread)
                     continue
@@ -249,7 +281,7 @@ class Interpreter:
         return state
 
     def _step_at(self, thread: Thread) -> Step:
-        found = self.program.find(thread.cur_step)
+        found = self.program_of(thread).find(thread.cur_step)
         assert found is not None and isinstance(found[1], Step)
         return found[1]
 
@@ -287,8 +319,11 @@ class Interpreter:
         thread.last_error = describe(exc)
         if attempt >= policy.max_attempts or not policy.is_retryable(exc):
             thread.retry_at = None
-            state.status = WorkflowStatus.FAILED
-            state.error = f"{what} failed after {attempt} attempt(s): {describe(exc)}"
+            if policy.on_exhausted == "escalate":  # an operator decides (DESIGN §7)
+                escalation.escalate(thread, state.id, self.now)
+            else:
+                state.status = WorkflowStatus.FAILED
+                state.error = f"{what} failed after {attempt} attempt(s): {describe(exc)}"
         else:
             thread.retry_at = self.now + policy.interval(attempt)
         self.index.update(thread)
@@ -297,18 +332,33 @@ class Interpreter:
         yield CheckpointType.AFTER_STEP
         return state.status not in TERMINAL_STATUSES and can_move(thread, self.now)
 
+    def _answered(self, thread: Thread, action: str) -> None:
+        """An operator answered ``thread``'s escalation (`stmtflow.core._escalation.answer`)."""
+        self._progress(thread)
+        fails = escalation.answer(thread, action)
+        self.index.update(thread)
+        if fails:
+            self.state.status = WorkflowStatus.FAILED
+            self.state.error = escalation.failure(thread, self._who(thread))
+        else:
+            self.state.status = WorkflowStatus.RESUMING
+
     def _move(self, thread: Thread) -> bool:
         """Move ``thread`` to its next resting place; True when it can go on at once (a step)."""
         state = self.state
-        outcome, spawns = self.program.advance(thread, state.threads)
+        place = self.bodies.place(thread)
+        move = place.program.advance(thread, state.threads, self._counts, place.rooted)
+        outcome = move.outcome
         pc = state.pc + 1
         index = self.index
         if thread.cur_callback is not None:
             thread.cur_callback = None
-        for go, thread_id in spawns:
-            spawned = Thread(id=thread_id, name=go.name, status=ThreadStatus.RESUMING, pc=pc)
-            state.threads.append(spawned)
-            index.add(spawned)
+        for group, end_rest in move.closes:
+            self._close_group(group, end_rest, thread)
+        if move.keep is not KEEP_AS_IS:
+            thread.foreach = move.keep
+        for spawn in move.spawns:
+            self.start_thread(spawn, pc, place.chain)
         match outcome:
             case Step():
                 thread.pc = pc
@@ -338,15 +388,13 @@ class Interpreter:
                     for on in outcome.events
                 )
                 index.update(thread)
-            case WaitFor():
+            case WaitFor() | Join() | ForEach():
                 thread.pc = pc
                 thread.cur_step = outcome.name
                 thread.status = ThreadStatus.WAITING_CONDITION
                 index.update(thread)
             case Ended():
-                # By identity: `list.remove` would compare the threads before it field by field.
-                del state.threads[next(i for i, t in enumerate(state.threads) if t is thread)]
-                index.remove(thread)
+                self._remove(thread)
                 if thread.id == MAIN_THREAD:
                     self._end_all(WorkflowStatus.FINISHED)
             case _:
@@ -367,15 +415,10 @@ class Interpreter:
 
     def _end_all(self, status: WorkflowStatus) -> None:
         """End every live thread; their armed events become due for teardown."""
-        program = self.program
         for other in self.state.threads:
-            for event in other.wait_events:
-                if event.status in _TEARDOWN_DUE and has(
-                    program.handler(event.req.name), "teardown"
-                ):
-                    due = event.model_copy(update={"status": WaitEventStatus.PENDING_TEARDOWN})
-                    self.state.teardowns.append(due)
+            self._queue_teardowns(other)
         self.state.threads.clear()
+        self.state.groups.clear()
         self.index.clear()
         self.state.status = status
 
@@ -388,9 +431,23 @@ class Interpreter:
         that stays true hits ``max_steps`` instead of spinning forever.
         """
         for thread in self.index.waiting_conditions():
-            found = self.program.find(thread.cur_step)
-            assert found is not None and isinstance(found[1], WaitFor)
+            found = self.program_of(thread).find(thread.cur_step)
+            assert found is not None
             wait_for = found[1]
+            if not isinstance(wait_for, WaitFor):  # a Join or ForEach: waits on threads
+                if not rules(wait_for).ready(wait_for, thread, self._counts):
+                    continue
+                if budget <= 0:
+                    raise StepLimitExceeded(
+                        f"{self.where}: the action limit was reached before "
+                        f"{rules(wait_for).title(wait_for)} on thread {thread.id!r} could go on"
+                    )
+                self._progress(thread)
+                thread.status = ThreadStatus.RESUMING
+                self.index.update(thread)
+                self._refresh_status(thread)
+                yield CheckpointType.AFTER_CONDITION
+                return 1
             try:
                 holds = truth(wait_for.cond)
             except Exception as exc:
@@ -426,7 +483,8 @@ class Interpreter:
 
     def _setups(self, thread: Thread) -> Run:
         """Set up the thread's events that are not yet set up; failures are kept, not raised."""
-        handlers = {on.event: on.handler for on in self.program.wait_of(thread).events}
+        wait = self.program_of(thread).wait_of(thread)
+        handlers = {on.event: on.handler for on in wait.events}
         for event in thread.wait_events:
             if event.status not in (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR):
                 continue
@@ -434,7 +492,8 @@ class Interpreter:
             try:
                 handler = handlers[event.req.name]
                 setup: Any = getattr(handler, "setup", None)  # armed as pending only if it has one
-                data = yield Call(setup, (event.req,), what, local=is_local(handler))
+                local = is_local(handler, "setup")
+                data = yield Call(setup, (event.req,), what, local=local)
                 if data is not None and not isinstance(data, str):
                     raise TypeError(f"setup returned {type(data).__name__}, not a str")
             except Exception as exc:
@@ -460,14 +519,14 @@ class Interpreter:
 
         ``retry=False`` leaves alone those whose teardown already failed (tried once per resume).
         """
-        program = self.program
+        bodies = self.bodies
         for event in list(self.state.teardowns):
             if not retry and event.status is WaitEventStatus.TEARDOWN_ERROR:
                 continue
             what = f"the teardown of event {event.req.name!r} ({self.where})"
             try:
                 yield Call(
-                    program.handler(event.req.name).teardown,
+                    bodies.handler(event).teardown,
                     (event.req, event.handled),
                     what,
                 )
@@ -497,9 +556,9 @@ class Interpreter:
             raise WorkflowFinished(
                 f"{self.where} is {state.status.value}; event {req.name!r} cannot be delivered"
             )
-        program = self.check()
+        self.check()
         thread, event = route(req, self.state, self.index, self.where)
-        handler = program.handler(event.req.name)
+        handler = self.program_of(thread).handler(event.req.name)
         what = f"the handler of event {req.name!r} ({self._who(thread)})"
         local = is_local(handler)  # cannot touch the data: nothing to roll back
         snapshot = None if local else Data.snapshot(self.wf, self.where)
@@ -513,21 +572,15 @@ class Interpreter:
             if snapshot is not None:
                 Data.restore(self.wf, snapshot)
             raise HandlerError(f"{what} raised {describe(exc)}") from exc
+        if handler is ESCALATION:
+            self._answered(thread, output)
+            return output
         if not local:
             self._changed_data()
         self._progress(thread)
         thread.cur_callback = req.name
         thread.status = ThreadStatus.RESUMING
-        for other in thread.wait_events:
-            if other.status in _TEARDOWN_DUE and has(program.handler(other.req.name), "teardown"):
-                state.teardowns.append(
-                    other.model_copy(
-                        update={
-                            "status": WaitEventStatus.PENDING_TEARDOWN,
-                            "handled": other is event,
-                        }
-                    )
-                )
+        self._queue_teardowns(thread, fired=event)
         thread.wait_events = ()
         self.index.update(thread)
         state.status = WorkflowStatus.RESUMING

@@ -5,14 +5,18 @@ Every name here is re-exported from `stmtflow`; import it from there.
 
 from stmtflow.dsl._context import StepInfo, current_step, current_time
 from stmtflow.dsl._handlers import BaseHandler, FunctionHandler, Handler, Timer, handler_type
+from stmtflow.dsl._human import HumanInput
 from stmtflow.dsl._statements import (
+    Ask,
     Break,
     Case,
     Continue,
     Default,
     For,
+    ForEach,
     Go,
     If,
+    Join,
     On,
     OnEvent,
     RetryPolicy,
@@ -29,16 +33,20 @@ from stmtflow.dsl._statements import (
 from stmtflow.dsl._workflow import WorkflowState
 
 __all__ = [
+    "Ask",
     "BaseHandler",
     "Break",
     "Case",
     "Continue",
     "Default",
     "For",
+    "ForEach",
     "FunctionHandler",
     "Go",
     "Handler",
+    "HumanInput",
     "If",
+    "Join",
     "On",
     "OnEvent",
     "RetryPolicy",

@@ -20,7 +20,10 @@ from __future__ import annotations
 from typing import TypeAlias
 
 from stmtflow.dsl._branch import Branch, Case, Cond, Default, If, Switch
-from stmtflow.dsl._go import Go, GoId, Return
+from stmtflow.dsl._foreach import ForEach
+from stmtflow.dsl._go import Go, GoArg, GoBody, GoId, Return
+from stmtflow.dsl._human import Ask
+from stmtflow.dsl._join import Join, Until
 from stmtflow.dsl._loop import Break, Continue, For
 from stmtflow.dsl._section import S, Section
 from stmtflow.dsl._step import Action, RetryPolicy, Step
@@ -29,6 +32,7 @@ from stmtflow.dsl._waitfor import WaitFor
 
 __all__ = [
     "Action",
+    "Ask",
     "Branch",
     "Break",
     "Case",
@@ -36,9 +40,13 @@ __all__ = [
     "Continue",
     "Default",
     "For",
+    "ForEach",
     "Go",
+    "GoArg",
+    "GoBody",
     "GoId",
     "If",
+    "Join",
     "On",
     "OnEvent",
     "RetryPolicy",
@@ -49,6 +57,7 @@ __all__ = [
     "Statement",
     "Step",
     "Switch",
+    "Until",
     "Wait",
     "WaitFor",
 ]
@@ -65,9 +74,12 @@ Statement: TypeAlias = (
     | Continue
     | Return
     | Go
+    | Join
+    | ForEach
     | Wait
     | On
     | WaitFor
 )
-"""Every statement kind (a `Sleep` is a `Wait`). ``Case``/``Default`` live only in a `Switch`,
-``On`` only in a `Wait`. A new kind is added here and registered in its own module."""
+"""Every statement kind (a `Sleep` and an `Ask` are `Wait`s). ``Case``/``Default`` live only
+in a `Switch`, ``On`` only in a `Wait`. A new kind is added here and registered in its own
+module."""

@@ -5,9 +5,10 @@ The record in the KV bucket is the source of truth; the index entries are hints,
 before the record they announce and checked against it when read:
 
 - A writer puts the new index entries first (the due entry, then the markers of its minute and
-  hour; the status entry), then writes the record by compare-and-set on its KV revision, then
-  drops the entries the old version relied on. A crash between these steps leaves extra
-  entries, never a record without its entries.
+  hour; the status entry; an input entry per assignee and workflow of its pending-input rows,
+  which travel inside the record), then writes the record by compare-and-set on its KV
+  revision, then drops the entries the old version relied on. A crash between these steps
+  leaves extra entries, never a record without its entries.
 - A reader of an entry ``(…, id, v)`` reads the record: the entry is *live* when the record
   names it, *stale* when the record's version is ``v`` or later and names another (dropped
   then), and *pending* when the record is older than ``v`` (a write in flight, or one whose
@@ -22,6 +23,7 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,6 +35,7 @@ from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 
 from stmtflow.errors import ConflictError, StmtflowError
+from stmtflow.stores._inputs import PendingInput
 from stmtflow.stores._nats_keys import (
     RESUMING_SLOT,
     SCHEMA_VERSION,
@@ -42,6 +45,7 @@ from stmtflow.stores._nats_keys import (
     decode,
     due_place,
     encode,
+    pairs,
     token,
 )
 from stmtflow.stores.base import Record
@@ -224,60 +228,57 @@ class Client:
             self.cache.popitem(last=False)
         return stored
 
-    def _value(self, rec: Record, due: Due | None, st: int) -> bytes:
-        value = encode(rec, due, st)
+    def _value(self, new: Stored) -> bytes:
+        value = encode(new)
         assert self.nc is not None
         if len(value) > self.nc.max_payload:
             raise StmtflowError(
-                f"workflow instance {rec.id!r}: its record is {len(value)} bytes, more than the "
-                f"NATS server's max_payload ({self.nc.max_payload} bytes); raise max_payload "
-                "in the server's configuration"
+                f"workflow instance {new.record.id!r}: its record is {len(value)} bytes, more "
+                f"than the NATS server's max_payload ({self.nc.max_payload} bytes); raise "
+                "max_payload in the server's configuration"
             )
         return value
 
-    async def create(self, rec: Record) -> Record:
-        """Store a new record (its version 1); `ConflictError` if the id exists."""
+    async def create(self, rec: Record, inputs: tuple[PendingInput, ...]) -> Record:
+        """Store a new record (its version 1) with its pending-input rows; `ConflictError` if
+        the id exists."""
         kv = await self.ready()
-        due, st = self._refs(None, rec)
-        value = self._value(rec, due, st)
-        await self._announce(None, rec, due, st)
+        new = self._refs(None, rec, inputs)
+        value = self._value(new)
+        await self._announce(None, new)
         try:
             revision = await kv.create(f"i.{token(rec.id)}", value)
         except WrongRevision:
             raise ConflictError(f"a workflow instance with id {rec.id!r} already exists") from None
-        self._remember(Stored(rec, revision, due, st))
+        self._remember(replace(new, revision=revision))
         return rec
 
-    async def write(self, before: Stored, rec: Record) -> Stored | None:
+    async def write(
+        self, before: Stored, rec: Record, inputs: tuple[PendingInput, ...] | None = None
+    ) -> Stored | None:
         """Replace ``before`` with ``rec`` if the record is still at ``before``'s revision.
 
-        None when another write came first (read again and decide again). Index entries the
-        new version needs are put first; the ones only the old version needed are dropped
-        after, in the background.
+        ``inputs`` replaces the pending-input rows (None keeps them). None when another write
+        came first (read again and decide again). Index entries the new version needs are put
+        first; the ones only the old version needed are dropped after, in the background.
         """
         kv = await self.ready()
-        due, st = self._refs(before, rec)
-        value = self._value(rec, due, st)
-        await self._announce(before, rec, due, st)
+        new = self._refs(before, rec, before.inputs if inputs is None else inputs)
+        value = self._value(new)
+        await self._announce(before, new)
         try:
             revision = await kv.update(f"i.{token(rec.id)}", value, last=before.revision)
         except WrongRevision:
             self.cache.pop(rec.id, None)
             return None
-        stored = self._remember(Stored(rec, revision, due, st))
-        old = [before.due_subject(self.names), before.status_subject(self.names)]
-        self.later(
-            self.purge(
-                s
-                for s in old
-                if s not in (stored.due_subject(self.names), stored.status_subject(self.names))
-            )
-        )
+        stored = self._remember(replace(new, revision=revision))
+        self.later(self.purge(before.subjects(self.names) - stored.subjects(self.names)))
         return stored
 
     @staticmethod
-    def _refs(before: Stored | None, rec: Record) -> tuple[Due | None, int]:
-        """The index entries ``rec`` relies on: the old ones where they still fit."""
+    def _refs(before: Stored | None, rec: Record, inputs: tuple[PendingInput, ...]) -> Stored:
+        """``rec`` with the index entries it relies on (the old ones where they still fit),
+        before it has a revision."""
         place = due_place(rec.status, rec.wake_at, rec.created_at)
         old_due = None if before is None else before.due
         due: Due | None
@@ -288,16 +289,21 @@ class Client:
         else:
             due = (*place, rec.version)
         same_status = before is not None and before.record.status == rec.status
-        return due, (before.st if before is not None and same_status else rec.version)
+        st = before.st if before is not None and same_status else rec.version
+        same_pairs = before is not None and pairs(before.inputs) == pairs(inputs)
+        inp = before.inp if before is not None and same_pairs else rec.version
+        return Stored(rec, 0, due, st, inputs, inp)
 
-    async def _announce(self, before: Stored | None, rec: Record, due: Due | None, st: int) -> None:
-        """Put the index entries ``rec`` needs and ``before`` did not have."""
+    async def _announce(self, before: Stored | None, new: Stored) -> None:
+        """Put the index entries ``new`` needs and ``before`` did not have."""
         assert self.js is not None
-        js, names = self.js, self.names
+        js, names, rec, due = self.js, self.names, new.record, new.due
         new_due = due is not None and (before is None or before.due != due)
         puts: list[Awaitable[object]] = []
-        if before is None or before.st != st:
-            puts.append(js.publish(names.status(rec, st), b""))
+        if before is None or before.st != new.st:
+            puts.append(js.publish(names.status(rec, new.st), b""))
+        had = set() if before is None else before.input_subjects(names)
+        puts += [js.publish(s, b"") for s in sorted(new.input_subjects(names) - had)]
         minute = None if due is None or due[0] == RESUMING_SLOT else int(due[0])
         if new_due and due is not None:
             # A minute's entry, then its marker: one stream stores one connection's messages
@@ -390,9 +396,7 @@ class Client:
             assert self.kv is not None
             try:
                 await self.kv.update(
-                    f"i.{token(stored.record.id)}",
-                    encode(stored.record, stored.due, stored.st),
-                    last=stored.revision,
+                    f"i.{token(stored.record.id)}", encode(stored), last=stored.revision
                 )
             except WrongRevision:
                 return  # it moved on: the next reader decides again
@@ -403,7 +407,7 @@ def verdict(stored: Stored | None, subject: str, version: int, names: Names) -> 
     """``live``, ``stale`` or ``pending``: what an index entry is worth (module docstring)."""
     if stored is None:
         return "pending"
-    if subject in (stored.due_subject(names), stored.status_subject(names)):
+    if subject in stored.subjects(names):
         return "live"
     return "stale" if stored.record.version >= version else "pending"
 

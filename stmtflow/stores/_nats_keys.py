@@ -16,11 +16,16 @@ Everything lives under one bucket name ``B``:
   minute markers, so a tick finds the due minutes without reading the future ones.
 - Stream ``STMTFLOW_B_STATUS``, subjects ``stmtflow.B.st.<status>.<workflow>.<created>.<id>.<v>``:
   the listing index, by status and type, in creation order.
+- Stream ``STMTFLOW_B_INPUTS``, subjects ``stmtflow.B.in.<assignee>.<workflow>.<id>.<v>``: "instance
+  ``id`` may have pending-input rows for that assignee (``n``: nobody in particular, else ``a``
+  and the name) of that workflow (``w`` and the name)". The rows themselves are kept in the
+  record, so they are committed with the state by the same compare-and-set.
 
 Every index stream keeps one message per subject. Ids and type names are written in unpadded
 base64url (letters, digits, ``-`` and ``_``), so any string is a valid key and subject token.
 The record remembers the index entries it relies on (``due``: slot, order and version, ``st``:
-the version of its status entry); an entry the record does not name is a stale hint.
+the version of its status entry, ``inp``: the version of its input entries, one per assignee and
+workflow of its rows); an entry the record does not name is a stale hint.
 
 Example:
     >>> token("order/1 ü")
@@ -39,6 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from stmtflow.stores._inputs import PendingInput
 from stmtflow.stores.base import Record, with_changes
 
 __all__ = [
@@ -46,11 +52,13 @@ __all__ = [
     "SLOT",
     "Due",
     "Names",
+    "Pair",
     "Stored",
     "decode",
     "due_place",
     "encode",
     "micros",
+    "pairs",
     "token",
     "untoken",
 ]
@@ -108,6 +116,19 @@ def due_place(
     return None if wake_at is None else (str(slot_of(wake_at)), f"1.{micros(wake_at)}")
 
 
+Pair = tuple[str | None, str]
+"""Whom a pending-input row asks and of which workflow: (assignee, workflow)."""
+
+
+def pairs(rows: tuple[PendingInput, ...]) -> set[Pair]:
+    """The (assignee, workflow) pairs of ``rows``: one input entry each."""
+    return {(row.assignee, row.workflow) for row in rows}
+
+
+def _who(assignee: str | None) -> str:
+    return "n" if assignee is None else f"a{token(assignee)}"
+
+
 @dataclass(frozen=True, slots=True)
 class Names:
     """The bucket, stream and subject names of one store."""
@@ -135,6 +156,11 @@ class Names:
         return f"STMTFLOW_{self.bucket}_STATUS"
 
     @property
+    def inputs_stream(self) -> str:
+        """The pending-input entries."""
+        return f"STMTFLOW_{self.bucket}_INPUTS"
+
+    @property
     def prefix(self) -> str:
         return f"stmtflow.{self.bucket}"
 
@@ -151,6 +177,7 @@ class Names:
             self.resuming_stream: [f"{p}.resuming.>"],
             self.hour_stream: [f"{p}.hour.*"],
             self.status_stream: [f"{p}.st.>"],
+            self.inputs_stream: [f"{p}.in.>"],
         }
 
     def stream_of(self, subject: str) -> str:
@@ -162,6 +189,7 @@ class Names:
             "resuming": self.resuming_stream,
             "hour": self.hour_stream,
             "st": self.status_stream,
+            "in": self.inputs_stream,
         }[kind]
 
     def due(self, id: str, due: Due) -> str:
@@ -203,6 +231,16 @@ class Names:
         wf = "*" if workflow is None else token(workflow)
         return f"{self.prefix}.st.{status or '*'}.{wf}.*.*.*"
 
+    def input(self, id: str, pair: Pair, version: int) -> str:
+        """The entry of instance ``id``'s rows for one assignee and workflow."""
+        assignee, workflow = pair
+        return f"{self.prefix}.in.{_who(assignee)}.w{token(workflow)}.{token(id)}.{version}"
+
+    def input_filter(self, assignee: str | None, workflow: str | None) -> str:
+        who = "*" if assignee is None else _who(assignee)
+        wf = "*" if workflow is None else f"w{token(workflow)}"
+        return f"{self.prefix}.in.{who}.{wf}.*.*"
+
 
 @dataclass(frozen=True, slots=True)
 class Stored:
@@ -214,6 +252,10 @@ class Stored:
     """The due entry the record relies on, or None."""
     st: int
     """The version that put the record's status entry."""
+    inputs: tuple[PendingInput, ...] = ()
+    """The instance's pending-input rows, committed with its state."""
+    inp: int = 0
+    """The version that put the record's input entries (one per pair of its rows)."""
 
     def due_subject(self, names: Names) -> str | None:
         return None if self.due is None else names.due(self.record.id, self.due)
@@ -221,13 +263,52 @@ class Stored:
     def status_subject(self, names: Names) -> str:
         return names.status(self.record, self.st)
 
+    def input_subjects(self, names: Names) -> set[str]:
+        return {names.input(self.record.id, p, self.inp) for p in pairs(self.inputs)}
 
-def encode(rec: Record, due: Due | None, st: int) -> bytes:
-    """The JSON a record is stored as (times in microseconds since 1970, exact)."""
+    def subjects(self, names: Names) -> set[str]:
+        """Every index entry the record relies on."""
+        due = self.due_subject(names)
+        return {self.status_subject(names), *self.input_subjects(names), *([due] if due else [])}
 
-    def t(value: datetime | None) -> int | None:
-        return None if value is None else micros(value)
 
+def _t(value: datetime | None) -> int | None:
+    return None if value is None else micros(value)
+
+
+def _row(row: PendingInput) -> dict[str, Any]:
+    return {
+        "event": row.event,
+        "thread": row.thread_id,
+        "prompt": row.prompt,
+        "assignee": row.assignee,
+        "schema": row.input_schema,
+        "asked": _t(row.asked_at),
+        "deadline": _t(row.deadline),
+        "workflow": row.workflow,
+    }
+
+
+def _unrow(id: str, doc: dict[str, Any]) -> PendingInput:
+    asked = _time(doc["asked"])
+    assert asked is not None
+    return PendingInput(
+        id,
+        doc["event"],
+        doc["thread"],
+        doc["prompt"],
+        doc["assignee"],
+        doc["schema"],
+        asked,
+        _time(doc["deadline"]),
+        doc["workflow"],
+    )
+
+
+def encode(stored: Stored) -> bytes:
+    """The JSON a record is stored as (times in microseconds since 1970, exact); its revision
+    is the bucket's, not part of the value."""
+    rec, due, t = stored.record, stored.due, _t
     doc: dict[str, Any] = {
         "id": rec.id,
         "workflow": rec.workflow,
@@ -241,7 +322,9 @@ def encode(rec: Record, due: Due | None, st: int) -> bytes:
         "created_at": t(rec.created_at),
         "updated_at": t(rec.updated_at),
         "due": None if due is None else list(due),
-        "st": st,
+        "st": stored.st,
+        "inputs": [_row(row) for row in stored.inputs],
+        "inp": stored.inp,
         "data": rec.data,
         "state": rec.state,
     }
@@ -268,7 +351,15 @@ def decode(value: bytes, revision: int) -> Stored:
         updated_at=_time(doc["updated_at"]),
     )
     due = doc["due"]
-    return Stored(rec, revision, None if due is None else (due[0], due[1], due[2]), doc["st"])
+    rows = tuple(_unrow(rec.id, row) for row in doc.get("inputs", ()))
+    return Stored(
+        rec,
+        revision,
+        None if due is None else (due[0], due[1], due[2]),
+        doc["st"],
+        rows,
+        doc.get("inp", 0),
+    )
 
 
 _BLANK = Record(id="-", workflow="-", data="", state="")
@@ -284,3 +375,9 @@ def parse_status(subject: str) -> tuple[str, int, str, int]:
     """(status, created micros, id, version) of a status subject."""
     *_, status, _wf, created, id_tok, version = subject.split(".")
     return status, int(created), untoken(id_tok), int(version)
+
+
+def parse_input(subject: str) -> tuple[str, int]:
+    """(id, version) of an input subject."""
+    *_, id_tok, version = subject.split(".")
+    return untoken(id_tok), int(version)

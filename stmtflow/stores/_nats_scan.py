@@ -16,18 +16,20 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from stmtflow.stores._inputs import PendingInput, matching
 from stmtflow.stores._nats_client import Client, gather_reads, verdict
 from stmtflow.stores._nats_keys import (
     RESUMING_SLOT,
     Stored,
     micros,
     parse_due,
+    parse_input,
     parse_status,
     slot_of,
 )
 from stmtflow.stores.base import Record, claim_order, with_changes
 
-__all__ = ["claim_due", "count_due", "listing", "taken"]
+__all__ = ["claim_due", "count_due", "inputs", "listing", "taken"]
 
 _READ_BATCH = 256
 """Records a listing reads concurrently."""
@@ -240,3 +242,34 @@ async def listing(
         c.later(c.purge(stale))
     found.sort(key=lambda r: (micros(r.created_at) if r.created_at else 0, r.id))
     return found
+
+
+async def inputs(c: Client, assignee: str | None, workflow: str | None) -> list[PendingInput]:
+    """The pending-input rows fitting the filters, from the records their input entries name.
+
+    One request for the entries matching ``in.<assignee>.<workflow>``, then the records of the
+    instances they name (a batch at a time): a live entry's record contributes its rows, stale
+    entries go, pending ones are left to their writer (or repaired after the grace period).
+    """
+    await c.ready()
+    names = c.names
+    subjects = await c.subjects(names.inputs_stream, names.input_filter(assignee, workflow))
+    entries = sorted((*parse_input(s), s) for s in subjects)
+    ids = list(dict.fromkeys(id for id, _, _ in entries))
+    stored: dict[str, Stored | None] = {}
+    for start in range(0, len(ids), _READ_BATCH):
+        stored.update(await gather_reads(c, ids[start : start + _READ_BATCH]))
+    rows: dict[str, tuple[PendingInput, ...]] = {}
+    stale: list[str] = []
+    for id, version, subject in entries:
+        current = stored[id]
+        judged = verdict(current, subject, version, names)
+        if judged == "live" and current is not None:
+            rows[id] = current.inputs
+        elif judged == "stale":
+            stale.append(subject)
+        else:
+            c.later(c.repair(current, subject))
+    if stale:
+        c.later(c.purge(stale))
+    return matching((row for found in rows.values() for row in found), assignee, workflow)

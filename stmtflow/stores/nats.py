@@ -7,7 +7,8 @@ JetStream storage of the bucket and streams it creates; default ``file``), ``rep
 
 Every record is one KV entry, written compare-and-set on its KV revision (an update names the
 revision it read; a create succeeds only if the key is absent), with its lease and fencing token
-inside, so a claim is a compare-and-set too. Due work and listings are found through index
+inside, so a claim is a compare-and-set too; the instance's pending-input rows are kept in the
+record as well, so they are committed with its state. Due work and listings are found through index
 streams (``stmtflow.stores._nats_keys``) that are hints checked against the records: a tick
 reads the markers of the minutes that hold wake-ups, then only the entries of the due ones, never
 every record. ``docs/stores.md`` explains the design and its costs.
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -36,6 +37,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from stmtflow.errors import NotFound, StmtflowError
 from stmtflow.stores import _nats_scan as scan
+from stmtflow.stores._inputs import PendingInput, check_inputs
 from stmtflow.stores._nats_client import Client, Settings
 from stmtflow.stores._nats_keys import Stored, token, untoken
 from stmtflow.stores._nats_loop import LoopThread
@@ -128,7 +130,8 @@ class NatsStore(Store):
 
     # -- records ----------------------------------------------------------------------------
 
-    def create(self, record: Record) -> Record:
+    def create(self, record: Record, *, inputs: Sequence[PendingInput] | None = None) -> Record:
+        rows = check_inputs(record.id, inputs or ())
         now = utcnow()
         stored = with_changes(
             record,
@@ -137,7 +140,7 @@ class NatsStore(Store):
             created_at=record.created_at or now,
             updated_at=now,
         )
-        return self._run(f"create {record.id!r}", lambda c: c.create(stored))
+        return self._run(f"create {record.id!r}", lambda c: c.create(stored, rows))
 
     def get(self, id: str) -> Record:
         async def get(c: Client) -> Record:
@@ -158,7 +161,9 @@ class NatsStore(Store):
         expected_version: int,
         fence: int | None = None,
         release: bool = False,
+        inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
+        rows = None if inputs is None else check_inputs(record.id, inputs)
         now = utcnow()
 
         def change(current: Record) -> Record:
@@ -169,7 +174,7 @@ class NatsStore(Store):
             lease = {"lease_owner": None, "lease_expires": None} if release else {}
             return _data(current, record, now, **lease)
 
-        return self._change(record.id, f"update {record.id!r}", change)
+        return self._change(record.id, f"update {record.id!r}", change, rows)
 
     def update_free(
         self,
@@ -179,7 +184,9 @@ class NatsStore(Store):
         now: datetime,
         owner: str | None = None,
         lease: timedelta | None = None,
+        inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
+        rows = None if inputs is None else check_inputs(record.id, inputs)
         now, expires = free_lease(now, owner, lease)
         written = utcnow()
 
@@ -191,18 +198,29 @@ class NatsStore(Store):
                 current, record, written, lease_owner=owner, lease_expires=expires, fence=fence
             )
 
-        return self._change(record.id, f"update {record.id!r}", change)
+        return self._change(record.id, f"update {record.id!r}", change, rows)
 
-    def _change(self, id: str, what: str, change: Callable[[Record], Record | None]) -> Record:
-        """Read (or take the remembered copy), ``change``, write compare-and-set; repeat on a
-        lost race. ``change`` raises to refuse; a refusal judged on a remembered copy is judged
-        again on a fresh read."""
-        written = self._maybe(id, what, change)
+    def _change(
+        self,
+        id: str,
+        what: str,
+        change: Callable[[Record], Record | None],
+        inputs: tuple[PendingInput, ...] | None = None,
+    ) -> Record:
+        """Read (or take the remembered copy), ``change``, write compare-and-set (with
+        ``inputs`` as the new pending-input rows, None keeping them); repeat on a lost race.
+        ``change`` raises to refuse; a refusal judged on a remembered copy is judged again on a
+        fresh read."""
+        written = self._maybe(id, what, change, inputs)
         assert written is not None
         return written
 
     def _maybe(
-        self, id: str, what: str, change: Callable[[Record], Record | None]
+        self,
+        id: str,
+        what: str,
+        change: Callable[[Record], Record | None],
+        inputs: tuple[PendingInput, ...] | None = None,
     ) -> Record | None:
         """`_change`, where ``change`` may also answer None: nothing to write (returned)."""
 
@@ -223,7 +241,7 @@ class NatsStore(Store):
                         return None
                     current = None
                     continue
-                if await c.write(current, new) is not None:
+                if await c.write(current, new, inputs) is not None:
                     return new
                 current = None
             raise StmtflowError(f"{what}: gave up after {_RETRIES} lost races")
@@ -275,6 +293,11 @@ class NatsStore(Store):
             return with_changes(current, lease_owner=None, lease_expires=None)
 
         return self._maybe(id, f"release {id!r}", change) is not None
+
+    def inputs(
+        self, *, assignee: str | None = None, workflow: str | None = None
+    ) -> builtins.list[PendingInput]:
+        return self._run("list pending inputs", lambda c: scan.inputs(c, assignee, workflow))
 
     def count_due(self, now: datetime) -> int:
         now = aware(now, "now")
