@@ -26,7 +26,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import db
+from benchmarks import db, nats_bench
 from benchmarks.harness import Result, Settings, reference_us
 from benchmarks.w1_sequential import w1, w1b
 from benchmarks.w2_history import w2, w4
@@ -137,6 +137,9 @@ def environment(settings: Settings) -> dict[str, Any]:
         "postgresql": db.server_version(settings.pg_url) if settings.pg_url else None,
         "redis": db.redis_info(settings.redis_url) if settings.redis_url else None,
         "psycopg": version("psycopg"),
+        "nats": nats_bench.server_version(settings.nats_url) if settings.nats_url else None,
+        "nats_storage": nats_bench.STORAGE if settings.nats_url else None,
+        "nats-py": version("nats-py"),
         "pydantic": version("pydantic"),
         "stmtflow": version("stmtflow"),
         "commit": _git_commit(),
@@ -173,6 +176,7 @@ def render(results: list[Result], env: dict[str, Any], settings: Settings, secon
         f"Python {env['python']}, SQLite {env['sqlite']}, "
         f"PostgreSQL {env['postgresql'] or 'not used'}, psycopg {env['psycopg']}, "
         f"Redis {_redis_line(env['redis'])}, "
+        f"NATS {env['nats'] or 'not used'} (JetStream storage={env['nats_storage']}), "
         f"pydantic {env['pydantic']}, stmtflow {env['stmtflow']} ({env['commit'] or '?'})\n"
         f"SQLite files in {env['workdir']}"
     )
@@ -211,7 +215,20 @@ def main(argv: list[str] | None = None) -> int:
     redis_server = db.redis_server()
     redis_skip = db.redis_reachable(redis_server)
     redis_url = None if redis_skip else db.with_prefix(redis_server, db.run_schema())
-    settings = Settings(args.quick, repeats, workdir, pg_url, pg_skip, redis_url, redis_skip)
+    nats_server = nats_bench.nats_server()
+    nats_skip = nats_bench.nats_reachable(nats_server)
+    nats_url = None if nats_skip else nats_bench.run_url(nats_server)
+    settings = Settings(
+        args.quick,
+        repeats,
+        workdir,
+        pg_url,
+        pg_skip,
+        redis_url=redis_url,
+        redis_skip=redis_skip,
+        nats_url=nats_url,
+        nats_skip=nats_skip,
+    )
     results: list[Result] = []
     crashed = False
     started = time.perf_counter()
@@ -252,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             db.pg_drop_schema(pg_url)
         if redis_url is not None:
             db.redis_delete(redis_url)
+        if nats_url is not None:
+            nats_bench.drop(nats_url)
         shutil.rmtree(workdir, ignore_errors=True)
     seconds = time.perf_counter() - started
     render(results, env, settings, seconds)
@@ -263,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                 "repeats": settings.repeats,
                 "postgresql_skipped": pg_skip,
                 "redis_skipped": redis_skip,
+                "nats_skipped": nats_skip,
                 "workloads": names,
             },
             "seconds": seconds,

@@ -26,6 +26,8 @@ class Settings:
         pg_skip: why PostgreSQL workloads are skipped (None when they run).
         redis_url: the Redis server with the run's own key prefix, or None when unreachable.
         redis_skip: why the Redis rows are skipped (None when they run).
+        nats_url: the NATS store of the run (its own bucket), or None when unreachable.
+        nats_skip: why the NATS rows are skipped (None when they run).
     """
 
     quick: bool
@@ -35,6 +37,8 @@ class Settings:
     pg_skip: str | None
     redis_url: str | None = None
     redis_skip: str | None = None
+    nats_url: str | None = None
+    nats_skip: str | None = None
 
     @property
     def warm_seconds(self) -> float:

@@ -23,6 +23,7 @@ from time import perf_counter
 from typing import Any
 
 import stmtflow as sf
+from benchmarks import nats_bench
 from benchmarks.db import pg_connect
 from benchmarks.flows import Counter, StaticCounter, padded
 from benchmarks.harness import Result, Settings, Stopwatch, Target, measure, skipped
@@ -68,6 +69,7 @@ def w1(settings: Settings) -> list[Result]:
         )
     results += _w1_sqlite(settings, n)
     results += _w1_postgres(settings, n)
+    results += nats_bench.w1(settings, n)
     return results
 
 

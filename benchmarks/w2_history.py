@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from statistics import median
 
 import stmtflow as sf
+from benchmarks import nats_bench
 from benchmarks.db import clone_ids, sqlite_clone, template_record, warm_disk
 from benchmarks.flows import FanOut, History
 from benchmarks.harness import Result, Settings, Stopwatch, Target
@@ -106,6 +107,7 @@ def w2(settings: Settings) -> list[Result]:
             extra={"paired_ratios": paired},
         )
     )
+    results += nats_bench.w2(settings, sizes, runs)
     return results
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from functools import partial
 
 import stmtflow as sf
+from benchmarks import nats_bench
 from benchmarks.db import clone_ids, sqlite_clone, template_record, warm_disk
 from benchmarks.flows import FanOut
 from benchmarks.harness import Result, Settings, Stopwatch, Target, measure
@@ -75,4 +76,5 @@ def w3(settings: Settings) -> list[Result]:
             )
     finally:
         store.close()
+    results += nats_bench.w3(settings, (small, large))
     return results

@@ -21,6 +21,7 @@ from functools import partial
 from multiprocessing.synchronize import Event
 
 import stmtflow as sf
+from benchmarks import nats_bench
 from benchmarks.db import pg_clone, pg_connect, pg_truncate
 from benchmarks.flows import Order
 from benchmarks.harness import Result, Settings, Stopwatch, Target, measure, skipped
@@ -118,12 +119,15 @@ def _next_batch(url: str, engine: Engine, prefixes: Iterator[str], count: int) -
 
 def w5(settings: Settings) -> list[Result]:
     counts = (1, 2)
+    batch = 20 if settings.quick else 200
     if settings.pg_url is None:
         why = settings.pg_skip or "no PostgreSQL"
-        return [skipped("W5", f"{n} worker process(es)", "instances/s", why) for n in counts]
+        return [
+            *(skipped("W5", f"{n} worker process(es)", "instances/s", why) for n in counts),
+            *nats_bench.w5(settings, batch),
+        ]
     url = settings.pg_url
     pg_truncate(url)
-    batch = 20 if settings.quick else 200
     engine = Engine(open_store(url), workflows=[Order])
     results: list[Result] = []
     try:
@@ -154,4 +158,5 @@ def w5(settings: Settings) -> list[Result]:
             )
     finally:
         engine.close()
+    results += nats_bench.w5(settings, batch)
     return results

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import stmtflow as sf
+from benchmarks import nats_bench
 from benchmarks.db import pg_clone, pg_connect, pg_truncate, sqlite_clone, template_record
 from benchmarks.flows import Nap
 from benchmarks.harness import Result, Settings, Stopwatch, Target, measure, skipped
@@ -130,10 +131,12 @@ def w6(settings: Settings) -> list[Result]:
                 target,
             )
         )
+    nats_sizes = (100, 1_000) if settings.quick else (1_000, 10_000)
     if settings.pg_url is None:
         return [
             *results,
             skipped("W6", f"PostgreSQL, {pg_large:,} stored", "ms", settings.pg_skip or ""),
+            *nats_bench.w6(settings, nats_sizes),
         ]
     pg_base: float | None = None
     for total in (pg_small, pg_large):
@@ -154,4 +157,5 @@ def w6(settings: Settings) -> list[Result]:
                 note=note,
             )
         )
+    results += nats_bench.w6(settings, nats_sizes)
     return results

@@ -12,10 +12,13 @@ unless ``$CI`` is set: in CI an unreachable server fails the run instead of hidi
 ``redis_url`` does the same for Redis (``$STMTFLOW_TEST_REDIS`` or ``redis://127.0.0.1:6379/0``):
 each test gets its own key prefix, and the keys under it are deleted when the test ends (never
 ``FLUSHDB``: the server is shared).
+``nats_url`` does the same for NATS (``$STMTFLOW_TEST_NATS`` or ``nats://127.0.0.1:4222``, with
+JetStream): a bucket of the test's own, deleted with its index streams after the test.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator
@@ -194,3 +197,53 @@ def _every_thread_index_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ThreadIndex, "__init__", tracked)
     for name, scan in SCANS.items():
         checking(name, scan)
+
+
+DEFAULT_TEST_NATS = "nats://127.0.0.1:4222"
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> str:
+    """The reachable NATS server (with JetStream); skips (fails under CI) if unreachable."""
+    url = os.environ.get("STMTFLOW_TEST_NATS", DEFAULT_TEST_NATS)
+    try:
+        import nats
+    except ImportError:
+        _unavailable("nats-py is not installed: pip install 'stmtflow[nats]'")
+        raise  # unreachable: _unavailable raised
+
+    async def probe() -> None:
+        nc = await nats.connect(url, connect_timeout=3, allow_reconnect=False)
+        try:
+            await nc.jetstream().account_info()
+        finally:
+            await nc.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:  # any failure to connect or to find JetStream: report it
+        _unavailable(f"NATS test server {url} (with JetStream) is unreachable: {exc!r}")
+    return url
+
+
+@pytest.fixture
+def nats_url_factory(nats_server: str) -> Iterator[Callable[[], str]]:
+    """Makes a store URL with a bucket of its own each call; deletes every such bucket after."""
+    from stmtflow.stores.nats import drop
+
+    prefix = f"stmtflow_test_{os.getpid()}_{secrets.token_hex(3)}"
+    made: list[str] = []
+
+    def new_url() -> str:
+        made.append(f"{nats_server}?bucket={prefix}_{len(made)}")
+        return made[-1]
+
+    yield new_url
+    for url in made:
+        drop(url)
+
+
+@pytest.fixture
+def nats_url(nats_url_factory: Callable[[], str]) -> str:
+    """A NATS store URL whose bucket is this test's alone (deleted after it)."""
+    return nats_url_factory()

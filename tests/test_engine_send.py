@@ -93,6 +93,7 @@ def _clear() -> Iterator[None]:
         pytest.param("postgres", marks=pytest.mark.postgres),
         pytest.param("redis", marks=pytest.mark.redis),
         pytest.param("redis-parts", marks=pytest.mark.redis),
+        pytest.param("nats", marks=pytest.mark.nats),
     ]
 )
 def store(
@@ -104,6 +105,8 @@ def store(
         if request.param == "redis-parts":  # every state with threads kept in parts
             monkeypatch.setattr(redis_parts, "PARTS_FROM", 0)
         url = request.getfixturevalue("redis_url")
+    elif request.param == "nats":
+        url = request.getfixturevalue("nats_url")
     elif request.param.startswith("sqlite"):
         if request.param == "sqlite-parts":  # every state of two threads or more kept in parts
             monkeypatch.setattr(sqlite_parts, "PARTS_FROM", 0)

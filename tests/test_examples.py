@@ -15,13 +15,13 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
 
-def run_example(name: str, folder: Path) -> str:
+def run_example(name: str, folder: Path, *args: str) -> str:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     done = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), str(folder)],
+        [sys.executable, str(EXAMPLES / name), *(args or [str(folder)])],
         cwd=folder,
         env=env,
         capture_output=True,
@@ -138,3 +138,12 @@ def test_redis_store_example(redis_server: str, tmp_path: Path) -> None:
     assert len([line for line in lines if ": finished: packed parcel" in line]) == 6
     assert "told the customer about parcel 5" in done.stdout
     assert lines[-1] == "steps run: 12, each once: True"
+
+
+@pytest.mark.nats
+def test_nats_example(tmp_path: Path, nats_server: str) -> None:
+    out = run_example("nats_store.py", tmp_path, nats_server)  # its own bucket, deleted after
+    assert "reminder sent for 'printer on fire'" in out
+    assert "fired a day later: 1" in out
+    assert "finished: finished, reminded True, answer 'it was the toner'" in out
+    assert "listed as finished: ['ticket-1']" in out

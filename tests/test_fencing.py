@@ -34,6 +34,7 @@ LEASE = timedelta(seconds=1)
         "sqlite",
         pytest.param("postgres", marks=pytest.mark.postgres),
         pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("nats", marks=pytest.mark.nats),
     ]
 )
 def two_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Store, Store]]:
@@ -46,6 +47,8 @@ def two_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
         url = f"sqlite:///{tmp_path / 'fencing.db'}"
     elif request.param == "redis":
         url = str(request.getfixturevalue("redis_url"))
+    elif request.param == "nats":
+        url = str(request.getfixturevalue("nats_url"))
     else:
         url = str(request.getfixturevalue("pg_url"))
     with open_store(url) as a, open_store(url) as b:

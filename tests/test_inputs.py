@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
@@ -88,6 +88,7 @@ class Clock:
         "sqlite",
         pytest.param("postgres", marks=pytest.mark.postgres),
         pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("nats", marks=pytest.mark.nats),
     ]
 )
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
@@ -95,6 +96,8 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return str(request.getfixturevalue("pg_url"))
     if request.param == "redis":
         return str(request.getfixturevalue("redis_url"))
+    if request.param == "nats":
+        return str(request.getfixturevalue("nats_url"))
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'inputs.db'}"
     return "memory://"
@@ -428,15 +431,29 @@ def implied(engine: Engine) -> list[tuple[str, str, str, str | None]]:
 @settings(max_examples=20, deadline=None)
 @given(actions=ACTIONS)
 def test_the_index_matches_a_scan_of_the_states(kind: str, actions: list[tuple[str, int]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        check_index("memory://" if kind == "memory" else f"sqlite:///{tmp}/p.db", actions)
+
+
+@pytest.mark.nats
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(actions=ACTIONS)
+def test_the_nats_index_matches_a_scan_of_the_states(
+    nats_url_factory: Callable[[], str], actions: list[tuple[str, int]]
+) -> None:
+    check_index(nats_url_factory(), actions)
+
+
+def check_index(url: str, actions: list[tuple[str, int]]) -> None:
     clock = Clock()
     FAILING.clear()
-    with tempfile.TemporaryDirectory() as tmp:
-        url = "memory://" if kind == "memory" else f"sqlite:///{tmp}/p.db"
-        with Engine(url, workflows=[Claim], clock=clock) as engine:
-            for action, n in actions:
-                act(engine, clock, action, f"c-{n}", n)
-                got = [(r.instance_id, r.event, r.thread_id, r.assignee) for r in engine.inputs()]
-                assert sorted(got) == implied(engine)
+    with Engine(url, workflows=[Claim], clock=clock) as engine:
+        for action, n in actions:
+            act(engine, clock, action, f"c-{n}", n)
+            got = [(r.instance_id, r.event, r.thread_id, r.assignee) for r in engine.inputs()]
+            assert sorted(got) == implied(engine)
     FAILING.clear()
 
 

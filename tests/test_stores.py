@@ -1,5 +1,5 @@
 """The store contract: one suite, run against every store (memory, SQLite file, PostgreSQL,
-Redis)."""
+Redis, NATS)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ def rec(id: str, **changes: object) -> Record:
         pytest.param("postgres", marks=pytest.mark.postgres),
         pytest.param("redis", marks=pytest.mark.redis),
         pytest.param("redis-parts", marks=pytest.mark.redis),
+        pytest.param("nats", marks=pytest.mark.nats),
     ]
 )
 def store_url(
@@ -51,6 +52,8 @@ def store_url(
 
             monkeypatch.setattr(_redis_parts, "PARTS_FROM", 0)
         return str(request.getfixturevalue("redis_url"))
+    if request.param == "nats":
+        return str(request.getfixturevalue("nats_url"))
     return str(request.getfixturevalue("pg_url"))
 
 

@@ -11,6 +11,9 @@
 ``redis://host:6379/0``            many workers sharing one Redis server (``rediss://``
                                    for TLS; ``?prefix=name`` starts every key); needs
                                    ``pip install 'stmtflow[redis]'``
+``nats://host:4222?bucket=NAME``   NATS JetStream KV, many workers on many machines
+                                   (``storage=memory``, ``replicas=N``, ``timeout=S``);
+                                   needs ``pip install 'stmtflow[nats]'``
 =================================  =====================================================
 
 Every backend implements the `Store` protocol over `Record` values; ``docs/stores.md`` explains
@@ -44,7 +47,10 @@ __all__ = [
 DEFAULT_URL = "sqlite:///stmtflow.db"
 """The store used when none is named: ``stmtflow.db`` in the current directory."""
 
-_SUPPORTED = "memory://, sqlite:///path/to/file.db, postgresql://user@host/db, redis://host:6379/0"
+_SUPPORTED = (
+    "memory://, sqlite:///path/to/file.db, postgresql://user@host/db, redis://host:6379/0, "
+    "nats://host:4222?bucket=NAME"
+)
 
 
 def _bad(url: str, why: str) -> ValueError:
@@ -57,7 +63,8 @@ def open_store(url: str = DEFAULT_URL) -> Store:
     Raises:
         ValueError: an unknown scheme or a malformed URL, naming the URL and the supported forms.
         ImportError: a ``postgresql://`` URL without the ``stmtflow[postgres]`` extra installed,
-            or a ``redis://`` URL without ``stmtflow[redis]``.
+            or a ``redis://`` URL without ``stmtflow[redis]``,
+            or a ``nats://`` URL without ``stmtflow[nats]``.
         StmtflowError: the database cannot be reached or has a newer schema.
 
     Example:
@@ -94,4 +101,8 @@ def open_store(url: str = DEFAULT_URL) -> Store:
         from stmtflow.stores.redis import RedisStore
 
         return RedisStore(url)
+    if scheme == "nats":
+        from stmtflow.stores.nats import NatsStore
+
+        return NatsStore(url)
     raise _bad(url, f"unknown scheme {parts.scheme!r}")
