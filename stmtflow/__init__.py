@@ -37,7 +37,10 @@ from stmtflow.core import (
 from stmtflow.dsl import (
     BaseHandler,
     Break,
+    Call,
     Case,
+    Child,
+    ChildResult,
     Continue,
     Default,
     For,
@@ -52,6 +55,7 @@ from stmtflow.dsl import (
     S,
     Section,
     Sleep,
+    Start,
     Step,
     StepInfo,
     Switch,
@@ -176,6 +180,11 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "FunctionHandler",
     "Handler",
     "Timer",
+    # child workflows
+    "Call",
+    "Child",
+    "ChildResult",
+    "Start",
     # queries, rendering and checks
     "check_compatibility",
     "definition_json",

@@ -7,7 +7,10 @@ from stmtflow.dsl._context import StepInfo, current_step, current_time
 from stmtflow.dsl._handlers import BaseHandler, FunctionHandler, Handler, Timer, handler_type
 from stmtflow.dsl._statements import (
     Break,
+    Call,
     Case,
+    Child,
+    ChildResult,
     Continue,
     Default,
     For,
@@ -20,6 +23,7 @@ from stmtflow.dsl._statements import (
     S,
     Section,
     Sleep,
+    Start,
     Statement,
     Step,
     Switch,
@@ -31,7 +35,10 @@ from stmtflow.dsl._workflow import WorkflowState
 __all__ = [
     "BaseHandler",
     "Break",
+    "Call",
     "Case",
+    "Child",
+    "ChildResult",
     "Continue",
     "Default",
     "For",
@@ -46,6 +53,7 @@ __all__ = [
     "S",
     "Section",
     "Sleep",
+    "Start",
     "Statement",
     "Step",
     "StepInfo",

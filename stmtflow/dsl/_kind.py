@@ -54,7 +54,7 @@ __all__ = [
 
 S = TypeVar("S")
 
-Shape = Literal["start", "end", "step", "decision", "wait", "waitfor", "go", "invalid"]
+Shape = Literal["start", "end", "step", "decision", "wait", "waitfor", "go", "call", "invalid"]
 
 
 def cond_value(cond: object) -> bool | str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
+from stmtflow.dsl._child import Call, Child, ChildResult, Start
 from stmtflow.dsl._branch import Branch, Case, Cond, Default, If, Switch
 from stmtflow.dsl._go import Go, GoId, Return
 from stmtflow.dsl._loop import Break, Continue, For
@@ -31,7 +32,10 @@ __all__ = [
     "Action",
     "Branch",
     "Break",
+    "Call",
     "Case",
+    "Child",
+    "ChildResult",
     "Cond",
     "Continue",
     "Default",
@@ -46,6 +50,7 @@ __all__ = [
     "S",
     "Section",
     "Sleep",
+    "Start",
     "Statement",
     "Step",
     "Switch",
@@ -69,5 +74,5 @@ Statement: TypeAlias = (
     | On
     | WaitFor
 )
-"""Every statement kind (a `Sleep` is a `Wait`). ``Case``/``Default`` live only in a `Switch`,
+"""Every statement kind (a `Sleep` and a `Call` are `Wait`s, a `Start` is a `Step`). ``Case``/``Default`` live only in a `Switch`,
 ``On`` only in a `Wait`. A new kind is added here and registered in its own module."""

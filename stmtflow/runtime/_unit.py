@@ -33,11 +33,13 @@ from typing import TYPE_CHECKING, Any
 from pydantic_core import PydanticSerializationError
 
 from stmtflow.core._drivers import drive
+from stmtflow.core._effects import RuntimeEffect
 from stmtflow.core._interpreter import Call, Interpreter
 from stmtflow.core._thread_index import ThreadIndex
 from stmtflow.core._timers import due_timers
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import ConflictError, StepLimitExceeded, StmtflowError
+from stmtflow.runtime._family import Family
 from stmtflow.state import (
     TERMINAL_STATUSES,
     CallbackRequest,
@@ -49,7 +51,7 @@ from stmtflow.state import (
     load_state,
 )
 from stmtflow.stores import Record
-from stmtflow.stores.base import with_changes
+from stmtflow.stores.base import NO_BATCH, Batch, with_changes
 
 if TYPE_CHECKING:
     from stmtflow.runtime._engine import Engine
@@ -179,6 +181,8 @@ class Unit:
         self.saved = (rec.data, rec.state)
         self.pending = False
         self.released = False
+        self.family = Family(self)
+        """What this unit does to other instances and to its inbox, written with its writes."""
         # A reused state (it comes with its index) is one an interpreter of this class left.
         self.interpreter = Interpreter(
             wf, state, now, engine.default_retry, checked=index is not None, index=index
@@ -202,8 +206,10 @@ class Unit:
         self.pending = False
         data = self.wf.model_dump_json() if data_json is None else data_json.decode()
         state = dump_state(self.state)
+        family = self.family
+        family.ending(data)
         unchanged = (data, state) == self.saved and error is None and self.rec.error is None
-        if unchanged and not release and self.fence is not None:
+        if unchanged and not release and self.fence is not None and family.idle:
             return
         engine = self.engine
         index = self.interpreter.index
@@ -214,25 +220,31 @@ class Unit:
             state=state,
             status=self.state.status.value,
             wake_at=None if wake is None else wake.astimezone(UTC),
-            error=error or self.state.error or _thread_error(index),
+            error=error or self.state.error or _thread_error(index) or family.error,
         )
-        self._write(record, release=release)
+        batch = family.batch()
+        self._write(record, release=release, batch=batch)
+        family.written(batch)
         self.saved = (data, state)
 
-    def _write(self, record: Record, *, release: bool) -> None:
+    def _write(self, record: Record, *, release: bool, batch: Batch = NO_BATCH) -> None:
         engine = self.engine
         if self.fence is None:
-            self._write_free(record, claim=not release)
+            self._write_free(record, claim=not release, batch=batch)
         else:
             self.rec = engine.store.update(
-                record, expected_version=self.rec.version, fence=self.fence, release=release
+                record,
+                expected_version=self.rec.version,
+                fence=self.fence,
+                release=release,
+                batch=batch,
             )
         if release:
             self.released = True
         else:
             self._renew()
 
-    def _write_free(self, record: Record, *, claim: bool) -> None:
+    def _write_free(self, record: Record, *, claim: bool, batch: Batch) -> None:
         """The unleased unit's first write: only if nobody wrote or claimed since the read."""
         engine = self.engine
         owner = claim_owner(engine) if claim else None
@@ -243,6 +255,7 @@ class Unit:
                 now=engine.clock(),
                 owner=owner,
                 lease=engine.lease if claim else None,
+                batch=batch,
             )
         except ConflictError as exc:
             raise Contended(str(exc)) from exc
@@ -291,6 +304,11 @@ class Unit:
         if self.pending or self.fence is None:
             self.save(data_json=call.data)
 
+    def perform(self, effect: RuntimeEffect) -> Any:
+        """Start or cancel a child: recorded now, committed with the next write."""
+        self.pending = True
+        return self.family.perform(effect)
+
     # -- work -------------------------------------------------------------------------------------
 
     def deliver(self, req: CallbackRequest, input: Any) -> Any:
@@ -301,13 +319,25 @@ class Unit:
 
     def cancel(self) -> None:
         """End the execution: threads ended, events torn down, status ``cancelled``."""
-        drive(self.interpreter.cancel(), self.checkpoint, self.now, self.flush)
+        drive(self.interpreter.cancel(), self.checkpoint, self.now, self.flush, self.perform)
 
     def run(self) -> None:
-        """Resume until blocked; an error is recorded on the instance, then raised."""
+        """Resume until blocked, taking what the inbox holds for it in arrival order; an error
+        is recorded on the instance, then raised."""
+        self._resume()
+        while self.family.drain():
+            self._resume()
+
+    def _resume(self) -> None:
         engine = self.engine
         try:
-            drive(self.interpreter.resume(engine.max_steps), self.checkpoint, self.now, self.flush)
+            drive(
+                self.interpreter.resume(engine.max_steps),
+                self.checkpoint,
+                self.now,
+                self.flush,
+                self.perform,
+            )
         except ConflictError:
             raise
         except StmtflowError as exc:

@@ -32,7 +32,10 @@ from stmtflow.errors import ConflictError
 from stmtflow.state import TERMINAL_STATUSES, WorkflowStatus
 
 __all__ = [
+    "NO_BATCH",
     "TERMINAL_STATUSES",
+    "Batch",
+    "Message",
     "Record",
     "Store",
     "aware",
@@ -133,6 +136,19 @@ class Record:
     """When the record was created (None before it is stored, unless the caller sets it)."""
     updated_at: datetime | None = field(default=None)
     """When the record was last written (set by the store)."""
+    parent_id: str | None = None
+    """The instance that started this one as a child (`Child`, `Call`, `Start`), or None."""
+    root_id: str | None = None
+    """The top of this instance's tree of parents: its own id for an instance no parent
+    started (a store sets it at `Store.create` when None)."""
+    parent_event: str | None = None
+    """Where this child's end is delivered: the parent's armed event as `CallbackRequest`
+    JSON (thread, event name, pc); None for a child nobody waits on (`Start`) and for roots."""
+    on_parent_end: str | None = None
+    """``"cancel"`` (cancelled with its parent) or ``"abandon"`` (outlives it); None for roots."""
+    inbox: bool = False
+    """True when the instance's inbox held messages not yet taken when the record was read (a
+    write returns the value the caller's record had)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -180,6 +196,76 @@ def with_changes(record: Record, **changes: Any) -> Record:
     if changes:
         raise TypeError(f"Record has no field(s) {', '.join(sorted(changes))}")
     return new
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A row of an instance's inbox: an event for it, or a request to cancel it.
+
+    Messages are how one instance reaches another without writing its record: a child's end
+    (for the parent's armed event), a parent's cancel (for a child), a buffered `Engine.send`.
+    A store keeps them in arrival order (``seq``) and makes an instance with a ``new`` message
+    due (`Store.claim_due`), whatever its ``wake_at``.
+
+    Example:
+        >>> Message(to="order-1", kind="event", event="paid", input='{"amount": 3}').status
+        'new'
+    """
+
+    to: str
+    """The instance the message is for."""
+    kind: str = "event"
+    """``"event"`` (deliver ``event``) or ``"cancel"`` (cancel the instance)."""
+    event: str = ""
+    """The event name (for ``"event"``)."""
+    thread_id: str = ""
+    """The thread to deliver to ("" means: whichever waits on ``event``)."""
+    pc: int = 0
+    """The armed pc the event is for (0 means: whichever wait awaits it)."""
+    input: str = "null"
+    """The event's input as JSON text."""
+    key: str | None = None
+    """Deduplicates: a second message with the same key for the same instance is not kept, and
+    a key stays known after its message was taken."""
+    buffered: bool = False
+    """Kept until a wait arms its event (a buffered send); else a message nobody can take now
+    (a child's end for a wait that is gone) is dropped."""
+    status: str = "new"
+    """``new`` (not yet looked at: the instance is due), ``kept`` (looked at, waiting for a wait
+    to arm), ``done`` (taken; kept only for its ``key``)."""
+    seq: int = 0
+    """Arrival order, set by the store (0 before it is stored)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What a store applies atomically with one write of an instance (`Store.update`,
+    `Store.update_free`): nothing of it happens if the write is refused.
+
+    Example:
+        >>> Batch(take=(3,)).empty
+        False
+    """
+
+    create: tuple[Record, ...] = ()
+    """Records to create (children started by this write); one whose id exists is left as it
+    is, so a write repeated after a crash never starts a second child."""
+    post: tuple[Message, ...] = ()
+    """Messages to put in other instances' inboxes (one for a missing instance is dropped)."""
+    take: tuple[int, ...] = ()
+    """Seqs of the written instance's own messages it took (delivered or dropped)."""
+    keep: tuple[int, ...] = ()
+    """Seqs of its messages it looked at and keeps for later (``new`` becomes ``kept``)."""
+    keys: tuple[str, ...] = ()
+    """Keys of events it had delivered directly (a keyed send), remembered as taken."""
+
+    @property
+    def empty(self) -> bool:
+        """True when there is nothing to apply beyond the write itself."""
+        return not (self.create or self.post or self.take or self.keep or self.keys)
+
+
+NO_BATCH = Batch()
 
 
 def refusal(
@@ -294,9 +380,15 @@ class Store(Protocol):
         ...
 
     def list(
-        self, status: str | None = None, workflow: str | None = None, limit: int | None = None
+        self,
+        status: str | None = None,
+        workflow: str | None = None,
+        limit: int | None = None,
+        *,
+        parent_id: str | None = None,
     ) -> builtins.list[Record]:
-        """Instances ordered by (created_at, id), optionally filtered and capped at ``limit``."""
+        """Instances ordered by (created_at, id), optionally filtered (by status, type, the
+        parent that started them) and capped at ``limit``."""
         ...
 
     def update(
@@ -306,11 +398,13 @@ class Store(Protocol):
         expected_version: int,
         fence: int | None = None,
         release: bool = False,
+        batch: Batch = NO_BATCH,
     ) -> Record:
         """Write ``record``'s data, state, status, wake_at and error; return the stored record.
 
         ``release=True`` drops the lease in the same write (the last write of a unit of work:
-        one commit instead of two).
+        one commit instead of two). ``batch`` is applied in the same transaction (`Batch`):
+        children created, messages posted, the instance's own messages taken or kept.
 
         Compare-and-set: the write happens only if the stored version is ``expected_version``,
         and, when ``fence`` is given, only if the stored fence equals it and the lease is held
@@ -335,8 +429,11 @@ class Store(Protocol):
         now: datetime,
         owner: str | None = None,
         lease: timedelta | None = None,
+        batch: Batch = NO_BATCH,
     ) -> Record:
         """Write ``record``'s data, state, status, wake_at and error if nobody holds a live lease.
+
+        ``batch`` is applied in the same transaction, as for `update`.
 
         Compare-and-set like `update`: only if the stored version is ``expected_version``, and
         only if no live lease is held at ``now`` (lease_expires None or before ``now``; the
@@ -367,7 +464,8 @@ class Store(Protocol):
         Claimable: no live lease (lease_expires None or before ``now``), and either due
         (``wake_at <= now``, whatever the status: an ended instance keeps a wake-up only while a
         teardown must be retried) or ``resuming`` (work a crashed worker left; those come
-        first). Each claimed record gets ``lease_owner = owner``,
+        first), or holding a ``new`` `Message` (something was posted to it). Each claimed record
+        gets ``lease_owner = owner``,
         ``lease_expires = now + lease`` and ``fence + 1``. Concurrent claimers never get the
         same record while its lease is live. The cost follows the due records, not the table.
         """
@@ -410,6 +508,24 @@ class Store(Protocol):
         Raises:
             NotFound: no such id.
         """
+        ...
+
+    def post(self, message: Message) -> bool:
+        """Put ``message`` in its instance's inbox on its own (a buffered send); False when a
+        message with its key was kept already (nothing is stored then).
+
+        Raises:
+            NotFound: no instance ``message.to``.
+        """
+        ...
+
+    def inbox(self, id: str) -> builtins.list[Message]:
+        """The messages of instance ``id`` not yet taken (``new`` and ``kept``), in arrival
+        order (an unknown id has none)."""
+        ...
+
+    def known_key(self, id: str, key: str) -> bool:
+        """Whether instance ``id`` holds or took a message with ``key`` (a keyed send)."""
         ...
 
     def set_target(self, workflow: str, target: str) -> None:

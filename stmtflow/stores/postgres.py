@@ -41,6 +41,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
 from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written
 from stmtflow.stores.base import (
+    NO_BATCH,
+    Batch,
+    Message,
     Record,
     Store,
     aware,
@@ -56,8 +59,10 @@ from stmtflow.stores.base import (
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
-SCHEMA_VERSION = 1
-"""The schema this release creates and reads (kept in ``stmtflow_meta``)."""
+SCHEMA_VERSION = 2
+"""The schema this release creates and reads (kept in ``stmtflow_meta``). Version 1 had no
+parents (``parent_id``, ``root_id``, ``parent_event``, ``on_parent_end``) and no inboxes
+(``stmtflow_inbox``); opening an older database brings it up to date."""
 
 _IDLE_CHECK = 1.0
 """Seconds after its last checkout a pooled connection is pinged when next taken."""
@@ -91,10 +96,43 @@ CREATE INDEX IF NOT EXISTS stmtflow_instances_created ON stmtflow_instances (cre
 CREATE TABLE IF NOT EXISTS stmtflow_targets (workflow text PRIMARY KEY, target text NOT NULL);
 """
 
+_V2 = """
+ALTER TABLE stmtflow_instances ADD COLUMN IF NOT EXISTS parent_id text;
+ALTER TABLE stmtflow_instances ADD COLUMN IF NOT EXISTS root_id text;
+ALTER TABLE stmtflow_instances ADD COLUMN IF NOT EXISTS parent_event text;
+ALTER TABLE stmtflow_instances ADD COLUMN IF NOT EXISTS on_parent_end text;
+CREATE INDEX IF NOT EXISTS stmtflow_instances_parent
+    ON stmtflow_instances (parent_id, created_at, id) WHERE parent_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS stmtflow_inbox (
+    seq bigserial PRIMARY KEY,
+    instance_id text NOT NULL,
+    kind text NOT NULL,
+    event text NOT NULL,
+    thread_id text NOT NULL,
+    pc bigint NOT NULL,
+    input text NOT NULL,
+    key text,
+    buffered boolean NOT NULL,
+    status text NOT NULL,
+    created_at timestamptz NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS stmtflow_inbox_key
+    ON stmtflow_inbox (instance_id, key) WHERE key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS stmtflow_inbox_pending
+    ON stmtflow_inbox (instance_id, seq) WHERE status <> 'done';
+CREATE INDEX IF NOT EXISTS stmtflow_inbox_new ON stmtflow_inbox (instance_id) WHERE status = 'new';
+"""
+
 _COLUMNS = (
     "id, workflow, data, state, status, version, wake_at, lease_owner, lease_expires, fence, "
-    "error, created_at, updated_at"
+    "error, created_at, updated_at, parent_id, root_id, parent_event, on_parent_end"
 )
+_INBOX = (
+    "EXISTS (SELECT 1 FROM stmtflow_inbox AS m WHERE m.instance_id = stmtflow_instances.id "
+    "AND m.status <> 'done')"
+)
+_READ = f"{_COLUMNS}, {_INBOX}"
+"""What a read selects: a record's columns, and whether its inbox holds messages not yet taken."""
 
 
 def _same(value: datetime | None) -> datetime | None:
@@ -108,13 +146,14 @@ UPDATE stmtflow_instances
 SET lease_owner = %(owner)s, lease_expires = %(expires)s, fence = fence + 1
 WHERE id IN (
     SELECT id FROM stmtflow_instances
-    WHERE ((wake_at IS NOT NULL AND wake_at <= %(now)s) OR status = 'resuming')
+    WHERE ((wake_at IS NOT NULL AND wake_at <= %(now)s) OR status = 'resuming'
+           OR id IN (SELECT instance_id FROM stmtflow_inbox WHERE status = 'new'))
       AND (lease_expires IS NULL OR lease_expires < %(now)s)
     ORDER BY wake_at NULLS FIRST, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
-RETURNING {_COLUMNS}
+RETURNING {_READ}
 """
 
 
@@ -134,7 +173,11 @@ def _dt(value: datetime | None) -> datetime | None:
 
 
 def _record(row: tuple[Any, ...]) -> Record:
-    (id_, workflow, data, state, status, version, wake_at, owner, expires, fence, error, c, u) = row
+    """The record of a row read with `_COLUMNS` (or `_READ`: then with its inbox flag)."""
+    (id_, workflow, data, state, status, version, wake_at, owner, expires, fence, error, c, u) = row[
+        :13
+    ]
+    parent_id, root_id, parent_event, on_parent_end = row[13:17]
     return Record(
         id=id_,
         workflow=workflow,
@@ -149,7 +192,59 @@ def _record(row: tuple[Any, ...]) -> Record:
         error=error,
         created_at=_dt(c),
         updated_at=_dt(u),
+        parent_id=parent_id,
+        root_id=root_id or id_,
+        parent_event=parent_event,
+        on_parent_end=on_parent_end,
+        inbox=bool(row[17]) if len(row) > 17 else False,
     )
+
+
+_MESSAGE = "seq, instance_id, kind, event, thread_id, pc, input, key, buffered, status"
+
+_POST = """
+INSERT INTO stmtflow_inbox
+    (instance_id, kind, event, thread_id, pc, input, key, buffered, status, created_at)
+SELECT %(to)s, %(kind)s, %(event)s, %(thread_id)s, %(pc)s, %(input)s, %(key)s, %(buffered)s,
+    %(status)s, %(now)s
+WHERE EXISTS (SELECT 1 FROM stmtflow_instances WHERE id = %(to)s)
+ON CONFLICT DO NOTHING
+"""
+
+
+def _message(row: tuple[Any, ...]) -> Message:
+    seq, to, kind, event, thread_id, pc, input, key, buffered, status = row
+    return Message(
+        to=to,
+        kind=kind,
+        event=event,
+        thread_id=thread_id,
+        pc=pc,
+        input=input,
+        key=key,
+        buffered=buffered,
+        status=status,
+        seq=seq,
+    )
+
+
+def _post(
+    conn: psycopg.Connection[Any], message: Message, now: datetime, status: str = "new"
+) -> bool:
+    """Insert ``message`` (for an instance that exists, with a key not yet known)."""
+    params = {
+        "to": message.to,
+        "kind": message.kind,
+        "event": message.event,
+        "thread_id": message.thread_id,
+        "pc": message.pc,
+        "input": message.input,
+        "key": message.key,
+        "buffered": message.buffered,
+        "status": status,
+        "now": now,
+    }
+    return conn.execute(_POST, params).rowcount == 1
 
 
 class PostgresStore(Store):
@@ -244,16 +339,24 @@ class PostgresStore(Store):
             row = conn.execute(
                 "SELECT value FROM stmtflow_meta WHERE key = 'schema_version'"
             ).fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO stmtflow_meta (key, value) VALUES ('schema_version', %s)",
-                    (str(SCHEMA_VERSION),),
-                )
-            elif int(row[0]) > SCHEMA_VERSION:
+            found = None if row is None else int(row[0])
+            if found is not None and found > SCHEMA_VERSION:
                 raise StmtflowError(
-                    f"the PostgreSQL store {self.url} has schema version {row[0]}, newer than "
+                    f"the PostgreSQL store {self.url} has schema version {found}, newer than "
                     f"this release of stmtflow supports ({SCHEMA_VERSION}); upgrade stmtflow"
                 )
+            if found == SCHEMA_VERSION:
+                return
+            # A new database, or one version 1 made: add what version 2 added (each addition
+            # is IF NOT EXISTS, so a setup interrupted halfway is completed).
+            for statement in _V2.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT INTO stmtflow_meta (key, value) VALUES ('schema_version', %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                (str(SCHEMA_VERSION),),
+            )
 
     def close(self) -> None:
         self._pool.close()
@@ -266,7 +369,7 @@ class PostgresStore(Store):
         self, conn: psycopg.Connection[tuple[Any, ...]], id: str, lock: bool = False
     ) -> Record:
         suffix = " FOR UPDATE" if lock else ""
-        query = f"SELECT {_COLUMNS} FROM stmtflow_instances WHERE id = %s{suffix}"
+        query = f"SELECT {_READ} FROM stmtflow_instances WHERE id = %s{suffix}"
         row = conn.execute(query, (id,)).fetchone()
         if row is None:
             raise NotFound(f"no workflow instance with id {id!r}")
@@ -275,26 +378,8 @@ class PostgresStore(Store):
     # -- records ----------------------------------------------------------------------------
 
     def create(self, record: Record) -> Record:
-        now = utcnow()
-        row = self._one(
-            f"INSERT INTO stmtflow_instances ({_COLUMNS}) "
-            "VALUES (%s, %s, %s, %s, %s, 1, %s, %s, %s, %s, %s, %s, %s) "
-            f"ON CONFLICT (id) DO NOTHING RETURNING {_COLUMNS}",
-            (
-                record.id,
-                record.workflow,
-                record.data,
-                record.state,
-                record.status,
-                record.wake_at,
-                record.lease_owner,
-                record.lease_expires,
-                1 if record.lease_owner is not None else 0,
-                record.error,
-                record.created_at or now,
-                now,
-            ),
-        )
+        with self._pool.connection() as conn:
+            row = _create(conn, record, utcnow())
         if row is None:
             raise ConflictError(f"a workflow instance with id {record.id!r} already exists")
         return _record(row)
@@ -304,9 +389,14 @@ class PostgresStore(Store):
             return self._fetch(conn, id)
 
     def list(
-        self, status: str | None = None, workflow: str | None = None, limit: int | None = None
+        self,
+        status: str | None = None,
+        workflow: str | None = None,
+        limit: int | None = None,
+        *,
+        parent_id: str | None = None,
     ) -> builtins.list[Record]:
-        query, params = list_query(_COLUMNS, status, workflow, limit, _MARK)
+        query, params = list_query(_READ, status, workflow, limit, _MARK, parent_id)
         with self._pool.connection() as conn:
             return [_record(row) for row in conn.execute(query, params).fetchall()]
 
@@ -317,15 +407,35 @@ class PostgresStore(Store):
         expected_version: int,
         fence: int | None = None,
         release: bool = False,
+        batch: Batch = NO_BATCH,
     ) -> Record:
         now = utcnow()
         query = update_query(fenced=fence is not None, release=release, mark=_MARK)
         params = update_params(record, expected_version, fence, now, _same)
         with self._pool.connection() as conn:
-            kept = conn.cursor(row_factory=dict_row).execute(query, params).fetchone()
+            kept = self._write_data(conn, query, params, record.id, batch, now)
             if kept is None:
                 raise refusal(self._fetch(conn, record.id), expected_version, fence)
         return written(record, kept, expected_version, now, _dt)
+
+    def _write_data(
+        self,
+        conn: psycopg.Connection[Any],
+        query: str,
+        params: dict[str, Any],
+        id: str,
+        batch: Batch,
+        now: datetime,
+    ) -> Any:
+        """Run a compare-and-set data write, and ``batch`` in its transaction: the columns it
+        returned, or None when it was refused (and nothing was applied)."""
+        if batch.empty:  # autocommit: one statement, one commit
+            return conn.cursor(row_factory=dict_row).execute(query, params).fetchone()
+        with conn.transaction():
+            kept = conn.cursor(row_factory=dict_row).execute(query, params).fetchone()
+            if kept is not None:
+                _apply(conn, id, batch, now)
+        return kept
 
     def update_free(
         self,
@@ -335,14 +445,15 @@ class PostgresStore(Store):
         now: datetime,
         owner: str | None = None,
         lease: timedelta | None = None,
+        batch: Batch = NO_BATCH,
     ) -> Record:
         now, expires = free_lease(now, owner, lease)
         updated_at = utcnow()
         query = update_free_query(claim=owner is not None, mark=_MARK)
         params = update_params(record, expected_version, None, updated_at, _same)
         params.update(now=now, owner=owner, expires=expires)
-        with self._pool.connection() as conn:  # autocommit: one statement, one commit
-            kept = conn.cursor(row_factory=dict_row).execute(query, params).fetchone()
+        with self._pool.connection() as conn:
+            kept = self._write_data(conn, query, params, record.id, batch, updated_at)
             if kept is None:
                 raise refusal(self._fetch(conn, record.id), expected_version, None, now)
         return written(record, kept, expected_version, updated_at, _dt)
@@ -389,7 +500,7 @@ class PostgresStore(Store):
         with self._pool.connection() as conn:
             row = conn.execute(
                 "UPDATE stmtflow_instances SET lease_expires = %s "
-                f"WHERE id = %s AND lease_owner = %s AND fence = %s RETURNING {_COLUMNS}",
+                f"WHERE id = %s AND lease_owner = %s AND fence = %s RETURNING {_READ}",
                 (now + lease, id, owner, fence),
             ).fetchone()
             if row is None:
@@ -408,6 +519,28 @@ class PostgresStore(Store):
                 self._fetch(conn, id)  # NotFound when missing
                 return False
         return True
+
+    # -- inboxes ----------------------------------------------------------------------------
+
+    def post(self, message: Message) -> bool:
+        with self._pool.connection() as conn:
+            self._fetch(conn, message.to)  # NotFound when missing
+            return _post(conn, message, utcnow())
+
+    def inbox(self, id: str) -> builtins.list[Message]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                f"SELECT {_MESSAGE} FROM stmtflow_inbox "
+                "WHERE instance_id = %s AND status <> 'done' ORDER BY seq",
+                (id,),
+            ).fetchall()
+        return [_message(row) for row in rows]
+
+    def known_key(self, id: str, key: str) -> bool:
+        row = self._one(
+            "SELECT 1 FROM stmtflow_inbox WHERE instance_id = %s AND key = %s", (id, key)
+        )
+        return row is not None
 
     # -- targets ----------------------------------------------------------------------------
 
@@ -434,3 +567,55 @@ class PostgresStore(Store):
             (aware(now, "now"),),
         )
         return int(row[0]) if row else 0
+
+
+def _create(conn: psycopg.Connection[Any], record: Record, now: datetime) -> Any:
+    """Insert ``record`` (version 1); None when its id exists (nothing changed)."""
+    return conn.execute(
+        f"INSERT INTO stmtflow_instances ({_COLUMNS}) "
+        "VALUES (%s, %s, %s, %s, %s, 1, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        f"ON CONFLICT (id) DO NOTHING RETURNING {_COLUMNS}",
+        (
+            record.id,
+            record.workflow,
+            record.data,
+            record.state,
+            record.status,
+            record.wake_at,
+            record.lease_owner,
+            record.lease_expires,
+            1 if record.lease_owner is not None else 0,
+            record.error,
+            record.created_at or now,
+            now,
+            record.parent_id,
+            record.root_id or record.id,
+            record.parent_event,
+            record.on_parent_end,
+        ),
+    ).fetchone()
+
+
+def _apply(conn: psycopg.Connection[Any], id: str, batch: Batch, now: datetime) -> None:
+    """Apply ``batch`` for a write of instance ``id``, in the write's transaction."""
+    for child in batch.create:
+        _create(conn, child, now)
+    for message in batch.post:
+        _post(conn, message, now)
+    if batch.take:
+        conn.execute(
+            "DELETE FROM stmtflow_inbox WHERE instance_id = %s AND seq = ANY(%s) AND key IS NULL",
+            (id, list(batch.take)),
+        )
+        conn.execute(
+            "UPDATE stmtflow_inbox SET status = 'done' WHERE instance_id = %s AND seq = ANY(%s)",
+            (id, list(batch.take)),
+        )
+    if batch.keep:
+        conn.execute(
+            "UPDATE stmtflow_inbox SET status = 'kept' "
+            "WHERE instance_id = %s AND seq = ANY(%s) AND status = 'new'",
+            (id, list(batch.keep)),
+        )
+    for key in batch.keys:
+        _post(conn, Message(to=id, key=key), now, status="done")
