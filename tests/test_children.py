@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -77,8 +78,9 @@ class Order(sf.WorkflowState):
         timeout = None if self.timeout is None else timedelta(seconds=self.timeout)
         return sf.S(
             sf.Call("pay", self.child, {"amount": self.amount}, result=self.paid, timeout=timeout),
-            sf.If(lambda: self.results[-1]["status"] == "finished", sf.Step("ship", self.ship))
-            .Else(sf.Step("refund", self.refund)),
+            sf.If(
+                lambda: self.results[-1]["status"] == "finished", sf.Step("ship", self.ship)
+            ).Else(sf.Step("refund", self.refund)),
         )
 
     def paid(self, outcome: sf.ChildResult) -> None:
@@ -97,8 +99,11 @@ class Nest(sf.WorkflowState):
     def definition(self) -> sf.Section:
         return sf.S(
             sf.Start("mail", Approve),
-            sf.Wait("loose", sf.On("loose.child", sf.Child(Approve, on_parent_end="abandon")),
-                    sf.On("never", sf.Timer(days=9))),
+            sf.Wait(
+                "loose",
+                sf.On("loose.child", sf.Child(Approve, on_parent_end="abandon")),
+                sf.On("never", sf.Timer(days=9)),
+            ),
         )
 
 
@@ -312,15 +317,15 @@ def test_a_cancel_racing_the_childs_finish_has_one_outcome(url: str) -> None:
             child = f"{id}/pay.child@1"
             errors: list[BaseException] = []
 
-            def run(fn: Any) -> None:
+            def run(fn: Any, errors: list[BaseException] = errors) -> None:
                 try:
                     fn()
                 except StmtflowError as exc:  # the loser: finished, or nothing to approve
                     errors.append(exc)
 
             racers = [
-                threading.Thread(target=run, args=(lambda: engine.send(child, "approve"),)),
-                threading.Thread(target=run, args=(lambda: engine.cancel(child),)),
+                threading.Thread(target=run, args=(partial(engine.send, child, "approve"),)),
+                threading.Thread(target=run, args=(partial(engine.cancel, child),)),
             ]
             for racer in racers:
                 racer.start()
@@ -368,7 +373,7 @@ def test_an_input_that_does_not_fit_the_child_is_a_clear_error(engine: Engine) -
 
 def test_without_a_runtime_children_need_the_engine_or_the_harness() -> None:
     for wf in (Order(), Fire()):
-        with pytest.raises(ExecutionError, match="needs a runtime.*Engine.*WorkflowHarness"):
+        with pytest.raises(ExecutionError, match=r"needs a runtime.*Engine.*WorkflowHarness"):
             sf.resume(wf, sf.new_state("x", type(wf)))
 
 

@@ -75,3 +75,15 @@ def test_examples_default_to_a_fresh_temporary_folder(name: str, tmp_path: Path)
     assert done.returncode == 0, done.stderr
     [folder] = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert len(saved_states(folder)) == 2
+
+
+def test_order_payment_example(tmp_path: Path) -> None:
+    out = run_example("order_payment.py", tmp_path)
+    assert "payment order-1/pay.child@3 ended finished: {'approved': True}" in out
+    assert "shipped the teapot" in out
+    assert "payment order-2/pay.child@3 ended timed_out" in out
+    assert "released the kettle (timed_out)" in out
+    assert "order-2/pay.child@3 is cancelled; order-2 is finished" in out
+    states = saved_states(tmp_path)
+    assert set(states) == {"order-1", "order-2", "order-1_pay.child@3", "order-2_pay.child@3"}
+    assert states["order-2_pay.child@3"].status is sf.WorkflowStatus.CANCELLED

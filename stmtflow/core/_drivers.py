@@ -108,7 +108,7 @@ def drive(
                             raise _async_refusal("the checkpoint callback", result)
                     continue
                 if type(effect) is not Call:
-                    value = perform(effect)
+                    value = perform(effect)  # type: ignore[arg-type]  # the others are runtime's
                     continue
                 if before_call is not None and not effect.local:
                     before_call(effect)
@@ -145,7 +145,7 @@ async def _adrive(run: Run, checkpoint: CheckpointFn, now: datetime) -> Any:
                             await result
                     continue
                 if type(effect) is not Call:
-                    value = _no_runtime(effect)
+                    value = _no_runtime(effect)  # type: ignore[arg-type]
                     continue
                 token = step_var.set(effect.step)
                 try:

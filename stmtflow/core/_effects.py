@@ -25,8 +25,8 @@ from stmtflow.errors import ExecutionError
 from stmtflow.state import CallbackRequest, CheckpointType
 
 __all__ = [
-    "CancelChild",
     "Call",
+    "CancelChild",
     "Data",
     "Effect",
     "Run",
@@ -159,6 +159,8 @@ def started_child(start: Start, parent_id: str, pc: int, what: str) -> StartChil
         on_parent_end="abandon",
         what=what,
     )
+
+
 Run: TypeAlias = Generator[Effect, Any, Any]
 
 

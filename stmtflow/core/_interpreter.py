@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import Any, assert_never
 
 from stmtflow.core._effects import (
-    CancelChild,
     Call,
+    CancelChild,
     Data,
     Effect,
     Run,

@@ -23,13 +23,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union, cast
 
 from pydantic import BaseModel, ConfigDict
 
 from stmtflow.dsl._checks import name_problems, what
 from stmtflow.dsl._handlers import Timer
-from stmtflow.dsl._kind import Drawing, Exit, Kind, Site, duration_text, register, seconds
+from stmtflow.dsl._kind import Drawing, Exit, Site, duration_text, register, seconds
 from stmtflow.dsl._step import Step, StepKind
 from stmtflow.dsl._wait import On, Wait, WaitKind
 from stmtflow.errors import StmtflowError
@@ -52,6 +52,8 @@ OnParentEnd = Literal["cancel", "abandon"]
 ChildStatus = Literal["finished", "failed", "cancelled", "timed_out"]
 ChildInput = Any
 """A dict, a model, None, or a zero-argument callable returning one (evaluated at setup)."""
+WorkflowRef = Union[str, type["WorkflowState"]]  # noqa: UP007 - `type` is shadowed in handlers
+"""A workflow class, or the type name it is registered under."""
 
 
 def child_id(parent_id: str, event: str, pc: int) -> str:
@@ -76,6 +78,12 @@ def _workflow_problems(workflow: object) -> list[str]:
     if isinstance(workflow, type) and issubclass(workflow, WorkflowState):
         return []
     return [f"workflow must be a WorkflowState class or a type name, got {what(workflow)}"]
+
+
+def _id_problems(id: object) -> list[str]:
+    if id is None or callable(id) or (isinstance(id, str) and id):
+        return []
+    return [f"id must be a non-empty string or a callable, got {what(id)}"]
 
 
 class ChildResult(BaseModel):
@@ -131,7 +139,7 @@ class Child:
 
     def __init__(
         self,
-        workflow: str | type[WorkflowState],
+        workflow: WorkflowRef,
         input: ChildInput = None,
         *,
         id: str | Callable[[], str] | None = None,
@@ -141,8 +149,7 @@ class Child:
         problems = _workflow_problems(workflow)
         if on_parent_end not in ("cancel", "abandon"):
             problems.append(f"on_parent_end must be 'cancel' or 'abandon', got {on_parent_end!r}")
-        if id is not None and not (callable(id) or (isinstance(id, str) and id)):
-            problems.append(f"id must be a non-empty string or a callable, got {what(id)}")
+        problems += _id_problems(id)
         if result is not None and not callable(result):
             problems.append(f"result must be callable, got {what(result)}")
         if problems:
@@ -194,7 +201,7 @@ class _Timeout(Timer):
         self.child = child
         self.child_event = child_event
 
-    def handle(self, req: CallbackRequest, input: Any) -> ChildResult:
+    def handle(self, req: CallbackRequest, input: Any) -> None:
         """The timeout came first: the child (cancelled by its event's teardown) timed out."""
         child = self.child
         if isinstance(child.id, str):
@@ -211,7 +218,6 @@ class _Timeout(Timer):
         )
         if child.result is not None:
             child.result(outcome)
-        return outcome
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -287,8 +293,7 @@ Call.events = property(_call_events)  # type: ignore[assignment, misc]
 
 def _call_problems(stmt: Call) -> list[str]:
     problems = _workflow_problems(stmt.workflow)
-    if stmt.id is not None and not (callable(stmt.id) or (isinstance(stmt.id, str) and stmt.id)):
-        problems.append(f"id must be a non-empty string or a callable, got {what(stmt.id)}")
+    problems += _id_problems(stmt.id)
     if stmt.result is not None and not callable(stmt.result):
         problems.append(f"result must be callable, got {what(stmt.result)}")
     timeout = stmt.timeout
@@ -369,13 +374,12 @@ class CallKind(WaitKind):
 
 
 class StartKind(StepKind):
-    statement = Start
+    statement = Start  # type: ignore[assignment]  # a Start is a Step
 
     def problems(self, stmt: Step, site: Site) -> list[str]:
         assert isinstance(stmt, Start)
         problems = name_problems(stmt.name) + _workflow_problems(stmt.workflow)
-        if stmt.id is not None and not (callable(stmt.id) or (isinstance(stmt.id, str) and stmt.id)):
-            problems.append(f"id must be a non-empty string or a callable, got {what(stmt.id)}")
+        problems += _id_problems(stmt.id)
         if not callable(stmt.action):
             problems.append(f"result must be callable, got {what(stmt.action)}")
         return problems
@@ -386,7 +390,7 @@ class StartKind(StepKind):
             "type": self.label,
             "name": stmt.name,
             "workflow": _type_text(stmt.workflow),
-            "result": stmt.action is not _ignore,
+            "result": cast(object, stmt.action) is not _ignore,
         }
 
     def draw(self, stmt: Step, drawing: Drawing, entry: list[Exit]) -> list[Exit]:
@@ -396,8 +400,8 @@ class StartKind(StepKind):
 
 
 def _type_text(workflow: object) -> str:
-    if isinstance(workflow, str) or isinstance(workflow, type):
-        return workflow_type_name(workflow)  # type: ignore[arg-type]
+    if isinstance(workflow, str | type):
+        return workflow_type_name(workflow)
     return repr(workflow)
 
 

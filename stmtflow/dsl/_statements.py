@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
-from stmtflow.dsl._child import Call, Child, ChildResult, Start
 from stmtflow.dsl._branch import Branch, Case, Cond, Default, If, Switch
+from stmtflow.dsl._child import Call, Child, ChildResult, Start
 from stmtflow.dsl._go import Go, GoId, Return
 from stmtflow.dsl._loop import Break, Continue, For
 from stmtflow.dsl._section import S, Section
@@ -74,5 +74,6 @@ Statement: TypeAlias = (
     | On
     | WaitFor
 )
-"""Every statement kind (a `Sleep` and a `Call` are `Wait`s, a `Start` is a `Step`). ``Case``/``Default`` live only in a `Switch`,
-``On`` only in a `Wait`. A new kind is added here and registered in its own module."""
+"""Every statement kind (a `Sleep` and a `Call` are `Wait`s, a `Start` is a `Step`).
+``Case``/``Default`` live only in a `Switch`, ``On`` only in a `Wait`. A new kind is added here
+and registered in its own module."""

@@ -116,6 +116,9 @@ class Engine:
         self.clock = clock
         self.on_checkpoint = on_checkpoint
         self._classes: dict[str, type[WorkflowState]] = {}
+        self.resolve: Callable[[str], type[WorkflowState] | None] | None = None
+        """Called with a type name this engine does not know (a child's or a parent's met in a
+        follow-up unit); a class it returns is registered. The CLI imports remembered targets."""
         self._warm = WarmStates()
         self._local = threading.local()
         for cls in workflows:
@@ -144,6 +147,10 @@ class Engine:
             self.register(workflow)
             return workflow
         cls = self._classes.get(workflow)
+        if cls is None and self.resolve is not None:
+            cls = self.resolve(workflow)
+            if cls is not None:
+                self.register(cls)
         if cls is None:
             known = ", ".join(sorted(self._classes)) or "none"
             raise StmtflowError(
@@ -289,9 +296,7 @@ class Engine:
             buffer_event(self, id, event, input, thread_id, key)
             return None
 
-    def _send(
-        self, id: str, event: str, input: Any, thread_id: str | None, key: str | None
-    ) -> Any:
+    def _send(self, id: str, event: str, input: Any, thread_id: str | None, key: str | None) -> Any:
         req = CallbackRequest(workflow_id=id, thread_id=thread_id or "", name=event)
         now = self.clock()
         rec = self.store.get(id)

@@ -19,14 +19,14 @@ one, tell its parent it ended — is collected in a `Family` and handed to the s
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
 from stmtflow.core._effects import CancelChild, RuntimeEffect, StartChild, describe
 from stmtflow.core._program import Program
-from stmtflow.dsl._child import ChildResult
+from stmtflow.dsl._child import ChildResult, ChildStatus
 from stmtflow.errors import (
     CallbackError,
     ExecutionError,
@@ -219,7 +219,7 @@ def child_result(unit: Unit, data_json: str) -> ChildResult:
     """How the unit's (ended) instance ended, for its parent: ``output`` is its ``result()``
     (a method of the workflow class), else its data as JSON."""
     state = unit.state
-    status = state.status.value
+    status = cast(ChildStatus, state.status.value)
     error = state.error if state.status is WorkflowStatus.FAILED else None
     if state.status is WorkflowStatus.CANCELLED:
         error = "cancelled"
@@ -236,4 +236,3 @@ def child_result(unit: Unit, data_json: str) -> ChildResult:
     return ChildResult(
         id=unit.rec.id, workflow=unit.rec.workflow, status=status, output=output, error=error
     )
-

@@ -50,7 +50,9 @@ def buffer_event(
     try:
         text = to_json(input).decode()
     except PydanticSerializationError as exc:
-        raise CallbackInputError(f"{where}: the input of event {event!r} is not JSON", [str(exc)])
+        raise CallbackInputError(
+            f"{where}: the input of event {event!r} is not JSON", [str(exc)]
+        ) from exc
     message = Message(
         to=id, event=event, thread_id=thread_id or "", input=text, key=key, buffered=True
     )

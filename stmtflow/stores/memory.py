@@ -133,17 +133,17 @@ class MemoryStore(Store):
             self._post(message)
         box = self._inbox.get(id, {})
         for seq in batch.take:
-            message = box.get(seq)
-            if message is None:
+            taken = box.get(seq)
+            if taken is None:
                 continue
-            if message.key is None:
+            if taken.key is None:
                 del box[seq]
             else:
-                box[seq] = dataclasses.replace(message, status="done")
+                box[seq] = dataclasses.replace(taken, status="done")
         for seq in batch.keep:
-            message = box.get(seq)
-            if message is not None and message.status == "new":
-                box[seq] = dataclasses.replace(message, status="kept")
+            kept = box.get(seq)
+            if kept is not None and kept.status == "new":
+                box[seq] = dataclasses.replace(kept, status="kept")
         for key in batch.keys:
             self._post(Message(to=id, key=key))
             done = next(m for m in self._inbox[id].values() if m.key == key)

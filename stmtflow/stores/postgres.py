@@ -174,10 +174,8 @@ def _dt(value: datetime | None) -> datetime | None:
 
 def _record(row: tuple[Any, ...]) -> Record:
     """The record of a row read with `_COLUMNS` (or `_READ`: then with its inbox flag)."""
-    (id_, workflow, data, state, status, version, wake_at, owner, expires, fence, error, c, u) = row[
-        :13
-    ]
-    parent_id, root_id, parent_event, on_parent_end = row[13:17]
+    id_, workflow, data, state, status, version, wake_at, owner, expires, fence = row[:10]
+    error, c, u, parent_id, root_id, parent_event, on_parent_end = row[10:17]
     return Record(
         id=id_,
         workflow=workflow,

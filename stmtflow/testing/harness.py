@@ -275,7 +275,7 @@ class WorkflowHarness(Generic[W]):
         while (due := self._next_due(target)) is not None:
             wake, id = due
             self._now = max(self._now, wake)
-            timers = self._call(lambda: self.engine.wake(id), edits=False)
+            timers = self._call(lambda id=id: self.engine.wake(id), edits=False)  # type: ignore[misc]
             fired += timers if id == self._id else []
             after = self.engine.store.get(id).wake_at
             if after is not None and after <= self._now:
