@@ -193,3 +193,42 @@ class Order(sf.WorkflowState):
 
     def confirm(self) -> None:
         self.confirmed = True
+
+
+class OneStep(sf.WorkflowState):
+    """W7's child: one step, and its result."""
+
+    n: int = 0
+
+    def definition(self) -> sf.Section:
+        return sf.S(sf.Step("double", self.double))
+
+    def double(self) -> None:
+        self.n *= 2
+
+    def result(self) -> int:
+        return self.n
+
+
+class Caller(sf.WorkflowState):
+    """W7's parent: a ``For`` loop of ``n`` ``Call``s of `OneStep`, one at a time (``ForEach``
+    was not on main when W7 was written); ``total`` sums the children's results."""
+
+    static_definition: ClassVar[bool] = True
+
+    n: int = 100
+    done: int = 0
+    total: int = 0
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.For(
+                "calls",
+                lambda: self.done < self.n,
+                sf.Call("c", OneStep, lambda: {"n": self.done}, result=self.got),
+            )
+        )
+
+    def got(self, result: sf.ChildResult) -> None:
+        self.done += 1
+        self.total += result.output

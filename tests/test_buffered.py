@@ -104,7 +104,7 @@ def test_a_buffered_event_for_a_waiting_instance_is_delivered_at_once(engine: En
 def test_the_worker_delivers_what_is_buffered(engine: Engine) -> None:
     """Without follow-ups (another process sent the events), a tick takes the inbox."""
     engine.start(Mailbox, {"opened": False}, id="m")
-    engine._follow_up = lambda ids: None  # type: ignore[method-assign]
+    engine._follow_up = lambda touched: None  # type: ignore[method-assign]
     engine.send("m", "note", 1, buffer=True)
     assert engine.tick() == 0  # looked at once: kept, no longer due
     assert engine.store.claim_due(sf_now(), "x", _lease()) == []

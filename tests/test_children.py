@@ -220,16 +220,21 @@ def test_the_child_wins_against_a_timeout_that_has_not_come(engine: Engine, cloc
 # -- exactly once -----------------------------------------------------------------------------
 
 
-def test_the_child_is_stored_with_the_checkpoint_that_armed_it(engine: Engine) -> None:
+def test_the_child_is_stored_with_the_checkpoint_that_armed_it(
+    engine: Engine, clock: Clock
+) -> None:
     """Without follow-ups (as a worker that dies after the commit leaves it), the armed call and
-    its child are both stored; a later tick runs the child and then the parent, once each."""
-    engine._follow_up = lambda ids: None  # type: ignore[method-assign]
+    its child are both stored; once the lease the child was born under lapses, a tick runs the
+    child and then the parent, once each."""
+    engine._follow_up = lambda touched: None  # type: ignore[method-assign]
     engine.start(Order, id="o-7")
     parent, child = engine.get("o-7"), engine.get("o-7/pay.child@1")
     assert parent.status is sf.WorkflowStatus.WAITING
     [event] = parent.state.threads[0].wait_events
     assert (event.req.name, event.req.setup_data) == ("pay.child", "o-7/pay.child@1")
     assert child.status is sf.WorkflowStatus.RESUMING
+    assert engine.tick() == 0  # held from birth by the engine that created it ...
+    clock.now += engine.lease + timedelta(seconds=1)  # ... which died
     engine.tick()  # the child finishes and posts its end
     engine.tick()  # the parent takes it
     parent = engine.get("o-7")
@@ -239,11 +244,12 @@ def test_the_child_is_stored_with_the_checkpoint_that_armed_it(engine: Engine) -
     assert len(engine.children("o-7")) == 1
 
 
-def test_a_setup_run_again_finds_the_same_child(engine: Engine) -> None:
+def test_a_setup_run_again_finds_the_same_child(engine: Engine, clock: Clock) -> None:
     """The child id is derived from the parent id, the event and the armed pc: a setup repeated
     after a crash (here: the same record written back) creates nothing new."""
-    engine._follow_up = lambda ids: None  # type: ignore[method-assign]
+    engine._follow_up = lambda touched: None  # type: ignore[method-assign]
     engine.start(Order, {"child": "Approve"}, id="o-8")
+    clock.now += engine.lease + timedelta(seconds=1)
     parent = engine.store.get("o-8")
     event = sf.load_state(parent.state).threads[0].wait_events[0]
     pending = event.model_copy(update={"status": sf.WaitEventStatus.PENDING_SETUP})

@@ -44,7 +44,7 @@ from stmtflow.errors import ConflictError, NotWaiting, StaleCallback, StmtflowEr
 from stmtflow.runtime import _worker
 from stmtflow.runtime._inbox import buffer_event, unknown_children
 from stmtflow.runtime._reads import Instance, PendingEvent, WorkerStats, pending_events
-from stmtflow.runtime._unit import Contended, claim, claim_owner, open_unit
+from stmtflow.runtime._unit import Contended, claim, open_unit
 from stmtflow.runtime._warm import WarmStates
 from stmtflow.state import (
     CallbackRequest,
@@ -391,32 +391,46 @@ class Engine:
         if getattr(self._local, "queue", None) is not None:
             yield
             return
-        queue: builtins.list[str] = []
+        queue: builtins.list[tuple[str, str | None]] = []
         self._local.queue = queue
         try:
             yield
             while queue:
-                self._follow(queue.pop())
+                self._follow(*queue.pop())
         finally:
             self._local.queue = None
 
-    def _follow_up(self, ids: builtins.list[str]) -> None:
-        """Instances a unit's write touched (see `_chain`); without a chain, a worker's job."""
+    def _follow_up(self, touched: builtins.list[tuple[str, str | None]]) -> None:
+        """Instances a unit's write touched, each with the lease owner this engine created it
+        under (a child held from birth) or None (see `_chain`); without a chain, a worker's."""
         queue = getattr(self._local, "queue", None)
         if queue is not None:
-            queue.extend(reversed(ids))
+            queue.extend(reversed(touched))
 
-    def _follow(self, id: str) -> None:
-        """Work one touched instance now, if nobody holds it; its errors are kept on it."""
+    def _follow(self, id: str, born: str | None) -> None:
+        """Work one touched instance now, if nobody else holds it; its errors are kept on it.
+
+        A child created under ``born`` is worked under that lease as created (no claim); any
+        other instance without a live lease as read, its first write taking the lease if user
+        code is to run (one commit for a parent taking a child's end, as for a `send`).
+        """
         now = self.clock()
         try:
-            rec = self.store.claim(id, claim_owner(self), self.lease, now)
-        except (ConflictError, LookupError):
-            return  # held by another unit (which will see what was posted), or gone
+            rec = self.store.get(id)
+        except LookupError:
+            return
+        mine = born is not None and rec.lease_owner == born
+        if rec.lease_live(now) and not mine:
+            return  # held by another unit, which will see what was posted
         try:
-            with open_unit(self, rec, now) as unit:
-                unit.work_due()
-                unit.finish()
+            try:
+                with open_unit(self, rec, now, leased=mine) as unit:
+                    unit.work_due()
+                    unit.finish()
+            except Contended:  # another writer came first: take the lease and look again
+                with open_unit(self, claim(self, id), now) as unit:
+                    unit.work_due()
+                    unit.finish()
         except (StmtflowError, ValidationError) as exc:
             _log.warning("instance %s: %s", id, exc)
 

@@ -41,6 +41,7 @@ from stmtflow.stores.base import Batch, Message, Record
 if TYPE_CHECKING:
     from stmtflow.runtime._unit import Unit
 
+
 __all__ = ["Family", "child_record", "child_result"]
 
 _ROUTING = (UnknownCallback, StaleCallback, NotWaiting)
@@ -89,7 +90,8 @@ class Family:
         self.take.clear()
         self.keep.clear()
         self.keys.clear()
-        touched = [r.id for r in batch.create] + [m.to for m in batch.post]
+        touched = [(r.id, r.lease_owner) for r in batch.create]
+        touched += [(m.to, None) for m in batch.post]
         self.unit.engine._follow_up(touched)
 
     # -- effects on other instances ---------------------------------------------------------------
@@ -201,6 +203,11 @@ def child_record(unit: Unit, effect: StartChild) -> Record:
         ) from exc
     Program(wf.definition(), cls, f"workflow {effect.id!r} ({name})")
     parent = unit.rec
+    # Held from birth by a claim of this engine: the engine runs it next without claiming it
+    # (a crash leaves it to a worker once the lease lapses, as a started instance).
+    from stmtflow.runtime._unit import claim_owner  # the unit module imports this one
+
+    owner = claim_owner(engine)
     return Record(
         id=effect.id,
         workflow=name,
@@ -212,6 +219,8 @@ def child_record(unit: Unit, effect: StartChild) -> Record:
         root_id=parent.root_id or parent.id,
         parent_event=None if effect.parent_event is None else effect.parent_event.model_dump_json(),
         on_parent_end=effect.on_parent_end,
+        lease_owner=owner,
+        lease_expires=unit.now + engine.lease,
     )
 
 

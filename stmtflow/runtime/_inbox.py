@@ -57,7 +57,7 @@ def buffer_event(
         to=id, event=event, thread_id=thread_id or "", input=text, key=key, buffered=True
     )
     if engine.store.post(message):
-        engine._follow_up([id])
+        engine._follow_up([(id, None)])
 
 
 def unknown_children(engine: Engine, root: Section, where: str) -> None:

@@ -248,8 +248,9 @@ class Batch:
     """
 
     create: tuple[Record, ...] = ()
-    """Records to create (children started by this write); one whose id exists is left as it
-    is, so a write repeated after a crash never starts a second child."""
+    """Records to create (children started by this write), kept as `Store.create` keeps them
+    (a lease included: the writer may hold a child from birth); one whose id exists is left as
+    it is, so a write repeated after a crash never starts a second child."""
     post: tuple[Message, ...] = ()
     """Messages to put in other instances' inboxes (one for a missing instance is dropped)."""
     take: tuple[int, ...] = ()

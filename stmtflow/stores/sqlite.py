@@ -398,8 +398,8 @@ class SQLiteStore(Store):
         return with_changes(_record(row), state=record.state)
 
     def _create_child(self, conn: sqlite3.Connection, record: Record, now: str) -> None:
-        """Create ``record`` in a batch's transaction, whole (a new state is small); an id that
-        exists is left as it is."""
+        """Create ``record`` in a batch's transaction, whole (a new state is small), with its
+        lease if it has one (as `create`); an id that exists is left as it is."""
         params = {
             "id": record.id,
             "workflow": record.workflow,
@@ -407,9 +407,9 @@ class SQLiteStore(Store):
             "state": record.state,
             "status": record.status,
             "wake_at": _ts(record.wake_at),
-            "lease_owner": None,
-            "lease_expires": None,
-            "fence": 0,
+            "lease_owner": record.lease_owner,
+            "lease_expires": _ts(record.lease_expires),
+            "fence": 1 if record.lease_owner is not None else 0,
             "error": None,
             "created_at": now,
             "updated_at": now,
