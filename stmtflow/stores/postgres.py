@@ -39,6 +39,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
+from stmtflow.stores._postgres_inbox import apply_messages, known_key, pending, post
+from stmtflow.stores._postgres_schema import SCHEMA_VERSION, set_up
 from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written
 from stmtflow.stores.base import (
     NO_BATCH,
@@ -59,69 +61,8 @@ from stmtflow.stores.base import (
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
-SCHEMA_VERSION = 2
-"""The schema this release creates and reads (kept in ``stmtflow_meta``). Version 1 had no
-parents (``parent_id``, ``root_id``, ``parent_event``, ``on_parent_end``) and no inboxes
-(``stmtflow_inbox``); opening an older database brings it up to date."""
-
 _IDLE_CHECK = 1.0
 """Seconds after its last checkout a pooled connection is pinged when next taken."""
-
-_SETUP_LOCK = 0x73746D74666C6F77  # "stmtflow": serialises schema creation across processes
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS stmtflow_meta (key text PRIMARY KEY, value text NOT NULL);
-CREATE TABLE IF NOT EXISTS stmtflow_instances (
-    id text PRIMARY KEY,
-    workflow text NOT NULL,
-    data text NOT NULL,
-    state text NOT NULL,
-    status text NOT NULL,
-    version bigint NOT NULL,
-    wake_at timestamptz,
-    lease_owner text,
-    lease_expires timestamptz,
-    fence bigint NOT NULL DEFAULT 0,
-    error text,
-    created_at timestamptz NOT NULL,
-    updated_at timestamptz NOT NULL
-);
-CREATE INDEX IF NOT EXISTS stmtflow_instances_due
-    ON stmtflow_instances (wake_at) WHERE wake_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS stmtflow_instances_resuming
-    ON stmtflow_instances (created_at) WHERE status = 'resuming';
-CREATE INDEX IF NOT EXISTS stmtflow_instances_status
-    ON stmtflow_instances (status, created_at, id);
-CREATE INDEX IF NOT EXISTS stmtflow_instances_created ON stmtflow_instances (created_at, id);
-CREATE TABLE IF NOT EXISTS stmtflow_targets (workflow text PRIMARY KEY, target text NOT NULL);
-"""
-
-_V2 = """
-ALTER TABLE stmtflow_instances ADD COLUMN IF NOT EXISTS parent_id text;
-ALTER TABLE stmtflow_instances ADD COLUMN IF NOT EXISTS root_id text;
-ALTER TABLE stmtflow_instances ADD COLUMN IF NOT EXISTS parent_event text;
-ALTER TABLE stmtflow_instances ADD COLUMN IF NOT EXISTS on_parent_end text;
-CREATE INDEX IF NOT EXISTS stmtflow_instances_parent
-    ON stmtflow_instances (parent_id, created_at, id) WHERE parent_id IS NOT NULL;
-CREATE TABLE IF NOT EXISTS stmtflow_inbox (
-    seq bigserial PRIMARY KEY,
-    instance_id text NOT NULL,
-    kind text NOT NULL,
-    event text NOT NULL,
-    thread_id text NOT NULL,
-    pc bigint NOT NULL,
-    input text NOT NULL,
-    key text,
-    buffered boolean NOT NULL,
-    status text NOT NULL,
-    created_at timestamptz NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS stmtflow_inbox_key
-    ON stmtflow_inbox (instance_id, key) WHERE key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS stmtflow_inbox_pending
-    ON stmtflow_inbox (instance_id, seq) WHERE status <> 'done';
-CREATE INDEX IF NOT EXISTS stmtflow_inbox_new ON stmtflow_inbox (instance_id) WHERE status = 'new';
-"""
 
 _COLUMNS = (
     "id, workflow, data, state, status, version, wake_at, lease_owner, lease_expires, fence, "
@@ -196,53 +137,6 @@ def _record(row: tuple[Any, ...]) -> Record:
         on_parent_end=on_parent_end,
         inbox=bool(row[17]) if len(row) > 17 else False,
     )
-
-
-_MESSAGE = "seq, instance_id, kind, event, thread_id, pc, input, key, buffered, status"
-
-_POST = """
-INSERT INTO stmtflow_inbox
-    (instance_id, kind, event, thread_id, pc, input, key, buffered, status, created_at)
-SELECT %(to)s, %(kind)s, %(event)s, %(thread_id)s, %(pc)s, %(input)s, %(key)s, %(buffered)s,
-    %(status)s, %(now)s
-WHERE EXISTS (SELECT 1 FROM stmtflow_instances WHERE id = %(to)s)
-ON CONFLICT DO NOTHING
-"""
-
-
-def _message(row: tuple[Any, ...]) -> Message:
-    seq, to, kind, event, thread_id, pc, input, key, buffered, status = row
-    return Message(
-        to=to,
-        kind=kind,
-        event=event,
-        thread_id=thread_id,
-        pc=pc,
-        input=input,
-        key=key,
-        buffered=buffered,
-        status=status,
-        seq=seq,
-    )
-
-
-def _post(
-    conn: psycopg.Connection[Any], message: Message, now: datetime, status: str = "new"
-) -> bool:
-    """Insert ``message`` (for an instance that exists, with a key not yet known)."""
-    params = {
-        "to": message.to,
-        "kind": message.kind,
-        "event": message.event,
-        "thread_id": message.thread_id,
-        "pc": message.pc,
-        "input": message.input,
-        "key": message.key,
-        "buffered": message.buffered,
-        "status": status,
-        "now": now,
-    }
-    return conn.execute(_POST, params).rowcount == 1
 
 
 class PostgresStore(Store):
@@ -325,36 +219,7 @@ class PostgresStore(Store):
         self._last_used[conn] = monotonic()  # it just answered
 
     def _setup(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
-            if self.schema is not None:
-                ident = sql.Identifier(self.schema)
-                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
-                conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(ident))
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            row = conn.execute(
-                "SELECT value FROM stmtflow_meta WHERE key = 'schema_version'"
-            ).fetchone()
-            found = None if row is None else int(row[0])
-            if found is not None and found > SCHEMA_VERSION:
-                raise StmtflowError(
-                    f"the PostgreSQL store {self.url} has schema version {found}, newer than "
-                    f"this release of stmtflow supports ({SCHEMA_VERSION}); upgrade stmtflow"
-                )
-            if found == SCHEMA_VERSION:
-                return
-            # A new database, or one version 1 made: add what version 2 added (each addition
-            # is IF NOT EXISTS, so a setup interrupted halfway is completed).
-            for statement in _V2.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(
-                "INSERT INTO stmtflow_meta (key, value) VALUES ('schema_version', %s) "
-                "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                (str(SCHEMA_VERSION),),
-            )
+        set_up(conn, self.schema, self.url)
 
     def close(self) -> None:
         self._pool.close()
@@ -523,22 +388,15 @@ class PostgresStore(Store):
     def post(self, message: Message) -> bool:
         with self._pool.connection() as conn:
             self._fetch(conn, message.to)  # NotFound when missing
-            return _post(conn, message, utcnow())
+            return post(conn, message, utcnow())
 
     def inbox(self, id: str) -> builtins.list[Message]:
         with self._pool.connection() as conn:
-            rows = conn.execute(
-                f"SELECT {_MESSAGE} FROM stmtflow_inbox "
-                "WHERE instance_id = %s AND status <> 'done' ORDER BY seq",
-                (id,),
-            ).fetchall()
-        return [_message(row) for row in rows]
+            return pending(conn, id)
 
     def known_key(self, id: str, key: str) -> bool:
-        row = self._one(
-            "SELECT 1 FROM stmtflow_inbox WHERE instance_id = %s AND key = %s", (id, key)
-        )
-        return row is not None
+        with self._pool.connection() as conn:
+            return known_key(conn, id, key)
 
     # -- targets ----------------------------------------------------------------------------
 
@@ -598,22 +456,4 @@ def _apply(conn: psycopg.Connection[Any], id: str, batch: Batch, now: datetime) 
     """Apply ``batch`` for a write of instance ``id``, in the write's transaction."""
     for child in batch.create:
         _create(conn, child, now)
-    for message in batch.post:
-        _post(conn, message, now)
-    if batch.take:
-        conn.execute(
-            "DELETE FROM stmtflow_inbox WHERE instance_id = %s AND seq = ANY(%s) AND key IS NULL",
-            (id, list(batch.take)),
-        )
-        conn.execute(
-            "UPDATE stmtflow_inbox SET status = 'done' WHERE instance_id = %s AND seq = ANY(%s)",
-            (id, list(batch.take)),
-        )
-    if batch.keep:
-        conn.execute(
-            "UPDATE stmtflow_inbox SET status = 'kept' "
-            "WHERE instance_id = %s AND seq = ANY(%s) AND status = 'new'",
-            (id, list(batch.keep)),
-        )
-    for key in batch.keys:
-        _post(conn, Message(to=id, key=key), now, status="done")
+    apply_messages(conn, id, batch, now)

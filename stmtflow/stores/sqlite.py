@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
 from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written
+from stmtflow.stores._sqlite_inbox import apply_messages, known_key, pending, post
 from stmtflow.stores._sqlite_parts import PartsCache, Stored, parts_to_store, row_count, whole
 from stmtflow.stores._sqlite_parts import read as read_parts
 from stmtflow.stores._sqlite_parts import write as write_parts
@@ -171,49 +172,6 @@ def _record(row: sqlite3.Row, inbox: bool = False) -> Record:
         on_parent_end=row["on_parent_end"],
         inbox=inbox,
     )
-
-
-_MESSAGE = "seq, instance_id, kind, event, thread_id, pc, input, key, buffered, status"
-
-
-def _message(row: sqlite3.Row) -> Message:
-    return Message(
-        to=row["instance_id"],
-        kind=row["kind"],
-        event=row["event"],
-        thread_id=row["thread_id"],
-        pc=row["pc"],
-        input=row["input"],
-        key=row["key"],
-        buffered=bool(row["buffered"]),
-        status=row["status"],
-        seq=row["seq"],
-    )
-
-
-_POST = (
-    "INSERT OR IGNORE INTO stmtflow_inbox "
-    "(instance_id, kind, event, thread_id, pc, input, key, buffered, status, created_at) "
-    "SELECT :to, :kind, :event, :thread_id, :pc, :input, :key, :buffered, :status, :now "
-    "WHERE EXISTS (SELECT 1 FROM stmtflow_instances WHERE id = :to)"
-)
-
-
-def _post(conn: sqlite3.Connection, message: Message, now: str, status: str = "new") -> bool:
-    """Insert ``message`` (for an instance that exists, with a key not yet known)."""
-    params = {
-        "to": message.to,
-        "kind": message.kind,
-        "event": message.event,
-        "thread_id": message.thread_id,
-        "pc": message.pc,
-        "input": message.input,
-        "key": message.key,
-        "buffered": int(message.buffered),
-        "status": status,
-        "now": now,
-    }
-    return conn.execute(_POST, params).rowcount == 1
 
 
 def _insert(params: dict[str, Any]) -> str:
@@ -425,48 +383,22 @@ class SQLiteStore(Store):
         """Apply ``batch`` for a write of instance ``id``, in the write's transaction."""
         for child in batch.create:
             self._create_child(conn, child, now)
-        for message in batch.post:
-            _post(conn, message, now)
-        for seq in batch.take:
-            conn.execute(
-                "DELETE FROM stmtflow_inbox WHERE seq = ? AND instance_id = ? AND key IS NULL",
-                (seq, id),
-            )
-            conn.execute(
-                "UPDATE stmtflow_inbox SET status = 'done' WHERE seq = ? AND instance_id = ?",
-                (seq, id),
-            )
-        for seq in batch.keep:
-            conn.execute(
-                "UPDATE stmtflow_inbox SET status = 'kept' "
-                "WHERE seq = ? AND instance_id = ? AND status = 'new'",
-                (seq, id),
-            )
-        for key in batch.keys:
-            _post(conn, Message(to=id, key=key), now, status="done")
+        apply_messages(conn, id, batch, now)
 
     # -- inboxes ----------------------------------------------------------------------------
 
     def post(self, message: Message) -> bool:
         with self._write() as conn:
             self._fetch(conn, message.to)  # NotFound when missing
-            return _post(conn, message, utcnow().isoformat(timespec="microseconds"))
+            return post(conn, message, utcnow().isoformat(timespec="microseconds"))
 
     def inbox(self, id: str) -> builtins.list[Message]:
         with self._conn() as conn:
-            rows = conn.execute(
-                f"SELECT {_MESSAGE} FROM stmtflow_inbox "
-                "WHERE instance_id = ? AND status != 'done' ORDER BY seq",
-                (id,),
-            ).fetchall()
-        return [_message(row) for row in rows]
+            return pending(conn, id)
 
     def known_key(self, id: str, key: str) -> bool:
         with self._conn() as conn:
-            row = conn.execute(
-                "SELECT 1 FROM stmtflow_inbox WHERE instance_id = ? AND key = ?", (id, key)
-            ).fetchone()
-        return row is not None
+            return known_key(conn, id, key)
 
     def get(self, id: str) -> Record:
         with self._conn() as conn:
