@@ -413,3 +413,43 @@ def test_child_results_round_trip_as_json() -> None:
     result = sf.ChildResult(id="a", workflow="W", status="timed_out", error="late")
     assert sf.ChildResult.model_validate(json.loads(result.model_dump_json())) == result
     assert not result.ok
+
+
+# -- the harness ------------------------------------------------------------------------------
+
+
+def test_the_harness_runs_children_on_its_fake_clock() -> None:
+    from stmtflow.testing import WorkflowHarness
+
+    h = WorkflowHarness(Order, data={"child": "Approve", "timeout": 60}, workflows=[Approve])
+    h.start()
+    [child] = h.children()
+    assert child.status is sf.WorkflowStatus.WAITING
+    h.advance(timedelta(seconds=59))
+    assert h.status is sf.WorkflowStatus.WAITING
+    h.advance(timedelta(seconds=2))
+    assert [r["status"] for r in h.data.results] == ["timed_out"]
+    assert h.log == ["refund"]  # the harness's own steps
+    assert h.engine.get(child.id).status is sf.WorkflowStatus.CANCELLED
+
+    h2 = WorkflowHarness(Order, id="o", data={"child": "Approve"}, workflows=[Approve]).start()
+    h2.send("approve", to="o/pay.child@1")
+    assert h2.data.results[0]["status"] == "finished" and h2.log == ["ship"]
+
+
+def test_a_childs_timer_fires_when_the_harness_advances() -> None:
+    from stmtflow.testing import WorkflowHarness
+
+    class Later(sf.WorkflowState):
+        def definition(self) -> sf.Section:
+            return sf.S(sf.Sleep("nap", timedelta(hours=1)))
+
+    class Waits(sf.WorkflowState):
+        done: bool = False
+
+        def definition(self) -> sf.Section:
+            return sf.S(sf.Call("c", Later, result=lambda r: setattr(self, "done", r.ok)))
+
+    h = WorkflowHarness(Waits).start()
+    assert h.advance(timedelta(hours=2)) == []  # the child's timer, not this instance's
+    assert h.data.done and h.status is sf.WorkflowStatus.FINISHED
