@@ -75,7 +75,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS stmtflow_inbox_key
 CREATE INDEX IF NOT EXISTS stmtflow_inbox_pending
     ON stmtflow_inbox (instance_id, seq) WHERE status <> 'done';
 CREATE INDEX IF NOT EXISTS stmtflow_inbox_new ON stmtflow_inbox (instance_id) WHERE status = 'new';
-ALTER TABLE stmtflow_inbox SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
+ALTER TABLE stmtflow_inbox
+    SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
 """
 
 

@@ -87,8 +87,7 @@ UPDATE stmtflow_instances
 SET lease_owner = %(owner)s, lease_expires = %(expires)s, fence = fence + 1
 WHERE id IN (
     SELECT id FROM stmtflow_instances
-    WHERE ((wake_at IS NOT NULL AND wake_at <= %(now)s) OR status = 'resuming'
-           OR id IN (SELECT instance_id FROM stmtflow_inbox WHERE status = 'new'))
+    WHERE ((wake_at IS NOT NULL AND wake_at <= %(now)s) OR status = 'resuming')
       AND (lease_expires IS NULL OR lease_expires < %(now)s)
     ORDER BY wake_at NULLS FIRST, id
     LIMIT %(limit)s
@@ -96,6 +95,23 @@ WHERE id IN (
 )
 RETURNING {_READ}
 """
+
+_CLAIM_POSTED = f"""
+UPDATE stmtflow_instances
+SET lease_owner = %(owner)s, lease_expires = %(expires)s, fence = fence + 1
+WHERE id IN (
+    SELECT i.id FROM stmtflow_instances AS i
+    WHERE i.id IN (SELECT instance_id FROM stmtflow_inbox WHERE status = 'new')
+      AND (i.lease_expires IS NULL OR i.lease_expires < %(now)s)
+    ORDER BY i.id
+    LIMIT %(limit)s
+    FOR UPDATE OF i SKIP LOCKED
+)
+RETURNING {_READ}
+"""
+"""The instances due because something was posted to them, claimed apart from the others: in
+one statement, the ``OR`` of an inbox probe keeps PostgreSQL from using the two partial indexes
+above and it scans the whole table (11 ms at 100 000 instances against well under one)."""
 
 
 def _split_schema(url: str) -> tuple[str, str | None]:
@@ -331,6 +347,9 @@ class PostgresStore(Store):
         params = {"owner": owner, "expires": now + lease, "now": now, "limit": limit}
         with self._pool.connection() as conn:
             rows = conn.execute(_CLAIM_DUE, params).fetchall()
+            if len(rows) < limit:
+                params["limit"] = limit - len(rows)
+                rows += conn.execute(_CLAIM_POSTED, params).fetchall()
         return claim_order([_record(row) for row in rows])
 
     def claim(self, id: str, owner: str, lease: timedelta, now: datetime | None = None) -> Record:
