@@ -33,6 +33,8 @@ class Mailbox(sf.WorkflowState):
         self.opened = True
 
     def note(self, n: int) -> int:
+        if n == 13:
+            raise ValueError("unlucky")
         self.notes.append(n)
         return n
 
@@ -136,3 +138,16 @@ def test_the_harness_buffers_too() -> None:
     h.send("note", 3, key="three")
     assert h.data.notes == [1, 2, 3]
     assert h.status is sf.WorkflowStatus.FINISHED
+
+
+def test_a_buffered_event_whose_handler_fails_is_dropped_with_the_error_kept(
+    engine: Engine,
+) -> None:
+    engine.start(Mailbox, id="m")
+    engine.send("m", "note", 13, buffer=True)
+    engine.send("m", "note", 1, buffer=True)
+    engine.send("m", "open")
+    inst = engine.get("m")
+    assert inst.data.notes == [1]  # type: ignore[attr-defined]
+    assert inst.error is not None and "unlucky" in inst.error and "'note'" in inst.error
+    assert engine.store.inbox("m") == []

@@ -36,7 +36,7 @@ from stmtflow.errors import (
     UnknownCallback,
 )
 from stmtflow.state import TERMINAL_STATUSES, CallbackRequest, WorkflowStatus, new_state
-from stmtflow.stores.base import Batch, Message, Record
+from stmtflow.stores.base import NO_BATCH, Batch, Message, Record
 
 if TYPE_CHECKING:
     from stmtflow.runtime._unit import Unit
@@ -72,7 +72,7 @@ class Family:
     def batch(self) -> Batch:
         """What the next write applies with the record."""
         if self.idle:
-            return Batch()
+            return NO_BATCH
         return Batch(
             create=tuple(self.create),
             post=tuple(self.post),
