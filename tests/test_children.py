@@ -453,3 +453,23 @@ def test_a_childs_timer_fires_when_the_harness_advances() -> None:
     h = WorkflowHarness(Waits).start()
     assert h.advance(timedelta(hours=2)) == []  # the child's timer, not this instance's
     assert h.data.done and h.status is sf.WorkflowStatus.FINISHED
+
+
+class Side(sf.WorkflowState):
+    """A thread calls a child; the main thread ends first."""
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.Go("side", sf.S(sf.Call("ask", Approve))),
+            sf.Wait("hold", sf.OnEvent("go", lambda: None)),
+        )
+
+
+def test_a_call_whose_thread_ends_cancels_its_child(url: str) -> None:
+    with Engine(url, workflows=[Side, Approve]) as engine:
+        engine.start(Side, id="s")
+        child = "s/ask.child@2"
+        assert engine.get(child).status is sf.WorkflowStatus.WAITING
+        engine.send("s", "go")  # the main thread ends, and with it the side thread
+        assert engine.get("s").status is sf.WorkflowStatus.FINISHED
+        assert engine.get(child).status is sf.WorkflowStatus.CANCELLED
