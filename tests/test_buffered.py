@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import stmtflow as sf
 from stmtflow.runtime import Engine
@@ -151,3 +153,52 @@ def test_a_buffered_event_whose_handler_fails_is_dropped_with_the_error_kept(
     assert inst.data.notes == [1]  # type: ignore[attr-defined]
     assert inst.error is not None and "unlucky" in inst.error and "'note'" in inst.error
     assert engine.store.inbox("m") == []
+
+
+class Reader(sf.WorkflowState):
+    """Takes ``count`` notes, one wait at a time, once opened."""
+
+    count: int = 0
+    notes: list[int] = []
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.Wait("closed", sf.OnEvent("open", lambda: None)),
+            sf.For(
+                "reading",
+                lambda: len(self.notes) < self.count,
+                sf.Wait("next", sf.OnEvent("note", self.notes.append)),
+            ),
+        )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sends=st.lists(
+        st.tuples(st.integers(0, 50), st.one_of(st.none(), st.sampled_from("abcd"))),
+        max_size=12,
+    ),
+    early=st.integers(0, 12),
+)
+def test_buffered_sends_arrive_once_each_in_order(
+    sends: list[tuple[int, str | None]], early: int
+) -> None:
+    """Whatever is sent before the wait arms and after: each key delivered once, everything in
+    the order it was sent."""
+    expected: list[int] = []
+    seen: set[str] = set()
+    for n, key in sends:
+        if key is None or key not in seen:
+            expected.append(n)
+            seen.update({key} if key else set())
+    with Engine("memory://", workflows=[Reader]) as engine:
+        engine.start(Reader, {"count": len(expected)}, id="r")
+        for index, (n, key) in enumerate(sends):
+            if index == early:
+                engine.send("r", "open")
+            engine.send("r", "note", n, buffer=True, key=key)
+        if early >= len(sends):
+            engine.send("r", "open")
+        inst = engine.get("r")
+        assert inst.data.notes == expected  # type: ignore[attr-defined]
+        assert inst.status is sf.WorkflowStatus.FINISHED
