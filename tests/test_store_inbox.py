@@ -109,3 +109,17 @@ def test_keys_deduplicate_and_stay_known(store: Store) -> None:
     assert store.known_key("t", "k2") and not store.known_key("t", "k3")
     assert store.inbox("t") == []
     assert not store.get("t").inbox
+
+
+def test_claim_due_takes_both_kinds_within_its_limit(store: Store) -> None:
+    now = utcnow()
+    for n in range(3):
+        store.create(rec(f"due-{n}", wake_at=now - timedelta(seconds=1)))
+        store.create(rec(f"posted-{n}"))
+        store.post(Message(to=f"posted-{n}", event="e"))
+    store.create(rec("idle"))
+    first = store.claim_due(now, "w", timedelta(seconds=5), limit=4)
+    second = store.claim_due(now, "w2", timedelta(seconds=5), limit=4)
+    claimed = [r.id for r in first + second]
+    assert len(first) == 4 and len(set(claimed)) == 6
+    assert set(claimed) == {f"{kind}-{n}" for kind in ("due", "posted") for n in range(3)}

@@ -83,23 +83,14 @@ def _same(value: datetime | None) -> datetime | None:
 _MARK = lambda name: f"%({name})s"  # noqa: E731 - a one-line spelling rule
 
 _CLAIM_DUE = f"""
-UPDATE stmtflow_instances
-SET lease_owner = %(owner)s, lease_expires = %(expires)s, fence = fence + 1
-WHERE id IN (
+WITH due AS (
     SELECT id FROM stmtflow_instances
     WHERE ((wake_at IS NOT NULL AND wake_at <= %(now)s) OR status = 'resuming')
       AND (lease_expires IS NULL OR lease_expires < %(now)s)
     ORDER BY wake_at NULLS FIRST, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
-)
-RETURNING {_READ}
-"""
-
-_CLAIM_POSTED = f"""
-UPDATE stmtflow_instances
-SET lease_owner = %(owner)s, lease_expires = %(expires)s, fence = fence + 1
-WHERE id IN (
+), posted AS (
     SELECT i.id FROM stmtflow_instances AS i
     WHERE i.id IN (SELECT instance_id FROM stmtflow_inbox WHERE status = 'new')
       AND (i.lease_expires IS NULL OR i.lease_expires < %(now)s)
@@ -107,11 +98,24 @@ WHERE id IN (
     LIMIT %(limit)s
     FOR UPDATE OF i SKIP LOCKED
 )
+UPDATE stmtflow_instances
+SET lease_owner = %(owner)s, lease_expires = %(expires)s, fence = fence + 1
+WHERE id IN (
+    SELECT id FROM (
+        SELECT id, 0 AS rank FROM due
+        UNION
+        SELECT id, 1 AS rank FROM posted
+    ) AS found
+    ORDER BY rank, id
+    LIMIT %(limit)s
+)
 RETURNING {_READ}
 """
-"""The instances due because something was posted to them, claimed apart from the others: in
-one statement, the ``OR`` of an inbox probe keeps PostgreSQL from using the two partial indexes
-above and it scans the whole table (11 ms at 100 000 instances against well under one)."""
+"""Claims the due instances (a wake-up passed, or left resuming) and those due because something
+was posted to them, as two probes: in one ``WHERE``, an ``OR`` with the inbox probe keeps
+PostgreSQL from using the two partial indexes and it scans the whole table (11 ms at 100 000
+instances against 0.1). Rows a probe locked and the ``LIMIT`` left out are unlocked when the
+statement ends."""
 
 
 def _split_schema(url: str) -> tuple[str, str | None]:
@@ -347,9 +351,6 @@ class PostgresStore(Store):
         params = {"owner": owner, "expires": now + lease, "now": now, "limit": limit}
         with self._pool.connection() as conn:
             rows = conn.execute(_CLAIM_DUE, params).fetchall()
-            if len(rows) < limit:
-                params["limit"] = limit - len(rows)
-                rows += conn.execute(_CLAIM_POSTED, params).fetchall()
         return claim_order([_record(row) for row in rows])
 
     def claim(self, id: str, owner: str, lease: timedelta, now: datetime | None = None) -> Record:
