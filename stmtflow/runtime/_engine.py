@@ -23,13 +23,12 @@ Example:
 from __future__ import annotations
 
 import builtins
-import logging
 import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,6 +41,7 @@ from stmtflow.dsl._statements import RetryPolicy
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import ConflictError, NotWaiting, StaleCallback, StmtflowError, UnknownCallback
 from stmtflow.runtime import _worker
+from stmtflow.runtime._family import chain, follow_up
 from stmtflow.runtime._inbox import buffer_event, unknown_children
 from stmtflow.runtime._reads import Instance, PendingEvent, WorkerStats, pending_events
 from stmtflow.runtime._unit import Contended, claim, open_unit
@@ -59,7 +59,6 @@ from stmtflow.stores.base import utcnow
 
 __all__ = ["Engine", "Instance", "PendingEvent", "WorkerStats"]
 
-_log = logging.getLogger("stmtflow.engine")
 
 DEFAULT_RETRY = RetryPolicy()
 """The policy of steps without one, unless the engine is given another."""
@@ -383,56 +382,14 @@ class Engine:
 
     # -- follow-ups -------------------------------------------------------------------------------
 
-    @contextmanager
-    def _chain(self) -> Iterator[None]:
-        """Within the outermost call: once its units are done, run the instances they created or
-        posted to (children to start, parents to wake, children to cancel), latest first, and
-        theirs in turn. Each is due in the store anyway: a worker would run it otherwise."""
-        if getattr(self._local, "queue", None) is not None:
-            yield
-            return
-        queue: builtins.list[tuple[str, str | None]] = []
-        self._local.queue = queue
-        try:
-            yield
-            while queue:
-                self._follow(*queue.pop())
-        finally:
-            self._local.queue = None
+    def _chain(self) -> AbstractContextManager[None]:
+        """Within the outermost call, run the instances its units touched once it is done
+        (`stmtflow.runtime._family.chain`)."""
+        return chain(self)
 
     def _follow_up(self, touched: builtins.list[tuple[str, str | None]]) -> None:
-        """Instances a unit's write touched, each with the lease owner this engine created it
-        under (a child held from birth) or None (see `_chain`); without a chain, a worker's."""
-        queue = getattr(self._local, "queue", None)
-        if queue is not None:
-            queue.extend(reversed(touched))
-
-    def _follow(self, id: str, born: str | None) -> None:
-        """Work one touched instance now, if nobody else holds it; its errors are kept on it.
-
-        A child created under ``born`` is worked under that lease as created (no claim); any
-        other instance without a live lease as read, its first write taking the lease if user
-        code is to run (one commit for a parent taking a child's end, as for a `send`).
-        """
-        now = self.clock()
-        try:
-            rec = self.store.get(id)
-        except LookupError:
-            return
-        mine = born is not None and rec.lease_owner == born
-        if rec.lease_live(now) and not mine:
-            return  # held by another unit, which will see what was posted
-        try:
-            try:
-                with open_unit(self, rec, now, leased=mine) as unit:
-                    unit.work_due()
-                    unit.finish()
-            except Contended:  # another writer came first: take the lease and look again
-                with open_unit(self, claim(self, id), now) as unit:
-                    unit.work_due()
-                    unit.finish()
-        except (StmtflowError, ValidationError) as exc:
-            _log.warning("instance %s: %s", id, exc)
+        """Instances a unit's write touched (`stmtflow.runtime._family.follow_up`)."""
+        follow_up(self, touched)
 
     def run_worker(
         self,

@@ -19,6 +19,9 @@ one, tell its parent it ended — is collected in a `Family` and handed to the s
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, ValidationError
@@ -39,10 +42,13 @@ from stmtflow.state import TERMINAL_STATUSES, CallbackRequest, WorkflowStatus, n
 from stmtflow.stores.base import NO_BATCH, Batch, Message, Record
 
 if TYPE_CHECKING:
+    from stmtflow.runtime._engine import Engine
     from stmtflow.runtime._unit import Unit
 
+_log = logging.getLogger("stmtflow.engine")
 
-__all__ = ["Family", "child_record", "child_result"]
+
+__all__ = ["Family", "chain", "child_record", "child_result", "follow_up"]
 
 _ROUTING = (UnknownCallback, StaleCallback, NotWaiting)
 """Refusals that mean "no wait takes this event now" (a buffered message waits for one)."""
@@ -245,3 +251,63 @@ def child_result(unit: Unit, data_json: str) -> ChildResult:
     return ChildResult(
         id=unit.rec.id, workflow=unit.rec.workflow, status=status, output=output, error=error
     )
+
+
+# -- follow-ups: the instances a call's units touched, run before the call returns -------------
+
+
+@contextmanager
+def chain(engine: Engine) -> Iterator[None]:
+    """Within the outermost engine call: once its units are done, run the instances they created
+    or posted to (children to start, parents to wake, children to cancel), latest first, and
+    theirs in turn. Each is due in the store anyway: a worker would run it otherwise."""
+    local = engine._local
+    if getattr(local, "queue", None) is not None:
+        yield
+        return
+    queue: list[tuple[str, str | None]] = []
+    local.queue = queue
+    try:
+        yield
+        while queue:
+            _follow(engine, *queue.pop())
+    finally:
+        local.queue = None
+
+
+def follow_up(engine: Engine, touched: list[tuple[str, str | None]]) -> None:
+    """Instances a unit's write touched, each with the lease owner the engine created it under
+    (a child held from birth) or None; without a `chain`, a worker's job."""
+    queue = getattr(engine._local, "queue", None)
+    if queue is not None:
+        queue.extend(reversed(touched))
+
+
+def _follow(engine: Engine, id: str, born: str | None) -> None:
+    """Work one touched instance now, if nobody else holds it; its errors are kept on it.
+
+    A child created under ``born`` is worked under that lease as created (no claim); any other
+    instance without a live lease as read, its first write taking the lease if user code is to
+    run (one commit for a parent taking a child's end, as for a `send`).
+    """
+    from stmtflow.runtime._unit import Contended, claim, open_unit  # that module imports this
+
+    now = engine.clock()
+    try:
+        rec = engine.store.get(id)
+    except LookupError:
+        return
+    mine = born is not None and rec.lease_owner == born
+    if rec.lease_live(now) and not mine:
+        return  # held by another unit, which will see what was posted
+    try:
+        try:
+            with open_unit(engine, rec, now, leased=mine) as unit:
+                unit.work_due()
+                unit.finish()
+        except Contended:  # another writer came first: take the lease and look again
+            with open_unit(engine, claim(engine, id), now) as unit:
+                unit.work_due()
+                unit.finish()
+    except (StmtflowError, ValidationError) as exc:
+        _log.warning("instance %s: %s", id, exc)
