@@ -33,7 +33,8 @@ from benchmarks.w2_history import w2, w4
 from benchmarks.w3_fanout import w3
 from benchmarks.w5_throughput import w5
 from benchmarks.w6_due_index import w6
-from benchmarks.w7_children import w7
+from benchmarks.w7_inputs import w7
+from benchmarks.w8_children import w8
 
 WORKLOADS: dict[str, Callable[[Settings], list[Result]]] = {
     "W1": w1,
@@ -44,6 +45,7 @@ WORKLOADS: dict[str, Callable[[Settings], list[Result]]] = {
     "W5": w5,
     "W6": w6,
     "W7": w7,
+    "W8": w8,
 }
 """Every workload of the issue, in the order they run."""
 

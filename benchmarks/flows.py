@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import ClassVar
 
+from pydantic import BaseModel
+
 import stmtflow as sf
 from stmtflow.dsl._statements import Cond, Statement
 
@@ -195,8 +197,37 @@ class Order(sf.WorkflowState):
         self.confirmed = True
 
 
+class ReviewForm(BaseModel):
+    """W7: what a reviewer answers."""
+
+    approve: bool
+    comment: str = ""
+
+
+class Review(sf.WorkflowState):
+    """W7: ask ``reviewer`` for a `ReviewForm`, for at most a week."""
+
+    reviewer: str = "p-00"
+    approved: bool = False
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.Ask(
+                "review",
+                ReviewForm,
+                self.answer,
+                prompt="Approve the change?",
+                assignee=self.reviewer,
+                timeout=timedelta(days=7),
+            )
+        )
+
+    def answer(self, form: ReviewForm) -> None:
+        self.approved = form.approve
+
+
 class OneStep(sf.WorkflowState):
-    """W7's child: one step, and its result."""
+    """W8's child: one step, and its result."""
 
     n: int = 0
 
@@ -211,8 +242,8 @@ class OneStep(sf.WorkflowState):
 
 
 class Caller(sf.WorkflowState):
-    """W7's parent: a ``For`` loop of ``n`` ``Call``s of `OneStep`, one at a time (``ForEach``
-    was not on main when W7 was written); ``total`` sums the children's results."""
+    """W8's parent: a ``For`` loop of ``n`` ``Call``s of `OneStep`, one at a time (``ForEach``
+    was not on main when W8 was written); ``total`` sums the children's results."""
 
     static_definition: ClassVar[bool] = True
 

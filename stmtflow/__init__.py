@@ -35,6 +35,7 @@ from stmtflow.core import (
     resume,
 )
 from stmtflow.dsl import (
+    Ask,
     BaseHandler,
     Break,
     Call,
@@ -47,6 +48,7 @@ from stmtflow.dsl import (
     FunctionHandler,
     Go,
     Handler,
+    HumanInput,
     If,
     On,
     OnEvent,
@@ -108,7 +110,7 @@ from stmtflow.state import (
 )
 
 if TYPE_CHECKING:
-    from stmtflow.runtime import Engine, Instance
+    from stmtflow.runtime import Engine, Instance, PendingInput
     from stmtflow.stores import open_store
 
 # The runtime (stores, engine, worker) is imported on first use, so that `import stmtflow` for the
@@ -116,6 +118,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "Engine": "stmtflow.runtime",
     "Instance": "stmtflow.runtime",
+    "PendingInput": "stmtflow.runtime",
     "open_store": "stmtflow.stores",
 }
 
@@ -133,6 +136,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     # statements
+    "Ask",
     "Break",
     "Case",
     "Continue",
@@ -179,6 +183,7 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "BaseHandler",
     "FunctionHandler",
     "Handler",
+    "HumanInput",
     "Timer",
     # child workflows
     "Call",
@@ -199,6 +204,7 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     # the runtime (imported on first use)
     "Engine",
     "Instance",
+    "PendingInput",
     "open_store",
     # errors
     "AmbiguousCallback",

@@ -37,6 +37,7 @@ EXPORTED = {
     "ChildResult",
     "Start",
     # statements
+    "Ask",
     "Break",
     "Case",
     "Continue",
@@ -82,11 +83,13 @@ EXPORTED = {
     # the runtime
     "Engine",
     "Instance",
+    "PendingInput",
     "open_store",
     # handlers
     "BaseHandler",
     "FunctionHandler",
     "Handler",
+    "HumanInput",
     "Timer",
     # queries, rendering and checks
     "check_compatibility",
@@ -334,6 +337,7 @@ def test_the_runtime_is_imported_on_first_use() -> None:
 def test_the_runtime_names_are_the_runtime_objects() -> None:
     assert sf.Engine is stmtflow.runtime.Engine
     assert sf.Instance is stmtflow.runtime.Instance
+    assert sf.PendingInput is stmtflow.runtime.PendingInput is stmtflow.stores.PendingInput
     assert sf.open_store is stmtflow.stores.open_store
     with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
         _ = sf.Nope  # type: ignore[attr-defined]

@@ -1,5 +1,6 @@
-"""Databases an earlier release wrote are brought up to date when opened: SQLite schema 3 to 4,
-PostgreSQL schema 1 to 2 (parents and inboxes added), their instances readable and runnable."""
+"""Databases an earlier release wrote are brought up to date when opened: an SQLite schema 3 file
+and a PostgreSQL schema 1 database gain parents and inboxes (and every later addition), their
+instances readable and runnable."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 import stmtflow as sf
 from stmtflow.runtime import Engine
 from stmtflow.stores import SQLiteStore, open_store
+from stmtflow.stores._postgres_schema import SCHEMA_VERSION as POSTGRES_VERSION
+from stmtflow.stores._sqlite_schema import SCHEMA_VERSION as SQLITE_VERSION
 
 SQLITE_V3 = """
 CREATE TABLE stmtflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -90,7 +93,7 @@ def test_a_schema_3_sqlite_file_is_brought_up_to_date(tmp_path: Path) -> None:
     SQLiteStore(str(path)).close()
     with sqlite3.connect(path) as conn:
         version = conn.execute("SELECT value FROM stmtflow_meta WHERE key = 'schema_version'")
-        assert version.fetchone() == ("4",)
+        assert version.fetchone() == (str(SQLITE_VERSION),)
         columns = {row[1] for row in conn.execute("PRAGMA table_info(stmtflow_instances)")}
         assert {"parent_id", "root_id", "parent_event", "on_parent_end"} <= columns
     _carries_on(f"sqlite:///{path}")
@@ -123,5 +126,5 @@ def test_a_schema_1_postgres_database_is_brought_up_to_date(pg_url: str) -> None
         row: Any = conn.execute(
             "SELECT value FROM stmtflow_meta WHERE key = 'schema_version'"
         ).fetchone()
-        assert row == ("2",)
+        assert row == (str(POSTGRES_VERSION),)
     _carries_on(pg_url)

@@ -281,6 +281,13 @@ class _Named:
     place: tuple[str | int, ...]
 
 
+_DERIVED_EVENTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "Sleep": (("event", "On(Timer)"),),
+    "Ask": (("event", "On(HumanInput)"), ("timeout_event", "On(Timer)")),
+}
+"""The events a statement's JSON names by a key of its own (not an ``On`` child)."""
+
+
 def _names(tree: Any) -> dict[str, _Named]:
     """Every name in a ``definition_json`` tree: its kind, thread body and place in the tree."""
     found: dict[str, _Named] = {}
@@ -297,8 +304,9 @@ def _names(tree: Any) -> dict[str, _Named]:
             found[node["event"]] = _Named(f"On({node.get('handler')})", thread, place)
         elif isinstance(kind, str) and isinstance(node.get("name"), str):
             found[node["name"]] = _Named(kind, thread, place)
-            if kind == "Sleep" and isinstance(node.get("event"), str):
-                found[node["event"]] = _Named("On(Timer)", thread, (*place, "event"))
+            for key, event in _DERIVED_EVENTS.get(kind, ()):
+                if isinstance(node.get(key), str):
+                    found[node[key]] = _Named(event, thread, (*place, key))
         inner = node["name"] if kind == "Go" and isinstance(node.get("name"), str) else thread
         for key, value in node.items():
             if isinstance(value, list | dict):

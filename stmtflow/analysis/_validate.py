@@ -69,17 +69,27 @@ def definition_problems(section: object) -> list[str]:
         if kind_of(section) is None:
             return issues
     owners: dict[str, list[str]] = {}
+    reserved: dict[str, str] = {}
     for site in sites(section):
         issues.extend(f"{site.describe()}: {problem}" for problem in _problems(site))
         kind = kind_of(site.node)
-        for name in [] if kind is None else kind.names(site.node):
+        if kind is None:
+            continue
+        for name in kind.names(site.node):
             if isinstance(name, str) and name:
                 owners.setdefault(name, []).append(site.describe())
+        for name in kind.reserved(site.node):
+            reserved.setdefault(name, site.describe())
     issues.extend(
         f"duplicate name {name!r}: {', '.join(where)} "
         "(statement and event names share one namespace)"
         for name, where in owners.items()
         if len(where) > 1
+    )
+    issues.extend(
+        f"name {name!r} of {', '.join(owners[name])} is taken by {owner} (its escalation event)"
+        for name, owner in reserved.items()
+        if name in owners
     )
     return issues
 

@@ -16,6 +16,7 @@ from collections.abc import Generator
 from datetime import datetime
 from typing import Any, assert_never
 
+from stmtflow.core import _escalation as escalation
 from stmtflow.core._effects import (
     Call,
     CancelChild,
@@ -32,6 +33,7 @@ from stmtflow.core._program import Ended, Program
 from stmtflow.core._routing import route
 from stmtflow.core._thread_index import ThreadIndex, can_move
 from stmtflow.dsl._child import Child, Start
+from stmtflow.dsl._escalation import ESCALATION
 from stmtflow.dsl._handlers import handler_type
 from stmtflow.dsl._kind import truth
 from stmtflow.dsl._statements import RetryPolicy, Step, Wait, WaitFor
@@ -306,8 +308,11 @@ class Interpreter:
         thread.last_error = describe(exc)
         if attempt >= policy.max_attempts or not policy.is_retryable(exc):
             thread.retry_at = None
-            state.status = WorkflowStatus.FAILED
-            state.error = f"{what} failed after {attempt} attempt(s): {describe(exc)}"
+            if policy.on_exhausted == "escalate":  # an operator decides (DESIGN §7)
+                escalation.escalate(thread, state.id, self.now)
+            else:
+                state.status = WorkflowStatus.FAILED
+                state.error = f"{what} failed after {attempt} attempt(s): {describe(exc)}"
         else:
             thread.retry_at = self.now + policy.interval(attempt)
         self.index.update(thread)
@@ -315,6 +320,17 @@ class Interpreter:
             self._refresh_status(thread)
         yield CheckpointType.AFTER_STEP
         return state.status not in TERMINAL_STATUSES and can_move(thread, self.now)
+
+    def _answered(self, thread: Thread, action: str) -> None:
+        """An operator answered ``thread``'s escalation (`stmtflow.core._escalation.answer`)."""
+        self._progress(thread)
+        fails = escalation.answer(thread, action)
+        self.index.update(thread)
+        if fails:
+            self.state.status = WorkflowStatus.FAILED
+            self.state.error = escalation.failure(thread, self._who(thread))
+        else:
+            self.state.status = WorkflowStatus.RESUMING
 
     def _move(self, thread: Thread) -> bool:
         """Move ``thread`` to its next resting place; True when it can go on at once (a step)."""
@@ -458,7 +474,8 @@ class Interpreter:
             else:
                 try:
                     setup: Any = getattr(handler, "setup", None)  # pending only if it has one
-                    data = yield Call(setup, (event.req,), what, local=is_local(handler))
+                    local = is_local(handler, "setup")
+                    data = yield Call(setup, (event.req,), what, local=local)
                     if data is not None and not isinstance(data, str):
                         raise TypeError(f"setup returned {type(data).__name__}, not a str")
                 except Exception as exc:
@@ -539,6 +556,9 @@ class Interpreter:
             if snapshot is not None:
                 Data.restore(self.wf, snapshot)
             raise HandlerError(f"{what} raised {describe(exc)}") from exc
+        if handler is ESCALATION:
+            self._answered(thread, output)
+            return output
         if not local:
             self._changed_data()
         self._progress(thread)

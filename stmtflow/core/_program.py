@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 from stmtflow.analysis._validate import definition_problems
+from stmtflow.dsl._escalation import ESCALATION, escalated_step, escalation_event
 from stmtflow.dsl._kind import ENDED, Ended, kind_of, kinds, rules
 from stmtflow.dsl._statements import Go, On, Section, Statement, Step, Wait, WaitFor
 from stmtflow.errors import DefinitionError, DefinitionMismatch, ExecutionError
@@ -70,6 +71,14 @@ def _build_index(root: Section) -> _Index:
 def _kinds_resting(status: ThreadStatus) -> str:
     """The kinds a thread of ``status`` may stand on, for messages: ``Step or Wait``."""
     return " or ".join(kind.label for kind in kinds() if status in kind.rests)
+
+
+def _escalated(thread: Thread, node: Statement) -> bool:
+    """Whether ``thread`` waits at step ``node`` for an operator: on its escalation event only."""
+    if not isinstance(node, Step) or thread.status is not ThreadStatus.WAITING_EVENT:
+        return False
+    event = escalation_event(node.name)
+    return bool(thread.wait_events) and all(e.req.name == event for e in thread.wait_events)
 
 
 class Program:
@@ -153,10 +162,19 @@ class Program:
         return names[name]
 
     def find_event(self, event: str) -> tuple[Path, On] | None:
-        """The ``On`` that handles ``event`` (a ``Sleep``'s timer is one too)."""
+        """The ``On`` that handles ``event`` (a ``Sleep``'s timer is one too).
+
+        A step's escalation event (``f"{step}.escalation"``) is found at the step: an ``On``
+        with the `Escalation` handler, which no definition spells out.
+        """
         events = self._events
         if event not in events:
-            events[event] = self._resolve("events", event)
+            step = escalated_step(event)
+            at = None if step is None or event in self._index.events else self.find(step)
+            if at is not None and isinstance(at[1], Step):
+                events[event] = (at[0], On(event, ESCALATION))
+            else:
+                events[event] = self._resolve("events", event)
         return events[event]
 
     def handler(self, event: str) -> Any:
@@ -211,13 +229,15 @@ class Program:
             return [f"its position {thread.cur_step!r} no longer exists"]
         path, node = found
         kind = rules(node)
-        if thread.status not in kind.rests:
+        if thread.status not in kind.rests and not _escalated(thread, node):
             return [
                 f"{thread.cur_step!r} is now a {kind.label}, not a {_kinds_resting(thread.status)}"
             ]
         if self._thread_root(path) != root:
             return [f"{thread.cur_step!r} is no longer inside the body of {thread.name!r}"]
         events: set[str] = set()  # the events the statement it stands at arms
+        if isinstance(node, Step):
+            events.add(escalation_event(node.name))
         for kid in kind.children(node):
             rule = rules(kid)
             if rule.is_event:

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from stmtflow.core._timers import timer_deadline
+from stmtflow.dsl._human import PERSON_FACING
 from stmtflow.state import Thread, ThreadStatus, WaitEventStatus
 
 __all__ = ["ThreadIndex", "can_move"]
@@ -40,6 +41,7 @@ class ThreadIndex:
     """
 
     __slots__ = (
+        "_asking",
         "_by_id",
         "_conditions",
         "_errors",
@@ -67,6 +69,8 @@ class ThreadIndex:
         """Threads whose current step has failed at least once (``last_error`` set)."""
         self._timers: dict[int, datetime] = {}
         """The earliest deadline of the armed timers of each thread waiting on one."""
+        self._asking: dict[int, Thread] = {}
+        """Threads whose armed events include one a person answers (`PERSON_FACING`)."""
         for thread in threads:
             self.add(thread)
 
@@ -96,6 +100,7 @@ class ThreadIndex:
         self._failed.clear()
         self._errors.clear()
         self._timers.clear()
+        self._asking.clear()
 
     def update(self, thread: Thread) -> None:
         """``thread``'s status, events, callback or failure changed: file it again."""
@@ -115,6 +120,8 @@ class ThreadIndex:
                     self._setups[key] = self._failed[key] = thread
                 elif armed and (at := timer_deadline(event)) is not None:
                     self._timers[key] = min(at, self._timers.get(key, at))
+                if armed and event.type in PERSON_FACING:
+                    self._asking[key] = thread
         if thread.last_error is not None:
             self._errors[key] = thread
 
@@ -125,6 +132,7 @@ class ThreadIndex:
         self._failed.pop(key, None)
         self._errors.pop(key, None)
         self._timers.pop(key, None)
+        self._asking.pop(key, None)
 
     # -- questions --------------------------------------------------------------------------------
 
@@ -151,6 +159,10 @@ class ThreadIndex:
     def setups_due(self) -> list[Thread]:
         """Threads waiting on events whose setup is pending or failed, in creation order."""
         return self._ordered(self._setups)
+
+    def asking(self) -> list[Thread]:
+        """Threads waiting on an event a person answers, in creation order."""
+        return self._ordered(self._asking)
 
     def first_error(self) -> Thread | None:
         """The first thread, in creation order, whose current step has failed."""

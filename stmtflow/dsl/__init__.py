@@ -5,7 +5,9 @@ Every name here is re-exported from `stmtflow`; import it from there.
 
 from stmtflow.dsl._context import StepInfo, current_step, current_time
 from stmtflow.dsl._handlers import BaseHandler, FunctionHandler, Handler, Timer, handler_type
+from stmtflow.dsl._human import HumanInput
 from stmtflow.dsl._statements import (
+    Ask,
     Break,
     Call,
     Case,
@@ -33,6 +35,7 @@ from stmtflow.dsl._statements import (
 from stmtflow.dsl._workflow import WorkflowState
 
 __all__ = [
+    "Ask",
     "BaseHandler",
     "Break",
     "Call",
@@ -45,6 +48,7 @@ __all__ = [
     "FunctionHandler",
     "Go",
     "Handler",
+    "HumanInput",
     "If",
     "On",
     "OnEvent",

@@ -237,6 +237,11 @@ class Kind(Generic[S]):
         """The names ``stmt`` can be found by (a position's name, or an ``On``'s event)."""
         return []
 
+    def reserved(self, stmt: S) -> list[str]:
+        """Names ``stmt`` owns without being found by them in the tree (a step's escalation
+        event): no other statement or event may take them."""
+        return []
+
     # -- definition checks ------------------------------------------------------------------------
 
     def problems(self, stmt: S, site: Site) -> list[str]:

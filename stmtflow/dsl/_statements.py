@@ -22,6 +22,7 @@ from typing import TypeAlias
 from stmtflow.dsl._branch import Branch, Case, Cond, Default, If, Switch
 from stmtflow.dsl._child import Call, Child, ChildResult, Start
 from stmtflow.dsl._go import Go, GoId, Return
+from stmtflow.dsl._human import Ask
 from stmtflow.dsl._loop import Break, Continue, For
 from stmtflow.dsl._section import S, Section
 from stmtflow.dsl._step import Action, RetryPolicy, Step
@@ -30,6 +31,7 @@ from stmtflow.dsl._waitfor import WaitFor
 
 __all__ = [
     "Action",
+    "Ask",
     "Branch",
     "Break",
     "Call",
@@ -74,6 +76,6 @@ Statement: TypeAlias = (
     | On
     | WaitFor
 )
-"""Every statement kind (a `Sleep` and a `Call` are `Wait`s, a `Start` is a `Step`).
+"""Every statement kind (a `Sleep`, an `Ask` and a `Call` are `Wait`s, a `Start` is a `Step`).
 ``Case``/``Default`` live only in a `Switch`, ``On`` only in a `Wait`. A new kind is added here
 and registered in its own module."""

@@ -23,7 +23,15 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from stmtflow.stores.base import TERMINAL_STATUSES, Batch, Message, Record, Store, redact
+from stmtflow.stores.base import (
+    TERMINAL_STATUSES,
+    Batch,
+    Message,
+    PendingInput,
+    Record,
+    Store,
+    redact,
+)
 from stmtflow.stores.memory import MemoryStore
 from stmtflow.stores.sqlite import SQLiteStore
 
@@ -33,6 +41,7 @@ __all__ = [
     "Batch",
     "MemoryStore",
     "Message",
+    "PendingInput",
     "Record",
     "SQLiteStore",
     "Store",

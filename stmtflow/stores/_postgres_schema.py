@@ -16,10 +16,12 @@ from stmtflow.errors import StmtflowError
 
 __all__ = ["SCHEMA_VERSION", "set_up"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema this release creates and reads (kept in ``stmtflow_meta``). Version 1 had no
 parents (``parent_id``, ``root_id``, ``parent_event``, ``on_parent_end``) and no inboxes
-(``stmtflow_inbox``); opening an older database brings it up to date."""
+(``stmtflow_inbox``), which version 2 added; version 3 added the pending-input index
+(``stmtflow_inputs``). Each addition is created if missing whatever version a database is
+brought up from."""
 
 _SETUP_LOCK = 0x73746D74666C6F77  # "stmtflow": serialises schema creation across processes
 
@@ -48,6 +50,22 @@ CREATE INDEX IF NOT EXISTS stmtflow_instances_status
     ON stmtflow_instances (status, created_at, id);
 CREATE INDEX IF NOT EXISTS stmtflow_instances_created ON stmtflow_instances (created_at, id);
 CREATE TABLE IF NOT EXISTS stmtflow_targets (workflow text PRIMARY KEY, target text NOT NULL);
+CREATE TABLE IF NOT EXISTS stmtflow_inputs (
+    instance_id text NOT NULL REFERENCES stmtflow_instances (id) ON DELETE CASCADE,
+    event text NOT NULL,
+    thread_id text NOT NULL,
+    prompt text NOT NULL,
+    assignee text,
+    input_schema text NOT NULL,
+    asked_at timestamptz NOT NULL,
+    deadline timestamptz,
+    workflow text NOT NULL,
+    PRIMARY KEY (instance_id, thread_id, event)
+);
+CREATE INDEX IF NOT EXISTS stmtflow_inputs_asked ON stmtflow_inputs (asked_at);
+CREATE INDEX IF NOT EXISTS stmtflow_inputs_assignee
+    ON stmtflow_inputs (assignee, asked_at) WHERE assignee IS NOT NULL;
+CREATE INDEX IF NOT EXISTS stmtflow_inputs_workflow ON stmtflow_inputs (workflow, asked_at);
 """
 
 _V2 = """
@@ -103,8 +121,8 @@ def set_up(conn: psycopg.Connection[Any], schema: str | None, url: str) -> None:
             )
         if found == SCHEMA_VERSION:
             return
-        # A new database, or one version 1 made: add what version 2 added (each addition is
-        # IF NOT EXISTS, so a setup interrupted halfway is completed).
+        # A new database, or an older one: add what version 2 added (each addition is IF NOT
+        # EXISTS, so a setup interrupted halfway is completed; version 3's table is above).
         for statement in _V2.split(";"):
             if statement.strip():
                 conn.execute(statement)

@@ -14,9 +14,11 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from stmtflow.errors import ConflictError, NotFound
+from stmtflow.stores._inputs import PendingInput, check_inputs, matching
 from stmtflow.stores.base import (
     NO_BATCH,
     Batch,
@@ -56,6 +58,8 @@ class MemoryStore(Store):
         self._inbox: dict[str, dict[int, Message]] = {}
         """Each instance's messages by seq (``done`` ones only while they carry a key)."""
         self._seq = 0
+        self._inputs: dict[str, tuple[PendingInput, ...]] = {}
+        """Each instance's pending-input rows (instances without any are left out)."""
 
     def _current(self, id: str) -> Record:
         try:
@@ -68,11 +72,15 @@ class MemoryStore(Store):
         inbox = any(m.status != "done" for m in self._inbox.get(record.id, {}).values())
         return record if record.inbox == inbox else with_changes(record, inbox=inbox)
 
-    def create(self, record: Record) -> Record:
+    def create(self, record: Record, *, inputs: Sequence[PendingInput] | None = None) -> Record:
+        rows = check_inputs(record.id, inputs or ())
         with self._lock:
             if record.id in self._records:
                 raise ConflictError(f"a workflow instance with id {record.id!r} already exists")
-            return self._create(record, utcnow())
+            stored = self._create(record, utcnow())
+            if rows:
+                self._inputs[record.id] = rows
+            return stored
 
     def _create(self, record: Record, now: datetime) -> Record:
         stored = with_changes(
@@ -171,8 +179,10 @@ class MemoryStore(Store):
         fence: int | None = None,
         release: bool = False,
         batch: Batch = NO_BATCH,
+        inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
         now = utcnow()
+        rows = None if inputs is None else check_inputs(record.id, inputs)
         with self._lock:
             current = self._current(record.id)
             if current.version != expected_version or (
@@ -180,7 +190,7 @@ class MemoryStore(Store):
             ):
                 raise refusal(current, expected_version, fence)
             lease = {"lease_owner": None, "lease_expires": None} if release else {}
-            stored = self._store_data(current, record, now, **lease)
+            stored = self._store_data(current, record, now, rows, **lease)
             self._apply(record.id, batch, now)
             return stored
 
@@ -193,8 +203,10 @@ class MemoryStore(Store):
         owner: str | None = None,
         lease: timedelta | None = None,
         batch: Batch = NO_BATCH,
+        inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
         now, expires = free_lease(now, owner, lease)
+        rows = None if inputs is None else check_inputs(record.id, inputs)
         written = utcnow()
         with self._lock:
             current = self._current(record.id)
@@ -202,15 +214,32 @@ class MemoryStore(Store):
                 raise refusal(current, expected_version, None, now)
             fence = current.fence if owner is None else current.fence + 1
             stored = self._store_data(
-                current, record, written, lease_owner=owner, lease_expires=expires, fence=fence
+                current,
+                record,
+                written,
+                rows,
+                lease_owner=owner,
+                lease_expires=expires,
+                fence=fence,
             )
             self._apply(record.id, batch, written)
             return stored
 
     def _store_data(
-        self, current: Record, record: Record, now: datetime, **lease: object
+        self,
+        current: Record,
+        record: Record,
+        now: datetime,
+        inputs: tuple[PendingInput, ...] | None,
+        **lease: object,
     ) -> Record:
-        """Store ``record``'s data fields over ``current`` (and ``lease``), version + 1."""
+        """Store ``record``'s data fields over ``current`` (and ``lease``), version + 1, and
+        replace the instance's pending-input rows when ``inputs`` is given."""
+        if inputs is not None:
+            if inputs:
+                self._inputs[current.id] = inputs
+            else:
+                self._inputs.pop(current.id, None)
         stored = with_changes(
             current,
             data=record.data,
@@ -286,6 +315,13 @@ class MemoryStore(Store):
                 return False
             self._records[id] = with_changes(current, lease_owner=None, lease_expires=None)
             return True
+
+    def inputs(
+        self, *, assignee: str | None = None, workflow: str | None = None
+    ) -> builtins.list[PendingInput]:
+        with self._lock:
+            rows = [row for rows in self._inputs.values() for row in rows]
+        return matching(rows, assignee, workflow)
 
     def set_target(self, workflow: str, target: str) -> None:
         with self._lock:

@@ -21,7 +21,9 @@ Example:
 from __future__ import annotations
 
 import builtins
+import json
 import weakref
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from time import monotonic
 from typing import Any
@@ -39,6 +41,15 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
+from stmtflow.stores._inputs import (
+    INPUT_COLUMNS,
+    PendingInput,
+    check_inputs,
+    from_row,
+    input_params,
+    input_query,
+    schema_reader,
+)
 from stmtflow.stores._postgres_inbox import apply_messages, known_key, pending, post
 from stmtflow.stores._postgres_schema import SCHEMA_VERSION, set_up
 from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written
@@ -63,6 +74,8 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 _IDLE_CHECK = 1.0
 """Seconds after its last checkout a pooled connection is pinged when next taken."""
+
+_INSERT_INPUT = f"INSERT INTO stmtflow_inputs ({INPUT_COLUMNS}) VALUES ({', '.join(['%s'] * 9)})"
 
 _COLUMNS = (
     "id, workflow, data, state, status, version, wake_at, lease_owner, lease_expires, fence, "
@@ -116,6 +129,15 @@ was posted to them, as two probes: in one ``WHERE``, an ``OR`` with the inbox pr
 PostgreSQL from using the two partial indexes and it scans the whole table (11 ms at 100 000
 instances against 0.1). Rows a probe locked and the ``LIMIT`` left out are unlocked when the
 statement ends."""
+
+
+def _insert_inputs(
+    conn: psycopg.Connection[tuple[Any, ...]], rows: tuple[PendingInput, ...]
+) -> None:
+    """Insert pending-input rows (inside the caller's transaction)."""
+    if rows:
+        with conn.cursor() as cursor:
+            cursor.executemany(_INSERT_INPUT, [input_params(r, json.dumps, _same) for r in rows])
 
 
 def _split_schema(url: str) -> tuple[str, str | None]:
@@ -260,9 +282,16 @@ class PostgresStore(Store):
 
     # -- records ----------------------------------------------------------------------------
 
-    def create(self, record: Record) -> Record:
+    def create(self, record: Record, *, inputs: Sequence[PendingInput] | None = None) -> Record:
+        rows = check_inputs(record.id, inputs or ())
         with self._pool.connection() as conn:
-            row = _create(conn, record, utcnow())
+            if not rows:
+                row = _create(conn, record, utcnow())
+            else:
+                with conn.transaction():
+                    row = _create(conn, record, utcnow())
+                    if row is not None:
+                        _insert_inputs(conn, rows)
         if row is None:
             raise ConflictError(f"a workflow instance with id {record.id!r} already exists")
         return _record(row)
@@ -291,34 +320,44 @@ class PostgresStore(Store):
         fence: int | None = None,
         release: bool = False,
         batch: Batch = NO_BATCH,
+        inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
         now = utcnow()
         query = update_query(fenced=fence is not None, release=release, mark=_MARK)
         params = update_params(record, expected_version, fence, now, _same)
-        with self._pool.connection() as conn:
-            kept = self._write_data(conn, query, params, record.id, batch, now)
-            if kept is None:
+        kept = self._write_data(record.id, query, params, batch, inputs, now)
+        if kept is None:
+            with self._pool.connection() as conn:
                 raise refusal(self._fetch(conn, record.id), expected_version, fence)
         return written(record, kept, expected_version, now, _dt)
 
     def _write_data(
         self,
-        conn: psycopg.Connection[Any],
+        id: str,
         query: str,
         params: dict[str, Any],
-        id: str,
         batch: Batch,
+        inputs: Sequence[PendingInput] | None,
         now: datetime,
-    ) -> Any:
-        """Run a compare-and-set data write, and ``batch`` in its transaction: the columns it
-        returned, or None when it was refused (and nothing was applied)."""
-        if batch.empty:  # autocommit: one statement, one commit
-            return conn.cursor(row_factory=dict_row).execute(query, params).fetchone()
-        with conn.transaction():
-            kept = conn.cursor(row_factory=dict_row).execute(query, params).fetchone()
-            if kept is not None:
-                _apply(conn, id, batch, now)
-        return kept
+    ) -> dict[str, Any] | None:
+        """Run a compare-and-set data write: the columns it returned, or None if refused (and
+        nothing else was written).
+
+        One statement in autocommit; with a ``batch`` or ``inputs``, one transaction that also
+        applies the batch and replaces the instance's pending-input rows.
+        """
+        rows = None if inputs is None else check_inputs(id, inputs)
+        with self._pool.connection() as conn:
+            if rows is None and batch.empty:
+                return conn.cursor(row_factory=dict_row).execute(query, params).fetchone()
+            with conn.transaction():
+                kept = conn.cursor(row_factory=dict_row).execute(query, params).fetchone()
+                if kept is not None:
+                    if rows is not None:
+                        conn.execute("DELETE FROM stmtflow_inputs WHERE instance_id = %s", (id,))
+                        _insert_inputs(conn, rows)
+                    _apply(conn, id, batch, now)
+            return kept
 
     def update_free(
         self,
@@ -329,15 +368,16 @@ class PostgresStore(Store):
         owner: str | None = None,
         lease: timedelta | None = None,
         batch: Batch = NO_BATCH,
+        inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
         now, expires = free_lease(now, owner, lease)
         updated_at = utcnow()
         query = update_free_query(claim=owner is not None, mark=_MARK)
         params = update_params(record, expected_version, None, updated_at, _same)
         params.update(now=now, owner=owner, expires=expires)
-        with self._pool.connection() as conn:
-            kept = self._write_data(conn, query, params, record.id, batch, updated_at)
-            if kept is None:
+        kept = self._write_data(record.id, query, params, batch, inputs, updated_at)
+        if kept is None:
+            with self._pool.connection() as conn:
                 raise refusal(self._fetch(conn, record.id), expected_version, None, now)
         return written(record, kept, expected_version, updated_at, _dt)
 
@@ -417,6 +457,17 @@ class PostgresStore(Store):
     def known_key(self, id: str, key: str) -> bool:
         with self._pool.connection() as conn:
             return known_key(conn, id, key)
+
+    # -- pending inputs ---------------------------------------------------------------------
+
+    def inputs(
+        self, *, assignee: str | None = None, workflow: str | None = None
+    ) -> builtins.list[PendingInput]:
+        query, params = input_query(assignee, workflow, _MARK)
+        with self._pool.connection() as conn:
+            rows = conn.execute(query, params).fetchall()
+        read = schema_reader()
+        return [from_row(row, read, _dt) for row in rows]
 
     # -- targets ----------------------------------------------------------------------------
 
