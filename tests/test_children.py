@@ -11,6 +11,7 @@ from functools import partial
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 import stmtflow as sf
 from stmtflow.errors import ExecutionError, StmtflowError
@@ -473,3 +474,36 @@ def test_a_call_whose_thread_ends_cancels_its_child(url: str) -> None:
         engine.send("s", "go")  # the main thread ends, and with it the side thread
         assert engine.get("s").status is sf.WorkflowStatus.FINISHED
         assert engine.get(child).status is sf.WorkflowStatus.CANCELLED
+
+
+class Form(BaseModel):
+    ok: bool
+
+
+class Asks(sf.WorkflowState):
+    """A child that asks a person."""
+
+    ok: bool = False
+
+    def definition(self) -> sf.Section:
+        return sf.S(sf.Ask("q", Form, self.answer, prompt="ok?", assignee="ana"))
+
+    def answer(self, form: Form) -> None:
+        self.ok = form.ok
+
+
+class CallsAsks(sf.WorkflowState):
+    outcome: str = ""
+
+    def definition(self) -> sf.Section:
+        return sf.S(sf.Call("c", Asks, result=lambda r: setattr(self, "outcome", r.status)))
+
+
+def test_a_childs_question_is_listed_and_its_answer_ends_the_call(url: str) -> None:
+    with Engine(url, workflows=[CallsAsks, Asks]) as engine:
+        engine.start(CallsAsks, id="p")
+        [question] = engine.inputs(assignee="ana")
+        assert (question.instance_id, question.event) == ("p/c.child@1", "q.answer")
+        engine.send(question.instance_id, question.event, {"ok": True})
+        assert engine.get("p").data.outcome == "finished"  # type: ignore[attr-defined]
+        assert engine.inputs() == []
