@@ -43,8 +43,10 @@ EXPORTED = {
     "Continue",
     "Default",
     "For",
+    "ForEach",
     "Go",
     "If",
+    "Join",
     "On",
     "OnEvent",
     "RetryPolicy",
@@ -143,6 +145,9 @@ DESIGN_NAMES = [  # DESIGN §2; names of later sections join when they are built
     "OnEvent",
     "WaitFor",
     "Sleep",
+    # DESIGN §6 (composition)
+    "Join",
+    "ForEach",
     # workflows and state
     "WorkflowState",
     "State",

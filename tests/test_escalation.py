@@ -289,3 +289,46 @@ def test_a_name_taken_from_a_steps_escalation_event_is_a_definition_error() -> N
         "name 'push.escalation' of On 'push.escalation' at S[1].On('push.escalation') "
         "is taken by Step 'push' at S[0] (its escalation event)"
     ]
+
+
+class Batch(sf.WorkflowState):
+    """Escalation inside a `ForEach` item's body (a body built from the thread's arg)."""
+
+    booked: list[str] = []
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.ForEach(
+                "each",
+                ["a", "b", "c"],
+                lambda item: sf.S(
+                    sf.Step(
+                        "book",
+                        lambda: self.book(item),
+                        retry=sf.RetryPolicy(max_attempts=1, on_exhausted="escalate"),
+                    )
+                ),
+                max_concurrency=2,
+            ),
+        )
+
+    def book(self, item: str) -> None:
+        if OUTAGE.get(item, 0) > 0:
+            OUTAGE[item] -= 1
+            raise Down(f"{item}: down")
+        self.booked.append(item)
+
+
+def test_a_step_in_a_foreach_body_escalates_to_its_own_thread() -> None:
+    OUTAGE.clear()
+    OUTAGE.update(b=1, c=1)
+    h = WorkflowHarness(Batch).start()
+    asked = {(i.thread_id, i.event) for i in h.inputs()}
+    assert asked == {("each[1]", "book.escalation"), ("each[2]", "book.escalation")}
+    assert h.inputs()[0].input_schema["properties"]["action"]["enum"] == ["retry", "skip", "fail"]
+    h.send("book.escalation", {"action": "retry"}, thread_id="each[1]")
+    assert [(i.thread_id, i.event) for i in h.inputs()] == [("each[2]", "book.escalation")]
+    h.send("book.escalation", {"action": "skip"}, thread_id="each[2]")
+    assert h.status is sf.WorkflowStatus.FINISHED
+    assert h.data.booked == ["a", "b"]
+    assert h.inputs() == []

@@ -105,6 +105,23 @@ def test_examples_default_to_a_fresh_temporary_folder(name: str, tmp_path: Path)
         assert [p.suffix for p in folder.glob("*.db")] == [".db"]
 
 
+def test_notification_fanout_example(tmp_path: Path) -> None:
+    out = run_example("notification_fanout.py", tmp_path)
+    assert "started: notify[0], notify[1], notify[2] (sent so far: ada, grace, alan)" in out
+    assert "alive: notify[3], notify[4], notify[5]" in out
+    assert "'Release 1.0' delivered to 7:" in out
+    assert "finished: every subscriber notified once; state threads left: 0" in out
+
+
+def test_supplier_quote_example(tmp_path: Path) -> None:
+    out = run_example("supplier_quote.py", tmp_path)
+    assert "asked acme for a quote\nasked globex for a quote\nwaiting on: acme, globex" in out
+    assert "withdrew request rfq-1/acme from acme" in out
+    assert "accepted the quote of globex for 500 teapots" in out
+    assert "status finished; threads left: []" in out
+    assert "late quote from acme refused: WorkflowFinished" in out
+
+
 def test_order_payment_example(tmp_path: Path) -> None:
     out = run_example("order_payment.py", tmp_path)
     assert "payment order-1/pay.child@3 ended finished: {'approved': True}" in out

@@ -45,6 +45,7 @@ SCANS: dict[str, Callable[..., Any]] = {
         and t.cur_callback is None
         and any(e.type in PERSON_FACING for e in t.wait_events)
     ],
+    "alive": lambda threads, group: sum(1 for t in threads if t.group == group),
 }
 """`ThreadIndex` method name → the scan giving its answer from the thread list (and the same
 further arguments)."""

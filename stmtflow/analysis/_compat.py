@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 from stmtflow.analysis._validate import validate
+from stmtflow.core._bodies import Bodies
 from stmtflow.core._program import Program
 from stmtflow.dsl._statements import Section
 from stmtflow.dsl._workflow import WorkflowState
@@ -90,6 +91,12 @@ def _program(definition: Section | WorkflowState) -> Program:
     return Program(root, _CACHE_KEY, "the new definition")
 
 
+def _mismatches(program: Program, state: State) -> list[str]:
+    """`Program.mismatches`, a thread whose body is built from its arg checked in that body."""
+    bodies = Bodies(program, _CACHE_KEY)
+    return program.mismatches(state, lambda thread: bodies.place(thread)[:2])
+
+
 def _sources(states: Iterable[StateSource]) -> Iterator[tuple[str | None, State]]:
     for item in states:
         if isinstance(item, State):
@@ -124,13 +131,13 @@ def check_compatibility(
     program = _program(definition)
     found: list[Incompatibility] = []
     for source, state in _sources(states):
-        if not program.mismatches(state):
+        if not _mismatches(program, state):
             continue
         for thread in state.threads:
             found.extend(_thread_findings(program, state, thread, source))
         for event in state.teardowns:
             probe = state.model_copy(update={"threads": [], "teardowns": [event]})
-            for problem in program.mismatches(probe):
+            for problem in _mismatches(program, probe):
                 found.append(_finding(state, None, "event", event.req.name, problem, source))
     return found
 
@@ -142,7 +149,7 @@ def _thread_findings(
 
     def ask(**changes: Any) -> list[str]:
         probe = thread.model_copy(update=changes)
-        return program.mismatches(state.model_copy(update={"threads": [probe], "teardowns": []}))
+        return _mismatches(program, state.model_copy(update={"threads": [probe], "teardowns": []}))
 
     def finding(kind: Missing, name: str, problem: str) -> Incompatibility:
         return _finding(state, thread.id, kind, name, problem, source)

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, assert_never
 
 from stmtflow.core import _escalation as escalation
+from stmtflow.core._bodies import Bodies
 from stmtflow.core._effects import (
     Call,
     CancelChild,
@@ -29,14 +30,15 @@ from stmtflow.core._effects import (
     start_child,
     started_child,
 )
-from stmtflow.core._program import Ended, Program
+from stmtflow.core._program import KEEP_AS_IS, Ended, Program
 from stmtflow.core._routing import route
 from stmtflow.core._thread_index import ThreadIndex, can_move
+from stmtflow.core._threads import ThreadLife
 from stmtflow.dsl._child import Child, Start
 from stmtflow.dsl._escalation import ESCALATION
 from stmtflow.dsl._handlers import handler_type
-from stmtflow.dsl._kind import truth
-from stmtflow.dsl._statements import RetryPolicy, Step, Wait, WaitFor
+from stmtflow.dsl._kind import rules, truth
+from stmtflow.dsl._statements import ForEach, Join, RetryPolicy, Step, Wait, WaitFor
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import (
     CallbackInputError,
@@ -74,8 +76,12 @@ _RUNNING = WorkflowStatus.RESUMING
 _AFTER_STEP, _AFTER_RESUME = CheckpointType.AFTER_STEP, CheckpointType.AFTER_RESUME
 
 
-class Interpreter:
-    """One run over a workflow's data and state; the drivers perform what it yields."""
+class Interpreter(ThreadLife):
+    """One run over a workflow's data and state; the drivers perform what it yields.
+
+    How threads start and end (`ThreadLife.start_thread`, `ThreadLife.end_thread`) is
+    `stmtflow.core._threads`'.
+    """
 
     def __init__(
         self,
@@ -97,6 +103,9 @@ class Interpreter:
         self.default_retry = default_retry
         self.where = f"workflow {state.id!r} ({state.workflow})"
         self._program: Program | None = None
+        self._bodies: Bodies | None = None
+        self._ended_outside = False
+        """A thread was ended by another's move: its events' teardowns are due at once."""
         self._static = bool(type(wf).static_definition)
         self._stale = False
         self._checked = checked
@@ -123,6 +132,23 @@ class Interpreter:
             program = self._program = Program(root, type(self.wf), self.where)
             self._stale = False
         return program
+
+    @property
+    def bodies(self) -> Bodies:
+        """The programs the threads move through (a thread's own body when built from its
+        arg), for the current definition."""
+        program = self.program
+        bodies = self._bodies
+        if bodies is None or bodies.root is not program:
+            bodies = self._bodies = Bodies(program, type(self.wf))
+        return bodies
+
+    def program_of(self, thread: Thread) -> Program:
+        """The program ``thread`` moves through: the definition, or its body built from its arg
+        (`stmtflow.core._bodies`)."""
+        if thread.name == MAIN_THREAD:
+            return self.program
+        return self.bodies.of(thread)
 
     @property
     def index(self) -> ThreadIndex:
@@ -167,7 +193,8 @@ class Interpreter:
         program = self.program
         if self._checked:
             return program
-        problems = program.mismatches(self.state)
+        bodies = self.bodies
+        problems = program.mismatches(self.state, lambda t: bodies.place(t)[:2])
         if problems:
             raise DefinitionMismatch(
                 f"{self.where}: the stored state does not fit the definition: "
@@ -241,6 +268,9 @@ class Interpreter:
                 if thread.status is not _EXECUTING:
                     can_move = self._move(thread)
                     yield _AFTER_RESUME
+                    if self._ended_outside:
+                        self._ended_outside = False
+                        yield from self._teardowns(retry=False)
                     if not can_move:
                         yield from self._came_to_rest(thread)
                     continue
@@ -266,7 +296,7 @@ class Interpreter:
         return state
 
     def _step_at(self, thread: Thread) -> Step:
-        found = self.program.find(thread.cur_step)
+        found = self.program_of(thread).find(thread.cur_step)
         assert found is not None and isinstance(found[1], Step)
         return found[1]
 
@@ -335,15 +365,19 @@ class Interpreter:
     def _move(self, thread: Thread) -> bool:
         """Move ``thread`` to its next resting place; True when it can go on at once (a step)."""
         state = self.state
-        outcome, spawns = self.program.advance(thread, state.threads)
+        place = self.bodies.place(thread)
+        move = place.program.advance(thread, state.threads, self._counts, place.rooted)
+        outcome = move.outcome
         pc = state.pc + 1
         index = self.index
         if thread.cur_callback is not None:
             thread.cur_callback = None
-        for go, thread_id in spawns:
-            spawned = Thread(id=thread_id, name=go.name, status=ThreadStatus.RESUMING, pc=pc)
-            state.threads.append(spawned)
-            index.add(spawned)
+        for group, end_rest in move.closes:
+            self._close_group(group, end_rest, thread)
+        if move.keep is not KEEP_AS_IS:
+            thread.foreach = move.keep
+        for spawn in move.spawns:
+            self.start_thread(spawn, pc, place.chain)
         match outcome:
             case Step():
                 thread.pc = pc
@@ -373,15 +407,13 @@ class Interpreter:
                     for on in outcome.events
                 )
                 index.update(thread)
-            case WaitFor():
+            case WaitFor() | Join() | ForEach():
                 thread.pc = pc
                 thread.cur_step = outcome.name
                 thread.status = ThreadStatus.WAITING_CONDITION
                 index.update(thread)
             case Ended():
-                # By identity: `list.remove` would compare the threads before it field by field.
-                del state.threads[next(i for i, t in enumerate(state.threads) if t is thread)]
-                index.remove(thread)
+                self._remove(thread)
                 if thread.id == MAIN_THREAD:
                     self._end_all(WorkflowStatus.FINISHED)
             case _:
@@ -402,15 +434,10 @@ class Interpreter:
 
     def _end_all(self, status: WorkflowStatus) -> None:
         """End every live thread; their armed events become due for teardown."""
-        program = self.program
         for other in self.state.threads:
-            for event in other.wait_events:
-                if event.status in _TEARDOWN_DUE and has(
-                    program.handler(event.req.name), "teardown"
-                ):
-                    due = event.model_copy(update={"status": WaitEventStatus.PENDING_TEARDOWN})
-                    self.state.teardowns.append(due)
+            self._queue_teardowns(other)
         self.state.threads.clear()
+        self.state.groups.clear()
         self.index.clear()
         self.state.status = status
 
@@ -423,9 +450,23 @@ class Interpreter:
         that stays true hits ``max_steps`` instead of spinning forever.
         """
         for thread in self.index.waiting_conditions():
-            found = self.program.find(thread.cur_step)
-            assert found is not None and isinstance(found[1], WaitFor)
+            found = self.program_of(thread).find(thread.cur_step)
+            assert found is not None
             wait_for = found[1]
+            if not isinstance(wait_for, WaitFor):  # a Join or ForEach: waits on threads
+                if not rules(wait_for).ready(wait_for, thread, self._counts):
+                    continue
+                if budget <= 0:
+                    raise StepLimitExceeded(
+                        f"{self.where}: the action limit was reached before "
+                        f"{rules(wait_for).title(wait_for)} on thread {thread.id!r} could go on"
+                    )
+                self._progress(thread)
+                thread.status = ThreadStatus.RESUMING
+                self.index.update(thread)
+                self._refresh_status(thread)
+                yield CheckpointType.AFTER_CONDITION
+                return 1
             try:
                 holds = truth(wait_for.cond)
             except Exception as exc:
@@ -461,7 +502,8 @@ class Interpreter:
 
     def _setups(self, thread: Thread) -> Run:
         """Set up the thread's events that are not yet set up; failures are kept, not raised."""
-        handlers = {on.event: on.handler for on in self.program.wait_of(thread).events}
+        wait = self.program_of(thread).wait_of(thread)
+        handlers = {on.event: on.handler for on in wait.events}
         for event in thread.wait_events:
             if event.status not in (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR):
                 continue
@@ -503,13 +545,13 @@ class Interpreter:
 
         ``retry=False`` leaves alone those whose teardown already failed (tried once per resume).
         """
-        program = self.program
+        bodies = self.bodies
         for event in list(self.state.teardowns):
             if not retry and event.status is WaitEventStatus.TEARDOWN_ERROR:
                 continue
             what = f"the teardown of event {event.req.name!r} ({self.where})"
-            handler = program.handler(event.req.name)
             try:
+                handler = bodies.handler(event)
                 if not isinstance(handler, Child):
                     yield Call(handler.teardown, (event.req, event.handled), what)
                 elif not event.handled and handler.on_parent_end == "cancel":
@@ -540,9 +582,9 @@ class Interpreter:
             raise WorkflowFinished(
                 f"{self.where} is {state.status.value}; event {req.name!r} cannot be delivered"
             )
-        program = self.check()
+        self.check()
         thread, event = route(req, self.state, self.index, self.where)
-        handler = program.handler(event.req.name)
+        handler = self.program_of(thread).handler(event.req.name)
         what = f"the handler of event {req.name!r} ({self._who(thread)})"
         local = is_local(handler)  # cannot touch the data: nothing to roll back
         snapshot = None if local else Data.snapshot(self.wf, self.where)
@@ -564,16 +606,7 @@ class Interpreter:
         self._progress(thread)
         thread.cur_callback = req.name
         thread.status = ThreadStatus.RESUMING
-        for other in thread.wait_events:
-            if other.status in _TEARDOWN_DUE and has(program.handler(other.req.name), "teardown"):
-                state.teardowns.append(
-                    other.model_copy(
-                        update={
-                            "status": WaitEventStatus.PENDING_TEARDOWN,
-                            "handled": other is event,
-                        }
-                    )
-                )
+        self._queue_teardowns(thread, fired=event)
         thread.wait_events = ()
         self.index.update(thread)
         state.status = WorkflowStatus.RESUMING

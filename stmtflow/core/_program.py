@@ -14,31 +14,61 @@ rules move, the name index, and the checks of stored positions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple, TypeAlias
 
 from stmtflow.analysis._validate import definition_problems
 from stmtflow.dsl._escalation import ESCALATION, escalated_step, escalation_event
 from stmtflow.dsl._kind import ENDED, Ended, kind_of, kinds, rules
-from stmtflow.dsl._statements import Go, On, Section, Statement, Step, Wait, WaitFor
+from stmtflow.dsl._statements import ForEach, Join, On, Section, Statement, Step, Wait, WaitFor
 from stmtflow.errors import DefinitionError, DefinitionMismatch, ExecutionError
 from stmtflow.state import MAIN_THREAD, State, Thread, ThreadStatus
 
-__all__ = ["Ended", "Move", "Outcome", "Program", "Spawn"]
+__all__ = ["KEEP_AS_IS", "Counts", "Ended", "Move", "Outcome", "Program", "Spawn"]
 
 Path: TypeAlias = tuple[int, ...]
 
 
-Outcome: TypeAlias = Step | Wait | WaitFor | Ended
+Outcome: TypeAlias = Step | Wait | WaitFor | Join | ForEach | Ended
 """Where a move leaves a thread: at a step (its next move runs it), at a wait (a ``Sleep`` is
-one), at a ``WaitFor`` until its condition is true, or ended. The statement itself is the tag,
-so a move allocates no result object."""
+one), at a ``WaitFor`` until its condition is true, at a ``Join`` or ``ForEach`` until enough
+threads of its group ended, or ended. The statement itself is the tag, so a move allocates no
+result object."""
 
-Spawn: TypeAlias = tuple[Go, str]
-"""A thread a move starts: the ``Go`` and the new thread's id."""
+Counts: TypeAlias = Callable[[str], tuple[int, int]]
+"""A group's live threads and its threads ended since its last ``Join`` (`Cursor.group_count`
+without the threads a move spawns)."""
 
-Move: TypeAlias = tuple[Outcome, list[Spawn]]
-"""What a thread's next move does: where it comes to rest, and the threads it starts."""
+
+class Spawn(NamedTuple):
+    """A thread a move starts: the ``Go`` (or ``ForEach``), the new thread's id, arg and group."""
+
+    go: Any
+    thread_id: str
+    arg: Any = None
+    group: str | None = None
+
+
+KEEP_AS_IS: Any = object()
+"""`Move.keep` when the move leaves the thread's ``foreach`` progress as it is."""
+
+
+@dataclass(slots=True)
+class Move:
+    """What a thread's next move does, for the interpreter to apply.
+
+    Attributes:
+        outcome: where the thread comes to rest.
+        spawns: the threads it starts.
+        closes: groups joined, with whether their live threads are ended.
+        keep: the thread's new ``foreach`` progress, or `KEEP_AS_IS`.
+    """
+
+    outcome: Outcome
+    spawns: list[Spawn]
+    closes: list[tuple[str, bool]] = field(default_factory=list)
+    keep: Any = KEEP_AS_IS
 
 
 @dataclass(slots=True)
@@ -50,8 +80,8 @@ class _Index:
 _index_cache: dict[Any, _Index] = {}
 
 
-def _build_index(root: Section) -> _Index:
-    problems = definition_problems(root)
+def _build_index(root: Section, thread_body: bool = False) -> _Index:
+    problems = definition_problems(root, thread_body=thread_body)
     if problems:
         raise DefinitionError(problems)
     names: dict[str, Path] = {}
@@ -88,11 +118,26 @@ class Program:
         root: what ``definition()`` returned.
         cache_key: the index of a previous tree with this key is reused while it still fits.
         where: prefix for error messages, naming the workflow.
+        thread_body: the tree is one thread's body built from its arg (``Go(name, fn)``, a
+            ``ForEach``), in which that thread moves as the main thread does in a definition
+            (a thread started inside it moves from its ``Go``, as in a definition).
     """
 
-    __slots__ = ("_chains", "_checked", "_events", "_index", "_names", "cache_key", "root", "where")
+    __slots__ = (
+        "_chains",
+        "_checked",
+        "_events",
+        "_index",
+        "_names",
+        "cache_key",
+        "root",
+        "thread_body",
+        "where",
+    )
 
-    def __init__(self, root: Section, cache_key: Any, where: str) -> None:
+    def __init__(
+        self, root: Section, cache_key: Any, where: str, *, thread_body: bool = False
+    ) -> None:
         if not isinstance(root, Section):
             raise DefinitionError(
                 f"{where}: definition() must return a Section (use S(...)), "
@@ -101,9 +146,14 @@ class Program:
         self.root = root
         self.cache_key = cache_key
         self.where = where
+        self.thread_body = thread_body
         index = _index_cache.get(cache_key)
         if index is None:
-            index = _index_cache[cache_key] = _build_index(root)
+            try:
+                index = _build_index(root, thread_body)
+            except DefinitionError as exc:  # name the workflow (and thread) in each problem
+                raise DefinitionError([f"{where}: {issue}" for issue in exc.issues]) from None
+            _index_cache[cache_key] = index
         self._index = index
         # Per tree (statements are immutable): resolved look-ups by name, the statements from the
         # root down to each resolved path, and mismatch verdicts by the parts of a thread they
@@ -151,7 +201,9 @@ class Program:
                     return path, node
             if attempt == 0:
                 # The index was built for a tree of another shape: index this one.
-                self._index = _index_cache[self.cache_key] = _build_index(self.root)
+                self._index = _index_cache[self.cache_key] = _build_index(
+                    self.root, self.thread_body
+                )
         return None
 
     def find(self, name: str) -> tuple[Path, Statement] | None:
@@ -194,10 +246,25 @@ class Program:
 
     # -- checking stored state --------------------------------------------------------------------
 
-    def mismatches(self, state: State) -> list[str]:
-        """Every live position, thread or event of ``state`` this definition no longer has."""
+    def mismatches(
+        self, state: State, places: Callable[[Thread], tuple[Program, bool]] | None = None
+    ) -> list[str]:
+        """Every live position, thread or event of ``state`` this definition no longer has.
+
+        ``places`` gives the program a thread moves through when a body built from an arg is
+        involved (`stmtflow.core._bodies.Bodies.place`), and whether its body is that
+        program's whole tree; without it such a thread's position is not checked.
+        """
         problems: list[str] = []
         for thread in state.threads:
+            if thread.name != MAIN_THREAD and (thread.within or self._builds_body(thread.name)):
+                if places is None:
+                    verdict = [] if thread.within else self._go_mismatches(thread)
+                else:
+                    program, rooted = places(thread)
+                    verdict = program._thread_mismatches(thread, rooted)
+                problems.extend(f"thread {thread.id!r}: {problem}" for problem in verdict)
+                continue
             signature = (
                 thread.name,
                 thread.cur_step,
@@ -205,19 +272,31 @@ class Program:
                 thread.cur_callback,
                 *(event.req.name for event in thread.wait_events),
             )
-            verdict = self._checked.get(signature)
-            if verdict is None:
-                verdict = self._checked[signature] = self._thread_mismatches(thread)
-            problems.extend(f"thread {thread.id!r}: {problem}" for problem in verdict)
+            cached = self._checked.get(signature)
+            if cached is None:
+                cached = self._checked[signature] = self._thread_mismatches(thread)
+            problems.extend(f"thread {thread.id!r}: {problem}" for problem in cached)
         for event in state.teardowns:
-            if self.find_event(event.req.name) is None:
+            if event.body_of is None and self.find_event(event.req.name) is None:
                 problems.append(f"event {event.req.name!r} awaiting teardown no longer exists")
         return problems
 
-    def _thread_mismatches(self, thread: Thread) -> list[str]:
-        """What ``thread`` stands on that the tree lacks (messages without the thread's id)."""
+    def _builds_body(self, name: str) -> bool:
+        """Whether the statement ``name`` starts threads whose body is built from their arg."""
+        found = self.find(name)
+        return found is not None and rules(found[1]).body_fn(found[1]) is not None
+
+    def _go_mismatches(self, thread: Thread) -> list[str]:
+        go = self.find(thread.name)
+        if go is None or not rules(go[1]).starts_thread:
+            return [f"its Go statement {thread.name!r} no longer exists"]
+        return []
+
+    def _thread_mismatches(self, thread: Thread, rooted: bool | None = None) -> list[str]:
+        """What ``thread`` stands on that the tree lacks (messages without the thread's id);
+        ``rooted``: its body is the whole tree (default: for the main thread)."""
         root: Path = ()
-        if thread.name != MAIN_THREAD:
+        if not (thread.name == MAIN_THREAD if rooted is None else rooted):
             go = self.find(thread.name)
             if go is None or not rules(go[1]).starts_thread:
                 return [f"its Go statement {thread.name!r} no longer exists"]
@@ -269,29 +348,36 @@ class Program:
         assert chain is not None, path
         return list(chain)
 
-    def advance(self, thread: Thread, threads: list[Thread]) -> Move:
+    def advance(
+        self, thread: Thread, threads: list[Thread], counts: Counts, rooted: bool | None = None
+    ) -> Move:
         """Compute ``thread``'s next move from where it stands. Changes nothing.
 
+        ``counts`` tells a ``Join`` or ``ForEach`` how many threads of a group live and ended;
+        ``rooted`` says the thread's body is the whole tree (default: for the main thread),
+        else it is the body of the ``Go`` named like the thread.
+
         Raises:
-            ExecutionError: a lazy condition or ``Go`` id raised.
+            ExecutionError: a lazy condition, ``Go`` id or arg, or ``ForEach`` items raised.
             DefinitionError: an iteration reached no step or wait, or a ``Go`` id is taken.
         """
         body_depth = 0
         go_path: Path = ()
-        if thread.name != MAIN_THREAD:
+        if not (thread.name == MAIN_THREAD if rooted is None else rooted):
             found_go = self.find(thread.name)
             assert found_go is not None
             go_path = found_go[0]
             body_depth = len(go_path) + 1
         if not thread.cur_step:  # before its first move: at the start of its body
             start = (*go_path, 0) if body_depth else ()
-            cursor = _Cursor(self, thread, threads, start, body_depth, entering=True)
+            cursor = _Cursor(self, thread, threads, start, body_depth, counts, entering=True)
         else:
             found = self.find(thread.cur_step)
             assert found is not None
-            cursor = _Cursor(self, thread, threads, found[0], body_depth, entering=False)
+            cursor = _Cursor(self, thread, threads, found[0], body_depth, counts, entering=False)
         try:
-            return cursor.move(), cursor.spawns
+            outcome = cursor.move()
+            return Move(outcome, cursor.spawns, cursor.closes, cursor.keeping)
         except (DefinitionError, ExecutionError):
             raise
         except Exception as exc:
@@ -311,7 +397,10 @@ class _Cursor:
     __slots__ = (
         "body_depth",
         "chain",
+        "closes",
+        "counts",
         "entering",
+        "keeping",
         "path",
         "spawns",
         "taken",
@@ -328,10 +417,14 @@ class _Cursor:
         threads: list[Thread],
         path: Path,
         body_depth: int,
+        counts: Counts,
         *,
         entering: bool,
     ) -> None:
         self.thread = thread
+        self.counts = counts
+        self.closes: list[tuple[str, bool]] = []
+        self.keeping: Any = KEEP_AS_IS
         self.threads = threads
         self.path = list(path)
         self.chain = program._chain(path)
@@ -392,7 +485,7 @@ class _Cursor:
                 return chain[-1]
         raise self.fail("Break or Continue outside a For")
 
-    def spawn(self, go: Any, thread_id: str) -> None:
+    def spawn(self, go: Any, thread_id: str, *, arg: Any = None, group: str | None = None) -> None:
         taken = self.taken
         if taken is None:
             taken = self.taken = {t.id for t in self.threads}
@@ -402,7 +495,27 @@ class _Cursor:
                 "but a thread with that id is still alive"
             )
         taken.add(thread_id)
-        self.spawns.append((go, thread_id))
+        self.spawns.append(Spawn(go, thread_id, arg, group))
+
+    def group_count(self, group: str) -> tuple[int, int]:
+        alive, ended = self.counts(group)
+        for spawn in self.spawns:
+            if spawn.group == group:
+                alive += 1
+        for closed, end_rest in self.closes:
+            if closed == group:  # joined earlier in this move: counted afresh
+                ended = 0
+                if end_rest:
+                    alive = sum(1 for spawn in self.spawns if spawn.group == group)
+        return alive, ended
+
+    def close_group(self, group: str, *, end_rest: bool) -> None:
+        if end_rest:  # threads this very move would start in the group do not start
+            self.spawns = [spawn for spawn in self.spawns if spawn.group != group]
+        self.closes.append((group, end_rest))
+
+    def keep(self, progress: Any) -> None:
+        self.keeping = progress
 
     @property
     def who(self) -> str:

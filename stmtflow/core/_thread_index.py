@@ -46,6 +46,7 @@ class ThreadIndex:
         "_conditions",
         "_errors",
         "_failed",
+        "_groups",
         "_moving",
         "_next",
         "_rank",
@@ -71,6 +72,8 @@ class ThreadIndex:
         """The earliest deadline of the armed timers of each thread waiting on one."""
         self._asking: dict[int, Thread] = {}
         """Threads whose armed events include one a person answers (`PERSON_FACING`)."""
+        self._groups: dict[str, int] = {}
+        """How many live threads each thread group has (a thread's group never changes)."""
         for thread in threads:
             self.add(thread)
 
@@ -81,6 +84,8 @@ class ThreadIndex:
         self._rank[id(thread)] = self._next
         self._next += 1
         self._by_id[thread.id] = thread
+        if thread.group is not None:
+            self._groups[thread.group] = self._groups.get(thread.group, 0) + 1
         self.update(thread)
 
     def remove(self, thread: Thread) -> None:
@@ -89,6 +94,13 @@ class ThreadIndex:
         self._forget(key)
         del self._rank[key]
         self._by_id.pop(thread.id, None)
+        group = thread.group
+        if group is not None:
+            left = self._groups[group] - 1
+            if left:
+                self._groups[group] = left
+            else:
+                del self._groups[group]
 
     def clear(self) -> None:
         """Every thread ended."""
@@ -101,6 +113,7 @@ class ThreadIndex:
         self._errors.clear()
         self._timers.clear()
         self._asking.clear()
+        self._groups.clear()
 
     def update(self, thread: Thread) -> None:
         """``thread``'s status, events, callback or failure changed: file it again."""
@@ -139,6 +152,10 @@ class ThreadIndex:
     def thread(self, thread_id: str) -> Thread | None:
         """The live thread with that id, or None."""
         return self._by_id.get(thread_id)
+
+    def alive(self, group: str) -> int:
+        """How many live threads belong to ``group``."""
+        return self._groups.get(group, 0)
 
     def next_runnable(self, now: datetime) -> Thread | None:
         """The first thread, in creation order, that can move at ``now`` (`can_move`)."""

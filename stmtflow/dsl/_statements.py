@@ -21,8 +21,10 @@ from typing import TypeAlias
 
 from stmtflow.dsl._branch import Branch, Case, Cond, Default, If, Switch
 from stmtflow.dsl._child import Call, Child, ChildResult, Start
-from stmtflow.dsl._go import Go, GoId, Return
+from stmtflow.dsl._foreach import ForEach
+from stmtflow.dsl._go import Go, GoArg, GoBody, GoId, Return
 from stmtflow.dsl._human import Ask
+from stmtflow.dsl._join import Join, Until
 from stmtflow.dsl._loop import Break, Continue, For
 from stmtflow.dsl._section import S, Section
 from stmtflow.dsl._step import Action, RetryPolicy, Step
@@ -42,9 +44,13 @@ __all__ = [
     "Continue",
     "Default",
     "For",
+    "ForEach",
     "Go",
+    "GoArg",
+    "GoBody",
     "GoId",
     "If",
+    "Join",
     "On",
     "OnEvent",
     "RetryPolicy",
@@ -56,6 +62,7 @@ __all__ = [
     "Statement",
     "Step",
     "Switch",
+    "Until",
     "Wait",
     "WaitFor",
 ]
@@ -72,6 +79,8 @@ Statement: TypeAlias = (
     | Continue
     | Return
     | Go
+    | Join
+    | ForEach
     | Wait
     | On
     | WaitFor

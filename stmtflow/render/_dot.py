@@ -34,6 +34,7 @@ _SHAPES: dict[Shape, str] = {
     "wait": "shape=parallelogram",
     "waitfor": "shape=hexagon",
     "go": "shape=box3d",
+    "join": "shape=invtrapezium",
     "call": "shape=box, peripheries=2",
     "invalid": 'shape=octagon, color="#b91c1c"',
 }

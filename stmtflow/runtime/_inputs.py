@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeAlias
 
+from stmtflow.core._bodies import Bodies
 from stmtflow.core._program import Program
 from stmtflow.core._thread_index import ThreadIndex
 from stmtflow.core._timers import timer_deadline
@@ -55,10 +56,11 @@ def same_asking(now: Asking, before: Asking) -> bool:
 
 
 def pending_inputs(
-    state: State, threads: Asking, schema_of: Callable[[str], dict[str, Any]]
+    state: State, threads: Asking, schema_of: Callable[[str, WaitEvent], dict[str, Any]]
 ) -> list[PendingInput]:
     """The rows of ``threads``' person-facing events that are set up (a question is asked only
-    once its setup recorded it). ``schema_of(event)`` gives an event's input JSON Schema; a
+    once its setup recorded it). ``schema_of(thread_id, event)`` gives an armed event's input
+    JSON Schema; a
     row's deadline is the earliest armed timer of the same wait."""
     rows = []
     for thread_id, events in threads:
@@ -74,7 +76,7 @@ def pending_inputs(
                     thread_id=thread_id,
                     prompt=question.prompt,
                     assignee=question.assignee,
-                    input_schema=schema_of(event.req.name),
+                    input_schema=schema_of(thread_id, event),
                     asked_at=question.asked_at,
                     deadline=deadline,
                     workflow=state.workflow,
@@ -83,11 +85,15 @@ def pending_inputs(
     return rows
 
 
-def schemas_in(program: Program) -> Callable[[str], dict[str, Any]]:
-    """An event's input JSON Schema, from its handler in ``program`` (``{}``: any input)."""
+def schemas_in(state: State, bodies: Bodies) -> Callable[[str, WaitEvent], dict[str, Any]]:
+    """An event's input JSON Schema, from its handler in the program its thread of ``state``
+    moves through (the definition, or a body built from the thread's arg: `Bodies.of`);
+    ``{}``: any input."""
+    threads = {thread.id: thread for thread in state.threads}
 
-    def schema_of(event: str) -> dict[str, Any]:
-        schemas = getattr(program.handler(event), "schemas", None)
+    def schema_of(thread_id: str, event: WaitEvent) -> dict[str, Any]:
+        program = bodies.of(threads[thread_id])
+        schemas = getattr(program.handler(event.req.name), "schemas", None)
         return schemas()[0] if callable(schemas) else {}
 
     return schema_of
@@ -96,4 +102,6 @@ def schemas_in(program: Program) -> Callable[[str], dict[str, Any]]:
 def inputs_of(wf: WorkflowState, state: State) -> list[PendingInput]:
     """The rows of any state, for a caller storing one itself (`Store.create` ``inputs=``)."""
     program = Program(wf.definition(), type(wf), f"workflow {state.id!r} ({state.workflow})")
-    return pending_inputs(state, asking(state, ThreadIndex(state.threads)), schemas_in(program))
+    bodies = Bodies(program, type(wf))
+    threads = asking(state, ThreadIndex(state.threads))
+    return pending_inputs(state, threads, schemas_in(state, bodies))

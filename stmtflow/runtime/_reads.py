@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from stmtflow.core._bodies import Bodies
 from stmtflow.core._program import Program
 from stmtflow.core._timers import timer_deadline
 from stmtflow.dsl._human import asked
@@ -106,10 +107,12 @@ def pending_events(wf: WorkflowState, state: State) -> list[PendingEvent]:
     if state.status in TERMINAL_STATUSES:
         return []
     program = Program(wf.definition(), type(wf), f"workflow {state.id!r}")
+    bodies = Bodies(program, type(wf))
     events = []
     for thread in state.threads:
         if thread.status is not ThreadStatus.WAITING_EVENT or thread.cur_callback:
             continue
+        program = bodies.of(thread)  # its own body, when built from its arg
         for event in thread.wait_events:
             found = program.find_event(event.req.name)
             schemas = getattr(found[1].handler, "schemas", None) if found else None

@@ -235,7 +235,7 @@ class Unit:
 
     def _inputs(self, threads: Asking) -> list[PendingInput]:
         """The input rows of the asking ``threads``, their schemas from the definition."""
-        return pending_inputs(self.state, threads, schemas_in(self.interpreter.program))
+        return pending_inputs(self.state, threads, schemas_in(self.state, self.interpreter.bodies))
 
     def _write(
         self,
