@@ -263,3 +263,28 @@ class Caller(sf.WorkflowState):
     def got(self, result: sf.ChildResult) -> None:
         self.done += 1
         self.total += result.output
+
+
+class FanCaller(sf.WorkflowState):
+    """W8's fan-out parent: a ``ForEach`` over ``n`` items, each item's thread one ``Call`` of
+    `OneStep`, at most 10 alive at once."""
+
+    static_definition: ClassVar[bool] = True
+
+    n: int = 100
+    done: int = 0
+    total: int = 0
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.ForEach(
+                "items",
+                lambda: list(range(self.n)),
+                lambda item: sf.S(sf.Call("c", OneStep, {"n": item}, result=self.got)),
+                max_concurrency=10,
+            )
+        )
+
+    def got(self, result: sf.ChildResult) -> None:
+        self.done += 1
+        self.total += result.output
