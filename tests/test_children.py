@@ -507,3 +507,34 @@ def test_a_childs_question_is_listed_and_its_answer_ends_the_call(url: str) -> N
         engine.send(question.instance_id, question.event, {"ok": True})
         assert engine.get("p").data.outcome == "finished"  # type: ignore[attr-defined]
         assert engine.inputs() == []
+
+
+class Race(sf.WorkflowState):
+    """Two threads each call a child; the first to end wins, the other is ended."""
+
+    winner: str = ""
+
+    def definition(self) -> sf.Section:
+        def quote(supplier: str) -> sf.Section:
+            return sf.S(sf.Call("ask", Approve, result=lambda r: self.won(supplier, r)))
+
+        return sf.S(
+            sf.Go("a", quote, id="a", arg="a", group="quotes"),
+            sf.Go("b", quote, id="b", arg="b", group="quotes"),
+            sf.Join("first", "quotes", until="any"),
+        )
+
+    def won(self, supplier: str, result: sf.ChildResult) -> None:
+        self.winner = self.winner or supplier
+
+
+def test_a_join_that_ends_the_rest_cancels_their_children(url: str) -> None:
+    with Engine(url, workflows=[Race, Approve]) as engine:
+        engine.start(Race, id="r")
+        first, second = sorted(c.id for c in engine.children("r"))
+        engine.send(first, "approve")
+        parent = engine.get("r")
+        assert parent.status is sf.WorkflowStatus.FINISHED
+        assert engine.get(first).status is sf.WorkflowStatus.FINISHED
+        assert engine.get(second).status is sf.WorkflowStatus.CANCELLED
+        assert parent.data.winner in ("a", "b")  # type: ignore[attr-defined]
