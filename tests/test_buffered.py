@@ -142,9 +142,7 @@ def test_the_harness_buffers_too() -> None:
     assert h.status is sf.WorkflowStatus.FINISHED
 
 
-def test_a_buffered_event_whose_handler_fails_is_dropped_with_the_error_kept(
-    engine: Engine,
-) -> None:
+def test_a_buffered_event_whose_handler_fails_is_kept_with_the_error(engine: Engine) -> None:
     engine.start(Mailbox, id="m")
     engine.send("m", "note", 13, buffer=True)
     engine.send("m", "note", 1, buffer=True)
@@ -152,7 +150,8 @@ def test_a_buffered_event_whose_handler_fails_is_dropped_with_the_error_kept(
     inst = engine.get("m")
     assert inst.data.notes == [1]  # type: ignore[attr-defined]
     assert inst.error is not None and "unlucky" in inst.error and "'note'" in inst.error
-    assert engine.store.inbox("m") == []
+    assert [(m.input, m.status) for m in engine.store.inbox("m")] == [("13", "kept")]
+    assert inst.wake_at is not None  # retried after the error backoff
 
 
 class Reader(sf.WorkflowState):

@@ -538,3 +538,41 @@ def test_a_join_that_ends_the_rest_cancels_their_children(url: str) -> None:
         assert engine.get(first).status is sf.WorkflowStatus.FINISHED
         assert engine.get(second).status is sf.WorkflowStatus.CANCELLED
         assert parent.data.winner in ("a", "b")  # type: ignore[attr-defined]
+
+
+class Fussy(sf.WorkflowState):
+    """Its Call's result handler fails until ``fixed``."""
+
+    fixed: bool = False
+    got: str = ""
+
+    def definition(self) -> sf.Section:
+        return sf.S(sf.Call("pay", Payment, {"amount": 2}, result=self.paid))
+
+    def paid(self, result: sf.ChildResult) -> None:
+        if not self.fixed:
+            raise RuntimeError("result handler bug")
+        self.got = result.status
+
+
+def test_a_childs_end_whose_result_handler_fails_is_kept_for_a_retry(
+    url: str, clock: Clock
+) -> None:
+    with Engine(url, workflows=[Fussy, Payment], clock=clock) as engine:
+        engine.start(Fussy, id="fz")
+        parent = engine.get("fz")
+        assert parent.status is sf.WorkflowStatus.WAITING
+        assert parent.error is not None and "result handler bug" in parent.error
+        [kept] = engine.store.inbox("fz")
+        assert kept.status == "kept" and parent.wake_at is not None
+        # The code is fixed (here: the data); after the backoff the end is delivered again.
+        engine.store.update(
+            sf_replace(engine.store.get("fz"), data='{"fixed": true, "got": ""}'),
+            expected_version=parent.version,
+        )
+        clock.now += engine.error_backoff + timedelta(seconds=1)
+        engine.tick()
+        parent = engine.get("fz")
+        assert parent.status is sf.WorkflowStatus.FINISHED
+        assert parent.data.got == "finished"  # type: ignore[attr-defined]
+        assert engine.store.inbox("fz") == []

@@ -67,7 +67,8 @@ class Family:
         self.cascade = True
         """False for `Engine.cancel` with ``cascade=False``: children are left running."""
         self.error: str | None = None
-        """Why a message was dropped, kept on the record with the next write."""
+        """Why a message could not be taken, kept on the record with the next write (which
+        then wakes the instance again after the error backoff, to retry it)."""
         self._inbox: list[Message] | None = None
 
     @property
@@ -164,17 +165,25 @@ class Family:
             except _ROUTING:
                 if not message.buffered:
                     self._taken(message)  # a child's end for a wait that is gone
-                elif message.status == "new" and message.seq not in self.keep:
-                    self.keep.append(message.seq)
-                    unit.pending = True
+                else:
+                    self._keep(message)
                 continue
             except CallbackError as exc:
-                self._taken(message)
-                self.error = f"message {message.seq} for event {message.event!r} dropped: {exc}"
+                # Its handler (a Call's result, a buffered event's handler) raised, or its input
+                # no longer fits: kept, with the error, for a later unit (after the error
+                # backoff) to deliver again, e.g. once the code is fixed. Never dropped.
+                self._keep(message)
+                self.error = f"message {message.seq} for event {message.event!r} not taken: {exc}"
                 continue
             self._taken(message)
             return True
         return False
+
+    def _keep(self, message: Message) -> None:
+        """Leave ``message`` for a later unit (a ``new`` one becomes ``kept``: no longer due)."""
+        if message.status == "new" and message.seq not in self.keep:
+            self.keep.append(message.seq)
+            self.unit.pending = True
 
     def _taken(self, message: Message) -> None:
         assert self._inbox is not None

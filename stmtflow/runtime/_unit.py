@@ -217,6 +217,9 @@ class Unit:
         engine = self.engine
         index = self.interpreter.index
         wake = wake or wake_at(self.state, index, self.now, engine.error_backoff)
+        if family.error is not None:  # a message to deliver again later
+            retry = self.now + engine.error_backoff
+            wake = retry if wake is None else min(wake, retry)
         record = with_changes(
             self.rec,
             data=data,
