@@ -34,6 +34,7 @@ EXPORTED = {
     # statements
     "Break",
     "Case",
+    "Compensate",
     "Continue",
     "Default",
     "For",
@@ -48,11 +49,13 @@ EXPORTED = {
     "Sleep",
     "Step",
     "Switch",
+    "Try",
     "Wait",
     "WaitFor",
     # workflows and state
     "MAIN_THREAD",
     "CallbackRequest",
+    "CaughtError",
     "CheckpointType",
     "State",
     "Thread",
@@ -69,6 +72,7 @@ EXPORTED = {
     "ahandle_callback",
     "aresume",
     "cancel",
+    "current_error",
     "current_step",
     "current_time",
     "handle_callback",
@@ -135,6 +139,11 @@ DESIGN_NAMES = [  # DESIGN §2; names of later sections join when they are built
     "OnEvent",
     "WaitFor",
     "Sleep",
+    # §7 failures
+    "Try",
+    "Compensate",
+    "current_error",
+    "CaughtError",
     # workflows and state
     "WorkflowState",
     "State",
@@ -236,6 +245,7 @@ DESIGNED_ENUMS: dict[type[Enum], dict[str, str]] = {
         "FINISHED": "finished",
         "FAILED": "failed",
         "CANCELLED": "cancelled",
+        "COMPENSATING": "compensating",
     },
     sf.ThreadStatus: {
         "EXECUTING": "executing",

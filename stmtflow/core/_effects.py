@@ -19,7 +19,7 @@ from stmtflow.dsl._context import StepKey
 from stmtflow.dsl._handlers import Timer
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import ExecutionError
-from stmtflow.state import CheckpointType
+from stmtflow.state import CaughtError, CheckpointType
 
 __all__ = ["Call", "Data", "Effect", "Run", "describe", "has", "is_local"]
 
@@ -27,7 +27,7 @@ __all__ = ["Call", "Data", "Effect", "Run", "describe", "has", "is_local"]
 class Call:
     """Ask the driver to call ``fn(*args)`` (user code) and send back its result."""
 
-    __slots__ = ("args", "data", "fn", "local", "step", "what")
+    __slots__ = ("args", "data", "error", "fn", "local", "step", "what")
 
     def __init__(
         self,
@@ -38,6 +38,7 @@ class Call:
         *,
         local: bool = False,
         data: bytes | None = None,
+        error: CaughtError | None = None,
     ) -> None:
         self.fn = fn
         self.args = args
@@ -53,6 +54,8 @@ class Call:
         """The workflow data's JSON as the call finds it, when the interpreter took it anyway
         (a step's snapshot, kept to restore the data if the action fails): a driver that stores
         the data before the call need not serialise it again."""
+        self.error = error
+        """For a step action in a catch body: what ``current_error()`` returns during the call."""
 
     def describe(self) -> str:
         """What is being called, for error messages."""

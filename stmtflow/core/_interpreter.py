@@ -17,8 +17,9 @@ from datetime import datetime
 from typing import Any, assert_never
 
 from stmtflow.core._effects import Call, Data, Effect, Run, describe, has, is_local
-from stmtflow.core._program import Ended, Program
+from stmtflow.core._program import Ended, Outcome, Program, Scope, Spawn
 from stmtflow.core._routing import route
+from stmtflow.core._saga import take_since, unwind, unwind_all
 from stmtflow.core._thread_index import ThreadIndex, can_move
 from stmtflow.dsl._handlers import handler_type
 from stmtflow.dsl._kind import truth
@@ -38,7 +39,9 @@ from stmtflow.state import (
     MAIN_THREAD,
     TERMINAL_STATUSES,
     CallbackRequest,
+    CaughtError,
     CheckpointType,
+    SagaEntry,
     State,
     Thread,
     ThreadStatus,
@@ -178,6 +181,9 @@ class Interpreter:
         state = self.state
         if state.status in TERMINAL_STATUSES:
             return
+        if state.unwinding:
+            state.status = WorkflowStatus.COMPENSATING
+            return
         running = (moved is not None and can_move(moved, self.now)) or (
             self._next_runnable() is not None
         )
@@ -213,6 +219,16 @@ class Interpreter:
         yield from self._retry_setups()
         actions = 0
         while state.status not in TERMINAL_STATUSES:
+            if state.unwinding:  # compensations run before any thread moves on
+                ran = yield from unwind(self)
+                if ran is None:
+                    break
+                actions += ran
+                if state.status in TERMINAL_STATUSES:
+                    yield from self._teardowns(retry=False)
+                else:
+                    yield from self._retry_setups()  # waits armed meanwhile (after Compensate())
+                continue
             thread = self._next_runnable()
             if thread is None:
                 woke = yield from self._conditions(max_steps - actions)
@@ -237,14 +253,15 @@ class Interpreter:
                         "a loop may never block — raise max_steps if this is intended"
                     )
                 actions += 1
+                step = self._step_at(thread)
                 snapshot = Data.snapshot(self.wf, self.where)
                 try:
-                    yield self._step_call(thread, snapshot)
+                    yield self._step_call(thread, step, snapshot)
                 except Exception as exc:
                     Data.restore(self.wf, snapshot)
-                    can_move = yield from self._step_failed(thread, exc)
+                    can_move = yield from self._step_failed(thread, step, exc)
                     continue
-                self._step_done(thread)
+                self._step_done(thread, step)
                 yield _AFTER_STEP
         return state
 
@@ -253,16 +270,20 @@ class Interpreter:
         assert found is not None and isinstance(found[1], Step)
         return found[1]
 
-    def _step_call(self, thread: Thread, snapshot: bytes) -> Call:
-        """The call of the action of the step ``thread`` stands at (``snapshot``: the data)."""
-        step = self._step_at(thread)
+    def _step_call(self, thread: Thread, step: Step, snapshot: bytes) -> Call:
+        """The call of the action of ``step``, where ``thread`` stands (``snapshot``: the data)."""
         key = (self.state.id, thread.id, step.name, thread.attempt + 1, thread.step_pc)
-        return Call(step.action, (), self.where, key, data=snapshot)
+        error = None
+        if thread.frames:  # inside a Try: in a catch body, current_error() says what it took
+            error = next((f.error for f in reversed(thread.frames) if f.error), None)
+        return Call(step.action, (), self.where, key, data=snapshot, error=error)
 
-    def _step_done(self, thread: Thread) -> None:
+    def _step_done(self, thread: Thread, step: Step) -> None:
         """The step's action returned: the thread moves on from it next."""
         self._changed_data()
         state = self.state
+        if step.compensate is not None:
+            state.saga.append(SagaEntry(step=step.name, thread=thread.id, pc=thread.step_pc))
         pc = state.pc + 1
         thread.pc = pc
         thread.status = _RESUMING  # executing to resuming: filed the same
@@ -270,39 +291,106 @@ class Interpreter:
         state.pc = pc
         self._running()  # no step runs once the workflow ended, and this thread can move on
 
-    def _step_failed(self, thread: Thread, exc: Exception) -> Generator[Effect, Any, bool]:
-        """Record a failed attempt under the step's retry policy, or raise `StepError`.
+    def _step_failed(
+        self, thread: Thread, step: Step, exc: Exception
+    ) -> Generator[Effect, Any, bool]:
+        """Record a failed attempt under the step's retry policy, or raise `StepError`; a final
+        failure goes to `_final_failure`.
 
-        Returns whether the thread can go on at once (a retry already due).
+        A step without a policy of its own inside a ``Try`` that takes the error has one attempt
+        (the default policy is not used): its failure is final at once.
+
+        Returns whether the thread can go on at once (a retry already due, or caught at a step).
         """
-        state = self.state
-        step = self._step_at(thread)
-        what = f"step {step.name!r} ({self._who(thread)})"
-        policy = step.retry or self.default_retry
-        if policy is None:
-            raise StepError(f"{what} failed: {describe(exc)}", step=step.name) from exc
+        policy = step.retry
         attempt = thread.attempt + 1
+        if policy is None and thread.frames and self._catchable(thread, exc):
+            return (yield from self._final_failure(thread, step, exc, attempt))
+        policy = policy or self.default_retry
+        if policy is None:
+            what = f"step {step.name!r} ({self._who(thread)})"
+            raise StepError(f"{what} failed: {describe(exc)}", step=step.name) from exc
+        if attempt >= policy.max_attempts or not policy.is_retryable(exc):
+            return (yield from self._final_failure(thread, step, exc, attempt))
         self._progress(thread)
         thread.attempt = attempt
         thread.last_error = describe(exc)
-        if attempt >= policy.max_attempts or not policy.is_retryable(exc):
-            thread.retry_at = None
-            state.status = WorkflowStatus.FAILED
-            state.error = f"{what} failed after {attempt} attempt(s): {describe(exc)}"
-        else:
-            thread.retry_at = self.now + policy.interval(attempt)
+        thread.retry_at = self.now + policy.interval(attempt)
         self.index.update(thread)
-        if state.status not in TERMINAL_STATUSES:
-            self._refresh_status(thread)
+        self._refresh_status(thread)
         yield CheckpointType.AFTER_STEP
-        return state.status not in TERMINAL_STATUSES and can_move(thread, self.now)
+        return can_move(thread, self.now)
+
+    def _catchable(self, thread: Thread, exc: Exception) -> bool:
+        """Whether a ``Try`` around ``thread``'s step takes ``exc``."""
+        caught = CaughtError(type="", message="", step=thread.cur_step)
+        return self.program.catch(thread, self.state.threads, exc, caught, 0) is not None
+
+    def _final_failure(
+        self, thread: Thread, step: Step, exc: Exception, attempt: int
+    ) -> Generator[Effect, Any, bool]:
+        """``step`` failed for good on ``thread`` (its ``attempt``-th attempt): the one place a
+        final failure is handled.
+
+        The first ``Try`` around it that takes ``exc`` catches it: the thread moves into that
+        catch. Uncaught, the workflow fails with the error kept in ``State.error``; with steps
+        to compensate, it first unwinds them (status ``compensating``, its threads ended).
+        Returns whether the thread can go on at once.
+        """
+        state = self.state
+        pc = state.pc + 1
+        caught = CaughtError(
+            type=type(exc).__name__, message=str(exc), step=step.name, attempt=attempt
+        )
+        move = self.program.catch(thread, state.threads, exc, caught, pc)
+        if move is not None:
+            state.last_caught = caught
+            self._forget_failures(thread)
+            outcome, spawns, scope = move
+            can_go = self._apply(thread, outcome, spawns, scope, pc)
+            yield CheckpointType.AFTER_STEP
+            if not can_go:
+                yield from self._came_to_rest(thread)
+            return can_go and state.status not in TERMINAL_STATUSES
+        self._progress(thread)
+        thread.attempt = attempt
+        thread.last_error = describe(exc)
+        thread.retry_at = None
+        what = f"step {step.name!r} ({self._who(thread)})"
+        state.error = f"{what} failed after {attempt} attempt(s): {describe(exc)}"
+        if state.saga:
+            self._end_all(WorkflowStatus.COMPENSATING)
+            unwind_all(state, WorkflowStatus.FAILED)
+        else:
+            state.status = WorkflowStatus.FAILED
+            self.index.update(thread)
+        yield CheckpointType.AFTER_STEP
+        if state.status is WorkflowStatus.COMPENSATING:
+            yield from self._teardowns(retry=False)
+        return False
 
     def _move(self, thread: Thread) -> bool:
         """Move ``thread`` to its next resting place; True when it can go on at once (a step)."""
         state = self.state
-        outcome, spawns = self.program.advance(thread, state.threads)
         pc = state.pc + 1
+        outcome, spawns, scope = self.program.advance(thread, state.threads, pc)
+        return self._apply(thread, outcome, spawns, scope, pc)
+
+    def _apply(
+        self,
+        thread: Thread,
+        outcome: Outcome,
+        spawns: list[Spawn],
+        scope: Scope | None,
+        pc: int,
+    ) -> bool:
+        """Put ``thread`` where a move (numbered ``pc``) took it; True when it can go on at once."""
+        state = self.state
         index = self.index
+        if scope is not None:
+            thread.frames = scope.frames
+            for since in scope.compensate:
+                take_since(state, thread.id, since)
         if thread.cur_callback is not None:
             thread.cur_callback = None
         for go, thread_id in spawns:
@@ -317,6 +405,9 @@ class Interpreter:
                 thread.step_pc = pc
                 self._forget_failures(thread)
                 state.pc = pc
+                if state.unwinding:  # a Compensate() on the way: those run first
+                    state.status = WorkflowStatus.COMPENSATING
+                    return True
                 self._running()  # it ends only when its main thread does
                 return True
             case Wait():
@@ -361,7 +452,8 @@ class Interpreter:
         Teardowns are due when the move ended the workflow (and with it every other thread).
         """
         if thread.status is ThreadStatus.WAITING_EVENT:
-            yield from self._setups(thread)
+            if not self.state.unwinding:  # else once the compensations ran
+                yield from self._setups(thread)
         elif self.state.status in TERMINAL_STATUSES:
             yield from self._teardowns(retry=False)
 
@@ -378,6 +470,8 @@ class Interpreter:
         self.state.threads.clear()
         self.index.clear()
         self.state.status = status
+        if status is WorkflowStatus.FINISHED:
+            self.state.saga.clear()  # nothing it did will be undone now
 
     # -- conditions -------------------------------------------------------------------------------
 
@@ -535,12 +629,23 @@ class Interpreter:
 
     # -- cancel -----------------------------------------------------------------------------------
 
-    def cancel(self) -> Run:
-        """End every thread, tear down their events, and mark the workflow ``cancelled``."""
+    def cancel(self, *, compensate: bool = False, max_steps: int = 10_000) -> Run:
+        """End every thread, tear down their events, and mark the workflow ``cancelled``.
+
+        With ``compensate``, the compensations of the completed steps run first (latest first;
+        status ``compensating`` meanwhile), then the workflow is ``cancelled``.
+        """
         state = self.state
         if state.status in (WorkflowStatus.FINISHED, WorkflowStatus.CANCELLED):
             raise WorkflowFinished(f"{self.where} is already {state.status.value}")
         self.check()
+        if compensate and (state.saga or state.unwinding):
+            self._end_all(WorkflowStatus.COMPENSATING)
+            unwind_all(state, WorkflowStatus.CANCELLED)
+            self._progress()
+            yield CheckpointType.AFTER_RESUME
+            yield from self._teardowns()
+            return (yield from self.resume(max_steps))
         self._end_all(WorkflowStatus.CANCELLED)
         self._progress()
         yield CheckpointType.AFTER_RESUME

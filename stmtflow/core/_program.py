@@ -21,9 +21,9 @@ from stmtflow.analysis._validate import definition_problems
 from stmtflow.dsl._kind import ENDED, Ended, kind_of, kinds, rules
 from stmtflow.dsl._statements import Go, On, Section, Statement, Step, Wait, WaitFor
 from stmtflow.errors import DefinitionError, DefinitionMismatch, ExecutionError
-from stmtflow.state import MAIN_THREAD, State, Thread, ThreadStatus
+from stmtflow.state import MAIN_THREAD, CaughtError, Frame, State, Thread, ThreadStatus
 
-__all__ = ["Ended", "Move", "Outcome", "Program", "Spawn"]
+__all__ = ["Ended", "Move", "Outcome", "Program", "Scope", "Spawn"]
 
 Path: TypeAlias = tuple[int, ...]
 
@@ -36,8 +36,24 @@ so a move allocates no result object."""
 Spawn: TypeAlias = tuple[Go, str]
 """A thread a move starts: the ``Go`` and the new thread's id."""
 
-Move: TypeAlias = tuple[Outcome, list[Spawn]]
-"""What a thread's next move does: where it comes to rest, and the threads it starts."""
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a move did to the ``Try`` statements around a thread (None when it touched none).
+
+    Attributes:
+        frames: the thread's frames after the move (`stmtflow.state.Frame`).
+        compensate: for each ``Compensate()`` the move passed, the ``pc`` of the frame of the
+            ``Try`` whose catch it stands in: the thread's steps completed since are undone.
+    """
+
+    frames: tuple[Frame, ...]
+    compensate: tuple[int, ...] = ()
+
+
+Move: TypeAlias = tuple[Outcome, list[Spawn], Scope | None]
+"""What a thread's next move does: where it comes to rest, the threads it starts, and what it
+did to the ``Try``s around the thread."""
 
 
 @dataclass(slots=True)
@@ -249,29 +265,75 @@ class Program:
         assert chain is not None, path
         return list(chain)
 
-    def advance(self, thread: Thread, threads: list[Thread]) -> Move:
+    def _body_depth(self, thread: Thread) -> tuple[Path, int]:
+        """The path of the ``Go`` whose body ``thread`` runs (``()`` for the main thread) and
+        the depth of that body in the tree (0 for the main thread)."""
+        if thread.name == MAIN_THREAD:
+            return (), 0
+        found_go = self.find(thread.name)
+        assert found_go is not None
+        return found_go[0], len(found_go[0]) + 1
+
+    def advance(self, thread: Thread, threads: list[Thread], pc: int = 0) -> Move:
         """Compute ``thread``'s next move from where it stands. Changes nothing.
+
+        ``pc`` is the execution's ``pc`` the move will have: a ``Try`` entered records it.
 
         Raises:
             ExecutionError: a lazy condition or ``Go`` id raised.
             DefinitionError: an iteration reached no step or wait, or a ``Go`` id is taken.
         """
-        body_depth = 0
-        go_path: Path = ()
-        if thread.name != MAIN_THREAD:
-            found_go = self.find(thread.name)
-            assert found_go is not None
-            go_path = found_go[0]
-            body_depth = len(go_path) + 1
+        go_path, body_depth = self._body_depth(thread)
         if not thread.cur_step:  # before its first move: at the start of its body
             start = (*go_path, 0) if body_depth else ()
-            cursor = _Cursor(self, thread, threads, start, body_depth, entering=True)
+            cursor = _Cursor(self, thread, threads, start, body_depth, pc, entering=True)
         else:
             found = self.find(thread.cur_step)
             assert found is not None
-            cursor = _Cursor(self, thread, threads, found[0], body_depth, entering=False)
+            cursor = _Cursor(self, thread, threads, found[0], body_depth, pc, entering=False)
+        return self._moved(cursor)
+
+    def catch(
+        self,
+        thread: Thread,
+        threads: list[Thread],
+        error: BaseException,
+        caught: CaughtError,
+        pc: int,
+    ) -> Move | None:
+        """The move into the first catch that takes ``error``, raised by the step ``thread``
+        stands at (innermost ``Try`` first, within the thread's own body), or None when no
+        ``Try`` around the step takes it. Changes nothing.
+
+        A failure inside a catch body is not taken by that same ``Try``, as in Python: it goes
+        to the ``Try``s around it.
+        """
+        found = self.find(thread.cur_step)
+        assert found is not None
+        path = found[0]
+        chain = self._chain(path)  # chain[k] is the statement at path[:k]
+        _, body_depth = self._body_depth(thread)
+        frames = list(thread.frames)
+        for depth in range(len(path) - 1, body_depth - 1, -1):
+            node = chain[depth]
+            kind = rules(node)
+            if not kind.guards:
+                continue
+            index = kind.catches(node, error) if path[depth] == 0 else None
+            if index is not None:
+                entered = frames[-1].pc if frames else pc
+                frames[-1:] = [Frame(pc=entered, error=caught)]
+                cursor = _Cursor(self, thread, threads, path[:depth], body_depth, pc)
+                cursor.frames = frames
+                cursor.into(index, kind.children(node)[index])
+                return self._moved(cursor)
+            if frames:
+                frames.pop()  # the failure leaves this Try for the ones around it
+        return None
+
+    def _moved(self, cursor: _Cursor) -> Move:
         try:
-            return cursor.move(), cursor.spawns
+            outcome = cursor.move()
         except (DefinitionError, ExecutionError):
             raise
         except Exception as exc:
@@ -279,6 +341,7 @@ class Program:
             raise ExecutionError(
                 f"{cursor.who}: {rules(node).what_runs(node)} raised {exc!r}"
             ) from exc
+        return outcome, cursor.spawns, cursor.scope()
 
 
 class _Cursor:
@@ -291,8 +354,11 @@ class _Cursor:
     __slots__ = (
         "body_depth",
         "chain",
+        "compensations",
         "entering",
+        "frames",
         "path",
+        "pc",
         "spawns",
         "taken",
         "thread",
@@ -308,10 +374,15 @@ class _Cursor:
         threads: list[Thread],
         path: Path,
         body_depth: int,
+        pc: int,
         *,
-        entering: bool,
+        entering: bool = False,
     ) -> None:
         self.thread = thread
+        self.pc = pc
+        self.frames: list[Frame] | None = None
+        """The thread's frames, copied once a ``Try`` is entered or left."""
+        self.compensations: list[int] = []
         self.threads = threads
         self.path = list(path)
         self.chain = program._chain(path)
@@ -366,11 +437,41 @@ class _Cursor:
     def unwind_to_loop(self) -> Any:
         chain = self.chain
         for depth in range(len(chain) - 2, self.body_depth - 1, -1):
-            if rules(chain[depth]).loops:
+            kind = rules(chain[depth])
+            if kind.loops:
                 del self.path[depth:]
                 del chain[depth + 1 :]
                 return chain[-1]
+            if kind.guards:
+                self.leave_try()
         raise self.fail("Break or Continue outside a For")
+
+    def _frames(self) -> list[Frame]:
+        frames = self.frames
+        if frames is None:
+            frames = self.frames = list(self.thread.frames)
+        return frames
+
+    def enter_try(self) -> None:
+        self._frames().append(Frame(pc=self.pc))
+
+    def leave_try(self) -> None:
+        frames = self._frames()
+        if frames:
+            frames.pop()
+
+    def compensate(self) -> None:
+        for frame in reversed(self._frames()):
+            if frame.error is not None:
+                self.compensations.append(frame.pc)
+                return
+        raise self.fail("Compensate outside a Catch body")
+
+    def scope(self) -> Scope | None:
+        """What the move did to the thread's frames and which compensations it asked for."""
+        if self.frames is None and not self.compensations:
+            return None
+        return Scope(tuple(self._frames()), tuple(self.compensations))
 
     def spawn(self, go: Any, thread_id: str) -> None:
         taken = self.taken

@@ -3,11 +3,12 @@
 Every name here is re-exported from `stmtflow`; import it from there.
 """
 
-from stmtflow.dsl._context import StepInfo, current_step, current_time
+from stmtflow.dsl._context import StepInfo, current_error, current_step, current_time
 from stmtflow.dsl._handlers import BaseHandler, FunctionHandler, Handler, Timer, handler_type
 from stmtflow.dsl._statements import (
     Break,
     Case,
+    Compensate,
     Continue,
     Default,
     For,
@@ -23,6 +24,7 @@ from stmtflow.dsl._statements import (
     Statement,
     Step,
     Switch,
+    Try,
     Wait,
     WaitFor,
 )
@@ -32,6 +34,7 @@ __all__ = [
     "BaseHandler",
     "Break",
     "Case",
+    "Compensate",
     "Continue",
     "Default",
     "For",
@@ -51,9 +54,11 @@ __all__ = [
     "StepInfo",
     "Switch",
     "Timer",
+    "Try",
     "Wait",
     "WaitFor",
     "WorkflowState",
+    "current_error",
     "current_step",
     "current_time",
     "handler_type",

@@ -24,6 +24,7 @@ from stmtflow.dsl._go import Go, GoId, Return
 from stmtflow.dsl._loop import Break, Continue, For
 from stmtflow.dsl._section import S, Section
 from stmtflow.dsl._step import Action, RetryPolicy, Step
+from stmtflow.dsl._try import CatchClause, Compensate, ErrorSpec, Try
 from stmtflow.dsl._wait import On, OnEvent, Sleep, Wait
 from stmtflow.dsl._waitfor import WaitFor
 
@@ -32,9 +33,12 @@ __all__ = [
     "Branch",
     "Break",
     "Case",
+    "CatchClause",
+    "Compensate",
     "Cond",
     "Continue",
     "Default",
+    "ErrorSpec",
     "For",
     "Go",
     "GoId",
@@ -49,6 +53,7 @@ __all__ = [
     "Statement",
     "Step",
     "Switch",
+    "Try",
     "Wait",
     "WaitFor",
 ]
@@ -68,6 +73,8 @@ Statement: TypeAlias = (
     | Wait
     | On
     | WaitFor
+    | Try
+    | Compensate
 )
 """Every statement kind (a `Sleep` is a `Wait`). ``Case``/``Default`` live only in a `Switch`,
 ``On`` only in a `Wait`. A new kind is added here and registered in its own module."""

@@ -70,6 +70,11 @@ class RetryPolicy:
 class Step:
     """Run ``action()`` (plain or async). ``retry`` is a `RetryPolicy`, or None to raise at once.
 
+    ``compensate`` (a zero-argument callable, plain or async) undoes what a completed run of
+    the step did: it runs, latest completion first, when the workflow fails for good, is
+    cancelled with ``compensate=True``, or a ``Compensate()`` in a catch asks for it
+    (docs/failures.md).
+
     Example:
         >>> Step("charge", lambda: None, retry=RetryPolicy(max_attempts=5)).retry.max_attempts
         5
@@ -78,6 +83,7 @@ class Step:
     name: str
     action: Action = field(compare=False, repr=False)
     retry: RetryPolicy | None = field(default=None, kw_only=True)
+    compensate: Action | None = field(default=None, kw_only=True, compare=False, repr=False)
 
 
 class StepKind(Kind[Step]):
@@ -91,6 +97,7 @@ class StepKind(Kind[Step]):
     def problems(self, stmt: Step, site: Site) -> list[str]:
         problems = name_problems(stmt.name)
         problems += callable_problems("action", stmt.action, required=True)
+        problems += callable_problems("compensate", stmt.compensate, required=False)
         if stmt.retry is not None and not isinstance(stmt.retry, RetryPolicy):
             problems.append(f"retry must be a RetryPolicy or None, got {what(stmt.retry)}")
         return problems
@@ -99,12 +106,20 @@ class StepKind(Kind[Step]):
         return stmt
 
     def json(self, stmt: Step, dump: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
-        return {"type": self.label, "name": stmt.name, "retry": _retry_json(stmt.retry)}
+        data: dict[str, Any] = {
+            "type": self.label,
+            "name": stmt.name,
+            "retry": _retry_json(stmt.retry),
+        }
+        if stmt.compensate is not None:  # only then: definitions without one read as before
+            data["compensate"] = True
+        return data
 
     def draw(self, stmt: Step, drawing: Drawing, entry: list[Exit]) -> list[Exit]:
         policy = stmt.retry
         retry = f"\nup to {policy.max_attempts} attempts" if policy is not None else ""
-        return [Exit(drawing.box(entry, f"{stmt.name}{retry}", "step", stmt.name))]
+        undo = "\ncompensable" if stmt.compensate is not None else ""
+        return [Exit(drawing.box(entry, f"{stmt.name}{retry}{undo}", "step", stmt.name))]
 
 
 def _retry_json(policy: object) -> dict[str, Any] | None:

@@ -277,11 +277,15 @@ class Engine:
             unit.finish()
         return output
 
-    def cancel(self, id: str) -> Instance:
-        """End the instance: pending events torn down, status ``cancelled``."""
+    def cancel(self, id: str, *, compensate: bool = False) -> Instance:
+        """End the instance: pending events torn down, status ``cancelled``.
+
+        With ``compensate``, the compensations of its completed steps run first, latest first
+        (status ``compensating`` meanwhile; one waiting for a retry is run by a later `tick`).
+        """
         now = self.clock()
         with open_unit(self, claim(self, id), now) as unit:
-            unit.cancel()
+            unit.cancel(compensate=compensate)
             unit.finish()
         return self.get(id)
 
