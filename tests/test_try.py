@@ -18,9 +18,7 @@ import pytest
 import stmtflow as sf
 from stmtflow.runtime import Engine
 
-NOW_RETRY = sf.RetryPolicy(
-    max_attempts=3, initial_interval=timedelta(0), max_interval=timedelta(0)
-)
+NOW_RETRY = sf.RetryPolicy(max_attempts=3, initial_interval=timedelta(0), max_interval=timedelta(0))
 """Retries due at once, so a resume runs every attempt."""
 
 

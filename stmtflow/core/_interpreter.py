@@ -407,7 +407,7 @@ class Interpreter:
                 state.pc = pc
                 if state.unwinding:  # a Compensate() on the way: those run first
                     state.status = WorkflowStatus.COMPENSATING
-                    return True
+                    return False
                 self._running()  # it ends only when its main thread does
                 return True
             case Wait():
