@@ -337,3 +337,29 @@ def test_python_dash_m(tmp_path: Path) -> None:
         timeout=60,
     )
     assert (done.returncode, done.stdout) == (0, "no instances\n")
+
+
+# -- failures: the caught error and the compensation log ------------------------------------
+
+
+SAGA = f"{ROOT / 'examples' / 'booking_saga.py'}:Trip"
+
+
+def test_show_prints_the_compensation_log_and_the_failure(db: str) -> None:
+    out = ok(db, "run", SAGA, "--id", "t-2", "--input", '{"traveller": "grace", "cars_left": false}')
+    assert "failed" in out.output
+    shown = ok(db, "show", "t-2").output
+    assert "Compensations" in shown
+    lines = [line for line in shown.splitlines() if "done" in line and "book_" in line]
+    assert ["book_hotel" in lines[0], "book_flight" in lines[1]] == [True, True]
+    assert "NoCarsLeft: no car left for" in shown
+    state = json.loads(ok(db, "show", "t-2", "--json").output)["state"]
+    assert [c["step"] for c in state["compensated"]] == ["book_hotel", "book_flight"]
+
+
+def test_show_prints_the_caught_error(db: str) -> None:
+    ok(db, "run", SAGA, "--id", "t-3", "--input", '{"traveller": "alan", "card_ok": false}')
+    shown = ok(db, "show", "t-3").output
+    assert "Caught" in shown and "CardDeclined: insufficient funds" in shown
+    assert "'charge_card', attempt 1" in shown
+    assert shown.count("done") >= 3  # the car, the hotel and the flight were given back

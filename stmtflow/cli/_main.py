@@ -191,7 +191,7 @@ def show(cfg: Config, instance_id: str, as_json: bool) -> None:
 
 
 @cli.command(name="list", short_help="List stored instances.")
-@click.option("--status", metavar="STATUS", help="waiting, finished, failed, cancelled, resuming")
+@click.option("--status", metavar="STATUS", help="waiting, finished, failed, cancelled, resuming, compensating")
 @click.option("--workflow", metavar="TYPE", help="Only instances of this workflow type.")
 @_JSON_FLAG
 @pass_config
