@@ -346,7 +346,9 @@ SAGA = f"{ROOT / 'examples' / 'booking_saga.py'}:Trip"
 
 
 def test_show_prints_the_compensation_log_and_the_failure(db: str) -> None:
-    out = ok(db, "run", SAGA, "--id", "t-2", "--input", '{"traveller": "grace", "cars_left": false}')
+    out = ok(
+        db, "run", SAGA, "--id", "t-2", "--input", '{"traveller": "grace", "cars_left": false}'
+    )
     assert "failed" in out.output
     shown = ok(db, "show", "t-2").output
     assert "Compensations" in shown
@@ -363,3 +365,23 @@ def test_show_prints_the_caught_error(db: str) -> None:
     assert "Caught" in shown and "CardDeclined: insufficient funds" in shown
     assert "'charge_card', attempt 1" in shown
     assert shown.count("done") >= 3  # the car, the hotel and the flight were given back
+
+
+def test_cancel_with_compensate(db: str, tmp_path: Path) -> None:
+    target = tmp_path / "hold.py"
+    target.write_text(
+        "import stmtflow as sf\n"
+        "class Hold(sf.WorkflowState):\n"
+        "    log: list[str] = []\n"
+        "    def definition(self):\n"
+        "        return sf.S(\n"
+        "            sf.Step('reserve', lambda: self.log.append('r'),\n"
+        "                    compensate=lambda: self.log.append('undo r')),\n"
+        "            sf.Wait('confirm', sf.OnEvent('ok', lambda _: None)),\n"
+        "        )\n"
+    )
+    ok(db, "run", f"{target}:Hold", "--id", "h-1")
+    out = ok(db, "cancel", "h-1", "--compensate").output
+    assert "h-1: cancelled (1 compensation(s) ran)" in out
+    shown = json.loads(ok(db, "show", "h-1", "--json").output)
+    assert shown["data"]["log"] == ["r", "undo r"]
