@@ -334,8 +334,9 @@ class State(_Model):
     """The compensations due, the next first; while any is due the status is
     ``compensating``."""
     unwind_to: WorkflowStatus | None = Field(default=None, exclude_if=_empty)
-    """The status the execution ends with once ``unwinding`` is done: ``failed`` or
-    ``cancelled``; None for a ``Compensate()``, after which the threads move on."""
+    """Set when every completed step is unwound (an uncaught failure, a cancel with
+    compensation): the status the execution ends (or ended) with, ``failed`` or
+    ``cancelled``. None otherwise, also while a ``Compensate()`` runs its compensations."""
     compensated: list[Compensation] = Field(default_factory=list, exclude_if=_empty)
     """The compensations that ran, in order; a failed one keeps its ``error``. The latest
     `COMPENSATIONS_KEPT` that succeeded are kept; failures are never dropped."""

@@ -92,7 +92,10 @@ def test_an_uncaught_final_failure_compensates_in_reverse_completion_order(url: 
             ("hotel", None),
             ("flight", None),
         ]
-        assert inst.state.saga == [] and inst.state.unwinding == [] and inst.state.threads == []
+        assert inst.state.saga == [] and inst.state.unwinding == []
+        [thread] = inst.state.threads  # kept on the step that failed, for all to see
+        assert (thread.cur_step, thread.last_error) == ("car", "Unavailable: no cars")
+        assert inst.state.unwind_to is sf.WorkflowStatus.FAILED
         assert inst.wake_at is None
 
 
@@ -512,3 +515,42 @@ def test_property_compensations_are_exactly_the_completions_reversed(
     assert wf.undone == expected
     assert len(state.compensated) == len(expected)
     assert all(c.error is None for c in state.compensated)
+
+
+# -- the testing harness -----------------------------------------------------------------------
+
+
+def test_the_harness_traces_catches_and_compensations() -> None:
+    from stmtflow.testing import WorkflowHarness
+
+    Booking.plan = ["pay", "finish"]
+    h = WorkflowHarness(Booking, id="b-1")
+    h.start()
+    assert h.log == [
+        "account",
+        "seat",
+        "meal",
+        "meal.compensate",
+        "seat.compensate",
+        "notify",
+        "account.compensate",
+    ]
+    failed = [(run.step, run.error) for run in h.trace if run.error]
+    assert failed == [("pay", "Declined: card declined"), ("finish", "Unavailable: finish failed")]
+    assert h.state.status is sf.WorkflowStatus.FAILED
+
+
+def test_the_harness_traces_a_compensation_retried_when_due() -> None:
+    from stmtflow.testing import WorkflowHarness
+
+    Trip.policy = sf.RetryPolicy(max_attempts=2, initial_interval=timedelta(seconds=30))
+    Trip.plan = {"car": [Unavailable("1"), Unavailable("2")], "undo hotel": [Unavailable("x")]}
+    h = WorkflowHarness(Trip, id="trip-1")
+    h.start()
+    h.advance(timedelta(seconds=30))  # the car's second attempt fails: unwinding starts
+    assert h.state.status is sf.WorkflowStatus.COMPENSATING
+    h.advance(timedelta(seconds=30))  # the hotel's compensation, retried
+    assert h.state.status is sf.WorkflowStatus.FAILED
+    assert h.log == ["flight", "hotel", "hotel.compensate", "flight.compensate"]
+    hotel = [(r.attempt, r.error is None) for r in h.trace if r.step == "hotel.compensate"]
+    assert hotel == [(1, False), (2, True)]

@@ -293,7 +293,7 @@ def restart(state: State) -> State:
         if state.status in (WorkflowStatus.FINISHED, WorkflowStatus.CANCELLED):
             raise WorkflowFinished(f"workflow {state.id!r} is {state.status.value}, not failed")
         raise StmtflowError(f"workflow {state.id!r} is {state.status.value}, not failed")
-    if not state.threads:
+    if state.unwind_to is not None:
         raise StmtflowError(
             f"workflow {state.id!r} failed and its compensations ran: there is no failed step "
             "to run again"

@@ -323,8 +323,7 @@ class Interpreter:
 
     def _catchable(self, thread: Thread, exc: Exception) -> bool:
         """Whether a ``Try`` around ``thread``'s step takes ``exc``."""
-        caught = CaughtError(type="", message="", step=thread.cur_step)
-        return self.program.catch(thread, self.state.threads, exc, caught, 0) is not None
+        return self.program.catcher(thread, exc) is not None
 
     def _final_failure(
         self, thread: Thread, step: Step, exc: Exception, attempt: int
@@ -333,8 +332,9 @@ class Interpreter:
         final failure is handled.
 
         The first ``Try`` around it that takes ``exc`` catches it: the thread moves into that
-        catch. Uncaught, the workflow fails with the error kept in ``State.error``; with steps
-        to compensate, it first unwinds them (status ``compensating``, its threads ended).
+        catch. Uncaught, the workflow fails with the error kept in ``State.error`` and the thread
+        kept on the step; with steps to compensate, it first unwinds them (status
+        ``compensating``, every other thread ended).
         Returns whether the thread can go on at once.
         """
         state = self.state
@@ -359,11 +359,11 @@ class Interpreter:
         what = f"step {step.name!r} ({self._who(thread)})"
         state.error = f"{what} failed after {attempt} attempt(s): {describe(exc)}"
         if state.saga:
-            self._end_all(WorkflowStatus.COMPENSATING)
+            self._end_all(WorkflowStatus.COMPENSATING, keep=thread)
             unwind_all(state, WorkflowStatus.FAILED)
         else:
             state.status = WorkflowStatus.FAILED
-            self.index.update(thread)
+        self.index.update(thread)
         yield CheckpointType.AFTER_STEP
         if state.status is WorkflowStatus.COMPENSATING:
             yield from self._teardowns(retry=False)
@@ -457,8 +457,11 @@ class Interpreter:
         elif self.state.status in TERMINAL_STATUSES:
             yield from self._teardowns(retry=False)
 
-    def _end_all(self, status: WorkflowStatus) -> None:
-        """End every live thread; their armed events become due for teardown."""
+    def _end_all(self, status: WorkflowStatus, keep: Thread | None = None) -> None:
+        """End every live thread but ``keep``; their armed events become due for teardown.
+
+        ``keep`` is a thread that failed for good, kept where it failed for all to see.
+        """
         program = self.program
         for other in self.state.threads:
             for event in other.wait_events:
@@ -469,6 +472,9 @@ class Interpreter:
                     self.state.teardowns.append(due)
         self.state.threads.clear()
         self.index.clear()
+        if keep is not None:
+            self.state.threads.append(keep)
+            self.index.add(keep)
         self.state.status = status
         if status is WorkflowStatus.FINISHED:
             self.state.saga.clear()  # nothing it did will be undone now

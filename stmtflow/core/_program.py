@@ -293,17 +293,11 @@ class Program:
             cursor = _Cursor(self, thread, threads, found[0], body_depth, pc, entering=False)
         return self._moved(cursor)
 
-    def catch(
-        self,
-        thread: Thread,
-        threads: list[Thread],
-        error: BaseException,
-        caught: CaughtError,
-        pc: int,
-    ) -> Move | None:
-        """The move into the first catch that takes ``error``, raised by the step ``thread``
-        stands at (innermost ``Try`` first, within the thread's own body), or None when no
-        ``Try`` around the step takes it. Changes nothing.
+    def catcher(self, thread: Thread, error: BaseException) -> tuple[Path, int, int] | None:
+        """Where the first catch that takes ``error``, raised by the step ``thread`` stands at,
+        is: the path of its ``Try``, the catch's child index, and how many of the thread's
+        frames stay (the catching ``Try``'s included). None when no ``Try`` around the step,
+        within the thread's own body, takes it. Innermost ``Try`` first; runs no user code.
 
         A failure inside a catch body is not taken by that same ``Try``, as in Python: it goes
         to the ``Try``s around it.
@@ -313,7 +307,7 @@ class Program:
         path = found[0]
         chain = self._chain(path)  # chain[k] is the statement at path[:k]
         _, body_depth = self._body_depth(thread)
-        frames = list(thread.frames)
+        frames = len(thread.frames)
         for depth in range(len(path) - 1, body_depth - 1, -1):
             node = chain[depth]
             kind = rules(node)
@@ -321,15 +315,33 @@ class Program:
                 continue
             index = kind.catches(node, error) if path[depth] == 0 else None
             if index is not None:
-                entered = frames[-1].pc if frames else pc
-                frames[-1:] = [Frame(pc=entered, error=caught)]
-                cursor = _Cursor(self, thread, threads, path[:depth], body_depth, pc)
-                cursor.frames = frames
-                cursor.into(index, kind.children(node)[index])
-                return self._moved(cursor)
-            if frames:
-                frames.pop()  # the failure leaves this Try for the ones around it
+                return path[:depth], index, frames
+            frames = max(frames - 1, 0)  # the failure leaves this Try for the ones around it
         return None
+
+    def catch(
+        self,
+        thread: Thread,
+        threads: list[Thread],
+        error: BaseException,
+        caught: CaughtError,
+        pc: int,
+    ) -> Move | None:
+        """The move (numbered ``pc``) into the first catch that takes ``error`` (`catcher`),
+        its frame recording ``caught``; None when no catch takes it. Changes nothing."""
+        found = self.catcher(thread, error)
+        if found is None:
+            return None
+        try_path, index, kept = found
+        frames = list(thread.frames[:kept])
+        entered = frames[-1].pc if frames else pc
+        frames[-1:] = [Frame(pc=entered, error=caught)]
+        _, body_depth = self._body_depth(thread)
+        cursor = _Cursor(self, thread, threads, try_path, body_depth, pc)
+        cursor.frames = frames
+        node = cursor.chain[-1]
+        cursor.into(index, rules(node).children(node)[index])
+        return self._moved(cursor)
 
     def _moved(self, cursor: _Cursor) -> Move:
         try:

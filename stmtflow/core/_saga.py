@@ -119,8 +119,7 @@ def unwind(interp: Interpreter) -> Generator[Effect, Any, int | None]:
                 ),
             )
         yield CheckpointType.AFTER_STEP
-    then = state.unwind_to
-    state.unwind_to = None
+    then = state.unwind_to  # kept: how the unwinding ended (`restart` reads it)
     if then is not None:
         state.status = then
         failures = [c.error for c in state.compensated if c.error is not None]
