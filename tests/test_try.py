@@ -483,3 +483,18 @@ def test_a_state_outside_any_try_is_written_as_before() -> None:
 
 def _unused(*_: Any) -> None:
     """Keeps imports used by type checkers only."""
+
+
+def test_queries_see_inside_trys_and_catches() -> None:
+    tree = Nested().definition()
+    names = [getattr(s, "name", None) for s in sf.walk(tree)]
+    assert {"charge", "inner", "refund", "ship", "outer", "done"} <= set(names)
+    assert sf.find_step("refund", tree) is not None
+
+
+def test_live_diagram_inside_a_catch() -> None:
+    Flow.plan = {"charge": [Declined("expired")]}
+    wf, state = CatchWaits(), sf.new_state("t-1", CatchWaits)
+    sf.resume(wf, state)
+    mermaid = sf.to_mermaid(wf.definition(), state)
+    assert "new_card" in mermaid and "catch Declined" in mermaid

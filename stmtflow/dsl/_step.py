@@ -29,7 +29,8 @@ class RetryPolicy:
     normally, and the step runs again once ``now`` reaches that time. The wait before attempt
     ``n + 1`` is ``initial_interval * backoff_coefficient ** (n - 1)``, capped at ``max_interval``.
     When ``max_attempts`` are used up, or an exception of a ``non_retryable`` type is raised, the
-    workflow is ``failed`` with the error kept in its state.
+    failure is final: a ``Try`` around the step may catch it; else the workflow is ``failed``
+    with the error kept in its state (its completed steps compensated first).
 
     Example:
         >>> RetryPolicy(max_attempts=5).interval(3)
