@@ -554,3 +554,15 @@ def test_the_harness_traces_a_compensation_retried_when_due() -> None:
     assert h.log == ["flight", "hotel", "hotel.compensate", "flight.compensate"]
     hotel = [(r.attempt, r.error is None) for r in h.trace if r.step == "hotel.compensate"]
     assert hotel == [(1, False), (2, True)]
+
+
+def test_check_compatibility_names_a_compensation_the_new_definition_lacks() -> None:
+    Trip.plan = {"car": [Unavailable("1")]}
+    Trip.policy = sf.RetryPolicy(max_attempts=2, initial_interval=timedelta(seconds=5))
+    wf, state = Trip(), sf.new_state("trip-1", Trip)
+    sf.resume(wf, state, now=NOW)
+    assert sf.check_compatibility(wf.definition(), [state]) == []
+    without_hotel_undo = sf.S(wf.step("flight"), sf.Step("hotel", wf.call("hotel")), wf.step("car"))
+    [finding] = sf.check_compatibility(without_hotel_undo, [state])
+    assert (finding.kind, finding.name, finding.thread) == ("compensation", "hotel", "_main_")
+    assert "no compensation for it" in finding.describe()
