@@ -142,15 +142,17 @@ def _compensation_findings(
     program: Program, state: State, source: str | None
 ) -> Iterator[Incompatibility]:
     """The completed steps of ``state`` still to be compensated that the definition cannot."""
-    for entry in [*state.saga, *state.unwinding]:
-        found = program.find(entry.step)
+    due: list[tuple[str, str]] = [(e.step, e.thread) for e in state.saga]
+    due += [(c.step, c.thread) for c in state.unwinding]
+    for step, thread in due:
+        found = program.find(step)
         node = None if found is None else found[1]
         if not (isinstance(node, Step) and node.compensate is not None):
             problem = (
-                f"step {entry.step!r} completed on thread {entry.thread!r} and is to be "
+                f"step {step!r} completed on thread {thread!r} and is to be "
                 "compensated, but the definition has no compensation for it"
             )
-            yield _finding(state, entry.thread, "compensation", entry.step, problem, source)
+            yield _finding(state, thread, "compensation", step, problem, source)
 
 
 def _thread_findings(
