@@ -566,3 +566,42 @@ def test_check_compatibility_names_a_compensation_the_new_definition_lacks() -> 
     [finding] = sf.check_compatibility(without_hotel_undo, [state])
     assert (finding.kind, finding.name, finding.thread) == ("compensation", "hotel", "_main_")
     assert "no compensation for it" in finding.describe()
+
+
+class Died(BaseException):
+    """Stands for the process dying inside a call (not an error the interpreter handles)."""
+
+
+class DiesUndoing(sf.WorkflowState):
+    die: ClassVar[bool] = True
+    log: list[str] = []
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.Step("reserve", lambda: self.log.append("reserve"), compensate=self.release),
+            sf.Wait("confirm", sf.OnEvent("ok", lambda _: None)),
+        )
+
+    def release(self) -> None:
+        if DiesUndoing.die:
+            raise Died()
+        self.log.append("release")
+
+
+def test_a_cancel_with_compensate_is_durable_before_its_first_compensation_runs(
+    url: str,
+) -> None:
+    DiesUndoing.die = True
+    with engine_for(url, DiesUndoing, lease=timedelta(seconds=1)) as engine:
+        engine.start(DiesUndoing, id="d-1")
+        with pytest.raises(Died):
+            engine.cancel("d-1", compensate=True)
+        rec = engine.store.get("d-1")
+        assert rec.status == "compensating"  # what a worker finds after the crash
+        assert [c.step for c in sf.load_state(rec.state).unwinding] == ["reserve"]
+        DiesUndoing.die = False
+        assert rec.wake_at is not None  # due: a worker's tick carries the unwinding on
+        engine.tick(now=rec.wake_at + timedelta(seconds=2))
+        inst = engine.get("d-1")
+    assert inst.status is sf.WorkflowStatus.CANCELLED
+    assert inst.data.log == ["reserve", "release"]  # type: ignore[attr-defined]

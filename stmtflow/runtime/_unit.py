@@ -305,6 +305,9 @@ class Unit:
     def cancel(self, *, compensate: bool = False) -> None:
         """End the execution: threads ended, events torn down, status ``cancelled`` (with
         ``compensate``, once the completed steps' compensations ran)."""
+        # The cancel is a decision from outside, not a move recomputed after a crash: it is
+        # written before any user code (a teardown, a compensation) runs.
+        self.pending = True
         run = self.interpreter.cancel(compensate=compensate, max_steps=self.engine.max_steps)
         drive(run, self.checkpoint, self.now, self.flush)
 
