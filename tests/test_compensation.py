@@ -605,3 +605,78 @@ def test_a_cancel_with_compensate_is_durable_before_its_first_compensation_runs(
         inst = engine.get("d-1")
     assert inst.status is sf.WorkflowStatus.CANCELLED
     assert inst.data.log == ["reserve", "release"]  # type: ignore[attr-defined]
+
+
+class Crashy(sf.WorkflowState):
+    """Steps named by ``steps``, the ones in ``fails`` failing for good; optionally in a Try
+    whose catch compensates; everything it did and undid is in its data."""
+
+    steps: list[str] = []
+    fails: list[str] = []
+    catch: bool = False
+    done: list[str] = []
+    undone: list[str] = []
+
+    def definition(self) -> sf.Section:
+        main = [self.step(f"m{i}{name}") for i, name in enumerate(self.steps)]
+        body: Any = sf.Try(*main).Catch(Exception, sf.Compensate()) if self.catch else sf.S(*main)
+        return sf.S(body, self.step("end"))
+
+    def step(self, name: str) -> sf.Step:
+        return sf.Step(
+            name, lambda: self.run(name), compensate=lambda: self.undo(name), retry=AT_ONCE
+        )
+
+    def run(self, name: str) -> None:
+        if name[2:] in self.fails or (name == "end" and "end" in self.fails):
+            raise Unavailable(name)
+        self.done.append(sf.current_step().key)
+
+    def undo(self, name: str) -> None:
+        self.undone.append(sf.current_step().key)
+
+
+class Crash(Exception):
+    """The checkpoint callback's stand-in for a process dying after a save."""
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(st.sampled_from("abc"), max_size=5),
+    fails=st.lists(st.sampled_from(["a", "b", "c", "end"]), max_size=2),
+    catch=st.booleans(),
+    crash_at=st.integers(min_value=1, max_value=30),
+)
+def test_property_a_crash_at_any_checkpoint_changes_nothing_in_the_end(
+    steps: list[str], fails: list[str], catch: bool, crash_at: int
+) -> None:
+    def fresh() -> tuple[Crashy, sf.State]:
+        return Crashy(steps=steps, fails=fails, catch=catch), sf.new_state("c-1", Crashy)
+
+    wf, state = fresh()
+    sf.resume(wf, state)
+    expected = (wf.done, wf.undone, state.status, [c.step for c in state.compensated])
+
+    wf, state = fresh()
+    saved = [(wf.model_dump_json(), state.model_dump_json())]
+
+    def checkpoint(kind: sf.CheckpointType) -> None:
+        saved.append((wf.model_dump_json(), state.model_dump_json()))
+        if len(saved) == crash_at:
+            raise Crash()
+
+    try:
+        sf.resume(wf, state, checkpoint)
+    except Crash:
+        data, text = saved[-1]
+        wf, state = Crashy.model_validate_json(data), sf.load_state(text)
+        sf.resume(wf, state)
+    assert (wf.done, wf.undone, state.status, [c.step for c in state.compensated]) == expected
+    if state.status is sf.WorkflowStatus.FAILED and not catch:
+        assert wf.undone == [_compensation_key(key) for key in reversed(wf.done)]
+
+
+def _compensation_key(step_key: str) -> str:
+    """The key of the compensation of the step execution with ``step_key``."""
+    workflow, thread, step, pc = step_key.split("/")
+    return f"{workflow}/{thread}/{step}.compensate/{pc}"
