@@ -498,3 +498,13 @@ def test_live_diagram_inside_a_catch() -> None:
     sf.resume(wf, state)
     mermaid = sf.to_mermaid(wf.definition(), state)
     assert "new_card" in mermaid and "catch Declined" in mermaid
+
+
+def test_error_names_may_be_qualified_and_errors_a_list() -> None:
+    from stmtflow.dsl._try import matches
+
+    assert matches((f"{Declined.__module__}.Declined",), Fraud("x"))  # a base, qualified
+    assert matches(("builtins.LookupError",), KeyError("k"))
+    assert not matches(("builtins.Declined",), Fraud("x"))
+    clause = sf.Try(sf.Step("a", print)).Catch([KeyError, "Declined"], sf.Step("b", print))
+    assert clause.catches[0].errors == (KeyError, "Declined")

@@ -3,8 +3,9 @@
 A step inside a ``Try``'s body whose failure is final (no retry policy on the step: its one
 attempt; else its attempts ran out or it raised a ``non_retryable`` error) moves the thread into
 the first ``Catch`` that takes the error, instead of failing the workflow. ``errors`` is an
-exception class, a tuple of classes, or error names: strings matched against the exception's
-class name and the names of its base classes (``"Exception"`` takes every ordinary error).
+exception class, a tuple (or list) of classes, or error names: strings matched against the
+exception's class name and the names of its base classes, bare or qualified with their module
+(``"Exception"`` takes every ordinary error).
 
 Example:
     >>> from stmtflow.dsl import Step
@@ -32,8 +33,8 @@ ErrorSpec: TypeAlias = type[BaseException] | str | tuple[type[BaseException] | s
 """What a ``Catch`` takes: an exception class, an error name, or a tuple of them."""
 
 
-def _spec(errors: ErrorSpec) -> tuple[Any, ...]:
-    return errors if isinstance(errors, tuple) else (errors,)
+def _spec(errors: ErrorSpec | list[Any]) -> tuple[Any, ...]:
+    return tuple(errors) if isinstance(errors, tuple | list) else (errors,)
 
 
 def names(errors: tuple[Any, ...]) -> list[str]:
@@ -43,12 +44,14 @@ def names(errors: tuple[Any, ...]) -> list[str]:
 
 def matches(errors: tuple[Any, ...], error: BaseException) -> bool:
     """Whether ``error`` is one the clause takes: an instance of one of its classes, or an
-    exception whose class or one of its bases has one of its names."""
+    exception whose class or one of its bases has one of its names (the bare class name, or
+    the qualified one: ``"TimeoutError"``, ``"builtins.TimeoutError"``)."""
     lineage: set[str] | None = None
     for spec in errors:
         if isinstance(spec, str):
             if lineage is None:
                 lineage = {cls.__name__ for cls in type(error).__mro__}
+                lineage.update(f"{c.__module__}.{c.__qualname__}" for c in type(error).__mro__)
             if spec in lineage:
                 return True
         elif isinstance(error, spec):
@@ -89,7 +92,7 @@ class Try:
         object.__setattr__(self, "body", section(body))
         object.__setattr__(self, "catches", _catches)
 
-    def Catch(self, errors: ErrorSpec, *body: Statement) -> Try:
+    def Catch(self, errors: ErrorSpec | list[Any], *body: Statement) -> Try:
         """A further clause, tried when no earlier one took the error."""
         clause = CatchClause(_spec(errors), section(body))
         return Try(*self.body.body, _catches=(*self.catches, clause))
