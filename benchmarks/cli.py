@@ -33,6 +33,7 @@ from benchmarks.w2_history import w2, w4
 from benchmarks.w3_fanout import w3
 from benchmarks.w5_throughput import w5
 from benchmarks.w6_due_index import w6
+from benchmarks.w7_inputs import w7
 
 WORKLOADS: dict[str, Callable[[Settings], list[Result]]] = {
     "W1": w1,
@@ -42,6 +43,7 @@ WORKLOADS: dict[str, Callable[[Settings], list[Result]]] = {
     "W4": w4,
     "W5": w5,
     "W6": w6,
+    "W7": w7,
 }
 """Every workload of the issue, in the order they run."""
 

@@ -93,9 +93,10 @@ def pg_drop_schema(url: str) -> None:
 
 
 def pg_truncate(url: str) -> None:
-    """Empty the instances table of the URL's schema (between workloads)."""
+    """Empty the instances table of the URL's schema (between workloads), and the tables whose
+    rows belong to an instance (the pending inputs)."""
     with pg_connect(url) as conn:
-        conn.execute("TRUNCATE stmtflow_instances")
+        conn.execute("TRUNCATE stmtflow_instances CASCADE")
 
 
 def server_version(url: str) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import ClassVar
 
+from pydantic import BaseModel
+
 import stmtflow as sf
 from stmtflow.dsl._statements import Cond, Statement
 
@@ -193,3 +195,32 @@ class Order(sf.WorkflowState):
 
     def confirm(self) -> None:
         self.confirmed = True
+
+
+class ReviewForm(BaseModel):
+    """W7: what a reviewer answers."""
+
+    approve: bool
+    comment: str = ""
+
+
+class Review(sf.WorkflowState):
+    """W7: ask ``reviewer`` for a `ReviewForm`, for at most a week."""
+
+    reviewer: str = "p-00"
+    approved: bool = False
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.Ask(
+                "review",
+                ReviewForm,
+                self.answer,
+                prompt="Approve the change?",
+                assignee=self.reviewer,
+                timeout=timedelta(days=7),
+            )
+        )
+
+    def answer(self, form: ReviewForm) -> None:
+        self.approved = form.approve

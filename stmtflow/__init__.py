@@ -35,6 +35,7 @@ from stmtflow.core import (
     resume,
 )
 from stmtflow.dsl import (
+    Ask,
     BaseHandler,
     Break,
     Case,
@@ -42,10 +43,13 @@ from stmtflow.dsl import (
     Continue,
     Default,
     For,
+    ForEach,
     FunctionHandler,
     Go,
     Handler,
+    HumanInput,
     If,
+    Join,
     On,
     OnEvent,
     RetryPolicy,
@@ -108,7 +112,7 @@ from stmtflow.state import (
 )
 
 if TYPE_CHECKING:
-    from stmtflow.runtime import Engine, Instance
+    from stmtflow.runtime import Engine, Instance, PendingInput
     from stmtflow.stores import open_store
 
 # The runtime (stores, engine, worker) is imported on first use, so that `import stmtflow` for the
@@ -116,6 +120,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "Engine": "stmtflow.runtime",
     "Instance": "stmtflow.runtime",
+    "PendingInput": "stmtflow.runtime",
     "open_store": "stmtflow.stores",
 }
 
@@ -133,14 +138,17 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     # statements
+    "Ask",
     "Break",
     "Case",
     "Compensate",
     "Continue",
     "Default",
     "For",
+    "ForEach",
     "Go",
     "If",
+    "Join",
     "On",
     "OnEvent",
     "RetryPolicy",
@@ -183,6 +191,7 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "BaseHandler",
     "FunctionHandler",
     "Handler",
+    "HumanInput",
     "Timer",
     # queries, rendering and checks
     "check_compatibility",
@@ -198,6 +207,7 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     # the runtime (imported on first use)
     "Engine",
     "Instance",
+    "PendingInput",
     "open_store",
     # errors
     "AmbiguousCallback",

@@ -39,6 +39,7 @@ __all__ = [
     "CaughtError",
     "CheckpointType",
     "Compensation",
+    "ForEachProgress",
     "Frame",
     "SagaEntry",
     "State",
@@ -101,7 +102,9 @@ class ThreadStatus(StrEnum):
     WAITING_EVENT = "waiting_event"
     """It stands at a ``Wait`` until one of ``wait_events`` arrives."""
     WAITING_CONDITION = "waiting_condition"
-    """It stands at a ``WaitFor`` until the condition is true."""
+    """It stands at a ``WaitFor`` until the condition is true, or at a ``Join`` or ``ForEach``
+    until enough threads of its group ended (a ``ForEach`` then starts its next items, or goes
+    on); checked, like every condition, when no thread can move."""
 
 
 class WaitEventStatus(StrEnum):
@@ -132,6 +135,11 @@ class CheckpointType(StrEnum):
     """A thread made a scheduling move: started, advanced to its next position, or ended."""
     AFTER_CONDITION = "after_condition"
     """A ``WaitFor`` condition became true (and its handler ran)."""
+
+
+def _unset(value: object) -> bool:
+    """Fields added after the first format are left out of the JSON while unused."""
+    return value is None or value == {}
 
 
 class _Model(BaseModel):
@@ -186,6 +194,25 @@ class WaitEvent(_Value):
     """True for the event that fired (its teardown is called with ``handled=True``)."""
     error: str | None = None
     """The last setup or teardown failure's message, while one is outstanding."""
+    body_of: tuple[tuple[str, Any], ...] | None = Field(default=None, exclude_if=_unset)
+    """Only on an event awaiting teardown that a body built from a thread's arg armed
+    (``Go(name, fn)``, a ``ForEach``): that body's `Thread.within` chain, so it can be built
+    again to find the handler after the thread ended. Left out of the JSON otherwise."""
+
+
+class ForEachProgress(_Value):
+    """How far a thread standing at a ``ForEach`` is: the items whose threads have not started.
+
+    Started items live only on their own threads (``Thread.arg``) and ended ones nowhere, so a
+    state holds each item at most once and no record of ended threads.
+    """
+
+    group: str
+    """The group of the item threads (their ids are ``f"{group}[{index}]"``)."""
+    next: int
+    """The index (in the items list) of the next item to start."""
+    pending: tuple[Any, ...] = ()
+    """The items not started yet, in order (``next`` is the index of the first); a JSON array."""
 
 
 def _empty(value: object) -> bool:
@@ -281,6 +308,19 @@ class Thread(_Model):
     """When the current step may run again after a failed attempt."""
     last_error: str | None = None
     """The message of the current step's latest failure."""
+    arg: Any = Field(default=None, exclude_if=_unset)
+    """The thread's argument (JSON): ``Go(..., arg=...)`` evaluated when the thread started, or
+    a ``ForEach`` item. A callable body is called with it. Left out of the JSON when None."""
+    group: str | None = Field(default=None, exclude_if=_unset)
+    """The group the thread belongs to (``Go(..., group=...)``, or its ``ForEach``'s), which a
+    ``Join`` waits on. Left out of the JSON when None."""
+    within: tuple[tuple[str, Any], ...] | None = Field(default=None, exclude_if=_unset)
+    """For a thread started inside a body built from an arg: the bodies around its ``Go`` (or
+    ``ForEach``), outermost first, each as the ``[name, arg]`` of the thread it is the body
+    of. Left out of the JSON for a thread started from the definition's own tree."""
+    foreach: ForEachProgress | None = Field(default=None, exclude_if=_unset)
+    """While the thread stands at a ``ForEach``: the items not started yet. Left out of the
+    JSON otherwise."""
     frames: tuple[Frame, ...] = Field(default=(), exclude_if=_empty)
     """The ``Try`` statements the thread is inside, outermost first (left out of the JSON when
     empty)."""
@@ -327,6 +367,9 @@ class State(_Model):
     """Events of ended waits whose ``teardown`` is due or failed; retried on every resume."""
     error: str | None = None
     """Why the workflow failed (status ``failed``), naming thread and step."""
+    groups: dict[str, int] = Field(default_factory=dict, exclude_if=_unset)
+    """For each thread group (``Go(..., group=...)``, a ``ForEach``) with threads that ended
+    since its last ``Join``: how many. Left out of the JSON when empty."""
     saga: list[SagaEntry] = Field(default_factory=list, exclude_if=_empty)
     """The completed steps with a compensation, in completion order, each until it is
     compensated (cleared when the workflow finishes)."""
@@ -532,9 +575,13 @@ def _thread_json(thread: Thread) -> str:
     text: str | None = getattr(thread, "_json", None)  # unset until first dumped here
     if text is None:
         text = "," + _DUMP_THREAD(thread).decode()
-        if _frozen(thread.wait_events):
+        if _frozen(thread.wait_events) and type(thread.arg) in _SCALARS:
             object.__setattr__(thread, "_json", text)
     return text
+
+
+_SCALARS = frozenset({type(None), str, int, float, bool})
+"""Types of an ``arg`` that cannot change in place (a list or dict could: never kept)."""
 
 
 def _frozen(events: object) -> bool:

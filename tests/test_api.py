@@ -32,14 +32,17 @@ from stmtflow.testing import WorkflowHarness
 
 EXPORTED = {
     # statements
+    "Ask",
     "Break",
     "Case",
     "Compensate",
     "Continue",
     "Default",
     "For",
+    "ForEach",
     "Go",
     "If",
+    "Join",
     "On",
     "OnEvent",
     "RetryPolicy",
@@ -81,11 +84,13 @@ EXPORTED = {
     # the runtime
     "Engine",
     "Instance",
+    "PendingInput",
     "open_store",
     # handlers
     "BaseHandler",
     "FunctionHandler",
     "Handler",
+    "HumanInput",
     "Timer",
     # queries, rendering and checks
     "check_compatibility",
@@ -144,6 +149,9 @@ DESIGN_NAMES = [  # DESIGN §2; names of later sections join when they are built
     "Compensate",
     "current_error",
     "CaughtError",
+    # DESIGN §6 (composition)
+    "Join",
+    "ForEach",
     # workflows and state
     "WorkflowState",
     "State",
@@ -339,6 +347,7 @@ def test_the_runtime_is_imported_on_first_use() -> None:
 def test_the_runtime_names_are_the_runtime_objects() -> None:
     assert sf.Engine is stmtflow.runtime.Engine
     assert sf.Instance is stmtflow.runtime.Instance
+    assert sf.PendingInput is stmtflow.runtime.PendingInput is stmtflow.stores.PendingInput
     assert sf.open_store is stmtflow.stores.open_store
     with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
         _ = sf.Nope  # type: ignore[attr-defined]

@@ -385,3 +385,63 @@ def test_cancel_with_compensate(db: str, tmp_path: Path) -> None:
     assert "h-1: cancelled (1 compensation(s) ran)" in out
     shown = json.loads(ok(db, "show", "h-1", "--json").output)
     assert shown["data"]["log"] == ["r", "undo r"]
+ASKING = """
+from datetime import timedelta
+from pydantic import BaseModel
+import stmtflow as sf
+
+class Form(BaseModel):
+    approve: bool
+
+class Claim(sf.WorkflowState):
+    manager: str = "maria"
+    log: list[str] = []
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.Ask("review", Form, self.answer, prompt="Approve the claim?",
+                   assignee=self.manager, timeout=timedelta(days=3)),
+            sf.Step("sync", self.sync,
+                    retry=sf.RetryPolicy(max_attempts=1, on_exhausted="escalate")),
+        )
+
+    def answer(self, form: Form) -> None:
+        self.log.append(f"approve={form.approve}")
+
+    def sync(self) -> None:
+        raise ConnectionError("ledger down")
+"""
+
+
+def test_inputs_lists_answers_and_escalations(tmp_path: Path, db: str) -> None:
+    (tmp_path / "asking.py").write_text(ASKING)
+    target = f"{tmp_path / 'asking.py'}:Claim"
+    ok(db, "run", target, "--id", "c-1")
+    ok(db, "run", target, "--id", "c-2", "--input", '{"manager": "bo"}')
+    table = ok(db, "inputs").output
+    for part in ("c-1", "c-2", "review.answer", "maria", "bo", "Approve", "boolean"):
+        assert part in table
+    mine = json.loads(ok(db, "inputs", "--assignee", "bo", "--json").output)
+    assert [(r["instance_id"], r["event"], r["assignee"]) for r in mine] == [
+        ("c-2", "review.answer", "bo")
+    ]
+    assert mine[0]["input_schema"]["required"] == ["approve"] and mine[0]["deadline"]
+    assert json.loads(ok(db, "inputs", "--workflow", "Nope", "--json").output) == []
+    bad = invoke(db, "send", "c-1", "review.answer", '{"approve": "yes"}')
+    assert bad.exit_code == 1 and "'yes' is not of type 'boolean'" in bad.output
+    ok(db, "send", "c-1", "review.answer", '{"approve": true}')
+    rows = json.loads(ok(db, "inputs", "--json").output)
+    assert [(r["instance_id"], r["event"]) for r in rows] == [
+        ("c-2", "review.answer"),
+        ("c-1", "sync.escalation"),
+    ]
+    shown = ok(db, "show", "c-1").output
+    assert "Escalated: waits for an operator (sync.escalation)" in shown
+    assert "ConnectionError: ledger down" in shown
+    assert """stmtflow send c-1 sync.escalation '{"action": "retry"}'""" in shown
+    pending = json.loads(ok(db, "show", "c-1", "--json").output)["pending"]
+    assert pending[0]["prompt"].startswith("step 'sync' failed after 1 attempt(s)")
+    ok(db, "send", "c-1", "sync.escalation", '{"action": "skip"}')
+    assert [r["instance_id"] for r in json.loads(ok(db, "inputs", "--json").output)] == ["c-2"]
+    ok(db, "cancel", "c-2")
+    assert ok(db, "inputs").output == "nobody is asked for anything\n"

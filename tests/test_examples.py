@@ -61,7 +61,32 @@ def test_approval_example(tmp_path: Path) -> None:
     assert all(s.status is sf.WorkflowStatus.FINISHED for s in states.values())
 
 
-@pytest.mark.parametrize("name", ["order.py", "approval.py"])
+def test_expense_form_example(tmp_path: Path) -> None:
+    out = run_example("expense_form.py", tmp_path)
+    assert "maria's inputs: 2" in out
+    assert "refused: approve: 'yes' is not of type 'boolean'" in out
+    assert "paid 150 EUR (approved by maria)" in out
+    assert "forwarded to finance" in out and "finance's inputs: 1" in out
+    assert "rejected by finance: chairs come from facilities" in out
+    assert out.rstrip().endswith("left to answer: 0")
+    with sf.Engine(f"sqlite:///{tmp_path / 'expenses.db'}") as engine:
+        assert {r.status for r in engine.store.list()} == {"finished"}
+
+
+def test_flaky_escalation_example(tmp_path: Path) -> None:
+    out = run_example("flaky_escalation.py", tmp_path)
+    assert "ledger calls: 9" in out
+    assert "operator's queue: 3" in out and "operator's queue: 0" in out
+    assert "inv-1 is waiting: _main_/book (attempt 3): ConnectionError" in out
+    assert "refused: action: 'retry tomorrow' is not one of" in out
+    assert "booked as L-inv-1-100" in out
+    assert "inv-2 (finished):\n    - sent invoice inv-2" in out  # skipped: never booked
+    assert "inv-3 (failed)" in out and "an operator chose to fail it" in out
+
+
+@pytest.mark.parametrize(
+    "name", ["order.py", "approval.py", "expense_form.py", "flaky_escalation.py"]
+)
 def test_examples_default_to_a_fresh_temporary_folder(name: str, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)}
     done = subprocess.run(
@@ -74,7 +99,27 @@ def test_examples_default_to_a_fresh_temporary_folder(name: str, tmp_path: Path)
     )
     assert done.returncode == 0, done.stderr
     [folder] = [p for p in tmp_path.iterdir() if p.is_dir()]
-    assert len(saved_states(folder)) == 2
+    if name in ("order.py", "approval.py"):  # JSON files per workflow
+        assert len(saved_states(folder)) == 2
+    else:  # an engine's SQLite store
+        assert [p.suffix for p in folder.glob("*.db")] == [".db"]
+
+
+def test_notification_fanout_example(tmp_path: Path) -> None:
+    out = run_example("notification_fanout.py", tmp_path)
+    assert "started: notify[0], notify[1], notify[2] (sent so far: ada, grace, alan)" in out
+    assert "alive: notify[3], notify[4], notify[5]" in out
+    assert "'Release 1.0' delivered to 7:" in out
+    assert "finished: every subscriber notified once; state threads left: 0" in out
+
+
+def test_supplier_quote_example(tmp_path: Path) -> None:
+    out = run_example("supplier_quote.py", tmp_path)
+    assert "asked acme for a quote\nasked globex for a quote\nwaiting on: acme, globex" in out
+    assert "withdrew request rfq-1/acme from acme" in out
+    assert "accepted the quote of globex for 500 teapots" in out
+    assert "status finished; threads left: []" in out
+    assert "late quote from acme refused: WorkflowFinished" in out
 
 
 def test_booking_saga_example(tmp_path: Path) -> None:

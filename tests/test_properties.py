@@ -9,6 +9,9 @@ like a service would: JSON saved at every checkpoint, events delivered between r
 (b) a crash (the checkpoint callback raising before it saved) re-runs at most the one step
     whose ``after_step`` checkpoint was lost, with the same idempotency key, and skips none;
 (c) at every checkpoint the workflow status agrees with its threads, and ``State.pc`` grew.
+
+The events of a wait are a function handler, a timer, a handler with setup and teardown, or a
+person's form (`HumanInput`, answered with a typed input).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 import stmtflow as sf
 
@@ -94,7 +98,12 @@ class Generated(sf.WorkflowState):
         return action
 
     def _event(self, i: int, event: str, body: Spec) -> sf.On:
-        """Events take turns: a function handler, a timer, a handler with setup and teardown."""
+        """Events take turns: a function handler, a timer, a handler with setup and teardown,
+        and a person's form (the fourth kind by the event's own number, as a wait has at most
+        three events)."""
+        if int(event.rsplit("e", 1)[1]) % 4 == 0:
+            form = sf.HumanInput(Note, prompt=f"note for {event}?", fn=self._noted(event))
+            return sf.On(event, form, *self._body(body))
         match i % 3:
             case 0:
                 return sf.OnEvent(event, lambda: self.trace.append(f"@{event}"), *self._body(body))
@@ -102,6 +111,18 @@ class Generated(sf.WorkflowState):
                 return sf.On(event, sf.Timer(minutes=5), *self._body(body))
             case _:
                 return sf.On(event, Hook(), *self._body(body))
+
+    def _noted(self, event: str) -> Callable[[Note], None]:
+        def noted(note: Note) -> None:
+            self.trace.append(f"@{event}:{note.text}")
+
+        return noted
+
+
+class Note(BaseModel):
+    """The form of the generated `HumanInput` events (the service answers ``{"text": ...}``)."""
+
+    text: str
 
 
 class Hook(sf.BaseHandler):
@@ -232,8 +253,15 @@ class Service:
             thread_id, event = waiting[self.picks[request % len(self.picks)] % len(waiting)]
             if self.reload_each_request:
                 self.reload()
+            form = self.state.thread(thread_id)
+            asks = form is not None and any(
+                e.req.name == event and e.type == "HumanInput" for e in form.wait_events
+            )
             sf.handle_callback(
-                sf.CallbackRequest(name=event, thread_id=thread_id), self.wf, self.state, None
+                sf.CallbackRequest(name=event, thread_id=thread_id),
+                self.wf,
+                self.state,
+                {"text": f"r{request}"} if asks else None,
             )
             self.save()
             self.last_pc = self.state.pc

@@ -22,6 +22,7 @@ from stmtflow.state import StateText, dump_state, state_parts
 from stmtflow.stores import Record, SQLiteStore
 from stmtflow.stores import _sqlite_parts as sqlite_parts
 from stmtflow.stores._sqlite_parts import changed_span, parts_to_store, whole
+from stmtflow.stores._sqlite_schema import SCHEMA_VERSION
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -376,7 +377,7 @@ def test_a_version_1_file_is_brought_up_to_date_when_opened(path: Path) -> None:
     assert instance_row(path, "w")[1] == 92
     with sqlite3.connect(path) as conn:
         version = conn.execute("SELECT value FROM stmtflow_meta WHERE key = 'schema_version'")
-        assert version.fetchone() == ("3",)
+        assert version.fetchone() == (str(SCHEMA_VERSION),)
 
 
 def test_a_version_2_file_is_brought_up_to_date_when_opened(path: Path) -> None:
@@ -410,7 +411,7 @@ def test_a_version_2_file_is_brought_up_to_date_when_opened(path: Path) -> None:
         assert cold.get("w").state == big(90)
     with sqlite3.connect(path) as conn:
         version = conn.execute("SELECT value FROM stmtflow_meta WHERE key = 'schema_version'")
-        assert version.fetchone() == ("3",)
+        assert version.fetchone() == (str(SCHEMA_VERSION),)
 
 
 def test_an_engine_delivers_to_a_large_fan_out_through_parts(path: Path) -> None:

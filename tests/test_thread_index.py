@@ -54,6 +54,7 @@ changes = st.fixed_dictionaries(
         "last_error": st.sampled_from([None, "boom"]),
     }
 )
+
 operations = st.lists(
     st.one_of(
         st.tuples(st.just("add"), changes),
@@ -71,6 +72,8 @@ def arguments(name: str, threads: list[Thread]) -> list[tuple[object, ...]]:
         return [(NOW,)]
     if name == "thread":
         return [(t.id,) for t in threads] + [("gone",)]
+    if name == "alive":
+        return [("a",), ("b",), ("none",)]
     return [()]
 
 
@@ -91,7 +94,8 @@ def test_answers_match_a_scan_after_any_changes(
     def thread(fields: dict[str, object]) -> Thread:
         nonlocal made
         made += 1
-        return Thread(id=f"t{made}", name="w", **fields)  # type: ignore[arg-type]
+        group = (None, "a", "b")[made % 3]  # a thread's group never changes
+        return Thread(id=f"t{made}", name="w", group=group, **fields)  # type: ignore[arg-type]
 
     threads = [thread(fields) for fields in start]
     index = ThreadIndex(threads)

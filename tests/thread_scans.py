@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from stmtflow.core import _timers as timers
+from stmtflow.dsl._human import PERSON_FACING
 from stmtflow.state import Thread, ThreadStatus, WaitEventStatus
 
 
@@ -37,6 +38,14 @@ SCANS: dict[str, Callable[..., Any]] = {
     "first_error": lambda threads: next((t for t in threads if t.last_error is not None), None),
     "wakeups": lambda threads: timers.wakeups(SimpleNamespace(threads=threads)),  # type: ignore[arg-type]
     "thread": lambda threads, id: next((t for t in threads if t.id == id), None),
+    "asking": lambda threads: [
+        t
+        for t in threads
+        if t.status is ThreadStatus.WAITING_EVENT
+        and t.cur_callback is None
+        and any(e.type in PERSON_FACING for e in t.wait_events)
+    ],
+    "alive": lambda threads, group: sum(1 for t in threads if t.group == group),
 }
 """`ThreadIndex` method name → the scan giving its answer from the thread list (and the same
 further arguments)."""

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 from stmtflow.analysis._validate import validate
+from stmtflow.core._bodies import Bodies
 from stmtflow.core._program import Program
 from stmtflow.dsl._statements import Section, Step
 from stmtflow.dsl._workflow import WorkflowState
@@ -92,6 +93,12 @@ def _program(definition: Section | WorkflowState) -> Program:
     return Program(root, _CACHE_KEY, "the new definition")
 
 
+def _mismatches(program: Program, state: State) -> list[str]:
+    """`Program.mismatches`, a thread whose body is built from its arg checked in that body."""
+    bodies = Bodies(program, _CACHE_KEY)
+    return program.mismatches(state, lambda thread: bodies.place(thread)[:2])
+
+
 def _sources(states: Iterable[StateSource]) -> Iterator[tuple[str | None, State]]:
     for item in states:
         if isinstance(item, State):
@@ -127,13 +134,13 @@ def check_compatibility(
     found: list[Incompatibility] = []
     for source, state in _sources(states):
         found.extend(_compensation_findings(program, state, source))
-        if not program.mismatches(state):
+        if not _mismatches(program, state):
             continue
         for thread in state.threads:
             found.extend(_thread_findings(program, state, thread, source))
         for event in state.teardowns:
             probe = state.model_copy(update={"threads": [], "teardowns": [event]})
-            for problem in program.mismatches(probe):
+            for problem in _mismatches(program, probe):
                 found.append(_finding(state, None, "event", event.req.name, problem, source))
     return found
 
@@ -162,7 +169,7 @@ def _thread_findings(
 
     def ask(**changes: Any) -> list[str]:
         probe = thread.model_copy(update=changes)
-        return program.mismatches(state.model_copy(update={"threads": [probe], "teardowns": []}))
+        return _mismatches(program, state.model_copy(update={"threads": [probe], "teardowns": []}))
 
     def finding(kind: Missing, name: str, problem: str) -> Incompatibility:
         return _finding(state, thread.id, kind, name, problem, source)
@@ -301,6 +308,13 @@ class _Named:
     place: tuple[str | int, ...]
 
 
+_DERIVED_EVENTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "Sleep": (("event", "On(Timer)"),),
+    "Ask": (("event", "On(HumanInput)"), ("timeout_event", "On(Timer)")),
+}
+"""The events a statement's JSON names by a key of its own (not an ``On`` child)."""
+
+
 def _names(tree: Any) -> dict[str, _Named]:
     """Every name in a ``definition_json`` tree: its kind, thread body and place in the tree."""
     found: dict[str, _Named] = {}
@@ -317,8 +331,9 @@ def _names(tree: Any) -> dict[str, _Named]:
             found[node["event"]] = _Named(f"On({node.get('handler')})", thread, place)
         elif isinstance(kind, str) and isinstance(node.get("name"), str):
             found[node["name"]] = _Named(kind, thread, place)
-            if kind == "Sleep" and isinstance(node.get("event"), str):
-                found[node["event"]] = _Named("On(Timer)", thread, (*place, "event"))
+            for key, event in _DERIVED_EVENTS.get(kind, ()):
+                if isinstance(node.get(key), str):
+                    found[node[key]] = _Named(event, thread, (*place, key))
         inner = node["name"] if kind == "Go" and isinstance(node.get("name"), str) else thread
         for key, value in node.items():
             if isinstance(value, list | dict):

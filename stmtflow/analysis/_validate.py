@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from stmtflow.dsl._checks import what
+from stmtflow.dsl._foreach import ForEach
 from stmtflow.dsl._kind import Site, kind_of
 from stmtflow.dsl._section import Section
 from stmtflow.errors import DefinitionError
@@ -53,8 +54,11 @@ def validate(section: object) -> None:
         raise DefinitionError(issues)
 
 
-def definition_problems(section: object) -> list[str]:
+def definition_problems(section: object, *, thread_body: bool = False) -> list[str]:
     """Every problem of a definition, one readable line each; empty when it is valid.
+
+    ``thread_body`` checks a thread's body built from its arg (`stmtflow.core._bodies`): a
+    ``Join`` there may wait on a group the definition's ``Go`` statements start.
 
     Example:
         >>> import stmtflow as sf
@@ -69,17 +73,45 @@ def definition_problems(section: object) -> list[str]:
         if kind_of(section) is None:
             return issues
     owners: dict[str, list[str]] = {}
+    reserved: dict[str, str] = {}
+    groups: set[str] = set()
+    joins: list[tuple[Site, str]] = []
+    fanouts: dict[str, Site] = {}
     for site in sites(section):
         issues.extend(f"{site.describe()}: {problem}" for problem in _problems(site))
         kind = kind_of(site.node)
-        for name in [] if kind is None else kind.names(site.node):
+        if kind is None:
+            continue
+        for name in kind.names(site.node):
             if isinstance(name, str) and name:
                 owners.setdefault(name, []).append(site.describe())
+        for name in kind.reserved(site.node):
+            reserved.setdefault(name, site.describe())
+        groups.update(kind.groups(site.node))
+        joins.extend((site, group) for group in kind.joins(site.node))
+        if isinstance(site.node, ForEach) and isinstance(site.node.name, str):
+            fanouts[site.node.name] = site  # its item threads' group (in the main thread)
+    issues.extend(
+        f"{site.describe()}: no Go starts threads in group {group!r} "
+        f"(groups: {', '.join(map(repr, sorted(groups))) or 'none'})"
+        for site, group in joins
+        if group not in groups and not thread_body
+    )
+    issues.extend(
+        f"{fanouts[group].describe()}: its item threads form group {group!r}, "
+        "which a Go names as its group too; rename one"
+        for group in sorted(groups & fanouts.keys())
+    )
     issues.extend(
         f"duplicate name {name!r}: {', '.join(where)} "
         "(statement and event names share one namespace)"
         for name, where in owners.items()
         if len(where) > 1
+    )
+    issues.extend(
+        f"name {name!r} of {', '.join(owners[name])} is taken by {owner} (its escalation event)"
+        for name, owner in reserved.items()
+        if name in owners
     )
     return issues
 

@@ -7,6 +7,7 @@ Commands (``stmtflow COMMAND --help`` for each; ``docs/cli.md`` shows example ou
 ``send ID EVENT [JSON]``                   deliver an event (with its input) and run on
 ``show ID``                                data, threads, what it waits for, last error
 ``list [--status S] [--workflow W]``       the stored instances
+``inputs [--assignee A] [--workflow W]``   what people are asked for (forms, escalations)
 ``worker [TARGET ...]``                    fire due timers and retries until stopped
 ``cancel ID`` / ``restart ID``             end an instance / rerun a failed one's step
 ``graph TARGET [--id ID]``                 a diagram, with an instance's live positions
@@ -43,6 +44,7 @@ from stmtflow.cli._common import (
     pass_config,
     remembered_class,
 )
+from stmtflow.cli._inputs import inputs
 from stmtflow.cli._show import instance_json, print_instance, print_records, record_json
 from stmtflow.cli._tools import check, graph
 from stmtflow.cli._worker import worker
@@ -245,6 +247,7 @@ def restart(cfg: Config, instance_id: str) -> None:
             click.echo(f"last error: {inst.error}")
 
 
+cli.add_command(inputs)
 cli.add_command(worker)
 cli.add_command(graph)
 cli.add_command(check)

@@ -76,6 +76,8 @@ def pending_json(events: Iterable[PendingEvent]) -> list[dict[str, Any]]:
             "input_schema": e.input_schema,
             "deadline": e.deadline.isoformat() if e.deadline else None,
             "status": e.status,
+            "prompt": e.prompt,
+            "assignee": e.assignee,
         }
         for e in events
     ]
@@ -157,6 +159,20 @@ def _pending(events: list[PendingEvent], now: datetime) -> Table:
     return table
 
 
+def _asked(id: str, event: PendingEvent) -> Panel:
+    """A question a person is to answer: the prompt, whom it is for, and how to answer it; for
+    an escalated step, why it waits (the step, its attempts and last error are the prompt)."""
+    if event.type == "Escalation":
+        title, style = f"Escalated: waits for an operator ({event.name})", "yellow"
+        answer = f"""stmtflow send {id} {event.name} '{{"action": "retry"}}'  (or "skip", "fail")"""
+    else:
+        who = f" for {event.assignee}" if event.assignee else ""
+        title, style = f"Asks{who} ({event.name})", "cyan"
+        answer = f"stmtflow send {id} {event.name} '<json input>'"
+    body = Group(Text(event.prompt or ""), Text(answer, style="dim"))
+    return Panel(body, title=title, title_align="left", border_style=style, expand=False)
+
+
 def print_instance(out: Console, inst: Instance, pending: list[PendingEvent]) -> None:
     """Show an instance: summary, data, threads, what it waits for and its last error."""
     now = datetime.now(UTC)
@@ -169,6 +185,9 @@ def print_instance(out: Console, inst: Instance, pending: list[PendingEvent]) ->
         out.print(_threads(inst, now))
     if pending:
         out.print(_pending(pending, now))
+        for event in pending:
+            if event.prompt is not None:
+                out.print(_asked(inst.id, event))
         out.print(Text(f"send one with: stmtflow send {inst.id} EVENT '<json input>'", style="dim"))
     for part in _failures(inst.state, now):
         out.print(part)

@@ -16,7 +16,9 @@ from typing import Any, TypeAlias
 from pydantic_core import PydanticSerializationError
 
 from stmtflow.dsl._context import StepKey
+from stmtflow.dsl._escalation import Escalation
 from stmtflow.dsl._handlers import Timer
+from stmtflow.dsl._human import HumanInput
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import ExecutionError
 from stmtflow.state import CaughtError, CheckpointType
@@ -70,11 +72,13 @@ Effect: TypeAlias = Call | CheckpointType
 Run: TypeAlias = Generator[Effect, Any, Any]
 
 
-def is_local(handler: object) -> bool:
-    """Whether ``handler``'s setup and handle are the library's own code that touches nothing
-    outside data and state (see `Call.local`): the built-in `Timer` only, not a subclass, which
-    may override them."""
-    return type(handler) is Timer
+def is_local(handler: object, method: str = "handle") -> bool:
+    """Whether ``handler``'s ``method`` (``setup`` or ``handle``) is the library's own code that
+    touches nothing outside data and state (see `Call.local`): the built-in `Timer`'s and
+    `Escalation`'s, and the setup of `HumanInput` (it records the question; a lazy prompt or
+    assignee only reads the data). Not a subclass's, which may override them."""
+    kind = type(handler)
+    return kind is Timer or kind is Escalation or (method == "setup" and kind is HumanInput)
 
 
 def describe(exc: BaseException) -> str:

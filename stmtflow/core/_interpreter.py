@@ -16,14 +16,18 @@ from collections.abc import Generator
 from datetime import datetime
 from typing import Any, assert_never
 
+from stmtflow.core import _escalation as escalation
+from stmtflow.core._bodies import Bodies, Chain
 from stmtflow.core._effects import Call, Data, Effect, Run, describe, has, is_local
-from stmtflow.core._program import Ended, Outcome, Program, Scope, Spawn
+from stmtflow.core._program import KEEP_AS_IS, Ended, Move, Program
 from stmtflow.core._routing import route
 from stmtflow.core._saga import take_since, unwind, unwind_all
 from stmtflow.core._thread_index import ThreadIndex, can_move
+from stmtflow.core._threads import ThreadLife
+from stmtflow.dsl._escalation import ESCALATION
 from stmtflow.dsl._handlers import handler_type
-from stmtflow.dsl._kind import truth
-from stmtflow.dsl._statements import RetryPolicy, Step, Wait, WaitFor
+from stmtflow.dsl._kind import rules, truth
+from stmtflow.dsl._statements import ForEach, Join, RetryPolicy, Step, Wait, WaitFor
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import (
     CallbackInputError,
@@ -63,8 +67,12 @@ _RUNNING = WorkflowStatus.RESUMING
 _AFTER_STEP, _AFTER_RESUME = CheckpointType.AFTER_STEP, CheckpointType.AFTER_RESUME
 
 
-class Interpreter:
-    """One run over a workflow's data and state; the drivers perform what it yields."""
+class Interpreter(ThreadLife):
+    """One run over a workflow's data and state; the drivers perform what it yields.
+
+    How threads start and end (`ThreadLife.start_thread`, `ThreadLife.end_thread`) is
+    `stmtflow.core._threads`'.
+    """
 
     def __init__(
         self,
@@ -86,6 +94,9 @@ class Interpreter:
         self.default_retry = default_retry
         self.where = f"workflow {state.id!r} ({state.workflow})"
         self._program: Program | None = None
+        self._bodies: Bodies | None = None
+        self._ended_outside = False
+        """A thread was ended by another's move: its events' teardowns are due at once."""
         self._static = bool(type(wf).static_definition)
         self._stale = False
         self._checked = checked
@@ -112,6 +123,23 @@ class Interpreter:
             program = self._program = Program(root, type(self.wf), self.where)
             self._stale = False
         return program
+
+    @property
+    def bodies(self) -> Bodies:
+        """The programs the threads move through (a thread's own body when built from its
+        arg), for the current definition."""
+        program = self.program
+        bodies = self._bodies
+        if bodies is None or bodies.root is not program:
+            bodies = self._bodies = Bodies(program, type(self.wf))
+        return bodies
+
+    def program_of(self, thread: Thread) -> Program:
+        """The program ``thread`` moves through: the definition, or its body built from its arg
+        (`stmtflow.core._bodies`)."""
+        if thread.name == MAIN_THREAD:
+            return self.program
+        return self.bodies.of(thread)
 
     @property
     def index(self) -> ThreadIndex:
@@ -156,7 +184,8 @@ class Interpreter:
         program = self.program
         if self._checked:
             return program
-        problems = program.mismatches(self.state)
+        bodies = self.bodies
+        problems = program.mismatches(self.state, lambda t: bodies.place(t)[:2])
         if problems:
             raise DefinitionMismatch(
                 f"{self.where}: the stored state does not fit the definition: "
@@ -243,6 +272,9 @@ class Interpreter:
                 if thread.status is not _EXECUTING:
                     can_move = self._move(thread)
                     yield _AFTER_RESUME
+                    if self._ended_outside:
+                        self._ended_outside = False
+                        yield from self._teardowns(retry=False)
                     if not can_move:
                         yield from self._came_to_rest(thread)
                     continue
@@ -266,7 +298,7 @@ class Interpreter:
         return state
 
     def _step_at(self, thread: Thread) -> Step:
-        found = self.program.find(thread.cur_step)
+        found = self.program_of(thread).find(thread.cur_step)
         assert found is not None and isinstance(found[1], Step)
         return found[1]
 
@@ -311,6 +343,15 @@ class Interpreter:
             what = f"step {step.name!r} ({self._who(thread)})"
             raise StepError(f"{what} failed: {describe(exc)}", step=step.name) from exc
         if attempt >= policy.max_attempts or not policy.is_retryable(exc):
+            if policy.on_exhausted == "escalate":  # an operator decides first (DESIGN §7)
+                self._progress(thread)
+                thread.attempt = attempt
+                thread.last_error = describe(exc)
+                escalation.escalate(thread, self.state.id, self.now)
+                self.index.update(thread)
+                self._refresh_status(thread)
+                yield CheckpointType.AFTER_STEP
+                return False
             return (yield from self._final_failure(thread, step, exc, attempt))
         self._progress(thread)
         thread.attempt = attempt
@@ -323,80 +364,118 @@ class Interpreter:
 
     def _catchable(self, thread: Thread, exc: Exception) -> bool:
         """Whether a ``Try`` around ``thread``'s step takes ``exc``."""
-        return self.program.catcher(thread, exc) is not None
+        place = self.bodies.place(thread)
+        return place.program.catcher(thread, exc, place.rooted) is not None
 
     def _final_failure(
         self, thread: Thread, step: Step, exc: Exception, attempt: int
     ) -> Generator[Effect, Any, bool]:
+        """``step`` failed for good on ``thread`` (`_fail_for_good`), then the checkpoint and
+        what the thread's new place needs (a catch's wait armed, teardowns of ended threads).
+        Returns whether the thread can go on at once."""
+        caught, can_go = self._fail_for_good(thread, step, exc, attempt)
+        yield CheckpointType.AFTER_STEP
+        state = self.state
+        if caught:
+            if not can_go:
+                yield from self._came_to_rest(thread)
+            return can_go and state.status not in TERMINAL_STATUSES
+        if state.status is WorkflowStatus.COMPENSATING:
+            yield from self._teardowns(retry=False)
+        return False
+
+    def _fail_for_good(
+        self,
+        thread: Thread,
+        step: Step,
+        exc: Exception,
+        attempt: int,
+        error: str | None = None,
+    ) -> tuple[bool, bool]:
         """``step`` failed for good on ``thread`` (its ``attempt``-th attempt): the one place a
-        final failure is handled.
+        final failure is handled, a step's own or an operator's ``fail`` of an escalation.
 
         The first ``Try`` around it that takes ``exc`` catches it: the thread moves into that
-        catch. Uncaught, the workflow fails with the error kept in ``State.error`` and the thread
-        kept on the step; with steps to compensate, it first unwinds them (status
-        ``compensating``, every other thread ended).
-        Returns whether the thread can go on at once.
+        catch. Uncaught, the workflow fails with ``error`` (default: one built from ``exc``)
+        kept in ``State.error`` and the thread kept on the step; with steps to compensate, it
+        first unwinds them (status ``compensating``, every other thread ended).
+        Returns whether it was caught, and whether the thread can go on at once.
         """
         state = self.state
         pc = state.pc + 1
         caught = CaughtError(
             type=type(exc).__name__, message=str(exc), step=step.name, attempt=attempt
         )
-        move = self.program.catch(thread, state.threads, exc, caught, pc)
+        place = self.bodies.place(thread)
+        counts = self._counts
+        move = place.program.catch(thread, state.threads, exc, caught, pc, counts, place.rooted)
         if move is not None:
             state.last_caught = caught
             self._forget_failures(thread)
-            outcome, spawns, scope = move
-            can_go = self._apply(thread, outcome, spawns, scope, pc)
-            yield CheckpointType.AFTER_STEP
-            if not can_go:
-                yield from self._came_to_rest(thread)
-            return can_go and state.status not in TERMINAL_STATUSES
+            thread.wait_events = ()  # an escalation's event, answered
+            return True, self._apply(thread, move, pc, place.chain)
         self._progress(thread)
         thread.attempt = attempt
-        thread.last_error = describe(exc)
+        thread.last_error = describe(exc) if error is None else thread.last_error
         thread.retry_at = None
         what = f"step {step.name!r} ({self._who(thread)})"
-        state.error = f"{what} failed after {attempt} attempt(s): {describe(exc)}"
+        state.error = error or f"{what} failed after {attempt} attempt(s): {describe(exc)}"
         if state.saga:
             self._end_all(WorkflowStatus.COMPENSATING, keep=thread)
             unwind_all(state, WorkflowStatus.FAILED)
         else:
             state.status = WorkflowStatus.FAILED
         self.index.update(thread)
-        yield CheckpointType.AFTER_STEP
-        if state.status is WorkflowStatus.COMPENSATING:
-            yield from self._teardowns(retry=False)
-        return False
+        return False, False
+
+    def _answered(self, thread: Thread, action: str) -> None:
+        """An operator answered ``thread``'s escalation (`stmtflow.core._escalation.answer`).
+
+        ``fail`` is the step's final failure, as a `StepError`: a ``Try`` around the step that
+        takes it catches it, else the workflow compensates and fails (`_fail_for_good`); what
+        the new place needs (a catch's wait armed, compensations, teardowns) the next resume
+        does.
+        """
+        self._progress(thread)
+        fails = escalation.answer(thread, action)
+        self.index.update(thread)
+        if not fails:
+            self.state.status = WorkflowStatus.RESUMING
+            return
+        step = self._step_at(thread)
+        error = escalation.failure(thread, self._who(thread))
+        exc = StepError(error, step=step.name)
+        caught, _ = self._fail_for_good(thread, step, exc, thread.attempt, error)
+        if caught and self.state.status not in TERMINAL_STATUSES:
+            self._refresh_status()
 
     def _move(self, thread: Thread) -> bool:
         """Move ``thread`` to its next resting place; True when it can go on at once (a step)."""
         state = self.state
+        place = self.bodies.place(thread)
         pc = state.pc + 1
-        outcome, spawns, scope = self.program.advance(thread, state.threads, pc)
-        return self._apply(thread, outcome, spawns, scope, pc)
+        move = place.program.advance(thread, state.threads, self._counts, place.rooted, pc=pc)
+        return self._apply(thread, move, pc, place.chain)
 
-    def _apply(
-        self,
-        thread: Thread,
-        outcome: Outcome,
-        spawns: list[Spawn],
-        scope: Scope | None,
-        pc: int,
-    ) -> bool:
-        """Put ``thread`` where a move (numbered ``pc``) took it; True when it can go on at once."""
+    def _apply(self, thread: Thread, move: Move, pc: int, chain: Chain) -> bool:
+        """Put ``thread`` where a move (numbered ``pc``) took it, in the body ``chain`` builds;
+        True when it can go on at once."""
         state = self.state
         index = self.index
+        outcome = move.outcome
+        scope = move.scope
         if scope is not None:
             thread.frames = scope.frames
             for since in scope.compensate:
                 take_since(state, thread.id, since)
         if thread.cur_callback is not None:
             thread.cur_callback = None
-        for go, thread_id in spawns:
-            spawned = Thread(id=thread_id, name=go.name, status=ThreadStatus.RESUMING, pc=pc)
-            state.threads.append(spawned)
-            index.add(spawned)
+        for group, end_rest in move.closes:
+            self._close_group(group, end_rest, thread)
+        if move.keep is not KEEP_AS_IS:
+            thread.foreach = move.keep
+        for spawn in move.spawns:
+            self.start_thread(spawn, pc, chain)
         match outcome:
             case Step():
                 thread.pc = pc
@@ -429,15 +508,13 @@ class Interpreter:
                     for on in outcome.events
                 )
                 index.update(thread)
-            case WaitFor():
+            case WaitFor() | Join() | ForEach():
                 thread.pc = pc
                 thread.cur_step = outcome.name
                 thread.status = ThreadStatus.WAITING_CONDITION
                 index.update(thread)
             case Ended():
-                # By identity: `list.remove` would compare the threads before it field by field.
-                del state.threads[next(i for i, t in enumerate(state.threads) if t is thread)]
-                index.remove(thread)
+                self._remove(thread)
                 if thread.id == MAIN_THREAD:
                     self._end_all(WorkflowStatus.FINISHED)
             case _:
@@ -462,15 +539,10 @@ class Interpreter:
 
         ``keep`` is a thread that failed for good, kept where it failed for all to see.
         """
-        program = self.program
         for other in self.state.threads:
-            for event in other.wait_events:
-                if event.status in _TEARDOWN_DUE and has(
-                    program.handler(event.req.name), "teardown"
-                ):
-                    due = event.model_copy(update={"status": WaitEventStatus.PENDING_TEARDOWN})
-                    self.state.teardowns.append(due)
+            self._queue_teardowns(other)
         self.state.threads.clear()
+        self.state.groups.clear()
         self.index.clear()
         if keep is not None:
             self.state.threads.append(keep)
@@ -488,9 +560,23 @@ class Interpreter:
         that stays true hits ``max_steps`` instead of spinning forever.
         """
         for thread in self.index.waiting_conditions():
-            found = self.program.find(thread.cur_step)
-            assert found is not None and isinstance(found[1], WaitFor)
+            found = self.program_of(thread).find(thread.cur_step)
+            assert found is not None
             wait_for = found[1]
+            if not isinstance(wait_for, WaitFor):  # a Join or ForEach: waits on threads
+                if not rules(wait_for).ready(wait_for, thread, self._counts):
+                    continue
+                if budget <= 0:
+                    raise StepLimitExceeded(
+                        f"{self.where}: the action limit was reached before "
+                        f"{rules(wait_for).title(wait_for)} on thread {thread.id!r} could go on"
+                    )
+                self._progress(thread)
+                thread.status = ThreadStatus.RESUMING
+                self.index.update(thread)
+                self._refresh_status(thread)
+                yield CheckpointType.AFTER_CONDITION
+                return 1
             try:
                 holds = truth(wait_for.cond)
             except Exception as exc:
@@ -526,7 +612,8 @@ class Interpreter:
 
     def _setups(self, thread: Thread) -> Run:
         """Set up the thread's events that are not yet set up; failures are kept, not raised."""
-        handlers = {on.event: on.handler for on in self.program.wait_of(thread).events}
+        wait = self.program_of(thread).wait_of(thread)
+        handlers = {on.event: on.handler for on in wait.events}
         for event in thread.wait_events:
             if event.status not in (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR):
                 continue
@@ -534,7 +621,8 @@ class Interpreter:
             try:
                 handler = handlers[event.req.name]
                 setup: Any = getattr(handler, "setup", None)  # armed as pending only if it has one
-                data = yield Call(setup, (event.req,), what, local=is_local(handler))
+                local = is_local(handler, "setup")
+                data = yield Call(setup, (event.req,), what, local=local)
                 if data is not None and not isinstance(data, str):
                     raise TypeError(f"setup returned {type(data).__name__}, not a str")
             except Exception as exc:
@@ -560,14 +648,14 @@ class Interpreter:
 
         ``retry=False`` leaves alone those whose teardown already failed (tried once per resume).
         """
-        program = self.program
+        bodies = self.bodies
         for event in list(self.state.teardowns):
             if not retry and event.status is WaitEventStatus.TEARDOWN_ERROR:
                 continue
             what = f"the teardown of event {event.req.name!r} ({self.where})"
             try:
                 yield Call(
-                    program.handler(event.req.name).teardown,
+                    bodies.handler(event).teardown,
                     (event.req, event.handled),
                     what,
                 )
@@ -597,9 +685,9 @@ class Interpreter:
             raise WorkflowFinished(
                 f"{self.where} is {state.status.value}; event {req.name!r} cannot be delivered"
             )
-        program = self.check()
+        self.check()
         thread, event = route(req, self.state, self.index, self.where)
-        handler = program.handler(event.req.name)
+        handler = self.program_of(thread).handler(event.req.name)
         what = f"the handler of event {req.name!r} ({self._who(thread)})"
         local = is_local(handler)  # cannot touch the data: nothing to roll back
         snapshot = None if local else Data.snapshot(self.wf, self.where)
@@ -613,21 +701,15 @@ class Interpreter:
             if snapshot is not None:
                 Data.restore(self.wf, snapshot)
             raise HandlerError(f"{what} raised {describe(exc)}") from exc
+        if handler is ESCALATION:
+            self._answered(thread, output)
+            return output
         if not local:
             self._changed_data()
         self._progress(thread)
         thread.cur_callback = req.name
         thread.status = ThreadStatus.RESUMING
-        for other in thread.wait_events:
-            if other.status in _TEARDOWN_DUE and has(program.handler(other.req.name), "teardown"):
-                state.teardowns.append(
-                    other.model_copy(
-                        update={
-                            "status": WaitEventStatus.PENDING_TEARDOWN,
-                            "handled": other is event,
-                        }
-                    )
-                )
+        self._queue_teardowns(thread, fired=event)
         thread.wait_events = ()
         self.index.update(thread)
         state.status = WorkflowStatus.RESUMING

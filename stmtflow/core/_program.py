@@ -14,27 +14,31 @@ rules move, the name index, and the checks of stored positions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple, TypeAlias
 
 from stmtflow.analysis._validate import definition_problems
+from stmtflow.dsl._escalation import ESCALATION, escalated_step, escalation_event
 from stmtflow.dsl._kind import ENDED, Ended, kind_of, kinds, rules
-from stmtflow.dsl._statements import Go, On, Section, Statement, Step, Wait, WaitFor
+from stmtflow.dsl._statements import ForEach, Join, On, Section, Statement, Step, Wait, WaitFor
 from stmtflow.errors import DefinitionError, DefinitionMismatch, ExecutionError
 from stmtflow.state import MAIN_THREAD, CaughtError, Frame, State, Thread, ThreadStatus
 
-__all__ = ["Ended", "Move", "Outcome", "Program", "Scope", "Spawn"]
+__all__ = ["KEEP_AS_IS", "Counts", "Ended", "Move", "Outcome", "Program", "Scope", "Spawn"]
 
 Path: TypeAlias = tuple[int, ...]
 
 
-Outcome: TypeAlias = Step | Wait | WaitFor | Ended
+Outcome: TypeAlias = Step | Wait | WaitFor | Join | ForEach | Ended
 """Where a move leaves a thread: at a step (its next move runs it), at a wait (a ``Sleep`` is
-one), at a ``WaitFor`` until its condition is true, or ended. The statement itself is the tag,
-so a move allocates no result object."""
+one), at a ``WaitFor`` until its condition is true, at a ``Join`` or ``ForEach`` until enough
+threads of its group ended, or ended. The statement itself is the tag, so a move allocates no
+result object."""
 
-Spawn: TypeAlias = tuple[Go, str]
-"""A thread a move starts: the ``Go`` and the new thread's id."""
+Counts: TypeAlias = Callable[[str], tuple[int, int]]
+"""A group's live threads and its threads ended since its last ``Join`` (`Cursor.group_count`
+without the threads a move spawns)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +55,36 @@ class Scope:
     compensate: tuple[int, ...] = ()
 
 
-Move: TypeAlias = tuple[Outcome, list[Spawn], Scope | None]
-"""What a thread's next move does: where it comes to rest, the threads it starts, and what it
-did to the ``Try``s around the thread."""
+class Spawn(NamedTuple):
+    """A thread a move starts: the ``Go`` (or ``ForEach``), the new thread's id, arg and group."""
+
+    go: Any
+    thread_id: str
+    arg: Any = None
+    group: str | None = None
+
+
+KEEP_AS_IS: Any = object()
+"""`Move.keep` when the move leaves the thread's ``foreach`` progress as it is."""
+
+
+@dataclass(slots=True)
+class Move:
+    """What a thread's next move does, for the interpreter to apply.
+
+    Attributes:
+        outcome: where the thread comes to rest.
+        spawns: the threads it starts.
+        closes: groups joined, with whether their live threads are ended.
+        keep: the thread's new ``foreach`` progress, or `KEEP_AS_IS`.
+        scope: what it did to the ``Try``s around the thread (`Scope`), or None.
+    """
+
+    outcome: Outcome
+    spawns: list[Spawn]
+    closes: list[tuple[str, bool]] = field(default_factory=list)
+    keep: Any = KEEP_AS_IS
+    scope: Scope | None = None
 
 
 @dataclass(slots=True)
@@ -65,8 +96,8 @@ class _Index:
 _index_cache: dict[Any, _Index] = {}
 
 
-def _build_index(root: Section) -> _Index:
-    problems = definition_problems(root)
+def _build_index(root: Section, thread_body: bool = False) -> _Index:
+    problems = definition_problems(root, thread_body=thread_body)
     if problems:
         raise DefinitionError(problems)
     names: dict[str, Path] = {}
@@ -88,6 +119,14 @@ def _kinds_resting(status: ThreadStatus) -> str:
     return " or ".join(kind.label for kind in kinds() if status in kind.rests)
 
 
+def _escalated(thread: Thread, node: Statement) -> bool:
+    """Whether ``thread`` waits at step ``node`` for an operator: on its escalation event only."""
+    if not isinstance(node, Step) or thread.status is not ThreadStatus.WAITING_EVENT:
+        return False
+    event = escalation_event(node.name)
+    return bool(thread.wait_events) and all(e.req.name == event for e in thread.wait_events)
+
+
 class Program:
     """One built definition tree with a name index.
 
@@ -95,11 +134,26 @@ class Program:
         root: what ``definition()`` returned.
         cache_key: the index of a previous tree with this key is reused while it still fits.
         where: prefix for error messages, naming the workflow.
+        thread_body: the tree is one thread's body built from its arg (``Go(name, fn)``, a
+            ``ForEach``), in which that thread moves as the main thread does in a definition
+            (a thread started inside it moves from its ``Go``, as in a definition).
     """
 
-    __slots__ = ("_chains", "_checked", "_events", "_index", "_names", "cache_key", "root", "where")
+    __slots__ = (
+        "_chains",
+        "_checked",
+        "_events",
+        "_index",
+        "_names",
+        "cache_key",
+        "root",
+        "thread_body",
+        "where",
+    )
 
-    def __init__(self, root: Section, cache_key: Any, where: str) -> None:
+    def __init__(
+        self, root: Section, cache_key: Any, where: str, *, thread_body: bool = False
+    ) -> None:
         if not isinstance(root, Section):
             raise DefinitionError(
                 f"{where}: definition() must return a Section (use S(...)), "
@@ -108,9 +162,14 @@ class Program:
         self.root = root
         self.cache_key = cache_key
         self.where = where
+        self.thread_body = thread_body
         index = _index_cache.get(cache_key)
         if index is None:
-            index = _index_cache[cache_key] = _build_index(root)
+            try:
+                index = _build_index(root, thread_body)
+            except DefinitionError as exc:  # name the workflow (and thread) in each problem
+                raise DefinitionError([f"{where}: {issue}" for issue in exc.issues]) from None
+            _index_cache[cache_key] = index
         self._index = index
         # Per tree (statements are immutable): resolved look-ups by name, the statements from the
         # root down to each resolved path, and mismatch verdicts by the parts of a thread they
@@ -158,7 +217,9 @@ class Program:
                     return path, node
             if attempt == 0:
                 # The index was built for a tree of another shape: index this one.
-                self._index = _index_cache[self.cache_key] = _build_index(self.root)
+                self._index = _index_cache[self.cache_key] = _build_index(
+                    self.root, self.thread_body
+                )
         return None
 
     def find(self, name: str) -> tuple[Path, Statement] | None:
@@ -169,10 +230,19 @@ class Program:
         return names[name]
 
     def find_event(self, event: str) -> tuple[Path, On] | None:
-        """The ``On`` that handles ``event`` (a ``Sleep``'s timer is one too)."""
+        """The ``On`` that handles ``event`` (a ``Sleep``'s timer is one too).
+
+        A step's escalation event (``f"{step}.escalation"``) is found at the step: an ``On``
+        with the `Escalation` handler, which no definition spells out.
+        """
         events = self._events
         if event not in events:
-            events[event] = self._resolve("events", event)
+            step = escalated_step(event)
+            at = None if step is None or event in self._index.events else self.find(step)
+            if at is not None and isinstance(at[1], Step):
+                events[event] = (at[0], On(event, ESCALATION))
+            else:
+                events[event] = self._resolve("events", event)
         return events[event]
 
     def handler(self, event: str) -> Any:
@@ -192,10 +262,25 @@ class Program:
 
     # -- checking stored state --------------------------------------------------------------------
 
-    def mismatches(self, state: State) -> list[str]:
-        """Every live position, thread or event of ``state`` this definition no longer has."""
+    def mismatches(
+        self, state: State, places: Callable[[Thread], tuple[Program, bool]] | None = None
+    ) -> list[str]:
+        """Every live position, thread or event of ``state`` this definition no longer has.
+
+        ``places`` gives the program a thread moves through when a body built from an arg is
+        involved (`stmtflow.core._bodies.Bodies.place`), and whether its body is that
+        program's whole tree; without it such a thread's position is not checked.
+        """
         problems: list[str] = []
         for thread in state.threads:
+            if thread.name != MAIN_THREAD and (thread.within or self._builds_body(thread.name)):
+                if places is None:
+                    verdict = [] if thread.within else self._go_mismatches(thread)
+                else:
+                    program, rooted = places(thread)
+                    verdict = program._thread_mismatches(thread, rooted)
+                problems.extend(f"thread {thread.id!r}: {problem}" for problem in verdict)
+                continue
             signature = (
                 thread.name,
                 thread.cur_step,
@@ -203,19 +288,31 @@ class Program:
                 thread.cur_callback,
                 *(event.req.name for event in thread.wait_events),
             )
-            verdict = self._checked.get(signature)
-            if verdict is None:
-                verdict = self._checked[signature] = self._thread_mismatches(thread)
-            problems.extend(f"thread {thread.id!r}: {problem}" for problem in verdict)
+            cached = self._checked.get(signature)
+            if cached is None:
+                cached = self._checked[signature] = self._thread_mismatches(thread)
+            problems.extend(f"thread {thread.id!r}: {problem}" for problem in cached)
         for event in state.teardowns:
-            if self.find_event(event.req.name) is None:
+            if event.body_of is None and self.find_event(event.req.name) is None:
                 problems.append(f"event {event.req.name!r} awaiting teardown no longer exists")
         return problems
 
-    def _thread_mismatches(self, thread: Thread) -> list[str]:
-        """What ``thread`` stands on that the tree lacks (messages without the thread's id)."""
+    def _builds_body(self, name: str) -> bool:
+        """Whether the statement ``name`` starts threads whose body is built from their arg."""
+        found = self.find(name)
+        return found is not None and rules(found[1]).body_fn(found[1]) is not None
+
+    def _go_mismatches(self, thread: Thread) -> list[str]:
+        go = self.find(thread.name)
+        if go is None or not rules(go[1]).starts_thread:
+            return [f"its Go statement {thread.name!r} no longer exists"]
+        return []
+
+    def _thread_mismatches(self, thread: Thread, rooted: bool | None = None) -> list[str]:
+        """What ``thread`` stands on that the tree lacks (messages without the thread's id);
+        ``rooted``: its body is the whole tree (default: for the main thread)."""
         root: Path = ()
-        if thread.name != MAIN_THREAD:
+        if not (thread.name == MAIN_THREAD if rooted is None else rooted):
             go = self.find(thread.name)
             if go is None or not rules(go[1]).starts_thread:
                 return [f"its Go statement {thread.name!r} no longer exists"]
@@ -227,13 +324,15 @@ class Program:
             return [f"its position {thread.cur_step!r} no longer exists"]
         path, node = found
         kind = rules(node)
-        if thread.status not in kind.rests:
+        if thread.status not in kind.rests and not _escalated(thread, node):
             return [
                 f"{thread.cur_step!r} is now a {kind.label}, not a {_kinds_resting(thread.status)}"
             ]
         if self._thread_root(path) != root:
             return [f"{thread.cur_step!r} is no longer inside the body of {thread.name!r}"]
         events: set[str] = set()  # the events the statement it stands at arms
+        if isinstance(node, Step):
+            events.add(escalation_event(node.name))
         for kid in kind.children(node):
             rule = rules(kid)
             if rule.is_event:
@@ -265,35 +364,48 @@ class Program:
         assert chain is not None, path
         return list(chain)
 
-    def _body_depth(self, thread: Thread) -> tuple[Path, int]:
-        """The path of the ``Go`` whose body ``thread`` runs (``()`` for the main thread) and
-        the depth of that body in the tree (0 for the main thread)."""
-        if thread.name == MAIN_THREAD:
+    def _body_depth(self, thread: Thread, rooted: bool | None) -> tuple[Path, int]:
+        """The path of the ``Go`` whose body ``thread`` runs (``()`` when its body is the whole
+        tree) and the depth of that body in the tree (0 then). ``rooted``: as `advance`'s."""
+        if thread.name == MAIN_THREAD if rooted is None else rooted:
             return (), 0
         found_go = self.find(thread.name)
         assert found_go is not None
         return found_go[0], len(found_go[0]) + 1
 
-    def advance(self, thread: Thread, threads: list[Thread], pc: int = 0) -> Move:
+    def advance(
+        self,
+        thread: Thread,
+        threads: list[Thread],
+        counts: Counts,
+        rooted: bool | None = None,
+        *,
+        pc: int = 0,
+    ) -> Move:
         """Compute ``thread``'s next move from where it stands. Changes nothing.
 
-        ``pc`` is the execution's ``pc`` the move will have: a ``Try`` entered records it.
+        ``counts`` tells a ``Join`` or ``ForEach`` how many threads of a group live and ended;
+        ``rooted`` says the thread's body is the whole tree (default: for the main thread),
+        else it is the body of the ``Go`` named like the thread. ``pc`` is the execution's
+        ``pc`` the move will have: a ``Try`` entered records it.
 
         Raises:
-            ExecutionError: a lazy condition or ``Go`` id raised.
+            ExecutionError: a lazy condition, ``Go`` id or arg, or ``ForEach`` items raised.
             DefinitionError: an iteration reached no step or wait, or a ``Go`` id is taken.
         """
-        go_path, body_depth = self._body_depth(thread)
+        go_path, body_depth = self._body_depth(thread, rooted)
         if not thread.cur_step:  # before its first move: at the start of its body
             start = (*go_path, 0) if body_depth else ()
-            cursor = _Cursor(self, thread, threads, start, body_depth, pc, entering=True)
+            cursor = _Cursor(self, thread, threads, start, body_depth, counts, pc, entering=True)
         else:
             found = self.find(thread.cur_step)
             assert found is not None
-            cursor = _Cursor(self, thread, threads, found[0], body_depth, pc, entering=False)
+            cursor = _Cursor(self, thread, threads, found[0], body_depth, counts, pc)
         return self._moved(cursor)
 
-    def catcher(self, thread: Thread, error: BaseException) -> tuple[Path, int, int] | None:
+    def catcher(
+        self, thread: Thread, error: BaseException, rooted: bool | None = None
+    ) -> tuple[Path, int, int] | None:
         """Where the first catch that takes ``error``, raised by the step ``thread`` stands at,
         is: the path of its ``Try``, the catch's child index, and how many of the thread's
         frames stay (the catching ``Try``'s included). None when no ``Try`` around the step,
@@ -306,7 +418,7 @@ class Program:
         assert found is not None
         path = found[0]
         chain = self._chain(path)  # chain[k] is the statement at path[:k]
-        _, body_depth = self._body_depth(thread)
+        _, body_depth = self._body_depth(thread, rooted)
         frames = len(thread.frames)
         for depth in range(len(path) - 1, body_depth - 1, -1):
             node = chain[depth]
@@ -326,18 +438,20 @@ class Program:
         error: BaseException,
         caught: CaughtError,
         pc: int,
+        counts: Counts,
+        rooted: bool | None = None,
     ) -> Move | None:
         """The move (numbered ``pc``) into the first catch that takes ``error`` (`catcher`),
         its frame recording ``caught``; None when no catch takes it. Changes nothing."""
-        found = self.catcher(thread, error)
+        found = self.catcher(thread, error, rooted)
         if found is None:
             return None
         try_path, index, kept = found
         frames = list(thread.frames[:kept])
         entered = frames[-1].pc if frames else pc
         frames[-1:] = [Frame(pc=entered, error=caught)]
-        _, body_depth = self._body_depth(thread)
-        cursor = _Cursor(self, thread, threads, try_path, body_depth, pc)
+        _, body_depth = self._body_depth(thread, rooted)
+        cursor = _Cursor(self, thread, threads, try_path, body_depth, counts, pc)
         cursor.frames = frames
         node = cursor.chain[-1]
         cursor.into(index, rules(node).children(node)[index])
@@ -346,6 +460,7 @@ class Program:
     def _moved(self, cursor: _Cursor) -> Move:
         try:
             outcome = cursor.move()
+            return Move(outcome, cursor.spawns, cursor.closes, cursor.keeping, cursor.scope())
         except (DefinitionError, ExecutionError):
             raise
         except Exception as exc:
@@ -353,7 +468,6 @@ class Program:
             raise ExecutionError(
                 f"{cursor.who}: {rules(node).what_runs(node)} raised {exc!r}"
             ) from exc
-        return outcome, cursor.spawns, cursor.scope()
 
 
 class _Cursor:
@@ -366,9 +480,12 @@ class _Cursor:
     __slots__ = (
         "body_depth",
         "chain",
+        "closes",
         "compensations",
+        "counts",
         "entering",
         "frames",
+        "keeping",
         "path",
         "pc",
         "spawns",
@@ -386,7 +503,8 @@ class _Cursor:
         threads: list[Thread],
         path: Path,
         body_depth: int,
-        pc: int,
+        counts: Counts,
+        pc: int = 0,
         *,
         entering: bool = False,
     ) -> None:
@@ -395,6 +513,9 @@ class _Cursor:
         self.frames: list[Frame] | None = None
         """The thread's frames, copied once a ``Try`` is entered or left."""
         self.compensations: list[int] = []
+        self.counts = counts
+        self.closes: list[tuple[str, bool]] = []
+        self.keeping: Any = KEEP_AS_IS
         self.threads = threads
         self.path = list(path)
         self.chain = program._chain(path)
@@ -485,7 +606,7 @@ class _Cursor:
             return None
         return Scope(tuple(self._frames()), tuple(self.compensations))
 
-    def spawn(self, go: Any, thread_id: str) -> None:
+    def spawn(self, go: Any, thread_id: str, *, arg: Any = None, group: str | None = None) -> None:
         taken = self.taken
         if taken is None:
             taken = self.taken = {t.id for t in self.threads}
@@ -495,7 +616,27 @@ class _Cursor:
                 "but a thread with that id is still alive"
             )
         taken.add(thread_id)
-        self.spawns.append((go, thread_id))
+        self.spawns.append(Spawn(go, thread_id, arg, group))
+
+    def group_count(self, group: str) -> tuple[int, int]:
+        alive, ended = self.counts(group)
+        for spawn in self.spawns:
+            if spawn.group == group:
+                alive += 1
+        for closed, end_rest in self.closes:
+            if closed == group:  # joined earlier in this move: counted afresh
+                ended = 0
+                if end_rest:
+                    alive = sum(1 for spawn in self.spawns if spawn.group == group)
+        return alive, ended
+
+    def close_group(self, group: str, *, end_rest: bool) -> None:
+        if end_rest:  # threads this very move would start in the group do not start
+            self.spawns = [spawn for spawn in self.spawns if spawn.group != group]
+        self.closes.append((group, end_rest))
+
+    def keep(self, progress: Any) -> None:
+        self.keeping = progress
 
     @property
     def who(self) -> str:

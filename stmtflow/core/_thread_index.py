@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from stmtflow.core._timers import timer_deadline
+from stmtflow.dsl._human import PERSON_FACING
 from stmtflow.state import Thread, ThreadStatus, WaitEventStatus
 
 __all__ = ["ThreadIndex", "can_move"]
@@ -40,10 +41,12 @@ class ThreadIndex:
     """
 
     __slots__ = (
+        "_asking",
         "_by_id",
         "_conditions",
         "_errors",
         "_failed",
+        "_groups",
         "_moving",
         "_next",
         "_rank",
@@ -67,6 +70,10 @@ class ThreadIndex:
         """Threads whose current step has failed at least once (``last_error`` set)."""
         self._timers: dict[int, datetime] = {}
         """The earliest deadline of the armed timers of each thread waiting on one."""
+        self._asking: dict[int, Thread] = {}
+        """Threads whose armed events include one a person answers (`PERSON_FACING`)."""
+        self._groups: dict[str, int] = {}
+        """How many live threads each thread group has (a thread's group never changes)."""
         for thread in threads:
             self.add(thread)
 
@@ -77,6 +84,8 @@ class ThreadIndex:
         self._rank[id(thread)] = self._next
         self._next += 1
         self._by_id[thread.id] = thread
+        if thread.group is not None:
+            self._groups[thread.group] = self._groups.get(thread.group, 0) + 1
         self.update(thread)
 
     def remove(self, thread: Thread) -> None:
@@ -85,6 +94,13 @@ class ThreadIndex:
         self._forget(key)
         del self._rank[key]
         self._by_id.pop(thread.id, None)
+        group = thread.group
+        if group is not None:
+            left = self._groups[group] - 1
+            if left:
+                self._groups[group] = left
+            else:
+                del self._groups[group]
 
     def clear(self) -> None:
         """Every thread ended."""
@@ -96,6 +112,8 @@ class ThreadIndex:
         self._failed.clear()
         self._errors.clear()
         self._timers.clear()
+        self._asking.clear()
+        self._groups.clear()
 
     def update(self, thread: Thread) -> None:
         """``thread``'s status, events, callback or failure changed: file it again."""
@@ -115,6 +133,8 @@ class ThreadIndex:
                     self._setups[key] = self._failed[key] = thread
                 elif armed and (at := timer_deadline(event)) is not None:
                     self._timers[key] = min(at, self._timers.get(key, at))
+                if armed and event.type in PERSON_FACING:
+                    self._asking[key] = thread
         if thread.last_error is not None:
             self._errors[key] = thread
 
@@ -125,12 +145,17 @@ class ThreadIndex:
         self._failed.pop(key, None)
         self._errors.pop(key, None)
         self._timers.pop(key, None)
+        self._asking.pop(key, None)
 
     # -- questions --------------------------------------------------------------------------------
 
     def thread(self, thread_id: str) -> Thread | None:
         """The live thread with that id, or None."""
         return self._by_id.get(thread_id)
+
+    def alive(self, group: str) -> int:
+        """How many live threads belong to ``group``."""
+        return self._groups.get(group, 0)
 
     def next_runnable(self, now: datetime) -> Thread | None:
         """The first thread, in creation order, that can move at ``now`` (`can_move`)."""
@@ -151,6 +176,10 @@ class ThreadIndex:
     def setups_due(self) -> list[Thread]:
         """Threads waiting on events whose setup is pending or failed, in creation order."""
         return self._ordered(self._setups)
+
+    def asking(self) -> list[Thread]:
+        """Threads waiting on an event a person answers, in creation order."""
+        return self._ordered(self._asking)
 
     def first_error(self) -> Thread | None:
         """The first thread, in creation order, whose current step has failed."""

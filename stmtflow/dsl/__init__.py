@@ -5,15 +5,19 @@ Every name here is re-exported from `stmtflow`; import it from there.
 
 from stmtflow.dsl._context import StepInfo, current_error, current_step, current_time
 from stmtflow.dsl._handlers import BaseHandler, FunctionHandler, Handler, Timer, handler_type
+from stmtflow.dsl._human import HumanInput
 from stmtflow.dsl._statements import (
+    Ask,
     Break,
     Case,
     Compensate,
     Continue,
     Default,
     For,
+    ForEach,
     Go,
     If,
+    Join,
     On,
     OnEvent,
     RetryPolicy,
@@ -31,6 +35,7 @@ from stmtflow.dsl._statements import (
 from stmtflow.dsl._workflow import WorkflowState
 
 __all__ = [
+    "Ask",
     "BaseHandler",
     "Break",
     "Case",
@@ -38,10 +43,13 @@ __all__ = [
     "Continue",
     "Default",
     "For",
+    "ForEach",
     "FunctionHandler",
     "Go",
     "Handler",
+    "HumanInput",
     "If",
+    "Join",
     "On",
     "OnEvent",
     "RetryPolicy",

@@ -29,7 +29,14 @@ from stmtflow.dsl._context import current_time
 from stmtflow.errors import CallbackInputError
 from stmtflow.state import CallbackRequest
 
-__all__ = ["BaseHandler", "FunctionHandler", "Handler", "Timer", "handler_type"]
+__all__ = [
+    "BaseHandler",
+    "FunctionHandler",
+    "Handler",
+    "Timer",
+    "handler_type",
+    "parse_input",
+]
 
 
 @runtime_checkable
@@ -128,6 +135,32 @@ def _signature_of(fn: Callable[..., Any]) -> _Signature:
     return sig
 
 
+def parse_input(
+    validator: jsonschema.protocols.Validator, adapter: TypeAdapter[Any], event: str, input: Any
+) -> Any:
+    """``input`` checked against a JSON Schema (``validator``), then parsed by ``adapter``.
+
+    Raises `CallbackInputError` listing every problem the schema finds (each as
+    ``path: message``), or those pydantic finds when the schema lets the value through.
+    """
+    problems = [
+        f"{'/'.join(str(p) for p in err.absolute_path) or '(input)'}: {err.message}"
+        for err in sorted(validator.iter_errors(input), key=lambda e: list(e.path))
+    ]
+    if problems:
+        raise CallbackInputError(f"invalid input for event {event!r}", problems)
+    try:
+        return adapter.validate_python(input)
+    except ValidationError as exc:
+        raise CallbackInputError(
+            f"invalid input for event {event!r}",
+            [
+                f"{'/'.join(str(p) for p in e['loc']) or '(input)'}: {e['msg']}"
+                for e in exc.errors()
+            ],
+        ) from exc
+
+
 class FunctionHandler:
     """A handler from a typed function ``fn(input: In) -> Out`` (or ``fn()`` for no input).
 
@@ -163,22 +196,7 @@ class FunctionHandler:
     def parse(self, req: CallbackRequest, input: Any) -> Any:
         """Validate ``input`` against the input schema and parse it; raise on any problem."""
         sig = _signature_of(self.fn)
-        problems = [
-            f"{'/'.join(str(p) for p in err.absolute_path) or '(input)'}: {err.message}"
-            for err in sorted(sig.validator.iter_errors(input), key=lambda e: list(e.path))
-        ]
-        if problems:
-            raise CallbackInputError(f"invalid input for event {req.name!r}", problems)
-        try:
-            return sig.in_adapter.validate_python(input)
-        except ValidationError as exc:
-            raise CallbackInputError(
-                f"invalid input for event {req.name!r}",
-                [
-                    f"{'/'.join(str(p) for p in e['loc']) or '(input)'}: {e['msg']}"
-                    for e in exc.errors()
-                ],
-            ) from exc
+        return parse_input(sig.validator, sig.in_adapter, req.name, input)
 
     def handle(self, req: CallbackRequest, input: Any) -> Any:
         """Validate and parse ``input``, then call ``fn`` with it; returns what ``fn`` returns."""

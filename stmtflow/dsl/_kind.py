@@ -54,7 +54,7 @@ __all__ = [
 
 S = TypeVar("S")
 
-Shape = Literal["start", "end", "step", "decision", "wait", "waitfor", "go", "invalid"]
+Shape = Literal["start", "end", "step", "decision", "wait", "waitfor", "go", "join", "invalid"]
 
 
 def cond_value(cond: object) -> bool | str:
@@ -112,8 +112,24 @@ class Cursor(Protocol):
         """Run the compensations of the steps this thread completed inside the innermost
         ``Try`` (a ``Compensate()`` in its catch), before the thread goes any further."""
 
-    def spawn(self, go: Any, thread_id: str) -> None:
-        """Start a thread with ``thread_id`` running the body of ``go`` once the move is done."""
+    thread: Thread
+    """The thread that moves (read it, never change it: the interpreter applies the move)."""
+
+    def spawn(self, go: Any, thread_id: str, *, arg: Any = None, group: str | None = None) -> None:
+        """Start a thread with ``thread_id`` running the body of ``go`` once the move is done,
+        with ``arg`` (JSON) as its argument, in ``group``."""
+
+    def group_count(self, group: str) -> tuple[int, int]:
+        """The threads of ``group``: how many are alive, and how many ended since its last
+        ``Join`` (threads this move spawns not counted)."""
+
+    def close_group(self, group: str, *, end_rest: bool) -> None:
+        """Once the move is done: the group was joined, so forget its ended threads; with
+        ``end_rest`` also end its threads still alive (their events torn down)."""
+
+    def keep(self, progress: Any) -> None:
+        """Once the move is done: store ``progress`` (a `ForEachProgress`, or None to clear)
+        on the moving thread."""
 
     def fail(self, message: str) -> Exception:
         """A `DefinitionError` for this move, naming the workflow and thread."""
@@ -156,6 +172,10 @@ class Drawing(Protocol):
     def lane(self, head: str, label: str, path: tuple[int, ...], go_name: str) -> None:
         """Draw the statement at ``path`` as the thread of ``Go`` ``go_name``, spawned from
         node ``head``."""
+
+    def built_lane(self, head: str, label: str, body: str, go_name: str) -> None:
+        """Draw the thread of ``go_name``, spawned from node ``head``, whose body is built at
+        run time (from the thread's arg): one box labelled ``body``."""
 
     def invalid(self, entry: list[Exit]) -> list[Exit]:
         """This statement cannot stand where it is: drawn as an invalid node."""
@@ -249,8 +269,32 @@ class Kind(Generic[S]):
         """The statements directly inside ``stmt``, in order."""
         return ()
 
+    def body_fn(self, stmt: S) -> Callable[[Any], Any] | None:
+        """For a kind that starts threads: the callable building a thread's body from its
+        ``arg`` (``Go(name, fn)``, ``ForEach``), or None when the body is ``children``."""
+        return None
+
+    def groups(self, stmt: S) -> list[str]:
+        """The thread groups ``stmt`` starts threads in (a ``Go``'s ``group``)."""
+        return []
+
+    def joins(self, stmt: S) -> list[str]:
+        """The thread groups ``stmt`` waits on (a ``Join``'s ``group``)."""
+        return []
+
+    def ready(self, stmt: S, thread: Thread, count: Callable[[str], tuple[int, int]]) -> bool:
+        """For a kind whose thread waits on other threads (``Join``, ``ForEach``): whether the
+        thread standing on ``stmt`` can move on now; ``count(group)`` is `Cursor.group_count`.
+        Asked, like a ``WaitFor`` condition, when no thread can move."""
+        return False
+
     def names(self, stmt: S) -> list[str]:
         """The names ``stmt`` can be found by (a position's name, or an ``On``'s event)."""
+        return []
+
+    def reserved(self, stmt: S) -> list[str]:
+        """Names ``stmt`` owns without being found by them in the tree (a step's escalation
+        event): no other statement or event may take them."""
         return []
 
     # -- definition checks ------------------------------------------------------------------------

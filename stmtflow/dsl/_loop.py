@@ -68,9 +68,11 @@ class Continue:
 def _pauses(stmt: object) -> bool:
     """True when ``stmt`` holds a blocking statement on the same thread (not under a ``Go``)."""
     kind = kind_of(stmt)
-    if kind is None or kind.starts_thread:
+    if kind is None:
         return False
-    return kind.blocks or any(_pauses(kid) for kid in kind.children(stmt))
+    if kind.blocks:  # a ForEach starts threads, yet its own thread waits at it
+        return True
+    return not kind.starts_thread and any(_pauses(kid) for kid in kind.children(stmt))
 
 
 def _starts_threads(stmt: object) -> bool:

@@ -20,7 +20,10 @@ from __future__ import annotations
 from typing import TypeAlias
 
 from stmtflow.dsl._branch import Branch, Case, Cond, Default, If, Switch
-from stmtflow.dsl._go import Go, GoId, Return
+from stmtflow.dsl._foreach import ForEach
+from stmtflow.dsl._go import Go, GoArg, GoBody, GoId, Return
+from stmtflow.dsl._human import Ask
+from stmtflow.dsl._join import Join, Until
 from stmtflow.dsl._loop import Break, Continue, For
 from stmtflow.dsl._section import S, Section
 from stmtflow.dsl._step import Action, RetryPolicy, Step
@@ -30,6 +33,7 @@ from stmtflow.dsl._waitfor import WaitFor
 
 __all__ = [
     "Action",
+    "Ask",
     "Branch",
     "Break",
     "Case",
@@ -40,9 +44,13 @@ __all__ = [
     "Default",
     "ErrorSpec",
     "For",
+    "ForEach",
     "Go",
+    "GoArg",
+    "GoBody",
     "GoId",
     "If",
+    "Join",
     "On",
     "OnEvent",
     "RetryPolicy",
@@ -54,6 +62,7 @@ __all__ = [
     "Step",
     "Switch",
     "Try",
+    "Until",
     "Wait",
     "WaitFor",
 ]
@@ -70,11 +79,14 @@ Statement: TypeAlias = (
     | Continue
     | Return
     | Go
+    | Join
+    | ForEach
     | Wait
     | On
     | WaitFor
     | Try
     | Compensate
 )
-"""Every statement kind (a `Sleep` is a `Wait`). ``Case``/``Default`` live only in a `Switch`,
-``On`` only in a `Wait`. A new kind is added here and registered in its own module."""
+"""Every statement kind (a `Sleep` and an `Ask` are `Wait`s). ``Case``/``Default`` live only
+in a `Switch`, ``On`` only in a `Wait`. A new kind is added here and registered in its own
+module."""

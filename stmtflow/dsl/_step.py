@@ -10,15 +10,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from stmtflow.dsl._checks import callable_problems, name_problems, what
+from stmtflow.dsl._escalation import escalation_event
 from stmtflow.dsl._kind import Drawing, Exit, Kind, Site, register, seconds
 from stmtflow.state import ThreadStatus
 
-__all__ = ["Action", "RetryPolicy", "Step"]
+__all__ = ["Action", "OnExhausted", "RetryPolicy", "Step"]
 
 Action: TypeAlias = Callable[[], Any] | Callable[[], Awaitable[Any]]
+OnExhausted: TypeAlias = Literal["fail", "escalate"]
+"""What a step whose attempts ran out does: fail the workflow, or wait for an operator."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +32,13 @@ class RetryPolicy:
     normally, and the step runs again once ``now`` reaches that time. The wait before attempt
     ``n + 1`` is ``initial_interval * backoff_coefficient ** (n - 1)``, capped at ``max_interval``.
     When ``max_attempts`` are used up, or an exception of a ``non_retryable`` type is raised, the
-    failure is final: a ``Try`` around the step may catch it; else the workflow is ``failed``
-    with the error kept in its state (its completed steps compensated first).
+    failure is final and what happens is ``on_exhausted``'s. ``"fail"`` (the default): a ``Try``
+    around the step may catch it; else the workflow is ``failed`` with the error kept in its state
+    (its completed steps compensated first). ``"escalate"`` leaves the thread at the step, waiting
+    for an operator on the event ``f"{step}.escalation"`` with the input ``{"action": "retry" |
+    "skip" | "fail"}`` (docs/human-input.md): ``retry`` runs the step again with fresh attempts,
+    ``skip`` moves on as if it had succeeded, ``fail`` is a final failure (a ``Try`` may catch it;
+    else the workflow compensates and fails).
 
     Example:
         >>> RetryPolicy(max_attempts=5).interval(3)
@@ -42,6 +50,7 @@ class RetryPolicy:
     backoff_coefficient: float = 2.0
     max_interval: timedelta = timedelta(minutes=5)
     non_retryable: tuple[type[BaseException], ...] = ()
+    on_exhausted: OnExhausted = "fail"
 
     def __post_init__(self) -> None:
         problems = []
@@ -53,6 +62,8 @@ class RetryPolicy:
             problems.append(f"backoff_coefficient must be >= 1, got {self.backoff_coefficient}")
         if self.max_interval < self.initial_interval:
             problems.append("max_interval must not be shorter than initial_interval")
+        if self.on_exhausted not in ("fail", "escalate"):
+            problems.append(f'on_exhausted must be "fail" or "escalate", got {self.on_exhausted!r}')
         if problems:
             raise ValueError("invalid RetryPolicy: " + "; ".join(problems))
         object.__setattr__(self, "non_retryable", tuple(self.non_retryable))
@@ -90,10 +101,15 @@ class Step:
 class StepKind(Kind[Step]):
     statement = Step
     rests = frozenset({ThreadStatus.EXECUTING, ThreadStatus.RESUMING})
+    """(An escalated step's thread also waits at it, on the step's escalation event alone: the
+    program's mismatch check knows that case.)"""
     blocks = True
 
     def names(self, stmt: Step) -> list[str]:
         return [stmt.name]
+
+    def reserved(self, stmt: Step) -> list[str]:
+        return [escalation_event(stmt.name)] if isinstance(stmt.name, str) and stmt.name else []
 
     def problems(self, stmt: Step, site: Site) -> list[str]:
         problems = name_problems(stmt.name)
@@ -119,6 +135,8 @@ class StepKind(Kind[Step]):
     def draw(self, stmt: Step, drawing: Drawing, entry: list[Exit]) -> list[Exit]:
         policy = stmt.retry
         retry = f"\nup to {policy.max_attempts} attempts" if policy is not None else ""
+        if policy is not None and policy.on_exhausted == "escalate":
+            retry += ", then an operator"
         undo = "\ncompensable" if stmt.compensate is not None else ""
         return [Exit(drawing.box(entry, f"{stmt.name}{retry}{undo}", "step", stmt.name))]
 
@@ -132,6 +150,7 @@ def _retry_json(policy: object) -> dict[str, Any] | None:
         "backoff_coefficient": policy.backoff_coefficient,
         "max_interval": seconds(policy.max_interval),
         "non_retryable": [kind.__name__ for kind in policy.non_retryable],
+        **({"on_exhausted": policy.on_exhausted} if policy.on_exhausted != "fail" else {}),
     }
 
 

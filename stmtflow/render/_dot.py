@@ -34,6 +34,7 @@ _SHAPES: dict[Shape, str] = {
     "wait": "shape=parallelogram",
     "waitfor": "shape=hexagon",
     "go": "shape=box3d",
+    "join": "shape=invtrapezium",
     "invalid": 'shape=octagon, color="#b91c1c"',
 }
 _NODE_MARKS: dict[Mark, str] = {

@@ -175,6 +175,16 @@ class _Drawing:
         exits = inner.child(path, [Exit(start)])
         builder.connect(exits, builder.node(f"{head}_end", "thread end", "end", lane.id))
 
+    def built_lane(self, head: str, label: str, body: str, go_name: str) -> None:
+        builder = self.builder
+        lane = Lane(f"{head}_lane", label, f"{head}_start", go_name)
+        builder.chart.lanes.append(lane)
+        start = builder.node(lane.start, "thread start", "start", lane.id)
+        builder.connect([Exit(head, "spawn")], start, "spawn")
+        inner = builder.node(f"{head}_body", body, "step", lane.id)
+        builder.connect([Exit(start)], inner)
+        builder.connect([Exit(inner)], builder.node(f"{head}_end", "thread end", "end", lane.id))
+
     def invalid(self, entry: list[Exit]) -> list[Exit]:
         """A misplaced Case/Default/On, Break/Continue outside a For, or not a statement."""
         return [Exit(self.box(entry, f"invalid: {type(self.stmt).__name__}", "invalid"))]

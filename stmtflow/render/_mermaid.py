@@ -30,6 +30,7 @@ _SHAPES: dict[Shape, tuple[str, str]] = {
     "wait": ("[/", "/]"),
     "waitfor": ("{{", "}}"),
     "go": ("[[", "]]"),
+    "join": ("[\\", "/]"),
     "invalid": (">", "]"),
 }
 _ARROWS = {"flow": "-->", "back": "-->", "spawn": "-.->"}

@@ -50,10 +50,10 @@ from stmtflow.state import (
     load_state,
     new_state,
 )
-from stmtflow.stores import Record, Store, open_store
+from stmtflow.stores import PendingInput, Record, Store, open_store
 from stmtflow.stores.base import utcnow
 
-__all__ = ["Engine", "Instance", "PendingEvent", "WorkerStats"]
+__all__ = ["Engine", "Instance", "PendingEvent", "PendingInput", "WorkerStats"]
 
 DEFAULT_RETRY = RetryPolicy()
 """The policy of steps without one, unless the engine is given another."""
@@ -179,6 +179,17 @@ class Engine:
     def pending(self, id: str) -> builtins.list[PendingEvent]:
         """The events instance ``id`` waits for, with input schemas and timer deadlines."""
         return pending_events(*self._load(self.store.get(id)))
+
+    def inputs(
+        self, *, assignee: str | None = None, workflow: str | None = None
+    ) -> builtins.list[PendingInput]:
+        """What people are asked for, across all instances: a `PendingInput` per `HumanInput`
+        event a waiting thread has armed (an `Ask` is one) and per escalated step waiting for
+        an operator; only those for ``assignee`` or of ``workflow`` when given. Oldest question
+        first. Served from the store's index, written in the same commit as each state; no
+        state is read. Answer one with ``send(row.instance_id, row.event, input,
+        thread_id=row.thread_id)``."""
+        return self.store.inputs(assignee=assignee, workflow=workflow)
 
     # -- units of work ----------------------------------------------------------------------------
 

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from stmtflow.core._bodies import Bodies
 from stmtflow.core._program import Program
 from stmtflow.core._timers import timer_deadline
-from stmtflow.dsl._handlers import FunctionHandler
+from stmtflow.dsl._human import asked
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.state import TERMINAL_STATUSES, State, ThreadStatus, WorkflowStatus
 
@@ -66,6 +67,9 @@ class PendingEvent:
         input_schema: JSON Schema of the input (for function handlers), else None.
         deadline: when a timer fires, else None.
         status: the event's setup status (``setup``, ``setup_error``, ...).
+        prompt: for an event a person answers (a `HumanInput`, a step's escalation), what is
+            asked; an escalation's says which step failed, how often and with what error.
+        assignee: who is asked, if anyone in particular.
     """
 
     name: str
@@ -74,6 +78,8 @@ class PendingEvent:
     input_schema: dict[str, Any] | None
     deadline: datetime | None
     status: str
+    prompt: str | None = None
+    assignee: str | None = None
 
 
 @dataclass(slots=True)
@@ -97,14 +103,17 @@ def pending_events(wf: WorkflowState, state: State) -> list[PendingEvent]:
     if state.status in TERMINAL_STATUSES:
         return []
     program = Program(wf.definition(), type(wf), f"workflow {state.id!r}")
+    bodies = Bodies(program, type(wf))
     events = []
     for thread in state.threads:
         if thread.status is not ThreadStatus.WAITING_EVENT or thread.cur_callback:
             continue
+        program = bodies.of(thread)  # its own body, when built from its arg
         for event in thread.wait_events:
             found = program.find_event(event.req.name)
-            handler = program.handler(event.req.name) if found else None
-            schema = handler.schemas()[0] if isinstance(handler, FunctionHandler) else None
+            schemas = getattr(found[1].handler, "schemas", None) if found else None
+            schema = schemas()[0] if callable(schemas) else None
+            question = asked(event)
             events.append(
                 PendingEvent(
                     name=event.req.name,
@@ -113,6 +122,8 @@ def pending_events(wf: WorkflowState, state: State) -> list[PendingEvent]:
                     input_schema=schema,
                     deadline=timer_deadline(event),
                     status=event.status.value,
+                    prompt=None if question is None else question.prompt,
+                    assignee=None if question is None else question.assignee,
                 )
             )
     return events

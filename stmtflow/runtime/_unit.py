@@ -38,6 +38,7 @@ from stmtflow.core._thread_index import ThreadIndex
 from stmtflow.core._timers import due_timers
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import ConflictError, StepLimitExceeded, StmtflowError
+from stmtflow.runtime._inputs import Asking, asking, pending_inputs, same_asking, schemas_in
 from stmtflow.state import (
     TERMINAL_STATUSES,
     CallbackRequest,
@@ -48,7 +49,7 @@ from stmtflow.state import (
     dump_state,
     load_state,
 )
-from stmtflow.stores import Record
+from stmtflow.stores import PendingInput, Record
 from stmtflow.stores.base import with_changes
 
 if TYPE_CHECKING:
@@ -186,6 +187,8 @@ class Unit:
         self.interpreter = Interpreter(
             wf, state, now, engine.default_retry, checked=index is not None, index=index
         )
+        self.asking = asking(state, self.interpreter.index)
+        """Who waits on a person in the state as stored: what the store's input rows say."""
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -219,23 +222,38 @@ class Unit:
             wake_at=None if wake is None else wake.astimezone(UTC),
             error=error or self.state.error or _thread_error(index),
         )
-        self._write(record, release=release)
+        now_asking = asking(self.state, index)
+        inputs = None if same_asking(now_asking, self.asking) else self._inputs(now_asking)
+        self._write(record, release=release, inputs=inputs)
         self.saved = (data, state)
+        self.asking = now_asking
 
-    def _write(self, record: Record, *, release: bool) -> None:
+    def _inputs(self, threads: Asking) -> list[PendingInput]:
+        """The input rows of the asking ``threads``, their schemas from the definition."""
+        return pending_inputs(self.state, threads, schemas_in(self.state, self.interpreter.bodies))
+
+    def _write(
+        self, record: Record, *, release: bool, inputs: list[PendingInput] | None = None
+    ) -> None:
         engine = self.engine
         if self.fence is None:
-            self._write_free(record, claim=not release)
+            self._write_free(record, claim=not release, inputs=inputs)
         else:
             self.rec = engine.store.update(
-                record, expected_version=self.rec.version, fence=self.fence, release=release
+                record,
+                expected_version=self.rec.version,
+                fence=self.fence,
+                release=release,
+                inputs=inputs,
             )
         if release:
             self.released = True
         else:
             self._renew()
 
-    def _write_free(self, record: Record, *, claim: bool) -> None:
+    def _write_free(
+        self, record: Record, *, claim: bool, inputs: list[PendingInput] | None
+    ) -> None:
         """The unleased unit's first write: only if nobody wrote or claimed since the read."""
         engine = self.engine
         owner = claim_owner(engine) if claim else None
@@ -246,6 +264,7 @@ class Unit:
                 now=engine.clock(),
                 owner=owner,
                 lease=engine.lease if claim else None,
+                inputs=inputs,
             )
         except ConflictError as exc:
             raise Contended(str(exc)) from exc

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from stmtflow.stores.base import TERMINAL_STATUSES, Record, Store, redact
+from stmtflow.stores.base import TERMINAL_STATUSES, PendingInput, Record, Store, redact
 from stmtflow.stores.memory import MemoryStore
 from stmtflow.stores.sqlite import SQLiteStore
 
@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_URL",
     "TERMINAL_STATUSES",
     "MemoryStore",
+    "PendingInput",
     "Record",
     "SQLiteStore",
     "Store",

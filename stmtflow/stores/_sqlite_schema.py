@@ -14,11 +14,12 @@ from stmtflow.stores._sqlite_parts import TAIL
 
 __all__ = ["SCHEMA_VERSION", "set_up"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 """The schema this release creates and reads (kept in ``stmtflow_meta``). Version 1 had no
 state parts (`stmtflow.stores._sqlite_parts`); version 2 kept each thread's part without its
 first characters (``,{"id":"``, which the state dump starts every thread but the first with);
-opening an older file brings it up to date."""
+version 5 added the pending-input index (``stmtflow_inputs``, created if missing whatever the
+version it upgrades from); opening an older file brings it up to date."""
 
 _META = "CREATE TABLE IF NOT EXISTS stmtflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
@@ -71,6 +72,31 @@ BEGIN
 END""",
 )
 
+_INPUTS_SCHEMA = (
+    # One row per person-facing event of a waiting instance (stmtflow.stores._inputs), written
+    # with the instance's state; engine.inputs() reads these rows, never the states.
+    """CREATE TABLE IF NOT EXISTS stmtflow_inputs (
+    instance_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    thread_id TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    assignee TEXT,
+    input_schema TEXT NOT NULL,
+    asked_at TEXT NOT NULL,
+    deadline TEXT,
+    workflow TEXT NOT NULL,
+    PRIMARY KEY (instance_id, thread_id, event)
+) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS stmtflow_inputs_asked ON stmtflow_inputs (asked_at)",
+    """CREATE INDEX IF NOT EXISTS stmtflow_inputs_assignee
+    ON stmtflow_inputs (assignee, asked_at) WHERE assignee IS NOT NULL""",
+    "CREATE INDEX IF NOT EXISTS stmtflow_inputs_workflow ON stmtflow_inputs (workflow, asked_at)",
+    """CREATE TRIGGER IF NOT EXISTS stmtflow_inputs_deleted AFTER DELETE ON stmtflow_instances
+BEGIN
+    DELETE FROM stmtflow_inputs WHERE instance_id = OLD.id;
+END""",
+)
+
 _V2_PARTS = f"""UPDATE stmtflow_state_parts SET text = ',{{"id":"' || text WHERE pos < {TAIL}"""
 """Brings version 2's thread rows to version 3's: each holds its whole piece of the state."""
 
@@ -98,7 +124,7 @@ def set_up(conn: sqlite3.Connection, path: str) -> None:
             conn.execute(
                 "ALTER TABLE stmtflow_instances ADD COLUMN state_parts INTEGER NOT NULL DEFAULT 0"
             )
-        for statement in _PARTS_SCHEMA:
+        for statement in (*_PARTS_SCHEMA, *_INPUTS_SCHEMA):
             conn.execute(statement)
         if found == 2:
             conn.execute(_V2_PARTS)

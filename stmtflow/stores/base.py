@@ -11,6 +11,10 @@ A store keeps one record per workflow instance. Three rules hold on every backen
   succeeds while that claim is still the current one, so a worker whose lease lapsed and was
   taken over by another cannot commit, however late its write arrives.
 
+Beside each record a store keeps the index of what people are asked for in it (`PendingInput`
+rows, `Store.inputs`): a data write given ``inputs=`` replaces the instance's rows in the same
+commit as its state, and one given none leaves them as they are.
+
 Example:
     >>> from stmtflow.stores import open_store
     >>> with open_store("memory://") as store:
@@ -22,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -30,9 +35,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from stmtflow.errors import ConflictError
 from stmtflow.state import TERMINAL_STATUSES, WorkflowStatus
+from stmtflow.stores._inputs import PendingInput
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "PendingInput",
     "Record",
     "Store",
     "aware",
@@ -273,12 +280,14 @@ class Store(Protocol):
         >>> store.close()
     """
 
-    def create(self, record: Record) -> Record:
+    def create(self, record: Record, *, inputs: Sequence[PendingInput] | None = None) -> Record:
         """Store a new instance and return it as stored.
 
         Kept from ``record``: id, workflow, data, state, status, wake_at, error, created_at (the
         current time when None) and the lease fields (so a creator can hold the new instance
         from birth: its fence is then 1, else 0). Set by the store: version 1, updated_at.
+        ``inputs``: the pending-input rows of the state it is created with, in the same commit
+        (none when None or empty; see `update`).
 
         Raises:
             ConflictError: the id exists already; the stored record is left unchanged.
@@ -306,11 +315,14 @@ class Store(Protocol):
         expected_version: int,
         fence: int | None = None,
         release: bool = False,
+        inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
         """Write ``record``'s data, state, status, wake_at and error; return the stored record.
 
         ``release=True`` drops the lease in the same write (the last write of a unit of work:
-        one commit instead of two).
+        one commit instead of two). ``inputs`` (see `Store.inputs`), when given, replaces the
+        instance's pending-input rows in the same commit (an empty sequence removes them; each
+        row must name ``record.id``, else `ValueError` and nothing is written); None leaves them.
 
         Compare-and-set: the write happens only if the stored version is ``expected_version``,
         and, when ``fence`` is given, only if the stored fence equals it and the lease is held
@@ -335,8 +347,11 @@ class Store(Protocol):
         now: datetime,
         owner: str | None = None,
         lease: timedelta | None = None,
+        inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
         """Write ``record``'s data, state, status, wake_at and error if nobody holds a live lease.
+
+        ``inputs`` as for `update`: the instance's pending-input rows, replaced in the same commit.
 
         Compare-and-set like `update`: only if the stored version is ``expected_version``, and
         only if no live lease is held at ``now`` (lease_expires None or before ``now``; the
@@ -410,6 +425,16 @@ class Store(Protocol):
         Raises:
             NotFound: no such id.
         """
+        ...
+
+    def inputs(
+        self, *, assignee: str | None = None, workflow: str | None = None
+    ) -> builtins.list[PendingInput]:
+        """The pending-input rows of every instance (as the last write of each left them),
+        optionally only those for ``assignee`` or of ``workflow``; oldest question first
+        (by ``asked_at``, then instance, thread and event). Read from the index alone: the cost
+        follows the rows, not the number of instances or the size of their states. A record
+        created but never updated has none."""
         ...
 
     def set_target(self, workflow: str, target: str) -> None:

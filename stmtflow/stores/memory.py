@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import builtins
 import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from stmtflow.errors import ConflictError, NotFound
+from stmtflow.stores._inputs import PendingInput, check_inputs, matching
 from stmtflow.stores.base import (
     Record,
     Store,
@@ -49,6 +51,8 @@ class MemoryStore(Store):
         self._lock = threading.RLock()
         self._records: dict[str, Record] = {}
         self._targets: dict[str, str] = {}
+        self._inputs: dict[str, tuple[PendingInput, ...]] = {}
+        """Each instance's pending-input rows (instances without any are left out)."""
 
     def _current(self, id: str) -> Record:
         try:
@@ -56,8 +60,9 @@ class MemoryStore(Store):
         except KeyError:
             raise NotFound(f"no workflow instance with id {id!r}") from None
 
-    def create(self, record: Record) -> Record:
+    def create(self, record: Record, *, inputs: Sequence[PendingInput] | None = None) -> Record:
         now = utcnow()
+        rows = check_inputs(record.id, inputs or ())
         with self._lock:
             if record.id in self._records:
                 raise ConflictError(f"a workflow instance with id {record.id!r} already exists")
@@ -69,6 +74,8 @@ class MemoryStore(Store):
                 updated_at=now,
             )
             self._records[record.id] = stored
+            if rows:
+                self._inputs[record.id] = rows
             return stored
 
     def get(self, id: str) -> Record:
@@ -96,8 +103,10 @@ class MemoryStore(Store):
         expected_version: int,
         fence: int | None = None,
         release: bool = False,
+        inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
         now = utcnow()
+        rows = None if inputs is None else check_inputs(record.id, inputs)
         with self._lock:
             current = self._current(record.id)
             if current.version != expected_version or (
@@ -105,7 +114,7 @@ class MemoryStore(Store):
             ):
                 raise refusal(current, expected_version, fence)
             lease = {"lease_owner": None, "lease_expires": None} if release else {}
-            return self._store_data(current, record, now, **lease)
+            return self._store_data(current, record, now, rows, **lease)
 
     def update_free(
         self,
@@ -115,8 +124,10 @@ class MemoryStore(Store):
         now: datetime,
         owner: str | None = None,
         lease: timedelta | None = None,
+        inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
         now, expires = free_lease(now, owner, lease)
+        rows = None if inputs is None else check_inputs(record.id, inputs)
         written = utcnow()
         with self._lock:
             current = self._current(record.id)
@@ -124,13 +135,30 @@ class MemoryStore(Store):
                 raise refusal(current, expected_version, None, now)
             fence = current.fence if owner is None else current.fence + 1
             return self._store_data(
-                current, record, written, lease_owner=owner, lease_expires=expires, fence=fence
+                current,
+                record,
+                written,
+                rows,
+                lease_owner=owner,
+                lease_expires=expires,
+                fence=fence,
             )
 
     def _store_data(
-        self, current: Record, record: Record, now: datetime, **lease: object
+        self,
+        current: Record,
+        record: Record,
+        now: datetime,
+        inputs: tuple[PendingInput, ...] | None,
+        **lease: object,
     ) -> Record:
-        """Store ``record``'s data fields over ``current`` (and ``lease``), version + 1."""
+        """Store ``record``'s data fields over ``current`` (and ``lease``), version + 1, and
+        replace the instance's pending-input rows when ``inputs`` is given."""
+        if inputs is not None:
+            if inputs:
+                self._inputs[current.id] = inputs
+            else:
+                self._inputs.pop(current.id, None)
         stored = with_changes(
             current,
             data=record.data,
@@ -201,6 +229,13 @@ class MemoryStore(Store):
                 return False
             self._records[id] = with_changes(current, lease_owner=None, lease_expires=None)
             return True
+
+    def inputs(
+        self, *, assignee: str | None = None, workflow: str | None = None
+    ) -> builtins.list[PendingInput]:
+        with self._lock:
+            rows = [row for rows in self._inputs.values() for row in rows]
+        return matching(rows, assignee, workflow)
 
     def set_target(self, workflow: str, target: str) -> None:
         with self._lock:

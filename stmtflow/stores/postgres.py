@@ -21,7 +21,9 @@ Example:
 from __future__ import annotations
 
 import builtins
+import json
 import weakref
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from time import monotonic
 from typing import Any
@@ -39,6 +41,15 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
+from stmtflow.stores._inputs import (
+    INPUT_COLUMNS,
+    PendingInput,
+    check_inputs,
+    from_row,
+    input_params,
+    input_query,
+    schema_reader,
+)
 from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written
 from stmtflow.stores.base import (
     Record,
@@ -56,8 +67,10 @@ from stmtflow.stores.base import (
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
-SCHEMA_VERSION = 1
-"""The schema this release creates and reads (kept in ``stmtflow_meta``)."""
+SCHEMA_VERSION = 3
+"""The schema this release creates and reads (kept in ``stmtflow_meta``). Version 3 added the
+pending-input index (``stmtflow_inputs``), created if missing whatever version it upgrades
+from."""
 
 _IDLE_CHECK = 1.0
 """Seconds after its last checkout a pooled connection is pinged when next taken."""
@@ -89,7 +102,25 @@ CREATE INDEX IF NOT EXISTS stmtflow_instances_status
     ON stmtflow_instances (status, created_at, id);
 CREATE INDEX IF NOT EXISTS stmtflow_instances_created ON stmtflow_instances (created_at, id);
 CREATE TABLE IF NOT EXISTS stmtflow_targets (workflow text PRIMARY KEY, target text NOT NULL);
+CREATE TABLE IF NOT EXISTS stmtflow_inputs (
+    instance_id text NOT NULL REFERENCES stmtflow_instances (id) ON DELETE CASCADE,
+    event text NOT NULL,
+    thread_id text NOT NULL,
+    prompt text NOT NULL,
+    assignee text,
+    input_schema text NOT NULL,
+    asked_at timestamptz NOT NULL,
+    deadline timestamptz,
+    workflow text NOT NULL,
+    PRIMARY KEY (instance_id, thread_id, event)
+);
+CREATE INDEX IF NOT EXISTS stmtflow_inputs_asked ON stmtflow_inputs (asked_at);
+CREATE INDEX IF NOT EXISTS stmtflow_inputs_assignee
+    ON stmtflow_inputs (assignee, asked_at) WHERE assignee IS NOT NULL;
+CREATE INDEX IF NOT EXISTS stmtflow_inputs_workflow ON stmtflow_inputs (workflow, asked_at);
 """
+
+_INSERT_INPUT = f"INSERT INTO stmtflow_inputs ({INPUT_COLUMNS}) VALUES ({', '.join(['%s'] * 9)})"
 
 _COLUMNS = (
     "id, workflow, data, state, status, version, wake_at, lease_owner, lease_expires, fence, "
@@ -116,6 +147,15 @@ WHERE id IN (
 )
 RETURNING {_COLUMNS}
 """
+
+
+def _insert_inputs(
+    conn: psycopg.Connection[tuple[Any, ...]], rows: tuple[PendingInput, ...]
+) -> None:
+    """Insert pending-input rows (inside the caller's transaction)."""
+    if rows:
+        with conn.cursor() as cursor:
+            cursor.executemany(_INSERT_INPUT, [input_params(r, json.dumps, _same) for r in rows])
 
 
 def _split_schema(url: str) -> tuple[str, str | None]:
@@ -254,6 +294,11 @@ class PostgresStore(Store):
                     f"the PostgreSQL store {self.url} has schema version {row[0]}, newer than "
                     f"this release of stmtflow supports ({SCHEMA_VERSION}); upgrade stmtflow"
                 )
+            elif int(row[0]) < SCHEMA_VERSION:  # brought up to date by the statements above
+                conn.execute(
+                    "UPDATE stmtflow_meta SET value = %s WHERE key = 'schema_version'",
+                    (str(SCHEMA_VERSION),),
+                )
 
     def close(self) -> None:
         self._pool.close()
@@ -274,27 +319,36 @@ class PostgresStore(Store):
 
     # -- records ----------------------------------------------------------------------------
 
-    def create(self, record: Record) -> Record:
+    def create(self, record: Record, *, inputs: Sequence[PendingInput] | None = None) -> Record:
         now = utcnow()
-        row = self._one(
+        rows = check_inputs(record.id, inputs or ())
+        query = (
             f"INSERT INTO stmtflow_instances ({_COLUMNS}) "
             "VALUES (%s, %s, %s, %s, %s, 1, %s, %s, %s, %s, %s, %s, %s) "
-            f"ON CONFLICT (id) DO NOTHING RETURNING {_COLUMNS}",
-            (
-                record.id,
-                record.workflow,
-                record.data,
-                record.state,
-                record.status,
-                record.wake_at,
-                record.lease_owner,
-                record.lease_expires,
-                1 if record.lease_owner is not None else 0,
-                record.error,
-                record.created_at or now,
-                now,
-            ),
+            f"ON CONFLICT (id) DO NOTHING RETURNING {_COLUMNS}"
         )
+        params = (
+            record.id,
+            record.workflow,
+            record.data,
+            record.state,
+            record.status,
+            record.wake_at,
+            record.lease_owner,
+            record.lease_expires,
+            1 if record.lease_owner is not None else 0,
+            record.error,
+            record.created_at or now,
+            now,
+        )
+        with self._pool.connection() as conn:
+            if not rows:
+                row = conn.execute(query, params).fetchone()
+            else:
+                with conn.transaction():
+                    row = conn.execute(query, params).fetchone()
+                    if row is not None:
+                        _insert_inputs(conn, rows)
         if row is None:
             raise ConflictError(f"a workflow instance with id {record.id!r} already exists")
         return _record(row)
@@ -317,15 +371,35 @@ class PostgresStore(Store):
         expected_version: int,
         fence: int | None = None,
         release: bool = False,
+        inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
         now = utcnow()
         query = update_query(fenced=fence is not None, release=release, mark=_MARK)
         params = update_params(record, expected_version, fence, now, _same)
-        with self._pool.connection() as conn:
-            kept = conn.cursor(row_factory=dict_row).execute(query, params).fetchone()
-            if kept is None:
+        kept = self._write_data(record.id, query, params, inputs)
+        if kept is None:
+            with self._pool.connection() as conn:
                 raise refusal(self._fetch(conn, record.id), expected_version, fence)
         return written(record, kept, expected_version, now, _dt)
+
+    def _write_data(
+        self, id: str, query: str, params: dict[str, Any], inputs: Sequence[PendingInput] | None
+    ) -> dict[str, Any] | None:
+        """Run a compare-and-set data write: the columns it returned, or None if refused.
+
+        One statement in autocommit; with ``inputs``, one transaction that also replaces the
+        instance's pending-input rows.
+        """
+        rows = None if inputs is None else check_inputs(id, inputs)
+        with self._pool.connection() as conn:
+            if rows is None:
+                return conn.cursor(row_factory=dict_row).execute(query, params).fetchone()
+            with conn.transaction():
+                kept = conn.cursor(row_factory=dict_row).execute(query, params).fetchone()
+                if kept is not None:
+                    conn.execute("DELETE FROM stmtflow_inputs WHERE instance_id = %s", (id,))
+                    _insert_inputs(conn, rows)
+            return kept
 
     def update_free(
         self,
@@ -335,15 +409,16 @@ class PostgresStore(Store):
         now: datetime,
         owner: str | None = None,
         lease: timedelta | None = None,
+        inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
         now, expires = free_lease(now, owner, lease)
         updated_at = utcnow()
         query = update_free_query(claim=owner is not None, mark=_MARK)
         params = update_params(record, expected_version, None, updated_at, _same)
         params.update(now=now, owner=owner, expires=expires)
-        with self._pool.connection() as conn:  # autocommit: one statement, one commit
-            kept = conn.cursor(row_factory=dict_row).execute(query, params).fetchone()
-            if kept is None:
+        kept = self._write_data(record.id, query, params, inputs)
+        if kept is None:
+            with self._pool.connection() as conn:
                 raise refusal(self._fetch(conn, record.id), expected_version, None, now)
         return written(record, kept, expected_version, updated_at, _dt)
 
@@ -408,6 +483,17 @@ class PostgresStore(Store):
                 self._fetch(conn, id)  # NotFound when missing
                 return False
         return True
+
+    # -- pending inputs ---------------------------------------------------------------------
+
+    def inputs(
+        self, *, assignee: str | None = None, workflow: str | None = None
+    ) -> builtins.list[PendingInput]:
+        query, params = input_query(assignee, workflow, _MARK)
+        with self._pool.connection() as conn:
+            rows = conn.execute(query, params).fetchall()
+        read = schema_reader()
+        return [from_row(row, read, _dt) for row in rows]
 
     # -- targets ----------------------------------------------------------------------------
 

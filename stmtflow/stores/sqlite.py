@@ -33,15 +33,25 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import json
 import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
+from stmtflow.stores._inputs import (
+    INPUT_COLUMNS,
+    PendingInput,
+    check_inputs,
+    from_row,
+    input_params,
+    input_query,
+    schema_reader,
+)
 from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written
 from stmtflow.stores._sqlite_parts import PartsCache, Stored, parts_to_store, row_count, whole
 from stmtflow.stores._sqlite_parts import read as read_parts
@@ -159,6 +169,17 @@ def _record(row: sqlite3.Row) -> Record:
         created_at=_dt(row["created_at"]),
         updated_at=_dt(row["updated_at"]),
     )
+
+
+_INSERT_INPUT = f"INSERT INTO stmtflow_inputs ({INPUT_COLUMNS}) VALUES ({', '.join('?' * 9)})"
+
+
+def _replace_inputs(conn: sqlite3.Connection, id: str, rows: tuple[PendingInput, ...]) -> None:
+    """Put ``rows`` in place of instance ``id``'s pending inputs (inside the write's
+    transaction)."""
+    conn.execute("DELETE FROM stmtflow_inputs WHERE instance_id = ?", (id,))
+    if rows:
+        conn.executemany(_INSERT_INPUT, [input_params(row, json.dumps, _ts) for row in rows])
 
 
 class _ThreadConnection:
@@ -299,8 +320,9 @@ class SQLiteStore(Store):
             )
         return with_changes(record, state=whole(record.state, stored.texts, stored.tail))
 
-    def create(self, record: Record) -> Record:
+    def create(self, record: Record, *, inputs: Sequence[PendingInput] | None = None) -> Record:
         now = utcnow().isoformat(timespec="microseconds")  # as `_ts` writes it
+        rows = check_inputs(record.id, inputs or ())
         parts = parts_to_store(record.state)
         params = {
             "id": record.id,
@@ -319,7 +341,7 @@ class SQLiteStore(Store):
         }
         names = ", ".join(params)
         values = ", ".join(map(_MARK, params))
-        with self._write() if parts else self._conn() as conn:
+        with self._write() if parts or rows else self._conn() as conn:
             row = _returned(
                 conn.execute(
                     f"INSERT INTO stmtflow_instances ({names}, version) VALUES ({values}, 1) "
@@ -330,6 +352,8 @@ class SQLiteStore(Store):
             stored: Stored | None = None
             if row is not None and parts is not None:
                 stored = write_parts(conn, record.id, None, parts.threads, parts.tail, 1, now)
+            if row is not None and rows:
+                _replace_inputs(conn, record.id, rows)
         if row is None:
             raise ConflictError(f"a workflow instance with id {record.id!r} already exists")
         if stored is not None:  # committed
@@ -353,20 +377,30 @@ class SQLiteStore(Store):
                 conn.execute("COMMIT")
 
     def _write_data(
-        self, record: Record, expected_version: int, writes: _Writes, params: dict[str, Any]
+        self,
+        record: Record,
+        expected_version: int,
+        writes: _Writes,
+        params: dict[str, Any],
+        inputs: Sequence[PendingInput] | None,
     ) -> sqlite3.Row | None:
         """Run a data write (``sql``, from `stmtflow.stores._sql`): the columns it returned, or
         None when it was refused.
 
         A small state is one statement (its parts, if it had any, go by trigger). A state kept
-        in parts is written in one transaction with the rows of the threads that changed.
+        in parts is written in one transaction with the rows of the threads that changed; so is
+        a write that replaces the instance's pending inputs.
         """
         id = record.id
+        rows = None if inputs is None else check_inputs(id, inputs)
         parts = parts_to_store(record.state)
         if parts is None:
             params["state_parts"] = 0
-            with self._conn() as conn:
-                return _cas(conn, writes, params)
+            with self._write() if rows is not None else self._conn() as conn:
+                kept = _cas(conn, writes, params)
+                if kept is not None and rows is not None:
+                    _replace_inputs(conn, id, rows)
+                return kept
         params.update(state=parts.head, state_parts=row_count(parts.threads))
         with self._write() as conn:
             before = conn.execute(
@@ -378,6 +412,8 @@ class SQLiteStore(Store):
             kept = _cas(conn, writes, params)
             if kept is None:
                 return None
+            if rows is not None:
+                _replace_inputs(conn, id, rows)
             old = self._old_parts(conn, id, before)
             version, updated_at = expected_version + 1, params["updated_at"]
             stored = write_parts(conn, id, old, parts.threads, parts.tail, version, updated_at)
@@ -403,11 +439,12 @@ class SQLiteStore(Store):
         expected_version: int,
         fence: int | None = None,
         release: bool = False,
+        inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
         now = utcnow()
         params = update_params(record, expected_version, fence, _ts(now), _ts)
         writes = _UPDATE[fence is not None, release]
-        kept = self._write_data(record, expected_version, writes, params)
+        kept = self._write_data(record, expected_version, writes, params, inputs)
         if kept is None:
             raise refusal(self.get(record.id), expected_version, fence)
         return written(record, kept, expected_version, now, _dt)
@@ -420,13 +457,14 @@ class SQLiteStore(Store):
         now: datetime,
         owner: str | None = None,
         lease: timedelta | None = None,
+        inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
         now, expires = free_lease(now, owner, lease)
         updated_at = utcnow()
         writes = _UPDATE_FREE[owner is not None]
         params = update_params(record, expected_version, None, _ts(updated_at), _ts)
         params.update(now=_ts(now), owner=owner, expires=_ts(expires))
-        kept = self._write_data(record, expected_version, writes, params)
+        kept = self._write_data(record, expected_version, writes, params, inputs)
         if kept is None:
             raise refusal(self.get(record.id), expected_version, None, now)
         return written(record, kept, expected_version, updated_at, _dt)
@@ -512,6 +550,17 @@ class SQLiteStore(Store):
                 self._fetch(conn, id)  # NotFound when missing
                 return False
         return True
+
+    # -- pending inputs ---------------------------------------------------------------------
+
+    def inputs(
+        self, *, assignee: str | None = None, workflow: str | None = None
+    ) -> builtins.list[PendingInput]:
+        sql, params = input_query(assignee, workflow, _MARK)
+        with self._conn() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        read = schema_reader()
+        return [from_row(tuple(row), read, _dt) for row in rows]
 
     # -- targets ----------------------------------------------------------------------------
 

@@ -53,8 +53,9 @@ from stmtflow.dsl._statements import RetryPolicy
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import HarnessError, NotFound, StmtflowError
 from stmtflow.runtime import Engine, PendingEvent
+from stmtflow.runtime._inputs import inputs_of
 from stmtflow.state import CheckpointType, State, ThreadStatus, WorkflowStatus, new_state
-from stmtflow.stores import Record
+from stmtflow.stores import PendingInput, Record
 
 __all__ = ["DEFAULT_START", "HarnessError", "PendingEvent", "StepRun", "WorkflowHarness"]
 
@@ -178,7 +179,8 @@ class WorkflowHarness(Generic[W]):
                     state=state.model_dump_json(),
                     status=state.status.value,
                     wake_at=start,
-                )
+                ),
+                inputs=inputs_of(wf, state),
             )
             self._reload()
 
@@ -213,6 +215,10 @@ class WorkflowHarness(Generic[W]):
     def pending(self) -> list[PendingEvent]:
         """The events threads wait for now, in thread order (`Engine.pending`)."""
         return self.engine.pending(self._id) if self._started else []
+
+    def inputs(self) -> list[PendingInput]:
+        """What people are asked for now (`Engine.inputs`): forms and escalated steps."""
+        return self.engine.inputs()
 
     # -- driving --------------------------------------------------------------------------------
 
@@ -345,7 +351,9 @@ class WorkflowHarness(Generic[W]):
             return
         if thread is None:  # pragma: no cover - the interpreter always stamps the thread
             raise HarnessError(f"after_step at pc {state.pc}: no thread made that progress")
-        failed = thread.status is ThreadStatus.EXECUTING and thread.last_error is not None
+        # A failed attempt leaves its error on the thread (waiting for its retry, failed for
+        # good, or escalated to an operator); a step that succeeded leaves none.
+        failed = thread.last_error is not None
         if failed:
             attempt = thread.attempt
         else:  # the interpreter reset the count; the failures just before tell it

@@ -1,0 +1,355 @@
+"""`ForEach`: one thread per item, never more than ``max_concurrency`` alive, joined at the end;
+the parent's state holds the items not started and the live threads, nothing per ended item."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import Field
+
+import stmtflow as sf
+from stmtflow.runtime import Engine
+from stmtflow.testing import WorkflowHarness
+
+
+class Fan(sf.WorkflowState):
+    """Each item's thread takes a step, waits for its own event, takes another step."""
+
+    items: list[Any] = Field(default_factory=list)
+    bound: int | None = None
+    log: list[str] = Field(default_factory=list)
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.ForEach("each", lambda: self.items, self.item, max_concurrency=self.bound),
+            sf.Step("after", lambda: self.log.append("after")),
+        )
+
+    def item(self, item: Any) -> sf.Section:
+        return sf.S(
+            sf.Step("begin", lambda: self.log.append(f"begin {item}")),
+            sf.Wait("hold", sf.OnEvent("release", lambda: None)),
+            sf.Step("end", lambda: self.log.append(f"end {item}")),
+        )
+
+
+def alive(state: sf.State) -> list[sf.Thread]:
+    return [t for t in state.threads if t.group == "each"]
+
+
+class Crash(Exception):
+    """The process dies before a checkpoint is stored."""
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    size=st.integers(min_value=0, max_value=12),
+    bound=st.none() | st.integers(min_value=1, max_value=5),
+    data=st.data(),
+)
+def test_never_more_than_the_bound_alive_and_every_item_runs_once(
+    size: int, bound: int | None, data: st.DataObject
+) -> None:
+    """Released in any order, with crashes before any checkpoint (the work redone from the last
+    saved JSON): never more than ``bound`` item threads alive, each item's thread started once,
+    every item run once, then the ForEach goes on."""
+    items = [f"i{n}" for n in range(size)]
+    wf, state = Fan(items=items, bound=bound), sf.new_state("fan-1", Fan)
+    saved = (wf.model_dump_json(), state.model_dump_json())
+    started: dict[str, Any] = {}  # item thread id -> its item, as saved
+    most, left, crashes = 0, -1, 0
+
+    def checkpoint(kind: sf.CheckpointType) -> None:
+        nonlocal most, left, saved
+        if left == 0:
+            raise Crash
+        left -= 1
+        live = alive(state)
+        assert len(live) <= (bound or size)
+        most = max(most, len(live))
+        for thread in live:
+            assert started.setdefault(thread.id, thread.arg) == thread.arg
+        saved = (wf.model_dump_json(), state.model_dump_json())
+
+    while True:
+        wf, state = Fan.model_validate_json(saved[0]), sf.load_state(saved[1])
+        if state.status is sf.WorkflowStatus.FINISHED:
+            break
+        left = (
+            data.draw(st.integers(0, 8), label="checkpoints before a crash") if crashes < 6 else -1
+        )
+        try:
+            waiting = [t for t in alive(state) if t.cur_step == "hold"]
+            # (Saved "waiting" with none at hold: a crash came before the ForEach's wake.)
+            if state.status is sf.WorkflowStatus.WAITING and waiting:
+                pick = data.draw(st.sampled_from([t.id for t in waiting]), label="released")
+                req = sf.CallbackRequest(name="release", thread_id=pick)
+                sf.handle_callback(req, wf, state, None)
+            sf.resume(wf, state, checkpoint)
+        except Crash:
+            crashes += 1
+    assert sorted(e for e in wf.log if e.startswith("begin")) == sorted(f"begin {i}" for i in items)
+    assert sorted(e for e in wf.log if e.startswith("end")) == sorted(f"end {i}" for i in items)
+    assert wf.log[-1] == "after"
+    assert most == min(bound or size, size)
+    assert sorted(started.values()) == sorted(items)  # one thread per item, by its index
+    assert all(started[f"each[{n}]"] == item for n, item in enumerate(items))
+    assert state.groups == {} and state.threads == []
+
+
+def test_items_start_in_order_as_threads_end() -> None:
+    wf, state = Fan(items=["a", "b", "c", "d"], bound=2), sf.new_state("fan-1", Fan)
+    sf.resume(wf, state)
+    assert [(t.id, t.arg) for t in alive(state)] == [("each[0]", "a"), ("each[1]", "b")]
+    main = state.threads[0]
+    assert main.foreach is not None
+    assert (main.foreach.next, main.foreach.pending) == (2, ("c", "d"))
+    sf.handle_callback(sf.CallbackRequest(name="release", thread_id="each[1]"), wf, state, None)
+    sf.resume(wf, state)
+    assert [(t.id, t.arg) for t in alive(state)] == [("each[0]", "a"), ("each[2]", "c")]
+    assert wf.log == ["begin a", "begin b", "end b", "begin c"]
+
+
+def test_the_parent_state_grows_with_live_threads_not_with_items() -> None:
+    def size_after_start(count: int) -> tuple[int, int]:
+        wf, state = Fan(items=list(range(count)), bound=3), sf.new_state("fan-1", Fan)
+        sf.resume(wf, state)
+        for _ in range(count - 3):  # run all but the last three items
+            first = alive(state)[0].id
+            sf.handle_callback(sf.CallbackRequest(name="release", thread_id=first), wf, state, None)
+            sf.resume(wf, state)
+        return len(state.threads), len(state.model_dump_json())
+
+    small, large = size_after_start(10), size_after_start(1000)
+    assert small[0] == large[0] == 4  # the main thread and three item threads
+    # Only numbers grow (each[997] vs each[7], the pcs): no record per ended item (each of
+    # which would be some 200 bytes).
+    assert large[1] - small[1] < 100
+
+
+def test_items_are_evaluated_once() -> None:
+    calls: list[int] = []
+
+    class Once(Fan):
+        def definition(self) -> sf.Section:
+            def items() -> list[int]:
+                calls.append(1)
+                return [len(self.log), 1, 2]  # changes with every step: must not be re-read
+
+            return sf.S(sf.ForEach("each", items, self.item, max_concurrency=1))
+
+    wf, state = Once(), sf.new_state("once-1", Once)
+    sf.resume(wf, state)
+    for _ in range(3):
+        pick = alive(state)[0].id
+        sf.handle_callback(sf.CallbackRequest(name="release", thread_id=pick), wf, state, None)
+        sf.resume(wf, state)
+    assert calls == [1]
+    assert wf.log == ["begin 0", "end 0", "begin 1", "end 1", "begin 2", "end 2"]
+
+
+def test_a_foreach_in_another_thread_prefixes_its_ids_with_that_thread() -> None:
+    class Inner(Fan):
+        def definition(self) -> sf.Section:
+            return sf.S(
+                sf.Go("outer", sf.ForEach("each", ["x"], self.item), id="o1", group="outer"),
+                sf.Join("j", "outer"),
+            )
+
+    state = sf.new_state("in-1", Inner)
+    sf.resume(Inner(), state)
+    assert [(t.id, t.group) for t in state.threads] == [
+        ("_main_", None),
+        ("o1", "outer"),
+        ("o1/each[0]", "o1/each"),
+    ]
+
+
+def test_ending_a_thread_at_a_foreach_ends_its_item_threads() -> None:
+    class Race(Fan):
+        def definition(self) -> sf.Section:
+            return sf.S(
+                sf.Go("slow", sf.ForEach("each", ["x", "y"], self.item), group="race"),
+                sf.Go("fast", sf.Step("win", lambda: self.log.append("win")), group="race"),
+                sf.Join("first", "race", until="any"),
+                sf.Wait("stay", sf.OnEvent("stop", lambda: None)),
+            )
+
+    wf, state = Race(), sf.new_state("r-1", Race)
+    sf.resume(wf, state)
+    assert wf.log == ["win", "begin x", "begin y"]  # creation order: the items come last
+    assert [t.id for t in state.threads] == ["_main_"]
+    assert state.groups == {}
+
+
+@pytest.mark.parametrize(
+    ("items", "bound", "message"),
+    [
+        ((1, 2), None, "items must be a list or a zero-argument callable, got tuple"),
+        ({"a": 1}, None, "items must be a list or a zero-argument callable, got dict"),
+        ([1], 0, "max_concurrency must be None or an int of at least 1, got int 0"),
+        ([1], 2.5, "max_concurrency must be None or an int of at least 1, got float 2.5"),
+        ([1], True, "max_concurrency must be None or an int of at least 1, got bool True"),
+    ],
+)
+def test_bad_items_or_bounds_are_definition_errors(items: Any, bound: Any, message: str) -> None:
+    with pytest.raises(sf.DefinitionError) as caught:
+        sf.validate(sf.S(sf.ForEach("each", items, lambda i: sf.S(), max_concurrency=bound)))
+    assert any(i.startswith("ForEach 'each' at S[0]: " + message) for i in caught.value.issues)
+
+
+class Lazy(sf.WorkflowState):
+    """Its items come from the data when the ForEach is reached, after an event."""
+
+    items: Any = None
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.Wait("until_ready", sf.OnEvent("ready", self.ready)),
+            sf.ForEach("each", lambda: self.items, lambda i: sf.S(sf.Step("s", print))),
+        )
+
+    def ready(self, items: Any) -> None:
+        self.items = items
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("pg_url")
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'foreach.db'}"
+    else:
+        url = "memory://"
+    with Engine(url, workflows=[Fan, Lazy, BadBound]) as eng:
+        yield eng
+
+
+def test_foreach_through_the_engine(engine: Engine) -> None:
+    engine.start(Fan, {"items": [1, 2, 3], "bound": 2}, id="fan-1")
+    for thread in ("each[0]", "each[1]", "each[2]"):
+        engine.send("fan-1", "release", None, thread_id=thread)
+    done = engine.get("fan-1")
+    assert done.status == "finished"
+    assert isinstance(done.data, Fan)
+    assert done.data.log[-1] == "after" and len(done.data.log) == 7
+
+
+def test_lazy_items_that_are_no_list_are_refused_and_nothing_of_the_foreach_is_stored(
+    engine: Engine,
+) -> None:
+    engine.start(Lazy, id="lazy-1")
+    message = (
+        r"workflow 'lazy-1' \(Lazy\), thread '_main_': ForEach 'each': items must be a "
+        r"list, got str 'abc'"
+    )
+    with pytest.raises(sf.DefinitionError, match=message):
+        engine.send("lazy-1", "ready", "abc")
+    # The event was delivered (that is committed, as for any error after a delivery); the
+    # thread did not move onto the ForEach: no item thread, no progress, the error recorded.
+    got = engine.store.get("lazy-1")
+    state = sf.load_state(got.state)
+    assert [(t.id, t.cur_step, t.foreach) for t in state.threads] == [
+        ("_main_", "until_ready", None)
+    ]
+    assert got.error is not None and "items must be a list" in got.error
+
+
+def test_lazy_items_that_are_no_list_leave_a_plain_resume_unchanged() -> None:
+    wf, state = Lazy(), sf.new_state("lazy-1", Lazy)
+    sf.resume(wf, state)
+    sf.handle_callback(sf.CallbackRequest(name="ready"), wf, state, (1, 2))
+    before = (wf.model_dump_json(), state.model_dump_json())
+    with pytest.raises(sf.DefinitionError, match="items must be a list, got tuple"):
+        sf.resume(wf, state)
+    assert (wf.model_dump_json(), state.model_dump_json()) == before
+
+
+def test_a_foreach_is_drawn_with_a_lane_for_its_items() -> None:
+    tree = Fan(bound=2).definition()
+    chart = sf.to_mermaid(tree)
+    assert 'n0[["ForEach each<br>one thread per item, at most 2 at once"]]' in chart
+    assert 'subgraph n0_lane ["thread each[i], one per item"]' in chart
+    assert 'n0 -->|"all ended"| n1' in chart
+    assert sf.definition_json(tree)["body"][0] == {
+        "type": "ForEach",
+        "name": "each",
+        "items": "lazy",
+        "body": "lazy",
+        "max_concurrency": 2,
+    }
+    assert (
+        'label="ForEach each\\none thread per item, at most 2 at once", shape=box3d'
+        in sf.to_dot(tree)
+    )
+
+
+def test_a_bad_bound_is_refused_before_anything_is_stored(engine: Engine) -> None:
+    with pytest.raises(
+        sf.DefinitionError, match=r"workflow 'bad-1' \(BadBound\): ForEach 'each' at S\[0\]"
+    ):
+        engine.start(BadBound, id="bad-1")
+    assert engine.store.list() == []
+
+
+def test_a_bound_from_the_data_is_checked_when_the_foreach_is_reached() -> None:
+    wf, state = Fan(items=[1, 2], bound=0), sf.new_state("fan-0", Fan)
+    before = state.model_dump_json()
+    with pytest.raises(
+        sf.DefinitionError,
+        match=r"workflow 'fan-0' \(Fan\), thread '_main_': ForEach 'each': max_concurrency must "
+        r"be None or an int of at least 1, got int 0",
+    ):
+        sf.resume(wf, state)
+    assert state.model_dump_json() == before
+
+
+class BadBound(sf.WorkflowState):
+    def definition(self) -> sf.Section:
+        return sf.S(sf.ForEach("each", [1], lambda i: sf.S(), max_concurrency=0))
+
+
+def test_check_compatibility_looks_into_the_bodies_built_from_items() -> None:
+    wf, state = Fan(items=["a"]), sf.new_state("fan-1", Fan)
+    sf.resume(wf, state)
+    assert sf.check_compatibility(Fan(items=["a"]), [state]) == []
+
+    class Renamed(Fan):
+        def item(self, item: Any) -> sf.Section:
+            return sf.S(sf.Wait("held", sf.OnEvent("release", lambda: None)))
+
+    [finding] = sf.check_compatibility(Renamed(items=["a"]), [state])
+    assert finding.thread == "each[0]" and "'hold' no longer exists" in finding.problem
+
+
+class Paced(sf.WorkflowState):
+    """Each item waits a minute (a timer per item thread) before it is done."""
+
+    done: list[int] = Field(default_factory=list)
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.ForEach("each", [1, 2, 3, 4, 5], self.item, max_concurrency=2),
+            sf.Step("after", lambda: None),
+        )
+
+    def item(self, n: int) -> sf.Section:
+        return sf.S(
+            sf.Sleep("pace", timedelta(minutes=n)),
+            sf.Step("mark", lambda: self.done.append(n)),
+        )
+
+
+def test_the_harness_drives_item_timers_with_its_fake_clock() -> None:
+    h = WorkflowHarness(Paced).start()
+    assert [t.id for t in h.state.threads] == ["_main_", "each[0]", "each[1]"]
+    assert h.advance(timedelta(minutes=1)) == ["pace.timer"]  # each[0]'s minute
+    assert h.data.done == [1] and [t.id for t in h.state.threads][1:] == ["each[1]", "each[2]"]
+    h.advance(timedelta(minutes=10))
+    assert sorted(h.data.done) == [1, 2, 3, 4, 5] and h.status is sf.WorkflowStatus.FINISHED
+    assert "mark" in h.log
