@@ -258,6 +258,10 @@ class SagaEntry(_Value):
     """The thread that ran it."""
     pc: int
     """The ``step_pc`` of that execution: the compensation's idempotency key is built from it."""
+    body_of: tuple[tuple[str, Any], ...] | None = Field(default=None, exclude_if=_unset)
+    """Only for a step of a body built from a thread's arg (``Go(name, fn)``, a ``ForEach``):
+    the chain of bodies it ran in (as `WaitEvent.body_of`), to build that body again and find
+    the compensation after the thread ended. Left out of the JSON otherwise."""
 
 
 class Compensation(_Value):
@@ -269,6 +273,10 @@ class Compensation(_Value):
     """The thread that ran the step."""
     pc: int
     """The ``step_pc`` of the step execution it undoes."""
+    body_of: tuple[tuple[str, Any], ...] | None = Field(default=None, exclude_if=_unset)
+    """Only for a step of a body built from a thread's arg (``Go(name, fn)``, a ``ForEach``):
+    the chain of bodies it ran in (as `WaitEvent.body_of`), to build that body again and find
+    the compensation after the thread ended. Left out of the JSON otherwise."""
     attempt: int = Field(default=0, exclude_if=_empty)
     """Failed attempts so far (due), or attempts made (run)."""
     retry_at: datetime | None = Field(default=None, exclude_if=_empty)

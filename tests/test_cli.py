@@ -385,6 +385,8 @@ def test_cancel_with_compensate(db: str, tmp_path: Path) -> None:
     assert "h-1: cancelled (1 compensation(s) ran)" in out
     shown = json.loads(ok(db, "show", "h-1", "--json").output)
     assert shown["data"]["log"] == ["r", "undo r"]
+
+
 ASKING = """
 from datetime import timedelta
 from pydantic import BaseModel

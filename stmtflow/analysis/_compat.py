@@ -31,7 +31,8 @@ from stmtflow.core._bodies import Bodies
 from stmtflow.core._program import Program
 from stmtflow.dsl._statements import Section, Step
 from stmtflow.dsl._workflow import WorkflowState
-from stmtflow.state import MAIN_THREAD, State, Thread, WaitEvent
+from stmtflow.errors import DefinitionError, ExecutionError
+from stmtflow.state import MAIN_THREAD, Compensation, SagaEntry, State, Thread, WaitEvent
 
 __all__ = [
     "DefinitionDiff",
@@ -149,15 +150,22 @@ def _compensation_findings(
     program: Program, state: State, source: str | None
 ) -> Iterator[Incompatibility]:
     """The completed steps of ``state`` still to be compensated that the definition cannot."""
-    due: list[tuple[str, str]] = [(e.step, e.thread) for e in state.saga]
-    due += [(c.step, c.thread) for c in state.unwinding]
-    for step, thread in due:
-        found = program.find(step)
+    due: list[SagaEntry | Compensation] = [*state.saga, *state.unwinding]
+    bodies = Bodies(program, _CACHE_KEY)
+    for entry in due:
+        step, thread = entry.step, entry.thread
+        try:  # a step of a body built from an arg is looked for in that body
+            body = bodies.built_for(entry.body_of, thread) if entry.body_of else program
+            found = body.find(step)
+        except (DefinitionError, ExecutionError) as exc:
+            found, why = None, f": its body cannot be built ({exc})"
+        else:
+            why = ""
         node = None if found is None else found[1]
         if not (isinstance(node, Step) and node.compensate is not None):
             problem = (
                 f"step {step!r} completed on thread {thread!r} and is to be "
-                "compensated, but the definition has no compensation for it"
+                f"compensated, but the definition has no compensation for it{why}"
             )
             yield _finding(state, thread, "compensation", step, problem, source)
 

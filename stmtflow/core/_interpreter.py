@@ -315,7 +315,12 @@ class Interpreter(ThreadLife):
         self._changed_data()
         state = self.state
         if step.compensate is not None:
-            state.saga.append(SagaEntry(step=step.name, thread=thread.id, pc=thread.step_pc))
+            # In a body built from an arg, the chain that builds it is kept with the entry: the
+            # compensation is found in that body after the thread ended.
+            chain = None if thread.name == MAIN_THREAD else self.bodies.place(thread).chain
+            state.saga.append(
+                SagaEntry(step=step.name, thread=thread.id, pc=thread.step_pc, body_of=chain or None)
+            )
         pc = state.pc + 1
         thread.pc = pc
         thread.status = _RESUMING  # executing to resuming: filed the same

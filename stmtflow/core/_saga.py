@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from stmtflow.core._effects import Call, Data, Effect, describe
 from stmtflow.dsl._context import StepKey
 from stmtflow.dsl._statements import Step
+from stmtflow.errors import DefinitionError, ExecutionError
 from stmtflow.state import (
     COMPENSATIONS_KEPT,
     CheckpointType,
@@ -48,7 +49,7 @@ def compensation_key(state: State, entry: Compensation) -> StepKey:
 
 
 def _due(entry: SagaEntry) -> Compensation:
-    return Compensation(step=entry.step, thread=entry.thread, pc=entry.pc)
+    return Compensation(step=entry.step, thread=entry.thread, pc=entry.pc, body_of=entry.body_of)
 
 
 def unwind_all(state: State, then: WorkflowStatus) -> None:
@@ -94,9 +95,8 @@ def unwind(interp: Interpreter) -> Generator[Effect, Any, int | None]:
         if entry.retry_at is not None and entry.retry_at > interp.now:
             state.status = WorkflowStatus.COMPENSATING
             return None
-        step = _step(interp, entry)
+        step, missing = _step(interp, entry)
         if step is None:
-            missing = f"step {entry.step!r} has no compensation in the current definition"
             _finish(interp, entry.model_copy(update={"error": missing, "retry_at": None}))
             yield CheckpointType.AFTER_STEP
             continue
@@ -132,10 +132,19 @@ def unwind(interp: Interpreter) -> Generator[Effect, Any, int | None]:
     return ran
 
 
-def _step(interp: Interpreter, entry: Compensation) -> Step | None:
-    found = interp.program.find(entry.step)
+def _step(interp: Interpreter, entry: Compensation) -> tuple[Step | None, str]:
+    """The step whose compensation ``entry`` is, in the body it ran in; else None and why."""
+    program = interp.program
+    if entry.body_of:
+        try:
+            program = interp.bodies.built_for(entry.body_of, entry.thread)
+        except (DefinitionError, ExecutionError) as exc:
+            return None, f"compensation of step {entry.step!r} not found: {exc}"
+    found = program.find(entry.step)
     node = None if found is None else found[1]
-    return node if isinstance(node, Step) and node.compensate is not None else None
+    if isinstance(node, Step) and node.compensate is not None:
+        return node, ""
+    return None, f"step {entry.step!r} has no compensation in the current definition"
 
 
 def _failed(interp: Interpreter, step: Step, entry: Compensation, exc: Exception) -> None:
