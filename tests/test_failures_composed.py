@@ -7,14 +7,15 @@ definition's own tree, across reloads of the state JSON.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import pytest
 from pydantic import Field
 
 import stmtflow as sf
+from stmtflow.runtime import Engine
 from stmtflow.testing import WorkflowHarness
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -57,7 +58,8 @@ def _fresh() -> Any:
 
 def reload(wf: Logged, state: sf.State) -> tuple[Logged, sf.State]:
     """The workflow and state as a fresh process would load them from the stored JSON."""
-    return type(wf).model_validate_json(wf.model_dump_json()), sf.load_state(state.model_dump_json())
+    data, text = wf.model_dump_json(), state.model_dump_json()
+    return type(wf).model_validate_json(data), sf.load_state(text)
 
 
 # -- an operator's "fail" -------------------------------------------------------------------------
@@ -182,18 +184,23 @@ class Stop(Exception):
     """The process stops right after a checkpoint was stored."""
 
 
+def _stopper(
+    wf: Logged, state: sf.State, saved: list[tuple[Logged, sf.State]]
+) -> Callable[[sf.CheckpointType], None]:
+    def checkpoint(kind: sf.CheckpointType) -> None:
+        saved.append(reload(wf, state))
+        raise Stop()
+
+    return checkpoint
+
+
 def run_reloading(wf: Logged, state: sf.State) -> tuple[Logged, sf.State]:
     """Resume, stopping after every checkpoint and going on from the stored JSON (a fresh
     process each time: the bodies are built again from the threads' args)."""
     for _ in range(200):
         saved: list[tuple[Logged, sf.State]] = []
-
-        def checkpoint(kind: sf.CheckpointType) -> None:
-            saved.append(reload(wf, state))
-            raise Stop()
-
         try:
-            sf.resume(wf, state, checkpoint, now=NOW)
+            sf.resume(wf, state, _stopper(wf, state, saved), now=NOW)
         except Stop:
             wf, state = saved[-1]
             continue
@@ -228,10 +235,8 @@ def test_an_uncaught_failure_in_a_foreach_body_undoes_the_ended_items_steps_too(
     assert state.status is sf.WorkflowStatus.FAILED
     assert state.error is not None and "'payout'" in state.error
     undone = [line for line in wf.log if line.startswith("undo")]
-    assert undone == ["undo book c", "undo payout b", "undo book b", "undo payout a"] + [
-        "undo book a",
-        "undo open",
-    ]
+    latest_first = ["book c", "payout b", "book b", "payout a", "book a", "open"]
+    assert undone == [f"undo {name}" for name in latest_first]
     assert [c.error for c in state.compensated] == [None] * 6
 
 
@@ -335,3 +340,38 @@ def test_a_saga_entry_of_a_built_body_keeps_its_chain_in_the_json() -> None:
 
     [found] = sf.check_compatibility(Changed(items=["a"]), [state])
     assert (found.kind, found.name, found.thread) == ("compensation", "book", "each[0]")
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("pg_url")
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'composed.db'}"
+    else:
+        url = "memory://"
+    with Engine(url, workflows=[Fan, Unguarded]) as eng:
+        yield eng
+
+
+def test_a_foreach_with_catches_and_an_uncaught_failure_on_every_store(engine: Engine) -> None:
+    Logged.broken = {"charge a", "payout b"}
+    inst = engine.start(Fan, {"items": ["a", "b"]}, id="fan-1")
+    assert inst.status == "failed"
+    assert isinstance(inst.data, Fan)
+    undone = [line for line in inst.data.log if line.startswith("undo")]
+    # book a by its catch's Compensate(); the rest by the uncaught failure, latest first
+    assert undone == ["undo book a", "undo book b", "undo payout a", "undo open"]
+    state = sf.load_state(engine.store.get("fan-1").state)
+    assert [c.thread for c in state.compensated] == ["each[0]", "each[1]", "each[0]", "_main_"]
+
+
+def test_an_operators_fail_on_every_store(engine: Engine) -> None:
+    Logged.broken = {"sync"}
+    engine.start(Unguarded, id="u-1")
+    assert [p.event for p in engine.inputs()] == ["sync.escalation"]
+    engine.send("u-1", "sync.escalation", {"action": "fail"})
+    inst = engine.get("u-1")
+    assert inst.status == "failed" and engine.inputs() == []
+    assert isinstance(inst.data, Unguarded)
+    assert inst.data.log == ["reserve", "book", "undo book", "undo reserve"]

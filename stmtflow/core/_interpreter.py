@@ -317,10 +317,10 @@ class Interpreter(ThreadLife):
         if step.compensate is not None:
             # In a body built from an arg, the chain that builds it is kept with the entry: the
             # compensation is found in that body after the thread ended.
-            chain = None if thread.name == MAIN_THREAD else self.bodies.place(thread).chain
-            state.saga.append(
-                SagaEntry(step=step.name, thread=thread.id, pc=thread.step_pc, body_of=chain or None)
-            )
+            chain = self.bodies.place(thread).chain if thread.name != MAIN_THREAD else None
+            chain = chain or None
+            entry = SagaEntry(step=step.name, thread=thread.id, pc=thread.step_pc, body_of=chain)
+            state.saga.append(entry)
         pc = state.pc + 1
         thread.pc = pc
         thread.status = _RESUMING  # executing to resuming: filed the same
