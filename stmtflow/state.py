@@ -31,12 +31,17 @@ from pydantic import (
 from stmtflow.errors import StateFormatError
 
 __all__ = [
+    "COMPENSATIONS_KEPT",
     "FORMAT_VERSION",
     "MAIN_THREAD",
     "TERMINAL_STATUSES",
     "CallbackRequest",
+    "CaughtError",
     "CheckpointType",
+    "Compensation",
     "ForEachProgress",
+    "Frame",
+    "SagaEntry",
     "State",
     "StateParts",
     "StateText",
@@ -53,6 +58,9 @@ __all__ = [
 
 MAIN_THREAD = "_main_"
 """Id and name of the thread every execution starts with."""
+
+COMPENSATIONS_KEPT = 100
+"""How many succeeded compensations ``State.compensated`` keeps."""
 
 FORMAT_VERSION = 1
 """The state format this release writes. Every earlier version must keep loading."""
@@ -71,6 +79,9 @@ class WorkflowStatus(StrEnum):
     """A step used up its retry attempts (or raised a non-retryable error); see ``State.error``."""
     CANCELLED = "cancelled"
     """Cancelled from outside; its threads were ended and their events torn down."""
+    COMPENSATING = "compensating"
+    """Running compensations (``State.unwinding``), after an uncaught final failure, a
+    ``cancel(compensate=True)`` or a ``Compensate()``; no thread moves meanwhile."""
 
 
 TERMINAL_STATUSES: frozenset[WorkflowStatus] = frozenset(
@@ -204,6 +215,76 @@ class ForEachProgress(_Value):
     """The items not started yet, in order (``next`` is the index of the first); a JSON array."""
 
 
+def _empty(value: object) -> bool:
+    """A field left out of the JSON when it holds nothing: states that use no try/catch and
+    no compensation are written exactly as before those existed."""
+    return not value
+
+
+class CaughtError(_Value):
+    """A step's final failure as a ``Try`` caught it; `current_error` returns it in the catch.
+
+    Example:
+        >>> CaughtError(type="CardDeclined", message="insufficient funds", step="charge").attempt
+        1
+    """
+
+    type: str
+    """The exception's class name, e.g. ``CardDeclined``."""
+    message: str
+    """``str()`` of the exception."""
+    step: str
+    """The step that failed."""
+    attempt: int = 1
+    """Attempts the step made, the failed one included."""
+
+
+class Frame(_Value):
+    """A ``Try`` a thread is inside: in its body, or (``error`` set) in one of its catches."""
+
+    pc: int
+    """The execution's ``pc`` when the thread entered the ``Try``: the steps it completed since
+    are the ones a ``Compensate()`` in the catch undoes."""
+    error: CaughtError | None = Field(default=None, exclude_if=_empty)
+    """What was caught, once the thread moved into a catch body."""
+
+
+class SagaEntry(_Value):
+    """A completed step that has a compensation not yet run (``State.saga``)."""
+
+    step: str
+    """The step's name."""
+    thread: str
+    """The thread that ran it."""
+    pc: int
+    """The ``step_pc`` of that execution: the compensation's idempotency key is built from it."""
+    body_of: tuple[tuple[str, Any], ...] | None = Field(default=None, exclude_if=_unset)
+    """Only for a step of a body built from a thread's arg (``Go(name, fn)``, a ``ForEach``):
+    the chain of bodies it ran in (as `WaitEvent.body_of`), to build that body again and find
+    the compensation after the thread ended. Left out of the JSON otherwise."""
+
+
+class Compensation(_Value):
+    """A compensation due (``State.unwinding``) or run (``State.compensated``)."""
+
+    step: str
+    """The step whose compensation it is."""
+    thread: str
+    """The thread that ran the step."""
+    pc: int
+    """The ``step_pc`` of the step execution it undoes."""
+    body_of: tuple[tuple[str, Any], ...] | None = Field(default=None, exclude_if=_unset)
+    """Only for a step of a body built from a thread's arg (``Go(name, fn)``, a ``ForEach``):
+    the chain of bodies it ran in (as `WaitEvent.body_of`), to build that body again and find
+    the compensation after the thread ended. Left out of the JSON otherwise."""
+    attempt: int = Field(default=0, exclude_if=_empty)
+    """Failed attempts so far (due), or attempts made (run)."""
+    retry_at: datetime | None = Field(default=None, exclude_if=_empty)
+    """When a failed compensation may run again."""
+    error: str | None = Field(default=None, exclude_if=_empty)
+    """The latest failure's message; on a run compensation, why it failed for good."""
+
+
 class Thread(_Model):
     """A thread of execution, positioned by the name of its current statement.
 
@@ -248,6 +329,9 @@ class Thread(_Model):
     foreach: ForEachProgress | None = Field(default=None, exclude_if=_unset)
     """While the thread stands at a ``ForEach``: the items not started yet. Left out of the
     JSON otherwise."""
+    frames: tuple[Frame, ...] = Field(default=(), exclude_if=_empty)
+    """The ``Try`` statements the thread is inside, outermost first (left out of the JSON when
+    empty)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Set a field, as pydantic does, and drop the JSON `dump_state` kept of the thread."""
@@ -294,6 +378,23 @@ class State(_Model):
     groups: dict[str, int] = Field(default_factory=dict, exclude_if=_unset)
     """For each thread group (``Go(..., group=...)``, a ``ForEach``) with threads that ended
     since its last ``Join``: how many. Left out of the JSON when empty."""
+    saga: list[SagaEntry] = Field(default_factory=list, exclude_if=_empty)
+    """The completed steps with a compensation, in completion order, each until it is
+    compensated (cleared when the workflow finishes)."""
+    unwinding: list[Compensation] = Field(default_factory=list, exclude_if=_empty)
+    """The compensations due, the next first; while any is due the status is
+    ``compensating``."""
+    unwind_to: WorkflowStatus | None = Field(default=None, exclude_if=_empty)
+    """Set when every completed step is unwound (an uncaught failure, a cancel with
+    compensation): the status the execution ends (or ended) with, ``failed`` or
+    ``cancelled``. None otherwise, also while a ``Compensate()`` runs its compensations."""
+    compensated: list[Compensation] = Field(default_factory=list, exclude_if=_empty)
+    """The compensations that ran, in order; a failed one keeps its ``error``. The latest
+    `COMPENSATIONS_KEPT` that succeeded are kept; failures are never dropped."""
+    compensated_dropped: int = Field(default=0, exclude_if=_empty)
+    """How many succeeded compensations were dropped from ``compensated`` (oldest first)."""
+    last_caught: CaughtError | None = Field(default=None, exclude_if=_empty)
+    """The latest failure a ``Try`` caught (kept after the catch ended, for ``stmtflow show``)."""
 
     @model_validator(mode="after")
     def _check(self) -> State:

@@ -360,6 +360,54 @@ def test_children_are_shown_listed_and_drawn(db: str) -> None:
     assert json.loads(ok(db, "show", "o1", "--json").output)["status"] == "finished"
 
 
+# -- failures: the caught error and the compensation log ------------------------------------
+
+
+SAGA = f"{ROOT / 'examples' / 'booking_saga.py'}:Trip"
+
+
+def test_show_prints_the_compensation_log_and_the_failure(db: str) -> None:
+    out = ok(
+        db, "run", SAGA, "--id", "t-2", "--input", '{"traveller": "grace", "cars_left": false}'
+    )
+    assert "failed" in out.output
+    shown = ok(db, "show", "t-2").output
+    assert "Compensations" in shown
+    lines = [line for line in shown.splitlines() if "done" in line and "book_" in line]
+    assert ["book_hotel" in lines[0], "book_flight" in lines[1]] == [True, True]
+    assert "NoCarsLeft: no car left for" in shown
+    state = json.loads(ok(db, "show", "t-2", "--json").output)["state"]
+    assert [c["step"] for c in state["compensated"]] == ["book_hotel", "book_flight"]
+
+
+def test_show_prints_the_caught_error(db: str) -> None:
+    ok(db, "run", SAGA, "--id", "t-3", "--input", '{"traveller": "alan", "card_ok": false}')
+    shown = ok(db, "show", "t-3").output
+    assert "Caught" in shown and "CardDeclined: insufficient funds" in shown
+    assert "'charge_card', attempt 1" in shown
+    assert shown.count("done") >= 3  # the car, the hotel and the flight were given back
+
+
+def test_cancel_with_compensate(db: str, tmp_path: Path) -> None:
+    target = tmp_path / "hold.py"
+    target.write_text(
+        "import stmtflow as sf\n"
+        "class Hold(sf.WorkflowState):\n"
+        "    log: list[str] = []\n"
+        "    def definition(self):\n"
+        "        return sf.S(\n"
+        "            sf.Step('reserve', lambda: self.log.append('r'),\n"
+        "                    compensate=lambda: self.log.append('undo r')),\n"
+        "            sf.Wait('confirm', sf.OnEvent('ok', lambda _: None)),\n"
+        "        )\n"
+    )
+    ok(db, "run", f"{target}:Hold", "--id", "h-1")
+    out = ok(db, "cancel", "h-1", "--compensate").output
+    assert "h-1: cancelled (1 compensation(s) ran)" in out
+    shown = json.loads(ok(db, "show", "h-1", "--json").output)
+    assert shown["data"]["log"] == ["r", "undo r"]
+
+
 ASKING = """
 from datetime import timedelta
 from pydantic import BaseModel

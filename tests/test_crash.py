@@ -172,3 +172,64 @@ def test_sigkill_loses_nothing_and_reruns_only_the_steps_in_flight(
 
 def log_count(runs: list[Any], pid: int) -> int:
     return sum(1 for run in runs if run.pid == pid)
+
+
+UNWIND_INSTANCES = 4
+UNWIND_STEPS = 5  # per instance: 5 books, 1 pay (fails), 5 compensations = 11 executions
+UNWIND_HANG = 11 + 8  # worker A hangs in the second instance's second compensation
+
+
+@pytest.mark.slow
+def test_sigkill_mid_unwinding_runs_every_compensation_once_but_the_one_in_flight(
+    urls: tuple[str, str], launcher: Any
+) -> None:
+    store_url, log_url = urls
+    engine = Engine(store_url, workflows=flows.WORKFLOWS)
+    log = flows.StepLog(log_url)
+    log.create()
+    ids = [f"unwind-{n}" for n in range(UNWIND_INSTANCES)]
+    for id in ids:
+        engine.start(flows.Unwind, {"steps": UNWIND_STEPS}, id=id)
+    store = engine.store
+
+    worker = ["worker.py", store_url, "--lease", LEASE, "--concurrency", "1"]
+    a = launcher.launch(*worker, env={flows.HANG_ENV: str(UNWIND_HANG)})
+    launcher.wait_for("worker A to hang mid-unwinding", lambda: log.count(a) >= UNWIND_HANG, 60, a)
+    [hung] = [run for run in log.runs() if run.hung]
+    assert hung.step == "book.compensate", "A must die while compensating"
+    compensating = store.get(hung.instance)
+    assert compensating.status == "compensating"
+    launcher.kill(a)
+    b = launcher.launch(*worker)
+
+    def failed() -> bool:
+        return len(store.list(status="failed")) == UNWIND_INSTANCES
+
+    launcher.wait_for("every instance to fail, compensated", failed, 60, b)
+    launcher.stop(b)
+
+    runs = log.runs()
+    by_execution: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for run in runs:
+        by_execution[(run.instance, run.key)].append(run)
+    repeated = {k: v for k, v in by_execution.items() if len(v) > 1}
+    # Only the compensation A died in ran twice, with the same key, the second time by B.
+    assert list(repeated) == [(hung.instance, hung.key)]
+    first, second = repeated[(hung.instance, hung.key)]
+    assert (first.pid, second.pid) == (a, b) and first.step == second.step == "book.compensate"
+    for rec in store.list():
+        wf = flows.Unwind.model_validate_json(rec.data)
+        state = load_state(rec.state)
+        assert state.status is WorkflowStatus.FAILED and "card declined" in (state.error or "")
+        comps = [
+            k
+            for (i, k), g in by_execution.items()
+            if i == rec.id and g[0].step == "book.compensate"
+        ]
+        assert len(comps) == UNWIND_STEPS == len(wf.booked)
+        # each booking undone once, latest first, with its own key
+        assert wf.undone == [k.replace("/book/", "/book.compensate/") for k in reversed(wf.booked)]
+        assert [c.error for c in state.compensated] == [None] * UNWIND_STEPS
+        assert state.unwinding == [] and state.saga == []
+    engine.close()
+    log.close()

@@ -21,6 +21,7 @@ TARGETS = {
     "order:Order": {"item": "book", "price": 12},
     "approval:Approval": {"title": "budget"},
     "payment:Checkout": {"amount": 1},
+    "booking_saga:Trip": {"traveller": "ada"},
 }
 
 

@@ -159,3 +159,18 @@ def test_order_payment_example(tmp_path: Path) -> None:
     states = saved_states(tmp_path)
     assert set(states) == {"order-1", "order-2", "order-1_pay.child@3", "order-2_pay.child@3"}
     assert states["order-2_pay.child@3"].status is sf.WorkflowStatus.CANCELLED
+
+
+def test_booking_saga_example(tmp_path: Path) -> None:
+    out = run_example("booking_saga.py", tmp_path)
+    trip2 = out.split("trip-2:")[1].split("trip-3:")[0]
+    assert trip2.index("cancelled hotel-2") < trip2.index("cancelled flight-2")
+    assert "-> failed; compensated: book_hotel, book_flight" in trip2
+    assert "NoCarsLeft: no car left for grace" in trip2
+    trip3 = out.split("trip-3:")[1]
+    assert "told alan: payment declined (insufficient funds)" in trip3
+    assert "-> finished; compensated: rent_car, book_hotel, book_flight" in trip3
+    assert "still booked with the suppliers: flight-1:ada to Lisbon, hotel-1:3 nights" in out
+    with sf.Engine(f"sqlite:///{tmp_path / 'trips.db'}") as engine:
+        statuses = {r.id: r.status for r in engine.store.list()}
+    assert statuses == {"trip-1": "finished", "trip-2": "failed", "trip-3": "finished"}

@@ -109,6 +109,50 @@ def test_golden_finished_with_a_teardown_kept() -> None:
     assert_snapshot(state_json(state), "states/finished_teardown_error.json")
 
 
+class Saga(sf.WorkflowState):
+    """Two bookings with compensations; the hotel's fails once; the payment fails for good,
+    or (``catch``) is caught by a Try whose catch waits for a new card."""
+
+    catch: bool = False
+    hotel_desk_open: bool = False
+
+    def definition(self) -> sf.Section:
+        retry = sf.RetryPolicy(max_attempts=2, initial_interval=timedelta(minutes=5))
+        pay = sf.Step("pay", self.pay, retry=sf.RetryPolicy(max_attempts=1))
+        return sf.S(
+            sf.Step("flight", lambda: None, compensate=lambda: None),
+            sf.Step("hotel", lambda: None, compensate=self.unbook_hotel, retry=retry),
+            sf.Try(pay).Catch("Declined", sf.Wait("card", sf.OnEvent("new_card", print)))
+            if self.catch
+            else pay,
+        )
+
+    def pay(self) -> None:
+        raise type("Declined", (Exception,), {})("insufficient funds")
+
+    def unbook_hotel(self) -> None:
+        if not self.hotel_desk_open:
+            raise ConnectionError("hotel desk closed")
+
+
+def test_golden_compensating_with_a_compensation_waiting_for_its_retry() -> None:
+    wf, state = Saga(), sf.new_state("trip-1", Saga)
+    sf.resume(wf, state, now=NOW)
+    assert state.status is sf.WorkflowStatus.COMPENSATING
+    assert_snapshot(state_json(state), "states/compensating.json")
+    wf.hotel_desk_open = True
+    sf.resume(wf, state, now=NOW + timedelta(minutes=5))
+    assert state.status is sf.WorkflowStatus.FAILED
+    assert_snapshot(state_json(state), "states/compensated.json")
+
+
+def test_golden_waiting_in_a_catch_body() -> None:
+    wf, state = Saga(catch=True), sf.new_state("trip-1", Saga)
+    sf.resume(wf, state, now=NOW)
+    assert state.threads[0].frames[0].error is not None
+    assert_snapshot(state_json(state), "states/in_catch.json")
+
+
 # -- round trips --------------------------------------------------------------------------------
 
 

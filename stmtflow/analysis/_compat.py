@@ -29,9 +29,10 @@ from typing import Any, Literal, TypeAlias
 from stmtflow.analysis._validate import validate
 from stmtflow.core._bodies import Bodies
 from stmtflow.core._program import Program
-from stmtflow.dsl._statements import Section
+from stmtflow.dsl._statements import Section, Step
 from stmtflow.dsl._workflow import WorkflowState
-from stmtflow.state import MAIN_THREAD, State, Thread, WaitEvent
+from stmtflow.errors import DefinitionError, ExecutionError
+from stmtflow.state import MAIN_THREAD, Compensation, SagaEntry, State, Thread, WaitEvent
 
 __all__ = [
     "DefinitionDiff",
@@ -44,7 +45,7 @@ __all__ = [
     "format_report",
 ]
 
-Missing: TypeAlias = Literal["thread", "position", "event"]
+Missing: TypeAlias = Literal["thread", "position", "event", "compensation"]
 StateSource: TypeAlias = State | tuple[str, State]
 """A state to check, alone or with a label saying where it came from (a file, a store URL)."""
 
@@ -61,7 +62,9 @@ class Incompatibility:
         thread: the thread's id; None for an ended wait's event awaiting teardown.
         kind: what no longer resolves: ``"thread"`` (the ``Go`` that started the thread),
             ``"position"`` (the statement it stands at: gone, of another kind, or moved out of
-            the thread's body) or ``"event"`` (an armed, fired or awaiting-teardown event).
+            the thread's body), ``"event"`` (an armed, fired or awaiting-teardown event) or
+            ``"compensation"`` (a completed step still to be compensated whose step no longer
+            exists or has no ``compensate=``: its compensation would be recorded as failed).
         name: the name that no longer resolves.
         problem: the interpreter's own description of the problem.
         source: the label given with the state (e.g. its file), if any.
@@ -131,6 +134,7 @@ def check_compatibility(
     program = _program(definition)
     found: list[Incompatibility] = []
     for source, state in _sources(states):
+        found.extend(_compensation_findings(program, state, source))
         if not _mismatches(program, state):
             continue
         for thread in state.threads:
@@ -140,6 +144,30 @@ def check_compatibility(
             for problem in _mismatches(program, probe):
                 found.append(_finding(state, None, "event", event.req.name, problem, source))
     return found
+
+
+def _compensation_findings(
+    program: Program, state: State, source: str | None
+) -> Iterator[Incompatibility]:
+    """The completed steps of ``state`` still to be compensated that the definition cannot."""
+    due: list[SagaEntry | Compensation] = [*state.saga, *state.unwinding]
+    bodies = Bodies(program, _CACHE_KEY)
+    for entry in due:
+        step, thread = entry.step, entry.thread
+        try:  # a step of a body built from an arg is looked for in that body
+            body = bodies.built_for(entry.body_of, thread) if entry.body_of else program
+            found = body.find(step)
+        except (DefinitionError, ExecutionError) as exc:
+            found, why = None, f": its body cannot be built ({exc})"
+        else:
+            why = ""
+        node = None if found is None else found[1]
+        if not (isinstance(node, Step) and node.compensate is not None):
+            problem = (
+                f"step {step!r} completed on thread {thread!r} and is to be "
+                f"compensated, but the definition has no compensation for it{why}"
+            )
+            yield _finding(state, thread, "compensation", step, problem, source)
 
 
 def _thread_findings(

@@ -135,8 +135,16 @@ def sites(root: object) -> Iterator[Site]:
         kids = kind.children(node)
         loop = node if kind.loops else None if kind.starts_thread else site.loop
         thread = node if kind.starts_thread else site.thread
+        catch = None if kind.starts_thread else site.catch
         stack.extend(
-            Site(kid, kind.child_path(node, index, kid, site.path), node, loop, thread)
+            Site(
+                kid,
+                kind.child_path(node, index, kid, site.path),
+                node,
+                loop,
+                thread,
+                node if kind.guards and index > 0 else catch,
+            )
             for index, kid in reversed(list(enumerate(kids)))
         )
 

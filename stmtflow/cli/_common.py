@@ -244,5 +244,6 @@ STATUS_STYLE = {
     "finished": "green",
     "failed": "bold red",
     "cancelled": "dim",
+    "compensating": "magenta",
 }
 """How each workflow status is coloured."""

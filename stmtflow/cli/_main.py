@@ -200,7 +200,11 @@ def show(cfg: Config, instance_id: str, as_json: bool) -> None:
 
 
 @cli.command(name="list", short_help="List stored instances.")
-@click.option("--status", metavar="STATUS", help="waiting, finished, failed, cancelled, resuming")
+@click.option(
+    "--status",
+    metavar="STATUS",
+    help="waiting, finished, failed, cancelled, resuming, compensating",
+)
 @click.option("--workflow", metavar="TYPE", help="Only instances of this workflow type.")
 @click.option("--parent", metavar="ID", help="Only the children instance ID started.")
 @_JSON_FLAG
@@ -220,13 +224,21 @@ def list_(
 
 @cli.command(short_help="Cancel an instance.")
 @click.argument("instance_id", metavar="ID")
+@click.option(
+    "--compensate", is_flag=True, help="First run the compensations of its completed steps."
+)
 @pass_config
-def cancel(cfg: Config, instance_id: str) -> None:
-    """Cancel instance ID: its pending events are torn down, its status becomes cancelled."""
+def cancel(cfg: Config, instance_id: str, compensate: bool) -> None:
+    """Cancel instance ID: its pending events are torn down, its status becomes cancelled.
+
+    With --compensate, the compensations of the steps it completed run first, latest first.
+    """
     with cfg.engine() as engine:
         remembered_class(engine, engine.store.get(instance_id))
-        inst = engine.cancel(instance_id)
-        click.echo(f"{inst.id}: {inst.status.value}")
+        inst = engine.cancel(instance_id, compensate=compensate)
+        undone = len(inst.state.compensated)
+        done = f" ({undone} compensation(s) ran)" if compensate else ""
+        click.echo(f"{inst.id}: {inst.status.value}{done}")
 
 
 @cli.command(short_help="Rerun a failed instance's failed step.")

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from stmtflow.cli._common import STATUS_STYLE, when
 from stmtflow.runtime import Instance, PendingEvent
+from stmtflow.state import CaughtError, State
 from stmtflow.stores import Record
 
 __all__ = [
@@ -216,8 +217,59 @@ def print_instance(
         out.print(Text(f"send one with: stmtflow send {inst.id} EVENT '<json input>'", style="dim"))
     if children:
         out.print(_children(list(children), now))
+    for part in _failures(inst.state, now):
+        out.print(part)
     if inst.error:
         out.print(Panel(Text(inst.error), title="Last error", border_style="red"))
+
+
+def _caught_text(error: CaughtError) -> str:
+    return f"{error.type}: {error.message} (step {error.step!r}, attempt {error.attempt})"
+
+
+def _failures(state: State, now: datetime) -> list[Any]:
+    """What try/catch and compensation left in the state: the errors caught (the ones threads
+    are handling now, and the latest), the compensations due, run or failed, and the
+    completed steps that would be compensated."""
+    parts: list[Any] = []
+    handling = [
+        (t.id, frame.error) for t in state.threads for frame in t.frames if frame.error is not None
+    ]
+    if handling or state.last_caught is not None:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold")
+        grid.add_column()
+        for thread_id, error in handling:
+            grid.add_row(f"thread {thread_id} is handling", _caught_text(error))
+        if state.last_caught is not None:
+            grid.add_row("latest caught", _caught_text(state.last_caught))
+        parts.append(Panel(grid, title="Caught", title_align="left", expand=False))
+    rows = [("due", c, when(c.retry_at, now) if c.retry_at else "now") for c in state.unwinding]
+    rows += [("failed" if c.error else "done", c, "-") for c in state.compensated]
+    if rows:
+        table = Table(title="Compensations", title_justify="left", expand=False)
+        for column in ("", "step", "thread", "undoes pc", "attempts", "retry at", "error"):
+            table.add_column(column, overflow="fold")
+        for status, c, retry in rows:
+            style = {"failed": "bold red", "due": "magenta"}.get(status, "green")
+            table.add_row(
+                Text(status, style=style),
+                c.step,
+                c.thread,
+                str(c.pc),
+                str(c.attempt) if c.attempt else "-",
+                retry,
+                c.error if status != "done" and c.error else "-",
+            )
+        parts.append(table)
+        if state.compensated_dropped:
+            parts.append(
+                Text(f"({state.compensated_dropped} older compensations done)", style="dim")
+            )
+    if state.saga:
+        steps = ", ".join(f"{e.step} ({e.thread})" for e in reversed(state.saga))
+        parts.append(Text(f"would compensate, latest first: {steps}", style="dim"))
+    return parts
 
 
 def print_records(out: Console, records: list[Record]) -> None:

@@ -93,12 +93,17 @@ class Bodies:
         """The handler of an armed or ended event: found in the body it was armed in."""
         if not event.body_of:
             return self.root.handler(event.req.name)
-        key = repr(event.body_of)
+        return self.built_for(event.body_of, event.req.thread_id).handler(event.req.name)
+
+    def built_for(self, chain: Chain, thread_id: str) -> Program:
+        """The program of ``chain`` kept from an ended thread's record (an event awaiting
+        teardown, a step to compensate) of thread ``thread_id``; built once per chain."""
+        key = repr(chain)
         program = self._chains.get(key)
         if program is None:
-            who = f"{self.root.where}, thread {event.req.thread_id!r}"
-            program = self._chains[key] = self.build(event.body_of, who)
-        return program.handler(event.req.name)
+            who = f"{self.root.where}, thread {thread_id!r}"
+            program = self._chains[key] = self.build(chain, who)
+        return program
 
     def _built(self, container: Program, name: str, arg: Any, who: str) -> Program:
         """The body that statement ``name`` of ``container`` builds for ``arg``; ``container``

@@ -31,7 +31,7 @@ from typing import Any
 from stmtflow.core._effects import RuntimeEffect
 from stmtflow.core._interpreter import Call, Interpreter, Run
 from stmtflow.dsl._child import needs_runtime
-from stmtflow.dsl._context import clock, step_var
+from stmtflow.dsl._context import clock, error_var, step_var
 from stmtflow.dsl._statements import RetryPolicy
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import ExecutionError, StmtflowError, WorkflowFinished
@@ -113,6 +113,7 @@ def drive(
                 if before_call is not None and not effect.local:
                     before_call(effect)
                 token = step_var.set(effect.step)
+                caught = None if effect.error is None else error_var.set(effect.error)
                 try:
                     value = effect.fn(*effect.args)
                 except Exception as exc:
@@ -120,6 +121,8 @@ def drive(
                     continue
                 finally:
                     step_var.reset(token)
+                    if caught is not None:
+                        error_var.reset(caught)
                 if value is not None and inspect.isawaitable(value):
                     raise _async_refusal(effect.describe(), value)
         finally:
@@ -148,6 +151,7 @@ async def _adrive(run: Run, checkpoint: CheckpointFn, now: datetime) -> Any:
                     value = _no_runtime(effect)  # type: ignore[arg-type]
                     continue
                 token = step_var.set(effect.step)
+                caught = None if effect.error is None else error_var.set(effect.error)
                 try:
                     value = effect.fn(*effect.args)
                     if value is not None and inspect.isawaitable(value):
@@ -156,6 +160,8 @@ async def _adrive(run: Run, checkpoint: CheckpointFn, now: datetime) -> Any:
                     error = exc
                 finally:
                     step_var.reset(token)
+                    if caught is not None:
+                        error_var.reset(caught)
         finally:
             run.close()
 
@@ -258,14 +264,22 @@ def cancel(
     checkpoint: CheckpointFn = None,
     *,
     now: datetime | None = None,
+    compensate: bool = False,
+    default_retry: RetryPolicy | None = None,
 ) -> State:
     """End every thread, tear down pending events, and mark the workflow ``cancelled``.
+
+    With ``compensate``, the compensations of the steps that completed run first, latest first
+    (``default_retry`` is the policy of those whose step has none); a compensation still
+    waiting for its retry time leaves the workflow ``compensating``, and a later `resume`
+    goes on with it.
 
     Raises:
         WorkflowFinished: the workflow already finished or was cancelled.
     """
     moment = _clock(now)
-    result: State = drive(Interpreter(wf, state, moment).cancel(), checkpoint, moment)
+    run = Interpreter(wf, state, moment, default_retry).cancel(compensate=compensate)
+    result: State = drive(run, checkpoint, moment)
     return result
 
 
@@ -275,10 +289,13 @@ async def acancel(
     checkpoint: CheckpointFn = None,
     *,
     now: datetime | None = None,
+    compensate: bool = False,
+    default_retry: RetryPolicy | None = None,
 ) -> State:
-    """`cancel` for asyncio (teardowns may be ``async``)."""
+    """`cancel` for asyncio (teardowns and compensations may be ``async``)."""
     moment = _clock(now)
-    result: State = await _adrive(Interpreter(wf, state, moment).cancel(), checkpoint, moment)
+    run = Interpreter(wf, state, moment, default_retry).cancel(compensate=compensate)
+    result: State = await _adrive(run, checkpoint, moment)
     return result
 
 
@@ -295,6 +312,11 @@ def restart(state: State) -> State:
         if state.status in (WorkflowStatus.FINISHED, WorkflowStatus.CANCELLED):
             raise WorkflowFinished(f"workflow {state.id!r} is {state.status.value}, not failed")
         raise StmtflowError(f"workflow {state.id!r} is {state.status.value}, not failed")
+    if state.unwind_to is not None:
+        raise StmtflowError(
+            f"workflow {state.id!r} failed and its compensations ran: there is no failed step "
+            "to run again"
+        )
     for thread in state.threads:
         if thread.status is ThreadStatus.EXECUTING and thread.last_error is not None:
             thread.attempt = 0

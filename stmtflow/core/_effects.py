@@ -24,7 +24,7 @@ from stmtflow.dsl._handlers import Timer
 from stmtflow.dsl._human import HumanInput
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import ExecutionError
-from stmtflow.state import CallbackRequest, CheckpointType
+from stmtflow.state import CallbackRequest, CaughtError, CheckpointType
 
 __all__ = [
     "Call",
@@ -45,7 +45,7 @@ __all__ = [
 class Call:
     """Ask the driver to call ``fn(*args)`` (user code) and send back its result."""
 
-    __slots__ = ("args", "data", "fn", "local", "start", "step", "what")
+    __slots__ = ("args", "data", "error", "fn", "local", "start", "step", "what")
 
     def __init__(
         self,
@@ -56,6 +56,7 @@ class Call:
         *,
         local: bool = False,
         data: bytes | None = None,
+        error: CaughtError | None = None,
     ) -> None:
         self.fn = fn
         self.args = args
@@ -73,6 +74,8 @@ class Call:
         the data before the call need not serialise it again."""
         self.start: StartChild | None = None
         """For a `Start`'s step: the child to start first; its id becomes the call's argument."""
+        self.error = error
+        """For a step action in a catch body: what ``current_error()`` returns during the call."""
 
     def describe(self) -> str:
         """What is being called, for error messages."""

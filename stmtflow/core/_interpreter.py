@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, assert_never
 
 from stmtflow.core import _escalation as escalation
-from stmtflow.core._bodies import Bodies
+from stmtflow.core._bodies import Bodies, Chain
 from stmtflow.core._effects import (
     Call,
     CancelChild,
@@ -30,8 +30,9 @@ from stmtflow.core._effects import (
     start_child,
     started_child,
 )
-from stmtflow.core._program import KEEP_AS_IS, Ended, Program
+from stmtflow.core._program import KEEP_AS_IS, Ended, Move, Program
 from stmtflow.core._routing import route
+from stmtflow.core._saga import take_since, unwind, unwind_all
 from stmtflow.core._thread_index import ThreadIndex, can_move
 from stmtflow.core._threads import ThreadLife
 from stmtflow.dsl._child import Child, Start
@@ -54,7 +55,9 @@ from stmtflow.state import (
     MAIN_THREAD,
     TERMINAL_STATUSES,
     CallbackRequest,
+    CaughtError,
     CheckpointType,
+    SagaEntry,
     State,
     Thread,
     ThreadStatus,
@@ -219,6 +222,9 @@ class Interpreter(ThreadLife):
         state = self.state
         if state.status in TERMINAL_STATUSES:
             return
+        if state.unwinding:
+            state.status = WorkflowStatus.COMPENSATING
+            return
         running = (moved is not None and can_move(moved, self.now)) or (
             self._next_runnable() is not None
         )
@@ -254,6 +260,16 @@ class Interpreter(ThreadLife):
         yield from self._retry_setups()
         actions = 0
         while state.status not in TERMINAL_STATUSES:
+            if state.unwinding:  # compensations run before any thread moves on
+                ran = yield from unwind(self)
+                if ran is None:
+                    break
+                actions += ran
+                if state.status in TERMINAL_STATUSES:
+                    yield from self._teardowns(retry=False)
+                else:
+                    yield from self._retry_setups()  # waits armed meanwhile (after Compensate())
+                continue
             thread = self._next_runnable()
             if thread is None:
                 woke = yield from self._conditions(max_steps - actions)
@@ -281,17 +297,18 @@ class Interpreter(ThreadLife):
                         "a loop may never block — raise max_steps if this is intended"
                     )
                 actions += 1
+                step = self._step_at(thread)
                 snapshot = Data.snapshot(self.wf, self.where)
-                call = self._step_call(thread, snapshot)
+                call = self._step_call(thread, step, snapshot)
                 if call.start is not None:  # a Start: its child first, its id to the call
                     call.args = ((yield call.start),)
                 try:
                     yield call
                 except Exception as exc:
                     Data.restore(self.wf, snapshot)
-                    can_move = yield from self._step_failed(thread, exc)
+                    can_move = yield from self._step_failed(thread, step, exc)
                     continue
-                self._step_done(thread)
+                self._step_done(thread, step)
                 yield _AFTER_STEP
         return state
 
@@ -300,20 +317,29 @@ class Interpreter(ThreadLife):
         assert found is not None and isinstance(found[1], Step)
         return found[1]
 
-    def _step_call(self, thread: Thread, snapshot: bytes) -> Call:
-        """The call of the action of the step ``thread`` stands at (``snapshot``: the data)."""
-        step = self._step_at(thread)
+    def _step_call(self, thread: Thread, step: Step, snapshot: bytes) -> Call:
+        """The call of the action of ``step``, where ``thread`` stands (``snapshot``: the data)."""
         key = (self.state.id, thread.id, step.name, thread.attempt + 1, thread.step_pc)
-        call = Call(step.action, (), self.where, key, data=snapshot)
+        error = None
+        if thread.frames:  # inside a Try: in a catch body, current_error() says what it took
+            error = next((f.error for f in reversed(thread.frames) if f.error), None)
+        call = Call(step.action, (), self.where, key, data=snapshot, error=error)
         if type(step) is Start:
             what = f"Start {step.name!r} ({self._who(thread)})"
             call.start = started_child(step, self.state.id, thread.step_pc, what)
         return call
 
-    def _step_done(self, thread: Thread) -> None:
+    def _step_done(self, thread: Thread, step: Step) -> None:
         """The step's action returned: the thread moves on from it next."""
         self._changed_data()
         state = self.state
+        if step.compensate is not None:
+            # In a body built from an arg, the chain that builds it is kept with the entry: the
+            # compensation is found in that body after the thread ended.
+            chain = self.bodies.place(thread).chain if thread.name != MAIN_THREAD else None
+            chain = chain or None
+            entry = SagaEntry(step=step.name, thread=thread.id, pc=thread.step_pc, body_of=chain)
+            state.saga.append(entry)
         pc = state.pc + 1
         thread.pc = pc
         thread.status = _RESUMING  # executing to resuming: filed the same
@@ -321,55 +347,151 @@ class Interpreter(ThreadLife):
         state.pc = pc
         self._running()  # no step runs once the workflow ended, and this thread can move on
 
-    def _step_failed(self, thread: Thread, exc: Exception) -> Generator[Effect, Any, bool]:
-        """Record a failed attempt under the step's retry policy, or raise `StepError`.
+    def _step_failed(
+        self, thread: Thread, step: Step, exc: Exception
+    ) -> Generator[Effect, Any, bool]:
+        """Record a failed attempt under the step's retry policy, or raise `StepError`; a final
+        failure goes to `_final_failure`.
 
-        Returns whether the thread can go on at once (a retry already due).
+        A step without a policy of its own inside a ``Try`` that takes the error has one attempt
+        (the default policy is not used): its failure is final at once.
+
+        Returns whether the thread can go on at once (a retry already due, or caught at a step).
         """
-        state = self.state
-        step = self._step_at(thread)
-        what = f"step {step.name!r} ({self._who(thread)})"
-        policy = step.retry or self.default_retry
-        if policy is None:
-            raise StepError(f"{what} failed: {describe(exc)}", step=step.name) from exc
+        policy = step.retry
         attempt = thread.attempt + 1
+        if policy is None and thread.frames and self._catchable(thread, exc):
+            return (yield from self._final_failure(thread, step, exc, attempt))
+        policy = policy or self.default_retry
+        if policy is None:
+            what = f"step {step.name!r} ({self._who(thread)})"
+            raise StepError(f"{what} failed: {describe(exc)}", step=step.name) from exc
+        if attempt >= policy.max_attempts or not policy.is_retryable(exc):
+            if policy.on_exhausted == "escalate":  # an operator decides first (DESIGN §7)
+                self._progress(thread)
+                thread.attempt = attempt
+                thread.last_error = describe(exc)
+                escalation.escalate(thread, self.state.id, self.now)
+                self.index.update(thread)
+                self._refresh_status(thread)
+                yield CheckpointType.AFTER_STEP
+                return False
+            return (yield from self._final_failure(thread, step, exc, attempt))
         self._progress(thread)
         thread.attempt = attempt
         thread.last_error = describe(exc)
-        if attempt >= policy.max_attempts or not policy.is_retryable(exc):
-            thread.retry_at = None
-            if policy.on_exhausted == "escalate":  # an operator decides (DESIGN §7)
-                escalation.escalate(thread, state.id, self.now)
-            else:
-                state.status = WorkflowStatus.FAILED
-                state.error = f"{what} failed after {attempt} attempt(s): {describe(exc)}"
-        else:
-            thread.retry_at = self.now + policy.interval(attempt)
+        thread.retry_at = self.now + policy.interval(attempt)
         self.index.update(thread)
-        if state.status not in TERMINAL_STATUSES:
-            self._refresh_status(thread)
+        self._refresh_status(thread)
         yield CheckpointType.AFTER_STEP
-        return state.status not in TERMINAL_STATUSES and can_move(thread, self.now)
+        return can_move(thread, self.now)
+
+    def _catchable(self, thread: Thread, exc: Exception) -> bool:
+        """Whether a ``Try`` around ``thread``'s step takes ``exc``."""
+        place = self.bodies.place(thread)
+        return place.program.catcher(thread, exc, place.rooted) is not None
+
+    def _final_failure(
+        self, thread: Thread, step: Step, exc: Exception, attempt: int
+    ) -> Generator[Effect, Any, bool]:
+        """``step`` failed for good on ``thread`` (`_fail_for_good`), then the checkpoint and
+        what the thread's new place needs (a catch's wait armed, teardowns of ended threads).
+        Returns whether the thread can go on at once."""
+        caught, can_go = self._fail_for_good(thread, step, exc, attempt)
+        yield CheckpointType.AFTER_STEP
+        state = self.state
+        if caught:
+            if not can_go:
+                yield from self._came_to_rest(thread)
+            return can_go and state.status not in TERMINAL_STATUSES
+        if state.status is WorkflowStatus.COMPENSATING:
+            yield from self._teardowns(retry=False)
+        return False
+
+    def _fail_for_good(
+        self,
+        thread: Thread,
+        step: Step,
+        exc: Exception,
+        attempt: int,
+        error: str | None = None,
+    ) -> tuple[bool, bool]:
+        """``step`` failed for good on ``thread`` (its ``attempt``-th attempt): the one place a
+        final failure is handled, a step's own or an operator's ``fail`` of an escalation.
+
+        The first ``Try`` around it that takes ``exc`` catches it: the thread moves into that
+        catch. Uncaught, the workflow fails with ``error`` (default: one built from ``exc``)
+        kept in ``State.error`` and the thread kept on the step; with steps to compensate, it
+        first unwinds them (status ``compensating``, every other thread ended).
+        Returns whether it was caught, and whether the thread can go on at once.
+        """
+        state = self.state
+        pc = state.pc + 1
+        caught = CaughtError(
+            type=type(exc).__name__, message=str(exc), step=step.name, attempt=attempt
+        )
+        place = self.bodies.place(thread)
+        counts = self._counts
+        move = place.program.catch(thread, state.threads, exc, caught, pc, counts, place.rooted)
+        if move is not None:
+            state.last_caught = caught
+            self._forget_failures(thread)
+            thread.wait_events = ()  # an escalation's event, answered
+            return True, self._apply(thread, move, pc, place.chain)
+        self._progress(thread)
+        thread.attempt = attempt
+        thread.last_error = describe(exc) if error is None else thread.last_error
+        thread.retry_at = None
+        what = f"step {step.name!r} ({self._who(thread)})"
+        state.error = error or f"{what} failed after {attempt} attempt(s): {describe(exc)}"
+        if state.saga:
+            self._end_all(WorkflowStatus.COMPENSATING, keep=thread)
+            unwind_all(state, WorkflowStatus.FAILED)
+        else:
+            state.status = WorkflowStatus.FAILED
+        self.index.update(thread)
+        return False, False
 
     def _answered(self, thread: Thread, action: str) -> None:
-        """An operator answered ``thread``'s escalation (`stmtflow.core._escalation.answer`)."""
+        """An operator answered ``thread``'s escalation (`stmtflow.core._escalation.answer`).
+
+        ``fail`` is the step's final failure, as a `StepError`: a ``Try`` around the step that
+        takes it catches it, else the workflow compensates and fails (`_fail_for_good`); what
+        the new place needs (a catch's wait armed, compensations, teardowns) the next resume
+        does.
+        """
         self._progress(thread)
         fails = escalation.answer(thread, action)
         self.index.update(thread)
-        if fails:
-            self.state.status = WorkflowStatus.FAILED
-            self.state.error = escalation.failure(thread, self._who(thread))
-        else:
+        if not fails:
             self.state.status = WorkflowStatus.RESUMING
+            return
+        step = self._step_at(thread)
+        error = escalation.failure(thread, self._who(thread))
+        exc = StepError(error, step=step.name)
+        caught, _ = self._fail_for_good(thread, step, exc, thread.attempt, error)
+        if caught and self.state.status not in TERMINAL_STATUSES:
+            self._refresh_status()
 
     def _move(self, thread: Thread) -> bool:
         """Move ``thread`` to its next resting place; True when it can go on at once (a step)."""
         state = self.state
         place = self.bodies.place(thread)
-        move = place.program.advance(thread, state.threads, self._counts, place.rooted)
-        outcome = move.outcome
         pc = state.pc + 1
+        move = place.program.advance(thread, state.threads, self._counts, place.rooted, pc=pc)
+        return self._apply(thread, move, pc, place.chain)
+
+    def _apply(self, thread: Thread, move: Move, pc: int, chain: Chain) -> bool:
+        """Put ``thread`` where a move (numbered ``pc``) took it, in the body ``chain`` builds;
+        True when it can go on at once."""
+        state = self.state
         index = self.index
+        outcome = move.outcome
+        scope = move.scope
+        if scope is not None:
+            thread.frames = scope.frames
+            for since in scope.compensate:
+                take_since(state, thread.id, since)
         if thread.cur_callback is not None:
             thread.cur_callback = None
         for group, end_rest in move.closes:
@@ -377,7 +499,7 @@ class Interpreter(ThreadLife):
         if move.keep is not KEEP_AS_IS:
             thread.foreach = move.keep
         for spawn in move.spawns:
-            self.start_thread(spawn, pc, place.chain)
+            self.start_thread(spawn, pc, chain)
         match outcome:
             case Step():
                 thread.pc = pc
@@ -386,6 +508,9 @@ class Interpreter(ThreadLife):
                 thread.step_pc = pc
                 self._forget_failures(thread)
                 state.pc = pc
+                if state.unwinding:  # a Compensate() on the way: those run first
+                    state.status = WorkflowStatus.COMPENSATING
+                    return False
                 self._running()  # it ends only when its main thread does
                 return True
             case Wait():
@@ -428,18 +553,27 @@ class Interpreter(ThreadLife):
         Teardowns are due when the move ended the workflow (and with it every other thread).
         """
         if thread.status is ThreadStatus.WAITING_EVENT:
-            yield from self._setups(thread)
+            if not self.state.unwinding:  # else once the compensations ran
+                yield from self._setups(thread)
         elif self.state.status in TERMINAL_STATUSES:
             yield from self._teardowns(retry=False)
 
-    def _end_all(self, status: WorkflowStatus) -> None:
-        """End every live thread; their armed events become due for teardown."""
+    def _end_all(self, status: WorkflowStatus, keep: Thread | None = None) -> None:
+        """End every live thread but ``keep``; their armed events become due for teardown.
+
+        ``keep`` is a thread that failed for good, kept where it failed for all to see.
+        """
         for other in self.state.threads:
             self._queue_teardowns(other)
         self.state.threads.clear()
         self.state.groups.clear()
         self.index.clear()
+        if keep is not None:
+            self.state.threads.append(keep)
+            self.index.add(keep)
         self.state.status = status
+        if status is WorkflowStatus.FINISHED:
+            self.state.saga.clear()  # nothing it did will be undone now
 
     # -- conditions -------------------------------------------------------------------------------
 
@@ -614,12 +748,23 @@ class Interpreter(ThreadLife):
 
     # -- cancel -----------------------------------------------------------------------------------
 
-    def cancel(self) -> Run:
-        """End every thread, tear down their events, and mark the workflow ``cancelled``."""
+    def cancel(self, *, compensate: bool = False, max_steps: int = 10_000) -> Run:
+        """End every thread, tear down their events, and mark the workflow ``cancelled``.
+
+        With ``compensate``, the compensations of the completed steps run first (latest first;
+        status ``compensating`` meanwhile), then the workflow is ``cancelled``.
+        """
         state = self.state
         if state.status in (WorkflowStatus.FINISHED, WorkflowStatus.CANCELLED):
             raise WorkflowFinished(f"{self.where} is already {state.status.value}")
         self.check()
+        if compensate and (state.saga or state.unwinding):
+            self._end_all(WorkflowStatus.COMPENSATING)
+            unwind_all(state, WorkflowStatus.CANCELLED)
+            self._progress()
+            yield CheckpointType.AFTER_RESUME
+            yield from self._teardowns()
+            return (yield from self.resume(max_steps))
         self._end_all(WorkflowStatus.CANCELLED)
         self._progress()
         yield CheckpointType.AFTER_RESUME

@@ -23,9 +23,9 @@ from stmtflow.dsl._escalation import ESCALATION, escalated_step, escalation_even
 from stmtflow.dsl._kind import ENDED, Ended, kind_of, kinds, rules
 from stmtflow.dsl._statements import ForEach, Join, On, Section, Statement, Step, Wait, WaitFor
 from stmtflow.errors import DefinitionError, DefinitionMismatch, ExecutionError
-from stmtflow.state import MAIN_THREAD, State, Thread, ThreadStatus
+from stmtflow.state import MAIN_THREAD, CaughtError, Frame, State, Thread, ThreadStatus
 
-__all__ = ["KEEP_AS_IS", "Counts", "Ended", "Move", "Outcome", "Program", "Spawn"]
+__all__ = ["KEEP_AS_IS", "Counts", "Ended", "Move", "Outcome", "Program", "Scope", "Spawn"]
 
 Path: TypeAlias = tuple[int, ...]
 
@@ -39,6 +39,20 @@ result object."""
 Counts: TypeAlias = Callable[[str], tuple[int, int]]
 """A group's live threads and its threads ended since its last ``Join`` (`Cursor.group_count`
 without the threads a move spawns)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a move did to the ``Try`` statements around a thread (None when it touched none).
+
+    Attributes:
+        frames: the thread's frames after the move (`stmtflow.state.Frame`).
+        compensate: for each ``Compensate()`` the move passed, the ``pc`` of the frame of the
+            ``Try`` whose catch it stands in: the thread's steps completed since are undone.
+    """
+
+    frames: tuple[Frame, ...]
+    compensate: tuple[int, ...] = ()
 
 
 class Spawn(NamedTuple):
@@ -63,12 +77,14 @@ class Move:
         spawns: the threads it starts.
         closes: groups joined, with whether their live threads are ended.
         keep: the thread's new ``foreach`` progress, or `KEEP_AS_IS`.
+        scope: what it did to the ``Try``s around the thread (`Scope`), or None.
     """
 
     outcome: Outcome
     spawns: list[Spawn]
     closes: list[tuple[str, bool]] = field(default_factory=list)
     keep: Any = KEEP_AS_IS
+    scope: Scope | None = None
 
 
 @dataclass(slots=True)
@@ -348,36 +364,103 @@ class Program:
         assert chain is not None, path
         return list(chain)
 
+    def _body_depth(self, thread: Thread, rooted: bool | None) -> tuple[Path, int]:
+        """The path of the ``Go`` whose body ``thread`` runs (``()`` when its body is the whole
+        tree) and the depth of that body in the tree (0 then). ``rooted``: as `advance`'s."""
+        if thread.name == MAIN_THREAD if rooted is None else rooted:
+            return (), 0
+        found_go = self.find(thread.name)
+        assert found_go is not None
+        return found_go[0], len(found_go[0]) + 1
+
     def advance(
-        self, thread: Thread, threads: list[Thread], counts: Counts, rooted: bool | None = None
+        self,
+        thread: Thread,
+        threads: list[Thread],
+        counts: Counts,
+        rooted: bool | None = None,
+        *,
+        pc: int = 0,
     ) -> Move:
         """Compute ``thread``'s next move from where it stands. Changes nothing.
 
         ``counts`` tells a ``Join`` or ``ForEach`` how many threads of a group live and ended;
         ``rooted`` says the thread's body is the whole tree (default: for the main thread),
-        else it is the body of the ``Go`` named like the thread.
+        else it is the body of the ``Go`` named like the thread. ``pc`` is the execution's
+        ``pc`` the move will have: a ``Try`` entered records it.
 
         Raises:
             ExecutionError: a lazy condition, ``Go`` id or arg, or ``ForEach`` items raised.
             DefinitionError: an iteration reached no step or wait, or a ``Go`` id is taken.
         """
-        body_depth = 0
-        go_path: Path = ()
-        if not (thread.name == MAIN_THREAD if rooted is None else rooted):
-            found_go = self.find(thread.name)
-            assert found_go is not None
-            go_path = found_go[0]
-            body_depth = len(go_path) + 1
+        go_path, body_depth = self._body_depth(thread, rooted)
         if not thread.cur_step:  # before its first move: at the start of its body
             start = (*go_path, 0) if body_depth else ()
-            cursor = _Cursor(self, thread, threads, start, body_depth, counts, entering=True)
+            cursor = _Cursor(self, thread, threads, start, body_depth, counts, pc, entering=True)
         else:
             found = self.find(thread.cur_step)
             assert found is not None
-            cursor = _Cursor(self, thread, threads, found[0], body_depth, counts, entering=False)
+            cursor = _Cursor(self, thread, threads, found[0], body_depth, counts, pc)
+        return self._moved(cursor)
+
+    def catcher(
+        self, thread: Thread, error: BaseException, rooted: bool | None = None
+    ) -> tuple[Path, int, int] | None:
+        """Where the first catch that takes ``error``, raised by the step ``thread`` stands at,
+        is: the path of its ``Try``, the catch's child index, and how many of the thread's
+        frames stay (the catching ``Try``'s included). None when no ``Try`` around the step,
+        within the thread's own body, takes it. Innermost ``Try`` first; runs no user code.
+
+        A failure inside a catch body is not taken by that same ``Try``, as in Python: it goes
+        to the ``Try``s around it.
+        """
+        found = self.find(thread.cur_step)
+        assert found is not None
+        path = found[0]
+        chain = self._chain(path)  # chain[k] is the statement at path[:k]
+        _, body_depth = self._body_depth(thread, rooted)
+        frames = len(thread.frames)
+        for depth in range(len(path) - 1, body_depth - 1, -1):
+            node = chain[depth]
+            kind = rules(node)
+            if not kind.guards:
+                continue
+            index = kind.catches(node, error) if path[depth] == 0 else None
+            if index is not None:
+                return path[:depth], index, frames
+            frames = max(frames - 1, 0)  # the failure leaves this Try for the ones around it
+        return None
+
+    def catch(
+        self,
+        thread: Thread,
+        threads: list[Thread],
+        error: BaseException,
+        caught: CaughtError,
+        pc: int,
+        counts: Counts,
+        rooted: bool | None = None,
+    ) -> Move | None:
+        """The move (numbered ``pc``) into the first catch that takes ``error`` (`catcher`),
+        its frame recording ``caught``; None when no catch takes it. Changes nothing."""
+        found = self.catcher(thread, error, rooted)
+        if found is None:
+            return None
+        try_path, index, kept = found
+        frames = list(thread.frames[:kept])
+        entered = frames[-1].pc if frames else pc
+        frames[-1:] = [Frame(pc=entered, error=caught)]
+        _, body_depth = self._body_depth(thread, rooted)
+        cursor = _Cursor(self, thread, threads, try_path, body_depth, counts, pc)
+        cursor.frames = frames
+        node = cursor.chain[-1]
+        cursor.into(index, rules(node).children(node)[index])
+        return self._moved(cursor)
+
+    def _moved(self, cursor: _Cursor) -> Move:
         try:
             outcome = cursor.move()
-            return Move(outcome, cursor.spawns, cursor.closes, cursor.keeping)
+            return Move(outcome, cursor.spawns, cursor.closes, cursor.keeping, cursor.scope())
         except (DefinitionError, ExecutionError):
             raise
         except Exception as exc:
@@ -398,10 +481,13 @@ class _Cursor:
         "body_depth",
         "chain",
         "closes",
+        "compensations",
         "counts",
         "entering",
+        "frames",
         "keeping",
         "path",
+        "pc",
         "spawns",
         "taken",
         "thread",
@@ -418,10 +504,15 @@ class _Cursor:
         path: Path,
         body_depth: int,
         counts: Counts,
+        pc: int = 0,
         *,
-        entering: bool,
+        entering: bool = False,
     ) -> None:
         self.thread = thread
+        self.pc = pc
+        self.frames: list[Frame] | None = None
+        """The thread's frames, copied once a ``Try`` is entered or left."""
+        self.compensations: list[int] = []
         self.counts = counts
         self.closes: list[tuple[str, bool]] = []
         self.keeping: Any = KEEP_AS_IS
@@ -479,11 +570,41 @@ class _Cursor:
     def unwind_to_loop(self) -> Any:
         chain = self.chain
         for depth in range(len(chain) - 2, self.body_depth - 1, -1):
-            if rules(chain[depth]).loops:
+            kind = rules(chain[depth])
+            if kind.loops:
                 del self.path[depth:]
                 del chain[depth + 1 :]
                 return chain[-1]
+            if kind.guards:
+                self.leave_try()
         raise self.fail("Break or Continue outside a For")
+
+    def _frames(self) -> list[Frame]:
+        frames = self.frames
+        if frames is None:
+            frames = self.frames = list(self.thread.frames)
+        return frames
+
+    def enter_try(self) -> None:
+        self._frames().append(Frame(pc=self.pc))
+
+    def leave_try(self) -> None:
+        frames = self._frames()
+        if frames:
+            frames.pop()
+
+    def compensate(self) -> None:
+        for frame in reversed(self._frames()):
+            if frame.error is not None:
+                self.compensations.append(frame.pc)
+                return
+        raise self.fail("Compensate outside a Catch body")
+
+    def scope(self) -> Scope | None:
+        """What the move did to the thread's frames and which compensations it asked for."""
+        if self.frames is None and not self.compensations:
+            return None
+        return Scope(tuple(self._frames()), tuple(self.compensations))
 
     def spawn(self, go: Any, thread_id: str, *, arg: Any = None, group: str | None = None) -> None:
         taken = self.taken

@@ -3,7 +3,7 @@
 Every name here is re-exported from `stmtflow`; import it from there.
 """
 
-from stmtflow.dsl._context import StepInfo, current_step, current_time
+from stmtflow.dsl._context import StepInfo, current_error, current_step, current_time
 from stmtflow.dsl._handlers import BaseHandler, FunctionHandler, Handler, Timer, handler_type
 from stmtflow.dsl._human import HumanInput
 from stmtflow.dsl._statements import (
@@ -13,6 +13,7 @@ from stmtflow.dsl._statements import (
     Case,
     Child,
     ChildResult,
+    Compensate,
     Continue,
     Default,
     For,
@@ -31,6 +32,7 @@ from stmtflow.dsl._statements import (
     Statement,
     Step,
     Switch,
+    Try,
     Wait,
     WaitFor,
 )
@@ -44,6 +46,7 @@ __all__ = [
     "Case",
     "Child",
     "ChildResult",
+    "Compensate",
     "Continue",
     "Default",
     "For",
@@ -67,9 +70,11 @@ __all__ = [
     "StepInfo",
     "Switch",
     "Timer",
+    "Try",
     "Wait",
     "WaitFor",
     "WorkflowState",
+    "current_error",
     "current_step",
     "current_time",
     "handler_type",

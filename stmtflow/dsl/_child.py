@@ -337,6 +337,7 @@ class Start(Step):
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "action", _ignore if result is None else result)
         object.__setattr__(self, "retry", None)
+        object.__setattr__(self, "compensate", None)  # starting a child is undone by nobody
         object.__setattr__(self, "workflow", workflow)
         object.__setattr__(self, "input", input)
         object.__setattr__(self, "id", id)

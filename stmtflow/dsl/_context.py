@@ -25,8 +25,9 @@ from datetime import UTC, datetime
 from typing import TypeAlias
 
 from stmtflow.errors import StmtflowError
+from stmtflow.state import CaughtError
 
-__all__ = ["StepInfo", "StepKey", "current_step", "current_time"]
+__all__ = ["StepInfo", "StepKey", "current_error", "current_step", "current_time"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,8 @@ step_pc)``; `current_step` turns it into a `StepInfo`. A plain tuple, built once
 
 step_var: ContextVar[StepKey | None] = ContextVar("stmtflow_step", default=None)
 """Set by the drivers around each call into user code (None outside step actions)."""
+error_var: ContextVar[CaughtError | None] = ContextVar("stmtflow_error", default=None)
+"""Set by the drivers around a step action that runs inside a catch body."""
 _clock: ContextVar[datetime | None] = ContextVar("stmtflow_clock", default=None)
 
 
@@ -72,6 +75,20 @@ def current_step() -> StepInfo:
         attempt=attempt,
         key=f"{workflow_id}/{thread_id}/{step}/{step_pc}",
     )
+
+
+def current_error() -> CaughtError | None:
+    """Inside a step action in a ``Catch`` body: the `CaughtError` that catch took (in nested
+    catches, the innermost one's); None in a step action outside any catch body.
+
+    A compensation running for a step counts as that step, not as a catch body: None there.
+
+    Raises:
+        StmtflowError: called outside a running step action.
+    """
+    if step_var.get() is None:
+        raise StmtflowError("current_error() was called outside a running step action")
+    return error_var.get()
 
 
 def current_time() -> datetime:

@@ -101,7 +101,18 @@ class Cursor(Protocol):
         """False when this move already stood here (a loop iteration reached no step)."""
 
     def unwind_to_loop(self) -> Any:
-        """Climb to the innermost ``For`` of the thread's body (for ``Break``/``Continue``)."""
+        """Climb to the innermost ``For`` of the thread's body (for ``Break``/``Continue``),
+        leaving every ``Try`` on the way."""
+
+    def enter_try(self) -> None:
+        """The thread enters the body of a ``Try`` (a `Kind.guards` statement)."""
+
+    def leave_try(self) -> None:
+        """The thread leaves the ``Try`` it is innermost in (its body or a catch is done)."""
+
+    def compensate(self) -> None:
+        """Run the compensations of the steps this thread completed inside the innermost
+        ``Try`` (a ``Compensate()`` in its catch), before the thread goes any further."""
 
     thread: Thread
     """The thread that moves (read it, never change it: the interpreter applies the move)."""
@@ -182,6 +193,7 @@ class Site:
         parent: the containing node, None for the root.
         loop: the innermost ``For`` around it in the same thread body, if any.
         thread: the innermost ``Go`` whose body holds it, None in the main thread's body.
+        catch: the innermost ``Try`` whose catch body holds it in the same thread body, if any.
     """
 
     node: object
@@ -189,6 +201,7 @@ class Site:
     parent: object | None = None
     loop: Any = None
     thread: Any = None
+    catch: Any = None
 
     def describe(self) -> str:
         """The node and its path, e.g. ``Step 'charge' at S[2]``."""
@@ -225,6 +238,9 @@ class Kind(Generic[S]):
     """True for ``For``: the ``Break``/``Continue`` in its body (same thread) belong to it."""
     starts_thread: ClassVar[bool] = False
     """True for ``Go``: its body (child 0) runs on a thread of its own."""
+    guards: ClassVar[bool] = False
+    """True for ``Try``: child 0 is its body, each further child a catch body; a step's final
+    failure in the body moves the thread into the first catch whose `Kind.catches` says so."""
     is_event: ClassVar[bool] = False
     """True for ``On``: its name is an event name, found by `Program.find_event`."""
     labelled: ClassVar[bool] = True
@@ -311,6 +327,10 @@ class Kind(Generic[S]):
     def resume(self, stmt: S, thread: Thread, cursor: Cursor) -> Any:
         """A thread standing on ``stmt`` moves on (it ran its step, its wait fired...): go into
         a child, or (None) leave ``stmt``."""
+        return None
+
+    def catches(self, stmt: S, error: BaseException) -> int | None:
+        """For a `guards` kind: the index of the child (a catch body) that takes ``error``."""
         return None
 
     # -- seeing -----------------------------------------------------------------------------------

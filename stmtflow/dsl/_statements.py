@@ -28,6 +28,7 @@ from stmtflow.dsl._join import Join, Until
 from stmtflow.dsl._loop import Break, Continue, For
 from stmtflow.dsl._section import S, Section
 from stmtflow.dsl._step import Action, RetryPolicy, Step
+from stmtflow.dsl._try import CatchClause, Compensate, ErrorSpec, Try
 from stmtflow.dsl._wait import On, OnEvent, Sleep, Wait
 from stmtflow.dsl._waitfor import WaitFor
 
@@ -38,11 +39,14 @@ __all__ = [
     "Break",
     "Call",
     "Case",
+    "CatchClause",
     "Child",
     "ChildResult",
+    "Compensate",
     "Cond",
     "Continue",
     "Default",
+    "ErrorSpec",
     "For",
     "ForEach",
     "Go",
@@ -62,6 +66,7 @@ __all__ = [
     "Statement",
     "Step",
     "Switch",
+    "Try",
     "Until",
     "Wait",
     "WaitFor",
@@ -84,6 +89,8 @@ Statement: TypeAlias = (
     | Wait
     | On
     | WaitFor
+    | Try
+    | Compensate
 )
 """Every statement kind (a `Sleep`, an `Ask` and a `Call` are `Wait`s, a `Start` is a `Step`).
 ``Case``/``Default`` live only in a `Switch`, ``On`` only in a `Wait`. A new kind is added here

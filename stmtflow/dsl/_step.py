@@ -31,12 +31,14 @@ class RetryPolicy:
     A failed attempt is recorded on the thread with the time of the next try; ``resume`` returns
     normally, and the step runs again once ``now`` reaches that time. The wait before attempt
     ``n + 1`` is ``initial_interval * backoff_coefficient ** (n - 1)``, capped at ``max_interval``.
-    When ``max_attempts`` are used up, or an exception of a ``non_retryable`` type is raised, what
-    happens is ``on_exhausted``'s: ``"fail"`` (the default) fails the workflow with the error kept
-    in its state; ``"escalate"`` leaves the thread at the step, waiting for an operator on the
-    event ``f"{step}.escalation"`` with the input ``{"action": "retry" | "skip" | "fail"}``
-    (docs/human-input.md): ``retry`` runs the step again with fresh attempts, ``skip`` moves on
-    as if it had succeeded, ``fail`` fails the workflow.
+    When ``max_attempts`` are used up, or an exception of a ``non_retryable`` type is raised, the
+    failure is final and what happens is ``on_exhausted``'s. ``"fail"`` (the default): a ``Try``
+    around the step may catch it; else the workflow is ``failed`` with the error kept in its state
+    (its completed steps compensated first). ``"escalate"`` leaves the thread at the step, waiting
+    for an operator on the event ``f"{step}.escalation"`` with the input ``{"action": "retry" |
+    "skip" | "fail"}`` (docs/human-input.md): ``retry`` runs the step again with fresh attempts,
+    ``skip`` moves on as if it had succeeded, ``fail`` is a final failure (a ``Try`` may catch it;
+    else the workflow compensates and fails).
 
     Example:
         >>> RetryPolicy(max_attempts=5).interval(3)
@@ -80,6 +82,11 @@ class RetryPolicy:
 class Step:
     """Run ``action()`` (plain or async). ``retry`` is a `RetryPolicy`, or None to raise at once.
 
+    ``compensate`` (a zero-argument callable, plain or async) undoes what a completed run of
+    the step did: it runs, latest completion first, when the workflow fails for good, is
+    cancelled with ``compensate=True``, or a ``Compensate()`` in a catch asks for it
+    (docs/failures.md).
+
     Example:
         >>> Step("charge", lambda: None, retry=RetryPolicy(max_attempts=5)).retry.max_attempts
         5
@@ -88,6 +95,7 @@ class Step:
     name: str
     action: Action = field(compare=False, repr=False)
     retry: RetryPolicy | None = field(default=None, kw_only=True)
+    compensate: Action | None = field(default=None, kw_only=True, compare=False, repr=False)
 
 
 class StepKind(Kind[Step]):
@@ -106,6 +114,7 @@ class StepKind(Kind[Step]):
     def problems(self, stmt: Step, site: Site) -> list[str]:
         problems = name_problems(stmt.name)
         problems += callable_problems("action", stmt.action, required=True)
+        problems += callable_problems("compensate", stmt.compensate, required=False)
         if stmt.retry is not None and not isinstance(stmt.retry, RetryPolicy):
             problems.append(f"retry must be a RetryPolicy or None, got {what(stmt.retry)}")
         return problems
@@ -114,14 +123,22 @@ class StepKind(Kind[Step]):
         return stmt
 
     def json(self, stmt: Step, dump: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
-        return {"type": self.label, "name": stmt.name, "retry": _retry_json(stmt.retry)}
+        data: dict[str, Any] = {
+            "type": self.label,
+            "name": stmt.name,
+            "retry": _retry_json(stmt.retry),
+        }
+        if stmt.compensate is not None:  # only then: definitions without one read as before
+            data["compensate"] = True
+        return data
 
     def draw(self, stmt: Step, drawing: Drawing, entry: list[Exit]) -> list[Exit]:
         policy = stmt.retry
         retry = f"\nup to {policy.max_attempts} attempts" if policy is not None else ""
         if policy is not None and policy.on_exhausted == "escalate":
             retry += ", then an operator"
-        return [Exit(drawing.box(entry, f"{stmt.name}{retry}", "step", stmt.name))]
+        undo = "\ncompensable" if stmt.compensate is not None else ""
+        return [Exit(drawing.box(entry, f"{stmt.name}{retry}{undo}", "step", stmt.name))]
 
 
 def _retry_json(policy: object) -> dict[str, Any] | None:

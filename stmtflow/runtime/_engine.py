@@ -343,9 +343,11 @@ class Engine:
             unit.finish()
         return output
 
-    def cancel(self, id: str, *, cascade: bool = True) -> Instance:
+    def cancel(self, id: str, *, cascade: bool = True, compensate: bool = False) -> Instance:
         """End the instance: pending events torn down, status ``cancelled``.
 
+        With ``compensate``, the compensations of its completed steps run first, latest first
+        (status ``compensating`` meanwhile; one waiting for a retry is run by a later `tick`).
         With ``cascade`` (the default), every running child it started with
         ``on_parent_end="cancel"`` (a `Call`, a `Child` so made) is cancelled too, and theirs in
         turn, depth first; ``abandon`` children and `Start`ed ones run on. Each child's
@@ -355,7 +357,7 @@ class Engine:
         now = self.clock()
         with self._chain(), open_unit(self, claim(self, id), now) as unit:
             unit.family.cascade = cascade
-            unit.cancel()
+            unit.cancel(compensate=compensate)
             unit.finish()
         return self.get(id)
 

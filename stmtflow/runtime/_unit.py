@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 __all__ = ["Contended", "DueWork", "Unit", "claim", "claim_owner", "open_unit", "wake_at"]
 
 MOVES = (CheckpointType.AFTER_RESUME, CheckpointType.AFTER_CONDITION)
+_DUE_STATUSES = (WorkflowStatus.RESUMING, WorkflowStatus.COMPENSATING)
 """Checkpoints of scheduling moves (see `Unit.checkpoint`)."""
 
 
@@ -80,6 +81,8 @@ def wake_at(
     """
     if state.status is WorkflowStatus.RESUMING:
         return now
+    if state.status is WorkflowStatus.COMPENSATING and state.unwinding:
+        return state.unwinding[0].retry_at or now
     wake, failed_setup = index.wakeups()
     later = now + error_backoff if failed_setup or state.teardowns else None
     if state.status in TERMINAL_STATUSES:
@@ -341,9 +344,14 @@ class Unit:
         self.pending = True
         return output
 
-    def cancel(self) -> None:
-        """End the execution: threads ended, events torn down, status ``cancelled``."""
-        drive(self.interpreter.cancel(), self.checkpoint, self.now, self.flush, self.perform)
+    def cancel(self, *, compensate: bool = False) -> None:
+        """End the execution: threads ended, events torn down, status ``cancelled`` (with
+        ``compensate``, once the completed steps' compensations ran)."""
+        # The cancel is a decision from outside, not a move recomputed after a crash: it is
+        # written before any user code (a teardown, a compensation) runs.
+        self.pending = True
+        run = self.interpreter.cancel(compensate=compensate, max_steps=self.engine.max_steps)
+        drive(run, self.checkpoint, self.now, self.flush, self.perform)
 
     def run(self) -> None:
         """Resume until blocked, taking what the inbox holds for it in arrival order; an error
@@ -375,7 +383,7 @@ class Unit:
         """Run what is due at the unit's ``now``: retries, then each due timer in turn."""
         state, now = self.state, self.now
         done = DueWork()
-        done.resumed = state.status is WorkflowStatus.RESUMING or any(
+        done.resumed = state.status in _DUE_STATUSES or any(
             t.status is ThreadStatus.EXECUTING and t.retry_at and t.retry_at <= now
             for t in state.threads
         )

@@ -54,7 +54,7 @@ from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import HarnessError, NotFound, StmtflowError
 from stmtflow.runtime import Engine, Instance, PendingEvent
 from stmtflow.runtime._inputs import inputs_of
-from stmtflow.state import CheckpointType, State, WorkflowStatus, new_state
+from stmtflow.state import CheckpointType, State, ThreadStatus, WorkflowStatus, new_state
 from stmtflow.stores import PendingInput, Record
 
 __all__ = ["DEFAULT_START", "HarnessError", "PendingEvent", "StepRun", "WorkflowHarness"]
@@ -170,6 +170,10 @@ class WorkflowHarness(Generic[W]):
         self._id = id if state is None else state.id
         self._state: State = new_state(self._id, Engine.type_name(type(wf)))
         self._started = state is not None
+        self._compensations = 0 if state is None else _compensations_run(state)
+        """Compensations the trace has seen run (a new one is the checkpoint's)."""
+        self._retrying: tuple[str, int, int] | None = None
+        """The compensation whose failed attempt the trace saw last (step, pc, attempt)."""
         if state is not None:
             self.engine.store.create(
                 Record(
@@ -208,7 +212,8 @@ class WorkflowHarness(Generic[W]):
 
     @property
     def log(self) -> list[str]:
-        """Names of the steps whose actions succeeded, in the order they ran."""
+        """Names of the steps whose actions succeeded, in the order they ran (a compensation
+        that ran is listed as ``"{step}.compensate"``)."""
         return [run.step for run in self.trace if run.error is None]
 
     def pending(self) -> list[PendingEvent]:
@@ -363,7 +368,25 @@ class WorkflowHarness(Generic[W]):
             self._record_step(state)
 
     def _record_step(self, state: State) -> None:
+        if self._record_compensation(state):
+            return
         thread = next((t for t in state.threads if t.pc == state.pc), None)
+        moved = thread is None or (
+            thread.status is not ThreadStatus.RESUMING and thread.last_error is None
+        )
+        if moved and state.last_caught is not None:
+            # A step's final failure a Try caught: the thread moved on into the catch.
+            caught = state.last_caught
+            self.trace.append(
+                StepRun(
+                    step=caught.step,
+                    thread=thread.id if thread is not None else "",
+                    at=self._now,
+                    attempt=caught.attempt,
+                    error=f"{caught.type}: {caught.message}",
+                )
+            )
+            return
         if thread is None:  # pragma: no cover - the interpreter always stamps the thread
             raise HarnessError(f"after_step at pc {state.pc}: no thread made that progress")
         # A failed attempt leaves its error on the thread (waiting for its retry, failed for
@@ -389,6 +412,37 @@ class WorkflowHarness(Generic[W]):
             )
         )
 
+    def _record_compensation(self, state: State) -> bool:
+        """Trace a compensation that ran at this checkpoint (as ``"{step}.compensate"``)."""
+        done = _compensations_run(state)
+        if done > self._compensations:
+            self._compensations = done
+            self._retrying = None
+            last = state.compensated[-1]
+            self._trace_compensation(last.step, last.thread, last.attempt, last.error)
+            return True
+        head = state.unwinding[0] if state.unwinding else None
+        if (
+            head is not None
+            and head.attempt
+            and (head.step, head.pc, head.attempt) != (self._retrying)
+        ):
+            self._retrying = (head.step, head.pc, head.attempt)
+            self._trace_compensation(head.step, head.thread, head.attempt, head.error)
+            return True
+        return False
+
+    def _trace_compensation(self, step: str, thread: str, attempt: int, error: str | None) -> None:
+        self.trace.append(
+            StepRun(
+                step=f"{step}.compensate",
+                thread=thread,
+                at=self._now,
+                attempt=max(attempt, 1),
+                error=error,
+            )
+        )
+
     @staticmethod
     def _dump(wf: WorkflowState, where: str) -> str:
         try:
@@ -409,6 +463,10 @@ class WorkflowHarness(Generic[W]):
                 f"(fields {', '.join(_differing_fields(data_json, again))}); "
                 "use JSON-friendly field types"
             )
+
+
+def _compensations_run(state: State) -> int:
+    return len(state.compensated) + state.compensated_dropped
 
 
 def _differing_fields(before: str, after: str) -> list[str]:

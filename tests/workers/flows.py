@@ -312,4 +312,42 @@ class Payer(sf.WorkflowState):
         self.children.append(outcome.id)
 
 
-WORKFLOWS: list[type[sf.WorkflowState]] = [Crunch, Relay, Charge, Payer]
+# -- the compensation crash test's workflow ------------------------------------------------------
+
+
+class Unwind(sf.WorkflowState):
+    """A timer, ``steps`` executions of ``book`` (each with a compensation), then ``pay``, which
+    fails for good: the worker unwinds, running ``book``'s compensation ``steps`` times.
+
+    ``undone`` collects the key of every compensation that completed.
+    """
+
+    steps: int = 5
+    booked: list[str] = []
+    undone: list[str] = []
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.Sleep("warm_up", timedelta(0)),
+            sf.For(
+                "bookings",
+                lambda: len(self.booked) < self.steps,
+                sf.Step("book", self.book, compensate=self.unbook),
+            ),
+            sf.Step("pay", self.pay, retry=sf.RetryPolicy(max_attempts=1)),
+        )
+
+    def book(self) -> None:
+        self.booked.append(record_step())
+
+    def pay(self) -> None:
+        record_step()
+        raise RuntimeError("card declined")
+
+    def unbook(self) -> None:
+        key = record_step()
+        time.sleep(WORK_SECONDS)
+        self.undone.append(key)
+
+
+WORKFLOWS: list[type[sf.WorkflowState]] = [Crunch, Relay, Charge, Payer, Unwind]
