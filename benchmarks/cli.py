@@ -34,14 +34,21 @@ from benchmarks.w3_fanout import w3
 from benchmarks.w5_throughput import w5
 from benchmarks.w6_due_index import w6
 from benchmarks.w7_inputs import w7
+from benchmarks.w_redis import redis_w1, redis_w2, redis_w3, redis_w5
+
+
+def _and(*workloads: Callable[[Settings], list[Result]]) -> Callable[[Settings], list[Result]]:
+    """One workload whose rows are those of ``workloads`` (one per store), in order."""
+    return lambda settings: [row for workload in workloads for row in workload(settings)]
+
 
 WORKLOADS: dict[str, Callable[[Settings], list[Result]]] = {
-    "W1": w1,
+    "W1": _and(w1, redis_w1),
     "W1b": w1b,
-    "W2": w2,
-    "W3": w3,
+    "W2": _and(w2, redis_w2),
+    "W3": _and(w3, redis_w3),
     "W4": w4,
-    "W5": w5,
+    "W5": _and(w5, redis_w5),
     "W6": w6,
     "W7": w7,
 }
@@ -128,6 +135,7 @@ def environment(settings: Settings) -> dict[str, Any]:
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "postgresql": db.server_version(settings.pg_url) if settings.pg_url else None,
+        "redis": db.redis_info(settings.redis_url) if settings.redis_url else None,
         "psycopg": version("psycopg"),
         "nats": nats_bench.server_version(settings.nats_url) if settings.nats_url else None,
         "nats_storage": nats_bench.STORAGE if settings.nats_url else None,
@@ -147,6 +155,13 @@ def _number(value: float | None) -> str:
     return f"{value:.2f}" if value >= 1 else f"{value:.3f}"
 
 
+def _redis_line(info: dict[str, str] | None) -> str:
+    if info is None:
+        return "not used"
+    aof = "no AOF" if info.get("appendonly") != "yes" else f"AOF {info.get('appendfsync')}"
+    return f"{info['version']} ({aof})"
+
+
 def render(results: list[Result], env: dict[str, Any], settings: Settings, seconds: float) -> None:
     console = Console()
     if not console.is_terminal:
@@ -160,6 +175,7 @@ def render(results: list[Result], env: dict[str, Any], settings: Settings, secon
         f"{env['cpu']} ({env['cores']} cores, {env['machine']}), {env['os']}\n"
         f"Python {env['python']}, SQLite {env['sqlite']}, "
         f"PostgreSQL {env['postgresql'] or 'not used'}, psycopg {env['psycopg']}, "
+        f"Redis {_redis_line(env['redis'])}, "
         f"NATS {env['nats'] or 'not used'} (JetStream storage={env['nats_storage']}), "
         f"pydantic {env['pydantic']}, stmtflow {env['stmtflow']} ({env['commit'] or '?'})\n"
         f"SQLite files in {env['workdir']}"
@@ -196,10 +212,23 @@ def main(argv: list[str] | None = None) -> int:
     server = db.pg_server()
     pg_skip = db.pg_reachable(server)
     pg_url = None if pg_skip else db.with_schema(server, db.run_schema())
+    redis_server = db.redis_server()
+    redis_skip = db.redis_reachable(redis_server)
+    redis_url = None if redis_skip else db.with_prefix(redis_server, db.run_schema())
     nats_server = nats_bench.nats_server()
     nats_skip = nats_bench.nats_reachable(nats_server)
     nats_url = None if nats_skip else nats_bench.run_url(nats_server)
-    settings = Settings(args.quick, repeats, workdir, pg_url, pg_skip, nats_url, nats_skip)
+    settings = Settings(
+        args.quick,
+        repeats,
+        workdir,
+        pg_url,
+        pg_skip,
+        redis_url=redis_url,
+        redis_skip=redis_skip,
+        nats_url=nats_url,
+        nats_skip=nats_skip,
+    )
     results: list[Result] = []
     crashed = False
     started = time.perf_counter()
@@ -238,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if pg_url is not None:
             db.pg_drop_schema(pg_url)
+        if redis_url is not None:
+            db.redis_delete(redis_url)
         if nats_url is not None:
             nats_bench.drop(nats_url)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -250,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
                 "quick": settings.quick,
                 "repeats": settings.repeats,
                 "postgresql_skipped": pg_skip,
+                "redis_skipped": redis_skip,
                 "nats_skipped": nats_skip,
                 "workloads": names,
             },

@@ -231,3 +231,104 @@ def open_schema(url: str) -> None:
     from stmtflow.stores import open_store
 
     open_store(url).close()
+
+
+# -- Redis ---------------------------------------------------------------------------------------
+
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+"""The Redis server used unless ``$STMTFLOW_BENCH_REDIS`` (or ``$STMTFLOW_TEST_REDIS``) names
+another. Point it at a server started with ``appendonly yes`` and ``appendfsync always`` to
+measure the durable setting."""
+
+
+def redis_server() -> str:
+    """The Redis server URL (no prefix) the benchmarks use."""
+    return (
+        os.environ.get("STMTFLOW_BENCH_REDIS")
+        or os.environ.get("STMTFLOW_TEST_REDIS")
+        or DEFAULT_REDIS
+    )
+
+
+def redis_reachable(url: str) -> str | None:
+    """None when the Redis server answers, else why not (one line)."""
+    try:
+        import redis
+    except ImportError:
+        return "redis-py is not installed (pip install 'stmtflow[redis]')"
+    try:
+        with redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3) as client:
+            client.ping()
+    except redis.RedisError as exc:
+        return f"Redis at {url} is unreachable: {exc}"
+    return None
+
+
+def with_prefix(url: str, prefix: str) -> str:
+    """``url`` with its ``prefix`` query parameter set (how the Redis store names its keys)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "prefix"] + [("prefix", prefix)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def redis_client(url: str) -> Any:
+    """A redis-py client (str replies) of the URL's server, without the store's prefix."""
+    import redis
+
+    parts = urlsplit(url)
+    rest = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "prefix"])
+    return redis.Redis.from_url(urlunsplit(parts._replace(query=rest)), decode_responses=True)
+
+
+def redis_info(url: str) -> dict[str, str]:
+    """The server's version and durability settings, as the report states them."""
+    with redis_client(url) as client:
+        info: dict[str, str] = {"version": str(client.info("server").get("redis_version", "?"))}
+        for name in ("appendonly", "appendfsync"):
+            try:
+                info.update(client.config_get(name))
+            except Exception:  # managed servers may refuse CONFIG: report what is known
+                info[name] = "unknown"
+    return info
+
+
+def redis_durability(url: str) -> str:
+    """One line for the notes: the AOF setting the figures were measured with."""
+    info = redis_info(url)
+    if info.get("appendonly") != "yes":
+        return "no AOF: acknowledged writes live in memory only"
+    return f"AOF, appendfsync {info.get('appendfsync', '?')}"
+
+
+def redis_prefix(url: str) -> str:
+    """The URL's key prefix (a benchmark URL always has its own)."""
+    prefix = dict(parse_qsl(urlsplit(url).query)).get("prefix")
+    assert prefix, "a benchmark Redis URL has a prefix of its own"
+    return prefix
+
+
+def redis_delete(url: str) -> None:
+    """Delete every key under the URL's prefix (set-up and clean-up, not a store operation)."""
+    prefix = redis_prefix(url)
+    with redis_client(url) as client:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+
+
+def store_clone(store: Any, template_id: str, prefix: str, count: int) -> None:
+    """`sqlite_clone` through the store's own `Store.create` (for stores without SQL)."""
+    template = store.get(template_id)
+    for id in clone_ids(prefix, count):
+        state = template.state.replace(_quoted(template_id), _quoted(id))
+        store.create(
+            Record(
+                id=id,
+                workflow=template.workflow,
+                data=template.data,
+                state=state,
+                status=template.status,
+                wake_at=template.wake_at,
+                created_at=template.created_at,
+            )
+        )

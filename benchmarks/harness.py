@@ -24,6 +24,8 @@ class Settings:
         workdir: where the SQLite files go (the disk whose commit cost is measured).
         pg_url: the PostgreSQL server (its schema is the run's own), or None when unreachable.
         pg_skip: why PostgreSQL workloads are skipped (None when they run).
+        redis_url: the Redis server with the run's own key prefix, or None when unreachable.
+        redis_skip: why the Redis rows are skipped (None when they run).
         nats_url: the NATS store of the run (its own bucket), or None when unreachable.
         nats_skip: why the NATS rows are skipped (None when they run).
     """
@@ -33,6 +35,8 @@ class Settings:
     workdir: Path
     pg_url: str | None
     pg_skip: str | None
+    redis_url: str | None = None
+    redis_skip: str | None = None
     nats_url: str | None = None
     nats_skip: str | None = None
 

@@ -9,6 +9,9 @@ The server is ``$STMTFLOW_TEST_PG`` or ``postgresql://postgres@127.0.0.1:5432/te
 cannot be reached (or psycopg is not installed) PostgreSQL tests are skipped with the reason --
 unless ``$CI`` is set: in CI an unreachable server fails the run instead of hiding the tests.
 
+``redis_url`` does the same for Redis (``$STMTFLOW_TEST_REDIS`` or ``redis://127.0.0.1:6379/0``):
+each test gets its own key prefix, and the keys under it are deleted when the test ends (never
+``FLUSHDB``: the server is shared).
 ``nats_url`` does the same for NATS (``$STMTFLOW_TEST_NATS`` or ``nats://127.0.0.1:4222``, with
 JetStream): a bucket of the test's own, deleted with its index streams after the test.
 """
@@ -19,10 +22,12 @@ import asyncio
 import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
+from redis_server import PrivateRedis
 from thread_scans import SCANS, same
 
 from stmtflow.core._program import _Cursor
@@ -31,6 +36,7 @@ from stmtflow.dsl._kind import rules
 from stmtflow.state import Thread
 
 DEFAULT_TEST_PG = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/0"
 
 
 def with_schema(url: str, schema: str) -> str:
@@ -91,6 +97,53 @@ def pg_schema_factory(pg_server: str) -> Iterator[Callable[[], str]]:
 def pg_url(pg_schema_factory: Callable[[], str]) -> str:
     """A PostgreSQL store URL whose schema is this test's alone (created on first use)."""
     return pg_schema_factory()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str:
+    """The reachable Redis test server's URL; skips (fails under CI) if unreachable."""
+    url = os.environ.get("STMTFLOW_TEST_REDIS", DEFAULT_TEST_REDIS)
+    try:
+        import redis
+    except ImportError:
+        _unavailable("redis-py is not installed: pip install 'stmtflow[redis]'")
+        raise  # unreachable: _unavailable raised
+    try:
+        with redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3) as client:
+            client.ping()
+    except redis.RedisError as exc:
+        _unavailable(f"Redis test server {url} is unreachable: {exc}")
+    return url
+
+
+def delete_prefix(url: str, prefix: str) -> None:
+    """Delete every key under ``prefix:`` (a test's own; SCAN is fine outside the store)."""
+    import redis
+
+    with redis.Redis.from_url(url) as client:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> Iterator[str]:
+    """A Redis store URL with a key prefix of this test's own, deleted when the test ends."""
+    prefix = f"stmtflow_test_{os.getpid()}_{secrets.token_hex(4)}"
+    sep = "&" if "?" in redis_server else "?"
+    yield f"{redis_server}{sep}prefix={prefix}"
+    delete_prefix(redis_server, prefix)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A running ``redis-server`` of this test's own (AOF, ``appendfsync always``)."""
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = PrivateRedis(directory)
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -108,14 +108,17 @@ def _clear_calls() -> Iterator[None]:
         "memory",
         "sqlite",
         pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("redis", marks=pytest.mark.redis),
         pytest.param("nats", marks=pytest.mark.nats),
     ]
 )
 def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
-    if request.param == "nats":
-        url: str = request.getfixturevalue("nats_url")
-    elif request.param == "postgres":
-        url = request.getfixturevalue("pg_url")
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("pg_url")
+    elif request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+    elif request.param == "nats":
+        url = request.getfixturevalue("nats_url")
     elif request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'engine.db'}"
     else:

@@ -19,6 +19,7 @@ import pytest
 import stmtflow as sf
 from stmtflow.runtime import Engine
 from stmtflow.stores import Record, Store, open_store
+from stmtflow.stores import _redis_parts as redis_parts
 from stmtflow.stores import _sqlite_parts as sqlite_parts
 
 HANDLED: list[str] = []
@@ -90,16 +91,22 @@ def _clear() -> Iterator[None]:
         "sqlite",
         "sqlite-parts",
         pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("redis-parts", marks=pytest.mark.redis),
         pytest.param("nats", marks=pytest.mark.nats),
     ]
 )
 def store(
     request: pytest.FixtureRequest, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Store]:
-    if request.param == "nats":
-        url: str = request.getfixturevalue("nats_url")
-    elif request.param == "postgres":
-        url = request.getfixturevalue("pg_url")
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("pg_url")
+    elif request.param.startswith("redis"):
+        if request.param == "redis-parts":  # every state with threads kept in parts
+            monkeypatch.setattr(redis_parts, "PARTS_FROM", 0)
+        url = request.getfixturevalue("redis_url")
+    elif request.param == "nats":
+        url = request.getfixturevalue("nats_url")
     elif request.param.startswith("sqlite"):
         if request.param == "sqlite-parts":  # every state of two threads or more kept in parts
             monkeypatch.setattr(sqlite_parts, "PARTS_FROM", 0)

@@ -122,6 +122,24 @@ def test_supplier_quote_example(tmp_path: Path) -> None:
     assert "late quote from acme refused: WorkflowFinished" in out
 
 
+@pytest.mark.redis
+def test_redis_store_example(redis_server: str, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "redis_store.py"), redis_server],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len([line for line in lines if ": finished: packed parcel" in line]) == 6
+    assert "told the customer about parcel 5" in done.stdout
+    assert lines[-1] == "steps run: 12, each once: True"
+
+
 @pytest.mark.nats
 def test_nats_example(tmp_path: Path, nats_server: str) -> None:
     out = run_example("nats_store.py", tmp_path, nats_server)  # its own bucket, deleted after

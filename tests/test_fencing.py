@@ -33,6 +33,7 @@ LEASE = timedelta(seconds=1)
         "memory",
         "sqlite",
         pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("redis", marks=pytest.mark.redis),
         pytest.param("nats", marks=pytest.mark.nats),
     ]
 )
@@ -44,6 +45,8 @@ def two_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
         return
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'fencing.db'}"
+    elif request.param == "redis":
+        url = str(request.getfixturevalue("redis_url"))
     elif request.param == "nats":
         url = str(request.getfixturevalue("nats_url"))
     else:

@@ -218,10 +218,19 @@ class Lazy(sf.WorkflowState):
         self.items = items
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ]
+)
 def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
     if request.param == "postgres":
         url: str = request.getfixturevalue("pg_url")
+    elif request.param == "redis":
+        url = request.getfixturevalue("redis_url")
     elif request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'foreach.db'}"
     else:

@@ -95,10 +95,19 @@ def test_plain_resume_with_a_reload_at_every_checkpoint() -> None:
     assert state.groups == {}
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ]
+)
 def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
     if request.param == "postgres":
         url: str = request.getfixturevalue("pg_url")
+    elif request.param == "redis":
+        url = request.getfixturevalue("redis_url")
     elif request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'go-args.db'}"
     else:
@@ -166,16 +175,22 @@ def test_a_body_that_raises_is_an_execution_error_naming_the_thread() -> None:
         sf.resume(Raises(), sf.new_state("r-1", Raises))
 
 
-@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize(
+    "store",
+    [
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ],
+)
 def test_each_thread_keeps_its_arg_with_a_fresh_engine_for_every_event(
     store: str, request: pytest.FixtureRequest, tmp_path: Any
 ) -> None:
     """Nothing kept in memory between events: every delivery loads the stored JSON."""
-    url = (
-        request.getfixturevalue("pg_url")
-        if store == "postgres"
-        else f"sqlite:///{tmp_path / 'fresh.db'}"
-    )
+    if store == "sqlite":
+        url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    else:
+        url = request.getfixturevalue("pg_url" if store == "postgres" else "redis_url")
     with Engine(url, workflows=[Fanout]) as engine:
         engine.start(Fanout, id="fan-1")
     for _ in range(ROUNDS):

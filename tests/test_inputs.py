@@ -87,12 +87,15 @@ class Clock:
         "memory",
         "sqlite",
         pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("redis", marks=pytest.mark.redis),
         pytest.param("nats", marks=pytest.mark.nats),
     ]
 )
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "postgres":
         return str(request.getfixturevalue("pg_url"))
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
     if request.param == "nats":
         return str(request.getfixturevalue("nats_url"))
     if request.param == "sqlite":

@@ -181,10 +181,19 @@ def test_a_bad_until_is_a_definition_error(until: Any, message: str) -> None:
     assert any(i.startswith("Join 'j' at S[1]: " + message) for i in caught.value.issues)
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ]
+)
 def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
     if request.param == "postgres":
         url: str = request.getfixturevalue("pg_url")
+    elif request.param == "redis":
+        url = request.getfixturevalue("redis_url")
     elif request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'join.db'}"
     else:

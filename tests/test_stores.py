@@ -1,5 +1,5 @@
 """The store contract: one suite, run against every store (memory, SQLite file, PostgreSQL,
-NATS)."""
+Redis, NATS)."""
 
 from __future__ import annotations
 
@@ -34,14 +34,24 @@ def rec(id: str, **changes: object) -> Record:
         "memory",
         "sqlite",
         pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("redis-parts", marks=pytest.mark.redis),
         pytest.param("nats", marks=pytest.mark.nats),
     ]
 )
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def store_url(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
     if request.param == "memory":
         return "memory://"
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'stmtflow.db'}"
+    if request.param.startswith("redis"):
+        if request.param == "redis-parts":  # every state with threads kept in parts
+            from stmtflow.stores import _redis_parts
+
+            monkeypatch.setattr(_redis_parts, "PARTS_FROM", 0)
+        return str(request.getfixturevalue("redis_url"))
     if request.param == "nats":
         return str(request.getfixturevalue("nats_url"))
     return str(request.getfixturevalue("pg_url"))

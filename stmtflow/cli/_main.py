@@ -67,7 +67,9 @@ _JSON_FLAG = click.option("--json", "as_json", is_flag=True, help="Print JSON fo
     show_default=True,
     envvar="STMTFLOW_DB",
     metavar="URL",
-    help="Store URL: sqlite:///file.db, postgresql://..., memory:// (env STMTFLOW_DB).",
+    help=(
+        "Store URL: sqlite:///file.db, postgresql://..., redis://..., memory:// (env STMTFLOW_DB)."
+    ),
 )
 @click.version_option(package_name="stmtflow")
 @click.pass_context

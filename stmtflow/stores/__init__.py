@@ -8,6 +8,9 @@
 ``postgresql://user@host/db``      many workers on many machines (``postgres://`` too;
                                    ``?schema=name`` picks a schema); needs
                                    ``pip install 'stmtflow[postgres]'``
+``redis://host:6379/0``            many workers sharing one Redis server (``rediss://``
+                                   for TLS; ``?prefix=name`` starts every key); needs
+                                   ``pip install 'stmtflow[redis]'``
 ``nats://host:4222?bucket=NAME``   NATS JetStream KV, many workers on many machines
                                    (``storage=memory``, ``replicas=N``, ``timeout=S``);
                                    needs ``pip install 'stmtflow[nats]'``
@@ -45,7 +48,8 @@ DEFAULT_URL = "sqlite:///stmtflow.db"
 """The store used when none is named: ``stmtflow.db`` in the current directory."""
 
 _SUPPORTED = (
-    "memory://, sqlite:///path/to/file.db, postgresql://user@host/db, nats://host:4222?bucket=NAME"
+    "memory://, sqlite:///path/to/file.db, postgresql://user@host/db, redis://host:6379/0, "
+    "nats://host:4222?bucket=NAME"
 )
 
 
@@ -59,7 +63,8 @@ def open_store(url: str = DEFAULT_URL) -> Store:
     Raises:
         ValueError: an unknown scheme or a malformed URL, naming the URL and the supported forms.
         ImportError: a ``postgresql://`` URL without the ``stmtflow[postgres]`` extra installed,
-            a ``nats://`` URL without ``stmtflow[nats]``.
+            or a ``redis://`` URL without ``stmtflow[redis]``,
+            or a ``nats://`` URL without ``stmtflow[nats]``.
         StmtflowError: the database cannot be reached or has a newer schema.
 
     Example:
@@ -92,6 +97,10 @@ def open_store(url: str = DEFAULT_URL) -> Store:
         from stmtflow.stores.postgres import PostgresStore
 
         return PostgresStore(url)
+    if scheme in ("redis", "rediss"):
+        from stmtflow.stores.redis import RedisStore
+
+        return RedisStore(url)
     if scheme == "nats":
         from stmtflow.stores.nats import NatsStore
 

@@ -266,9 +266,9 @@ def claim_order(records: builtins.list[Record]) -> builtins.list[Record]:
 class Store(Protocol):
     """Where workflow instances live: one `Record` each, written compare-and-set.
 
-    Every method is safe to call from several threads; SQLite and PostgreSQL stores are also
-    safe for several processes (and, for PostgreSQL, machines) sharing one database. A store
-    is a context manager that closes itself.
+    Every method is safe to call from several threads; SQLite, PostgreSQL and Redis stores are
+    also safe for several processes (and, for PostgreSQL and Redis, machines) sharing one
+    database. A store is a context manager that closes itself.
 
     Example:
         >>> from datetime import timedelta

@@ -1,0 +1,332 @@
+"""The Lua scripts of the Redis store: each is one atomic step on the server.
+
+Redis runs a script to the end before any other command, so a check and the write it guards
+(version, fence, lease) cannot be separated by another client. Every script takes the key prefix
+as ``ARGV[1]`` and builds its key names from it (`stmtflow.stores.redis` lists the layout).
+
+Times travel as decimal strings of microseconds since the Unix epoch and are written exactly as
+received: Lua numbers are doubles, which compare such values exactly (below 2**53) but print
+them rounded, so a script compares with ``tonumber`` and never writes a number it computed,
+except the counters ``HINCRBY`` keeps. An optional argument is ``""`` for None and ``"=value"``
+for a value (so an empty string stays distinguishable from None).
+
+Every script answers ``{"ok", ...}``, ``{"refused", <the record>}`` (so the caller can say why
+without reading again), ``{"exists"}`` or ``{"missing"}``. A record travels as ``{fields}``, or
+``{fields, pieces}`` for a state kept in parts (`stmtflow.stores._redis_parts`), where
+``pieces`` is the ``P:parts:<id>`` hash, or empty when the caller said it knows that version.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CLAIM",
+    "CLAIM_DUE",
+    "CREATE",
+    "GET",
+    "INPUTS",
+    "LIST",
+    "RELEASE",
+    "RENEW",
+    "UPDATE",
+    "UPDATE_FREE",
+]
+
+_COMMON = """
+local P = ARGV[1]
+local function rkey(id) return P .. ':rec:' .. id end
+local function opt(k, name, value)
+  if value == '' then
+    redis.call('HDEL', k, name)
+  else
+    redis.call('HSET', k, name, string.sub(value, 2))
+  end
+end
+local function lease_live(k, now)
+  local expires = redis.call('HGET', k, 'lease_expires')
+  return expires and tonumber(expires) >= tonumber(now)
+end
+local function by_status(status) return P .. ':status:' .. status end
+local function by_both(status, workflow)
+  return P .. ':status:' .. status .. ':workflow:' .. workflow
+end
+local KEPT = {'workflow', 'created_at', 'fence', 'lease_owner', 'lease_expires'}
+
+-- A record as the client reads it; its pieces unless it is at version `known` (or kept whole).
+local function full_record(k, id, known)
+  local fields = redis.call('HGETALL', k)
+  if redis.call('HEXISTS', k, 'parts') == 0 then return {fields} end
+  if known ~= '' and redis.call('HGET', k, 'version') == known then return {fields, {}} end
+  return {fields, redis.call('HGETALL', P .. ':parts:' .. id)}
+end
+
+-- ARGV[a ..]: 'whole' | 'full' | 'delta', n, n positions to drop, m, m (position, piece), tail.
+local function write_state(k, id, a)
+  local pk = P .. ':parts:' .. id
+  if ARGV[a] == 'whole' then
+    redis.call('DEL', pk)
+    redis.call('HDEL', k, 'parts')
+    return a + 1
+  end
+  if ARGV[a] == 'full' then redis.call('DEL', pk) end
+  local i = a + 1
+  for _ = 1, tonumber(ARGV[i]) do
+    i = i + 1
+    redis.call('HDEL', pk, ARGV[i])
+  end
+  i = i + 1
+  for _ = 1, tonumber(ARGV[i]) do
+    redis.call('HSET', pk, ARGV[i + 1], ARGV[i + 2])
+    i = i + 2
+  end
+  redis.call('HSET', pk, 'tail', ARGV[i + 1])
+  redis.call('HSET', k, 'parts', '1')
+  return i + 2
+end
+
+-- ARGV[a ..]: '' (leave the instance's pending-input rows), or n, then n rows of
+-- (member, asked_at, assignee or '', workflow, row): replace them all.
+local function write_inputs(id, a)
+  if ARGV[a] == '' then return end
+  local own = P .. ':inputs-of:' .. id
+  local old = redis.call('HGETALL', own)
+  for j = 1, #old, 2 do
+    for key in string.gmatch(old[j + 1], '[^\\n]+') do redis.call('ZREM', key, old[j]) end
+    redis.call('HDEL', P .. ':input', old[j])
+  end
+  redis.call('DEL', own)
+  local i = a + 1
+  for _ = 1, tonumber(ARGV[a]) do
+    local member, at, assignee, workflow = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    local keys = {P .. ':inputs', P .. ':inputs:workflow:' .. workflow}
+    if assignee ~= '' then keys[#keys + 1] = P .. ':inputs:assignee:' .. assignee end
+    for _, key in ipairs(keys) do redis.call('ZADD', key, at, member) end
+    redis.call('HSET', P .. ':input', member, ARGV[i + 4])
+    redis.call('HSET', own, member, table.concat(keys, '\\n'))
+    i = i + 5
+  end
+end
+
+-- A resuming record is claimable whatever its wake-up: without one it waits in P:resuming (by
+-- created_at), with one in P:resuming-at (by wake_at), where claim_due finds it even early.
+local function file_resuming(id, status, wake, created)
+  redis.call('ZREM', P .. ':resuming', id)
+  redis.call('ZREM', P .. ':resuming-at', id)
+  if status ~= 'resuming' then return end
+  if wake == '' then
+    redis.call('ZADD', P .. ':resuming', created, id)
+  else
+    redis.call('ZADD', P .. ':resuming-at', string.sub(wake, 2), id)
+  end
+end
+
+-- ARGV[a .. a+5]: data, state, status, wake_at (opt), error (opt), updated_at.
+local function write_data(k, id, a)
+  local status, wake = ARGV[a + 2], ARGV[a + 3]
+  local old = redis.call('HMGET', k, 'status', 'workflow', 'created_at')
+  if old[1] ~= status then
+    redis.call('ZREM', by_status(old[1]), id)
+    redis.call('ZREM', by_both(old[1], old[2]), id)
+    redis.call('ZADD', by_status(status), old[3], id)
+    redis.call('ZADD', by_both(status, old[2]), old[3], id)
+  end
+  if old[1] == 'resuming' or status == 'resuming' then file_resuming(id, status, wake, old[3]) end
+  redis.call('HSET', k, 'data', ARGV[a], 'state', ARGV[a + 1], 'status', status,
+    'updated_at', ARGV[a + 5])
+  opt(k, 'wake_at', wake)
+  opt(k, 'error', ARGV[a + 4])
+  if wake == '' then
+    redis.call('ZREM', P .. ':due', id)
+  else
+    redis.call('ZADD', P .. ':due', string.sub(wake, 2), id)
+  end
+  redis.call('HINCRBY', k, 'version', 1)
+end
+"""
+
+CREATE = (
+    _COMMON
+    + """
+-- ARGV: prefix, id, workflow, data, state (or its head), status, wake_at (opt),
+--       lease_owner (opt), lease_expires (opt), error (opt), created_at, updated_at,
+--       write_state's arguments, write_inputs' arguments
+local id, workflow, status, created = ARGV[2], ARGV[3], ARGV[6], ARGV[11]
+local k = rkey(id)
+if redis.call('EXISTS', k) == 1 then return {'exists'} end
+local fence = '0'
+if ARGV[8] ~= '' then fence = '1' end
+redis.call('HSET', k, 'id', id, 'workflow', workflow, 'data', ARGV[4], 'state', ARGV[5],
+  'status', status, 'version', '1', 'fence', fence, 'created_at', created,
+  'updated_at', ARGV[12])
+opt(k, 'wake_at', ARGV[7])
+opt(k, 'lease_owner', ARGV[8])
+opt(k, 'lease_expires', ARGV[9])
+opt(k, 'error', ARGV[10])
+write_inputs(id, write_state(k, id, 13))
+redis.call('ZADD', P .. ':created', created, id)
+redis.call('ZADD', P .. ':workflow:' .. workflow, created, id)
+redis.call('ZADD', by_status(status), created, id)
+redis.call('ZADD', by_both(status, workflow), created, id)
+file_resuming(id, status, ARGV[7], created)
+if ARGV[7] ~= '' then redis.call('ZADD', P .. ':due', string.sub(ARGV[7], 2), id) end
+return {'ok', {redis.call('HGETALL', k)}}
+"""
+)
+
+UPDATE = (
+    _COMMON
+    + """
+-- ARGV: prefix, id, expected_version, fence (opt), release ('1' or '0'), write_data's 6,
+--       write_state's arguments, write_inputs' arguments
+local id = ARGV[2]
+local k = rkey(id)
+local cur = redis.call('HMGET', k, 'version', 'fence', 'lease_owner')
+if not cur[1] then return {'missing'} end
+local fence = ARGV[4]
+if tonumber(cur[1]) ~= tonumber(ARGV[3]) or (fence ~= '' and
+    (tonumber(cur[2]) ~= tonumber(string.sub(fence, 2)) or not cur[3])) then
+  return {'refused', full_record(k, id, '')}
+end
+write_data(k, id, 6)
+write_inputs(id, write_state(k, id, 12))
+if ARGV[5] == '1' then redis.call('HDEL', k, 'lease_owner', 'lease_expires') end
+return {'ok', redis.call('HMGET', k, unpack(KEPT))}
+"""
+)
+
+UPDATE_FREE = (
+    _COMMON
+    + """
+-- ARGV: prefix, id, expected_version, now, owner (opt), lease_expires (opt), write_data's 6,
+--       write_state's arguments, write_inputs' arguments
+local id, now = ARGV[2], ARGV[4]
+local k = rkey(id)
+local version = redis.call('HGET', k, 'version')
+if not version then return {'missing'} end
+if tonumber(version) ~= tonumber(ARGV[3]) or lease_live(k, now) then
+  return {'refused', full_record(k, id, '')}
+end
+write_data(k, id, 7)
+write_inputs(id, write_state(k, id, 13))
+if ARGV[5] == '' then
+  redis.call('HDEL', k, 'lease_owner', 'lease_expires')
+else
+  redis.call('HSET', k, 'lease_owner', string.sub(ARGV[5], 2),
+    'lease_expires', string.sub(ARGV[6], 2))
+  redis.call('HINCRBY', k, 'fence', 1)
+end
+return {'ok', redis.call('HMGET', k, unpack(KEPT))}
+"""
+)
+
+CLAIM_DUE = (
+    _COMMON
+    + """
+-- ARGV: prefix, now, owner, lease_expires, limit. In claim order: resuming work with no
+-- wake-up (left by a crash) by creation; then due wake-ups by wake_at; then resuming work whose
+-- wake-up is still ahead. Only ids in those sets are read (and skipped while leased).
+local now, owner, expires, limit = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local out = {}
+local function take(id)
+  local k = rkey(id)
+  if lease_live(k, now) then return end
+  redis.call('HSET', k, 'lease_owner', owner, 'lease_expires', expires)
+  redis.call('HINCRBY', k, 'fence', 1)
+  out[#out + 1] = full_record(k, id, '')
+end
+local function scan(key, min, max)
+  local offset = 0
+  while #out < limit do
+    local ids = redis.call('ZRANGEBYSCORE', key, min, max, 'LIMIT', offset, limit)
+    for _, id in ipairs(ids) do
+      if #out < limit then take(id) end
+    end
+    if #ids < limit then return end
+    offset = offset + #ids
+  end
+end
+scan(P .. ':resuming', '-inf', '+inf')
+scan(P .. ':due', '-inf', now)
+scan(P .. ':resuming-at', '(' .. now, '+inf')
+return out
+"""
+)
+
+CLAIM = (
+    _COMMON
+    + """
+-- ARGV: prefix, id, owner, now, lease_expires
+local k = rkey(ARGV[2])
+local holder = redis.call('HMGET', k, 'version', 'lease_owner')
+if not holder[1] then return {'missing'} end
+if holder[2] and holder[2] ~= ARGV[3] and lease_live(k, ARGV[4]) then
+  return {'refused', full_record(k, ARGV[2], '')}
+end
+redis.call('HSET', k, 'lease_owner', ARGV[3], 'lease_expires', ARGV[5])
+redis.call('HINCRBY', k, 'fence', 1)
+return {'ok', full_record(k, ARGV[2], '')}
+"""
+)
+
+RENEW = (
+    _COMMON
+    + """
+-- ARGV: prefix, id, owner, fence, lease_expires
+local k = rkey(ARGV[2])
+local cur = redis.call('HMGET', k, 'version', 'lease_owner', 'fence')
+if not cur[1] then return {'missing'} end
+if cur[2] ~= ARGV[3] or tonumber(cur[3]) ~= tonumber(ARGV[4]) then
+  return {'refused', full_record(k, ARGV[2], '')}
+end
+redis.call('HSET', k, 'lease_expires', ARGV[5])
+return {'ok', full_record(k, ARGV[2], '')}
+"""
+)
+
+RELEASE = (
+    _COMMON
+    + """
+-- ARGV: prefix, id, owner, fence
+local k = rkey(ARGV[2])
+local cur = redis.call('HMGET', k, 'version', 'lease_owner', 'fence')
+if not cur[1] then return {'missing'} end
+if cur[2] ~= ARGV[3] or tonumber(cur[3]) ~= tonumber(ARGV[4]) then return {'ok', 0} end
+redis.call('HDEL', k, 'lease_owner', 'lease_expires')
+return {'ok', 1}
+"""
+)
+
+LIST = (
+    _COMMON
+    + """
+-- ARGV: prefix, index key suffix, last rank (-1: all). One atomic read of ids and records.
+local ids = redis.call('ZRANGE', P .. ARGV[2], 0, ARGV[3])
+local out = {}
+for i, id in ipairs(ids) do out[i] = full_record(rkey(id), id, '') end
+return out
+"""
+)
+
+INPUTS = (
+    _COMMON
+    + """
+-- ARGV: prefix, index key suffix. The rows of the index, in its (asked_at, member) order.
+local members = redis.call('ZRANGE', P .. ARGV[2], 0, -1)
+local out = {}
+for start = 1, #members, 1000 do
+  local last = math.min(start + 999, #members)
+  local rows = redis.call('HMGET', P .. ':input', unpack(members, start, last))
+  for _, row in ipairs(rows) do out[#out + 1] = row end
+end
+return out
+"""
+)
+
+GET = (
+    _COMMON
+    + """
+-- ARGV: prefix, id, the version whose pieces the caller has ('' for none)
+local k = rkey(ARGV[2])
+if redis.call('EXISTS', k) == 0 then return {'missing'} end
+return {'ok', full_record(k, ARGV[2], ARGV[3])}
+"""
+)
