@@ -34,6 +34,7 @@ from benchmarks.w3_fanout import w3
 from benchmarks.w5_throughput import w5
 from benchmarks.w6_due_index import w6
 from benchmarks.w7_inputs import w7
+from benchmarks.w8_children import w8
 from benchmarks.w_redis import redis_w1, redis_w2, redis_w3, redis_w5
 
 
@@ -51,6 +52,7 @@ WORKLOADS: dict[str, Callable[[Settings], list[Result]]] = {
     "W5": _and(w5, redis_w5),
     "W6": w6,
     "W7": w7,
+    "W8": w8,
 }
 """Every workload of the issue, in the order they run."""
 

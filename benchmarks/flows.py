@@ -224,3 +224,67 @@ class Review(sf.WorkflowState):
 
     def answer(self, form: ReviewForm) -> None:
         self.approved = form.approve
+
+
+class OneStep(sf.WorkflowState):
+    """W8's child: one step, and its result."""
+
+    n: int = 0
+
+    def definition(self) -> sf.Section:
+        return sf.S(sf.Step("double", self.double))
+
+    def double(self) -> None:
+        self.n *= 2
+
+    def result(self) -> int:
+        return self.n
+
+
+class Caller(sf.WorkflowState):
+    """W8's parent: a ``For`` loop of ``n`` ``Call``s of `OneStep`, one at a time (``ForEach``
+    was not on main when W8 was written); ``total`` sums the children's results."""
+
+    static_definition: ClassVar[bool] = True
+
+    n: int = 100
+    done: int = 0
+    total: int = 0
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.For(
+                "calls",
+                lambda: self.done < self.n,
+                sf.Call("c", OneStep, lambda: {"n": self.done}, result=self.got),
+            )
+        )
+
+    def got(self, result: sf.ChildResult) -> None:
+        self.done += 1
+        self.total += result.output
+
+
+class FanCaller(sf.WorkflowState):
+    """W8's fan-out parent: a ``ForEach`` over ``n`` items, each item's thread one ``Call`` of
+    `OneStep`, at most 10 alive at once."""
+
+    static_definition: ClassVar[bool] = True
+
+    n: int = 100
+    done: int = 0
+    total: int = 0
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.ForEach(
+                "items",
+                lambda: list(range(self.n)),
+                lambda item: sf.S(sf.Call("c", OneStep, {"n": item}, result=self.got)),
+                max_concurrency=10,
+            )
+        )
+
+    def got(self, result: sf.ChildResult) -> None:
+        self.done += 1
+        self.total += result.output

@@ -31,6 +31,11 @@ import stmtflow.testing
 from stmtflow.testing import WorkflowHarness
 
 EXPORTED = {
+    # child workflows
+    "Call",
+    "Child",
+    "ChildResult",
+    "Start",
     # statements
     "Ask",
     "Break",

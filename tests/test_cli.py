@@ -339,6 +339,27 @@ def test_python_dash_m(tmp_path: Path) -> None:
     assert (done.returncode, done.stdout) == (0, "no instances\n")
 
 
+ORDER_PAYMENT = f"{ROOT / 'examples' / 'order_payment.py'}:Order"
+
+
+def test_children_are_shown_listed_and_drawn(db: str) -> None:
+    ok(db, "run", ORDER_PAYMENT, "--input", '{"item": "cup", "amount": 3}', "--id", "o1")
+    child = "o1/pay.child@3"
+    shown = json.loads(ok(db, "show", "o1", "--json").output)
+    assert [(c["id"], c["status"], c["parent_id"]) for c in shown["children"]] == [
+        (child, "waiting", "o1")
+    ]
+    assert child in ok(db, "show", "o1").output
+    listed = json.loads(ok(db, "list", "--parent", "o1", "--json").output)
+    assert [r["id"] for r in listed] == [child]
+    assert json.loads(ok(db, "list", "--parent", "nobody", "--json").output) == []
+    drawn = ok(db, "graph", ORDER_PAYMENT, "--id", "o1").output
+    assert f"Call pay<br>→ Payment<br>child {child}: waiting" in drawn
+    # The child's event, sent from the command line, wakes the parent (loaded from its target).
+    ok(db, "send", child, "bank_answer", "true")
+    assert json.loads(ok(db, "show", "o1", "--json").output)["status"] == "finished"
+
+
 ASKING = """
 from datetime import timedelta
 from pydantic import BaseModel

@@ -147,3 +147,15 @@ def test_nats_example(tmp_path: Path, nats_server: str) -> None:
     assert "fired a day later: 1" in out
     assert "finished: finished, reminded True, answer 'it was the toner'" in out
     assert "listed as finished: ['ticket-1']" in out
+
+
+def test_order_payment_example(tmp_path: Path) -> None:
+    out = run_example("order_payment.py", tmp_path)
+    assert "payment order-1/pay.child@3 ended finished: {'approved': True}" in out
+    assert "shipped the teapot" in out
+    assert "payment order-2/pay.child@3 ended timed_out" in out
+    assert "released the kettle (timed_out)" in out
+    assert "order-2/pay.child@3 is cancelled; order-2 is finished" in out
+    states = saved_states(tmp_path)
+    assert set(states) == {"order-1", "order-2", "order-1_pay.child@3", "order-2_pay.child@3"}
+    assert states["order-2_pay.child@3"].status is sf.WorkflowStatus.CANCELLED

@@ -130,8 +130,43 @@ class Config:
             fail(f"cannot open database {redact(self.db)}: {exc}")
 
     def engine(self, *, create: bool = False) -> Engine:
-        """An `Engine` over the store, with no workflow class registered yet."""
-        return Engine(self.store(create=create))
+        """An `Engine` over the store, with no workflow class registered yet: a type it meets
+        (a child, a parent woken by one) is imported from its remembered target."""
+        engine = Engine(self.store(create=create))
+        engine.resolve = lambda name: _remembered(engine, name)
+        return engine
+
+
+def _remembered(engine: Engine, name: str) -> type[WorkflowState] | None:
+    target = engine.store.get_target(name)
+    if target is None:
+        return None
+    try:
+        cls = load_target(target)
+    except TargetError:
+        return None
+    return cls if Engine.type_name(cls) == name else None
+
+
+def remember_children(
+    engine: Engine, cls: type[WorkflowState], wf: WorkflowState, target: str
+) -> None:
+    """Remember the targets of the child classes ``wf``'s definition names that live in the
+    module of ``cls`` (``target`` is ``cls``'s), so later commands can load them."""
+    from stmtflow.analysis import walk
+    from stmtflow.dsl._child import Call, Child, Start
+    from stmtflow.dsl._wait import On
+
+    where = target.rsplit(":", 1)[0]
+    for stmt in walk(wf.definition()):
+        if isinstance(stmt, Call | Start):
+            child: object = stmt.workflow
+        elif isinstance(stmt, On) and isinstance(stmt.handler, Child):
+            child = stmt.handler.workflow
+        else:
+            continue
+        if isinstance(child, type) and child.__module__ == cls.__module__:
+            engine.register(child, target=f"{where}:{child.__qualname__}")
 
 
 def remembered_class(engine: Engine, record: Record) -> type[WorkflowState]:

@@ -6,7 +6,7 @@ Commands (``stmtflow COMMAND --help`` for each; ``docs/cli.md`` shows example ou
 ``run TARGET [--input JSON] [--id ID]``    start an instance and run it until it blocks
 ``send ID EVENT [JSON]``                   deliver an event (with its input) and run on
 ``show ID``                                data, threads, what it waits for, last error
-``list [--status S] [--workflow W]``       the stored instances
+``list [--status S] [--workflow W] [--parent ID]``  the stored instances
 ``inputs [--assignee A] [--workflow W]``   what people are asked for (forms, escalations)
 ``worker [TARGET ...]``                    fire due timers and retries until stopped
 ``cancel ID`` / ``restart ID``             end an instance / rerun a failed one's step
@@ -42,6 +42,7 @@ from stmtflow.cli._common import (
     one_line,
     parse_json,
     pass_config,
+    remember_children,
     remembered_class,
 )
 from stmtflow.cli._inputs import inputs
@@ -137,6 +138,7 @@ def run(
                     fail(f"instance {instance_id!r} exists already as a {rec.workflow} workflow")
                 existed = True
         engine.register(cls, target=normalize_target(target))
+        remember_children(engine, cls, wf, normalize_target(target))
         inst = engine.start(cls, wf, id=instance_id)
         if as_json:
             click.echo(dump_json(instance_json(inst, engine.pending(inst.id))))
@@ -188,22 +190,28 @@ def show(cfg: Config, instance_id: str, as_json: bool) -> None:
         remembered_class(engine, engine.store.get(instance_id))
         inst = engine.get(instance_id)
         pending = engine.pending(instance_id)
+        children = engine.store.list(parent_id=instance_id)
         if as_json:
-            click.echo(dump_json(instance_json(inst, pending)))
+            shown = instance_json(inst, pending)
+            shown["children"] = [record_json(r) for r in children]
+            click.echo(dump_json(shown))
         else:
-            print_instance(console(), inst, pending)
+            print_instance(console(), inst, pending, children)
 
 
 @cli.command(name="list", short_help="List stored instances.")
 @click.option("--status", metavar="STATUS", help="waiting, finished, failed, cancelled, resuming")
 @click.option("--workflow", metavar="TYPE", help="Only instances of this workflow type.")
+@click.option("--parent", metavar="ID", help="Only the children instance ID started.")
 @_JSON_FLAG
 @pass_config
-def list_(cfg: Config, status: str | None, workflow: str | None, as_json: bool) -> None:
+def list_(
+    cfg: Config, status: str | None, workflow: str | None, parent: str | None, as_json: bool
+) -> None:
     """List stored instances, oldest first."""
     wanted = status_value(status) if status is not None else None
     with cfg.store() as store:
-        records = store.list(status=wanted, workflow=workflow)
+        records = store.list(status=wanted, workflow=workflow, parent_id=parent)
     if as_json:
         click.echo(dump_json([record_json(r) for r in records]))
     else:

@@ -105,6 +105,8 @@ def record_json(rec: Record) -> dict[str, Any]:
         "status": rec.status,
         "wake_at": rec.wake_at.isoformat() if rec.wake_at else None,
         "error": rec.error,
+        "parent_id": rec.parent_id,
+        "root_id": rec.root_id or rec.id,
         "created_at": rec.created_at.isoformat() if rec.created_at else None,
         "updated_at": rec.updated_at.isoformat() if rec.updated_at else None,
     }
@@ -121,6 +123,9 @@ def _summary(inst: Instance, now: datetime) -> Table:
     grid.add_row("workflow", inst.workflow)
     grid.add_row("status", _status(inst.status.value))
     grid.add_row("version", str(inst.version))
+    if inst.parent_id is not None:
+        grid.add_row("parent", inst.parent_id)
+        grid.add_row("root", inst.root_id or "-")
     if inst.wake_at is not None:
         grid.add_row("wakes", when(inst.wake_at, now))
     return grid
@@ -158,6 +163,21 @@ def _pending(events: list[PendingEvent], now: datetime) -> Table:
     return table
 
 
+def _children(records: list[Record], now: datetime) -> Table:
+    table = Table(title="Children", title_justify="left", expand=False)
+    for column in ("id", "workflow", "status", "when parent ends", "updated"):
+        table.add_column(column, overflow="fold")
+    for rec in records:
+        table.add_row(
+            rec.id,
+            rec.workflow,
+            _status(rec.status),
+            rec.on_parent_end or "-",
+            when(rec.updated_at, now) if rec.updated_at else "-",
+        )
+    return table
+
+
 def _asked(id: str, event: PendingEvent) -> Panel:
     """A question a person is to answer: the prompt, whom it is for, and how to answer it; for
     an escalated step, why it waits (the step, its attempts and last error are the prompt)."""
@@ -172,8 +192,14 @@ def _asked(id: str, event: PendingEvent) -> Panel:
     return Panel(body, title=title, title_align="left", border_style=style, expand=False)
 
 
-def print_instance(out: Console, inst: Instance, pending: list[PendingEvent]) -> None:
-    """Show an instance: summary, data, threads, what it waits for and its last error."""
+def print_instance(
+    out: Console,
+    inst: Instance,
+    pending: list[PendingEvent],
+    children: list[Record] = (),  # type: ignore[assignment]
+) -> None:
+    """Show an instance: summary, data, threads, what it waits for, its children and its last
+    error."""
     now = datetime.now(UTC)
     parts: list[Any] = [_summary(inst, now)]
     out.print(Panel(Group(*parts), title=f"[bold]{inst.id}[/]", title_align="left", expand=False))
@@ -188,6 +214,8 @@ def print_instance(out: Console, inst: Instance, pending: list[PendingEvent]) ->
             if event.prompt is not None:
                 out.print(_asked(inst.id, event))
         out.print(Text(f"send one with: stmtflow send {inst.id} EVENT '<json input>'", style="dim"))
+    if children:
+        out.print(_children(list(children), now))
     if inst.error:
         out.print(Panel(Text(inst.error), title="Last error", border_style="red"))
 

@@ -22,7 +22,8 @@ from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.render._render import definition_json, render_image, to_dot, to_mermaid
 from stmtflow.runtime import Engine
 from stmtflow.runtime._loader import load_target
-from stmtflow.state import State, WorkflowStatus, load_state
+from stmtflow.state import CallbackRequest, State, WorkflowStatus, load_state
+from stmtflow.stores import Record
 
 __all__ = ["check", "graph"]
 
@@ -62,6 +63,7 @@ def graph(cfg: Config, target: str, instance_id: str | None, fmt: str, output: s
     """Draw TARGET's definition; with --id, where that instance's threads stand."""
     cls = load_target(target)
     state: State | None = None
+    children: dict[str, str] = {}
     if instance_id is not None:
         with cfg.engine() as engine:
             engine.register(cls)
@@ -69,13 +71,14 @@ def graph(cfg: Config, target: str, instance_id: str | None, fmt: str, output: s
             if inst.workflow != Engine.type_name(cls):
                 fail(f"instance {instance_id!r} is a {inst.workflow} workflow, not {cls.__name__}")
             wf, state = inst.data, inst.state
+            children = call_children(engine.store.list(parent_id=instance_id))
     else:
         wf = _default_instance(cls)
     section = _section_of(wf)
     if fmt in ("svg", "png"):
         if output is None and fmt == "png":
             fail("--format png needs -o FILE")
-        image = render_image(section, state, fmt)
+        image = render_image(section, state, fmt, children=children)
         if output is None:
             sys.stdout.write(image.decode())
         else:
@@ -84,11 +87,25 @@ def graph(cfg: Config, target: str, instance_id: str | None, fmt: str, output: s
     if fmt == "json":
         text = json.dumps(definition_json(section), indent=2) + "\n"
     else:
-        text = to_mermaid(section, state) if fmt == "mermaid" else to_dot(section, state)
+        draw = to_mermaid if fmt == "mermaid" else to_dot
+        text = draw(section, state, children=children)
     if output is None:
         click.echo(text, nl=False)
     else:
         Path(output).write_text(text)
+
+
+def call_children(records: list[Record]) -> dict[str, str]:
+    """The latest child of each `Call`, by the call's name: ``"<id>: <status>"`` (a call's
+    child is delivered to its event ``<name>.child``)."""
+    found: dict[str, str] = {}
+    for rec in records:  # oldest first: a later child of the same call wins
+        if rec.parent_event is None:
+            continue
+        event = CallbackRequest.model_validate_json(rec.parent_event).name
+        if event.endswith(".child"):
+            found[event.removesuffix(".child")] = f"{rec.id}: {rec.status}"
+    return found
 
 
 def _state_file(path: str) -> tuple[State, dict[str, Any] | None]:

@@ -28,7 +28,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from stmtflow.core._effects import RuntimeEffect
 from stmtflow.core._interpreter import Call, Interpreter, Run
+from stmtflow.dsl._child import needs_runtime
 from stmtflow.dsl._context import clock, step_var
 from stmtflow.dsl._statements import RetryPolicy
 from stmtflow.dsl._workflow import WorkflowState
@@ -65,18 +67,29 @@ def _async_refusal(what: str, value: Any) -> ExecutionError:
     )
 
 
+Perform = Callable[[RuntimeEffect], Any]
+"""How a runtime performs the effects on other instances (`RuntimeEffect`)."""
+
+
+def _no_runtime(effect: RuntimeEffect) -> Any:
+    raise ExecutionError(needs_runtime(effect.what))
+
+
 def drive(
     run: Run,
     checkpoint: CheckpointFn,
     now: datetime,
     before_call: Callable[[Call], None] | None = None,
+    perform: Perform = _no_runtime,
 ) -> Any:
     """Perform every effect of ``run`` directly; returns what the run returns.
 
     ``before_call`` (for the runtime) is called with each call into user code before it is
     made: the moment progress recorded by earlier checkpoints must be durable at the latest.
     Calls marked ``local`` (the built-in `Timer`'s setup and handle, which touch nothing outside
-    data and state) need nothing durable first and skip it.
+    data and state) need nothing durable first and skip it. ``perform`` (for the runtime)
+    performs the effects on other instances, starting and cancelling children; without it they
+    are an `ExecutionError` saying a runtime is needed. What ``perform`` raises ends the run.
     """
     value: Any = None
     error: Exception | None = None
@@ -93,6 +106,9 @@ def drive(
                         result = checkpoint(effect)
                         if result is not None and inspect.isawaitable(result):
                             raise _async_refusal("the checkpoint callback", result)
+                    continue
+                if type(effect) is not Call:
+                    value = perform(effect)  # type: ignore[arg-type]  # the others are runtime's
                     continue
                 if before_call is not None and not effect.local:
                     before_call(effect)
@@ -127,6 +143,9 @@ async def _adrive(run: Run, checkpoint: CheckpointFn, now: datetime) -> Any:
                         result = checkpoint(effect)
                         if inspect.isawaitable(result):
                             await result
+                    continue
+                if type(effect) is not Call:
+                    value = _no_runtime(effect)  # type: ignore[arg-type]
                     continue
                 token = step_var.set(effect.step)
                 try:

@@ -2,8 +2,9 @@
 
 The interpreter (`stmtflow.core._interpreter`) is a generator that yields an `Effect` whenever
 it needs the outside world — a `Call` into user code (an action, a handler's setup, handle or
-teardown, a ``WaitFor`` handler), or a `CheckpointType` for the caller's checkpoint function —
-and the driver (`stmtflow.core._drivers`) performs it and sends back the result or throws the
+teardown, a ``WaitFor`` handler), a `CheckpointType` for the caller's checkpoint function, or a
+`RuntimeEffect` only a runtime can perform (`StartChild`, `CancelChild`: other instances) — and
+the driver (`stmtflow.core._drivers`) performs it and sends back the result or throws the
 exception in. `Data` takes and restores the snapshot that makes a failed action leave the
 workflow data exactly as it was.
 """
@@ -11,25 +12,40 @@ workflow data exactly as it was.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from pydantic_core import PydanticSerializationError
 
+from stmtflow.dsl._child import Child, OnParentEnd, Start, child_id
 from stmtflow.dsl._context import StepKey
 from stmtflow.dsl._escalation import Escalation
 from stmtflow.dsl._handlers import Timer
 from stmtflow.dsl._human import HumanInput
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import ExecutionError
-from stmtflow.state import CheckpointType
+from stmtflow.state import CallbackRequest, CheckpointType
 
-__all__ = ["Call", "Data", "Effect", "Run", "describe", "has", "is_local"]
+__all__ = [
+    "Call",
+    "CancelChild",
+    "Data",
+    "Effect",
+    "Run",
+    "RuntimeEffect",
+    "StartChild",
+    "describe",
+    "has",
+    "is_local",
+    "start_child",
+    "started_child",
+]
 
 
 class Call:
     """Ask the driver to call ``fn(*args)`` (user code) and send back its result."""
 
-    __slots__ = ("args", "data", "fn", "local", "step", "what")
+    __slots__ = ("args", "data", "fn", "local", "start", "step", "what")
 
     def __init__(
         self,
@@ -55,6 +71,8 @@ class Call:
         """The workflow data's JSON as the call finds it, when the interpreter took it anyway
         (a step's snapshot, kept to restore the data if the action fails): a driver that stores
         the data before the call need not serialise it again."""
+        self.start: StartChild | None = None
+        """For a `Start`'s step: the child to start first; its id becomes the call's argument."""
 
     def describe(self) -> str:
         """What is being called, for error messages."""
@@ -64,8 +82,87 @@ class Call:
         return f"the action of step {step!r} ({self.what}, thread {thread_id!r})"
 
 
-Effect: TypeAlias = Call | CheckpointType
-"""What the interpreter yields: a call to make, or a checkpoint to pass to the caller's callback."""
+@dataclass(frozen=True, slots=True)
+class StartChild:
+    """Ask the runtime to start a child instance with the parent's next checkpoint; the driver
+    sends back the child's id (kept as the event's ``setup_data``)."""
+
+    id: str
+    """The child's id."""
+    workflow: Any
+    """A workflow class or a registered type name."""
+    input: Any
+    """The child's data: a dict, a model or None (a callable was evaluated already)."""
+    parent_event: CallbackRequest | None
+    """The parent's armed event the child's end is delivered to; None for a `Start`."""
+    on_parent_end: OnParentEnd
+    """Whether the child is cancelled with its parent."""
+    what: str
+    """Names the statement and thread in errors."""
+
+
+@dataclass(frozen=True, slots=True)
+class CancelChild:
+    """Ask the runtime to cancel child ``id`` (a `Child` torn down unfired, with
+    ``on_parent_end="cancel"``), with the parent's next checkpoint."""
+
+    id: str
+    what: str
+
+
+RuntimeEffect: TypeAlias = StartChild | CancelChild
+"""What only a runtime can perform: it touches other instances (plain ``resume`` refuses it)."""
+
+Effect: TypeAlias = Call | CheckpointType | RuntimeEffect
+"""What the interpreter yields: a call to make, a checkpoint to pass to the caller's callback, or
+an effect on other instances for the runtime."""
+
+
+def _evaluated(value: Any, name: str, what: str) -> Any:
+    """A child's ``input`` or ``id``: a callable is called (user code: what it raises is an
+    `ExecutionError` naming ``what``)."""
+    if not callable(value) or isinstance(value, type):
+        return value
+    try:
+        return value()
+    except Exception as exc:
+        raise ExecutionError(f"{what}: the child's {name} raised {describe(exc)}") from exc
+
+
+def _checked_id(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ExecutionError(f"{what}: a child id must be a non-empty string, got {value!r}")
+    return value
+
+
+def start_child(handler: Child, req: CallbackRequest, what: str) -> StartChild:
+    """The effect of setting up a `Child` event armed as ``req``."""
+    given = _evaluated(handler.id, "id", what)
+    ident = child_id(req.workflow_id, req.name, req.pc) if given is None else given
+    return StartChild(
+        id=_checked_id(ident, what),
+        workflow=handler.workflow,
+        input=_evaluated(handler.input, "input", what),
+        parent_event=req,
+        on_parent_end=handler.on_parent_end,
+        what=what,
+    )
+
+
+def started_child(start: Start, parent_id: str, pc: int, what: str) -> StartChild:
+    """The effect of a `Start` reached at ``pc`` by a thread of instance ``parent_id``."""
+    given = _evaluated(start.id, "id", what)
+    ident = child_id(parent_id, start.name, pc) if given is None else given
+    return StartChild(
+        id=_checked_id(ident, what),
+        workflow=start.workflow,
+        input=_evaluated(start.input, "input", what),
+        parent_event=None,
+        on_parent_end="abandon",
+        what=what,
+    )
+
+
 Run: TypeAlias = Generator[Effect, Any, Any]
 
 

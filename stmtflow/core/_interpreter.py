@@ -18,11 +18,23 @@ from typing import Any, assert_never
 
 from stmtflow.core import _escalation as escalation
 from stmtflow.core._bodies import Bodies
-from stmtflow.core._effects import Call, Data, Effect, Run, describe, has, is_local
+from stmtflow.core._effects import (
+    Call,
+    CancelChild,
+    Data,
+    Effect,
+    Run,
+    describe,
+    has,
+    is_local,
+    start_child,
+    started_child,
+)
 from stmtflow.core._program import KEEP_AS_IS, Ended, Program
 from stmtflow.core._routing import route
 from stmtflow.core._thread_index import ThreadIndex, can_move
 from stmtflow.core._threads import ThreadLife
+from stmtflow.dsl._child import Child, Start
 from stmtflow.dsl._escalation import ESCALATION
 from stmtflow.dsl._handlers import handler_type
 from stmtflow.dsl._kind import rules, truth
@@ -270,8 +282,11 @@ class Interpreter(ThreadLife):
                     )
                 actions += 1
                 snapshot = Data.snapshot(self.wf, self.where)
+                call = self._step_call(thread, snapshot)
+                if call.start is not None:  # a Start: its child first, its id to the call
+                    call.args = ((yield call.start),)
                 try:
-                    yield self._step_call(thread, snapshot)
+                    yield call
                 except Exception as exc:
                     Data.restore(self.wf, snapshot)
                     can_move = yield from self._step_failed(thread, exc)
@@ -289,7 +304,11 @@ class Interpreter(ThreadLife):
         """The call of the action of the step ``thread`` stands at (``snapshot``: the data)."""
         step = self._step_at(thread)
         key = (self.state.id, thread.id, step.name, thread.attempt + 1, thread.step_pc)
-        return Call(step.action, (), self.where, key, data=snapshot)
+        call = Call(step.action, (), self.where, key, data=snapshot)
+        if type(step) is Start:
+            what = f"Start {step.name!r} ({self._who(thread)})"
+            call.start = started_child(step, self.state.id, thread.step_pc, what)
+        return call
 
     def _step_done(self, thread: Thread) -> None:
         """The step's action returned: the thread moves on from it next."""
@@ -489,17 +508,24 @@ class Interpreter(ThreadLife):
             if event.status not in (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR):
                 continue
             what = f"the setup of event {event.req.name!r} ({self._who(thread)})"
-            try:
-                handler = handlers[event.req.name]
-                setup: Any = getattr(handler, "setup", None)  # armed as pending only if it has one
-                local = is_local(handler, "setup")
-                data = yield Call(setup, (event.req,), what, local=local)
-                if data is not None and not isinstance(data, str):
-                    raise TypeError(f"setup returned {type(data).__name__}, not a str")
-            except Exception as exc:
-                error = f"{what} failed: {describe(exc)}"
-                self._replace_event(thread, event, status=WaitEventStatus.SETUP_ERROR, error=error)
-                continue
+            handler = handlers[event.req.name]
+            if isinstance(handler, Child):
+                # Not user code: the runtime starts the child with the next checkpoint. What
+                # it refuses (an unknown type, an input that does not fit) is raised as is.
+                data = yield start_child(handler, event.req, what)
+            else:
+                try:
+                    setup: Any = getattr(handler, "setup", None)  # pending only if it has one
+                    local = is_local(handler, "setup")
+                    data = yield Call(setup, (event.req,), what, local=local)
+                    if data is not None and not isinstance(data, str):
+                        raise TypeError(f"setup returned {type(data).__name__}, not a str")
+                except Exception as exc:
+                    error = f"{what} failed: {describe(exc)}"
+                    self._replace_event(
+                        thread, event, status=WaitEventStatus.SETUP_ERROR, error=error
+                    )
+                    continue
             self._replace_event(
                 thread,
                 event,
@@ -525,11 +551,11 @@ class Interpreter(ThreadLife):
                 continue
             what = f"the teardown of event {event.req.name!r} ({self.where})"
             try:
-                yield Call(
-                    bodies.handler(event).teardown,
-                    (event.req, event.handled),
-                    what,
-                )
+                handler = bodies.handler(event)
+                if not isinstance(handler, Child):
+                    yield Call(handler.teardown, (event.req, event.handled), what)
+                elif not event.handled and handler.on_parent_end == "cancel":
+                    yield CancelChild(event.req.setup_data, what)
             except Exception as exc:
                 teardowns = self.state.teardowns
                 teardowns[teardowns.index(event)] = event.model_copy(

@@ -54,7 +54,9 @@ __all__ = [
 
 S = TypeVar("S")
 
-Shape = Literal["start", "end", "step", "decision", "wait", "waitfor", "go", "join", "invalid"]
+Shape = Literal[
+    "start", "end", "step", "decision", "wait", "waitfor", "go", "join", "call", "invalid"
+]
 
 
 def cond_value(cond: object) -> bool | str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TypeAlias
 
 from stmtflow.dsl._branch import Branch, Case, Cond, Default, If, Switch
+from stmtflow.dsl._child import Call, Child, ChildResult, Start
 from stmtflow.dsl._foreach import ForEach
 from stmtflow.dsl._go import Go, GoArg, GoBody, GoId, Return
 from stmtflow.dsl._human import Ask
@@ -35,7 +36,10 @@ __all__ = [
     "Ask",
     "Branch",
     "Break",
+    "Call",
     "Case",
+    "Child",
+    "ChildResult",
     "Cond",
     "Continue",
     "Default",
@@ -54,6 +58,7 @@ __all__ = [
     "S",
     "Section",
     "Sleep",
+    "Start",
     "Statement",
     "Step",
     "Switch",
@@ -80,6 +85,6 @@ Statement: TypeAlias = (
     | On
     | WaitFor
 )
-"""Every statement kind (a `Sleep` and an `Ask` are `Wait`s). ``Case``/``Default`` live only
-in a `Switch`, ``On`` only in a `Wait`. A new kind is added here and registered in its own
-module."""
+"""Every statement kind (a `Sleep`, an `Ask` and a `Call` are `Wait`s, a `Start` is a `Step`).
+``Case``/``Default`` live only in a `Switch`, ``On`` only in a `Wait`. A new kind is added here
+and registered in its own module."""

@@ -35,6 +35,7 @@ _SHAPES: dict[Shape, str] = {
     "waitfor": "shape=hexagon",
     "go": "shape=box3d",
     "join": "shape=invtrapezium",
+    "call": "shape=box, peripheries=2",
     "invalid": 'shape=octagon, color="#b91c1c"',
 }
 _NODE_MARKS: dict[Mark, str] = {

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,7 +27,7 @@ from stmtflow.dsl._kind import Exit, Loop, Shape, kind_of, rules
 from stmtflow.dsl._statements import Statement
 from stmtflow.state import MAIN_THREAD, State, WaitEventStatus, WorkflowStatus
 
-__all__ = ["Edge", "Flowchart", "Lane", "Mark", "Node", "Shape", "flowchart"]
+__all__ = ["Children", "Edge", "Flowchart", "Lane", "Mark", "Node", "Shape", "flowchart"]
 
 EdgeKind = Literal["flow", "back", "spawn"]
 Mark = Literal["current", "failed", "pending", "done"]
@@ -86,14 +87,24 @@ class Flowchart:
     lanes: list[Lane] = field(default_factory=list)
 
 
-def flowchart(section: Statement, state: State | None = None) -> Flowchart:
-    """Build the chart of ``section``, with ``state``'s positions marked when given."""
+Children = Mapping[str, str]
+"""A line about each `Call`'s child, by the call's name (e.g. ``"o-1/pay.child@1: finished"``)."""
+
+
+def flowchart(
+    section: Statement, state: State | None = None, *, children: Children | None = None
+) -> Flowchart:
+    """Build the chart of ``section``, with ``state``'s positions marked when given, and a line
+    about their children under the boxes of the calls ``children`` names."""
     builder = _Builder()
     start = builder.node(START, "start", "start", None)
     exits = builder.stmt(section, (), [Exit(start)], None, None)
     builder.connect(exits, builder.node(END, "end", "end", None))
     if state is not None:
         _overlay(builder.chart, state)
+    for node in builder.chart.nodes:
+        if children and node.shape == "call" and node.name is not None and node.name in children:
+            node.label += f"\nchild {children[node.name]}"
     return builder.chart
 
 

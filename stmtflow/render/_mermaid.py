@@ -31,6 +31,7 @@ _SHAPES: dict[Shape, tuple[str, str]] = {
     "waitfor": ("{{", "}}"),
     "go": ("[[", "]]"),
     "join": ("[\\", "/]"),
+    "call": ("[[", "]]"),
     "invalid": (">", "]"),
 }
 _ARROWS = {"flow": "-->", "back": "-->", "spawn": "-.->"}

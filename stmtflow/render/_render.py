@@ -22,7 +22,7 @@ from stmtflow.dsl._kind import kind_of
 from stmtflow.dsl._statements import Statement
 from stmtflow.errors import GraphvizError, GraphvizNotFound
 from stmtflow.render._dot import dot
-from stmtflow.render._flowchart import flowchart
+from stmtflow.render._flowchart import Children, flowchart
 from stmtflow.render._mermaid import mermaid
 from stmtflow.state import State
 
@@ -74,8 +74,13 @@ def definition_json(section: Statement) -> dict[str, Any]:
     return _json(section)
 
 
-def to_mermaid(section: Statement, state: State | None = None) -> str:
+def to_mermaid(
+    section: Statement, state: State | None = None, *, children: Children | None = None
+) -> str:
     """A Mermaid flowchart of the definition, with ``state``'s live positions when given.
+
+    ``children`` maps a `Call`'s name to a line about its child (e.g. its id and status), added
+    to the call's box (``stmtflow graph --id`` passes the stored children's statuses).
 
     Example:
         >>> import stmtflow as sf
@@ -87,22 +92,32 @@ def to_mermaid(section: Statement, state: State | None = None) -> str:
             n_start --> n0
             n0 --> n_end
     """
-    return mermaid(flowchart(section, state))
+    return mermaid(flowchart(section, state, children=children))
 
 
-def to_dot(section: Statement, state: State | None = None) -> str:
-    """A Graphviz DOT digraph of the definition, with ``state``'s live positions when given.
+def to_dot(
+    section: Statement, state: State | None = None, *, children: Children | None = None
+) -> str:
+    """A Graphviz DOT digraph of the definition, with ``state``'s live positions when given
+    (``children`` as for `to_mermaid`).
 
     Example:
         >>> import stmtflow as sf
         >>> print(to_dot(sf.S(sf.Step("hello", print))).splitlines()[5])
             "n0" [label="hello", shape=box, style=rounded];
     """
-    return dot(flowchart(section, state))
+    return dot(flowchart(section, state, children=children))
 
 
-def render_image(section: Statement, state: State | None = None, format: str = "svg") -> bytes:
-    """The DOT diagram drawn by Graphviz's ``dot`` program, as ``format`` (svg, png, pdf...).
+def render_image(
+    section: Statement,
+    state: State | None = None,
+    format: str = "svg",
+    *,
+    children: Children | None = None,
+) -> bytes:
+    """The DOT diagram drawn by Graphviz's ``dot`` program, as ``format`` (svg, png, pdf...)
+    (``children`` as for `to_mermaid`).
 
     Raises:
         GraphvizNotFound: ``dot`` is not installed (Debian/Ubuntu package ``graphviz``).
@@ -122,7 +137,7 @@ def render_image(section: Statement, state: State | None = None, format: str = "
             "Graphviz's `dot` program was not found on PATH; install Graphviz "
             "(Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz)"
         )
-    source = to_dot(section, state).encode()
+    source = to_dot(section, state, children=children).encode()
     try:
         done = subprocess.run(
             [program, f"-T{format}"], input=source, capture_output=True, timeout=120, check=False

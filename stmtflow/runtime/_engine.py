@@ -28,6 +28,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,10 +36,13 @@ from pydantic import ValidationError
 
 from stmtflow.core._drivers import restart
 from stmtflow.core._program import Program
+from stmtflow.dsl._child import workflow_type_name
 from stmtflow.dsl._statements import RetryPolicy
 from stmtflow.dsl._workflow import WorkflowState
-from stmtflow.errors import ConflictError, StmtflowError
+from stmtflow.errors import ConflictError, NotWaiting, StaleCallback, StmtflowError, UnknownCallback
 from stmtflow.runtime import _worker
+from stmtflow.runtime._family import chain, follow_up
+from stmtflow.runtime._inbox import buffer_event, unknown_children
 from stmtflow.runtime._reads import Instance, PendingEvent, WorkerStats, pending_events
 from stmtflow.runtime._unit import Contended, claim, open_unit
 from stmtflow.runtime._warm import WarmStates
@@ -54,6 +58,7 @@ from stmtflow.stores import PendingInput, Record, Store, open_store
 from stmtflow.stores.base import utcnow
 
 __all__ = ["Engine", "Instance", "PendingEvent", "PendingInput", "WorkerStats"]
+
 
 DEFAULT_RETRY = RetryPolicy()
 """The policy of steps without one, unless the engine is given another."""
@@ -110,7 +115,11 @@ class Engine:
         self.clock = clock
         self.on_checkpoint = on_checkpoint
         self._classes: dict[str, type[WorkflowState]] = {}
+        self.resolve: Callable[[str], type[WorkflowState] | None] | None = None
+        """Called with a type name this engine does not know (a child's or a parent's met in a
+        follow-up unit); a class it returns is registered. The CLI imports remembered targets."""
         self._warm = WarmStates()
+        self._local = threading.local()
         for cls in workflows:
             self.register(cls)
 
@@ -119,8 +128,7 @@ class Engine:
     @staticmethod
     def type_name(cls: type[WorkflowState]) -> str:
         """The name a workflow class is registered and stored under."""
-        name = getattr(cls, "workflow_name", None)
-        return name if isinstance(name, str) and name else cls.__name__
+        return workflow_type_name(cls)
 
     def register(self, cls: type[WorkflowState], *, target: str | None = None) -> str:
         """Register a workflow class; ``target`` (``file.py:Class``) is remembered in the store."""
@@ -138,6 +146,10 @@ class Engine:
             self.register(workflow)
             return workflow
         cls = self._classes.get(workflow)
+        if cls is None and self.resolve is not None:
+            cls = self.resolve(workflow)
+            if cls is not None:
+                self.register(cls)
         if cls is None:
             known = ", ".join(sorted(self._classes)) or "none"
             raise StmtflowError(
@@ -163,6 +175,8 @@ class Engine:
             version=rec.version,
             wake_at=rec.wake_at,
             error=rec.error,
+            parent_id=rec.parent_id,
+            root_id=rec.root_id or rec.id,
         )
 
     def get(self, id: str) -> Instance:
@@ -170,11 +184,21 @@ class Engine:
         return self._instance(self.store.get(id))
 
     def list(
-        self, status: str | WorkflowStatus | None = None, workflow: str | None = None
+        self,
+        status: str | WorkflowStatus | None = None,
+        workflow: str | None = None,
+        *,
+        parent_id: str | None = None,
     ) -> builtins.list[Instance]:
-        """Stored instances, oldest first, optionally filtered by status and type."""
+        """Stored instances, oldest first, optionally filtered by status, type and the parent
+        that started them."""
         value = WorkflowStatus(status).value if status is not None else None
-        return [self._instance(r) for r in self.store.list(status=value, workflow=workflow)]
+        records = self.store.list(status=value, workflow=workflow, parent_id=parent_id)
+        return [self._instance(r) for r in records]
+
+    def children(self, id: str) -> builtins.list[Instance]:
+        """The instances ``id`` started (`Child`, `Call`, `Start`), oldest first."""
+        return self.list(parent_id=id)
 
     def pending(self, id: str) -> builtins.list[PendingEvent]:
         """The events instance ``id`` waits for, with input schemas and timer deadlines."""
@@ -222,8 +246,11 @@ class Engine:
             return self.get(id)
         except LookupError:
             pass
-        # An invalid definition is refused before anything is stored.
-        Program(wf.definition(), cls, f"workflow {id!r} ({name})")
+        # An invalid definition, or a child type nobody registered, is refused before anything
+        # is stored.
+        where = f"workflow {id!r} ({name})"
+        program = Program(wf.definition(), cls, where)
+        unknown_children(self, program.root, where)
         now = self.clock()
         state = new_state(id, name)
         record = Record(
@@ -240,7 +267,7 @@ class Engine:
             rec = self.store.create(record)
         except ConflictError:
             return self.get(id)
-        with open_unit(self, rec, now) as unit:
+        with self._chain(), open_unit(self, rec, now) as unit:
             unit.run()
             unit.finish()
         return self.get(id)
@@ -252,6 +279,8 @@ class Engine:
         input: Any = None,
         *,
         thread_id: str | None = None,
+        buffer: bool = False,
+        key: str | None = None,
     ) -> Any:
         """Deliver an event, then run the instance until it blocks; returns the handler's output.
 
@@ -259,22 +288,46 @@ class Engine:
         claim when nobody holds the instance (one compare-and-set write, which also takes the
         lease if a step, setup or teardown is to run), else under a claimed lease. A refused
         callback (unknown event, bad input, finished workflow, ...) changes nothing.
+
+        ``buffer=True``: an event no thread waits on yet (the instance's definition has it,
+        and its input fits the handler's schema) is kept in the instance's inbox and delivered,
+        in arrival order, as soon as a wait arms it; the call then returns None. ``key``
+        deduplicates: a send with a key the instance has seen (delivered or kept) does nothing
+        and returns None.
         """
+        with self._chain():
+            if key is not None and self.store.known_key(id, key):
+                return None
+            try:
+                return self._send(id, event, input, thread_id, key)
+            except (UnknownCallback, StaleCallback, NotWaiting):
+                if not buffer:
+                    raise
+            buffer_event(self, id, event, input, thread_id, key)
+            return None
+
+    def _send(self, id: str, event: str, input: Any, thread_id: str | None, key: str | None) -> Any:
         req = CallbackRequest(workflow_id=id, thread_id=thread_id or "", name=event)
         now = self.clock()
         rec = self.store.get(id)
         if not rec.lease_live(now):
             try:
-                return self._send_free(rec, req, input, now)
+                return self._send_free(rec, req, input, now, key)
             except Contended:
                 pass  # another writer came between the read and the write: take the lease
         with open_unit(self, claim(self, id), now) as unit:
+            if key is not None and self.store.known_key(id, key):
+                return None  # a send with the same key won the race
             output = unit.deliver(req, input)
+            if key is not None:
+                unit.family.keys.append(key)
             unit.run()
             unit.finish()
         return output
 
-    def _send_free(self, rec: Record, req: CallbackRequest, input: Any, now: datetime) -> Any:
+    def _send_free(
+        self, rec: Record, req: CallbackRequest, input: Any, now: datetime, key: str | None
+    ) -> Any:
         """Deliver without claiming first: one commit when the delivery runs no user code.
 
         The handler runs on the record as read; the first write is compare-and-set on the
@@ -284,14 +337,24 @@ class Engine:
         """
         with open_unit(self, rec, now, leased=False) as unit:
             output = unit.deliver(req, input)
+            if key is not None:
+                unit.family.keys.append(key)
             unit.run()
             unit.finish()
         return output
 
-    def cancel(self, id: str) -> Instance:
-        """End the instance: pending events torn down, status ``cancelled``."""
+    def cancel(self, id: str, *, cascade: bool = True) -> Instance:
+        """End the instance: pending events torn down, status ``cancelled``.
+
+        With ``cascade`` (the default), every running child it started with
+        ``on_parent_end="cancel"`` (a `Call`, a `Child` so made) is cancelled too, and theirs in
+        turn, depth first; ``abandon`` children and `Start`ed ones run on. Each child's
+        cancellation is a message committed with its parent's; this call runs them before it
+        returns (a worker would otherwise).
+        """
         now = self.clock()
-        with open_unit(self, claim(self, id), now) as unit:
+        with self._chain(), open_unit(self, claim(self, id), now) as unit:
+            unit.family.cascade = cascade
             unit.cancel()
             unit.finish()
         return self.get(id)
@@ -299,7 +362,7 @@ class Engine:
     def restart(self, id: str) -> Instance:
         """Give a ``failed`` instance's failed step a fresh set of attempts and run it."""
         now = self.clock()
-        with open_unit(self, claim(self, id), now) as unit:
+        with self._chain(), open_unit(self, claim(self, id), now) as unit:
             restart(unit.state)
             unit.interpreter.state_changed()
             unit.pending = True
@@ -323,10 +386,21 @@ class Engine:
         recorded on the instance) instead of counted. An instance with nothing due is resumed,
         which re-checks its ``WaitFor`` conditions.
         """
-        with open_unit(self, claim(self, id), self.clock()) as unit:
+        with self._chain(), open_unit(self, claim(self, id), self.clock()) as unit:
             done = unit.work_due()
             unit.finish()
         return done.timers
+
+    # -- follow-ups -------------------------------------------------------------------------------
+
+    def _chain(self) -> AbstractContextManager[None]:
+        """Within the outermost call, run the instances its units touched once it is done
+        (`stmtflow.runtime._family.chain`)."""
+        return chain(self)
+
+    def _follow_up(self, touched: builtins.list[tuple[str, str | None]]) -> None:
+        """Instances a unit's write touched (`stmtflow.runtime._family.follow_up`)."""
+        follow_up(self, touched)
 
     def run_worker(
         self,

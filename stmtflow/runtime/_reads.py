@@ -44,6 +44,8 @@ class Instance:
         version: the record's version (+1 per write).
         wake_at: when the engine will next wake it (a timer or a retry), if ever.
         error: the last error, if any (a failed step, or an error the engine met running it).
+        parent_id: the instance that started this one as a child, or None.
+        root_id: the top of its tree of parents (its own id when no parent started it).
     """
 
     id: str
@@ -54,6 +56,8 @@ class Instance:
     version: int
     wake_at: datetime | None
     error: str | None
+    parent_id: str | None = None
+    root_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

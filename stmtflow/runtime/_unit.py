@@ -33,11 +33,13 @@ from typing import TYPE_CHECKING, Any
 from pydantic_core import PydanticSerializationError
 
 from stmtflow.core._drivers import drive
+from stmtflow.core._effects import RuntimeEffect
 from stmtflow.core._interpreter import Call, Interpreter
 from stmtflow.core._thread_index import ThreadIndex
 from stmtflow.core._timers import due_timers
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import ConflictError, StepLimitExceeded, StmtflowError
+from stmtflow.runtime._family import Family
 from stmtflow.runtime._inputs import Asking, asking, pending_inputs, same_asking, schemas_in
 from stmtflow.state import (
     TERMINAL_STATUSES,
@@ -50,7 +52,7 @@ from stmtflow.state import (
     load_state,
 )
 from stmtflow.stores import PendingInput, Record
-from stmtflow.stores.base import with_changes
+from stmtflow.stores.base import NO_BATCH, Batch, with_changes
 
 if TYPE_CHECKING:
     from stmtflow.runtime._engine import Engine
@@ -180,6 +182,8 @@ class Unit:
         self.saved = (rec.data, rec.state)
         self.pending = False
         self.released = False
+        self.family = Family(self)
+        """What this unit does to other instances and to its inbox, written with its writes."""
         # A reused state (it comes with its index) is one an interpreter of this class left.
         self.interpreter = Interpreter(
             wf, state, now, engine.default_retry, checked=index is not None, index=index
@@ -205,23 +209,30 @@ class Unit:
         self.pending = False
         data = self.wf.model_dump_json() if data_json is None else data_json.decode()
         state = dump_state(self.state)
+        family = self.family
+        family.ending(data)
         unchanged = (data, state) == self.saved and error is None and self.rec.error is None
-        if unchanged and not release and self.fence is not None:
+        if unchanged and not release and self.fence is not None and family.idle:
             return
         engine = self.engine
         index = self.interpreter.index
         wake = wake or wake_at(self.state, index, self.now, engine.error_backoff)
+        if family.error is not None:  # a message to deliver again later
+            retry = self.now + engine.error_backoff
+            wake = retry if wake is None else min(wake, retry)
         record = with_changes(
             self.rec,
             data=data,
             state=state,
             status=self.state.status.value,
             wake_at=None if wake is None else wake.astimezone(UTC),
-            error=error or self.state.error or _thread_error(index),
+            error=error or self.state.error or _thread_error(index) or family.error,
         )
         now_asking = asking(self.state, index)
         inputs = None if same_asking(now_asking, self.asking) else self._inputs(now_asking)
-        self._write(record, release=release, inputs=inputs)
+        batch = family.batch()
+        self._write(record, release=release, batch=batch, inputs=inputs)
+        family.written(batch)
         self.saved = (data, state)
         self.asking = now_asking
 
@@ -230,17 +241,23 @@ class Unit:
         return pending_inputs(self.state, threads, schemas_in(self.state, self.interpreter.bodies))
 
     def _write(
-        self, record: Record, *, release: bool, inputs: list[PendingInput] | None = None
+        self,
+        record: Record,
+        *,
+        release: bool,
+        batch: Batch = NO_BATCH,
+        inputs: list[PendingInput] | None = None,
     ) -> None:
         engine = self.engine
         if self.fence is None:
-            self._write_free(record, claim=not release, inputs=inputs)
+            self._write_free(record, claim=not release, batch=batch, inputs=inputs)
         else:
             self.rec = engine.store.update(
                 record,
                 expected_version=self.rec.version,
                 fence=self.fence,
                 release=release,
+                batch=batch,
                 inputs=inputs,
             )
         if release:
@@ -249,7 +266,7 @@ class Unit:
             self._renew()
 
     def _write_free(
-        self, record: Record, *, claim: bool, inputs: list[PendingInput] | None
+        self, record: Record, *, claim: bool, batch: Batch, inputs: list[PendingInput] | None
     ) -> None:
         """The unleased unit's first write: only if nobody wrote or claimed since the read."""
         engine = self.engine
@@ -261,6 +278,7 @@ class Unit:
                 now=engine.clock(),
                 owner=owner,
                 lease=engine.lease if claim else None,
+                batch=batch,
                 inputs=inputs,
             )
         except ConflictError as exc:
@@ -310,6 +328,11 @@ class Unit:
         if self.pending or self.fence is None:
             self.save(data_json=call.data)
 
+    def perform(self, effect: RuntimeEffect) -> Any:
+        """Start or cancel a child: recorded now, committed with the next write."""
+        self.pending = True
+        return self.family.perform(effect)
+
     # -- work -------------------------------------------------------------------------------------
 
     def deliver(self, req: CallbackRequest, input: Any) -> Any:
@@ -320,13 +343,25 @@ class Unit:
 
     def cancel(self) -> None:
         """End the execution: threads ended, events torn down, status ``cancelled``."""
-        drive(self.interpreter.cancel(), self.checkpoint, self.now, self.flush)
+        drive(self.interpreter.cancel(), self.checkpoint, self.now, self.flush, self.perform)
 
     def run(self) -> None:
-        """Resume until blocked; an error is recorded on the instance, then raised."""
+        """Resume until blocked, taking what the inbox holds for it in arrival order; an error
+        is recorded on the instance, then raised."""
+        self._resume()
+        while self.family.drain():
+            self._resume()
+
+    def _resume(self) -> None:
         engine = self.engine
         try:
-            drive(self.interpreter.resume(engine.max_steps), self.checkpoint, self.now, self.flush)
+            drive(
+                self.interpreter.resume(engine.max_steps),
+                self.checkpoint,
+                self.now,
+                self.flush,
+                self.perform,
+            )
         except ConflictError:
             raise
         except StmtflowError as exc:

@@ -58,7 +58,7 @@ def tick(engine: Engine, now: datetime, limit: int, stats: WorkerStats) -> int:
                     continue
             stats.processed += 1
             try:
-                with open_unit(engine, rec, now) as unit:
+                with engine._chain(), open_unit(engine, rec, now) as unit:
                     fired = unit.work_due().count
                     unit.finish()
             except (StmtflowError, ValidationError) as exc:

@@ -29,14 +29,24 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from stmtflow.stores.base import TERMINAL_STATUSES, PendingInput, Record, Store, redact
+from stmtflow.stores.base import (
+    TERMINAL_STATUSES,
+    Batch,
+    Message,
+    PendingInput,
+    Record,
+    Store,
+    redact,
+)
 from stmtflow.stores.memory import MemoryStore
 from stmtflow.stores.sqlite import SQLiteStore
 
 __all__ = [
     "DEFAULT_URL",
     "TERMINAL_STATUSES",
+    "Batch",
     "MemoryStore",
+    "Message",
     "PendingInput",
     "Record",
     "SQLiteStore",

@@ -56,4 +56,5 @@ def record_from(flat: Sequence[str]) -> Record:
         error=f.get("error"),
         created_at=time_from(f["created_at"]),
         updated_at=time_from(f["updated_at"]),
+        root_id=f["id"],  # no parents here: this store refuses the writes that start children
     )

@@ -49,11 +49,19 @@ _WRITTEN = ("data", "state", "status", "wake_at", "error")
 
 
 def list_query(
-    columns: str, status: str | None, workflow: str | None, limit: int | None, mark: Mark
+    columns: str,
+    status: str | None,
+    workflow: str | None,
+    limit: int | None,
+    mark: Mark,
+    parent_id: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """``SELECT`` of instances, optionally filtered, ordered by (created_at, id)."""
     where: list[str] = []
     params: dict[str, Any] = {}
+    if parent_id is not None:
+        where.append(f"parent_id = {mark('parent_id')}")
+        params["parent_id"] = parent_id
     if status is not None:
         where.append(f"status = {mark('status')}")
         params["status"] = status_value(status)

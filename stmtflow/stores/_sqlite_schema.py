@@ -18,8 +18,10 @@ SCHEMA_VERSION = 5
 """The schema this release creates and reads (kept in ``stmtflow_meta``). Version 1 had no
 state parts (`stmtflow.stores._sqlite_parts`); version 2 kept each thread's part without its
 first characters (``,{"id":"``, which the state dump starts every thread but the first with);
-version 5 added the pending-input index (``stmtflow_inputs``, created if missing whatever the
-version it upgrades from); opening an older file brings it up to date."""
+version 3 had no parents (``parent_id``, ``root_id``, ``parent_event``, ``on_parent_end``) and
+no inboxes (``stmtflow_inbox``), which version 4 added; version 5 added the pending-input index
+(``stmtflow_inputs``). Each addition is created if missing whatever the version it upgrades
+from; opening an older file brings it up to date."""
 
 _META = "CREATE TABLE IF NOT EXISTS stmtflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
@@ -39,7 +41,11 @@ CREATE TABLE IF NOT EXISTS stmtflow_instances (
     error TEXT,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    state_parts INTEGER NOT NULL DEFAULT 0
+    state_parts INTEGER NOT NULL DEFAULT 0,
+    parent_id TEXT,
+    root_id TEXT,
+    parent_event TEXT,
+    on_parent_end TEXT
 )""",
     """CREATE INDEX IF NOT EXISTS stmtflow_instances_due
     ON stmtflow_instances (wake_at) WHERE wake_at IS NOT NULL""",
@@ -69,6 +75,38 @@ END""",
     AFTER DELETE ON stmtflow_instances WHEN OLD.state_parts > 0
 BEGIN
     DELETE FROM stmtflow_state_parts WHERE id = OLD.id;
+END""",
+)
+
+_PARENT_COLUMNS = ("parent_id", "root_id", "parent_event", "on_parent_end")
+"""The columns version 4 added to ``stmtflow_instances`` (all TEXT, NULL for a root)."""
+
+_FAMILY_SCHEMA = (
+    """CREATE INDEX IF NOT EXISTS stmtflow_instances_parent
+    ON stmtflow_instances (parent_id, created_at, id) WHERE parent_id IS NOT NULL""",
+    """CREATE TABLE IF NOT EXISTS stmtflow_inbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    event TEXT NOT NULL,
+    thread_id TEXT NOT NULL,
+    pc INTEGER NOT NULL,
+    input TEXT NOT NULL,
+    key TEXT,
+    buffered INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL
+)""",
+    """CREATE UNIQUE INDEX IF NOT EXISTS stmtflow_inbox_key
+    ON stmtflow_inbox (instance_id, key) WHERE key IS NOT NULL""",
+    """CREATE INDEX IF NOT EXISTS stmtflow_inbox_pending
+    ON stmtflow_inbox (instance_id, seq) WHERE status != 'done'""",
+    """CREATE INDEX IF NOT EXISTS stmtflow_inbox_new
+    ON stmtflow_inbox (instance_id) WHERE status = 'new'""",
+    """CREATE TRIGGER IF NOT EXISTS stmtflow_inbox_deleted
+    AFTER DELETE ON stmtflow_instances
+BEGIN
+    DELETE FROM stmtflow_inbox WHERE instance_id = OLD.id;
 END""",
 )
 
@@ -128,6 +166,11 @@ def set_up(conn: sqlite3.Connection, path: str) -> None:
             conn.execute(statement)
         if found == 2:
             conn.execute(_V2_PARTS)
+        for column in _PARENT_COLUMNS:
+            if column not in columns:  # a file older than version 4
+                conn.execute(f"ALTER TABLE stmtflow_instances ADD COLUMN {column} TEXT")
+        for statement in _FAMILY_SCHEMA:
+            conn.execute(statement)
         conn.execute(
             "INSERT INTO stmtflow_meta (key, value) VALUES ('schema_version', ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

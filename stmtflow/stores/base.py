@@ -35,10 +35,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 from stmtflow.errors import ConflictError
 from stmtflow.state import TERMINAL_STATUSES, WorkflowStatus
+from stmtflow.stores._batch import NO_BATCH, Batch, Message
 from stmtflow.stores._inputs import PendingInput
 
 __all__ = [
+    "NO_BATCH",
     "TERMINAL_STATUSES",
+    "Batch",
+    "Message",
     "PendingInput",
     "Record",
     "Store",
@@ -140,6 +144,19 @@ class Record:
     """When the record was created (None before it is stored, unless the caller sets it)."""
     updated_at: datetime | None = field(default=None)
     """When the record was last written (set by the store)."""
+    parent_id: str | None = None
+    """The instance that started this one as a child (`Child`, `Call`, `Start`), or None."""
+    root_id: str | None = None
+    """The top of this instance's tree of parents: its own id for an instance no parent
+    started (a store sets it at `Store.create` when None)."""
+    parent_event: str | None = None
+    """Where this child's end is delivered: the parent's armed event as `CallbackRequest`
+    JSON (thread, event name, pc); None for a child nobody waits on (`Start`) and for roots."""
+    on_parent_end: str | None = None
+    """``"cancel"`` (cancelled with its parent) or ``"abandon"`` (outlives it); None for roots."""
+    inbox: bool = False
+    """True when the instance's inbox held messages not yet taken when the record was read (a
+    write returns the value the caller's record had)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -303,9 +320,15 @@ class Store(Protocol):
         ...
 
     def list(
-        self, status: str | None = None, workflow: str | None = None, limit: int | None = None
+        self,
+        status: str | None = None,
+        workflow: str | None = None,
+        limit: int | None = None,
+        *,
+        parent_id: str | None = None,
     ) -> builtins.list[Record]:
-        """Instances ordered by (created_at, id), optionally filtered and capped at ``limit``."""
+        """Instances ordered by (created_at, id), optionally filtered (by status, type, the
+        parent that started them) and capped at ``limit``."""
         ...
 
     def update(
@@ -315,14 +338,17 @@ class Store(Protocol):
         expected_version: int,
         fence: int | None = None,
         release: bool = False,
+        batch: Batch = NO_BATCH,
         inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
         """Write ``record``'s data, state, status, wake_at and error; return the stored record.
 
         ``release=True`` drops the lease in the same write (the last write of a unit of work:
-        one commit instead of two). ``inputs`` (see `Store.inputs`), when given, replaces the
-        instance's pending-input rows in the same commit (an empty sequence removes them; each
-        row must name ``record.id``, else `ValueError` and nothing is written); None leaves them.
+        one commit instead of two). ``batch`` is applied in the same transaction (`Batch`):
+        children created, messages posted, the instance's own messages taken or kept.
+        ``inputs`` (see `Store.inputs`), when given, replaces the instance's pending-input rows
+        in the same commit (an empty sequence removes them; each row must name ``record.id``,
+        else `ValueError` and nothing is written); None leaves them.
 
         Compare-and-set: the write happens only if the stored version is ``expected_version``,
         and, when ``fence`` is given, only if the stored fence equals it and the lease is held
@@ -347,11 +373,12 @@ class Store(Protocol):
         now: datetime,
         owner: str | None = None,
         lease: timedelta | None = None,
+        batch: Batch = NO_BATCH,
         inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
         """Write ``record``'s data, state, status, wake_at and error if nobody holds a live lease.
 
-        ``inputs`` as for `update`: the instance's pending-input rows, replaced in the same commit.
+        ``batch`` and ``inputs`` as for `update`: applied in the same commit.
 
         Compare-and-set like `update`: only if the stored version is ``expected_version``, and
         only if no live lease is held at ``now`` (lease_expires None or before ``now``; the
@@ -382,7 +409,8 @@ class Store(Protocol):
         Claimable: no live lease (lease_expires None or before ``now``), and either due
         (``wake_at <= now``, whatever the status: an ended instance keeps a wake-up only while a
         teardown must be retried) or ``resuming`` (work a crashed worker left; those come
-        first). Each claimed record gets ``lease_owner = owner``,
+        first), or holding a ``new`` `Message` (something was posted to it). Each claimed record
+        gets ``lease_owner = owner``,
         ``lease_expires = now + lease`` and ``fence + 1``. Concurrent claimers never get the
         same record while its lease is live. The cost follows the due records, not the table.
         """
@@ -425,6 +453,24 @@ class Store(Protocol):
         Raises:
             NotFound: no such id.
         """
+        ...
+
+    def post(self, message: Message) -> bool:
+        """Put ``message`` in its instance's inbox on its own (a buffered send); False when a
+        message with its key was kept already (nothing is stored then).
+
+        Raises:
+            NotFound: no instance ``message.to``.
+        """
+        ...
+
+    def inbox(self, id: str) -> builtins.list[Message]:
+        """The messages of instance ``id`` not yet taken (``new`` and ``kept``), in arrival
+        order (an unknown id has none)."""
+        ...
+
+    def known_key(self, id: str, key: str) -> bool:
+        """Whether instance ``id`` holds or took a message with ``key`` (a keyed send)."""
         ...
 
     def inputs(

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -19,6 +20,9 @@ from datetime import datetime, timedelta
 from stmtflow.errors import ConflictError, NotFound
 from stmtflow.stores._inputs import PendingInput, check_inputs, matching
 from stmtflow.stores.base import (
+    NO_BATCH,
+    Batch,
+    Message,
     Record,
     Store,
     aware,
@@ -51,50 +55,121 @@ class MemoryStore(Store):
         self._lock = threading.RLock()
         self._records: dict[str, Record] = {}
         self._targets: dict[str, str] = {}
+        self._inbox: dict[str, dict[int, Message]] = {}
+        """Each instance's messages by seq (``done`` ones only while they carry a key)."""
+        self._seq = 0
         self._inputs: dict[str, tuple[PendingInput, ...]] = {}
         """Each instance's pending-input rows (instances without any are left out)."""
 
     def _current(self, id: str) -> Record:
         try:
-            return self._records[id]
+            record = self._records[id]
         except KeyError:
             raise NotFound(f"no workflow instance with id {id!r}") from None
+        return self._with_inbox(record)
+
+    def _with_inbox(self, record: Record) -> Record:
+        inbox = any(m.status != "done" for m in self._inbox.get(record.id, {}).values())
+        return record if record.inbox == inbox else with_changes(record, inbox=inbox)
 
     def create(self, record: Record, *, inputs: Sequence[PendingInput] | None = None) -> Record:
-        now = utcnow()
         rows = check_inputs(record.id, inputs or ())
         with self._lock:
             if record.id in self._records:
                 raise ConflictError(f"a workflow instance with id {record.id!r} already exists")
-            stored = with_changes(
-                record,
-                version=1,
-                fence=1 if record.lease_owner is not None else 0,
-                created_at=record.created_at or now,
-                updated_at=now,
-            )
-            self._records[record.id] = stored
+            stored = self._create(record, utcnow())
             if rows:
                 self._inputs[record.id] = rows
             return stored
+
+    def _create(self, record: Record, now: datetime) -> Record:
+        stored = with_changes(
+            record,
+            version=1,
+            fence=1 if record.lease_owner is not None else 0,
+            created_at=record.created_at or now,
+            updated_at=now,
+            root_id=record.root_id or record.id,
+            inbox=False,
+        )
+        self._records[record.id] = stored
+        return stored
 
     def get(self, id: str) -> Record:
         with self._lock:
             return self._current(id)
 
     def list(
-        self, status: str | None = None, workflow: str | None = None, limit: int | None = None
+        self,
+        status: str | None = None,
+        workflow: str | None = None,
+        limit: int | None = None,
+        *,
+        parent_id: str | None = None,
     ) -> builtins.list[Record]:
         wanted = None if status is None else status_value(status)
         with self._lock:
             found = [
-                r
+                self._with_inbox(r)
                 for r in self._records.values()
                 if (wanted is None or r.status == wanted)
                 and (workflow is None or r.workflow == workflow)
+                and (parent_id is None or r.parent_id == parent_id)
             ]
         found.sort(key=lambda r: (r.created_at, r.id))
         return found if limit is None else found[:limit]
+
+    # -- inboxes ----------------------------------------------------------------------------
+
+    def _post(self, message: Message) -> bool:
+        """Keep ``message`` in its instance's inbox; False for a missing instance or a known key."""
+        if message.to not in self._records:
+            return False
+        box = self._inbox.setdefault(message.to, {})
+        if message.key is not None and any(m.key == message.key for m in box.values()):
+            return False
+        self._seq += 1
+        box[self._seq] = dataclasses.replace(message, seq=self._seq, status="new")
+        return True
+
+    def _apply(self, id: str, batch: Batch, now: datetime) -> None:
+        """Apply ``batch`` for a write of instance ``id`` (under the lock, after the write)."""
+        for child in batch.create:
+            if child.id not in self._records:
+                self._create(child, now)
+        for message in batch.post:
+            self._post(message)
+        box = self._inbox.get(id, {})
+        for seq in batch.take:
+            taken = box.get(seq)
+            if taken is None:
+                continue
+            if taken.key is None:
+                del box[seq]
+            else:
+                box[seq] = dataclasses.replace(taken, status="done")
+        for seq in batch.keep:
+            kept = box.get(seq)
+            if kept is not None and kept.status == "new":
+                box[seq] = dataclasses.replace(kept, status="kept")
+        for key in batch.keys:
+            self._post(Message(to=id, key=key))
+            done = next(m for m in self._inbox[id].values() if m.key == key)
+            self._inbox[id][done.seq] = dataclasses.replace(done, status="done")
+
+    def post(self, message: Message) -> bool:
+        with self._lock:
+            self._current(message.to)
+            return self._post(message)
+
+    def inbox(self, id: str) -> builtins.list[Message]:
+        with self._lock:
+            box = self._inbox.get(id, {})
+            return [box[seq] for seq in sorted(box) if box[seq].status != "done"]
+
+    def known_key(self, id: str, key: str) -> bool:
+        with self._lock:
+            return any(m.key == key for m in self._inbox.get(id, {}).values())
 
     def update(
         self,
@@ -103,6 +178,7 @@ class MemoryStore(Store):
         expected_version: int,
         fence: int | None = None,
         release: bool = False,
+        batch: Batch = NO_BATCH,
         inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
         now = utcnow()
@@ -114,7 +190,9 @@ class MemoryStore(Store):
             ):
                 raise refusal(current, expected_version, fence)
             lease = {"lease_owner": None, "lease_expires": None} if release else {}
-            return self._store_data(current, record, now, rows, **lease)
+            stored = self._store_data(current, record, now, rows, **lease)
+            self._apply(record.id, batch, now)
+            return stored
 
     def update_free(
         self,
@@ -124,6 +202,7 @@ class MemoryStore(Store):
         now: datetime,
         owner: str | None = None,
         lease: timedelta | None = None,
+        batch: Batch = NO_BATCH,
         inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
         now, expires = free_lease(now, owner, lease)
@@ -134,7 +213,7 @@ class MemoryStore(Store):
             if current.version != expected_version or current.lease_live(now):
                 raise refusal(current, expected_version, None, now)
             fence = current.fence if owner is None else current.fence + 1
-            return self._store_data(
+            stored = self._store_data(
                 current,
                 record,
                 written,
@@ -143,6 +222,8 @@ class MemoryStore(Store):
                 lease_expires=expires,
                 fence=fence,
             )
+            self._apply(record.id, batch, written)
+            return stored
 
     def _store_data(
         self,
@@ -166,6 +247,7 @@ class MemoryStore(Store):
             status=record.status,
             wake_at=record.wake_at,
             error=record.error,
+            inbox=record.inbox,
             version=current.version + 1,
             updated_at=now,
             **lease,
@@ -180,10 +262,14 @@ class MemoryStore(Store):
         check_claim_args(owner, lease, limit)
         with self._lock:
             due = [
-                r
+                self._with_inbox(r)
                 for r in self._records.values()
                 if not r.lease_live(now)
-                and (r.status == "resuming" or (r.wake_at is not None and r.wake_at <= now))
+                and (
+                    r.status == "resuming"
+                    or (r.wake_at is not None and r.wake_at <= now)
+                    or any(m.status == "new" for m in self._inbox.get(r.id, {}).values())
+                )
             ]
             claimed = [self._take(r, owner, now + lease) for r in claim_order(due)[:limit]]
         return claimed

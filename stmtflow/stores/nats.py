@@ -37,10 +37,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from stmtflow.errors import NotFound, StmtflowError
 from stmtflow.stores import _nats_scan as scan
+from stmtflow.stores._batch import NO_BATCH, Batch
 from stmtflow.stores._inputs import PendingInput, check_inputs
 from stmtflow.stores._nats_client import Client, Settings
 from stmtflow.stores._nats_keys import Stored, token, untoken
 from stmtflow.stores._nats_loop import LoopThread
+from stmtflow.stores._no_inbox import WithoutInbox, check_no_batch
 from stmtflow.stores.base import (
     Record,
     Store,
@@ -90,7 +92,7 @@ def parse_url(url: str) -> Settings:
     return Settings(server, bucket, storage, replicas, timeout)
 
 
-class NatsStore(Store):
+class NatsStore(WithoutInbox, Store):
     """A `Store` on a NATS JetStream KV bucket, shared by any number of workers.
 
     Args:
@@ -106,6 +108,8 @@ class NatsStore(Store):
         ...     s.list(status="waiting")
         []
     """
+
+    store_name = "NATS"
 
     def __init__(self, url: str) -> None:
         self.url = redact(url)
@@ -149,8 +153,15 @@ class NatsStore(Store):
         return self._run(f"get {id!r}", get)
 
     def list(
-        self, status: str | None = None, workflow: str | None = None, limit: int | None = None
+        self,
+        status: str | None = None,
+        workflow: str | None = None,
+        limit: int | None = None,
+        *,
+        parent_id: str | None = None,
     ) -> builtins.list[Record]:
+        if parent_id is not None:
+            return []  # no children: a write that would create one is refused
         wanted = None if status is None else status_value(status)
         return self._run("list", lambda c: scan.listing(c, wanted, workflow, limit))
 
@@ -161,8 +172,10 @@ class NatsStore(Store):
         expected_version: int,
         fence: int | None = None,
         release: bool = False,
+        batch: Batch = NO_BATCH,
         inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
+        check_no_batch("NATS", record.id, batch)
         rows = None if inputs is None else check_inputs(record.id, inputs)
         now = utcnow()
 
@@ -184,8 +197,10 @@ class NatsStore(Store):
         now: datetime,
         owner: str | None = None,
         lease: timedelta | None = None,
+        batch: Batch = NO_BATCH,
         inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
+        check_no_batch("NATS", record.id, batch)
         rows = None if inputs is None else check_inputs(record.id, inputs)
         now, expires = free_lease(now, owner, lease)
         written = utcnow()

@@ -50,8 +50,13 @@ from stmtflow.stores._inputs import (
     input_query,
     schema_reader,
 )
+from stmtflow.stores._postgres_inbox import apply_messages, known_key, pending, post
+from stmtflow.stores._postgres_schema import SCHEMA_VERSION, set_up
 from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written
 from stmtflow.stores.base import (
+    NO_BATCH,
+    Batch,
+    Message,
     Record,
     Store,
     aware,
@@ -67,65 +72,21 @@ from stmtflow.stores.base import (
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
-SCHEMA_VERSION = 3
-"""The schema this release creates and reads (kept in ``stmtflow_meta``). Version 3 added the
-pending-input index (``stmtflow_inputs``), created if missing whatever version it upgrades
-from."""
-
 _IDLE_CHECK = 1.0
 """Seconds after its last checkout a pooled connection is pinged when next taken."""
-
-_SETUP_LOCK = 0x73746D74666C6F77  # "stmtflow": serialises schema creation across processes
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS stmtflow_meta (key text PRIMARY KEY, value text NOT NULL);
-CREATE TABLE IF NOT EXISTS stmtflow_instances (
-    id text PRIMARY KEY,
-    workflow text NOT NULL,
-    data text NOT NULL,
-    state text NOT NULL,
-    status text NOT NULL,
-    version bigint NOT NULL,
-    wake_at timestamptz,
-    lease_owner text,
-    lease_expires timestamptz,
-    fence bigint NOT NULL DEFAULT 0,
-    error text,
-    created_at timestamptz NOT NULL,
-    updated_at timestamptz NOT NULL
-);
-CREATE INDEX IF NOT EXISTS stmtflow_instances_due
-    ON stmtflow_instances (wake_at) WHERE wake_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS stmtflow_instances_resuming
-    ON stmtflow_instances (created_at) WHERE status = 'resuming';
-CREATE INDEX IF NOT EXISTS stmtflow_instances_status
-    ON stmtflow_instances (status, created_at, id);
-CREATE INDEX IF NOT EXISTS stmtflow_instances_created ON stmtflow_instances (created_at, id);
-CREATE TABLE IF NOT EXISTS stmtflow_targets (workflow text PRIMARY KEY, target text NOT NULL);
-CREATE TABLE IF NOT EXISTS stmtflow_inputs (
-    instance_id text NOT NULL REFERENCES stmtflow_instances (id) ON DELETE CASCADE,
-    event text NOT NULL,
-    thread_id text NOT NULL,
-    prompt text NOT NULL,
-    assignee text,
-    input_schema text NOT NULL,
-    asked_at timestamptz NOT NULL,
-    deadline timestamptz,
-    workflow text NOT NULL,
-    PRIMARY KEY (instance_id, thread_id, event)
-);
-CREATE INDEX IF NOT EXISTS stmtflow_inputs_asked ON stmtflow_inputs (asked_at);
-CREATE INDEX IF NOT EXISTS stmtflow_inputs_assignee
-    ON stmtflow_inputs (assignee, asked_at) WHERE assignee IS NOT NULL;
-CREATE INDEX IF NOT EXISTS stmtflow_inputs_workflow ON stmtflow_inputs (workflow, asked_at);
-"""
 
 _INSERT_INPUT = f"INSERT INTO stmtflow_inputs ({INPUT_COLUMNS}) VALUES ({', '.join(['%s'] * 9)})"
 
 _COLUMNS = (
     "id, workflow, data, state, status, version, wake_at, lease_owner, lease_expires, fence, "
-    "error, created_at, updated_at"
+    "error, created_at, updated_at, parent_id, root_id, parent_event, on_parent_end"
 )
+_INBOX = (
+    "EXISTS (SELECT 1 FROM stmtflow_inbox AS m WHERE m.instance_id = stmtflow_instances.id "
+    "AND m.status <> 'done')"
+)
+_READ = f"{_COLUMNS}, {_INBOX}"
+"""What a read selects: a record's columns, and whether its inbox holds messages not yet taken."""
 
 
 def _same(value: datetime | None) -> datetime | None:
@@ -135,18 +96,39 @@ def _same(value: datetime | None) -> datetime | None:
 _MARK = lambda name: f"%({name})s"  # noqa: E731 - a one-line spelling rule
 
 _CLAIM_DUE = f"""
-UPDATE stmtflow_instances
-SET lease_owner = %(owner)s, lease_expires = %(expires)s, fence = fence + 1
-WHERE id IN (
+WITH due AS (
     SELECT id FROM stmtflow_instances
     WHERE ((wake_at IS NOT NULL AND wake_at <= %(now)s) OR status = 'resuming')
       AND (lease_expires IS NULL OR lease_expires < %(now)s)
     ORDER BY wake_at NULLS FIRST, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), posted AS (
+    SELECT i.id FROM stmtflow_instances AS i
+    WHERE i.id IN (SELECT instance_id FROM stmtflow_inbox WHERE status = 'new')
+      AND (i.lease_expires IS NULL OR i.lease_expires < %(now)s)
+    ORDER BY i.id
+    LIMIT %(limit)s
+    FOR UPDATE OF i SKIP LOCKED
 )
-RETURNING {_COLUMNS}
+UPDATE stmtflow_instances
+SET lease_owner = %(owner)s, lease_expires = %(expires)s, fence = fence + 1
+WHERE id IN (
+    SELECT id FROM (
+        SELECT id, 0 AS rank FROM due
+        UNION
+        SELECT id, 1 AS rank FROM posted
+    ) AS found
+    ORDER BY rank, id
+    LIMIT %(limit)s
+)
+RETURNING {_READ}
 """
+"""Claims the due instances (a wake-up passed, or left resuming) and those due because something
+was posted to them, as two probes: in one ``WHERE``, an ``OR`` with the inbox probe keeps
+PostgreSQL from using the two partial indexes and it scans the whole table (11 ms at 100 000
+instances against 0.1). Rows a probe locked and the ``LIMIT`` left out are unlocked when the
+statement ends."""
 
 
 def _insert_inputs(
@@ -174,7 +156,9 @@ def _dt(value: datetime | None) -> datetime | None:
 
 
 def _record(row: tuple[Any, ...]) -> Record:
-    (id_, workflow, data, state, status, version, wake_at, owner, expires, fence, error, c, u) = row
+    """The record of a row read with `_COLUMNS` (or `_READ`: then with its inbox flag)."""
+    id_, workflow, data, state, status, version, wake_at, owner, expires, fence = row[:10]
+    error, c, u, parent_id, root_id, parent_event, on_parent_end = row[10:17]
     return Record(
         id=id_,
         workflow=workflow,
@@ -189,6 +173,11 @@ def _record(row: tuple[Any, ...]) -> Record:
         error=error,
         created_at=_dt(c),
         updated_at=_dt(u),
+        parent_id=parent_id,
+        root_id=root_id or id_,
+        parent_event=parent_event,
+        on_parent_end=on_parent_end,
+        inbox=bool(row[17]) if len(row) > 17 else False,
     )
 
 
@@ -272,33 +261,7 @@ class PostgresStore(Store):
         self._last_used[conn] = monotonic()  # it just answered
 
     def _setup(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
-            if self.schema is not None:
-                ident = sql.Identifier(self.schema)
-                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
-                conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(ident))
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            row = conn.execute(
-                "SELECT value FROM stmtflow_meta WHERE key = 'schema_version'"
-            ).fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO stmtflow_meta (key, value) VALUES ('schema_version', %s)",
-                    (str(SCHEMA_VERSION),),
-                )
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise StmtflowError(
-                    f"the PostgreSQL store {self.url} has schema version {row[0]}, newer than "
-                    f"this release of stmtflow supports ({SCHEMA_VERSION}); upgrade stmtflow"
-                )
-            elif int(row[0]) < SCHEMA_VERSION:  # brought up to date by the statements above
-                conn.execute(
-                    "UPDATE stmtflow_meta SET value = %s WHERE key = 'schema_version'",
-                    (str(SCHEMA_VERSION),),
-                )
+        set_up(conn, self.schema, self.url)
 
     def close(self) -> None:
         self._pool.close()
@@ -311,7 +274,7 @@ class PostgresStore(Store):
         self, conn: psycopg.Connection[tuple[Any, ...]], id: str, lock: bool = False
     ) -> Record:
         suffix = " FOR UPDATE" if lock else ""
-        query = f"SELECT {_COLUMNS} FROM stmtflow_instances WHERE id = %s{suffix}"
+        query = f"SELECT {_READ} FROM stmtflow_instances WHERE id = %s{suffix}"
         row = conn.execute(query, (id,)).fetchone()
         if row is None:
             raise NotFound(f"no workflow instance with id {id!r}")
@@ -320,33 +283,13 @@ class PostgresStore(Store):
     # -- records ----------------------------------------------------------------------------
 
     def create(self, record: Record, *, inputs: Sequence[PendingInput] | None = None) -> Record:
-        now = utcnow()
         rows = check_inputs(record.id, inputs or ())
-        query = (
-            f"INSERT INTO stmtflow_instances ({_COLUMNS}) "
-            "VALUES (%s, %s, %s, %s, %s, 1, %s, %s, %s, %s, %s, %s, %s) "
-            f"ON CONFLICT (id) DO NOTHING RETURNING {_COLUMNS}"
-        )
-        params = (
-            record.id,
-            record.workflow,
-            record.data,
-            record.state,
-            record.status,
-            record.wake_at,
-            record.lease_owner,
-            record.lease_expires,
-            1 if record.lease_owner is not None else 0,
-            record.error,
-            record.created_at or now,
-            now,
-        )
         with self._pool.connection() as conn:
             if not rows:
-                row = conn.execute(query, params).fetchone()
+                row = _create(conn, record, utcnow())
             else:
                 with conn.transaction():
-                    row = conn.execute(query, params).fetchone()
+                    row = _create(conn, record, utcnow())
                     if row is not None:
                         _insert_inputs(conn, rows)
         if row is None:
@@ -358,9 +301,14 @@ class PostgresStore(Store):
             return self._fetch(conn, id)
 
     def list(
-        self, status: str | None = None, workflow: str | None = None, limit: int | None = None
+        self,
+        status: str | None = None,
+        workflow: str | None = None,
+        limit: int | None = None,
+        *,
+        parent_id: str | None = None,
     ) -> builtins.list[Record]:
-        query, params = list_query(_COLUMNS, status, workflow, limit, _MARK)
+        query, params = list_query(_READ, status, workflow, limit, _MARK, parent_id)
         with self._pool.connection() as conn:
             return [_record(row) for row in conn.execute(query, params).fetchall()]
 
@@ -371,34 +319,44 @@ class PostgresStore(Store):
         expected_version: int,
         fence: int | None = None,
         release: bool = False,
+        batch: Batch = NO_BATCH,
         inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
         now = utcnow()
         query = update_query(fenced=fence is not None, release=release, mark=_MARK)
         params = update_params(record, expected_version, fence, now, _same)
-        kept = self._write_data(record.id, query, params, inputs)
+        kept = self._write_data(record.id, query, params, batch, inputs, now)
         if kept is None:
             with self._pool.connection() as conn:
                 raise refusal(self._fetch(conn, record.id), expected_version, fence)
         return written(record, kept, expected_version, now, _dt)
 
     def _write_data(
-        self, id: str, query: str, params: dict[str, Any], inputs: Sequence[PendingInput] | None
+        self,
+        id: str,
+        query: str,
+        params: dict[str, Any],
+        batch: Batch,
+        inputs: Sequence[PendingInput] | None,
+        now: datetime,
     ) -> dict[str, Any] | None:
-        """Run a compare-and-set data write: the columns it returned, or None if refused.
+        """Run a compare-and-set data write: the columns it returned, or None if refused (and
+        nothing else was written).
 
-        One statement in autocommit; with ``inputs``, one transaction that also replaces the
-        instance's pending-input rows.
+        One statement in autocommit; with a ``batch`` or ``inputs``, one transaction that also
+        applies the batch and replaces the instance's pending-input rows.
         """
         rows = None if inputs is None else check_inputs(id, inputs)
         with self._pool.connection() as conn:
-            if rows is None:
+            if rows is None and batch.empty:
                 return conn.cursor(row_factory=dict_row).execute(query, params).fetchone()
             with conn.transaction():
                 kept = conn.cursor(row_factory=dict_row).execute(query, params).fetchone()
                 if kept is not None:
-                    conn.execute("DELETE FROM stmtflow_inputs WHERE instance_id = %s", (id,))
-                    _insert_inputs(conn, rows)
+                    if rows is not None:
+                        conn.execute("DELETE FROM stmtflow_inputs WHERE instance_id = %s", (id,))
+                        _insert_inputs(conn, rows)
+                    _apply(conn, id, batch, now)
             return kept
 
     def update_free(
@@ -409,6 +367,7 @@ class PostgresStore(Store):
         now: datetime,
         owner: str | None = None,
         lease: timedelta | None = None,
+        batch: Batch = NO_BATCH,
         inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
         now, expires = free_lease(now, owner, lease)
@@ -416,7 +375,7 @@ class PostgresStore(Store):
         query = update_free_query(claim=owner is not None, mark=_MARK)
         params = update_params(record, expected_version, None, updated_at, _same)
         params.update(now=now, owner=owner, expires=expires)
-        kept = self._write_data(record.id, query, params, inputs)
+        kept = self._write_data(record.id, query, params, batch, inputs, updated_at)
         if kept is None:
             with self._pool.connection() as conn:
                 raise refusal(self._fetch(conn, record.id), expected_version, None, now)
@@ -464,7 +423,7 @@ class PostgresStore(Store):
         with self._pool.connection() as conn:
             row = conn.execute(
                 "UPDATE stmtflow_instances SET lease_expires = %s "
-                f"WHERE id = %s AND lease_owner = %s AND fence = %s RETURNING {_COLUMNS}",
+                f"WHERE id = %s AND lease_owner = %s AND fence = %s RETURNING {_READ}",
                 (now + lease, id, owner, fence),
             ).fetchone()
             if row is None:
@@ -483,6 +442,21 @@ class PostgresStore(Store):
                 self._fetch(conn, id)  # NotFound when missing
                 return False
         return True
+
+    # -- inboxes ----------------------------------------------------------------------------
+
+    def post(self, message: Message) -> bool:
+        with self._pool.connection() as conn:
+            self._fetch(conn, message.to)  # NotFound when missing
+            return post(conn, message, utcnow())
+
+    def inbox(self, id: str) -> builtins.list[Message]:
+        with self._pool.connection() as conn:
+            return pending(conn, id)
+
+    def known_key(self, id: str, key: str) -> bool:
+        with self._pool.connection() as conn:
+            return known_key(conn, id, key)
 
     # -- pending inputs ---------------------------------------------------------------------
 
@@ -520,3 +494,37 @@ class PostgresStore(Store):
             (aware(now, "now"),),
         )
         return int(row[0]) if row else 0
+
+
+def _create(conn: psycopg.Connection[Any], record: Record, now: datetime) -> Any:
+    """Insert ``record`` (version 1); None when its id exists (nothing changed)."""
+    return conn.execute(
+        f"INSERT INTO stmtflow_instances ({_COLUMNS}) "
+        "VALUES (%s, %s, %s, %s, %s, 1, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        f"ON CONFLICT (id) DO NOTHING RETURNING {_COLUMNS}",
+        (
+            record.id,
+            record.workflow,
+            record.data,
+            record.state,
+            record.status,
+            record.wake_at,
+            record.lease_owner,
+            record.lease_expires,
+            1 if record.lease_owner is not None else 0,
+            record.error,
+            record.created_at or now,
+            now,
+            record.parent_id,
+            record.root_id or record.id,
+            record.parent_event,
+            record.on_parent_end,
+        ),
+    ).fetchone()
+
+
+def _apply(conn: psycopg.Connection[Any], id: str, batch: Batch, now: datetime) -> None:
+    """Apply ``batch`` for a write of instance ``id``, in the write's transaction."""
+    for child in batch.create:
+        _create(conn, child, now)
+    apply_messages(conn, id, batch, now)

@@ -51,7 +51,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
 from stmtflow.stores import _redis_lua as lua
+from stmtflow.stores._batch import NO_BATCH, Batch
 from stmtflow.stores._inputs import PendingInput, schema_reader
+from stmtflow.stores._no_inbox import WithoutInbox, check_no_batch
 from stmtflow.stores._redis_codec import fields, micros, opt, opt_time, record_from, time_from
 from stmtflow.stores._redis_inputs import decode, encode_args, index_key
 from stmtflow.stores._redis_parts import Cache, Parts, assemble, plan
@@ -105,7 +107,7 @@ def _split_url(url: str) -> tuple[str, str, set[str]]:
     return urlunsplit(parts._replace(query=urlencode(rest))), prefix, {k for k, _ in rest}
 
 
-class RedisStore(Store):
+class RedisStore(WithoutInbox, Store):
     """A `Store` in a Redis database, shared by any number of workers.
 
     Args:
@@ -121,6 +123,8 @@ class RedisStore(Store):
         ...     s.list(status="waiting")
         []
     """
+
+    store_name = "Redis"
 
     def __init__(self, url: str, *, socket_timeout: float = 10.0) -> None:
         self.url = redact(url)
@@ -220,8 +224,15 @@ class RedisStore(Store):
         return self._read(answer[1], known)
 
     def list(
-        self, status: str | None = None, workflow: str | None = None, limit: int | None = None
+        self,
+        status: str | None = None,
+        workflow: str | None = None,
+        limit: int | None = None,
+        *,
+        parent_id: str | None = None,
     ) -> builtins.list[Record]:
+        if parent_id is not None:
+            return []  # no children: a write that would create one is refused
         if limit is not None and limit <= 0:
             return []
         index = ":created"
@@ -239,8 +250,10 @@ class RedisStore(Store):
         expected_version: int,
         fence: int | None = None,
         release: bool = False,
+        batch: Batch = NO_BATCH,
         inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
+        check_no_batch("Redis", record.id, batch)
         now = utcnow()
         rows = encode_args(record.id, inputs)
         old = self._parts.get(record.id, expected_version)
@@ -268,8 +281,10 @@ class RedisStore(Store):
         now: datetime,
         owner: str | None = None,
         lease: timedelta | None = None,
+        batch: Batch = NO_BATCH,
         inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
+        check_no_batch("Redis", record.id, batch)
         now, expires = free_lease(now, owner, lease)
         rows = encode_args(record.id, inputs)
         updated_at = utcnow()

@@ -53,11 +53,15 @@ from stmtflow.stores._inputs import (
     schema_reader,
 )
 from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written
+from stmtflow.stores._sqlite_inbox import apply_messages, known_key, pending, post
 from stmtflow.stores._sqlite_parts import PartsCache, Stored, parts_to_store, row_count, whole
 from stmtflow.stores._sqlite_parts import read as read_parts
 from stmtflow.stores._sqlite_parts import write as write_parts
 from stmtflow.stores._sqlite_schema import SCHEMA_VERSION, set_up
 from stmtflow.stores.base import (
+    NO_BATCH,
+    Batch,
+    Message,
     Record,
     Store,
     aware,
@@ -77,10 +81,14 @@ _OLDEST_SQLITE = (3, 35, 0)
 
 _COLUMNS = (
     "id, workflow, data, state, status, version, wake_at, lease_owner, lease_expires, fence, "
-    "error, created_at, updated_at"
+    "error, created_at, updated_at, parent_id, root_id, parent_event, on_parent_end"
 )
-_READ = _COLUMNS + ", state_parts"
-"""What a read selects: a record's columns, then how many parts its state has (see `_whole`)."""
+_READ = (
+    _COLUMNS + ", state_parts, EXISTS (SELECT 1 FROM stmtflow_inbox AS m WHERE "
+    "m.instance_id = stmtflow_instances.id AND m.status != 'done') AS inbox"
+)
+"""What a read selects: a record's columns, how many parts its state has (see `_whole`), and
+whether its inbox holds messages not yet taken."""
 
 _MARK = lambda name: f":{name}"  # noqa: E731 - a one-line spelling rule
 _LEASE_FREE = "(lease_expires IS NULL OR lease_expires < :now)"
@@ -152,7 +160,7 @@ def _cas(conn: sqlite3.Connection, writes: _Writes, params: dict[str, Any]) -> s
     return row if row is not None else _returned(conn.execute(writes.setting, params))
 
 
-def _record(row: sqlite3.Row) -> Record:
+def _record(row: sqlite3.Row, inbox: bool = False) -> Record:
     """The record of a row read with `_COLUMNS` (with `_READ`, its state may be just the head)."""
     return Record(
         id=row["id"],
@@ -168,6 +176,21 @@ def _record(row: sqlite3.Row) -> Record:
         error=row["error"],
         created_at=_dt(row["created_at"]),
         updated_at=_dt(row["updated_at"]),
+        parent_id=row["parent_id"],
+        root_id=row["root_id"] or row["id"],
+        parent_event=row["parent_event"],
+        on_parent_end=row["on_parent_end"],
+        inbox=inbox,
+    )
+
+
+def _insert(params: dict[str, Any]) -> str:
+    """An instance's ``INSERT`` of the columns in ``params`` (an existing id: no row returned)."""
+    names = ", ".join(params)
+    values = ", ".join(map(_MARK, params))
+    return (
+        f"INSERT INTO stmtflow_instances ({names}, version) VALUES ({values}, 1) "
+        f"ON CONFLICT (id) DO NOTHING RETURNING {_COLUMNS}"
     )
 
 
@@ -297,7 +320,7 @@ class SQLiteStore(Store):
         The parts come from the cache when it holds this very version, else from the table, read
         in one transaction with the row (outside one, the row is read again inside it).
         """
-        record = _record(row)
+        record = _record(row, bool(row["inbox"]))
         count = row["state_parts"]
         if not count:
             return record
@@ -338,17 +361,13 @@ class SQLiteStore(Store):
             "created_at": _ts(record.created_at) or now,
             "updated_at": now,
             "state_parts": 0 if parts is None else row_count(parts.threads),
+            "parent_id": record.parent_id,
+            "root_id": record.root_id or record.id,
+            "parent_event": record.parent_event,
+            "on_parent_end": record.on_parent_end,
         }
-        names = ", ".join(params)
-        values = ", ".join(map(_MARK, params))
         with self._write() if parts or rows else self._conn() as conn:
-            row = _returned(
-                conn.execute(
-                    f"INSERT INTO stmtflow_instances ({names}, version) VALUES ({values}, 1) "
-                    f"ON CONFLICT (id) DO NOTHING RETURNING {_COLUMNS}",
-                    params,
-                )
-            )
+            row = _returned(conn.execute(_insert(params), params))
             stored: Stored | None = None
             if row is not None and parts is not None:
                 stored = write_parts(conn, record.id, None, parts.threads, parts.tail, 1, now)
@@ -360,14 +379,64 @@ class SQLiteStore(Store):
             self._parts.put(record.id, stored)
         return with_changes(_record(row), state=record.state)
 
+    def _create_child(self, conn: sqlite3.Connection, record: Record, now: str) -> None:
+        """Create ``record`` in a batch's transaction, whole (a new state is small), with its
+        lease if it has one (as `create`); an id that exists is left as it is."""
+        params = {
+            "id": record.id,
+            "workflow": record.workflow,
+            "data": record.data,
+            "state": record.state,
+            "status": record.status,
+            "wake_at": _ts(record.wake_at),
+            "lease_owner": record.lease_owner,
+            "lease_expires": _ts(record.lease_expires),
+            "fence": 1 if record.lease_owner is not None else 0,
+            "error": None,
+            "created_at": now,
+            "updated_at": now,
+            "state_parts": 0,
+            "parent_id": record.parent_id,
+            "root_id": record.root_id or record.id,
+            "parent_event": record.parent_event,
+            "on_parent_end": record.on_parent_end,
+        }
+        _returned(conn.execute(_insert(params), params))
+
+    def _apply(self, conn: sqlite3.Connection, id: str, batch: Batch, now: str) -> None:
+        """Apply ``batch`` for a write of instance ``id``, in the write's transaction."""
+        for child in batch.create:
+            self._create_child(conn, child, now)
+        apply_messages(conn, id, batch, now)
+
+    # -- inboxes ----------------------------------------------------------------------------
+
+    def post(self, message: Message) -> bool:
+        with self._write() as conn:
+            self._fetch(conn, message.to)  # NotFound when missing
+            return post(conn, message, utcnow().isoformat(timespec="microseconds"))
+
+    def inbox(self, id: str) -> builtins.list[Message]:
+        with self._conn() as conn:
+            return pending(conn, id)
+
+    def known_key(self, id: str, key: str) -> bool:
+        with self._conn() as conn:
+            return known_key(conn, id, key)
+
     def get(self, id: str) -> Record:
         with self._conn() as conn:
             return self._fetch(conn, id)
 
     def list(
-        self, status: str | None = None, workflow: str | None = None, limit: int | None = None
+        self,
+        status: str | None = None,
+        workflow: str | None = None,
+        limit: int | None = None,
+        *,
+        parent_id: str | None = None,
     ) -> builtins.list[Record]:
-        sql, params = list_query(_READ, status, workflow, limit, _MARK)
+        sql, params = list_query(_READ, status, workflow, limit, _MARK, parent_id)
         with self._conn() as conn:
             conn.execute("BEGIN")  # rows and their state parts from one snapshot
             try:
@@ -382,24 +451,31 @@ class SQLiteStore(Store):
         expected_version: int,
         writes: _Writes,
         params: dict[str, Any],
+        batch: Batch,
         inputs: Sequence[PendingInput] | None,
     ) -> sqlite3.Row | None:
         """Run a data write (``sql``, from `stmtflow.stores._sql`): the columns it returned, or
         None when it was refused.
 
-        A small state is one statement (its parts, if it had any, go by trigger). A state kept
-        in parts is written in one transaction with the rows of the threads that changed; so is
-        a write that replaces the instance's pending inputs.
+        A small state without a batch or pending inputs is one statement (its parts, if it had
+        any, go by trigger). A state kept in parts is written in one transaction with the rows of
+        the threads that changed; a batch, and the instance's pending inputs when they changed,
+        are written in the write's transaction.
         """
         id = record.id
         rows = None if inputs is None else check_inputs(id, inputs)
         parts = parts_to_store(record.state)
         if parts is None:
             params["state_parts"] = 0
-            with self._write() if rows is not None else self._conn() as conn:
+            if batch.empty and rows is None:
+                with self._conn() as conn:
+                    return _cas(conn, writes, params)
+            with self._write() as conn:
                 kept = _cas(conn, writes, params)
-                if kept is not None and rows is not None:
-                    _replace_inputs(conn, id, rows)
+                if kept is not None:
+                    if rows is not None:
+                        _replace_inputs(conn, id, rows)
+                    self._apply(conn, id, batch, params["updated_at"])
                 return kept
         params.update(state=parts.head, state_parts=row_count(parts.threads))
         with self._write() as conn:
@@ -417,6 +493,7 @@ class SQLiteStore(Store):
             old = self._old_parts(conn, id, before)
             version, updated_at = expected_version + 1, params["updated_at"]
             stored = write_parts(conn, id, old, parts.threads, parts.tail, version, updated_at)
+            self._apply(conn, id, batch, updated_at)
         self._parts.put(id, stored)
         return kept
 
@@ -439,12 +516,13 @@ class SQLiteStore(Store):
         expected_version: int,
         fence: int | None = None,
         release: bool = False,
+        batch: Batch = NO_BATCH,
         inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
         now = utcnow()
         params = update_params(record, expected_version, fence, _ts(now), _ts)
         writes = _UPDATE[fence is not None, release]
-        kept = self._write_data(record, expected_version, writes, params, inputs)
+        kept = self._write_data(record, expected_version, writes, params, batch, inputs)
         if kept is None:
             raise refusal(self.get(record.id), expected_version, fence)
         return written(record, kept, expected_version, now, _dt)
@@ -457,6 +535,7 @@ class SQLiteStore(Store):
         now: datetime,
         owner: str | None = None,
         lease: timedelta | None = None,
+        batch: Batch = NO_BATCH,
         inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
         now, expires = free_lease(now, owner, lease)
@@ -464,7 +543,7 @@ class SQLiteStore(Store):
         writes = _UPDATE_FREE[owner is not None]
         params = update_params(record, expected_version, None, _ts(updated_at), _ts)
         params.update(now=_ts(now), owner=owner, expires=_ts(expires))
-        kept = self._write_data(record, expected_version, writes, params, inputs)
+        kept = self._write_data(record, expected_version, writes, params, batch, inputs)
         if kept is None:
             raise refusal(self.get(record.id), expected_version, None, now)
         return written(record, kept, expected_version, updated_at, _dt)
@@ -488,8 +567,14 @@ class SQLiteStore(Store):
             f"SELECT {_READ} FROM stmtflow_instances "
             f"WHERE status = 'resuming' AND {_LEASE_FREE} ORDER BY created_at LIMIT :limit"
         )
+        posted_sql = (
+            f"SELECT {_READ} FROM stmtflow_instances WHERE id IN "
+            "(SELECT instance_id FROM stmtflow_inbox WHERE status = 'new') "
+            f"AND {_LEASE_FREE} LIMIT :limit"
+        )
+        probes = (due_sql, resuming_sql, posted_sql)
         with self._write() as conn:
-            rows = [row for sql in (due_sql, resuming_sql) for row in conn.execute(sql, params)]
+            rows = [row for sql in probes for row in conn.execute(sql, params)]
             found = {r.id: r for r in (self._whole(conn, row) for row in rows)}
             chosen = claim_order(list(found.values()))[:limit]
             return [self._take(conn, r, owner, now + lease) for r in chosen]

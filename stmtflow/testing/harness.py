@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Self, TypeVar
@@ -52,7 +52,7 @@ from pydantic_core import PydanticSerializationError
 from stmtflow.dsl._statements import RetryPolicy
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import HarnessError, NotFound, StmtflowError
-from stmtflow.runtime import Engine, PendingEvent
+from stmtflow.runtime import Engine, Instance, PendingEvent
 from stmtflow.runtime._inputs import inputs_of
 from stmtflow.state import CheckpointType, State, WorkflowStatus, new_state
 from stmtflow.stores import PendingInput, Record
@@ -101,6 +101,9 @@ class WorkflowHarness(Generic[W]):
         max_steps: actions one call may run (the engine's ``max_steps``).
         default_retry: the policy of steps without one (the engine's ``default_retry``; None:
             a failing step raises `StepError`).
+        workflows: further workflow classes the engine knows, e.g. the children a `Call` or
+            `Start` names by type name (a child given as a class needs none). Children run in
+            the same memory store, on the same fake clock: `advance` fires their timers too.
 
     Attributes:
         engine: the `Engine` the harness drives (a memory store, the harness's clock).
@@ -136,6 +139,7 @@ class WorkflowHarness(Generic[W]):
         check_json: bool = True,
         max_steps: int = 10_000,
         default_retry: RetryPolicy | None = None,
+        workflows: Sequence[type[WorkflowState]] = (),
     ) -> None:
         if start.tzinfo is None:
             raise ValueError(
@@ -154,7 +158,7 @@ class WorkflowHarness(Generic[W]):
         self.check_json = check_json
         self.engine = Engine(
             "memory://",
-            [type(wf)],
+            [type(wf), *workflows],
             default_retry=default_retry,
             max_steps=max_steps,
             clock=lambda: self._now,
@@ -211,6 +215,10 @@ class WorkflowHarness(Generic[W]):
         """The events threads wait for now, in thread order (`Engine.pending`)."""
         return self.engine.pending(self._id) if self._started else []
 
+    def children(self) -> list[Instance]:
+        """The instances this one started (`Engine.children`), oldest first."""
+        return self.engine.children(self._id) if self._started else []
+
     def inputs(self) -> list[PendingInput]:
         """What people are asked for now (`Engine.inputs`): forms and escalated steps."""
         return self.engine.inputs()
@@ -231,39 +239,67 @@ class WorkflowHarness(Generic[W]):
             raise
         return self
 
-    def send(self, event: str, input: Any = None, *, thread_id: str | None = None) -> Any:
-        """Deliver ``event`` with ``input`` and run on (`Engine.send`).
+    def send(
+        self,
+        event: str,
+        input: Any = None,
+        *,
+        thread_id: str | None = None,
+        buffer: bool = False,
+        key: str | None = None,
+        to: str | None = None,
+    ) -> Any:
+        """Deliver ``event`` with ``input`` and run on (`Engine.send`, ``buffer`` and ``key``
+        included); ``to`` names another instance of the store (a child) to send to instead.
 
         Returns what the event's handler returned. The library's errors (``UnknownCallback``,
         ``WorkflowFinished``, ``CallbackInputError``, ...) propagate unchanged.
         """
         self._require_started("send")
-        return self._call(lambda: self.engine.send(self._id, event, input, thread_id=thread_id))
+        target = to or self._id
+        return self._call(
+            lambda: self.engine.send(
+                target, event, input, thread_id=thread_id, buffer=buffer, key=key
+            )
+        )
 
     def advance(self, delta: timedelta) -> list[str]:
         """Move the clock forward by ``delta``, doing what falls due on the way.
 
-        The clock stops at each time the engine stored as the instance's next wake-up (a timer
-        deadline, a retry time, the retry of a failed setup or teardown) and wakes it there
-        (`Engine.wake`), so what a fired timer arms is due later in the same ``advance`` if its
-        deadline falls inside it. Returns the names of the timer events fired, in order.
+        The clock stops at each time the engine stored as an instance's next wake-up (a timer
+        deadline, a retry time, the retry of a failed setup or teardown; this instance's or a
+        child's) and wakes it there (`Engine.wake`), so what a fired timer arms is due later in
+        the same ``advance`` if its deadline falls inside it. Returns the names of this
+        instance's timer events fired, in order.
         """
         if delta < timedelta(0):
             raise ValueError(f"time only moves forward; got {delta}")
         self._require_started("advance")
         target = self._now + delta
         fired: list[str] = []
-        while (wake := self._store_edits().wake_at) is not None and wake <= target:
+        self._store_edits()
+        while (due := self._next_due(target)) is not None:
+            wake, id = due
             self._now = max(self._now, wake)
-            fired += self._call(lambda: self.engine.wake(self._id), edits=False)
-            after = self.engine.store.get(self._id).wake_at
+            timers = self._call(lambda id=id: self.engine.wake(id), edits=False)  # type: ignore[misc]
+            fired += timers if id == self._id else []
+            after = self.engine.store.get(id).wake_at
             if after is not None and after <= self._now:
                 raise HarnessError(
-                    f"workflow {self._id!r}: something was due at {wake.isoformat()} "
+                    f"workflow {id!r}: something was due at {wake.isoformat()} "
                     "but waking it made no progress"
                 )
         self._now = target
         return fired
+
+    def _next_due(self, target: datetime) -> tuple[datetime, str] | None:
+        """The earliest wake-up at or before ``target`` of any instance in the store."""
+        due = [
+            (rec.wake_at, rec.id)
+            for rec in self.engine.store.list()
+            if rec.wake_at is not None and rec.wake_at <= target
+        ]
+        return min(due, default=None)
 
     def resume(self) -> State:
         """Wake the instance at the current clock, e.g. after changing ``data`` by hand."""
@@ -271,10 +307,10 @@ class WorkflowHarness(Generic[W]):
         self._call(lambda: self.engine.wake(self._id))
         return self._state
 
-    def cancel(self) -> State:
+    def cancel(self, *, cascade: bool = True) -> State:
         """Cancel the instance (`Engine.cancel`) at the current clock."""
         self._require_started("cancel")
-        self._call(lambda: self.engine.cancel(self._id))
+        self._call(lambda: self.engine.cancel(self._id, cascade=cascade))
         return self._state
 
     # -- internals ------------------------------------------------------------------------------
@@ -318,11 +354,13 @@ class WorkflowHarness(Generic[W]):
         self._state = inst.state
 
     def _checkpoint(self, kind: CheckpointType, wf: WorkflowState, state: State) -> None:
+        if self.check_json:
+            self._check_json(wf, f"workflow {state.id!r} at checkpoint {kind.value}")
+        if state.id != self._id:
+            return  # a child's: its own steps are not this workflow's log
         self.checkpoints.append(kind)
         if kind is CheckpointType.AFTER_STEP:
             self._record_step(state)
-        if self.check_json:
-            self._check_json(wf, f"workflow {state.id!r} at checkpoint {kind.value}")
 
     def _record_step(self, state: State) -> None:
         thread = next((t for t in state.threads if t.pc == state.pc), None)

@@ -248,4 +248,68 @@ class Relay(sf.WorkflowState):
 
 
 RELAY_STEPS = ("first", "side_work", "side_done", "last")
-WORKFLOWS: list[type[sf.WorkflowState]] = [Crunch, Relay]
+
+
+# -- the child crash test's workflows ------------------------------------------------------------
+
+HANG_RESULT_ENV = "STMTFLOW_TEST_HANG_RESULT"
+"""If set to N, the N-th delivery of a child's result in this process (and every later one)
+blocks forever inside the parent's ``result`` handler: after the child's end was committed,
+before the parent moved on."""
+
+_results = 0
+
+
+def _maybe_hang_in_result() -> None:
+    global _results
+    with _lock:
+        _results += 1
+        count = _results
+    hang_after = int(os.environ.get(HANG_RESULT_ENV) or 0)
+    if hang_after and count >= hang_after:
+        threading.Event().wait()
+
+
+class Charge(sf.WorkflowState):
+    """One step (logged), and a result the parent checks."""
+
+    n: int = 0
+    charged: int = 0
+
+    def definition(self) -> sf.Section:
+        return sf.S(sf.Step("charge", self.charge))
+
+    def charge(self) -> None:
+        record_step()
+        time.sleep(WORK_SECONDS)
+        self.charged = self.n * 10
+
+    def result(self) -> int:
+        return self.charged
+
+
+class Payer(sf.WorkflowState):
+    """A zero timer (so workers do the work), then ``calls`` Calls of ``Charge`` in turn."""
+
+    calls: int = 4
+    results: list[int] = []
+    children: list[str] = []
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.Sleep("warm_up", timedelta(0)),
+            sf.For(
+                "paying",
+                lambda: len(self.results) < self.calls,
+                sf.Call("pay", "Charge", lambda: {"n": len(self.results)}, result=self.paid),
+            ),
+        )
+
+    def paid(self, outcome: sf.ChildResult) -> None:
+        _maybe_hang_in_result()
+        assert outcome.status == "finished", outcome
+        self.results.append(outcome.output)
+        self.children.append(outcome.id)
+
+
+WORKFLOWS: list[type[sf.WorkflowState]] = [Crunch, Relay, Charge, Payer]
