@@ -124,19 +124,10 @@ def test_supplier_quote_example(tmp_path: Path) -> None:
 
 @pytest.mark.redis
 def test_redis_store_example(redis_server: str, tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "redis_store.py"), redis_server],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    out = run_example("redis_store.py", tmp_path, redis_server)
+    lines = out.splitlines()
     assert len([line for line in lines if ": finished: packed parcel" in line]) == 6
-    assert "told the customer about parcel 5" in done.stdout
+    assert "told the customer about parcel 5" in out
     assert lines[-1] == "steps run: 12, each once: True"
 
 
