@@ -41,6 +41,7 @@ from stmtflow.dsl._statements import RetryPolicy
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import ConflictError, NotWaiting, StaleCallback, StmtflowError, UnknownCallback
 from stmtflow.runtime import _worker
+from stmtflow.runtime._async import AsyncSupport
 from stmtflow.runtime._family import chain, follow_up
 from stmtflow.runtime._inbox import buffer_event, unknown_children
 from stmtflow.runtime._reads import Instance, PendingEvent, WorkerStats, pending_events
@@ -120,6 +121,7 @@ class Engine:
         follow-up unit); a class it returns is registered. The CLI imports remembered targets."""
         self._warm = WarmStates()
         self._local = threading.local()
+        self._async = AsyncSupport()
         for cls in workflows:
             self.register(cls)
 
@@ -343,6 +345,44 @@ class Engine:
             unit.finish()
         return output
 
+    async def astart(
+        self,
+        workflow: str | type[WorkflowState],
+        data: WorkflowState | dict[str, Any] | None = None,
+        *,
+        id: str | None = None,
+    ) -> Instance:
+        """`start` for asyncio: the unit runs in the engine's thread pool, so the event loop
+        never waits on the store; async actions and handlers are awaited on the caller's loop
+        (`stmtflow.runtime._async`)."""
+        return await self._async.run(self.start, workflow, data, id=id)
+
+    async def asend(
+        self,
+        id: str,
+        event: str,
+        input: Any = None,
+        *,
+        thread_id: str | None = None,
+        buffer: bool = False,
+        key: str | None = None,
+    ) -> Any:
+        """`send` for asyncio, as `astart` runs `start`."""
+        return await self._async.run(
+            self.send, id, event, input, thread_id=thread_id, buffer=buffer, key=key
+        )
+
+    async def acancel(
+        self, id: str, *, cascade: bool = True, compensate: bool = False
+    ) -> Instance:
+        """`cancel` for asyncio (async teardowns and compensations awaited on the caller's loop)."""
+        return await self._async.run(self.cancel, id, cascade=cascade, compensate=compensate)
+
+    async def athread(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking engine call (a read: `get`, `list`, `pending`, ...) in the engine's
+        thread pool, for async callers such as the HTTP service."""
+        return await self._async.run(fn, *args, **kwargs)
+
     def cancel(self, id: str, *, cascade: bool = True, compensate: bool = False) -> Instance:
         """End the instance: pending events torn down, status ``cancelled``.
 
@@ -432,7 +472,8 @@ class Engine:
         return self.store.count_due(now or self.clock())
 
     def close(self) -> None:
-        """Close the store."""
+        """Close the store (and the threads the async entry points started)."""
+        self._async.close()
         self.store.close()
 
     def __enter__(self) -> Engine:

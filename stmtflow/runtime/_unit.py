@@ -185,6 +185,9 @@ class Unit:
         self.saved = (rec.data, rec.state)
         self.pending = False
         self.released = False
+        self.awaiter = engine._async.awaiter
+        """Waits for what an async action, handler, setup or teardown returned
+        (`stmtflow.runtime._async`)."""
         self.family = Family(self)
         """What this unit does to other instances and to its inbox, written with its writes."""
         # A reused state (it comes with its index) is one an interpreter of this class left.
@@ -340,7 +343,9 @@ class Unit:
 
     def deliver(self, req: CallbackRequest, input: Any) -> Any:
         """Run the event's handler and record that it fired; a refusal changes nothing."""
-        output = drive(self.interpreter.callback(req, input), None, self.now)
+        output = drive(
+            self.interpreter.callback(req, input), None, self.now, awaiter=self.awaiter
+        )
         self.pending = True
         return output
 
@@ -351,7 +356,7 @@ class Unit:
         # written before any user code (a teardown, a compensation) runs.
         self.pending = True
         run = self.interpreter.cancel(compensate=compensate, max_steps=self.engine.max_steps)
-        drive(run, self.checkpoint, self.now, self.flush, self.perform)
+        drive(run, self.checkpoint, self.now, self.flush, self.perform, self.awaiter)
 
     def run(self) -> None:
         """Resume until blocked, taking what the inbox holds for it in arrival order; an error
@@ -369,6 +374,7 @@ class Unit:
                 self.now,
                 self.flush,
                 self.perform,
+                self.awaiter,
             )
         except ConflictError:
             raise
