@@ -191,12 +191,22 @@ class Engine:
         workflow: str | None = None,
         *,
         parent_id: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> builtins.list[Instance]:
         """Stored instances, oldest first, optionally filtered by status, type and the parent
-        that started them."""
+        that started them; ``offset`` and ``limit`` take a page of them (only the page's
+        records are parsed)."""
+        if offset < 0 or (limit is not None and limit < 0):
+            raise ValueError(f"offset and limit must not be negative, got {offset}, {limit}")
         value = WorkflowStatus(status).value if status is not None else None
-        records = self.store.list(status=value, workflow=workflow, parent_id=parent_id)
-        return [self._instance(r) for r in records]
+        cap = None if limit is None else offset + limit
+        records = self.store.list(status=value, workflow=workflow, limit=cap, parent_id=parent_id)
+        return [self._instance(r) for r in records[offset:]]
+
+    def workflows(self) -> dict[str, type[WorkflowState]]:
+        """The registered workflow classes, by type name."""
+        return dict(self._classes)
 
     def children(self, id: str) -> builtins.list[Instance]:
         """The instances ``id`` started (`Child`, `Call`, `Start`), oldest first."""
