@@ -165,3 +165,21 @@ def test_booking_saga_example(tmp_path: Path) -> None:
     with sf.Engine(f"sqlite:///{tmp_path / 'trips.db'}") as engine:
         statuses = {r.id: r.status for r in engine.store.list()}
     assert statuses == {"trip-1": "finished", "trip-2": "failed", "trip-3": "finished"}
+
+
+def test_service_example_starts_answers_healthz_and_stops(tmp_path: Path) -> None:
+    """examples/service/app.py: one command starts the service (samples, worker, web page)."""
+    import httpx
+
+    from tests.test_http_browser import start_service, stop_service
+
+    proc, base = start_service(tmp_path)
+    try:
+        assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+        listed = httpx.get(f"{base}/instances").json()["items"]
+        assert [i["id"] for i in listed] == ["expense-1", "expense-2", "expense-3"]
+        assert httpx.get(f"{base}/ui/").status_code == 200
+    finally:
+        stop_service(proc)
+    assert proc.returncode == 0
+    assert (tmp_path / "service.db").exists()
