@@ -181,5 +181,6 @@ def test_service_example_starts_answers_healthz_and_stops(tmp_path: Path) -> Non
         assert httpx.get(f"{base}/ui/").status_code == 200
     finally:
         stop_service(proc)
-    assert proc.returncode == 0
+    # uvicorn shuts down on SIGTERM, then re-raises the signal: the exit says what ended it.
+    assert proc.returncode in (0, -15)
     assert (tmp_path / "service.db").exists()
