@@ -233,10 +233,11 @@ class Api:
 
     async def deliver(self, request: Request) -> Response:
         id, event = request.path_params["id"], request.path_params["event"]
-        inst = await self._instance(id)
         workflow = request.path_params.get("workflow")
-        if workflow is not None and inst.workflow != workflow:
-            raise Problem(404, "not-found", f"instance {id!r} is not a {workflow}")
+        if workflow is not None:  # else an unknown id is the engine's NotFound: one read less
+            inst = await self._instance(id)
+            if inst.workflow != workflow:
+                raise Problem(404, "not-found", f"instance {id!r} is not a {workflow}")
         return await self._deliver(request, id, event)
 
     async def _deliver(self, request: Request, id: str, event: str) -> Response:
