@@ -86,7 +86,7 @@ def test_astart_and_asend_await_async_code_on_the_callers_loop(engine: Engine) -
     assert isinstance(inst.data, Fetch)
     assert inst.data.log == ["fetch f-1/_main_/fetch/1", "reply hello", "store attempt 1"]
     assert inst.status is sf.WorkflowStatus.FINISHED
-    assert LOOPS == [loop, loop]  # both ran on the caller's loop, not the engine's own
+    assert [loop, loop] == LOOPS  # both ran on the caller's loop, not the engine's own
 
 
 def test_astart_twice_with_one_id_runs_nothing_again(engine: Engine) -> None:
@@ -108,7 +108,11 @@ def test_a_refused_asend_raises_and_stores_nothing(engine: Engine) -> None:
         with pytest.raises(sf.UnknownCallback):
             await engine.asend("f-3", "nope")
         after = engine.store.get("f-3")
-        assert (after.version, after.data, after.state) == (before.version, before.data, before.state)
+        assert (after.version, after.data, after.state) == (
+            before.version,
+            before.data,
+            before.state,
+        )
 
     asyncio.run(scenario())
 

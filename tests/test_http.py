@@ -84,10 +84,14 @@ def test_start_refusals_store_nothing(client: TestClient, engine: sf.Engine) -> 
     assert {e["pointer"] for e in bad["errors"]} == {"/item", "/log"}
     problem(client.post("/workflows/Order/instances", json={"idd": "x"}), 422, "invalid-input")
     problem(
-        client.post("/workflows/Order/instances", content=b"{nope", headers={"content-type": "application/json"}),
+        client.post(
+            "/workflows/Order/instances",
+            content=b"{nope",
+            headers={"content-type": "application/json"},
+        ),
         400,
         "malformed-json",
-    )  # fmt: skip
+    )
     assert engine.list() == []
 
 
@@ -136,10 +140,12 @@ def test_deliver_validates_against_the_schema_listing_every_problem(
     client.post("/workflows/Order/instances", json={"id": "o-1"})
     before = stored(engine, "o-1")
     bad = problem(
-        client.post("/instances/o-1/events/decide", json={"reviewer": "", "amount": -1, "level": "x"}),
+        client.post(
+            "/instances/o-1/events/decide", json={"reviewer": "", "amount": -1, "level": "x"}
+        ),
         422,
         "invalid-input",
-    )  # fmt: skip
+    )
     pointers = sorted(e["pointer"] for e in bad["errors"])
     assert pointers == ["", "/amount", "/level", "/reviewer"]  # "" : approved is missing
     assert any("approved" in e["detail"] for e in bad["errors"] if e["pointer"] == "")
@@ -151,7 +157,9 @@ def test_deliver_validates_against_the_schema_listing_every_problem(
         404,
         "not-found",
     )
-    problem(client.post("/instances/o-1/events/decide?buffer=maybe", json=DECISION), 400, "bad-query")
+    problem(
+        client.post("/instances/o-1/events/decide?buffer=maybe", json=DECISION), 400, "bad-query"
+    )
     assert stored(engine, "o-1") == before
     ok = client.post("/workflows/Order/instances/o-1/events/decide", json=DECISION)
     assert ok.status_code == 200, ok.text

@@ -35,7 +35,10 @@ def free_port() -> int:
 def start_service(folder: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
     """The example service on a free port, once its /healthz answers."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "examples" / "service" / "app.py"), "--port", str(port), *args],
         cwd=folder,

@@ -47,9 +47,9 @@ from stmtflow.cli._common import (
     remembered_class,
 )
 from stmtflow.cli._inputs import inputs
+from stmtflow.cli._serve import serve
 from stmtflow.cli._show import instance_json, print_instance, print_records, record_json
 from stmtflow.cli._tools import check, graph
-from stmtflow.cli._serve import serve
 from stmtflow.cli._worker import worker
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import NotFound

@@ -14,6 +14,7 @@ Example (the routes are served by `create_app`; see docs/http.md for every route
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -170,10 +171,8 @@ class Api:
             )
         existing = None
         if id is not None:
-            try:
+            with contextlib.suppress(NotFound):  # a new id: started below
                 existing = await self.engine.athread(self.engine.get, id)
-            except NotFound:
-                pass
         if existing is not None:
             if existing.workflow != request.path_params["workflow"]:
                 raise Problem(
@@ -317,4 +316,3 @@ def _data_problems(cls: type[Any], data: dict[str, Any]) -> list[dict[str, str]]
             for e in exc.errors()
         ]
     return []
-

@@ -43,7 +43,7 @@ class FormField:
     default: Any = None
 
 
-class FormProblem(ValueError):  # noqa: N818 - shown to the person filling the form
+class FormProblem(ValueError):
     """A field's text cannot be read as its type."""
 
 

@@ -55,8 +55,13 @@ _EVENT = {"name": "event", "in": "path", "required": True, "schema": {"type": "s
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema,
-            "description": description}  # fmt: skip
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
 
 
 _SEND_QUERY = [
@@ -99,7 +104,10 @@ class _Schemas:
         names = {name: _component(f"{prefix}_{name}") for name in defs}
         for name, sub in defs.items():
             self.components[names[name]] = _rewrite(sub, names)
-        return _rewrite({k: v for k, v in schema.items() if k != "$defs"}, names)
+        rewritten: dict[str, Any] = _rewrite(
+            {k: v for k, v in schema.items() if k != "$defs"}, names
+        )
+        return rewritten
 
 
 def _component(name: str) -> str:
@@ -143,8 +151,9 @@ def openapi(workflows: dict[str, type[WorkflowState]], *, secured: bool) -> dict
             "get": _op("get_instance", "one instance", _answers("it", instance), parameters=[_ID])
         },
         "/instances/{id}/events": {
-            "get": _op("pending_events", "events it waits for", _answers("events"),
-                       parameters=[_ID])  # fmt: skip
+            "get": _op(
+                "pending_events", "events it waits for", _answers("events"), parameters=[_ID]
+            )
         },
         "/instances/{id}/events/{event}": {
             "post": _op(
@@ -172,9 +181,15 @@ def openapi(workflows: dict[str, type[WorkflowState]], *, secured: bool) -> dict
         },
         "/instances/{id}/diagram": {
             "get": {
-                **_op("diagram", "flowchart with live positions", _answers("svg"),
-                      parameters=[_ID, _query("format", {"enum": ["svg", "mermaid", "dot"]},
-                                              "drawing format")]),  # fmt: skip
+                **_op(
+                    "diagram",
+                    "flowchart with live positions",
+                    _answers("svg"),
+                    parameters=[
+                        _ID,
+                        _query("format", {"enum": ["svg", "mermaid", "dot"]}, "drawing format"),
+                    ],
+                ),
             }
         },
         "/inputs": {
@@ -197,11 +212,19 @@ def openapi(workflows: dict[str, type[WorkflowState]], *, secured: bool) -> dict
                     parameters=[
                         _ID,
                         _EVENT,
-                        {"name": "expires", "in": "query", "required": True,
-                         "schema": {"type": "integer"}},
-                        {"name": "sig", "in": "query", "required": True,
-                         "schema": {"type": "string"}},
-                    ],  # fmt: skip
+                        {
+                            "name": "expires",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "integer"},
+                        },
+                        {
+                            "name": "sig",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                    ],
                     requestBody=_body({}, "the event's input"),
                 ),
                 "security": [],
@@ -221,8 +244,9 @@ def openapi(workflows: dict[str, type[WorkflowState]], *, secured: bool) -> dict
             "post": _op(
                 f"start_{_component(name)}",
                 f"start a {name} (the same id twice: the existing instance)",
-                _answers("exists already", instance, s201="started", s409="id taken",
-                         s422="invalid data"),  # fmt: skip
+                _answers(
+                    "exists already", instance, s201="started", s409="id taken", s422="invalid data"
+                ),
                 requestBody=_body(start, f"the instance id and the {name} data"),
             )
         }

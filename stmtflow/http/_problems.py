@@ -59,7 +59,7 @@ _TITLES = {
 }
 
 
-class Problem(Exception):  # noqa: N818 - an HTTP answer, raised by routes and caught by the app
+class Problem(Exception):
     """A refusal to answer with: status, problem name, detail and optional extensions."""
 
     def __init__(

@@ -79,8 +79,9 @@ class Ui:
         found = await self.engine.athread(
             self.engine.list, status, workflow, parent_id=parent, limit=PAGE + 1, offset=offset
         )
-        filters = {k: v for k, v in (("status", status), ("workflow", workflow),
-                                     ("parent", parent)) if v}  # fmt: skip
+        filters = {
+            k: v for k, v in (("status", status), ("workflow", workflow), ("parent", parent)) if v
+        }
 
         def page(at: int) -> str:
             return "/ui/?" + urlencode({**filters, "offset": at})
@@ -101,8 +102,9 @@ class Ui:
         inst = await self._get(id)
         pending = await self.engine.athread(self.engine.pending, id)
         children = await self.engine.athread(self.engine.children, id)
-        forms = [(event, form_fields(event.input_schema)) for event in pending
-                 if event.type != "Timer"]  # fmt: skip
+        forms = [
+            (event, form_fields(event.input_schema)) for event in pending if event.type != "Timer"
+        ]
         return self._page(
             "instance.html",
             inst=inst,
@@ -120,9 +122,7 @@ class Ui:
     async def diagram(self, request: Request) -> Response:
         inst = await self._get(request.path_params["id"])
         try:
-            svg = await self.engine.athread(
-                render_image, inst.data.definition(), inst.state, "svg"
-            )
+            svg = await self.engine.athread(render_image, inst.data.definition(), inst.state, "svg")
         except GraphvizNotFound as exc:
             raise Problem(503, "no-graphviz", str(exc)) from exc
         return Response(svg, media_type="image/svg+xml")
@@ -139,8 +139,14 @@ class Ui:
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         pending = await self.engine.athread(self.engine.pending, id)
         thread_id = fields.pop("_thread", None) or None
-        schema = next((p.input_schema for p in pending if p.name == event
-                       and (thread_id is None or p.thread_id == thread_id)), None)  # fmt: skip
+        schema = next(
+            (
+                p.input_schema
+                for p in pending
+                if p.name == event and (thread_id is None or p.thread_id == thread_id)
+            ),
+            None,
+        )
         try:
             value = parse_form(schema, fields)
             await self.engine.asend(id, event, value, thread_id=thread_id)
@@ -149,8 +155,9 @@ class Ui:
         except StmtflowError as exc:
             problem = from_error(exc)
             self.counters.count("send", failed=problem.status >= 500)
-            details = "; ".join(f"{e['pointer'] or 'input'}: {e['detail']}"
-                                for e in problem.errors or [])  # fmt: skip
+            details = "; ".join(
+                f"{e['pointer'] or 'input'}: {e['detail']}" for e in problem.errors or []
+            )
             return self._back(id, problem=problem.detail + (f" ({details})" if details else ""))
         self.counters.count("send", failed=False)
         return self._back(id, notice=f"sent {event}")

@@ -382,9 +382,7 @@ class Engine:
             self.send, id, event, input, thread_id=thread_id, buffer=buffer, key=key
         )
 
-    async def acancel(
-        self, id: str, *, cascade: bool = True, compensate: bool = False
-    ) -> Instance:
+    async def acancel(self, id: str, *, cascade: bool = True, compensate: bool = False) -> Instance:
         """`cancel` for asyncio (async teardowns and compensations awaited on the caller's loop)."""
         return await self._async.run(self.cancel, id, cascade=cascade, compensate=compensate)
 

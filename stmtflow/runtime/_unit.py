@@ -343,9 +343,7 @@ class Unit:
 
     def deliver(self, req: CallbackRequest, input: Any) -> Any:
         """Run the event's handler and record that it fired; a refusal changes nothing."""
-        output = drive(
-            self.interpreter.callback(req, input), None, self.now, awaiter=self.awaiter
-        )
+        output = drive(self.interpreter.callback(req, input), None, self.now, awaiter=self.awaiter)
         self.pending = True
         return output
 
