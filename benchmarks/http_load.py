@@ -7,9 +7,9 @@ Everything on loopback against the PostgreSQL server of the benchmarks (``$STMTF
 default ``postgresql://postgres@127.0.0.1:5432/test``), in a schema of its own dropped at the
 end. M `Inbox` instances each wait on ``ping`` in a loop; event i goes to instance i mod M.
 
-1. HTTP: the app (`stmtflow.http.create_app`) on uvicorn in a thread, an ``httpx.AsyncClient``
-   with a connection pool of ``--concurrency`` connections, at most that many requests in
-   flight; each request's latency from send to answer.
+1. HTTP: the app (`stmtflow.http.create_app`) served by ``stmtflow serve`` in a process of its
+   own, an ``httpx.AsyncClient`` with a connection pool of ``--concurrency`` connections, at
+   most that many requests in flight; each request's latency from send to answer.
 2. Direct: the same events through `Engine.send` from ``--concurrency`` threads.
 3. How a route waits on the store without blocking the loop: ``--concurrency`` concurrent
    reads of one record, through the engine's thread pool (what the routes do) and through
@@ -22,12 +22,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import stmtflow as sf
@@ -83,40 +87,50 @@ async def _bounded(
     return time.perf_counter() - began, latencies
 
 
-def _http(engine: Engine, events: int, instances: int, concurrency: int) -> dict[str, Any]:
+def _http(url: str, events: int, instances: int, concurrency: int) -> dict[str, Any]:
+    """The service in a process of its own (``stmtflow serve``), as deployed: the load
+    generator does not share its GIL."""
     import httpx
-    import uvicorn
-
-    from stmtflow.http import create_app
 
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-
-    async def run() -> tuple[float, list[float]]:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60
-        ) as client:
-
-            async def one(i: int) -> None:
-                answer = await client.post(f"/instances/i-{i % instances}/events/ping", json=i)
-                if answer.status_code != 200:
-                    raise RuntimeError(f"event {i}: {answer.status_code} {answer.text}")
-
-            return await _bounded(events, concurrency, one)
-
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [sys.executable, "-m", "stmtflow.cli", "--db", url, "serve", f"{__name__}:Inbox"]
+    command += ["--port", str(port), "--no-worker", "--log-level", "warning"]
+    server = subprocess.Popen(command, env=env, cwd=root, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
     try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the service did not start: {server.stderr}") from None
+                time.sleep(0.05)
+
+        async def run() -> tuple[float, list[float]]:
+            limits = httpx.Limits(
+                max_connections=concurrency, max_keepalive_connections=concurrency
+            )
+            async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+
+                async def one(i: int) -> None:
+                    answer = await client.post(f"/instances/i-{i % instances}/events/ping", json=i)
+                    if answer.status_code != 200:
+                        raise RuntimeError(f"event {i}: {answer.status_code} {answer.text}")
+
+                return await _bounded(events, concurrency, one)
+
         seconds, latencies = asyncio.run(run())
     finally:
-        server.should_exit = True
-        thread.join()
-    return _row("HTTP (uvicorn + httpx)", events, seconds, latencies)
+        server.terminate()
+        server.communicate(timeout=30)
+    return _row("HTTP (stmtflow serve, httpx)", events, seconds, latencies)
 
 
 def _direct(engine: Engine, events: int, instances: int, concurrency: int) -> dict[str, Any]:
@@ -156,6 +170,7 @@ def _reads(engine: Engine, url: str, reads: int, concurrency: int) -> list[dict[
         async with AsyncConnectionPool(
             libpq, min_size=10, max_size=10, configure=configure, open=False
         ) as pool:
+            await pool.wait()  # all ten connections made before the clock starts
 
             async def one(i: int) -> None:
                 async with pool.connection() as conn:
@@ -184,7 +199,7 @@ def run(
         for n in range(instances):
             engine.start(Inbox, id=f"i-{n}")
         rows = [
-            _http(engine, events, instances, concurrency),
+            _http(url, events, instances, concurrency),
             _direct(engine, events, instances, concurrency),
             *_reads(engine, url, max(events // 5, 10), concurrency),
         ]
@@ -199,10 +214,10 @@ def run(
 
 
 def table(rows: Sequence[dict[str, Any]]) -> str:
-    lines = [f"{'run':<26} {'count':>7} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8}"]
+    lines = [f"{'run':<30} {'count':>7} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8}"]
     for r in rows:
         lines.append(
-            f"{r['run']:<26} {r['count']:>7} {r['per_s']:>9.0f} {r['p50_ms']:>8.2f}"
+            f"{r['run']:<30} {r['count']:>7} {r['per_s']:>9.0f} {r['p50_ms']:>8.2f}"
             f" {r['p99_ms']:>8.2f}"
         )
     return "\n".join(lines)

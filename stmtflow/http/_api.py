@@ -30,10 +30,11 @@ from stmtflow.errors import GraphvizNotFound, NotFound, StmtflowError
 from stmtflow.http._auth import verify_callback
 from stmtflow.http._catalogue import events_of
 from stmtflow.http._problems import Problem, from_error
-from stmtflow.http._views import event_json, input_json, instance_json, summary_json
+from stmtflow.http._views import event_json, input_json, instance_json, record_json, summary_json
 from stmtflow.render import render_image, to_dot, to_mermaid
 from stmtflow.runtime import Engine, Instance
 from stmtflow.state import WorkflowStatus
+from stmtflow.stores import Record
 
 __all__ = ["Api", "Counters", "read_json"]
 
@@ -243,19 +244,23 @@ class Api:
         buffer = _flag(request, "buffer", False)
         input = await read_json(request)
         query = request.query_params
-        output = await self._unit(
-            "send",
-            self.engine.asend(
+        engine = self.engine
+
+        def send() -> tuple[Any, Record]:
+            # One trip to the engine's thread pool for the unit and the record read after it:
+            # each trip is a wait for the event loop's turn at the GIL.
+            output = engine.send(
                 id,
                 event,
                 input,
                 thread_id=query.get("thread_id") or None,
                 buffer=buffer,
                 key=query.get("key") or None,
-            ),
-        )
-        inst = await self._instance(id)
-        return JSONResponse({"output": to_jsonable_python(output), "instance": summary_json(inst)})
+            )
+            return output, engine.store.get(id)
+
+        output, rec = await self._unit("send", engine.athread(send))
+        return JSONResponse({"output": to_jsonable_python(output), "instance": record_json(rec)})
 
     async def callback(self, request: Request) -> Response:
         id, event = request.path_params["id"], request.path_params["event"]

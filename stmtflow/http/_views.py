@@ -18,8 +18,9 @@ from typing import Any
 
 from stmtflow.runtime import Instance, PendingEvent, PendingInput
 from stmtflow.state import dump_state
+from stmtflow.stores import Record
 
-__all__ = ["event_json", "input_json", "instance_json", "iso", "summary_json"]
+__all__ = ["event_json", "input_json", "instance_json", "iso", "record_json", "summary_json"]
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -37,6 +38,20 @@ def summary_json(inst: Instance) -> dict[str, Any]:
         "error": inst.error,
         "parent_id": inst.parent_id,
         "root_id": inst.root_id,
+    }
+
+
+def record_json(rec: Record) -> dict[str, Any]:
+    """`summary_json` from the stored record alone (no data or state parsed)."""
+    return {
+        "id": rec.id,
+        "workflow": rec.workflow,
+        "status": rec.status,
+        "version": rec.version,
+        "wake_at": iso(rec.wake_at),
+        "error": rec.error,
+        "parent_id": rec.parent_id,
+        "root_id": rec.root_id or rec.id,
     }
 
 
