@@ -98,7 +98,15 @@ def _http(url: str, events: int, instances: int, concurrency: int) -> dict[str, 
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
     }
-    command = [sys.executable, "-m", "stmtflow.cli", "--db", url, "serve", f"{__name__}:Inbox"]
+    command = [
+        sys.executable,
+        "-m",
+        "stmtflow.cli",
+        "--db",
+        url,
+        "serve",
+        "benchmarks.http_load:Inbox",
+    ]
     command += ["--port", str(port), "--no-worker", "--log-level", "warning"]
     server = subprocess.Popen(command, env=env, cwd=root, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
@@ -110,7 +118,8 @@ def _http(url: str, events: int, instances: int, concurrency: int) -> dict[str, 
                     break
             except httpx.HTTPError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the service did not start: {server.stderr}") from None
+                    why = server.stderr.read() if server.stderr else server.returncode
+                    raise RuntimeError(f"the service did not start: {why}") from None
                 time.sleep(0.05)
 
         async def run() -> tuple[float, list[float]]:
