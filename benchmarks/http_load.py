@@ -8,8 +8,10 @@ default ``postgresql://postgres@127.0.0.1:5432/test``), in a schema of its own d
 end. M `Inbox` instances each wait on ``ping`` in a loop; event i goes to instance i mod M.
 
 1. HTTP: the app (`stmtflow.http.create_app`) served by ``stmtflow serve`` in a process of its
-   own, an ``httpx.AsyncClient`` with a connection pool of ``--concurrency`` connections, at
-   most that many requests in flight; each request's latency from send to answer.
+   own; the load from ``--concurrency`` threads sharing one ``httpx.Client`` whose pool holds
+   that many connections, then again from one ``httpx.AsyncClient`` with at most that many
+   requests in flight (the async client is the slower load generator: the two rows differ by
+   the client, not the server); each request's latency from send to answer.
 2. Direct: the same events through `Engine.send` from ``--concurrency`` threads.
 3. How a route waits on the store without blocking the loop: ``--concurrency`` concurrent
    reads of one record, through the engine's thread pool (what the routes do) and through
@@ -87,7 +89,7 @@ async def _bounded(
     return time.perf_counter() - began, latencies
 
 
-def _http(url: str, events: int, instances: int, concurrency: int) -> dict[str, Any]:
+def _http(url: str, events: int, instances: int, concurrency: int) -> list[dict[str, Any]]:
     """The service in a process of its own (``stmtflow serve``), as deployed: the load
     generator does not share its GIL."""
     import httpx
@@ -122,24 +124,62 @@ def _http(url: str, events: int, instances: int, concurrency: int) -> dict[str, 
                     raise RuntimeError(f"the service did not start: {why}") from None
                 time.sleep(0.05)
 
-        async def run() -> tuple[float, list[float]]:
-            limits = httpx.Limits(
-                max_connections=concurrency, max_keepalive_connections=concurrency
-            )
-            async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
-
-                async def one(i: int) -> None:
-                    answer = await client.post(f"/instances/i-{i % instances}/events/ping", json=i)
-                    if answer.status_code != 200:
-                        raise RuntimeError(f"event {i}: {answer.status_code} {answer.text}")
-
-                return await _bounded(events, concurrency, one)
-
-        seconds, latencies = asyncio.run(run())
+        rows = [
+            _row(
+                "HTTP: httpx.Client, threads",
+                events,
+                *_threaded(base, events, instances, concurrency),
+            ),
+            _row(
+                "HTTP: httpx.AsyncClient",
+                events,
+                *asyncio.run(_async(base, events, instances, concurrency)),
+            ),
+        ]
     finally:
         server.terminate()
         server.communicate(timeout=30)
-    return _row("HTTP (stmtflow serve, httpx)", events, seconds, latencies)
+    return rows
+
+
+def _threaded(
+    base: str, events: int, instances: int, concurrency: int
+) -> tuple[float, list[float]]:
+    """``concurrency`` threads sharing one ``httpx.Client`` (its pool: that many connections)."""
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    latencies: list[float] = []
+    with httpx.Client(base_url=base, limits=limits, timeout=60) as client:
+
+        def one(i: int) -> None:
+            began = time.perf_counter()
+            answer = client.post(f"/instances/i-{i % instances}/events/ping", json=i)
+            latencies.append(time.perf_counter() - began)
+            if answer.status_code != 200:
+                raise RuntimeError(f"event {i}: {answer.status_code} {answer.text}")
+
+        began = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(one, range(events)))
+        return time.perf_counter() - began, latencies
+
+
+async def _async(
+    base: str, events: int, instances: int, concurrency: int
+) -> tuple[float, list[float]]:
+    """One ``httpx.AsyncClient``, at most ``concurrency`` requests in flight."""
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+
+        async def one(i: int) -> None:
+            answer = await client.post(f"/instances/i-{i % instances}/events/ping", json=i)
+            if answer.status_code != 200:
+                raise RuntimeError(f"event {i}: {answer.status_code} {answer.text}")
+
+        return await _bounded(events, concurrency, one)
 
 
 def _direct(engine: Engine, events: int, instances: int, concurrency: int) -> dict[str, Any]:
@@ -208,13 +248,13 @@ def run(
         for n in range(instances):
             engine.start(Inbox, id=f"i-{n}")
         rows = [
-            _http(url, events, instances, concurrency),
+            *_http(url, events, instances, concurrency),
             _direct(engine, events, instances, concurrency),
             *_reads(engine, url, max(events // 5, 10), concurrency),
         ]
         total = sum(i.data.count for i in engine.list() if isinstance(i.data, Inbox))
-        if total != 2 * events:
-            raise RuntimeError(f"{total} events counted, {2 * events} sent")
+        if total != 3 * events:
+            raise RuntimeError(f"{total} events counted, {3 * events} sent")
     finally:
         engine.close()
         if drop:

@@ -16,10 +16,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 def test_the_http_load_script_runs_small(pg_url: str) -> None:
     rows = run(pg_url, events=40, instances=4, concurrency=4, drop=False)
     assert [r["run"] for r in rows] == [
-        "HTTP (stmtflow serve, httpx)",
+        "HTTP: httpx.Client, threads",
+        "HTTP: httpx.AsyncClient",
         "Engine.send (threads)",
         "read: engine thread pool",
         "read: psycopg async",
     ]
     assert all(r["per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] for r in rows)
-    assert "HTTP (stmtflow serve, httpx)" in table(rows)
+    assert "HTTP: httpx.Client, threads" in table(rows)
