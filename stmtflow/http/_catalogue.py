@@ -10,9 +10,10 @@ the engine fires them.
 
 Example:
     >>> import stmtflow as sf
+    >>> def approve(ok: bool) -> None: ...
     >>> class Approval(sf.WorkflowState):
     ...     def definition(self):
-    ...         return sf.S(sf.Wait("decide", sf.OnEvent("approve", lambda ok: None)))
+    ...         return sf.S(sf.Wait("decide", sf.OnEvent("approve", approve)))
     >>> [(e.name, e.schema) for e in events_of(Approval)]
     [('approve', {'type': 'boolean'})]
 """
