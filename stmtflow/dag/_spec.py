@@ -28,7 +28,7 @@ from typing import Any
 
 from stmtflow.errors import DefinitionError
 
-__all__ = ["DagSpec", "Handlers", "StepSpec", "parse", "schema"]
+__all__ = ["DagSpec", "Handlers", "StepSpec", "check", "parse", "schema"]
 
 Handlers = Mapping[str, Callable[..., Any]] | object
 """What ``handlers=`` takes: a mapping of names to callables, or a module (or any object)
@@ -159,7 +159,7 @@ def _cycles(edges: dict[str, list[str]]) -> list[list[str]]:
     return found
 
 
-def _step_problems(doc: Any, handlers: Handlers) -> list[str]:
+def _step_problems(doc: Any, handlers: Handlers | None) -> list[str]:
     """The checks a schema cannot make, on the steps whose shape it accepted."""
     if not isinstance(doc, dict) or not isinstance(doc.get("steps"), list):
         return []
@@ -179,7 +179,9 @@ def _step_problems(doc: Any, handlers: Handlers) -> list[str]:
         label = f"steps[{index}] ({step['id']!r})" if isinstance(step.get("id"), str) else f"steps[{index}]"
         for key in ("handler", "compensate", "fallback"):
             name = step.get(key)
-            if isinstance(name, str) and name and _lookup(handlers, name) is None:
+            if handlers is None or not isinstance(name, str) or not name:
+                continue
+            if _lookup(handlers, name) is None:
                 problems.append(f"{label}.{key}: unknown handler {name!r}")
         deps = step.get("depends_on")
         if isinstance(deps, list):
@@ -210,13 +212,20 @@ def _step_problems(doc: Any, handlers: Handlers) -> list[str]:
     return problems
 
 
-def parse(source: str | Path, *, handlers: Handlers) -> DagSpec:
-    """Read, check and resolve a DAG; raises `DefinitionError` with every problem found."""
+def check(source: str | Path, *, handlers: Handlers | None = None) -> tuple[Any, list[str]]:
+    """(the parsed file, every problem found in it); handler names are checked only when
+    ``handlers`` is given. A file that cannot be read or parsed raises `DefinitionError`."""
     text, where = read(source)
     doc = load_yaml(text, where)
     problems = _schema_problems(doc) + _step_problems(doc, handlers)
+    return doc, [f"{where}: {p}" for p in problems]
+
+
+def parse(source: str | Path, *, handlers: Handlers) -> DagSpec:
+    """Read, check and resolve a DAG; raises `DefinitionError` with every problem found."""
+    doc, problems = check(source, handlers=handlers)
     if problems:
-        raise DefinitionError([f"{where}: {p}" for p in problems])
+        raise DefinitionError(problems)
     steps = []
     for step in doc["steps"]:
         retry = step.get("retry", {})
