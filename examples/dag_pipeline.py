@@ -69,7 +69,9 @@ def notify(inputs: dict[str, Any]) -> str:
     return f"told #sales about {inputs['publish']}"
 
 
-SalesReport = dag.load(Path(__file__).with_name("dag_pipeline.yaml"), handlers=sys.modules[__name__])
+SalesReport = dag.load(
+    Path(__file__).with_name("dag_pipeline.yaml"), handlers=sys.modules[__name__]
+)
 
 
 def run(engine: sf.Engine, night: str, **extra: Any) -> None:

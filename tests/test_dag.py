@@ -200,7 +200,10 @@ def test_a_fallback_runs_when_the_attempts_ran_out_and_its_output_is_the_steps()
     Prices = dag.load(
         """
         steps:
-          - {id: prices, handler: live, fallback: cached, retry: {max_attempts: 2, initial_interval: 1}}
+          - id: prices
+            handler: live
+            fallback: cached
+            retry: {max_attempts: 2, initial_interval: 1}
           - {id: quote, handler: quote, depends_on: [prices]}
         """,
         handlers={

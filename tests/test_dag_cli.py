@@ -74,5 +74,7 @@ def test_run_refuses_an_invalid_file_and_bad_input(tmp_path: Path) -> None:
     bad.write_text("steps: [{id: a, handler: missing}]\n")
     result = invoke("--db", "memory://", "dag", "run", str(bad), "--handlers", HANDLERS)
     assert result.exit_code == 1 and "unknown handler 'missing'" in result.output
-    result = invoke("--db", "memory://", "dag", "run", YAML, "--handlers", HANDLERS, "--input", "[1]")
+    result = invoke(
+        "--db", "memory://", "dag", "run", YAML, "--handlers", HANDLERS, "--input", "[1]"
+    )
     assert result.exit_code == 1 and "--input must be a JSON object" in result.output

@@ -44,7 +44,9 @@ def dag() -> None:
 
 @dag.command(short_help="Check a DAG file, printing every problem.")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--handlers", metavar="MODULE", help="Also check the handler names (file.py or module).")
+@click.option(
+    "--handlers", metavar="MODULE", help="Also check the handler names (file.py or module)."
+)
 def validate(file: str, handlers: str | None) -> None:
     """Check FILE against the DAG schema and its steps against each other."""
     from stmtflow.dag._spec import check

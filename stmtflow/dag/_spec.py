@@ -71,7 +71,7 @@ def schema() -> dict[str, Any]:
 
 
 def seconds(value: float | str) -> float:
-    """A duration of the file in seconds: a number, or ``"500ms"``, ``"2s"``, ``"1.5m"``, ``"1h"``."""
+    """A duration of the file in seconds: a number, or ``"500ms"``, ``"2s"``, ``"1m"``, ``"1h"``."""
     if isinstance(value, int | float):
         return float(value)
     match = _DURATION.match(value) if isinstance(value, str) else None
@@ -100,9 +100,7 @@ def load_yaml(text: str, where: str) -> Any:
     try:
         import yaml
     except ImportError as exc:  # pragma: no cover - the extra pulls it in
-        raise ImportError(
-            "YAML DAGs need PyYAML: pip install 'stmtflow[dag]'"
-        ) from exc
+        raise ImportError("YAML DAGs need PyYAML: pip install 'stmtflow[dag]'") from exc
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -169,14 +167,20 @@ def _step_problems(doc: Any, handlers: Handlers | None) -> list[str]:
         if isinstance(step, dict) and isinstance(step.get("id"), str):
             if step["id"] in ids:
                 first = ids[step["id"]]
-                problems.append(f"steps[{index}]: duplicate id {step['id']!r} (also steps[{first}])")
+                problems.append(
+                    f"steps[{index}]: duplicate id {step['id']!r} (also steps[{first}])"
+                )
             else:
                 ids[step["id"]] = index
     edges: dict[str, list[str]] = {}
     for index, step in enumerate(doc["steps"]):
         if not isinstance(step, dict):
             continue
-        label = f"steps[{index}] ({step['id']!r})" if isinstance(step.get("id"), str) else f"steps[{index}]"
+        label = (
+            f"steps[{index}] ({step['id']!r})"
+            if isinstance(step.get("id"), str)
+            else f"steps[{index}]"
+        )
         for key in ("handler", "compensate", "fallback"):
             name = step.get(key)
             if handlers is None or not isinstance(name, str) or not name:

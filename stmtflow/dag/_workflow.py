@@ -5,9 +5,10 @@ dependencies settled (``WaitFor``), then runs its handler as a ``Step`` with the
 policy and compensation; a ``fallback`` is a ``Catch`` around that step running the fallback
 handler as the step ``{id}.fallback``; a final failure is caught once more and recorded in
 ``failed``, and the steps that depend on it are skipped (also recorded). The main thread joins
-the group (``dag.join``), then the step ``dag.finish`` either ends the run or — when something failed — fails,
-and this uncaught final failure unwinds the saga: the compensations of every step that
-completed, latest completion first (DESIGN §7). Independent branches run to their end first.
+the group (``dag.join``), then the step ``dag.finish`` either ends the run or — when something
+failed — fails, and this uncaught final failure unwinds the saga: the compensations of every
+step that completed, latest completion first (DESIGN §7). Independent branches run to their end
+first.
 
 The data is ``input`` (the run's input), ``outputs`` (step id → its handler's or fallback's
 output, JSON), ``failed`` (step id → why) and ``run`` (a token telling runs apart, see
@@ -86,11 +87,11 @@ class DagWorkflow(WorkflowState):
     static_definition: ClassVar[bool] = True
     dag: ClassVar[DagSpec]
 
-    input: dict[str, Any] = {}
+    input: dict[str, Any] = Field(default_factory=dict)
     """The run's input; every handler sees it under the key ``"input"``."""
-    outputs: dict[str, Any] = {}
+    outputs: dict[str, Any] = Field(default_factory=dict)
     """Step id → the output of its handler (or of its fallback)."""
-    failed: dict[str, str] = {}
+    failed: dict[str, str] = Field(default_factory=dict)
     """Step id → why it failed for good, or which dependency's failure skipped it."""
     run: str = Field(default_factory=lambda: uuid.uuid4().hex)
     """Tells this run's handlers in flight from any other's (`stmtflow.dag._runner`)."""
@@ -112,15 +113,18 @@ class DagWorkflow(WorkflowState):
         undo = None if s.compensate is None else (lambda: self._compensate(s))
         work: Statement = Step(s.id, lambda: self._run(s), retry=policy(s), compensate=undo)
         if s.fallback is not None:
-            rescue = Step(f"{s.id}.fallback", lambda: self._fallback(s), retry=ONCE, compensate=undo)
+            rescue = Step(
+                f"{s.id}.fallback", lambda: self._fallback(s), retry=ONCE, compensate=undo
+            )
             work = Try(work).Catch(Exception, rescue)
         guarded = Try(work).Catch(Exception, Step(f"{s.id}.failed", lambda: self._fail(s)))
         body: list[Statement] = []
         if s.depends_on:
             body.append(WaitFor(f"{s.id}.ready", lambda: self._settled(s)))
         body.append(
-            If(lambda: self._blocked(s) is not None, Step(f"{s.id}.skipped", lambda: self._skip(s)))
-            .Else(guarded)
+            If(
+                lambda: self._blocked(s) is not None, Step(f"{s.id}.skipped", lambda: self._skip(s))
+            ).Else(guarded)
         )
         return S(*body)
 
@@ -177,4 +181,6 @@ class DagWorkflow(WorkflowState):
         _runner.forget(self._key)
         if self.failed:
             why = "; ".join(f"{step!r} {reason}" for step, reason in self.failed.items())
-            raise DagFailed(f"{len(self.failed)} of {len(self.dag.steps)} steps did not complete: {why}")
+            raise DagFailed(
+                f"{len(self.failed)} of {len(self.dag.steps)} steps did not complete: {why}"
+            )
