@@ -48,6 +48,7 @@ from stmtflow.dsl import (
     WorkflowState,
     current_error,
 )
+from stmtflow.errors import DagFailed
 
 __all__ = ["GROUP", "DagFailed", "DagWorkflow", "policy"]
 
@@ -58,10 +59,6 @@ step id holds no dot, so they never clash with a step's."""
 ONCE = RetryPolicy(max_attempts=1)
 """The bookkeeping steps' policy: one attempt (their failure is final, whatever the engine's
 default policy)."""
-
-
-class DagFailed(Exception):
-    """A DAG run failed: its message names each step that failed and each one skipped."""
 
 
 def policy(step: StepSpec) -> RetryPolicy:
