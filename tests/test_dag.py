@@ -285,6 +285,49 @@ def test_independent_branches_finish_before_the_compensation() -> None:
     assert harness.status is sf.WorkflowStatus.FAILED
 
 
+def test_a_retry_waits_its_turn_even_while_other_steps_start_theirs() -> None:
+    calls = Calls()
+    calls.fail = {"flaky": 1}
+    Mixed = dag.load(
+        """
+        steps:
+          - {id: a, handler: a}
+          - {id: flaky, handler: flaky, retry: {max_attempts: 2, initial_interval: 10s}}
+          - {id: c, handler: c, depends_on: [a]}
+          - {id: d, handler: d, depends_on: [c]}
+        """,
+        handlers=calls.handlers("a", "flaky", "c", "d"),
+    )
+    harness = WorkflowHarness(Mixed).start()
+    assert sorted(calls.names()) == ["a", "c", "d", "flaky"]  # c and d did not start it again
+    assert harness.status is sf.WorkflowStatus.WAITING
+    harness.advance(timedelta(seconds=10))
+    assert calls.names().count("flaky") == 2 and harness.status is sf.WorkflowStatus.FINISHED
+
+
+def test_cancel_with_compensate_undoes_the_completed_steps(url: str) -> None:
+    calls = Calls()
+    calls.fail = {"wait": 1}
+    Slow = dag.load(
+        """
+        name: Slow
+        steps:
+          - {id: book, handler: book, compensate: unbook}
+          - id: wait
+            handler: wait
+            depends_on: [book]
+            retry: {max_attempts: 5, initial_interval: 1h}
+        """,
+        handlers=calls.handlers("book", "unbook", "wait"),
+    )
+    with Engine(url, [Slow]) as engine:
+        assert engine.start(Slow, id="slow-1").status is sf.WorkflowStatus.WAITING
+        inst = engine.cancel("slow-1", compensate=True)
+    assert inst.status is sf.WorkflowStatus.CANCELLED
+    assert calls.names() == ["book", "wait", "unbook"]
+    assert calls.log[-1][1] == {"input": {}, "book": "book"}
+
+
 def test_a_timeout_fails_the_attempt_and_the_fallback_takes_over() -> None:
     def slow(inputs: dict[str, Any]) -> str:
         time.sleep(1.0)
@@ -448,7 +491,14 @@ class Crash(BaseException):
     """Stands in for the process dying in the middle of a handler."""
 
 
-def test_a_crash_mid_dag_resumes_and_reruns_only_the_step_in_flight(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def durable_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path / 'crash.db'}"
+
+
+def test_a_crash_mid_dag_resumes_and_reruns_only_the_step_in_flight(durable_url: str) -> None:
     calls = Calls()
     crash = {"second": True}
 
@@ -467,7 +517,7 @@ def test_a_crash_mid_dag_resumes_and_reruns_only_the_step_in_flight(tmp_path: Pa
           - {id: second, handler: second, depends_on: [first]}
           - {id: third, handler: third, depends_on: [second]}
     """
-    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    url = durable_url
     with Engine(url, [dag.load(text, handlers=handlers)]) as engine, pytest.raises(Crash):
         engine.start("Chain", id="chain-1")
     later = datetime.now(UTC) + timedelta(minutes=5)  # the dead worker's lease lapsed
