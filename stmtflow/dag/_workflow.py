@@ -47,6 +47,7 @@ from stmtflow.dsl import (
     WaitFor,
     WorkflowState,
     current_error,
+    current_step,
 )
 from stmtflow.errors import DagFailed
 
@@ -143,8 +144,6 @@ class DagWorkflow(WorkflowState):
 
     @property
     def _key(self) -> tuple[str, str]:
-        from stmtflow.dsl import current_step
-
         return (current_step().workflow_id, self.run)
 
     # -- actions -------------------------------------------------------------------------------
