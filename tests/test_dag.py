@@ -441,6 +441,14 @@ def test_handlers_may_be_a_module_and_the_file_a_path(tmp_path: Path) -> None:
         dag.load(tmp_path / "missing.yaml", handlers=module)
 
 
+def test_data_outside_input_is_refused_before_anything_is_stored() -> None:
+    One = dag.load("steps: [{id: a, handler: f, description: the only step}]", handlers={"f": str})
+    with Engine("memory://", [One]) as engine:
+        with pytest.raises(ValueError, match="night"):
+            engine.start(One, {"night": 1}, id="one-1")
+        assert engine.list() == []
+
+
 def test_the_published_schema_is_the_one_shipped() -> None:
     published = json.loads((ROOT / "docs" / "dag.schema.json").read_text())
     assert published == dag.schema()

@@ -30,7 +30,7 @@ import json
 import uuid
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from stmtflow.dag import _runner
 from stmtflow.dag._spec import DagSpec, StepSpec
@@ -82,6 +82,7 @@ def _json(step: str, value: Any) -> Any:
 class DagWorkflow(WorkflowState):
     """Base class of the classes `stmtflow.dag.load` builds; ``dag`` is the checked file."""
 
+    model_config = ConfigDict(extra="forbid")  # data outside ``input`` is a mistake, not lost
     static_definition: ClassVar[bool] = True
     dag: ClassVar[DagSpec]
 
