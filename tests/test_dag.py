@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import stmtflow as sf
 from stmtflow import dag
@@ -537,3 +539,65 @@ def test_a_crash_mid_dag_resumes_and_reruns_only_the_step_in_flight(durable_url:
     assert inst.status is sf.WorkflowStatus.FINISHED, inst.error
     assert calls.names() == ["first", "second", "second", "third"]
     assert inst.data.outputs == {"first": "first", "second": "second", "third": "third"}  # type: ignore[attr-defined]
+
+
+# -- property: a crash at any checkpoint changes nothing in the end ------------------------------
+
+
+class CheckpointCrash(Exception):
+    """The checkpoint callback's stand-in for a process dying right after a save."""
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    deps=st.lists(
+        st.lists(st.integers(min_value=0, max_value=4), max_size=2), min_size=1, max_size=5
+    ),
+    failing=st.sets(st.integers(min_value=0, max_value=4), max_size=2),
+    rescued=st.sets(st.integers(min_value=0, max_value=4), max_size=2),
+    crash_at=st.integers(min_value=1, max_value=40),
+)
+def test_property_a_crash_at_any_checkpoint_changes_nothing_in_the_end(
+    deps: list[list[int]], failing: set[int], rescued: set[int], crash_at: int
+) -> None:
+    lines = []
+    for i, wanted in enumerate(deps):
+        before = sorted({f"s{d}" for d in wanted if d < i})  # only earlier steps: no cycles
+        extra = ", fallback: rescue" if i in rescued else ""
+        lines.append(
+            f"  - {{id: s{i}, handler: {'bad' if i in failing else 'good'},"
+            f" depends_on: [{', '.join(before)}], compensate: undo{extra}}}"
+        )
+    handlers = {
+        "good": lambda inputs: sorted(inputs),
+        "rescue": lambda inputs: "rescued",
+        "bad": lambda inputs: (_ for _ in ()).throw(ConnectionError("down")),
+        "undo": lambda inputs: None,
+    }
+    Random = dag.load("steps:\n" + "\n".join(lines), handlers=handlers)
+
+    def fresh() -> tuple[sf.WorkflowState, sf.State]:
+        return Random(), sf.new_state("p-1", Random)
+
+    def outcome(wf: Any, state: sf.State) -> tuple[Any, ...]:
+        return (wf.outputs, wf.failed, state.status, [c.step for c in state.compensated])
+
+    wf, state = fresh()
+    sf.resume(wf, state)
+    expected = outcome(wf, state)
+
+    wf, state = fresh()
+    saved = [(wf.model_dump_json(), state.model_dump_json())]
+
+    def checkpoint(kind: sf.CheckpointType) -> None:
+        saved.append((wf.model_dump_json(), state.model_dump_json()))
+        if len(saved) == crash_at:
+            raise CheckpointCrash()
+
+    try:
+        sf.resume(wf, state, checkpoint)
+    except CheckpointCrash:
+        data, text = saved[-1]
+        wf, state = Random.model_validate_json(data), sf.load_state(text)
+        sf.resume(wf, state)
+    assert outcome(wf, state) == expected
