@@ -96,6 +96,33 @@ def test_independent_steps_run_in_parallel() -> None:
     }
 
 
+def test_steps_freed_by_the_same_dependency_run_in_parallel() -> None:
+    meet = threading.Barrier(3, timeout=10)  # all three branches after `split` at once
+
+    def branch(inputs: dict[str, Any]) -> int:
+        meet.wait()
+        return int(inputs["split"])
+
+    Diamond = dag.load(
+        """
+        steps:
+          - {id: split, handler: split}
+          - {id: x, handler: branch, depends_on: [split]}
+          - {id: y, handler: branch, depends_on: [split]}
+          - {id: z, handler: branch, depends_on: [split]}
+          - {id: merge, handler: merge, depends_on: [x, y, z]}
+        """,
+        handlers={
+            "split": lambda i: 7,
+            "branch": branch,
+            "merge": lambda i: i["x"] + i["y"] + i["z"],
+        },
+    )
+    harness = WorkflowHarness(Diamond).start()
+    assert harness.status is sf.WorkflowStatus.FINISHED, harness.state.error
+    assert harness.data.outputs["merge"] == 21
+
+
 def test_async_handlers_run_in_parallel_too() -> None:
     started: list[str] = []
 
