@@ -2,7 +2,9 @@
 service (examples/service/app.py) started on a free port.
 
 Opens the instance list, follows an instance, fills the decision form built from its JSON
-Schema, submits it and sees the instance move on; saves the screenshots docs/http.md shows.
+Schema, submits it and sees the instance move on; takes the screenshots docs/http.md shows
+(into docs/images/ with ``STMTFLOW_SCREENSHOTS=1``, else into the test's temporary folder, so
+a run leaves the tracked images alone).
 Skipped (with the reason) only when Chromium is absent and CI is unset.
 """
 
@@ -22,7 +24,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-IMAGES = ROOT / "docs" / "images"
+DOCS_IMAGES = ROOT / "docs" / "images"
 
 
 def free_port() -> int:
@@ -77,14 +79,15 @@ def service(tmp_path: Path) -> Iterator[str]:
     stop_service(proc)
 
 
-def test_a_person_decides_an_expense_in_the_browser(service: str) -> None:
+def test_a_person_decides_an_expense_in_the_browser(service: str, tmp_path: Path) -> None:
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail("Chromium is required under CI (apt-get install chromium)")
         pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
     from playwright.sync_api import expect, sync_playwright
 
-    IMAGES.mkdir(parents=True, exist_ok=True)
+    images = DOCS_IMAGES if os.environ.get("STMTFLOW_SCREENSHOTS") else tmp_path / "images"
+    images.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -92,7 +95,7 @@ def test_a_person_decides_an_expense_in_the_browser(service: str) -> None:
         rows = page.locator("#instances tbody tr")
         expect(rows).to_have_count(3)
         expect(page.locator("#instances")).to_contain_text("waiting")
-        page.screenshot(path=str(IMAGES / "ui-list.png"), full_page=True)
+        page.screenshot(path=str(images / "ui-list.png"), full_page=True)
 
         page.get_by_role("link", name="expense-2").click()
         expect(page.locator("h1")).to_contain_text("expense-2")
@@ -102,7 +105,7 @@ def test_a_person_decides_an_expense_in_the_browser(service: str) -> None:
         diagram = page.locator(".diagram img")
         expect(diagram).to_be_visible()
         assert page.evaluate("document.querySelector('.diagram img').naturalWidth") > 0
-        page.screenshot(path=str(IMAGES / "ui-instance.png"), full_page=True)
+        page.screenshot(path=str(images / "ui-instance.png"), full_page=True)
 
         # A one-letter manager is refused by the schema (the page says so; nothing moves).
         form.locator("input[name=approve]").check()
@@ -121,7 +124,7 @@ def test_a_person_decides_an_expense_in_the_browser(service: str) -> None:
         expect(page.locator("#notice")).to_have_text("sent decide")
         expect(page.locator("#data")).to_contain_text("maria approved it (travel)")
         expect(page.locator("form.event[data-event='paid']")).to_be_visible()
-        page.screenshot(path=str(IMAGES / "ui-after-decision.png"), full_page=True)
+        page.screenshot(path=str(images / "ui-after-decision.png"), full_page=True)
 
         page.locator("form.event[data-event='paid'] input[name=value]").fill("PAY-77")
         page.get_by_role("button", name="Send paid").click()
@@ -133,3 +136,5 @@ def test_a_person_decides_an_expense_in_the_browser(service: str) -> None:
         browser.close()
     answer = httpx.get(f"{service}/instances/expense-2").json()
     assert answer["data"]["log"][-1] == "paid, reference PAY-77"
+    for name in ("ui-list.png", "ui-instance.png", "ui-after-decision.png"):
+        assert (images / name).read_bytes().startswith(b"\x89PNG")
