@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from stmtflow._log import fields
 from stmtflow.core._effects import describe
 from stmtflow.dsl._context import StepKey
 from stmtflow.dsl._emit import emitter_var
@@ -166,11 +167,12 @@ def outbox_stuck(store: Store, *, min_attempts: int = 1) -> list[OutboxStuck]:
 
 
 def sink_name(sink: Sink) -> str:
-    """How errors name a sink: its ``name`` attribute, else its qualified name or repr."""
+    """How errors name a sink: its ``name`` attribute, else its (or its class's) qualified name."""
     name = getattr(sink, "name", None)
     if isinstance(name, str) and name:
         return name
-    return getattr(sink, "__qualname__", None) or repr(sink)
+    qualname = getattr(sink, "__qualname__", None)
+    return qualname if isinstance(qualname, str) else type(sink).__qualname__
 
 
 class Delivery:
@@ -257,12 +259,9 @@ class Delivery:
             attempts,
             error,
             retry_at.isoformat(),
-            extra={
-                "instance": message.instance_id,
-                "thread": message.thread_id,
-                "step": message.step,
-                "attempt": attempts,
-            },
+            extra=fields(
+                message.instance_id, thread_id=message.thread_id, step=message.step, attempt=attempts
+            ),
         )
 
     def failures(self) -> list[OutboxMessage]:
