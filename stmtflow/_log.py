@@ -49,6 +49,7 @@ def fields(
         found["attempt"] = attempt
     return found
 
+
 # A library's records go where the application's logging config sends them; without one,
 # nothing is printed (instead of Python's last-resort handler writing warnings to stderr).
 logger.addHandler(logging.NullHandler())

@@ -334,9 +334,7 @@ def test_harness_records_what_was_emitted() -> None:
     assert [(m.topic, m.value) for m in h.emitted] == [("attempt", 2)]
 
 
-def test_the_redis_and_nats_stores_refuse_emit_in_the_action(
-    redis_url: str, nats_url: str
-) -> None:
+def test_the_redis_and_nats_stores_refuse_emit_in_the_action(redis_url: str, nats_url: str) -> None:
     for url, name in ((redis_url, "Redis"), (nats_url, "NATS")):
         with sf.Engine(url, [Order], default_retry=None) as engine:
             with pytest.raises(sf.StepError, match="keeps no outbox"):

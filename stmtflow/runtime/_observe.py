@@ -48,7 +48,10 @@ def observed_unit(unit: Unit) -> Iterator[None]:
     else:
         attributes = {"stmtflow.instance": rec.id, "stmtflow.workflow": rec.workflow}
         with tracer.start_as_current_span(
-            "stmtflow.unit", attributes=attributes, record_exception=False, set_status_on_exception=False
+            "stmtflow.unit",
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
         ) as span:
             try:
                 yield

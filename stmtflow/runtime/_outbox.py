@@ -260,7 +260,10 @@ class Delivery:
             error,
             retry_at.isoformat(),
             extra=fields(
-                message.instance_id, thread_id=message.thread_id, step=message.step, attempt=attempts
+                message.instance_id,
+                thread_id=message.thread_id,
+                step=message.step,
+                attempt=attempts,
             ),
         )
 

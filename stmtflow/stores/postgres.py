@@ -41,6 +41,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
+from stmtflow.stores import _postgres_outbox as outbox
 from stmtflow.stores._inputs import (
     INPUT_COLUMNS,
     PendingInput,
@@ -50,7 +51,6 @@ from stmtflow.stores._inputs import (
     input_query,
     schema_reader,
 )
-from stmtflow.stores import _postgres_outbox as outbox
 from stmtflow.stores._outbox import OutboxMessage
 from stmtflow.stores._postgres_inbox import apply_messages, known_key, pending, post
 from stmtflow.stores._postgres_schema import SCHEMA_VERSION, set_up
