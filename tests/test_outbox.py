@@ -379,3 +379,16 @@ def test_postgres_schema_3_databases_get_the_outbox(pg_url: str) -> None:
     with sf.Engine(pg_url, [Order], sinks=[sink]) as engine:
         engine.start(Order, id="o-old")
     assert len(sink.got) == 2
+
+
+def test_the_worker_delivers_what_other_engines_committed(store: Store) -> None:
+    import threading
+
+    engine_on(store).start(Order, id="o-6")  # an engine without sinks: nothing delivered
+    assert len(store.outbox()) == 2
+    sink = Sink()
+    stop = threading.Event()
+    worker = engine_on(store, sink)
+    worker.run_worker(stop=stop, on_tick=lambda _: stop.set(), handle_signals=False)
+    assert [m.key for m in sink.got] == ["o-6/_main_/charge/1/0", "o-6/_main_/charge/1/1"]
+    assert store.outbox() == []

@@ -388,12 +388,10 @@ class Engine:
         """Fire due timers and run due retries (and work a crashed worker left); how many.
 
         Each due instance is claimed under a lease, so several workers can tick at once. An
-        error in one instance is recorded on it, and the tick goes on with the others.
+        error in one instance is recorded on it, and the tick goes on with the others. Then the
+        outbox messages due are delivered to the sinks (`deliver_outbox`).
         """
-        now = now or self.clock()
-        count = _worker.tick(self, now, limit, WorkerStats())
-        self.outbox.deliver(now)
-        return count
+        return _worker.tick(self, now or self.clock(), limit, WorkerStats())
 
     def wake(self, id: str) -> builtins.list[str]:
         """Do now what instance ``id`` is due for, under a lease; the timer events fired.

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import threading
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from stmtflow.stores._nats_loop import LoopThread
 from stmtflow.stores._outbox import OutboxMessage
 from stmtflow.stores.base import redact
 
-__all__ = ["NatsSink", "RedisStreamSink"]
+__all__ = ["NatsSink", "RedisStreamSink", "sink_from_url"]
 
 
 class RedisStreamSink:
@@ -167,3 +168,59 @@ class NatsSink:
             self._forget()
 
         self._loop.stop(drain)
+
+
+def sink_from_url(url: str) -> RedisStreamSink | NatsSink:
+    """The sink a URL names (the CLI's ``--sink``):
+
+    - ``redis://host:6379/0?stream=NAME`` (or ``rediss://``): a `RedisStreamSink`, with
+      ``maxlen=N`` optionally;
+    - ``nats://host:4222?subject=SUBJECT``: a `NatsSink`, with ``stream=NAME`` (created for the
+      subject if missing) and ``timeout=SECONDS`` optionally.
+
+    Raises:
+        ValueError: another scheme, a missing ``stream`` / ``subject``, or an unknown parameter,
+            naming the URL.
+
+    Example:
+        >>> sink_from_url("redis://127.0.0.1:6379/0?stream=orders").stream
+        'orders'
+        >>> sink_from_url("nats://127.0.0.1:4222?subject=orders.events&stream=ORDERS").subject
+        'orders.events'
+    """
+    shown = redact(url)
+    parts = urlsplit(url)
+    params = dict(parse_qsl(parts.query, keep_blank_values=True))
+    scheme = parts.scheme.lower()
+    rest = urlunsplit(parts._replace(query=""))
+
+    def take(name: str, *, required: bool = False) -> str | None:
+        value = params.pop(name, None)
+        if required and not value:
+            raise ValueError(f"sink URL {shown!r}: give the {name}= parameter")
+        return value
+
+    sink: RedisStreamSink | NatsSink
+    if scheme in ("redis", "rediss"):
+        stream = take("stream", required=True)
+        maxlen = take("maxlen")
+        assert stream is not None
+        sink = RedisStreamSink(rest, stream, maxlen=None if maxlen is None else int(maxlen))
+    elif scheme == "nats":
+        subject = take("subject", required=True)
+        timeout = take("timeout")
+        assert subject is not None
+        sink = NatsSink(
+            rest,
+            subject,
+            stream=take("stream"),
+            timeout=10.0 if timeout is None else float(timeout),
+        )
+    else:
+        raise ValueError(
+            f"unsupported sink URL {shown!r} (supported: redis://host:6379/0?stream=NAME, "
+            "nats://host:4222?subject=SUBJECT[&stream=NAME])"
+        )
+    if params:
+        raise ValueError(f"sink URL {shown!r}: unknown parameter(s) {', '.join(sorted(params))}")
+    return sink
