@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from stmtflow.stores._outbox import OutboxMessage
 
-__all__ = ["OUTBOX_SCHEMA", "claim", "emit", "listing", "retry", "sent"]
+__all__ = ["OUTBOX_SCHEMA", "any_due", "claim", "emit", "listing", "retry", "sent"]
 
 OUTBOX_SCHEMA = (
     """CREATE TABLE IF NOT EXISTS stmtflow_outbox (
@@ -72,6 +72,16 @@ def emit(conn: sqlite3.Connection, messages: Sequence[OutboxMessage], now: str) 
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         [(m.key, m.topic, m.payload, m.instance_id, m.thread_id, m.step, now) for m in messages],
     )
+
+
+def any_due(conn: sqlite3.Connection, now: datetime) -> bool:
+    """Whether a row is due at ``now`` (a read: no write lock)."""
+    row = conn.execute(
+        "SELECT 1 FROM stmtflow_outbox WHERE next_attempt_at IS NULL OR next_attempt_at <= ? "
+        "LIMIT 1",
+        (_ts(now),),
+    ).fetchone()
+    return row is not None
 
 
 def claim(
