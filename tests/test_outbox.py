@@ -392,3 +392,44 @@ def test_the_worker_delivers_what_other_engines_committed(store: Store) -> None:
     worker.run_worker(stop=stop, on_tick=lambda _: stop.set(), handle_signals=False)
     assert [m.key for m in sink.got] == ["o-6/_main_/charge/1/0", "o-6/_main_/charge/1/1"]
     assert store.outbox() == []
+
+
+def test_the_store_contract_of_the_outbox(store: Store) -> None:
+    from stmtflow.stores import Batch, Record
+
+    rec = store.create(Record(id="s-1", workflow="W", data="{}", state="{}"))
+    rows = tuple(
+        sf.OutboxMessage(key=f"s-1/_main_/a/1/{n}", topic="t", payload=str(n), instance_id="s-1")
+        for n in range(3)
+    )
+    written = store.update(rec, expected_version=rec.version, batch=Batch(emit=rows))
+    # A write repeated with the same keys keeps the rows as they are.
+    store.update(written, expected_version=written.version, batch=Batch(emit=rows[:1]))
+    assert [m.value for m in store.outbox()] == [0, 1, 2]
+    assert all(m.next_attempt_at is None and m.created_at is not None for m in store.outbox())
+    # A refused write stores none of its rows.
+    other = sf.OutboxMessage(key="s-1/x/1/0", topic="t", payload="9", instance_id="s-1")
+    with pytest.raises(sf.ConflictError):
+        store.update(rec, expected_version=rec.version, batch=Batch(emit=(other,)))
+    assert len(store.outbox()) == 3
+
+    lease = timedelta(seconds=30)
+    first = store.outbox_claim(T0, lease, limit=2)
+    assert [m.value for m in first] == [0, 1]
+    second = store.outbox_claim(T0, lease, limit=10)  # another deliverer: only the rest
+    assert [m.value for m in second] == [2]
+    assert store.outbox_claim(T0, lease) == []
+    store.outbox_sent([first[0].seq])
+    store.outbox_retry([first[1].seq], T0 + timedelta(seconds=5), "sink: OSError: down")
+    store.outbox_retry([second[0].seq], T0)  # put back, no failure counted
+    left = store.outbox("s-1")
+    assert [(m.value, m.attempts, m.last_error) for m in left] == [
+        (1, 1, "sink: OSError: down"),
+        (2, 0, None),
+    ]
+    assert left[0].next_attempt_at == T0 + timedelta(seconds=5)
+    assert [m.value for m in store.outbox_claim(T0, lease)] == [2]
+    later = T0 + timedelta(seconds=31)  # both claims lapsed / retry due
+    assert [m.value for m in store.outbox_claim(later, lease)] == [1, 2]
+    store.outbox_sent([m.seq for m in store.outbox()])
+    assert store.outbox() == [] and store.outbox("s-1") == []
