@@ -14,7 +14,8 @@ after an effect that is not durable. A crash loses at most the moves made since 
 — recomputed identically from the data, as a move runs no user code with effects — and, if the
 process dies just after an action returned, that action's checkpoint: the step then runs again
 with the same ``current_step().key`` (DESIGN §3.11). A unit costs one commit per step plus one
-at the end.
+at the end. What a step action `emit`-ted rides in the write that commits that step's progress
+(`stmtflow.runtime._outbox`): a message is stored exactly when its step's checkpoint is.
 
 Each write also stores when the instance needs the engine next (`wake_at`): the one answer to
 "when is this instance due", by which workers claim it and the test harness moves its clock.
