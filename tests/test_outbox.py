@@ -16,6 +16,7 @@ import pytest
 import stmtflow as sf
 from stmtflow.runtime._outbox import outbox_stuck
 from stmtflow.stores import Store, open_store
+from stmtflow.stores._sqlite_schema import SCHEMA_VERSION as SQLITE_VERSION
 from stmtflow.testing import WorkflowHarness
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -361,7 +362,7 @@ def test_sqlite_schema_5_files_get_the_outbox(tmp_path: Path) -> None:
         (version,) = conn.execute(
             "SELECT value FROM stmtflow_meta WHERE key = 'schema_version'"
         ).fetchone()
-    assert version == "6"
+    assert version == str(SQLITE_VERSION)
 
 
 @pytest.mark.postgres
