@@ -20,8 +20,6 @@ import pytest
 import stmtflow as sf
 from stmtflow.stores.base import utcnow
 
-pytestmark = pytest.mark.slow
-
 
 class Paid(sf.WorkflowState):
     amount: int = 5
@@ -97,6 +95,7 @@ def test_redis_stream_sink_appends_each_message(stream: tuple[str, str]) -> None
 
 
 @pytest.mark.redis
+@pytest.mark.slow  # a process of its own, killed
 def test_redis_crash_between_send_and_mark_sent_is_at_least_once(
     stream: tuple[str, str], tmp_path: Path
 ) -> None:
@@ -175,6 +174,7 @@ def test_nats_sink_publishes_with_the_key_as_msg_id(subject: tuple[str, str, str
 
 
 @pytest.mark.nats
+@pytest.mark.slow  # a process of its own, killed
 def test_nats_crash_between_send_and_mark_sent_stores_one_message(
     subject: tuple[str, str, str], tmp_path: Path
 ) -> None:
