@@ -109,7 +109,7 @@ def _http(url: str, events: int, instances: int, concurrency: int) -> list[dict[
         "serve",
         "benchmarks.http_load:Inbox",
     ]
-    command += ["--port", str(port), "--no-worker", "--log-level", "warning"]
+    command += ["--port", str(port), "--no-worker", "--server-log-level", "warning"]
     server = subprocess.Popen(command, env=env, cwd=root, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:

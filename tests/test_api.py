@@ -92,6 +92,11 @@ EXPORTED = {
     "Instance",
     "PendingInput",
     "open_store",
+    # the outbox
+    "emit",
+    "OutboxMessage",
+    "RedisStreamSink",
+    "NatsSink",
     # handlers
     "BaseHandler",
     "FunctionHandler",
@@ -122,6 +127,7 @@ EXPORTED = {
     "HandlerError",
     "NotFound",
     "NotWaiting",
+    "OutboxError",
     "StaleCallback",
     "StateFormatError",
     "StepError",
@@ -211,6 +217,10 @@ DESIGN_NAMES = [  # DESIGN §2; names of later sections join when they are built
     "NotFound",
     "StateFormatError",
     "ExecutionError",
+    # §8 operations: the outbox
+    "emit",
+    "RedisStreamSink",
+    "NatsSink",
 ]
 
 

@@ -46,10 +46,12 @@ __all__ = ["serve"]
 )
 @click.option("--worker/--no-worker", default=True, show_default=True, help="Run a worker too.")
 @click.option(
-    "--log-level",
+    "--server-log-level",
+    "log_level",
     default="info",
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    help="uvicorn's log level (requests, start-up); --log-level before serve is stmtflow's.",
 )
 @pass_config
 def serve(
