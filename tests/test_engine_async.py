@@ -177,3 +177,36 @@ def test_close_stops_the_engines_threads() -> None:
     assert "stmtflow-async" in names
     engine.close()
     assert "stmtflow-async" not in {t.name for t in threading.enumerate()}
+
+
+class Emitting(sf.WorkflowState):
+    """An async step that emits, and one that emits and then fails once."""
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.Step("announce", self.announce),
+            sf.Step("flaky", self.flaky, retry=sf.RetryPolicy(max_attempts=2)),
+        )
+
+    async def announce(self) -> None:
+        await asyncio.sleep(0)
+        sf.emit("orders", {"step": sf.current_step().step})
+
+    async def flaky(self) -> None:
+        await asyncio.sleep(0)
+        attempt = sf.current_step().attempt
+        sf.emit("orders", {"attempt": attempt})
+        if attempt == 1:
+            raise RuntimeError("not yet")
+
+
+def test_what_an_async_step_emits_is_kept_only_once_it_returned() -> None:
+    sent: list[Any] = []
+    with Engine("memory://", workflows=[Emitting], sinks=[sent.append]) as engine:
+        asyncio.run(engine.astart(Emitting, id="e-1"))
+        engine.tick(engine.clock() + timedelta(seconds=5))  # the retry, on the engine's loop
+        engine.outbox.deliver(engine.clock())
+        assert engine.get("e-1").status is sf.WorkflowStatus.FINISHED
+    payloads = [message.payload for message in sent]
+    # The failed attempt's message was dropped with it; the others were kept and sent.
+    assert payloads == ['{"step":"announce"}', '{"attempt":2}']
