@@ -102,8 +102,9 @@ class Mail:
     def knows(self, key: str) -> bool:
         return key in self.keys or any(m.key == key for m in self.box)
 
-    def own(self, batch: Batch, version: int) -> Mail:
-        """This mail after a write (at ``version``) that carries ``batch``."""
+    def own(self, batch: Batch, version: int, now: datetime) -> Mail:
+        """This mail after a write (at ``version``, at ``now``) that carries ``batch``; its
+        children get their creation time now, so every finisher creates the same record."""
         taken, kept = set(batch.take), set(batch.keep)
         keys = set(self.keys) | set(batch.keys)
         box: list[Message] = []
@@ -115,7 +116,8 @@ class Mail:
             box.append(dataclasses.replace(m, status="kept") if m.seq in kept else m)
         intent = None
         if batch.create or batch.post:
-            intent = Intent(version, tuple(batch.create), tuple(batch.post))
+            children = tuple(born(child, now) for child in batch.create)
+            intent = Intent(version, children, tuple(batch.post))
         return Mail(tuple(box), self.seq, frozenset(keys), self.seen, intent)
 
     def deliver(self, messages: list[Message], origin: tuple[str, int] | None) -> Mail | None:
@@ -197,7 +199,7 @@ _CHILD_FIELDS = (
     "parent_event",
     "on_parent_end",
 )
-_CHILD_TIMES = ("wake_at", "lease_expires", "created_at")
+_CHILD_TIMES = ("wake_at", "lease_expires", "created_at", "updated_at")
 
 
 def _child_doc(rec: Record) -> dict[str, Any]:
@@ -208,7 +210,7 @@ def _child_doc(rec: Record) -> dict[str, Any]:
 
 def _child(doc: dict[str, Any]) -> Record:
     times = {name: _time(doc[name]) for name in _CHILD_TIMES}
-    return Record(**{name: doc[name] for name in _CHILD_FIELDS}, **times)
+    return born(Record(**{name: doc[name] for name in _CHILD_FIELDS}, **times), _EPOCH)
 
 
 def mail_doc(mail: Mail) -> dict[str, Any] | None:
@@ -290,10 +292,9 @@ async def finish(c: Client, stored: Stored) -> None:
     if intent is None:
         return
     sender = stored.record.id
-    now = datetime.now(UTC)
     for child in intent.create:
         try:
-            await c.create(born(child, now), ())
+            await c.create(child, ())
         except ConflictError:
             continue  # created already (by this intent applied before, or another writer)
     to: dict[str, list[Message]] = {}

@@ -235,14 +235,17 @@ async def listing(
         stored = await gather_reads(c, (id for _, id in batch))
         for _, id in batch:
             current = stored[id]
+            live = False
             for subject, version in by_id[id]:
                 judged = verdict(current, subject, version, names)
                 if judged == "stale":
                     stale.append(subject)
                 elif judged == "pending":
                     c.later(c.repair(current, subject))
-            if current is None:
-                continue
+                live = live or judged == "live"
+            if current is None or not live:
+                continue  # its live entry sorts elsewhere (another creation time: a refused
+                # create of the same id announced it) or is not there yet
             rec = current.record
             if (status is None or rec.status == status) and (
                 workflow is None or rec.workflow == workflow

@@ -258,7 +258,7 @@ class NatsStore(Store):
                         return None
                     current = None
                     continue
-                mail = None if batch.empty else current.mail.own(batch, new.version)
+                mail = None if batch.empty else current.mail.own(batch, new.version, utcnow())
                 written = await c.write(current, new, inputs, mail)
                 if written is not None:
                     if written.mail.intent is not None:
