@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from store_urls import EVERY_STORE, store_url
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from store_urls import EVERY_STORE, store_url
 
 import stmtflow as sf
 from stmtflow.runtime import Engine

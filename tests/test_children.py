@@ -11,8 +11,8 @@ from functools import partial
 from typing import Any
 
 import pytest
-from store_urls import EVERY_STORE, store_url
 from pydantic import BaseModel
+from store_urls import EVERY_STORE, store_url
 
 import stmtflow as sf
 from stmtflow.errors import ExecutionError, StmtflowError

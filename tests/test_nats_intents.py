@@ -142,10 +142,9 @@ class Order(sf.WorkflowState):
 def test_a_call_armed_by_a_writer_that_died_is_started_once_and_ends_the_parent(
     nats_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with dying(monkeypatch):
-        with Engine(nats_url, workflows=[Order, Pay]) as engine:
-            engine.start(Order, id="o")
-            assert engine.children("o") == []  # armed and committed, the child not yet made
+    with dying(monkeypatch), Engine(nats_url, workflows=[Order, Pay]) as engine:
+        engine.start(Order, id="o")
+        assert engine.children("o") == []  # armed and committed, the child not yet made
     with Engine(nats_url, workflows=[Order, Pay]) as engine:
         for _ in range(5):
             if engine.get("o").status is sf.WorkflowStatus.FINISHED:

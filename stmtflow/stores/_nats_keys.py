@@ -48,7 +48,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stmtflow.stores._inputs import PendingInput
-from stmtflow.stores._nats_inbox import NO_MAIL, Mail, family_doc, family_fields, mail_doc, mail_from
+from stmtflow.stores._nats_inbox import (
+    NO_MAIL,
+    Mail,
+    family_doc,
+    family_fields,
+    mail_doc,
+    mail_from,
+)
 from stmtflow.stores.base import Record, with_changes
 
 __all__ = [
