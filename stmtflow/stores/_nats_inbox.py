@@ -209,7 +209,7 @@ def _child_doc(rec: Record) -> dict[str, Any]:
 
 
 def _child(doc: dict[str, Any]) -> Record:
-    times = {name: _time(doc[name]) for name in _CHILD_TIMES}
+    times: dict[str, Any] = {name: _time(doc[name]) for name in _CHILD_TIMES}
     return born(Record(**{name: doc[name] for name in _CHILD_FIELDS}, **times), _EPOCH)
 
 

@@ -22,14 +22,14 @@ from stmtflow.stores._redis_inbox import INBOX, INBOX_LUA, KNOWN_KEY, POST
 
 __all__ = [
     "CLAIM",
-    "INBOX",
-    "KNOWN_KEY",
-    "POST",
     "CLAIM_DUE",
     "CREATE",
     "GET",
+    "INBOX",
     "INPUTS",
+    "KNOWN_KEY",
     "LIST",
+    "POST",
     "RELEASE",
     "RENEW",
     "UPDATE",

@@ -8,7 +8,9 @@ JetStream storage of the bucket and streams it creates; default ``file``), ``rep
 Every record is one KV entry, written compare-and-set on its KV revision (an update names the
 revision it read; a create succeeds only if the key is absent), with its lease and fencing token
 inside, so a claim is a compare-and-set too; the instance's pending-input rows are kept in the
-record as well, so they are committed with its state. Due work and listings are found through index
+record as well, so they are committed with its state, and so is its inbox; the children and
+messages a write sends to other instances are committed in it as an intent and applied after
+(``stmtflow.stores._nats_inbox``). Due work and listings are found through index
 streams (``stmtflow.stores._nats_keys``) that are hints checked against the records: a tick
 reads the markers of the minutes that hold wake-ups, then only the entries of the due ones, never
 every record. ``docs/stores.md`` explains the design and its costs.

@@ -54,8 +54,9 @@ from stmtflow.errors import ConflictError, NotFound, StmtflowError
 from stmtflow.stores import _redis_lua as lua
 from stmtflow.stores._batch import NO_BATCH, Batch, Message
 from stmtflow.stores._inputs import PendingInput, schema_reader
-from stmtflow.stores._redis_inbox import batch_args, decode as decode_message
 from stmtflow.stores._redis_codec import fields, micros, opt, opt_time, record_from, time_from
+from stmtflow.stores._redis_inbox import batch_args
+from stmtflow.stores._redis_inbox import decode as decode_message
 from stmtflow.stores._redis_inbox import encode as encode_message
 from stmtflow.stores._redis_inputs import decode, encode_args, index_key
 from stmtflow.stores._redis_parts import Cache, Parts, assemble, plan
