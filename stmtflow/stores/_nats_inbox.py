@@ -14,10 +14,10 @@ crash between any two loses nothing and duplicates nothing:
    commits the intent: from then on, the children and messages exist *in effect*.
 3. **Applied, idempotently, then cleared.** The writer then creates each child with
    create-if-absent (an id taken already is left as it is) and appends each message to its
-   recipient's record by compare-and-set, remembering in the recipient the last intent version
-   of each sender it took (`Mail.seen`), so an intent applied twice appends once. Then it
-   clears the intent (one more compare-and-set of its own record, which leaves the version
-   alone).
+   recipient's record by compare-and-set, remembering in the recipient which intent each
+   message not yet taken came from (`Mail.origins`), so an intent applied again while its
+   messages wait appends nothing. Then it clears the intent (one more compare-and-set of its
+   own record, which leaves the version alone).
 4. **Recovery.** A record whose intent is still set (its writer died between 2 and 3, or a
    network error stopped it) is finished before anything else writes it: every update, claim,
    renew or release of the NATS store applies a left-over intent first. Such a record is also
@@ -29,7 +29,11 @@ next write finds a new KV revision, reads again, finds its version unchanged and
 the fresh value, the new message kept. A record with a ``new`` message is due, like one with an
 intent. The costs (docs/stores.md): a batch write is 2 + (children + recipients) round trips
 instead of 1, a posted message is a write of the recipient's whole record, and a record carries
-one ``seen`` entry per instance that ever posted to it, and every key it was sent.
+every key it was sent. An intent applied again *after* its recipient took the message (a
+writer that stalled for the whole time it took the recipient to run) delivers it again; the
+engine's messages are made for that: a child's end is addressed to the armed ``pc`` of the wait
+it ends (a second copy finds that wait gone and is dropped), and a cancel of an instance that
+ended does nothing.
 """
 
 from __future__ import annotations
@@ -89,8 +93,8 @@ class Mail:
     """The last seq given to a message of this inbox."""
     keys: frozenset[str] = frozenset()
     """Keys of messages taken (or events delivered directly): never delivered again."""
-    seen: Mapping[str, int] = field(default_factory=dict)
-    """Sender id -> the last version of its intents appended here."""
+    origins: Mapping[int, str] = field(default_factory=dict)
+    """Seq -> the intent (sender id and version, NUL between) a message in ``box`` came from."""
     intent: Intent | None = None
     """This record's own batch, committed and not yet applied to the others."""
 
@@ -118,13 +122,17 @@ class Mail:
         if batch.create or batch.post:
             children = tuple(born(child, now) for child in batch.create)
             intent = Intent(version, children, tuple(batch.post))
-        return Mail(tuple(box), self.seq, frozenset(keys), self.seen, intent)
+        seqs = {m.seq for m in box}
+        origins = {seq: tag for seq, tag in self.origins.items() if seq in seqs}
+        return Mail(tuple(box), self.seq, frozenset(keys), origins, intent)
 
     def deliver(self, messages: list[Message], origin: tuple[str, int] | None) -> Mail | None:
         """This mail with ``messages`` appended (a key it knows is skipped); None when none is
-        appended (or ``origin``, a sender's intent, was appended before)."""
-        if origin is not None and self.seen.get(origin[0], 0) >= origin[1]:
+        appended (or ``origin``, a sender's intent, was appended and is not yet taken)."""
+        tag = None if origin is None else f"{origin[0]}\0{origin[1]}"
+        if tag is not None and tag in self.origins.values():
             return None
+        origins = dict(self.origins)
         box, seq = list(self.box), self.seq
         known = set(self.keys) | {m.key for m in box if m.key is not None}
         for m in messages:
@@ -132,12 +140,13 @@ class Mail:
                 continue
             seq += 1
             box.append(dataclasses.replace(m, seq=seq, status="new"))
+            if tag is not None:
+                origins[seq] = tag
             if m.key is not None:
                 known.add(m.key)
-        seen = self.seen if origin is None else {**self.seen, origin[0]: origin[1]}
-        if seq == self.seq and origin is None:
+        if seq == self.seq:
             return None
-        return Mail(tuple(box), seq, self.keys, seen, self.intent)
+        return Mail(tuple(box), seq, self.keys, origins, self.intent)
 
 
 NO_MAIL = Mail()
@@ -222,7 +231,7 @@ def mail_doc(mail: Mail) -> dict[str, Any] | None:
         "box": [_message_doc(m) for m in mail.box],
         "seq": mail.seq,
         "keys": sorted(mail.keys),
-        "seen": dict(mail.seen),
+        "origins": {str(seq): tag for seq, tag in mail.origins.items()},
         "intent": None
         if intent is None
         else {
@@ -248,7 +257,8 @@ def mail_from(doc: dict[str, Any] | None) -> Mail:
         )
     )
     box = tuple(_message(m) for m in doc["box"])
-    return Mail(box, doc["seq"], frozenset(doc["keys"]), doc["seen"], intent)
+    origins = {int(seq): tag for seq, tag in doc["origins"].items()}
+    return Mail(box, doc["seq"], frozenset(doc["keys"]), origins, intent)
 
 
 # -- applying (on the store's event loop) ------------------------------------------------------
@@ -271,7 +281,7 @@ async def deliver(
     c: Client, to: str, messages: list[Message], origin: tuple[str, int] | None
 ) -> bool | None:
     """Append ``messages`` to ``to``'s inbox: True if any was, False if none (known keys, or
-    ``origin`` seen), None when ``to`` does not exist."""
+    ``origin`` waiting there already), None when ``to`` does not exist."""
     current = await c.known(to)
     for _ in range(_RETRIES):
         if current is None:
