@@ -39,14 +39,15 @@ ended does nothing.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from stmtflow.errors import ConflictError
+from stmtflow.errors import ConflictError, NotFound
 from stmtflow.stores._batch import Batch, Message
 from stmtflow.stores.base import Record, with_changes
 
@@ -58,6 +59,7 @@ __all__ = [
     "NO_MAIL",
     "Intent",
     "Mail",
+    "NatsInboxes",
     "born",
     "deliver",
     "family_doc",
@@ -323,3 +325,42 @@ async def finish(c: Client, stored: Stored) -> None:
             return
         current = await c.read(sender)
     raise ConflictError(f"workflow instance {sender!r}: gave up clearing its intent")
+
+
+T = TypeVar("T")
+
+
+class NatsInboxes:
+    """The inbox methods of `stmtflow.stores.nats.NatsStore`."""
+
+    def _run(self, what: str, make: Callable[[Client], Coroutine[Any, Any, T]]) -> T:
+        raise NotImplementedError  # the store's own: runs ``make`` on its event loop
+
+    def post(self, message: Message) -> bool:
+        """Append ``message`` to its instance's record (`Store.post`); False for a known key."""
+
+        async def post(c: Client) -> bool:
+            posted = await deliver(c, message.to, [message], None)
+            if posted is None:
+                raise NotFound(f"no workflow instance with id {message.to!r}")
+            return posted
+
+        return self._run(f"post to {message.to!r}", post)
+
+    def inbox(self, id: str) -> builtins.list[Message]:
+        """The messages of ``id`` not yet taken, in arrival order (read from its record)."""
+
+        async def inbox(c: Client) -> builtins.list[Message]:
+            stored = await c.read(id)
+            return [] if stored is None else list(stored.mail.box)
+
+        return self._run(f"read the inbox of {id!r}", inbox)
+
+    def known_key(self, id: str, key: str) -> bool:
+        """Whether ``id`` holds or took a message with ``key``."""
+
+        async def known(c: Client) -> bool:
+            stored = await c.read(id)
+            return stored is not None and stored.mail.knows(key)
+
+        return self._run(f"look up key {key!r} of {id!r}", known)

@@ -23,9 +23,12 @@ script: no ``KEYS`` or ``SCAN``.
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Callable, Sequence
+from typing import Any
 
+from stmtflow.errors import NotFound
 from stmtflow.stores._batch import Batch, Message
 from stmtflow.stores.base import Record
 
@@ -34,6 +37,7 @@ __all__ = [
     "INBOX_LUA",
     "KNOWN_KEY",
     "POST",
+    "RedisInboxes",
     "batch_args",
     "decode",
     "encode",
@@ -190,3 +194,27 @@ def batch_args(batch: Batch, create_args: Callable[[Record], Sequence[str]]) -> 
         args += [str(len(seqs)), *map(str, seqs)]
     args += [str(len(batch.keys)), *batch.keys]
     return args
+
+
+class RedisInboxes:
+    """The inbox methods of `stmtflow.stores.redis.RedisStore` (one script each)."""
+
+    def _run(self, name: str, *args: str | int) -> Any:
+        raise NotImplementedError  # the store's own: runs a script with the key prefix
+
+    def post(self, message: Message) -> bool:
+        """Put ``message`` in its inbox (`Store.post`); False when its key is known."""
+        key = "" if message.key is None else "=" + message.key
+        answer = self._run("POST", message.to, key, encode(message))
+        if answer[0] == "missing":
+            raise NotFound(f"no workflow instance with id {message.to!r}")
+        return bool(answer[1])
+
+    def inbox(self, id: str) -> builtins.list[Message]:
+        """The messages of ``id`` not yet taken, in arrival order."""
+        flat = self._run("INBOX", id)
+        return [decode(id, flat[i], flat[i + 1], int(flat[i + 2])) for i in range(0, len(flat), 3)]
+
+    def known_key(self, id: str, key: str) -> bool:
+        """Whether ``id`` holds or took a message with ``key``."""
+        return bool(self._run("KNOWN_KEY", id, key))

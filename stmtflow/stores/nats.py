@@ -40,10 +40,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from stmtflow.errors import NotFound, StmtflowError
 from stmtflow.stores import _nats_scan as scan
-from stmtflow.stores._batch import NO_BATCH, Batch, Message
+from stmtflow.stores._batch import NO_BATCH, Batch
 from stmtflow.stores._inputs import PendingInput, check_inputs
 from stmtflow.stores._nats_client import Client, Settings
-from stmtflow.stores._nats_inbox import born, deliver, finish
+from stmtflow.stores._nats_inbox import NatsInboxes, born, finish
 from stmtflow.stores._nats_keys import Stored, token, untoken
 from stmtflow.stores._nats_loop import LoopThread
 from stmtflow.stores.base import (
@@ -97,7 +97,7 @@ def parse_url(url: str) -> Settings:
     return Settings(server, bucket, storage, replicas, timeout)
 
 
-class NatsStore(Store):
+class NatsStore(NatsInboxes, Store):
     """A `Store` on a NATS JetStream KV bucket, shared by any number of workers.
 
     Args:
@@ -280,31 +280,6 @@ class NatsStore(Store):
             log.warning(
                 "NATS store %s: %r: batch left to recover: %s", self.url, written.record.id, exc
             )
-
-    # -- inboxes ----------------------------------------------------------------------------
-
-    def post(self, message: Message) -> bool:
-        async def post(c: Client) -> bool:
-            posted = await deliver(c, message.to, [message], None)
-            if posted is None:
-                raise NotFound(f"no workflow instance with id {message.to!r}")
-            return posted
-
-        return self._run(f"post to {message.to!r}", post)
-
-    def inbox(self, id: str) -> builtins.list[Message]:
-        async def inbox(c: Client) -> builtins.list[Message]:
-            stored = await c.read(id)
-            return [] if stored is None else list(stored.mail.box)
-
-        return self._run(f"read the inbox of {id!r}", inbox)
-
-    def known_key(self, id: str, key: str) -> bool:
-        async def known(c: Client) -> bool:
-            stored = await c.read(id)
-            return stored is not None and stored.mail.knows(key)
-
-        return self._run(f"look up key {key!r} of {id!r}", known)
 
     # -- leases -----------------------------------------------------------------------------
 

@@ -52,12 +52,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
 from stmtflow.stores import _redis_lua as lua
-from stmtflow.stores._batch import NO_BATCH, Batch, Message
+from stmtflow.stores._batch import NO_BATCH, Batch
 from stmtflow.stores._inputs import PendingInput, schema_reader
 from stmtflow.stores._redis_codec import fields, micros, opt, opt_time, record_from, time_from
-from stmtflow.stores._redis_inbox import batch_args
-from stmtflow.stores._redis_inbox import decode as decode_message
-from stmtflow.stores._redis_inbox import encode as encode_message
+from stmtflow.stores._redis_inbox import RedisInboxes, batch_args
 from stmtflow.stores._redis_inputs import decode, encode_args, index_key
 from stmtflow.stores._redis_parts import Cache, Parts, assemble, plan
 from stmtflow.stores.base import (
@@ -112,7 +110,7 @@ def _split_url(url: str) -> tuple[str, str, set[str]]:
     return urlunsplit(parts._replace(query=urlencode(rest))), prefix, {k for k, _ in rest}
 
 
-class RedisStore(Store):
+class RedisStore(RedisInboxes, Store):
     """A `Store` in a Redis database, shared by any number of workers.
 
     Args:
@@ -411,25 +409,6 @@ class RedisStore(Store):
         if answer[0] == "missing":
             raise self._missing(id)
         return bool(answer[1])
-
-    # -- inboxes ---------------------------------------------------------------------------
-
-    def post(self, message: Message) -> bool:
-        key = "" if message.key is None else "=" + message.key
-        answer = self._run("POST", message.to, key, encode_message(message))
-        if answer[0] == "missing":
-            raise self._missing(message.to)
-        return bool(answer[1])
-
-    def inbox(self, id: str) -> builtins.list[Message]:
-        flat = self._run("INBOX", id)
-        return [
-            decode_message(id, flat[i], flat[i + 1], int(flat[i + 2]))
-            for i in range(0, len(flat), 3)
-        ]
-
-    def known_key(self, id: str, key: str) -> bool:
-        return bool(self._run("KNOWN_KEY", id, key))
 
     # -- targets ----------------------------------------------------------------------------
 
