@@ -245,7 +245,10 @@ class NatsStore(NatsInboxes, Store):
                 if current is None:
                     current, fresh = _found(await c.read(id), id), True
                 if current.mail.intent is not None:
-                    await finish(c, current)  # a write that died before it applied its batch
+                    # A write that died before it applied its batch: finished from a fresh
+                    # read only (a remembered copy may show an intent cleared since).
+                    if fresh:
+                        await finish(c, current)
                     current = None
                     continue
                 try:
