@@ -156,3 +156,19 @@ def test_a_call_armed_by_a_writer_that_died_is_started_once_and_ends_the_parent(
         [child] = engine.children("o")
         assert child.data.charged and child.version <= 4  # type: ignore[attr-defined]
         assert engine.store.inbox("o") == []
+
+
+def test_an_intent_another_process_finished_is_not_applied_again_from_a_stale_copy(
+    store: Any, nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parent = _left_over(store, monkeypatch)  # ``store`` remembers the parent with its intent
+    with open_store(nats_url) as other_process:
+        other_process.claim_due(utcnow(), "w", LEASE)  # finishes the intent
+        [message] = other_process.inbox("other")
+        target = other_process.get("other")
+        other_process.update(
+            target, expected_version=target.version, batch=Batch(take=(message.seq,))
+        )
+    store.update(dataclasses.replace(parent, data='{"n": 3}'), expected_version=parent.version)
+    assert store.inbox("other") == []  # taken once, not delivered again
+    assert store.get("p").data == '{"n": 3}'
