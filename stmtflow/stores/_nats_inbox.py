@@ -41,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import dataclasses
-import logging
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -69,7 +68,6 @@ __all__ = [
     "mail_from",
 ]
 
-log = logging.getLogger("stmtflow.stores.nats")
 
 _RETRIES = 100
 """Compare-and-set attempts of one append or clear (each lost only to another write)."""
