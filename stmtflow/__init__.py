@@ -84,6 +84,7 @@ from stmtflow.errors import (
     HandlerError,
     NotFound,
     NotWaiting,
+    RewindError,
     StaleCallback,
     StateFormatError,
     StepError,
@@ -116,15 +117,17 @@ from stmtflow.state import (
 )
 
 if TYPE_CHECKING:
-    from stmtflow.runtime import Engine, Instance, PendingInput
+    from stmtflow.runtime import Engine, HistoryEvent, Instance, PendingInput, StuckItem
     from stmtflow.stores import open_store
 
 # The runtime (stores, engine, worker) is imported on first use, so that `import stmtflow` for the
 # library alone stays light.
 _LAZY = {
     "Engine": "stmtflow.runtime",
+    "HistoryEvent": "stmtflow.runtime",
     "Instance": "stmtflow.runtime",
     "PendingInput": "stmtflow.runtime",
+    "StuckItem": "stmtflow.runtime",
     "open_store": "stmtflow.stores",
 }
 
@@ -215,8 +218,10 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "walk",
     # the runtime (imported on first use)
     "Engine",
+    "HistoryEvent",
     "Instance",
     "PendingInput",
+    "StuckItem",
     "open_store",
     # errors
     "AmbiguousCallback",
@@ -231,6 +236,7 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "HandlerError",
     "NotFound",
     "NotWaiting",
+    "RewindError",
     "StaleCallback",
     "StateFormatError",
     "StepError",

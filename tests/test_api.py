@@ -88,8 +88,10 @@ EXPORTED = {
     "resume",
     # the runtime
     "Engine",
+    "HistoryEvent",
     "Instance",
     "PendingInput",
+    "StuckItem",
     "open_store",
     # handlers
     "BaseHandler",
@@ -121,6 +123,7 @@ EXPORTED = {
     "HandlerError",
     "NotFound",
     "NotWaiting",
+    "RewindError",
     "StaleCallback",
     "StateFormatError",
     "StepError",
@@ -208,6 +211,7 @@ DESIGN_NAMES = [  # DESIGN §2; names of later sections join when they are built
     "StepLimitExceeded",
     "ConflictError",
     "NotFound",
+    "RewindError",
     "StateFormatError",
     "ExecutionError",
 ]

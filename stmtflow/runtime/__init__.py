@@ -9,11 +9,25 @@
 - ``_warm``: parsed states kept from one unit to the next on the same record;
 - ``_reads``: what the engine answers with (`Instance`, `PendingEvent`, `WorkerStats`);
 - ``_inputs``: the rows of what people are asked for (`PendingInput`), written with each state;
-- ``_loader``: importing a ``file.py:Class`` target.
+- ``_loader``: importing a ``file.py:Class`` target;
+- ``_operations``, ``_history``, ``_rewind``, ``_stuck``: history, rewind and fork, pruning,
+  stuck work (docs/operations.md).
 """
 
 from stmtflow.runtime._engine import Engine
+from stmtflow.runtime._history import History
 from stmtflow.runtime._reads import Instance, PendingEvent, WorkerStats
+from stmtflow.runtime._stuck import StuckItem
 from stmtflow.stores import PendingInput
+from stmtflow.stores._history import HistoryEvent
 
-__all__ = ["Engine", "Instance", "PendingEvent", "PendingInput", "WorkerStats"]
+__all__ = [
+    "Engine",
+    "History",
+    "HistoryEvent",
+    "Instance",
+    "PendingEvent",
+    "PendingInput",
+    "StuckItem",
+    "WorkerStats",
+]

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from stmtflow.stores._history import HistoryWrite
+
 if TYPE_CHECKING:
     from stmtflow.stores.base import Record
 
@@ -74,11 +76,20 @@ class Batch:
     """Seqs of its messages it looked at and keeps for later (``new`` becomes ``kept``)."""
     keys: tuple[str, ...] = ()
     """Keys of events it had delivered directly (a keyed send), remembered as taken."""
+    history: HistoryWrite | None = None
+    """History events (and a snapshot) the write appends (`stmtflow.stores._history`)."""
 
     @property
     def empty(self) -> bool:
         """True when there is nothing to apply beyond the write itself."""
-        return not (self.create or self.post or self.take or self.keep or self.keys)
+        return not (
+            self.create or self.post or self.take or self.keep or self.keys or self.history
+        )
+
+    @property
+    def messages(self) -> bool:
+        """True when it carries children or messages (what a store without inboxes refuses)."""
+        return bool(self.create or self.post or self.take or self.keep or self.keys)
 
 
 NO_BATCH = Batch()

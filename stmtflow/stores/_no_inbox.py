@@ -29,7 +29,7 @@ def _refusal(store: str, what: str) -> StmtflowError:
 
 def check_no_batch(store: str, record_id: str, batch: Batch) -> None:
     """Refuse a write of ``record_id`` that carries messages or children (nothing is written)."""
-    if not batch.empty:
+    if batch.messages:
         raise _refusal(store, f"the write of instance {record_id!r} with its messages")
 
 
