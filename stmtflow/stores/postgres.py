@@ -50,6 +50,8 @@ from stmtflow.stores._inputs import (
     input_query,
     schema_reader,
 )
+from stmtflow.stores import _postgres_history as _history
+from stmtflow.stores._history import HistoryEvent, Snapshot
 from stmtflow.stores._postgres_inbox import apply_messages, known_key, pending, post
 from stmtflow.stores._postgres_schema import SCHEMA_VERSION, set_up
 from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written
@@ -312,6 +314,27 @@ class PostgresStore(Store):
         with self._pool.connection() as conn:
             return [_record(row) for row in conn.execute(query, params).fetchall()]
 
+    # -- histories --------------------------------------------------------------------------
+
+    def history(self, id: str) -> tuple[builtins.list[HistoryEvent], int]:
+        with self._pool.connection() as conn:
+            return _history.events(conn, id)
+
+    def snapshot(self, id: str, seq: int) -> Snapshot | None:
+        with self._pool.connection() as conn:
+            return _history.snapshot(conn, id, seq)
+
+    def prune(
+        self,
+        ended_before: datetime,
+        *,
+        workflow: str | None = None,
+        limit: int = 100,
+        now: datetime,
+    ) -> builtins.list[str]:
+        with self._pool.connection() as conn, conn.transaction():
+            return _history.prune(conn, ended_before, now, workflow, limit)
+
     def update(
         self,
         record: Record,
@@ -528,3 +551,5 @@ def _apply(conn: psycopg.Connection[Any], id: str, batch: Batch, now: datetime) 
     for child in batch.create:
         _create(conn, child, now)
     apply_messages(conn, id, batch, now)
+    if batch.history is not None:
+        _history.append(conn, id, batch.history)

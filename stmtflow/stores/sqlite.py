@@ -53,6 +53,8 @@ from stmtflow.stores._inputs import (
     schema_reader,
 )
 from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written
+from stmtflow.stores import _sqlite_history as _history
+from stmtflow.stores._history import HistoryEvent, Snapshot
 from stmtflow.stores._sqlite_inbox import apply_messages, known_key, pending, post
 from stmtflow.stores._sqlite_parts import PartsCache, Stored, parts_to_store, row_count, whole
 from stmtflow.stores._sqlite_parts import read as read_parts
@@ -408,6 +410,29 @@ class SQLiteStore(Store):
         for child in batch.create:
             self._create_child(conn, child, now)
         apply_messages(conn, id, batch, now)
+        if batch.history is not None:
+            _history.append(conn, id, batch.history)
+
+    # -- histories --------------------------------------------------------------------------
+
+    def history(self, id: str) -> tuple[builtins.list[HistoryEvent], int]:
+        with self._conn() as conn:
+            return _history.events(conn, id)
+
+    def snapshot(self, id: str, seq: int) -> Snapshot | None:
+        with self._conn() as conn:
+            return _history.snapshot(conn, id, seq)
+
+    def prune(
+        self,
+        ended_before: datetime,
+        *,
+        workflow: str | None = None,
+        limit: int = 100,
+        now: datetime,
+    ) -> builtins.list[str]:
+        with self._write() as conn:  # one short transaction per batch
+            return _history.prune(conn, _ts(ended_before) or "", _ts(now) or "", workflow, limit)
 
     # -- inboxes ----------------------------------------------------------------------------
 
