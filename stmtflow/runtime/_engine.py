@@ -296,8 +296,6 @@ class Engine(Operations):
         except ConflictError:
             return self.get(id)
         with self._chain(), open_unit(self, rec, now) as unit:
-            unit.history.note("started", detail={"workflow": name})
-            unit.pending = True
             unit.run()
             unit.finish()
         return self.get(id)

@@ -197,6 +197,8 @@ class Unit:
         self.history = HistoryLog(engine, rec.status)
         """The history events since the last write, written with the next one."""
         self.interpreter.notes = self.history.notes
+        if rec.version == 1:  # never written since created (started, a child, a fork)
+            self.history.note("started", detail={"workflow": rec.workflow})
 
     # -- writing ----------------------------------------------------------------------------------
 
