@@ -32,7 +32,7 @@ from stmtflow.errors import ConflictError, NotFound, RewindError, StmtflowError
 from stmtflow.runtime._history import HistoryLog
 from stmtflow.runtime._inputs import inputs_of
 from stmtflow.runtime._unit import Unit, claim, open_unit
-from stmtflow.state import TERMINAL_STATUSES, State, load_state
+from stmtflow.state import TERMINAL_STATUSES, State, WaitEventStatus, load_state
 from stmtflow.stores._history import HistoryEvent, HistoryStore, Snapshot
 from stmtflow.stores.base import Record, Store
 
@@ -97,13 +97,18 @@ def _armed_children(state: State, children: dict[str, Record]) -> list[str]:
     ]
 
 
-def _check_children(engine: Engine, id: str, to: int, state: State, *, fork: bool) -> None:
+def _check_children(
+    engine: Engine, id: str, to: int, snap: Snapshot, state: State, *, fork: bool
+) -> None:
+    """Refuse what children would make inconsistent. "After the event" means after the write
+    that recorded it (``snap.seq``, its last event): a child started in that write is armed
+    in the snapshot itself."""
     store = history_store(engine)
     events, _ = store.history(id)
     children = {r.id: r for r in engine.store.list(parent_id=id)}
     what = "fork" if fork else "rewind"
     ended = {s.value for s in TERMINAL_STATUSES}
-    for child in _children_after(events, to):
+    for child in _children_after(events, snap.seq):
         rec = children.get(child)
         if rec is None:
             continue  # pruned
@@ -138,14 +143,17 @@ def rewind(engine: Engine, id: str, to: int) -> None:
     engine.store.get(id)  # NotFound first
     with engine._chain(), open_unit(engine, claim(engine, id), engine.clock()) as current:
         snap, state = _snapshot(store, id, to, "rewind")
-        _check_children(engine, id, to, state, fork=False)
+        _check_children(engine, id, to, snap, state, fork=False)
         cls = engine.workflow_class(current.rec.workflow)
         unit = Unit(engine, current.rec, cls.model_validate_json(snap.data), state, current.now)
         unit.asking = current.asking  # what the store's input rows say now
         unit.history = HistoryLog(engine, current.rec.status)
         unit.interpreter.notes = unit.history.notes
         unit.history.note("rewound", detail={"to": to})
-        unit.finish()
+        # A snapshot written before a setup ran (the unit went on to run it) is due at once,
+        # so that the setup runs again; anything else is due when its state says.
+        unit.save(release=True, wake=current.now if _unsettled(state) else None)
+        engine._warm.keep(unit)
         current.released = True  # the restoring unit dropped the lease
 
 
@@ -162,7 +170,7 @@ def fork(engine: Engine, id: str, to: int, new_id: str) -> None:
     else:
         raise RewindError(f"cannot fork instance {id!r}: an instance {new_id!r} exists already")
     snap, state = _snapshot(store, id, to, "fork")
-    _check_children(engine, id, to, state, fork=True)
+    _check_children(engine, id, to, snap, state, fork=True)
     state = _renamed(state, new_id)
     cls = engine.workflow_class(original.workflow)
     wf = cls.model_validate_json(snap.data)
@@ -184,7 +192,16 @@ def fork(engine: Engine, id: str, to: int, new_id: str) -> None:
     with engine._chain(), open_unit(engine, rec, now) as unit:
         unit.history.note("rewound", detail={"to": to, "from": id})
         unit.pending = True
-        unit.save(release=True)
+        unit.save(release=True, wake=now if _unsettled(state) else None)
+
+
+def _unsettled(state: State) -> bool:
+    """Whether ``state`` has events still to set up (a unit stopped short of running them)."""
+    return any(
+        event.status in (WaitEventStatus.PENDING_SETUP, WaitEventStatus.SETUP_ERROR)
+        for thread in state.threads
+        for event in thread.wait_events
+    )
 
 
 def _renamed(state: State, new_id: str) -> State:
