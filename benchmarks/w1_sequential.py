@@ -73,9 +73,10 @@ def w1(settings: Settings) -> list[Result]:
     return results
 
 
-def _engine_per_step(store: Store, n: int) -> float:
-    """µs per step of one engine run of ``n`` steps (each step one committed write)."""
-    engine = Engine(store, workflows=[Counter])
+def _engine_per_step(store: Store, n: int, *, history: bool = True) -> float:
+    """µs per step of one engine run of ``n`` steps (each step one committed write), with the
+    engine's default history (an event and a snapshot per commit) or none."""
+    engine = Engine(store, workflows=[Counter], history=history)
     with Stopwatch() as sw:
         inst = engine.start(Counter, {"n": n}, id=f"w1-{uuid.uuid4().hex[:8]}")
     assert inst.status is sf.WorkflowStatus.FINISHED and inst.data.count == n  # type: ignore[attr-defined]
@@ -149,14 +150,17 @@ def _w1_sqlite(settings: Settings, n: int) -> list[Result]:
     floor_path = str(settings.workdir / "w1-floor.db")
     engine_samples: list[float] = []
     floor_samples: list[float] = []
+    bare_samples: list[float] = []
 
     try:
         with sqlite_floor(floor_path, n) as floor_run:
 
             def pair() -> float:
-                # Floor and engine alternate, so disk noise hits both alike.
+                # Floor and engine (with and without history) alternate, so disk noise hits
+                # all three alike.
                 floor_samples.append(floor_run())
                 engine_samples.append(_engine_per_step(store, n))
+                bare_samples.append(_engine_per_step(store, n, history=False))
                 return engine_samples[-1] / floor_samples[-1]
 
             ratio, ratios = measure(pair, settings.repeats)
@@ -164,8 +168,11 @@ def _w1_sqlite(settings: Settings, n: int) -> list[Result]:
         store.close()
     warm = len(engine_samples) - settings.repeats
     engine_samples, floor_samples = engine_samples[warm:], floor_samples[warm:]
+    bare_samples = bare_samples[warm:]
     floor = median(floor_samples)
     engine = median(engine_samples)
+    bare = median(bare_samples)
+    history_ratios = [h / b for h, b in zip(engine_samples, bare_samples, strict=True)]
     return [
         Result(
             "W1",
@@ -184,6 +191,23 @@ def _w1_sqlite(settings: Settings, n: int) -> list[Result]:
             Target("≤ 1.2x floor", 1.2, base=floor),
             note=f"N={n}; ratio of medians (median of paired ratios {ratio:.2f})",
             extra={"paired_ratios": ratios},
+        ),
+        Result(
+            "W1",
+            "(b) engine on SQLite, history off",
+            bare,
+            "µs/step",
+            bare_samples,
+            note=f"N={n}; Engine(history=False)",
+        ),
+        Result(
+            "W1",
+            "(b) history on over history off",
+            engine / bare,
+            "x",
+            history_ratios,
+            Target("≤ 1.1x", 1.1),
+            note=f"ratio of medians (median of paired ratios {median(history_ratios):.2f})",
         ),
     ]
 
