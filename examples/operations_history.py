@@ -37,9 +37,7 @@ class Order(sf.WorkflowState):
     def definition(self) -> sf.Section:
         return sf.S(
             sf.Step("reserve", self.reserve),
-            sf.Step(
-                "charge", self.charge, retry=sf.RetryPolicy(initial_interval=timedelta(0))
-            ),
+            sf.Step("charge", self.charge, retry=sf.RetryPolicy(initial_interval=timedelta(0))),
             sf.Wait("packed", sf.OnEvent("confirmed", self.confirmed)),
             sf.Step("ship", self.ship),
         )
@@ -88,7 +86,10 @@ def main(folder: Path) -> None:
     print("order-1 after the rewind:", engine.get("order-1").data.log)  # type: ignore[attr-defined]
 
     copy = engine.fork("order-1", to=charged, new_id="order-1-copy")
-    print(f"forked {copy.id}: {copy.status.value}, waits for", [p.name for p in engine.pending(copy.id)])
+    print(
+        f"forked {copy.id}: {copy.status.value}, waits for",
+        [p.name for p in engine.pending(copy.id)],
+    )
 
     engine.start(Order, id="order-2")  # waits for its confirmation
     print("stuck:", engine.stuck() or "nothing")

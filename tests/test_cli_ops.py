@@ -64,7 +64,12 @@ def test_history_prints_a_timeline_with_relative_times_attempts_and_errors(db: s
     out = ok(db, "history", "o-1").output.splitlines()
     assert out[0] == "o-1 (Order, waiting): 4 events"
     rows = [line.split() for line in out[3:]]
-    assert [r[2] for r in rows] == ["started", "step_completed", "retry_scheduled", "step_completed"]
+    assert [r[2] for r in rows] == [
+        "started",
+        "step_completed",
+        "retry_scheduled",
+        "step_completed",
+    ]
     assert rows[0][:2] == ["1*", "+0.000s"]
     assert all(re.fullmatch(r"\+\d+\.\d{3}s", r[1]) for r in rows)
     assert "charge #1 RuntimeError: card declined" in " ".join(rows[2])
@@ -77,7 +82,10 @@ def test_history_prints_a_timeline_with_relative_times_attempts_and_errors(db: s
 def test_rewind_and_fork_from_the_command_line(db: str) -> None:
     ok(db, "send", "o-1", "paid", "10")
     assert "o-1: rewound to event 2, now resuming" in ok(db, "rewind", "o-1", "--to", "2").output
-    assert "o-2: forked from o-1 at event 4" in ok(db, "fork", "o-1", "--to", "4", "--id", "o-2").output
+    assert (
+        "o-2: forked from o-1 at event 4"
+        in ok(db, "fork", "o-1", "--to", "4", "--id", "o-2").output
+    )
     with open_store(db) as store:
         assert json.loads(store.get("o-1").data) == {"reserved": 1}
         assert store.get("o-2").status == "waiting"

@@ -171,7 +171,9 @@ def test_operations_history_example(tmp_path: Path) -> None:
     out = run_example("operations_history.py", tmp_path)
     assert "3 +" in out and "retry_scheduled charge attempt 1 - RuntimeError: card declined" in out
     assert "rewound order-1 to event 4: waiting" in out
-    assert "order-1 after the rewind: ['reserved the teapot', 'charged', 'shipped parcel P-42']" in out
+    assert (
+        "order-1 after the rewind: ['reserved the teapot', 'charged', 'shipped parcel P-42']" in out
+    )
     assert "forked order-1-copy: waiting, waits for ['confirmed']" in out
     assert "stuck: nothing" in out
     assert "pruned 1 ended order(s); left: ['order-1-copy', 'order-2']" in out

@@ -56,7 +56,9 @@ class Shop(sf.WorkflowState):
                 sf.OnEvent("confirmed", self.confirmed),
                 sf.On("late", sf.Timer(hours=1)),
             ),
-            sf.Try(sf.Step("risky", self.risky)).Catch(ValueError, sf.Step("recover", self.recover)),
+            sf.Try(sf.Step("risky", self.risky)).Catch(
+                ValueError, sf.Step("recover", self.recover)
+            ),
             sf.Call("pay", Pay, result=self.took),
         )
 
@@ -339,7 +341,8 @@ class Crashy(sf.WorkflowState):
             os.kill(os.getpid(), signal.SIGKILL)
         self.count += 1
 
-engine = sf.Engine(sys.argv[1], workflows=[Crashy], lease=__import__("datetime").timedelta(seconds=1))
+lease = __import__("datetime").timedelta(seconds=1)
+engine = sf.Engine(sys.argv[1], workflows=[Crashy], lease=lease)
 if sys.argv[2] == "crash":
     engine.start(Crashy, id="k")
 else:
@@ -348,7 +351,9 @@ else:
 """
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def test_a_sigkill_leaves_no_event_without_progress_nor_progress_without_event(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

@@ -154,7 +154,9 @@ def test_the_worker_prunes_periodically(url: str) -> None:
 
         timer = threading.Timer(10, stop.set)
         timer.start()
-        engine.run_worker(stop=stop, on_tick=stop_when_pruned, handle_signals=False, poll_interval=0.05)
+        engine.run_worker(
+            stop=stop, on_tick=stop_when_pruned, handle_signals=False, poll_interval=0.05
+        )
         timer.cancel()
         assert [i.id for i in engine.list()] == ["live"]
 

@@ -130,7 +130,9 @@ class Engine(Operations):
                 f"the {type(self.store).__name__} keeps no history: use the memory, SQLite or "
                 "PostgreSQL store, or Engine(history=False)"
             )
-        self._history = HistorySettings(keeps if history is None else history, history_limit, snapshots)
+        self._history = HistorySettings(
+            keeps if history is None else history, history_limit, snapshots
+        )
         self.retention = retention
         self.prune_interval = prune_interval
         self._prune_lock = threading.Lock()

@@ -103,7 +103,11 @@ class HistoryLog:
         notes.clear()
         settings = self.engine._history
         return HistoryWrite(
-            events=events, limit=settings.limit, snapshots=settings.snapshots, data=data, state=state
+            events=events,
+            limit=settings.limit,
+            snapshots=settings.snapshots,
+            data=data,
+            state=state,
         )
 
     def written(self, status: str) -> None:

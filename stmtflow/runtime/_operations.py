@@ -12,7 +12,7 @@ import builtins
 import threading
 import time
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from stmtflow.runtime import _rewind
 from stmtflow.runtime._history import History
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from stmtflow.runtime._engine import Engine
     from stmtflow.runtime._reads import Instance
 
-__all__ = ["Operations", "PRUNE_BATCH"]
+__all__ = ["PRUNE_BATCH", "Operations"]
 
 PRUNE_BATCH = 100
 """Ended instances deleted per transaction: a prune never holds the SQLite file for long."""
@@ -37,7 +37,12 @@ class Operations:
     _prune_lock: threading.Lock
     _pruned_at: float
 
-    def history(self: Engine, id: str) -> History:
+    @property
+    def _engine(self) -> Engine:
+        """This mixin as the `Engine` it is part of."""
+        return cast("Engine", self)
+
+    def history(self, id: str) -> History:
         """What happened to instance ``id``, oldest first: a list of `HistoryEvent` (with
         ``.dropped``, how many older events the cap removed).
 
@@ -54,27 +59,27 @@ class Operations:
             >>> [e.kind for e in engine.history("one")]
             ['started', 'step_completed', 'finished']
         """
-        store = _rewind.history_store(self)
-        self.store.get(id)
+        store = _rewind.history_store(self._engine)
+        self._engine.store.get(id)
         events, dropped = store.history(id)
         return History(events, dropped)
 
-    def rewind(self: Engine, id: str, *, to: int) -> Instance:
+    def rewind(self, id: str, *, to: int) -> Instance:
         """Restore instance ``id``'s data and state as they stood right after history event
         ``to`` (one write, recorded as a ``rewound`` event); the next tick or worker carries on
         from there. Raises `RewindError` (nothing changed) when no snapshot is kept for that
         event or children stand in the way (docs/operations.md, "Rewind and fork")."""
-        _rewind.rewind(self, id, to)
-        return self.get(id)
+        _rewind.rewind(self._engine, id, to)
+        return self._engine.get(id)
 
-    def fork(self: Engine, id: str, *, to: int, new_id: str) -> Instance:
+    def fork(self, id: str, *, to: int, new_id: str) -> Instance:
         """Start instance ``new_id`` from the snapshot of ``id``'s history event ``to``; the
         original is not touched. Raises `RewindError` as `rewind` does, or when ``new_id``
         exists."""
-        _rewind.fork(self, id, to, new_id)
-        return self.get(new_id)
+        _rewind.fork(self._engine, id, to, new_id)
+        return self._engine.get(new_id)
 
-    def prune(self: Engine, *, older_than: timedelta | None = None) -> int:
+    def prune(self, *, older_than: timedelta | None = None) -> int:
         """Delete ended instances (finished, failed, cancelled) and their history; how many.
 
         With ``older_than``: every type's instances that ended longer ago than that. Without:
@@ -97,24 +102,24 @@ class Operations:
         return total
 
     def _retentions(
-        self: Engine, older_than: timedelta | None
+        self, older_than: timedelta | None
     ) -> builtins.list[tuple[str | None, timedelta]]:
         """(type or None for all, how long an ended instance is kept) to prune by."""
         if older_than is not None:
             return [(None, older_than)]
-        found = []
-        for name, cls in self._classes.items():
+        found: builtins.list[tuple[str | None, timedelta]] = []
+        for name, cls in self._engine._classes.items():
             keep = cls.retention if cls.retention is not None else self.retention
             if keep is not None:
                 found.append((name, keep))
         return found
 
-    def _prune_batch(self: Engine, workflow: str | None, keep: timedelta, limit: int) -> int:
-        store = _rewind.history_store(self)
-        now = self.clock()
+    def _prune_batch(self, workflow: str | None, keep: timedelta, limit: int) -> int:
+        store = _rewind.history_store(self._engine)
+        now = self._engine.clock()
         return len(store.prune(now - keep, workflow=workflow, limit=limit, now=now))
 
-    def prune_some(self: Engine) -> int:
+    def prune_some(self) -> int:
         """The worker's periodic prune: at most one batch per type, once per
         ``prune_interval`` (shared by the worker's threads); how many were deleted."""
         with self._prune_lock:
@@ -123,14 +128,12 @@ class Operations:
                 return 0
             self._pruned_at = moment
         retentions = self._retentions(None)
-        if not retentions or not isinstance(self.store, HistoryStore):
+        if not retentions or not isinstance(self._engine.store, HistoryStore):
             return 0
         return sum(self._prune_batch(w, k, PRUNE_BATCH) for w, k in retentions)
 
-    def stuck(self: Engine, *, older_than: timedelta = timedelta(minutes=5)) -> list[StuckItem]:
+    def stuck(self, *, older_than: timedelta = timedelta(minutes=5)) -> list[StuckItem]:
         """Instances that should be moving and are not, each with why (a `StuckItem` per
         instance and reason): a lease that lapsed and nobody took over, a wake-up more than
         ``older_than`` ago that nobody ran, or latest units that all failed."""
-        return stuck(self, older_than)
-
-
+        return stuck(self._engine, older_than)

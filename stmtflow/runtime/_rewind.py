@@ -217,7 +217,9 @@ def _renamed(state: State, new_id: str) -> State:
                 "wait_events": tuple(
                     e.model_copy(
                         update={
-                            "req": e.req.model_copy(update={"workflow_id": moved(e.req.workflow_id)})
+                            "req": e.req.model_copy(
+                                update={"workflow_id": moved(e.req.workflow_id)}
+                            )
                         }
                     )
                     for e in t.wait_events
@@ -227,7 +229,9 @@ def _renamed(state: State, new_id: str) -> State:
         for t in state.threads
     ]
     teardowns = [
-        e.model_copy(update={"req": e.req.model_copy(update={"workflow_id": moved(e.req.workflow_id)})})
+        e.model_copy(
+            update={"req": e.req.model_copy(update={"workflow_id": moved(e.req.workflow_id)})}
+        )
         for e in state.teardowns
     ]
     return state.model_copy(update={"id": new_id, "threads": threads, "teardowns": teardowns})

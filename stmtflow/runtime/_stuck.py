@@ -107,7 +107,9 @@ def stuck(engine: Engine, older_than: timedelta) -> builtins.list[StuckItem]:
     return items
 
 
-def _failing(history: HistoryStore | None, id: str, error: str) -> tuple[str, datetime | None] | None:
+def _failing(
+    history: HistoryStore | None, id: str, error: str
+) -> tuple[str, datetime | None] | None:
     """Why instance ``id`` (which keeps ``error``) counts as failing, and since when; None if
     its latest units did not all fail."""
     if history is None:

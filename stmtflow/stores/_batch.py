@@ -82,9 +82,7 @@ class Batch:
     @property
     def empty(self) -> bool:
         """True when there is nothing to apply beyond the write itself."""
-        return not (
-            self.create or self.post or self.take or self.keep or self.keys or self.history
-        )
+        return not (self.create or self.post or self.take or self.keep or self.keys or self.history)
 
     @property
     def messages(self) -> bool:

@@ -77,5 +77,5 @@ class MemoryHistory:
             for id in doomed:
                 del self._records[id]
                 for table in (self._events, self._last, self._snapshots, self._inbox, self._inputs):
-                    table.pop(id, None)  # type: ignore[attr-defined]
+                    table.pop(id, None)
             return doomed

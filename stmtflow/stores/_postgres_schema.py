@@ -22,8 +22,8 @@ SCHEMA_VERSION = 4
 parents (``parent_id``, ``root_id``, ``parent_event``, ``on_parent_end``) and no inboxes
 (``stmtflow_inbox``), which version 2 added; version 3 added the pending-input index
 (``stmtflow_inputs``); version 4 the histories (``stmtflow_history``, ``stmtflow_snapshots``:
-`stmtflow.stores._postgres_history`). Each addition is created if missing whatever version a database is
-brought up from."""
+`stmtflow.stores._postgres_history`). Each addition is created if missing whatever version a
+database is brought up from."""
 
 _SETUP_LOCK = 0x73746D74666C6F77  # "stmtflow": serialises schema creation across processes
 

@@ -22,8 +22,8 @@ first characters (``,{"id":"``, which the state dump starts every thread but the
 version 3 had no parents (``parent_id``, ``root_id``, ``parent_event``, ``on_parent_end``) and
 no inboxes (``stmtflow_inbox``), which version 4 added; version 5 added the pending-input index
 (``stmtflow_inputs``); version 6 the histories (``stmtflow_history``, ``stmtflow_snapshots``:
-`stmtflow.stores._sqlite_history`). Each addition is created if missing whatever the version it upgrades
-from; opening an older file brings it up to date."""
+`stmtflow.stores._sqlite_history`). Each addition is created if missing whatever the version it
+upgrades from; opening an older file brings it up to date."""
 
 _META = "CREATE TABLE IF NOT EXISTS stmtflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 

@@ -41,6 +41,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
+from stmtflow.stores import _postgres_history as _history
+from stmtflow.stores._history import HistoryEvent, Snapshot
 from stmtflow.stores._inputs import (
     INPUT_COLUMNS,
     PendingInput,
@@ -50,8 +52,6 @@ from stmtflow.stores._inputs import (
     input_query,
     schema_reader,
 )
-from stmtflow.stores import _postgres_history as _history
-from stmtflow.stores._history import HistoryEvent, Snapshot
 from stmtflow.stores._postgres_inbox import apply_messages, known_key, pending, post
 from stmtflow.stores._postgres_schema import SCHEMA_VERSION, set_up
 from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written

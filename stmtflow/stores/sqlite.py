@@ -43,6 +43,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
+from stmtflow.stores import _sqlite_history as _history
+from stmtflow.stores._history import HistoryEvent, Snapshot
 from stmtflow.stores._inputs import (
     INPUT_COLUMNS,
     PendingInput,
@@ -53,8 +55,6 @@ from stmtflow.stores._inputs import (
     schema_reader,
 )
 from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written
-from stmtflow.stores import _sqlite_history as _history
-from stmtflow.stores._history import HistoryEvent, Snapshot
 from stmtflow.stores._sqlite_inbox import apply_messages, known_key, pending, post
 from stmtflow.stores._sqlite_parts import PartsCache, Stored, parts_to_store, row_count, whole
 from stmtflow.stores._sqlite_parts import read as read_parts
