@@ -73,7 +73,7 @@ def w1(settings: Settings) -> list[Result]:
     return results
 
 
-def _engine_per_step(store: Store, n: int, *, history: bool = True) -> float:
+def _engine_per_step(store: Store, n: int, *, history: bool | None = None) -> float:
     """µs per step of one engine run of ``n`` steps (each step one committed write), with the
     engine's default history (an event and a snapshot per commit) or none."""
     engine = Engine(store, workflows=[Counter], history=history)
