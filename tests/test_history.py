@@ -17,6 +17,7 @@ from pydantic import BaseModel
 import stmtflow as sf
 from stmtflow.runtime import Engine
 from stmtflow.stores import _postgres_history, _sqlite_history
+from stmtflow.stores._history import TRIM_EVERY
 from stmtflow.stores._memory_history import MemoryHistory
 from stmtflow.testing import WorkflowHarness
 
@@ -229,6 +230,15 @@ def test_the_history_is_capped_per_instance_and_counts_what_it_dropped(
         assert [e.seq for e in events] == [9, 10, 11, 12]
         assert events.dropped == 8
         assert kinds(events)[-1] == ("finished", None)
+        # What is past the cap is deleted as the history grows (every TRIM_EVERY events on
+        # the SQL stores), snapshots past theirs cleared.
+        engine.start(Counter, {"n": 300}, id="long")
+        store: Any = engine.store
+        kept, dropped = store.history("long")
+        assert len(kept) <= 4 + TRIM_EVERY and dropped == 302 - len(kept)
+        assert engine.history("long").dropped == 298
+        with_snapshot = [e.seq for e in kept if store.snapshot("long", e.seq) is not None]
+        assert len(with_snapshot) <= 4 + TRIM_EVERY
 
 
 def test_history_can_be_switched_off(url: str, clock: Clock) -> None:

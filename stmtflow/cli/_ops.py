@@ -95,12 +95,7 @@ def history(cfg: Config, instance_id: str, as_json: bool) -> None:
     with cfg.engine() as engine:
         rec = engine.store.get(instance_id)
         events = engine.history(instance_id)
-        store = engine.store
-        kept = {
-            e.seq
-            for e in events
-            if e.snapshot is not None and store.snapshot(instance_id, e.snapshot) is not None  # type: ignore[attr-defined]
-        }
+        kept = engine.rewindable(instance_id)
     if as_json:
         shown = [dict(_event_json(e), rewindable=e.seq in kept) for e in events]
         click.echo(dump_json({"id": instance_id, "dropped": events.dropped, "events": shown}))

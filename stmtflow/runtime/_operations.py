@@ -59,10 +59,14 @@ class Operations:
             >>> [e.kind for e in engine.history("one")]
             ['started', 'step_completed', 'finished']
         """
-        store = _rewind.history_store(self._engine)
         self._engine.store.get(id)
-        events, dropped = store.history(id)
+        events, dropped = _rewind.kept_history(self._engine, id)
         return History(events, dropped)
+
+    def rewindable(self, id: str) -> set[int]:
+        """The seqs of instance ``id``'s history events it can be rewound (or forked) to now:
+        those whose snapshot is still kept."""
+        return _rewind.rewindable(self._engine, id, self.history(id))
 
     def rewind(self, id: str, *, to: int) -> Instance:
         """Restore instance ``id``'s data and state as they stood right after history event

@@ -39,7 +39,7 @@ from stmtflow.stores.base import Record, Store
 if TYPE_CHECKING:
     from stmtflow.runtime._engine import Engine
 
-__all__ = ["fork", "history_store", "rewind"]
+__all__ = ["fork", "history_store", "kept_history", "rewind", "rewindable"]
 
 
 def history_store(engine: Engine) -> HistoryStore:
@@ -53,11 +53,42 @@ def history_store(engine: Engine) -> HistoryStore:
     return store
 
 
-def _snapshot(store: HistoryStore, id: str, to: int, what: str) -> tuple[Snapshot, State]:
+def kept_history(engine: Engine, id: str) -> tuple[list[HistoryEvent], int]:
+    """Instance ``id``'s events as the engine shows them: the latest ``history_limit`` (a SQL
+    store keeps a few more between two trims), and how many older ones are gone."""
+    events, dropped = history_store(engine).history(id)
+    settings = engine._history
+    if settings.enabled and len(events) > settings.limit:
+        cut = len(events) - settings.limit
+        events, dropped = events[cut:], dropped + cut
+    return events, dropped
+
+
+def _restorable(engine: Engine, event: HistoryEvent, last: int) -> bool:
+    """Whether ``event``'s snapshot is among the latest ``snapshots`` the engine keeps."""
+    settings = engine._history
+    if event.snapshot is None:
+        return False
+    return not settings.enabled or event.snapshot > last - settings.snapshots
+
+
+def rewindable(engine: Engine, id: str, events: list[HistoryEvent]) -> set[int]:
+    """The seqs of ``events`` (instance ``id``'s) whose snapshot is still kept."""
+    store = history_store(engine)
+    last = events[-1].seq if events else 0
+    found: dict[int, bool] = {}
+    for e in events:
+        if e.snapshot is not None and _restorable(engine, e, last) and e.snapshot not in found:
+            found[e.snapshot] = store.snapshot(id, e.snapshot) is not None
+    return {e.seq for e in events if e.snapshot is not None and found.get(e.snapshot, False)}
+
+
+def _snapshot(engine: Engine, id: str, to: int, what: str) -> tuple[Snapshot, State]:
     """The snapshot to restore for event ``to`` of ``id``, and its state parsed."""
     if not isinstance(to, int) or isinstance(to, bool) or to < 1:
         raise RewindError(f"cannot {what} instance {id!r}: `to` must be an event seq >= 1")
-    events, dropped = store.history(id)
+    store = history_store(engine)
+    events, dropped = kept_history(engine, id)
     event = next((e for e in events if e.seq == to), None)
     if event is None:
         if to <= dropped:
@@ -69,7 +100,9 @@ def _snapshot(store: HistoryStore, id: str, to: int, what: str) -> tuple[Snapsho
         raise RewindError(
             f"cannot {what} instance {id!r} to event {to}: it has no such event (last: {last})"
         )
-    snap = None if event.snapshot is None else store.snapshot(id, event.snapshot)
+    last = events[-1].seq
+    restorable = event.snapshot is not None and _restorable(engine, event, last)
+    snap = store.snapshot(id, event.snapshot) if restorable and event.snapshot else None
     if snap is None:
         raise RewindError(
             f"cannot {what} instance {id!r} to event {to} ({event.kind}): no snapshot is kept "
@@ -103,8 +136,7 @@ def _check_children(
     """Refuse what children would make inconsistent. "After the event" means after the write
     that recorded it (``snap.seq``, its last event): a child started in that write is armed
     in the snapshot itself."""
-    store = history_store(engine)
-    events, _ = store.history(id)
+    events, _ = kept_history(engine, id)
     children = {r.id: r for r in engine.store.list(parent_id=id)}
     what = "fork" if fork else "rewind"
     ended = {s.value for s in TERMINAL_STATUSES}
@@ -139,10 +171,10 @@ def _check_children(
 def rewind(engine: Engine, id: str, to: int) -> None:
     """Restore instance ``id``'s data and state as they stood right after history event
     ``to`` (`Engine.rewind`)."""
-    store = history_store(engine)
+    history_store(engine)
     engine.store.get(id)  # NotFound first
     with engine._chain(), open_unit(engine, claim(engine, id), engine.clock()) as current:
-        snap, state = _snapshot(store, id, to, "rewind")
+        snap, state = _snapshot(engine, id, to, "rewind")
         _check_children(engine, id, to, snap, state, fork=False)
         cls = engine.workflow_class(current.rec.workflow)
         unit = Unit(engine, current.rec, cls.model_validate_json(snap.data), state, current.now)
@@ -159,7 +191,7 @@ def rewind(engine: Engine, id: str, to: int) -> None:
 
 def fork(engine: Engine, id: str, to: int, new_id: str) -> None:
     """Start instance ``new_id`` from the snapshot of ``id``'s event ``to`` (`Engine.fork`)."""
-    store = history_store(engine)
+    history_store(engine)
     original = engine.store.get(id)
     if not isinstance(new_id, str) or not new_id:
         raise RewindError(f"cannot fork instance {id!r}: new_id must be a non-empty string")
@@ -169,7 +201,7 @@ def fork(engine: Engine, id: str, to: int, new_id: str) -> None:
         pass
     else:
         raise RewindError(f"cannot fork instance {id!r}: an instance {new_id!r} exists already")
-    snap, state = _snapshot(store, id, to, "fork")
+    snap, state = _snapshot(engine, id, to, "fork")
     _check_children(engine, id, to, snap, state, fork=True)
     state = _renamed(state, new_id)
     cls = engine.workflow_class(original.workflow)

@@ -2,11 +2,17 @@
 
 The history is written as part of a write's `Batch` (`HistoryWrite`), in the same commit as
 the progress it records: a crash keeps both or neither. Each event gets the next sequence
-number of its instance (1, 2, ...); a store keeps the last ``limit`` of them (older ones are
-deleted with the write that goes past the limit, so how many were dropped is the first kept
-``seq`` minus one) and, for rewinding, the data and state a write left for the last
-``snapshots`` events — one snapshot per write that has events, filed under its last event;
-every event of that write points to it (``HistoryEvent.snapshot``).
+number of its instance (1, 2, ...); a store keeps at least the last ``limit`` of them and, for
+rewinding, the data and state a write left for at least the last ``snapshots`` events — one
+snapshot per write that has events, kept with its last event; every event of that write
+points to it (``HistoryEvent.snapshot``). How many were dropped is the first kept ``seq`` minus
+one.
+
+The SQL stores delete what is past the caps every `TRIM_EVERY` events, not with every write:
+deleting the oldest row and clearing the oldest snapshot at each write would touch two more
+database pages per commit, and on SQLite the pages a commit writes are what it costs. So they
+keep up to ``TRIM_EVERY`` events (and snapshots) more than asked, and the engine shows only the
+latest ``limit`` events and restores only the latest ``snapshots`` (`stmtflow.runtime._rewind`).
 
 A store that keeps histories implements `HistoryStore` beside `Store`; one that does not (Redis
 and NATS, for now) is told apart with ``isinstance(store, HistoryStore)``.
@@ -24,7 +30,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["HistoryEvent", "HistoryStore", "HistoryWrite", "Snapshot", "numbered"]
+__all__ = [
+    "TRIM_EVERY",
+    "HistoryEvent",
+    "HistoryStore",
+    "HistoryWrite",
+    "Snapshot",
+    "numbered",
+    "trim_due",
+]
+
+TRIM_EVERY = 64
+"""Events between two deletions of what is past an instance's caps (SQL stores)."""
+
+
+def trim_due(last: int, top: int) -> bool:
+    """Whether a write taking an instance's last seq from ``last`` to ``top`` trims."""
+    return last // TRIM_EVERY != top // TRIM_EVERY
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
-"""The PostgreSQL store's histories: ``stmtflow_history`` and ``stmtflow_snapshots`` rows,
-written in the transaction of the instance write whose `Batch` carries them (the instance's
-row is locked by that write, so two writes of one instance number their events in turn), and
-pruning in small transactions (`stmtflow.stores._history`)."""
+"""The PostgreSQL store's histories: ``stmtflow_history`` rows (each write's snapshot kept in
+its last event's row), written in the transaction of the instance write whose `Batch` carries
+them (the instance's row is locked by that write, so two writes of one instance number their
+events in turn), and pruning in small transactions (`stmtflow.stores._history`). What is past
+the caps is deleted every `TRIM_EVERY` events."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from stmtflow.stores._history import HistoryEvent, HistoryWrite, Snapshot, numbered
+from stmtflow.stores._history import HistoryEvent, HistoryWrite, Snapshot, numbered, trim_due
 
 __all__ = ["SCHEMA", "append", "events", "prune", "snapshot"]
 
@@ -28,29 +29,26 @@ CREATE TABLE IF NOT EXISTS stmtflow_history (
     error text,
     detail jsonb,
     snapshot bigint,
-    PRIMARY KEY (id, seq)
-);
-CREATE TABLE IF NOT EXISTS stmtflow_snapshots (
-    id text NOT NULL REFERENCES stmtflow_instances (id) ON DELETE CASCADE,
-    seq bigint NOT NULL,
-    data text NOT NULL,
-    state text NOT NULL,
+    data text,
+    state text,
     PRIMARY KEY (id, seq)
 );
 """
-"""Schema version 4's tables (`stmtflow.stores._postgres_schema`)."""
+"""Schema version 4's table (`stmtflow.stores._postgres_schema`)."""
 
 _INSERT = (
     "INSERT INTO stmtflow_history "
-    "(id, seq, at, kind, thread_id, name, attempt, error, detail, snapshot) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    "(id, seq, at, kind, thread_id, name, attempt, error, detail, snapshot, data, state) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 
 
 def append(conn: psycopg.Connection[Any], id: str, write: HistoryWrite) -> None:
     """Append ``write`` to instance ``id``'s history, in the caller's transaction."""
     row = conn.execute("SELECT max(seq) FROM stmtflow_history WHERE id = %s", (id,)).fetchone()
-    new = numbered(write, (row[0] if row else None) or 0)
+    last = (row[0] if row else None) or 0
+    new = numbered(write, last)
+    top = new[-1].seq
     with conn.cursor() as cur:
         cur.executemany(
             _INSERT,
@@ -66,23 +64,21 @@ def append(conn: psycopg.Connection[Any], id: str, write: HistoryWrite) -> None:
                     e.error,
                     None if e.detail is None else Jsonb(e.detail),
                     e.snapshot,
+                    write.data if e.seq == top and write.snapshots else None,
+                    write.state if e.seq == top and write.snapshots else None,
                 )
                 for e in new
             ],
         )
-    top = new[-1].seq
-    if top > write.limit:
+    if trim_due(last, top):
         conn.execute(
             "DELETE FROM stmtflow_history WHERE id = %s AND seq <= %s", (id, top - write.limit)
         )
-    if write.snapshots:
         conn.execute(
-            "INSERT INTO stmtflow_snapshots (id, seq, data, state) VALUES (%s, %s, %s, %s)",
-            (id, top, write.data, write.state),
+            "UPDATE stmtflow_history SET data = NULL, state = NULL "
+            "WHERE id = %s AND seq <= %s AND data IS NOT NULL",
+            (id, top - write.snapshots),
         )
-    conn.execute(
-        "DELETE FROM stmtflow_snapshots WHERE id = %s AND seq <= %s", (id, top - write.snapshots)
-    )
 
 
 def events(conn: psycopg.Connection[Any], id: str) -> tuple[builtins.list[HistoryEvent], int]:
@@ -110,7 +106,8 @@ def events(conn: psycopg.Connection[Any], id: str) -> tuple[builtins.list[Histor
 
 def snapshot(conn: psycopg.Connection[Any], id: str, seq: int) -> Snapshot | None:
     row = conn.execute(
-        "SELECT data, state FROM stmtflow_snapshots WHERE id = %s AND seq = %s", (id, seq)
+        "SELECT data, state FROM stmtflow_history WHERE id = %s AND seq = %s AND data IS NOT NULL",
+        (id, seq),
     ).fetchone()
     return None if row is None else Snapshot(seq, row[0], row[1])
 
@@ -134,7 +131,7 @@ def prune(
     limit: int,
 ) -> builtins.list[str]:
     """Delete up to ``limit`` ended instances in the caller's transaction; their ids. Their
-    history, snapshots and inputs go by cascade, their inbox here."""
+    history and inputs go by cascade, their inbox here."""
     params = {"before": before, "now": now, "workflow": workflow, "limit": limit}
     ids = [r[0] for r in conn.execute(_PRUNE, params).fetchall()]
     if ids:

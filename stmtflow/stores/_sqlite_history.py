@@ -1,6 +1,11 @@
-"""The SQLite store's histories: ``stmtflow_history`` and ``stmtflow_snapshots`` rows, written
-in the transaction of the instance write whose `Batch` carries them, and pruning in small
-transactions (`stmtflow.stores._history`)."""
+"""The SQLite store's histories: ``stmtflow_history`` rows (each write's snapshot kept in its
+last event's row), written in the transaction of the instance write whose `Batch` carries them,
+and pruning in small transactions (`stmtflow.stores._history`).
+
+A write with history costs one more page or two in its commit: the history's rightmost leaf,
+where its rows (and the snapshot with them) go. What is past the caps is deleted every
+`TRIM_EVERY` events, in the write that crosses the mark.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import json
 import sqlite3
 from datetime import datetime
 
-from stmtflow.stores._history import HistoryEvent, HistoryWrite, Snapshot, numbered
+from stmtflow.stores._history import HistoryEvent, HistoryWrite, Snapshot, numbered, trim_due
 
 __all__ = ["SCHEMA", "append", "events", "prune", "snapshot"]
 
@@ -25,34 +30,30 @@ SCHEMA = (
     error TEXT,
     detail TEXT,
     snapshot INTEGER,
+    data TEXT,
+    state TEXT,
     PRIMARY KEY (id, seq)
 ) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS stmtflow_snapshots (
-    id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    data TEXT NOT NULL,
-    state TEXT NOT NULL,
-    PRIMARY KEY (id, seq)
-)""",
     """CREATE TRIGGER IF NOT EXISTS stmtflow_history_deleted AFTER DELETE ON stmtflow_instances
 BEGIN
     DELETE FROM stmtflow_history WHERE id = OLD.id;
-    DELETE FROM stmtflow_snapshots WHERE id = OLD.id;
 END""",
 )
-"""Schema version 6's tables (`stmtflow.stores._sqlite_schema`)."""
+"""Schema version 6's table (`stmtflow.stores._sqlite_schema`)."""
 
 _INSERT = (
     "INSERT INTO stmtflow_history "
-    "(id, seq, at, kind, thread_id, name, attempt, error, detail, snapshot) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "(id, seq, at, kind, thread_id, name, attempt, error, detail, snapshot, data, state) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
 def append(conn: sqlite3.Connection, id: str, write: HistoryWrite) -> None:
     """Append ``write`` to instance ``id``'s history, in the caller's transaction."""
-    row = conn.execute("SELECT MAX(seq) FROM stmtflow_history WHERE id = ?", (id,)).fetchone()
-    new = numbered(write, row[0] or 0)
+    last = conn.execute("SELECT MAX(seq) FROM stmtflow_history WHERE id = ?", (id,)).fetchone()[0]
+    last = last or 0
+    new = numbered(write, last)
+    top = new[-1].seq
     conn.executemany(
         _INSERT,
         [
@@ -67,23 +68,21 @@ def append(conn: sqlite3.Connection, id: str, write: HistoryWrite) -> None:
                 e.error,
                 None if e.detail is None else json.dumps(e.detail),
                 e.snapshot,
+                write.data if e.seq == top and write.snapshots else None,
+                write.state if e.seq == top and write.snapshots else None,
             )
             for e in new
         ],
     )
-    top = new[-1].seq
-    if top > write.limit:
+    if trim_due(last, top):
         conn.execute(
             "DELETE FROM stmtflow_history WHERE id = ? AND seq <= ?", (id, top - write.limit)
         )
-    if write.snapshots:
         conn.execute(
-            "INSERT INTO stmtflow_snapshots (id, seq, data, state) VALUES (?, ?, ?, ?)",
-            (id, top, write.data, write.state),
+            "UPDATE stmtflow_history SET data = NULL, state = NULL "
+            "WHERE id = ? AND seq <= ? AND data IS NOT NULL",
+            (id, top - write.snapshots),
         )
-    conn.execute(
-        "DELETE FROM stmtflow_snapshots WHERE id = ? AND seq <= ?", (id, top - write.snapshots)
-    )
 
 
 def events(conn: sqlite3.Connection, id: str) -> tuple[builtins.list[HistoryEvent], int]:
@@ -111,7 +110,8 @@ def events(conn: sqlite3.Connection, id: str) -> tuple[builtins.list[HistoryEven
 
 def snapshot(conn: sqlite3.Connection, id: str, seq: int) -> Snapshot | None:
     row = conn.execute(
-        "SELECT data, state FROM stmtflow_snapshots WHERE id = ? AND seq = ?", (id, seq)
+        "SELECT data, state FROM stmtflow_history WHERE id = ? AND seq = ? AND data IS NOT NULL",
+        (id, seq),
     ).fetchone()
     return None if row is None else Snapshot(seq, row[0], row[1])
 
@@ -128,7 +128,7 @@ def prune(
     conn: sqlite3.Connection, before: str, now: str, workflow: str | None, limit: int
 ) -> builtins.list[str]:
     """Delete up to ``limit`` ended instances (the caller's short transaction); their ids.
-    Triggers delete their history, snapshots, inbox, inputs and state parts."""
+    Triggers delete their history, inbox, inputs and state parts."""
     params = {"before": before, "now": now, "workflow": workflow, "limit": limit}
     ids = [r[0] for r in conn.execute(_PRUNE, params).fetchall()]
     conn.executemany("DELETE FROM stmtflow_instances WHERE id = ?", [(i,) for i in ids])
