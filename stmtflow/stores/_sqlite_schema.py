@@ -21,9 +21,10 @@ state parts (`stmtflow.stores._sqlite_parts`); version 2 kept each thread's part
 first characters (``,{"id":"``, which the state dump starts every thread but the first with);
 version 3 had no parents (``parent_id``, ``root_id``, ``parent_event``, ``on_parent_end``) and
 no inboxes (``stmtflow_inbox``), which version 4 added; version 5 added the pending-input index
-(``stmtflow_inputs``); version 6 the histories (``stmtflow_history``:
-`stmtflow.stores._sqlite_history`). Each addition is created if missing whatever the version it
-upgrades from; opening an older file brings it up to date."""
+(``stmtflow_inputs``); version 6 the histories (``stmtflow_history``, ``stmtflow_snapshots``
+and the ``history_tail`` column: `stmtflow.stores._sqlite_history`). Each addition is created
+if missing whatever the version it upgrades from; opening an older file brings it up to
+date."""
 
 _META = "CREATE TABLE IF NOT EXISTS stmtflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
@@ -47,7 +48,8 @@ CREATE TABLE IF NOT EXISTS stmtflow_instances (
     parent_id TEXT,
     root_id TEXT,
     parent_event TEXT,
-    on_parent_end TEXT
+    on_parent_end TEXT,
+    history_tail TEXT
 )""",
     """CREATE INDEX IF NOT EXISTS stmtflow_instances_due
     ON stmtflow_instances (wake_at) WHERE wake_at IS NOT NULL""",
@@ -171,6 +173,8 @@ def set_up(conn: sqlite3.Connection, path: str) -> None:
         for column in _PARENT_COLUMNS:
             if column not in columns:  # a file older than version 4
                 conn.execute(f"ALTER TABLE stmtflow_instances ADD COLUMN {column} TEXT")
+        if "history_tail" not in columns:  # a file older than version 6
+            conn.execute("ALTER TABLE stmtflow_instances ADD COLUMN history_tail TEXT")
         for statement in (*_FAMILY_SCHEMA, *_HISTORY_SCHEMA):
             conn.execute(statement)
         conn.execute(
