@@ -65,11 +65,12 @@ class HistoryEvent:
     """Its number within the instance: 1, 2, ... in the order things happened (0 before the
     store numbered it)."""
     at: datetime
-    """When it happened (the clock of the unit of work that made it happen; aware, UTC)."""
+    """When it happened: the engine's clock at the write that recorded it (aware, UTC)."""
     kind: str
     """What happened: ``started``, ``step_completed``, ``step_failed``, ``retry_scheduled``,
     ``event_delivered``, ``timer_fired``, ``child_started``, ``child_ended``, ``caught``,
-    ``compensated``, ``cancelled``, ``rewound``, ``forked``, ``finished``, ``failed``."""
+    ``compensated``, ``cancelled``, ``rewound`` (also a fork's, after its ``started``), ``finished``,
+    ``failed``."""
     thread_id: str | None = None
     """The thread it happened on (None for the instance as a whole)."""
     name: str | None = None
