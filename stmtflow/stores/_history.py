@@ -69,8 +69,8 @@ class HistoryEvent:
     kind: str
     """What happened: ``started``, ``step_completed``, ``step_failed``, ``retry_scheduled``,
     ``event_delivered``, ``timer_fired``, ``child_started``, ``child_ended``, ``caught``,
-    ``compensated``, ``cancelled``, ``rewound`` (also a fork's, after its ``started``), ``finished``,
-    ``failed``."""
+    ``compensated``, ``cancelled``, ``rewound`` (also a fork's, after its ``started``),
+    ``finished``, ``failed``."""
     thread_id: str | None = None
     """The thread it happened on (None for the instance as a whole)."""
     name: str | None = None
