@@ -17,6 +17,7 @@ Commands (``stmtflow COMMAND --help`` for each; ``docs/cli.md`` shows example ou
 ``fork ID --to SEQ --id NEW``              start NEW from ID's history event SEQ
 ``prune --older-than 30d``                 delete ended instances and their history
 ``stuck [--older-than 5m]``                instances that should move and do not, and why
+``dag validate FILE`` / ``dag run FILE``   check a YAML DAG / run it to its end
 =========================================  ==================================================
 
 TARGET is ``path/to/file.py:Class`` or ``package.module:Class``. The store remembers the target
@@ -50,6 +51,7 @@ from stmtflow.cli._common import (
     remember_children,
     remembered_class,
 )
+from stmtflow.cli._dag import dag
 from stmtflow.cli._inputs import inputs
 from stmtflow.cli._ops import fork, history, prune, rewind, stuck
 from stmtflow.cli._show import instance_json, print_instance, print_records, record_json
@@ -269,6 +271,7 @@ cli.add_command(graph)
 cli.add_command(check)
 for _command in (history, rewind, fork, prune, stuck):
     cli.add_command(_command)
+cli.add_command(dag)
 
 
 def main() -> None:
