@@ -299,3 +299,30 @@ def test_workflows_lists_types_with_their_events(client: TestClient) -> None:
     types = {w["name"]: w for w in client.get("/workflows").json()}
     assert sorted(types) == ["Order", "Parent"]
     assert [e["name"] for e in types["Order"]["events"]] == ["decide", "withdraw", "shipped"]
+
+
+def test_history_and_rewind(client: TestClient, engine: sf.Engine) -> None:
+    client.post("/workflows/Order/instances", json={"id": "o-1"})
+    client.post("/instances/o-1/events/decide", json=DECISION)
+    body = client.get("/instances/o-1/history").json()
+    kinds = [e["kind"] for e in body["events"]]
+    assert kinds[0] == "started" and "event_delivered" in kinds
+    assert body["dropped"] == 0
+    delivered = next(e for e in body["events"] if e["kind"] == "event_delivered")
+    assert delivered["name"] == "decide"
+    started = body["events"][0]
+    problem(client.get("/instances/nope/history"), 404, "not-found")
+    problem(client.post("/instances/o-1/rewind"), 400, "bad-query")
+    problem(client.post("/instances/nope/rewind?to=1"), 404, "not-found")
+    before = stored(engine, "o-1")
+    problem(client.post("/instances/o-1/rewind?to=999"), 409, "rewind-refused")
+    assert stored(engine, "o-1") == before
+    target = next(e for e in body["events"] if e["rewindable"] and e["seq"] < delivered["seq"])
+    assert target["seq"] >= started["seq"]
+    rewound = client.post(f"/instances/o-1/rewind?to={target['seq']}")
+    assert rewound.status_code == 200, rewound.text
+    inst = engine.get("o-1")
+    assert isinstance(inst.data, Order)
+    assert "decided True by ann" not in inst.data.log
+    after = client.get("/instances/o-1/history").json()["events"]
+    assert after[-1]["kind"] == "rewound"

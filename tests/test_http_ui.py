@@ -136,3 +136,26 @@ def test_form_fields_and_parsing_follow_the_schema() -> None:
         "properties": {"n": {"anyOf": [{"type": "integer"}, {"type": "null"}]}},
     }
     assert [f.widget for f in form_fields(optional)] == ["integer"]
+
+
+def test_the_timeline_and_its_rewind_button(client: TestClient, engine: sf.Engine) -> None:
+    engine.start(Order, id="o-1")
+    engine.send("o-1", "withdraw")
+    html = client.get("/ui/instances/o-1").text
+    assert 'id="history"' in html and 'data-kind="started"' in html
+    assert 'data-kind="event_delivered"' in html
+    seqs = engine.rewindable("o-1")
+    delivered = next(e for e in engine.history("o-1") if e.kind == "event_delivered")
+    target = max(s for s in seqs if s < delivered.seq)
+    assert f'name="to" value="{target}"' in html
+    answer = client.post("/ui/instances/o-1/rewind", data={"to": str(target)})
+    assert f"rewound to #{target}" in client.get(answer.headers["location"]).text
+    inst = engine.get("o-1")
+    assert isinstance(inst.data, Order)
+    assert inst.data.log == ["reserve"]
+    refused = client.post("/ui/instances/o-1/rewind", data={"to": "999"})
+    assert 'id="problem"' in client.get(refused.headers["location"]).text
+    assert (
+        client.post("/ui/instances/o-1/rewind", headers={"Origin": "https://x.example"}).status_code
+        == 403
+    )

@@ -14,6 +14,7 @@ Example (the routes are served by `create_app`; see docs/http.md for every route
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 from collections.abc import Callable
@@ -30,9 +31,16 @@ from stmtflow.errors import GraphvizNotFound, NotFound, StmtflowError
 from stmtflow.http._auth import verify_callback
 from stmtflow.http._catalogue import events_of
 from stmtflow.http._problems import Problem, from_error
-from stmtflow.http._views import event_json, input_json, instance_json, record_json, summary_json
+from stmtflow.http._views import (
+    event_json,
+    history_json,
+    input_json,
+    instance_json,
+    record_json,
+    summary_json,
+)
 from stmtflow.render import render_image, to_dot, to_mermaid
-from stmtflow.runtime import Engine, Instance
+from stmtflow.runtime import Engine, HistoryEvent, Instance
 from stmtflow.state import WorkflowStatus
 from stmtflow.stores import Record
 
@@ -111,6 +119,8 @@ class Api:
             ),
             Route("/instances/{id}/cancel", self.cancel, methods=["POST"]),
             Route("/instances/{id}/children", self.children),
+            Route("/instances/{id}/history", self.history),
+            Route("/instances/{id}/rewind", self.rewind, methods=["POST"]),
             Route("/instances/{id}/diagram", self.diagram),
             Route("/inputs", self.inputs),
             Route("/callbacks/{id}/{event}", self.callback, methods=["POST"]),
@@ -284,6 +294,42 @@ class Api:
         await self._instance(id)
         kids = await self._call(self.engine.children, id)
         return JSONResponse([summary_json(k) for k in kids])
+
+    async def history(self, request: Request) -> Response:
+        id = request.path_params["id"]
+        await self._instance(id)
+        events, dropped, rewindable = await self._history(id)
+        return JSONResponse(
+            {
+                "events": [history_json(e, e.seq in rewindable) for e in events],
+                "dropped": dropped,
+            }
+        )
+
+    async def _history(self, id: str) -> tuple[builtins.list[HistoryEvent], int, set[int]]:
+        """The instance's history, its dropped count and the seqs it can be rewound to."""
+        engine = self.engine
+
+        def read() -> tuple[builtins.list[HistoryEvent], int, set[int]]:
+            events = engine.history(id)
+            return list(events), events.dropped, engine.rewindable(id)
+
+        try:
+            found: tuple[builtins.list[HistoryEvent], int, set[int]] = await engine.athread(read)
+        except NotFound as exc:
+            raise from_error(exc) from exc
+        except StmtflowError as exc:  # a store that keeps no history (Redis, NATS)
+            raise Problem(501, "no-history", str(exc)) from exc
+        return found
+
+    async def rewind(self, request: Request) -> Response:
+        id = request.path_params["id"]
+        to = _int(request, "to", 0, 1, 2**62)
+        if "to" not in request.query_params:
+            raise Problem(400, "bad-query", "query parameter 'to' (a history seq) is required")
+        await self._instance(id)
+        inst = await self._unit("rewind", self.engine.athread(self.engine.rewind, id, to=to))
+        return JSONResponse(summary_json(inst))
 
     async def inputs(self, request: Request) -> Response:
         query = request.query_params

@@ -176,6 +176,30 @@ def openapi(workflows: dict[str, type[WorkflowState]], *, secured: bool) -> dict
                 ],
             )
         },
+        "/instances/{id}/history": {
+            "get": _op(
+                "history",
+                "what happened to it, oldest first, and the events it can be rewound to",
+                _answers("events", s501="the store keeps no history"),
+                parameters=[_ID],
+            )
+        },
+        "/instances/{id}/rewind": {
+            "post": _op(
+                "rewind",
+                "restore data and state as they stood right after history event `to`",
+                _answers("rewound", instance, s400="no `to`", s409="refused"),
+                parameters=[
+                    _ID,
+                    {
+                        "name": "to",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 1},
+                    },
+                ],
+            )
+        },
         "/instances/{id}/children": {
             "get": _op("children", "instances it started", _answers("them"), parameters=[_ID])
         },

@@ -33,6 +33,7 @@ from stmtflow.errors import (
     HandlerError,
     NotFound,
     NotWaiting,
+    RewindError,
     StaleCallback,
     StmtflowError,
     UnknownCallback,
@@ -52,6 +53,7 @@ _TITLES = {
     405: "Method Not Allowed",
     409: "Conflict",
     413: "Content Too Large",
+    501: "Not Implemented",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
     500: "Internal Server Error",
@@ -102,6 +104,7 @@ _MAPPING: tuple[tuple[type[StmtflowError], int, str], ...] = (
     (WorkflowFinished, 409, "workflow-ended"),
     (ConflictError, 409, "busy"),
     (DefinitionMismatch, 409, "definition-mismatch"),
+    (RewindError, 409, "rewind-refused"),
 )
 
 

@@ -1,8 +1,9 @@
 """The web page under ``/ui``: server-rendered with Jinja2, no script, no build step.
 
 Three pages: the instance list (filters by status, type and parent; paging), one instance
-(its diagram with live thread positions, status, data, threads, children, the events it waits
-for as forms built from their JSON Schema by `stmtflow.http._forms`, a cancel button) and the
+(its diagram with live thread positions, status, data, threads, children, its history
+timeline with a rewind button on each event it can be rewound to, the events it waits for as
+forms built from their JSON Schema by `stmtflow.http._forms`, a cancel button) and the
 diagram itself as SVG. A form posts to the page's own routes, which deliver the event or
 cancel through the engine, then redirect back to the instance with what happened (the
 post/redirect/get pattern, so a reload does not send twice).
@@ -15,6 +16,7 @@ as the password); its posts are refused when the browser says they come from ano
 
 from __future__ import annotations
 
+import builtins
 import json
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from stmtflow.http._api import Counters
 from stmtflow.http._forms import FormProblem, form_fields, parse_form
 from stmtflow.http._problems import Problem, from_error
 from stmtflow.render import render_image
-from stmtflow.runtime import Engine, Instance
+from stmtflow.runtime import Engine, HistoryEvent, Instance
 from stmtflow.state import WorkflowStatus, dump_state
 
 __all__ = ["Ui"]
@@ -56,6 +58,7 @@ class Ui:
             Route("/ui/instances/{id}/diagram.svg", self.diagram),
             Route("/ui/instances/{id}/events/{event}", self.send, methods=["POST"]),
             Route("/ui/instances/{id}/cancel", self.cancel, methods=["POST"]),
+            Route("/ui/instances/{id}/rewind", self.rewind, methods=["POST"]),
         ]
 
     def _page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -102,6 +105,7 @@ class Ui:
         inst = await self._get(id)
         pending = await self.engine.athread(self.engine.pending, id)
         children = await self.engine.athread(self.engine.children, id)
+        history = await self.engine.athread(self._history, id)
         forms = [
             (event, form_fields(event.input_schema)) for event in pending if event.type != "Timer"
         ]
@@ -113,11 +117,22 @@ class Ui:
             pending=pending,
             forms=forms,
             children=children,
+            history=history,
             ended=inst.status.value in ("finished", "failed", "cancelled"),
             notice=request.query_params.get("notice"),
             problem=request.query_params.get("problem"),
             quote=lambda text: quote(text, safe=""),
         )
+
+    def _history(self, id: str) -> tuple[builtins.list[HistoryEvent], int, set[int]] | None:
+        """The timeline (events, dropped count, rewindable seqs); None on a store keeping none."""
+        try:
+            events = self.engine.history(id)
+            return list(events), events.dropped, self.engine.rewindable(id)
+        except NotFound:
+            raise
+        except StmtflowError:  # Redis, NATS: no history kept
+            return None
 
     async def diagram(self, request: Request) -> Response:
         inst = await self._get(request.path_params["id"])
@@ -173,6 +188,22 @@ class Ui:
             return self._back(id, problem=str(exc))
         self.counters.count("cancel", failed=False)
         return self._back(id, notice="cancelled")
+
+    async def rewind(self, request: Request) -> Response:
+        _same_site(request)
+        id = request.path_params["id"]
+        await self._get(id)
+        form = await request.form()
+        to = form.get("to")
+        if not isinstance(to, str) or not to.isdigit():
+            return self._back(id, problem="rewind needs the seq of a history event")
+        try:
+            await self.engine.athread(self.engine.rewind, id, to=int(to))
+        except StmtflowError as exc:
+            self.counters.count("rewind", failed=from_error(exc).status >= 500)
+            return self._back(id, problem=str(exc))
+        self.counters.count("rewind", failed=False)
+        return self._back(id, notice=f"rewound to #{to}")
 
 
 def _same_site(request: Request) -> None:

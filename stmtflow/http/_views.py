@@ -16,11 +16,19 @@ import json
 from datetime import datetime
 from typing import Any
 
-from stmtflow.runtime import Instance, PendingEvent, PendingInput
+from stmtflow.runtime import HistoryEvent, Instance, PendingEvent, PendingInput
 from stmtflow.state import dump_state
 from stmtflow.stores import Record
 
-__all__ = ["event_json", "input_json", "instance_json", "iso", "record_json", "summary_json"]
+__all__ = [
+    "event_json",
+    "history_json",
+    "input_json",
+    "instance_json",
+    "iso",
+    "record_json",
+    "summary_json",
+]
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -89,4 +97,19 @@ def input_json(row: PendingInput) -> dict[str, Any]:
         "input_schema": row.input_schema,
         "asked_at": iso(row.asked_at),
         "deadline": iso(row.deadline),
+    }
+
+
+def history_json(event: HistoryEvent, rewindable: bool) -> dict[str, Any]:
+    """One history event, and whether the instance can be rewound to it now."""
+    return {
+        "seq": event.seq,
+        "at": iso(event.at),
+        "kind": event.kind,
+        "thread_id": event.thread_id,
+        "name": event.name,
+        "attempt": event.attempt,
+        "error": event.error,
+        "detail": event.detail,
+        "rewindable": rewindable,
     }
