@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks import dbos_children
 from benchmarks.flows import Caller, FanCaller, OneStep
 from benchmarks.harness import Result, Settings, Stopwatch, Target, skipped
 from stmtflow.dsl._workflow import WorkflowState
@@ -79,7 +80,7 @@ def _rows(store: str, url_for: dict[int, str], settings: Settings) -> list[Resul
 
 def w7(settings: Settings) -> list[Result]:
     lite = {n: f"sqlite:///{settings.workdir / f'w7-{n}.db'}" for n in sizes(settings)}
-    results = _rows("SQLite", lite, settings)
+    results = _rows("SQLite", lite, settings) + dbos_children.rows(settings)
     if settings.pg_url is None:
         return [*results, skipped("W7", "PostgreSQL", "ms", settings.pg_skip or "")]
     return results + _rows("PostgreSQL", dict.fromkeys(sizes(settings), settings.pg_url), settings)
