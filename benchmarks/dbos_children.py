@@ -69,9 +69,13 @@ def _measure(n: int, path: Path) -> dict[str, float]:
     app = dbos.DBOS
     path.unlink(missing_ok=True)
     logging.getLogger("dbos").setLevel(logging.WARNING)
-    app(
-        config={"name": "w7", "system_database_url": f"sqlite:///{path}", "run_admin_server": False}
-    )
+    config = {
+        "name": "stmtflow-w7",
+        "system_database_url": f"sqlite:///{path}",
+        "run_admin_server": False,
+        "log_level": "WARNING",
+    }
+    app(config=config)
 
     @app.step()  # type: ignore[untyped-decorator]
     def double(x: int) -> int:
