@@ -12,6 +12,7 @@ Commands (``stmtflow COMMAND --help`` for each; ``docs/cli.md`` shows example ou
 ``cancel ID`` / ``restart ID``             end an instance / rerun a failed one's step
 ``graph TARGET [--id ID]``                 a diagram, with an instance's live positions
 ``check TARGET [FILES...]``                will a new definition strand running instances?
+``dag validate FILE`` / ``dag run FILE``   check a YAML DAG / run it to its end
 =========================================  ==================================================
 
 TARGET is ``path/to/file.py:Class`` or ``package.module:Class``. The store remembers the target
@@ -45,6 +46,7 @@ from stmtflow.cli._common import (
     remember_children,
     remembered_class,
 )
+from stmtflow.cli._dag import dag
 from stmtflow.cli._inputs import inputs
 from stmtflow.cli._show import instance_json, print_instance, print_records, record_json
 from stmtflow.cli._tools import check, graph
@@ -53,6 +55,7 @@ from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import NotFound
 from stmtflow.runtime import Engine, Instance
 from stmtflow.runtime._loader import load_target, normalize_target
+from stmtflow.runtime._sinks import sink_from_url
 from stmtflow.stores import DEFAULT_URL
 from stmtflow.stores.base import status_value
 
@@ -72,13 +75,28 @@ _JSON_FLAG = click.option("--json", "as_json", is_flag=True, help="Print JSON fo
         "Store URL: sqlite:///file.db, postgresql://..., redis://..., memory:// (env STMTFLOW_DB)."
     ),
 )
+@click.option(
+    "--sink",
+    "sinks",
+    multiple=True,
+    metavar="URL",
+    help=(
+        "Deliver what steps emit here (repeatable): redis://host:6379/0?stream=NAME or "
+        "nats://host:4222?subject=SUBJECT[&stream=NAME]."
+    ),
+)
 @click.version_option(package_name="stmtflow")
 @click.pass_context
-def cli(ctx: click.Context, db: str) -> None:
+def cli(ctx: click.Context, db: str, sinks: tuple[str, ...]) -> None:
     """Durable workflows written as plain Python: run, inspect and serve them."""
     source = ctx.get_parameter_source("db")
     given = source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
-    ctx.obj = Config(db=db, db_given=given)
+    for url in sinks:
+        try:
+            sink_from_url(url)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--sink") from None
+    ctx.obj = Config(db=db, db_given=given, sinks=sinks)
 
 
 def _errors(exc: ValidationError) -> str:
@@ -261,6 +279,7 @@ cli.add_command(inputs)
 cli.add_command(worker)
 cli.add_command(graph)
 cli.add_command(check)
+cli.add_command(dag)
 
 
 def main() -> None:
