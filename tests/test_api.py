@@ -89,8 +89,10 @@ EXPORTED = {
     "resume",
     # the runtime
     "Engine",
+    "HistoryEvent",
     "Instance",
     "PendingInput",
+    "StuckItem",
     "open_store",
     # the outbox
     "emit",
@@ -128,6 +130,7 @@ EXPORTED = {
     "NotFound",
     "NotWaiting",
     "OutboxError",
+    "RewindError",
     "StaleCallback",
     "StateFormatError",
     "StepError",
@@ -215,6 +218,7 @@ DESIGN_NAMES = [  # DESIGN §2; names of later sections join when they are built
     "StepLimitExceeded",
     "ConflictError",
     "NotFound",
+    "RewindError",
     "StateFormatError",
     "ExecutionError",
     # §8 operations: the outbox

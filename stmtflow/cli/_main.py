@@ -12,6 +12,11 @@ Commands (``stmtflow COMMAND --help`` for each; ``docs/cli.md`` shows example ou
 ``cancel ID`` / ``restart ID``             end an instance / rerun a failed one's step
 ``graph TARGET [--id ID]``                 a diagram, with an instance's live positions
 ``check TARGET [FILES...]``                will a new definition strand running instances?
+``history ID``                             what happened, as a timeline (attempts, errors)
+``rewind ID --to SEQ``                     put an instance back as after history event SEQ
+``fork ID --to SEQ --id NEW``              start NEW from ID's history event SEQ
+``prune --older-than 30d``                 delete ended instances and their history
+``stuck [--older-than 5m]``                instances that should move and do not, and why
 ``dag validate FILE`` / ``dag run FILE``   check a YAML DAG / run it to its end
 =========================================  ==================================================
 
@@ -27,6 +32,8 @@ Example:
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 
 import click
@@ -48,6 +55,7 @@ from stmtflow.cli._common import (
 )
 from stmtflow.cli._dag import dag
 from stmtflow.cli._inputs import inputs
+from stmtflow.cli._ops import fork, history, prune, rewind, stuck
 from stmtflow.cli._show import instance_json, print_instance, print_records, record_json
 from stmtflow.cli._tools import check, graph
 from stmtflow.cli._worker import worker
@@ -85,10 +93,19 @@ _JSON_FLAG = click.option("--json", "as_json", is_flag=True, help="Print JSON fo
         "nats://host:4222?subject=SUBJECT[&stream=NAME]."
     ),
 )
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="warning",
+    show_default=True,
+    envvar="STMTFLOW_LOG_LEVEL",
+    help="What the stmtflow logger prints to stderr (env STMTFLOW_LOG_LEVEL).",
+)
 @click.version_option(package_name="stmtflow")
 @click.pass_context
-def cli(ctx: click.Context, db: str, sinks: tuple[str, ...]) -> None:
+def cli(ctx: click.Context, db: str, sinks: tuple[str, ...], log_level: str) -> None:
     """Durable workflows written as plain Python: run, inspect and serve them."""
+    _log_to_stderr(log_level)
     source = ctx.get_parameter_source("db")
     given = source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
     for url in sinks:
@@ -97,6 +114,24 @@ def cli(ctx: click.Context, db: str, sinks: tuple[str, ...]) -> None:
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--sink") from None
     ctx.obj = Config(db=db, db_given=given, sinks=sinks)
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is now (click's test runner swaps it per call)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.setStream(sys.stderr)
+        super().emit(record)
+
+
+def _log_to_stderr(level: str) -> None:
+    """Show the library's records on stderr: as a library it only has a NullHandler."""
+    logger = logging.getLogger("stmtflow")
+    logger.setLevel(level.upper())
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
 
 
 def _errors(exc: ValidationError) -> str:
@@ -279,6 +314,8 @@ cli.add_command(inputs)
 cli.add_command(worker)
 cli.add_command(graph)
 cli.add_command(check)
+for _command in (history, rewind, fork, prune, stuck):
+    cli.add_command(_command)
 cli.add_command(dag)
 
 
