@@ -109,7 +109,7 @@ def run_map(run: StateRun) -> Outcome:
         items = query(spec.get("ItemsPath", "$"), value, ctx)
         if not isinstance(items, list):
             raise AslFailure(
-                "States.Runtime",
+                "States.QueryEvaluationError",
                 f"ItemsPath {spec.get('ItemsPath', '$')!r} does not give an array",
             )
         selector = spec.get("ItemSelector", spec.get("Parameters"))

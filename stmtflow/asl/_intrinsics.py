@@ -231,7 +231,7 @@ def _integer(value: Any, what: str, name: str) -> int:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise _fail(f"{name}: {what} must be finite")
-        return round(value)
+        return math.floor(value + 0.5)  # halves round up: 2.5 -> 3, -2.5 -> -2
     return int(value)
 
 
@@ -406,7 +406,7 @@ def _string_to_json(values: list[Any]) -> Any:
 
 def _json_to_string(values: list[Any]) -> str:
     _count(values, 1, "States.JsonToString")
-    return json.dumps(values[0], separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(values[0], separators=(",", ":"))
 
 
 def _math_add(values: list[Any]) -> int:
@@ -420,8 +420,8 @@ def _string_split(values: list[Any]) -> list[str]:
     text, delimiters = values
     _kind(text, str, "the string", "States.StringSplit")
     _kind(delimiters, str, "the delimiter", "States.StringSplit")
-    if not delimiters:
-        return [text] if text else []
+    if not delimiters:  # no delimiter: every character on its own
+        return list(text)
     pattern = "|".join(re.escape(c) for c in delimiters)
     return [part for part in re.split(pattern, text) if part]
 

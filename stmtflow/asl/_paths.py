@@ -5,9 +5,10 @@ Reference Path only a chain of fields and indexes (``$.a.b[0]``), because ``Resu
 name the one place it writes to. Parsing is jsonpath-ng's (its ``ext`` grammar, which has
 filters); this module only decides what the ASL makes of a parse:
 
-- a *definite* path (fields and single indexes only) yields its one value, or fails with
-  ``States.Runtime`` when nothing is there;
-- any other path yields the list of what it matched (maybe empty);
+- a *definite* path (fields and single non-negative indexes only) yields its one value, or
+  fails with ``States.Runtime`` when nothing is there;
+- any other path (wildcards, filters, slices, a negative index counting from the end) yields
+  the list of what it matched (maybe empty);
 - a path starting ``$$`` reads the context object instead of the state's input.
 
 Example:
@@ -58,7 +59,7 @@ def _steps(text: str) -> tuple[Step, ...] | None:
         if isinstance(node, Fields) and len(node.fields) == 1 and node.fields[0] != "*":
             out.append(node.fields[0])
             return True
-        if isinstance(node, Index) and len(node.indices) == 1:
+        if isinstance(node, Index) and len(node.indices) == 1 and node.indices[0] >= 0:
             out.append(node.indices[0])
             return True
         return False
@@ -113,7 +114,7 @@ def query(text: str, data: Any, context: Any = None) -> Any:
         value = data
         for step in steps:
             if isinstance(step, int):
-                if not isinstance(value, list) or not -len(value) <= step < len(value):
+                if not isinstance(value, list) or step >= len(value):
                     raise _missing(text)
             elif not isinstance(value, dict) or step not in value:
                 raise _missing(text)
