@@ -12,6 +12,7 @@ Commands (``stmtflow COMMAND --help`` for each; ``docs/cli.md`` shows example ou
 ``cancel ID`` / ``restart ID``             end an instance / rerun a failed one's step
 ``graph TARGET [--id ID]``                 a diagram, with an instance's live positions
 ``check TARGET [FILES...]``                will a new definition strand running instances?
+``asl validate FILE`` / ``asl run FILE``    Amazon States Language: check, run in memory
 =========================================  ==================================================
 
 TARGET is ``path/to/file.py:Class`` or ``package.module:Class``. The store remembers the target
@@ -45,6 +46,7 @@ from stmtflow.cli._common import (
     remember_children,
     remembered_class,
 )
+from stmtflow.cli._asl import asl
 from stmtflow.cli._inputs import inputs
 from stmtflow.cli._show import instance_json, print_instance, print_records, record_json
 from stmtflow.cli._tools import check, graph
@@ -261,6 +263,7 @@ cli.add_command(inputs)
 cli.add_command(worker)
 cli.add_command(graph)
 cli.add_command(check)
+cli.add_command(asl)
 
 
 def main() -> None:
