@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stmtflow.asl._frames import next_due
@@ -68,7 +68,7 @@ def run(
                 error="States.Runtime",
                 cause="a Task waits for a task token, and a run has nobody to send it back",
             )
-        harness.advance(max(datetime.fromisoformat(due) - harness.now, harness.now - harness.now))
+        harness.advance(max(datetime.fromisoformat(due) - harness.now, timedelta(0)))
     result = harness.data.result
     return AslResult(result["status"], result.get("output"), result.get("error"), result.get("cause"))
 
