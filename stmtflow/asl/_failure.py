@@ -5,7 +5,8 @@ a cause (free text). A failure is an exception inside the interpreter so that de
 path that matches nothing, an intrinsic given a bad argument) can end the state at once; the
 state's Retry and Catch then see the name, and the execution ends with it if nothing catches.
 
-`TaskError` is the public form: a resource raises it to fail with a chosen error name.
+`stmtflow.errors.TaskError` is the public form: a resource raises it to fail with a chosen
+error name. `AslFailure` itself never leaves the interpreter.
 
 Example:
     >>> str(AslFailure("States.Runtime", "no such path"))
@@ -14,7 +15,9 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["AslFailure", "TaskError", "error_of"]
+from stmtflow.errors import TaskError
+
+__all__ = ["AslFailure", "error_of"]
 
 
 class AslFailure(Exception):
@@ -24,23 +27,6 @@ class AslFailure(Exception):
         self.error = error
         self.cause = cause
         super().__init__(f"{error}: {cause}" if cause else str(error))
-
-
-class TaskError(Exception):
-    """Raised by a Task's resource to fail the Task with the error name ``error``.
-
-    Any other exception fails the Task too, named by its class (``KeyError``), as a Lambda
-    function's errors are named by their type.
-
-    Example:
-        >>> TaskError("Order.NotFound", "no order 42").error
-        'Order.NotFound'
-    """
-
-    def __init__(self, error: str, cause: str | None = None) -> None:
-        self.error = error
-        self.cause = cause
-        super().__init__(f"{error}: {cause}" if cause else error)
 
 
 def error_of(exc: BaseException) -> AslFailure:

@@ -45,19 +45,15 @@ from stmtflow.asl._task import resource_for
 from stmtflow.asl._validate import problems
 from stmtflow.dsl import For, If, On, RetryPolicy, S, Step, Timer, Wait, WorkflowState
 from stmtflow.dsl import current_step, current_time
-from stmtflow.errors import CallbackInputError, DefinitionError
+from stmtflow.errors import AslExecutionFailed, CallbackInputError, DefinitionError
 from stmtflow.state import CallbackRequest
 
-__all__ = ["AslExecutionFailed", "AslWorkflow", "load", "parse_definition"]
+__all__ = ["TOKEN_EVENT", "AslWorkflow", "load", "parse_definition"]
 
 TOKEN_EVENT = "task_token"
 """The event a Task waiting for its token is sent back with (``engine.send(id, ...)``)."""
 
 _ONCE = RetryPolicy(max_attempts=1)
-
-
-class AslExecutionFailed(Exception):
-    """The state machine ended FAILED; the instance fails with this (``error: cause``)."""
 
 
 def parse_definition(definition: Any) -> dict[str, Any]:
@@ -189,9 +185,9 @@ def load(
     Args:
         definition: the Amazon States Language state machine.
         resources: each Task's ``Resource`` mapped to the Python callable it runs (called with
-            the Task's input, sync or async). Given, every Task must find its callable here.
+            the Task's input, sync or async); every Task must find its callable here.
         name: the workflow type name it is registered and stored under (default
-            ``"StateMachine"``, or the definition's ``"Comment"``-free ``"Name"`` if any).
+            ``"StateMachine"``).
 
     Start an instance with ``{"input": ...}`` as its data; ``data.result`` is
     ``{"status": "SUCCEEDED", "output": ...}`` or ``{"status": "FAILED", "error", "cause"}``.
@@ -201,11 +197,11 @@ def load(
     """
     spec = parse_definition(definition)
     found = problems(spec)
-    if resources is not None:
-        found += _missing_resources(spec, dict(resources), "")
+    if not found:
+        found = _missing_resources(spec, dict(resources or {}), "")
     if found:
         raise DefinitionError(found)
-    type_name = name or str(spec.get("Name") or "StateMachine")
+    type_name = name or "StateMachine"
     attrs = {
         "workflow_name": type_name,
         "asl_definition": spec,
