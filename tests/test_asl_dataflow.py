@@ -153,7 +153,9 @@ def test_fail_takes_error_and_cause_literally_or_by_path() -> None:
     assert (result.error, result.cause) == ("Bad", "why")
     result = one({"Type": "Fail", "ErrorPath": "$.e", "CausePath": "$.c"}, {"e": "E", "c": "C"})
     assert (result.error, result.cause) == ("E", "C")
-    result = one({"Type": "Fail", "Error": "E", "CausePath": "States.Format('n={}', $.n)"}, {"n": 2})
+    result = one(
+        {"Type": "Fail", "Error": "E", "CausePath": "States.Format('n={}', $.n)"}, {"n": 2}
+    )
     assert result.cause == "n=2"
     assert one({"Type": "Fail"}, {}).error is None
 

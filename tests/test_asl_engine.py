@@ -41,8 +41,12 @@ SENT: list[Any] = []
 ORDER = {
     "StartAt": "Reserve",
     "States": {
-        "Reserve": {"Type": "Task", "Resource": "reserve", "ResultPath": "$.reservation",
-                    "Next": "Cool off"},
+        "Reserve": {
+            "Type": "Task",
+            "Resource": "reserve",
+            "ResultPath": "$.reservation",
+            "Next": "Cool off",
+        },
         "Cool off": {"Type": "Wait", "Seconds": 3600, "Next": "Approve"},
         "Approve": {
             "Type": "Task",
@@ -101,7 +105,11 @@ def test_a_failed_execution_fails_the_instance_with_the_asl_error(url: str) -> N
         engine.send("o-5", asl.TOKEN_EVENT, reply)
         inst = engine.get("o-5")
     assert inst.status.value == "failed"
-    assert inst.data.result == {"status": "FAILED", "error": "OrderDropped", "cause": "out of stock"}
+    assert inst.data.result == {
+        "status": "FAILED",
+        "error": "OrderDropped",
+        "cause": "out of stock",
+    }
     assert inst.error is not None and "OrderDropped: out of stock" in inst.error
 
 
@@ -114,8 +122,11 @@ LOOP = {
             "Choices": [{"Variable": "$.i", "NumericLessThanPath": "$.n", "Next": "Step"}],
             "Default": "Rest",
         },
-        "Step": {"Type": "Pass", "Parameters": {"n.$": "$.n", "i.$": "States.MathAdd($.i, 1)"},
-                 "Next": "Check"},
+        "Step": {
+            "Type": "Pass",
+            "Parameters": {"n.$": "$.n", "i.$": "States.MathAdd($.i, 1)"},
+            "Next": "Check",
+        },
         "Rest": {"Type": "Wait", "Seconds": 60, "End": True},
     },
 }
@@ -179,8 +190,7 @@ def test_the_workflow_draws_like_any_other(tmp_path: Path) -> None:
     assert "advance" in text and "waiting" in text
     source = tmp_path / "machines.py"
     source.write_text(
-        "from stmtflow import asl\n"
-        f"Loop = asl.load({json.dumps(LOOP)!r}, name='AslLoop')\n"
+        f"from stmtflow import asl\nLoop = asl.load({json.dumps(LOOP)!r}, name='AslLoop')\n"
     )
     result = CliRunner().invoke(cli, ["--db", "memory://", "graph", f"{source}:Loop"])
     assert result.exit_code == 0, result.output

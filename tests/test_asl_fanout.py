@@ -88,7 +88,11 @@ def test_map_runs_each_item_with_the_item_selector_s_context() -> None:
         "ResultPath": "$.out",
     }
     result = asl.run(machine(state), {"items": ["a", "b"], "tag": "T"})
-    assert result.output == {"items": ["a", "b"], "tag": "T", "out": [{"both": "0:a"}, {"both": "1:b"}]}
+    assert result.output == {
+        "items": ["a", "b"],
+        "tag": "T",
+        "out": [{"both": "0:a"}, {"both": "1:b"}],
+    }
 
 
 def test_the_legacy_iterator_and_parameters_form() -> None:

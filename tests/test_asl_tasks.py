@@ -15,7 +15,10 @@ from stmtflow.testing import WorkflowHarness
 
 
 def task(**fields: Any) -> dict[str, Any]:
-    return {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "r", "End": True, **fields}}}
+    return {
+        "StartAt": "T",
+        "States": {"T": {"Type": "Task", "Resource": "r", "End": True, **fields}},
+    }
 
 
 class Flaky:
@@ -85,7 +88,12 @@ def test_retry_waits_interval_times_backoff_on_the_fake_clock() -> None:
 def test_max_delay_seconds_caps_the_back_off() -> None:
     flaky = Flaky(3)
     retry = [
-        {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "BackoffRate": 3, "MaxDelaySeconds": 5}
+        {
+            "ErrorEquals": ["States.ALL"],
+            "IntervalSeconds": 2,
+            "BackoffRate": 3,
+            "MaxDelaySeconds": 5,
+        }
     ]
     asl.run(task(Retry=retry), {}, resources={"r": flaky})
     assert flaky.times == [0, 2, 7, 12]
@@ -98,7 +106,9 @@ def test_max_attempts_bounds_the_retries_then_the_error_ends_the_execution() -> 
     assert (result.status, result.error) == ("FAILED", "ConnectionError")
     assert len(flaky.calls) == 3  # the first try and two retries
     zero = Flaky(10)
-    asl.run(task(Retry=[{"ErrorEquals": ["States.ALL"], "MaxAttempts": 0}]), {}, resources={"r": zero})
+    asl.run(
+        task(Retry=[{"ErrorEquals": ["States.ALL"], "MaxAttempts": 0}]), {}, resources={"r": zero}
+    )
     assert len(zero.calls) == 1
 
 
@@ -137,7 +147,10 @@ def catching(catch: list[dict[str, Any]]) -> dict[str, Any]:
 def test_catch_puts_error_and_cause_at_its_result_path_and_goes_to_its_next() -> None:
     catch = [{"ErrorEquals": ["ConnectionError"], "ResultPath": "$.err", "Next": "Handled"}]
     result = asl.run(catching(catch), {"id": 1}, resources={"r": Flaky(1)})
-    assert result.output == {"id": 1, "err": {"Error": "ConnectionError", "Cause": "attempt 1 failed"}}
+    assert result.output == {
+        "id": 1,
+        "err": {"Error": "ConnectionError", "Cause": "attempt 1 failed"},
+    }
 
 
 def test_catch_without_result_path_replaces_the_input_with_the_error() -> None:
@@ -208,7 +221,11 @@ def token_machine(timeout: int | None = None) -> dict[str, Any]:
         state["TimeoutSeconds"] = timeout
     return {
         "StartAt": "Ask",
-        "States": {"Ask": state, "Done": {"Type": "Succeed"}, "Refused": {"Type": "Fail", "Error": "No"}},
+        "States": {
+            "Ask": state,
+            "Done": {"Type": "Succeed"},
+            "Refused": {"Type": "Fail", "Error": "No"},
+        },
     }
 
 

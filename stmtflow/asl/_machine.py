@@ -30,12 +30,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from stmtflow.asl._failure import AslFailure
-from stmtflow.asl._outcome import Again, Blocked, Done, Failed, Next, StateRun
-from stmtflow.asl._states import run_state
-from stmtflow.asl._retry import delay, error_output, takes
 from stmtflow.asl._dataflow import put
+from stmtflow.asl._failure import AslFailure
 from stmtflow.asl._frames import settle
+from stmtflow.asl._outcome import Again, Blocked, Done, Failed, Next, StateRun
+from stmtflow.asl._retry import delay, error_output, takes
+from stmtflow.asl._states import run_state
 
 __all__ = ["Runner"]
 

@@ -25,14 +25,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from jsonpath_ng import JSONPath  # type: ignore[import-untyped]
-from jsonpath_ng.ext import parse  # type: ignore[import-untyped]
-from jsonpath_ng.jsonpath import (  # type: ignore[import-untyped]
-    Child,
-    Fields,
-    Index,
-    Root,
-)
+from jsonpath_ng import JSONPath
+from jsonpath_ng.ext.parser import parse
+from jsonpath_ng.jsonpath import Child, Fields, Index, Root
 
 from stmtflow.asl._failure import AslFailure
 

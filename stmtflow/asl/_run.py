@@ -70,7 +70,9 @@ def run(
             )
         harness.advance(max(datetime.fromisoformat(due) - harness.now, timedelta(0)))
     result = harness.data.result
-    return AslResult(result["status"], result.get("output"), result.get("error"), result.get("cause"))
+    return AslResult(
+        result["status"], result.get("output"), result.get("error"), result.get("cause")
+    )
 
 
 def conformance_run(definition: dict[str, Any], input: Any) -> dict[str, Any]:

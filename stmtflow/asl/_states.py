@@ -26,8 +26,8 @@ from typing import Any
 from stmtflow.asl._choice import choose, parse_timestamp
 from stmtflow.asl._dataflow import input_of, output_of, put, template
 from stmtflow.asl._failure import AslFailure
-from stmtflow.asl._intrinsics import evaluate
 from stmtflow.asl._fanout import run_map, run_parallel
+from stmtflow.asl._intrinsics import evaluate
 from stmtflow.asl._outcome import Blocked, Done, Failed, Next, Outcome, StateRun
 from stmtflow.asl._paths import query
 from stmtflow.asl._task import run_task
@@ -41,7 +41,7 @@ def run_pass(run: StateRun) -> Outcome:
     value = input_of(spec, raw, ctx)
     if "Parameters" in spec:
         value = template(spec["Parameters"], value, ctx)
-    result = spec["Result"] if "Result" in spec else value
+    result = spec.get("Result", value)
     return run.finish(output_of(spec, put(raw, spec.get("ResultPath", "$"), result), ctx))
 
 
@@ -72,10 +72,7 @@ def _text_field(spec: dict[str, Any], field: str, raw: Any, ctx: Any) -> str | N
     path = spec.get(field + "Path")
     if path is None:
         return None
-    if path.startswith("States."):
-        value = evaluate(path, raw, ctx)
-    else:
-        value = query(path, raw, ctx)
+    value = evaluate(path, raw, ctx) if path.startswith("States.") else query(path, raw, ctx)
     if not isinstance(value, str):
         raise AslFailure("States.Runtime", f"{field}Path {path!r} gives a non-string value")
     return value

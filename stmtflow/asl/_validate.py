@@ -8,9 +8,12 @@ payload template's ``key.$`` that is neither a Path nor an intrinsic function, m
 rules, Wait, Retry and Catch fields. `validate` raises them as one `DefinitionError`.
 
 Example:
-    >>> problems({"StartAt": "A", "States": {"A": {"Type": "Pass"}, "B": {"Type": "Nope"}}})
-    ['States.A: needs "Next" or "End": true', 'States.B: unknown state type \\'Nope\\'', \
-'States.B: unreachable from StartAt']
+    >>> for line in problems({"StartAt": "A", "States": {"A": {"Type": "Pass"},
+    ...                                                   "B": {"Type": "Nope"}}}):
+    ...     print(line)
+    States.A: needs "Next" or "End": true
+    States.B: unknown state type 'Nope'
+    States.B: unreachable from StartAt
 """
 
 from __future__ import annotations

@@ -43,8 +43,19 @@ from stmtflow.asl._frames import deliver, new_execution, next_due, waiting_token
 from stmtflow.asl._machine import Runner
 from stmtflow.asl._task import resource_for
 from stmtflow.asl._validate import problems
-from stmtflow.dsl import For, If, On, RetryPolicy, S, Step, Timer, Wait, WorkflowState
-from stmtflow.dsl import current_step, current_time
+from stmtflow.dsl import (
+    For,
+    If,
+    On,
+    RetryPolicy,
+    S,
+    Step,
+    Timer,
+    Wait,
+    WorkflowState,
+    current_step,
+    current_time,
+)
 from stmtflow.errors import AslExecutionFailed, CallbackInputError, DefinitionError
 from stmtflow.state import CallbackRequest
 
@@ -100,7 +111,7 @@ class _Tokens:
         if problems:
             raise CallbackInputError("not a task token reply", problems)
         reply = {k: input[k] for k in ("output", "error", "cause") if k in input}
-        deliver(self.wf.execution, token, reply)
+        deliver(self.wf.execution, str(token), reply)
         return {"accepted": token}
 
 

@@ -104,7 +104,7 @@ def run(file: str, input_json: str, resources: str | None) -> None:
         result = run_machine(definition, value, resources=_resources(resources))
     except DefinitionError as exc:
         fail(f"{file}: {'; '.join(exc.issues)}")
-    out = {"status": result.status}
+    out: dict[str, Any] = {"status": result.status}
     if result.status == "SUCCEEDED":
         out["output"] = result.output
     else:
