@@ -26,7 +26,7 @@ StmtflowError
 ├── HarnessError (RuntimeError)       a `WorkflowHarness` was misused, or data failed to persist
 ├── SnapshotMismatch (AssertionError) a value differs from its snapshot file; the message is a diff
 ├── SnapshotMissing (AssertionError)  the snapshot file does not exist yet
-├── TaskError                         raised by an ASL Task's resource: fail with ``.error`` (a name)
+├── TaskError                         an ASL Task's resource fails with the error name ``.error``
 └── AslExecutionFailed                an ASL state machine ended FAILED (``error: cause``)
 ```
 User exceptions are never swallowed: they are chained as ``__cause__``. An exception raised by

@@ -9,10 +9,8 @@ from each ``Resource`` to its callable.
 Example:
     >>> from click.testing import CliRunner
     >>> from stmtflow.cli import cli
-    >>> with CliRunner().isolated_filesystem():
-    ...     _ = open("m.json", "w").write('{"StartAt": "A", "States": {"A": {"Type": "Succeed"}}}')
-    ...     print(CliRunner().invoke(cli, ["asl", "validate", "m.json"]).output.strip())
-    m.json: a valid state machine (1 state)
+    >>> CliRunner().invoke(cli, ["asl", "validate", "/no/such.json"]).output
+    'error: cannot read /no/such.json: No such file or directory\n'
 """
 
 from __future__ import annotations

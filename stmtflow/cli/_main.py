@@ -34,6 +34,7 @@ from click.core import ParameterSource
 from pydantic import ValidationError
 
 from stmtflow.analysis._validate import validate
+from stmtflow.cli._asl import asl
 from stmtflow.cli._common import (
     Config,
     ErrorsAsOneLine,
@@ -46,7 +47,6 @@ from stmtflow.cli._common import (
     remember_children,
     remembered_class,
 )
-from stmtflow.cli._asl import asl
 from stmtflow.cli._inputs import inputs
 from stmtflow.cli._show import instance_json, print_instance, print_records, record_json
 from stmtflow.cli._tools import check, graph
