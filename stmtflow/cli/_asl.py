@@ -10,7 +10,7 @@ Example:
     >>> from click.testing import CliRunner
     >>> from stmtflow.cli import cli
     >>> CliRunner().invoke(cli, ["asl", "validate", "/no/such.json"]).output
-    'error: cannot read /no/such.json: No such file or directory\n'
+    'error: cannot read /no/such.json: No such file or directory\\n'
 """
 
 from __future__ import annotations
