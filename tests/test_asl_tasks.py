@@ -296,3 +296,12 @@ def test_run_reports_a_token_nobody_can_send_back() -> None:
     assert (result.status, result.error) == ("FAILED", "States.Runtime")
     result = asl.run(token_machine(timeout=5), {"order": 1}, resources=resources)
     assert (result.status, result.error) == ("FAILED", "States.Timeout")
+
+
+def test_a_resource_changing_its_input_changes_nothing_of_the_state_s() -> None:
+    def meddle(payload: Any) -> str:
+        payload["order"]["id"] = "changed"
+        return "done"
+
+    result = asl.run(task(ResultPath="$.r"), {"order": {"id": 1}}, resources={"r": meddle})
+    assert result.output == {"order": {"id": 1}, "r": "done"}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import copy
 import inspect
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -102,7 +103,12 @@ def run_task(run: StateRun) -> Outcome:
 
 
 def call(fn: Callable[..., Any], payload: Any, timeout: float | None) -> Any:
-    """Call a resource, awaiting it if it is async; its exceptions become `AslFailure`."""
+    """Call a resource, awaiting it if it is async; its exceptions become `AslFailure`.
+
+    The resource gets a copy of its input: what it changes in it stays its own, as it would
+    across a network.
+    """
+    payload = copy.deepcopy(payload)
     try:
         if timeout is None and not inspect.iscoroutinefunction(fn):
             result = fn(payload)
