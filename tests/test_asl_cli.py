@@ -79,3 +79,42 @@ def test_run_refuses_an_invalid_machine_or_input(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["asl", "run", path, "--input", "{bad"])
     assert result.exit_code != 0
     assert "--input is not valid JSON" in result.output
+
+
+def test_graph_draws_the_states_transitions_choices_and_catchers(tmp_path: Path) -> None:
+    machine = {
+        "StartAt": "Pick",
+        "States": {
+            "Pick": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.n", "NumericGreaterThan": 1, "Next": "Fan"}],
+                "Default": "Done",
+            },
+            "Fan": {
+                "Type": "Map",
+                "ItemProcessor": {
+                    "StartAt": "Each",
+                    "States": {"Each": {"Type": "Pass", "End": True}},
+                },
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Done"}],
+                "Next": "Done",
+            },
+            "Done": {"Type": "Succeed"},
+        },
+    }
+    result = CliRunner().invoke(cli, ["asl", "graph", write(tmp_path, "m.json", machine)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "flowchart TD"
+    assert "  start((start)) --> s0" in lines
+    assert '  s0{"Pick<br/>Choice"}' in lines
+    assert '  s0 -->|"$.n NumericGreaterThan 1"| s1' in lines
+    assert "  s0 -->|default| s2" in lines
+    assert '  subgraph s1["Fan<br/>Map"]' in lines
+    assert '    s3["Each<br/>Pass"]' in lines
+    assert '  s1 -.->|"catch States.ALL"| s2' in lines
+    assert '  s2(["Done<br/>Succeed"])' in lines
+    bad = write(tmp_path, "bad.json", {"StartAt": "X", "States": {}})
+    result = CliRunner().invoke(cli, ["asl", "graph", bad])
+    assert result.exit_code != 0
+    assert "States: must be a non-empty object of states" in result.output

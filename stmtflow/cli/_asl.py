@@ -1,6 +1,7 @@
 """``stmtflow asl``: validate and run Amazon States Language state machines (docs/asl.md).
 
 ``asl validate FILE.json`` lists every problem of a definition (exit status 1 if any);
+``asl graph FILE.json`` draws its states and transitions (Mermaid);
 ``asl run FILE.json --input JSON`` runs one execution in memory on a fake clock (Wait states
 take no time) and prints how it ended as JSON: exit status 0 when it SUCCEEDED, 1 when it
 FAILED. Tasks call the callables of ``--resources module:NAME`` (or ``file.py:NAME``), a dict
@@ -110,3 +111,22 @@ def run(file: str, input_json: str, resources: str | None) -> None:
     click.echo(dump_json(out))
     if result.status != "SUCCEEDED":
         raise SystemExit(1)
+
+
+@asl.command(short_help="Draw a state machine (Mermaid).")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
+def graph(file: str, output: str | None) -> None:
+    """Draw FILE.json's states and transitions as a Mermaid flowchart."""
+    from stmtflow.asl import problems
+    from stmtflow.asl._diagram import to_mermaid
+
+    definition = _read(file)
+    found = problems(definition)
+    if found:
+        fail(f"{file}: {'; '.join(found)}")
+    text = to_mermaid(definition) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        Path(output).write_text(text)

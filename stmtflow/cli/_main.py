@@ -12,7 +12,7 @@ Commands (``stmtflow COMMAND --help`` for each; ``docs/cli.md`` shows example ou
 ``cancel ID`` / ``restart ID``             end an instance / rerun a failed one's step
 ``graph TARGET [--id ID]``                 a diagram, with an instance's live positions
 ``check TARGET [FILES...]``                will a new definition strand running instances?
-``asl validate FILE`` / ``asl run FILE``    Amazon States Language: check, run in memory
+``asl validate|run|graph FILE``            Amazon States Language: check, run in memory, draw
 =========================================  ==================================================
 
 TARGET is ``path/to/file.py:Class`` or ``package.module:Class``. The store remembers the target
