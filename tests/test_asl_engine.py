@@ -217,3 +217,47 @@ def test_load_reports_every_problem_at_once() -> None:
     assert "States.C: unreachable from StartAt" in issues
     with pytest.raises(asl.DefinitionError, match="not JSON text"):
         asl.load("{nope")
+
+
+class Crash(BaseException):
+    """Stands for the process dying: nothing catches it, nothing after it is committed."""
+
+
+def test_a_crash_in_a_task_repeats_that_task_only(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    calls: list[str] = []
+    crash = [True]
+
+    def first(payload: Any) -> str:
+        calls.append("first")
+        return "one"
+
+    def second(payload: Any) -> str:
+        calls.append("second")
+        if crash[0]:
+            crash[0] = False
+            raise Crash
+        return "two"
+
+    machine = {
+        "StartAt": "First",
+        "States": {
+            "First": {"Type": "Task", "Resource": "first", "ResultPath": "$.a", "Next": "Second"},
+            "Second": {"Type": "Task", "Resource": "second", "ResultPath": "$.b", "End": True},
+        },
+    }
+    resources = {"first": first, "second": second}
+    clock = Clock()
+    engine = Engine(url, [asl.load(machine, resources=resources, name="Two")], clock=clock)
+    with pytest.raises(Crash):
+        engine.start("Two", {"input": {}}, id="two")
+    # What the first Task gave was committed before the second ran.
+    stored = engine.store.get("two")
+    assert json.loads(stored.data)["execution"]["root"]["at"] == "Second"
+    # Another process takes over once the dead one's lease has run out.
+    clock.now = T0 + timedelta(minutes=5)
+    with Engine(url, [asl.load(machine, resources=resources, name="Two")], clock=clock) as again:
+        again.tick()
+        inst = again.get("two")
+    assert calls == ["first", "second", "second"]
+    assert inst.data.result == {"status": "SUCCEEDED", "output": {"a": "one", "b": "two"}}
