@@ -121,6 +121,12 @@ def _state(name: str, spec: Any, at: str, states: dict[str, Any], out: list[str]
     for field in ("Parameters", "ResultSelector", "ItemSelector"):
         if field in spec:
             _template(spec[field], f"{at}.{field}", out)
+    if kind == "Choice":
+        for n, rule in enumerate(spec.get("Choices") or []):
+            if isinstance(rule, dict) and "Next" in rule:
+                _target(rule["Next"], f"{at}.Choices[{n}].Next", states, out)
+        if "Default" in spec:
+            _target(spec["Default"], f"{at}.Default", states, out)
     if kind in _ERROR_HANDLING:
         _retry(spec.get("Retry", []), f"{at}.Retry", out)
         _catch(spec.get("Catch", []), f"{at}.Catch", states, out)
