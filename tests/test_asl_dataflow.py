@@ -169,6 +169,8 @@ def test_wait_seconds_path_and_timestamp_path() -> None:
     stamp = {"t": "2030-06-01T00:00:00Z"}
     assert output({"Type": "Wait", "TimestampPath": "$.t"}, stamp) == stamp
     assert error({"Type": "Wait", "SecondsPath": "$.s"}, {"s": "soon"}) == "States.Runtime"
+    assert error({"Type": "Wait", "SecondsPath": "$.s"}, {"s": 1.5}) == "States.Runtime"
+    assert error({"Type": "Wait", "SecondsPath": "$.s"}, {"s": -1}) == "States.Runtime"
     assert error({"Type": "Wait", "TimestampPath": "$.t"}, {"t": "tomorrow"}) == "States.Runtime"
 
 

@@ -214,3 +214,15 @@ def test_branches_wait_on_their_own_timers() -> None:
     assert h.pending()[0].deadline == h.now + timedelta(seconds=3540)
     h.advance(timedelta(seconds=3540))
     assert h.data.result == {"status": "SUCCEEDED", "output": [{"x": 1}, {"x": 1}]}
+
+
+def test_the_states_of_an_iteration_see_their_item_in_the_context_object() -> None:
+    each = passing(Parameters={"i.$": "$$.Map.Item.Index", "v.$": "$$.Map.Item.Value"})
+    state = {"Type": "Map", "ItemsPath": "$.xs", "ItemProcessor": each}
+    assert asl.run(machine(state), {"xs": ["p", None]}).output == [
+        {"i": 0, "v": "p"},
+        {"i": 1, "v": None},
+    ]
+    # Outside a Map there is no item: the path matches nothing.
+    outside = asl.run(machine({"Type": "Pass", "Parameters": {"i.$": "$$.Map.Item.Index"}}), {})
+    assert (outside.status, outside.error) == ("FAILED", "States.Runtime")

@@ -3,7 +3,8 @@
 A Parallel starts one child frame per branch, each given the same input (the effective input,
 or what ``Parameters`` builds). A Map starts one child frame per item of the array at
 ``ItemsPath`` (applied to the effective input), each given the item or what ``ItemSelector``
-(or the legacy ``Parameters``) builds with ``$$.Map.Item.Index`` and ``$$.Map.Item.Value``;
+(or the legacy ``Parameters``) builds with ``$$.Map.Item.Index`` and ``$$.Map.Item.Value``
+(which the states of the iteration see too, though not those of a Parallel inside it);
 at most ``MaxConcurrency`` of them run at once (0: no limit). The children are frames of the
 same execution, moved by the same runner, so a branch waiting on a timer or a token waits
 durably like the top level does.
@@ -121,6 +122,8 @@ def run_map(run: StateRun) -> Outcome:
             item_ctx = {**ctx, "Map": {"Item": {"Index": index, "Value": item}}}
             inputs.append(template(selector, value, item_ctx))
         _start(run, inputs, map_state=True)
+        for index, (kid, item) in enumerate(zip(frame["kids"], items, strict=True)):
+            kid["item"] = {"Index": index, "Value": copy.deepcopy(item)}
     kids = frame["kids"]
     limit = int(spec.get("MaxConcurrency", 0) or 0)
     tolerant = "ToleratedFailureCount" in spec or "ToleratedFailurePercentage" in spec

@@ -112,6 +112,8 @@ class Runner:
         }
         if frame.get("token"):
             ctx["Task"] = {"Token": frame["token"]}
+        if "item" in frame:
+            ctx["Map"] = {"Item": frame["item"]}
         return ctx
 
     def new_token(self) -> str:

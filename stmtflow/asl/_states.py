@@ -96,10 +96,10 @@ def _wait_until(spec: dict[str, Any], value: Any, ctx: Any, now: datetime) -> da
         return now + timedelta(seconds=spec["Seconds"])
     if "SecondsPath" in spec:
         seconds = query(spec["SecondsPath"], value, ctx)
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0:
             raise AslFailure(
                 "States.Runtime",
-                f"SecondsPath {spec['SecondsPath']!r} gives {seconds!r}, not a number of seconds",
+                f"SecondsPath {spec['SecondsPath']!r} gives {seconds!r}, not whole seconds",
             )
         return now + timedelta(seconds=seconds)
     stamp = spec["Timestamp"] if "Timestamp" in spec else query(spec["TimestampPath"], value, ctx)
