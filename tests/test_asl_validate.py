@@ -210,3 +210,15 @@ def test_states_reached_only_through_a_catcher_or_a_choice_are_reachable() -> No
 def test_malformed_machines_are_definition_errors(definition: Any) -> None:
     with pytest.raises(asl.DefinitionError):
         asl.load(definition)
+
+
+def test_what_is_not_supported_is_a_definition_problem() -> None:
+    machine = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "S",
+        "States": {"S": {"Type": "Pass", "Assign": {"x": 1}, "End": True}},
+    }
+    assert asl.problems(machine) == [
+        "QueryLanguage: only JSONPath is supported, not 'JSONata'",
+        "States.S.Assign: not supported (JSONata and variables are not)",
+    ]

@@ -5,7 +5,8 @@ and returns one readable line per problem, each naming where it is (``States.Pay
 unknown state types, a missing or unknown ``StartAt``/``Next``/``Default`` target, a state with
 neither ``Next`` nor ``End``, states no path reaches, malformed Paths and Reference Paths, a
 payload template's ``key.$`` that is neither a Path nor an intrinsic function, malformed choice
-rules, Wait, Retry and Catch fields. `validate` raises them as one `DefinitionError`.
+rules, Wait, Retry and Catch fields, and what is not supported (JSONata, variables, a
+distributed Map's reader and writer). `validate` raises them as one `DefinitionError`.
 
 Example:
     >>> for line in problems({"StartAt": "A", "States": {"A": {"Type": "Pass"},
@@ -30,6 +31,13 @@ __all__ = ["problems", "validate"]
 TYPES = ("Task", "Pass", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")
 _TERMINAL = ("Choice", "Succeed", "Fail")
 _ERROR_HANDLING = ("Task", "Parallel", "Map")
+_UNSUPPORTED = ("Assign", "Arguments", "Output", "Items", "ItemReader", "ResultWriter")
+
+
+def _query_language(spec: dict[str, Any], at: str, out: list[str]) -> None:
+    language = spec.get("QueryLanguage", "JSONPath")
+    if language != "JSONPath":
+        out.append(f"{at}: only JSONPath is supported, not {language!r}")
 
 
 def validate(definition: Any) -> None:
@@ -51,6 +59,7 @@ def _machine(machine: Any, where: str, out: list[str]) -> None:
     if not isinstance(machine, dict):
         out.append(f"{here}: must be an object with StartAt and States")
         return
+    _query_language(machine, f"{where}QueryLanguage", out)
     states = machine.get("States")
     if not isinstance(states, dict) or not states:
         out.append(f"{where}States: must be a non-empty object of states")
@@ -105,6 +114,10 @@ def _state(name: str, spec: Any, at: str, states: dict[str, Any], out: list[str]
         return
     if len(name) > 80:
         out.append(f"{at}: a state name has at most 80 characters")
+    _query_language(spec, f"{at}.QueryLanguage", out)
+    for field in _UNSUPPORTED:
+        if field in spec:
+            out.append(f"{at}.{field}: not supported (JSONata and variables are not)")
     if kind not in _TERMINAL:
         has_next, ends = "Next" in spec, spec.get("End") is True
         if has_next and ends:
