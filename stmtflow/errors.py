@@ -21,6 +21,7 @@ StmtflowError
 │                                     a WaitFor handler), or an async callable reached a sync driver
 ├── GraphvizError (RuntimeError)      Graphviz's ``dot`` could not turn a diagram into an image
 │   └── GraphvizNotFound              ``dot`` is not installed (or not on ``PATH``)
+├── DagFailed                         a YAML DAG run ended with steps failed (or skipped)
 ├── TargetError (ValueError)          a TARGET (``file.py:Class``, ``module:Class``) won't load
 ├── CliError                          the ``stmtflow`` command refused a request (one error line)
 ├── HarnessError (RuntimeError)       a `WorkflowHarness` was misused, or data failed to persist
@@ -54,6 +55,7 @@ __all__ = [
     "CallbackInputError",
     "CliError",
     "ConflictError",
+    "DagFailed",
     "DefinitionError",
     "DefinitionMismatch",
     "ExecutionError",
@@ -96,6 +98,15 @@ class DefinitionError(StmtflowError, ValueError):
             lines = "\n".join(f"  - {issue}" for issue in self.issues)
             message = f"invalid workflow definition ({len(self.issues)} problems):\n{lines}"
         super().__init__(message)
+
+
+class DagFailed(StmtflowError):
+    """A YAML DAG run (`stmtflow.dag`) could not complete: some steps failed for good.
+
+    Raised by the DAG's last step, so the run's compensations unwind and the instance ends
+    ``failed`` with this error kept; the message names each step that failed (with its error)
+    and each one skipped because a dependency failed.
+    """
 
 
 class DefinitionMismatch(StmtflowError):

@@ -23,6 +23,7 @@ import pytest
 
 import stmtflow as sf
 import stmtflow.asl
+import stmtflow.dag
 import stmtflow.errors
 import stmtflow.render
 import stmtflow.runtime
@@ -468,6 +469,7 @@ def test_moved_errors_are_still_importable_where_they_were() -> None:
     assert stmtflow.asl.TaskError is stmtflow.errors.TaskError
     assert stmtflow.asl.AslExecutionFailed is stmtflow.errors.AslExecutionFailed
     assert stmtflow.asl.DefinitionError is stmtflow.errors.DefinitionError
+    assert stmtflow.dag.DagFailed is stmtflow.errors.DagFailed
 
 
 ASL_EXPORTED = {
@@ -495,3 +497,16 @@ def test_the_asl_api_is_pinned() -> None:
         "error",
         "cause",
     ]
+
+
+def test_the_dag_importer_names_are_pinned() -> None:
+    assert sorted(stmtflow.dag.__all__) == [
+        "DagFailed",
+        "DagSpec",
+        "DagWorkflow",
+        "Handlers",
+        "StepSpec",
+        "load",
+        "schema",
+    ]
+    assert callable(stmtflow.dag.load) and stmtflow.dag.schema()["title"] == "stmtflow YAML DAG"

@@ -177,3 +177,18 @@ def test_asl_order_example(tmp_path: Path) -> None:
     with sf.Engine(f"sqlite:///{tmp_path / 'orders.db'}") as engine:
         records = {r.id: r.status for r in engine.store.list()}
     assert records == {"order-1": "finished", "order-2": "failed", "order-3": "finished"}
+
+
+def test_dag_pipeline_example(tmp_path: Path) -> None:
+    out = run_example("dag_pipeline.py", tmp_path)
+    night1, night2 = out.split("night-2:\n")
+    assert "using yesterday's cached rates" in night1
+    assert "-> finished" in night1 and "'rates': {'usd_eur': 0.9}" in night1
+    assert "'notify': 'told #sales about night-1'" in night1
+    assert night2.index("published night-2") < night2.index("took down the report of night-2")
+    assert "-> failed" in night2 and "PermissionError: chat: the bot was removed" in night2
+    assert "compensated: publish" in night2
+    assert out.rstrip().endswith("on the wiki: night-1: 180.0 EUR")
+    with sf.Engine(f"sqlite:///{tmp_path / 'reports.db'}") as engine:
+        statuses = {r.id: r.status for r in engine.store.list()}
+    assert statuses == {"night-1": "finished", "night-2": "failed"}

@@ -13,6 +13,7 @@ Commands (``stmtflow COMMAND --help`` for each; ``docs/cli.md`` shows example ou
 ``graph TARGET [--id ID]``                 a diagram, with an instance's live positions
 ``check TARGET [FILES...]``                will a new definition strand running instances?
 ``asl validate|run|graph FILE``            Amazon States Language: check, run in memory, draw
+``dag validate FILE`` / ``dag run FILE``   check a YAML DAG / run it to its end
 =========================================  ==================================================
 
 TARGET is ``path/to/file.py:Class`` or ``package.module:Class``. The store remembers the target
@@ -47,6 +48,7 @@ from stmtflow.cli._common import (
     remember_children,
     remembered_class,
 )
+from stmtflow.cli._dag import dag
 from stmtflow.cli._inputs import inputs
 from stmtflow.cli._show import instance_json, print_instance, print_records, record_json
 from stmtflow.cli._tools import check, graph
@@ -264,6 +266,7 @@ cli.add_command(worker)
 cli.add_command(graph)
 cli.add_command(check)
 cli.add_command(asl)
+cli.add_command(dag)
 
 
 def main() -> None:
