@@ -72,6 +72,7 @@ from stmtflow.dsl import (
     current_error,
     current_step,
     current_time,
+    emit,
 )
 from stmtflow.errors import (
     AmbiguousCallback,
@@ -84,6 +85,7 @@ from stmtflow.errors import (
     HandlerError,
     NotFound,
     NotWaiting,
+    OutboxError,
     StaleCallback,
     StateFormatError,
     StepError,
@@ -116,7 +118,14 @@ from stmtflow.state import (
 )
 
 if TYPE_CHECKING:
-    from stmtflow.runtime import Engine, Instance, PendingInput
+    from stmtflow.runtime import (
+        Engine,
+        Instance,
+        NatsSink,
+        OutboxMessage,
+        PendingInput,
+        RedisStreamSink,
+    )
     from stmtflow.stores import open_store
 
 # The runtime (stores, engine, worker) is imported on first use, so that `import stmtflow` for the
@@ -125,6 +134,9 @@ _LAZY = {
     "Engine": "stmtflow.runtime",
     "Instance": "stmtflow.runtime",
     "PendingInput": "stmtflow.runtime",
+    "OutboxMessage": "stmtflow.runtime",
+    "RedisStreamSink": "stmtflow.runtime",
+    "NatsSink": "stmtflow.runtime",
     "open_store": "stmtflow.stores",
 }
 
@@ -218,6 +230,11 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "Instance",
     "PendingInput",
     "open_store",
+    # the outbox: emit in a step, delivered to sinks (the sinks imported on first use)
+    "emit",
+    "OutboxMessage",
+    "RedisStreamSink",
+    "NatsSink",
     # errors
     "AmbiguousCallback",
     "CallbackError",
@@ -231,6 +248,7 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "HandlerError",
     "NotFound",
     "NotWaiting",
+    "OutboxError",
     "StaleCallback",
     "StateFormatError",
     "StepError",

@@ -19,6 +19,8 @@ StmtflowError
 ├── StateFormatError (ValueError)     state JSON is malformed
 ├── ExecutionError                    other user code raised (definition(), a lazy condition or id,
 │                                     a WaitFor handler), or an async callable reached a sync driver
+├── OutboxError                       ``emit`` was misused: outside a step action, a payload that is
+│                                     not JSON, or a store that keeps no outbox
 ├── GraphvizError (RuntimeError)      Graphviz's ``dot`` could not turn a diagram into an image
 │   └── GraphvizNotFound              ``dot`` is not installed (or not on ``PATH``)
 ├── DagFailed                         a YAML DAG run ended with steps failed (or skipped)
@@ -65,6 +67,7 @@ __all__ = [
     "HarnessError",
     "NotFound",
     "NotWaiting",
+    "OutboxError",
     "SnapshotMismatch",
     "SnapshotMissing",
     "StaleCallback",
@@ -189,6 +192,12 @@ class StateFormatError(StmtflowError, ValueError):
 
 class ExecutionError(StmtflowError):
     """User code other than a step action or ``handle`` raised; the cause is chained."""
+
+
+class OutboxError(StmtflowError):
+    """``emit`` was misused: called outside a step action run by an engine, with a topic that
+    is not a non-empty string or a payload that is not JSON, or on a store that keeps no
+    outbox. Raised inside the action, so the step fails like any action error."""
 
 
 class GraphvizError(StmtflowError, RuntimeError):

@@ -93,6 +93,11 @@ EXPORTED = {
     "Instance",
     "PendingInput",
     "open_store",
+    # the outbox
+    "emit",
+    "OutboxMessage",
+    "RedisStreamSink",
+    "NatsSink",
     # handlers
     "BaseHandler",
     "FunctionHandler",
@@ -123,6 +128,7 @@ EXPORTED = {
     "HandlerError",
     "NotFound",
     "NotWaiting",
+    "OutboxError",
     "StaleCallback",
     "StateFormatError",
     "StepError",
@@ -212,6 +218,10 @@ DESIGN_NAMES = [  # DESIGN §2; names of later sections join when they are built
     "NotFound",
     "StateFormatError",
     "ExecutionError",
+    # §8 operations: the outbox
+    "emit",
+    "RedisStreamSink",
+    "NatsSink",
 ]
 
 

@@ -179,6 +179,19 @@ def test_asl_order_example(tmp_path: Path) -> None:
     assert records == {"order-1": "finished", "order-2": "failed", "order-3": "finished"}
 
 
+@pytest.mark.redis
+def test_outbox_redis_example(redis_server: str, tmp_path: Path) -> None:
+    out = run_example("outbox_redis.py", tmp_path, redis_server, str(tmp_path))
+    assert "inv-2 after its first attempt: waiting" in out
+    assert "left in the outbox: 0" in out
+    got = out.split("got:\n", 1)[1].splitlines()
+    # One message per invoice: the failed first attempt of inv-2 emitted nothing that counts.
+    assert got == [
+        '  inv-1/_main_/issue/1/0  invoices.issued  {"customer":"acme","amount":120}',
+        '  inv-2/_main_/issue/1/0  invoices.issued  {"customer":"globex","amount":75}',
+    ]
+
+
 def test_dag_pipeline_example(tmp_path: Path) -> None:
     out = run_example("dag_pipeline.py", tmp_path)
     night1, night2 = out.split("night-2:\n")
