@@ -58,7 +58,7 @@ def test_run_prints_the_output_with_resources_from_a_file(tmp_path: Path) -> Non
         cli, ["asl", "run", path, "--input", '{"amount": 3}', "--resources", f"{source}:RESOURCES"]
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == {
+    assert json.loads(result.stdout) == {
         "status": "SUCCEEDED",
         "output": {"amount": 3, "charged": 300},
     }
@@ -68,7 +68,7 @@ def test_run_exits_1_with_the_error_when_the_execution_fails(tmp_path: Path) -> 
     machine = {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Nope", "Cause": "c"}}}
     result = CliRunner().invoke(cli, ["asl", "run", write(tmp_path, "f.json", machine)])
     assert result.exit_code == 1
-    assert json.loads(result.output) == {"status": "FAILED", "error": "Nope", "cause": "c"}
+    assert json.loads(result.stdout) == {"status": "FAILED", "error": "Nope", "cause": "c"}
 
 
 def test_run_refuses_an_invalid_machine_or_input(tmp_path: Path) -> None:
