@@ -140,8 +140,17 @@ def test_nats_example(tmp_path: Path, nats_server: str) -> None:
     assert "listed as finished: ['ticket-1']" in out
 
 
-def test_order_payment_example(tmp_path: Path) -> None:
-    out = run_example("order_payment.py", tmp_path)
+@pytest.mark.parametrize(
+    "store",
+    [
+        "sqlite",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("nats", marks=pytest.mark.nats),
+    ],
+)
+def test_order_payment_example(store: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    url = [] if store == "sqlite" else [str(request.getfixturevalue(f"{store}_url"))]
+    out = run_example("order_payment.py", tmp_path, str(tmp_path), *url)
     assert "payment order-1/pay.child@3 ended finished: {'approved': True}" in out
     assert "shipped the teapot" in out
     assert "payment order-2/pay.child@3 ended timed_out" in out
