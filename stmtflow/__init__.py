@@ -86,6 +86,7 @@ from stmtflow.errors import (
     NotFound,
     NotWaiting,
     OutboxError,
+    RewindError,
     StaleCallback,
     StateFormatError,
     StepError,
@@ -120,11 +121,13 @@ from stmtflow.state import (
 if TYPE_CHECKING:
     from stmtflow.runtime import (
         Engine,
+        HistoryEvent,
         Instance,
         NatsSink,
         OutboxMessage,
         PendingInput,
         RedisStreamSink,
+        StuckItem,
     )
     from stmtflow.stores import open_store
 
@@ -132,11 +135,13 @@ if TYPE_CHECKING:
 # library alone stays light.
 _LAZY = {
     "Engine": "stmtflow.runtime",
+    "HistoryEvent": "stmtflow.runtime",
     "Instance": "stmtflow.runtime",
     "PendingInput": "stmtflow.runtime",
     "OutboxMessage": "stmtflow.runtime",
     "RedisStreamSink": "stmtflow.runtime",
     "NatsSink": "stmtflow.runtime",
+    "StuckItem": "stmtflow.runtime",
     "open_store": "stmtflow.stores",
 }
 
@@ -227,8 +232,10 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "walk",
     # the runtime (imported on first use)
     "Engine",
+    "HistoryEvent",
     "Instance",
     "PendingInput",
+    "StuckItem",
     "open_store",
     # the outbox: emit in a step, delivered to sinks (the sinks imported on first use)
     "emit",
@@ -249,6 +256,7 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "NotFound",
     "NotWaiting",
     "OutboxError",
+    "RewindError",
     "StaleCallback",
     "StateFormatError",
     "StepError",

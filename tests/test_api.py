@@ -90,8 +90,10 @@ EXPORTED = {
     "resume",
     # the runtime
     "Engine",
+    "HistoryEvent",
     "Instance",
     "PendingInput",
+    "StuckItem",
     "open_store",
     # the outbox
     "emit",
@@ -129,6 +131,7 @@ EXPORTED = {
     "NotFound",
     "NotWaiting",
     "OutboxError",
+    "RewindError",
     "StaleCallback",
     "StateFormatError",
     "StepError",
@@ -216,6 +219,7 @@ DESIGN_NAMES = [  # DESIGN §2; names of later sections join when they are built
     "StepLimitExceeded",
     "ConflictError",
     "NotFound",
+    "RewindError",
     "StateFormatError",
     "ExecutionError",
     # §8 operations: the outbox

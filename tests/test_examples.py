@@ -201,6 +201,18 @@ def test_outbox_redis_example(redis_server: str, tmp_path: Path) -> None:
     ]
 
 
+def test_operations_history_example(tmp_path: Path) -> None:
+    out = run_example("operations_history.py", tmp_path)
+    assert "3 +" in out and "retry_scheduled charge attempt 1 - RuntimeError: card declined" in out
+    assert "rewound order-1 to event 4: waiting" in out
+    assert (
+        "order-1 after the rewind: ['reserved the teapot', 'charged', 'shipped parcel P-42']" in out
+    )
+    assert "forked order-1-copy: waiting, waits for ['confirmed']" in out
+    assert "stuck: nothing" in out
+    assert "pruned 1 ended order(s); left: ['order-1-copy', 'order-2']" in out
+
+
 def test_dag_pipeline_example(tmp_path: Path) -> None:
     out = run_example("dag_pipeline.py", tmp_path)
     night1, night2 = out.split("night-2:\n")

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from stmtflow.errors import ConflictError, NotFound
 from stmtflow.stores._inputs import PendingInput, check_inputs, matching
+from stmtflow.stores._memory_history import MemoryHistory
 from stmtflow.stores._memory_outbox import MemoryOutbox
 from stmtflow.stores.base import (
     NO_BATCH,
@@ -40,7 +41,7 @@ from stmtflow.stores.base import (
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(MemoryOutbox, Store):
+class MemoryStore(MemoryOutbox, MemoryHistory, Store):
     """A `Store` kept in a dict; every operation holds one lock, so each is atomic.
 
     Example:
@@ -62,6 +63,7 @@ class MemoryStore(MemoryOutbox, Store):
         self._outbox_init()
         self._inputs: dict[str, tuple[PendingInput, ...]] = {}
         """Each instance's pending-input rows (instances without any are left out)."""
+        self._init_history()
 
     def _current(self, id: str) -> Record:
         try:
@@ -193,6 +195,8 @@ class MemoryStore(MemoryOutbox, Store):
             ):
                 raise refusal(current, expected_version, fence)
             lease = {"lease_owner": None, "lease_expires": None} if release else {}
+            if batch.history is not None:  # first: what fails here leaves the record as it was
+                self._append_history(record.id, batch.history)
             stored = self._store_data(current, record, now, rows, **lease)
             self._apply(record.id, batch, now)
             return stored
@@ -216,6 +220,8 @@ class MemoryStore(MemoryOutbox, Store):
             if current.version != expected_version or current.lease_live(now):
                 raise refusal(current, expected_version, None, now)
             fence = current.fence if owner is None else current.fence + 1
+            if batch.history is not None:  # first: what fails here leaves the record as it was
+                self._append_history(record.id, batch.history)
             stored = self._store_data(
                 current,
                 record,
