@@ -376,6 +376,8 @@ def test_the_runtime_names_are_the_runtime_objects() -> None:
 
 PRIVATE_CONTROL_FLOW = {
     "Contended": "the engine's signal (runtime._unit) to redo an unleased write under a lease",
+    "Problem": "an HTTP refusal (http._problems), raised by a route and answered by the app",
+    "FormProblem": "a web form field that cannot be read as its type (http._forms)",
     "AslFailure": "an ASL state's error on its way to the state's Retry and Catch (asl._failure)",
 }
 """Exception classes allowed outside `stmtflow.errors`: private, caught where they are raised."""

@@ -176,6 +176,25 @@ def test_booking_saga_example(tmp_path: Path) -> None:
     assert statuses == {"trip-1": "finished", "trip-2": "failed", "trip-3": "finished"}
 
 
+def test_service_example_starts_answers_healthz_and_stops(tmp_path: Path) -> None:
+    """examples/service/app.py: one command starts the service (samples, worker, web page)."""
+    import httpx
+
+    from tests.test_http_browser import start_service, stop_service
+
+    proc, base = start_service(tmp_path)
+    try:
+        assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+        listed = httpx.get(f"{base}/instances").json()["items"]
+        assert [i["id"] for i in listed] == ["expense-1", "expense-2", "expense-3"]
+        assert httpx.get(f"{base}/ui/").status_code == 200
+    finally:
+        stop_service(proc)
+    # uvicorn shuts down on SIGTERM, then re-raises the signal: the exit says what ended it.
+    assert proc.returncode in (0, -15)
+    assert (tmp_path / "service.db").exists()
+
+
 def test_asl_order_example(tmp_path: Path) -> None:
     out = run_example("asl_order.py", tmp_path)
     assert "order-1: finished, shipped" in out
