@@ -84,6 +84,7 @@ from stmtflow.errors import (
     HandlerError,
     NotFound,
     NotWaiting,
+    ScheduleError,
     StaleCallback,
     StateFormatError,
     StepError,
@@ -116,7 +117,7 @@ from stmtflow.state import (
 )
 
 if TYPE_CHECKING:
-    from stmtflow.runtime import Engine, Instance, PendingInput
+    from stmtflow.runtime import Engine, Instance, PendingInput, Schedule
     from stmtflow.stores import open_store
 
 # The runtime (stores, engine, worker) is imported on first use, so that `import stmtflow` for the
@@ -125,6 +126,7 @@ _LAZY = {
     "Engine": "stmtflow.runtime",
     "Instance": "stmtflow.runtime",
     "PendingInput": "stmtflow.runtime",
+    "Schedule": "stmtflow.runtime",
     "open_store": "stmtflow.stores",
 }
 
@@ -217,6 +219,7 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "Engine",
     "Instance",
     "PendingInput",
+    "Schedule",
     "open_store",
     # errors
     "AmbiguousCallback",
@@ -231,6 +234,7 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "HandlerError",
     "NotFound",
     "NotWaiting",
+    "ScheduleError",
     "StaleCallback",
     "StateFormatError",
     "StepError",

@@ -15,13 +15,14 @@ StmtflowError
 │   └── HandlerError                  ``handle`` raised; cause chained
 ├── StepLimitExceeded                 one resume ran more than ``max_steps`` actions
 ├── ConflictError                     a store write lost a race (compare-and-set on the version)
-├── NotFound (LookupError)            no stored instance with that id
+├── NotFound (LookupError)            no stored instance (or schedule) with that id (or name)
 ├── StateFormatError (ValueError)     state JSON is malformed
 ├── ExecutionError                    other user code raised (definition(), a lazy condition or id,
 │                                     a WaitFor handler), or an async callable reached a sync driver
 ├── GraphvizError (RuntimeError)      Graphviz's ``dot`` could not turn a diagram into an image
 │   └── GraphvizNotFound              ``dot`` is not installed (or not on ``PATH``)
 ├── TargetError (ValueError)          a TARGET (``file.py:Class``, ``module:Class``) won't load
+├── ScheduleError (ValueError)       a schedule was refused: bad cron, time zone, workflow, ...
 ├── CliError                          the ``stmtflow`` command refused a request (one error line)
 ├── HarnessError (RuntimeError)       a `WorkflowHarness` was misused, or data failed to persist
 ├── SnapshotMismatch (AssertionError) a value differs from its snapshot file; the message is a diff
@@ -60,6 +61,7 @@ __all__ = [
     "HarnessError",
     "NotFound",
     "NotWaiting",
+    "ScheduleError",
     "SnapshotMismatch",
     "SnapshotMissing",
     "StaleCallback",
@@ -186,6 +188,11 @@ class GraphvizNotFound(GraphvizError):
 
 class TargetError(StmtflowError, ValueError):
     """A TARGET that cannot be parsed, imported, or does not name a `WorkflowState` class."""
+
+
+class ScheduleError(StmtflowError, ValueError):
+    """A schedule was refused (a bad name, cron expression, time zone, overlap policy, catch-up
+    window, input, or an unregistered workflow); nothing was stored."""
 
 
 class CliError(StmtflowError):

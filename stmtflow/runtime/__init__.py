@@ -9,11 +9,14 @@
 - ``_warm``: parsed states kept from one unit to the next on the same record;
 - ``_reads``: what the engine answers with (`Instance`, `PendingEvent`, `WorkerStats`);
 - ``_inputs``: the rows of what people are asked for (`PendingInput`), written with each state;
+- ``_schedules`` (and the engine's methods, ``_scheduling``): starting instances on a cron
+  calendar (`Schedule`);
 - ``_loader``: importing a ``file.py:Class`` target.
 """
 
 from stmtflow.runtime._engine import Engine
 from stmtflow.runtime._reads import Instance, PendingEvent, WorkerStats
+from stmtflow.runtime._schedules import Schedule
 from stmtflow.stores import PendingInput
 
-__all__ = ["Engine", "Instance", "PendingEvent", "PendingInput", "WorkerStats"]
+__all__ = ["Engine", "Instance", "PendingEvent", "PendingInput", "Schedule", "WorkerStats"]

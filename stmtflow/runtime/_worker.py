@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from stmtflow.errors import ConflictError, StmtflowError
 from stmtflow.runtime._reads import WorkerStats
+from stmtflow.runtime._schedules import fire_due
 from stmtflow.runtime._unit import open_unit
 
 if TYPE_CHECKING:
@@ -32,9 +33,11 @@ _log = logging.getLogger("stmtflow.worker")
 def tick(engine: Engine, now: datetime, limit: int, stats: WorkerStats) -> int:
     """Claim and work every instance due at ``now``, ``limit`` at a time; how many things fired.
 
-    Each record is worked once per tick (one claimed again in a later batch is released).
+    Due schedules are fired first (`stmtflow.runtime._schedules.fire_due`), each fire's
+    instance run as it starts. Each record is worked once per tick (one claimed again in a
+    later batch is released).
     """
-    count = 0
+    count = fire_due(engine, now, stats)
     seen: set[str] = set()
     store = engine.store
     while True:

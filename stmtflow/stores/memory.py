@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from stmtflow.errors import ConflictError, NotFound
 from stmtflow.stores._inputs import PendingInput, check_inputs, matching
+from stmtflow.stores._schedules import MemorySchedules, ScheduleRow
 from stmtflow.stores.base import (
     NO_BATCH,
     Batch,
@@ -39,7 +40,7 @@ from stmtflow.stores.base import (
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(Store):
+class MemoryStore(MemorySchedules, Store):
     """A `Store` kept in a dict; every operation holds one lock, so each is atomic.
 
     Example:
@@ -60,6 +61,7 @@ class MemoryStore(Store):
         self._seq = 0
         self._inputs: dict[str, tuple[PendingInput, ...]] = {}
         """Each instance's pending-input rows (instances without any are left out)."""
+        self._schedules: dict[str, ScheduleRow] = {}
 
     def _current(self, id: str) -> Record:
         try:

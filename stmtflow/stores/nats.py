@@ -43,6 +43,7 @@ from stmtflow.stores._nats_client import Client, Settings
 from stmtflow.stores._nats_keys import Stored, token, untoken
 from stmtflow.stores._nats_loop import LoopThread
 from stmtflow.stores._no_inbox import WithoutInbox, check_no_batch
+from stmtflow.stores._schedules import WithoutSchedules
 from stmtflow.stores.base import (
     Record,
     Store,
@@ -92,7 +93,7 @@ def parse_url(url: str) -> Settings:
     return Settings(server, bucket, storage, replicas, timeout)
 
 
-class NatsStore(WithoutInbox, Store):
+class NatsStore(WithoutInbox, WithoutSchedules, Store):
     """A `Store` on a NATS JetStream KV bucket, shared by any number of workers.
 
     Args:

@@ -54,6 +54,7 @@ from stmtflow.stores import _redis_lua as lua
 from stmtflow.stores._batch import NO_BATCH, Batch
 from stmtflow.stores._inputs import PendingInput, schema_reader
 from stmtflow.stores._no_inbox import WithoutInbox, check_no_batch
+from stmtflow.stores._schedules import WithoutSchedules
 from stmtflow.stores._redis_codec import fields, micros, opt, opt_time, record_from, time_from
 from stmtflow.stores._redis_inputs import decode, encode_args, index_key
 from stmtflow.stores._redis_parts import Cache, Parts, assemble, plan
@@ -107,7 +108,7 @@ def _split_url(url: str) -> tuple[str, str, set[str]]:
     return urlunsplit(parts._replace(query=urlencode(rest))), prefix, {k for k, _ in rest}
 
 
-class RedisStore(WithoutInbox, Store):
+class RedisStore(WithoutInbox, WithoutSchedules, Store):
     """A `Store` in a Redis database, shared by any number of workers.
 
     Args:
