@@ -130,8 +130,8 @@ def fire_id(name: str, at: datetime) -> str:
 
 def _fire_times(cron: str, timezone: str, after: datetime) -> Iterator[datetime]:
     local = aware(after, "after").astimezone(ZoneInfo(timezone))
-    # cronsim starts at the next whole minute at or after its start: step past ``after``.
-    for at in CronSim(cron, local + timedelta(microseconds=1)):
+    # cronsim's first time is the first whole minute strictly after its start.
+    for at in CronSim(cron, local):
         yield at.astimezone(UTC)
 
 

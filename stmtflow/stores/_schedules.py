@@ -120,7 +120,7 @@ class WithoutSchedules:
 
     store_name = "this"
 
-    def _refused(self, what: str) -> StmtflowError:
+    def _no_schedules(self, what: str) -> StmtflowError:
         return StmtflowError(
             f"the {self.store_name} store keeps no schedules yet, so it cannot {what}: "
             "schedules need the memory, SQLite or PostgreSQL store"
@@ -128,7 +128,7 @@ class WithoutSchedules:
 
     def put_schedule(self, row: ScheduleRow, *, expected_version: int) -> ScheduleRow:
         """Refused: nothing is stored."""
-        raise self._refused(f"store schedule {row.name!r}")
+        raise self._no_schedules(f"store schedule {row.name!r}")
 
     def get_schedule(self, name: str) -> ScheduleRow:
         """No schedule is ever stored here."""
