@@ -187,7 +187,7 @@ def define(
     if cls is not None:
         try:
             model = input if isinstance(input, cls) else cls.model_validate(input or {})
-            data = None if input is None else model.model_dump(mode="json")
+            data = None if input is None else model.model_dump(mode="json", exclude_unset=True)
         except ValidationError as exc:
             problems.append(f"input does not fit workflow {engine.type_name(cls)}: {exc}")
     if problems:
