@@ -98,7 +98,9 @@ def main(folder: Path) -> None:
         print("a backfill of the week before (the nights already run are not run again):")
         before = len(engine.list())
         ids = engine.backfill(
-            "nightly-sales", datetime(2026, 3, 23, tzinfo=PARIS), datetime(2026, 3, 29, tzinfo=PARIS)
+            "nightly-sales",
+            datetime(2026, 3, 23, tzinfo=PARIS),
+            datetime(2026, 3, 29, tzinfo=PARIS),
         )
         new = len(engine.list()) - before
         print(f"  {len(ids)} fires from {ids[0]} to {ids[-1]}: {new} new reports")
@@ -108,7 +110,9 @@ def main(folder: Path) -> None:
         night(engine, clock, datetime(2026, 3, 31, 2, 30, 5))
         engine.resume_schedule("nightly-sales")
         extra = engine.trigger("nightly-sales")
-        print(f"triggered by hand: {extra.id} ({extra.status.value}, mailed to {extra.data.sent_to})")
+        print(
+            f"triggered by hand: {extra.id} ({extra.status.value}, mailed to {extra.data.sent_to})"
+        )
         engine.unschedule("nightly-sales")
         print(f"schedules left: {engine.schedules()}")
 

@@ -90,6 +90,7 @@ EXPORTED = {
     "Engine",
     "Instance",
     "PendingInput",
+    "Schedule",
     "open_store",
     # handlers
     "BaseHandler",
@@ -121,6 +122,7 @@ EXPORTED = {
     "HandlerError",
     "NotFound",
     "NotWaiting",
+    "ScheduleError",
     "StaleCallback",
     "StateFormatError",
     "StepError",

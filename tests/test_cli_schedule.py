@@ -21,8 +21,20 @@ def invoke(db: str, *args: str) -> Result:
 def test_schedule_commands_round_trip(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     added = invoke(
-        db, "schedule", "add", "nightly", REPORT, "30 2 * * *", "--timezone", "Europe/Paris",
-        "--input", '{"region": "US"}', "--catchup", "1h30m", "--overlap", "buffer_one",
+        db,
+        "schedule",
+        "add",
+        "nightly",
+        REPORT,
+        "30 2 * * *",
+        "--timezone",
+        "Europe/Paris",
+        "--input",
+        '{"region": "US"}',
+        "--catchup",
+        "1h30m",
+        "--overlap",
+        "buffer_one",
     )
     assert added.exit_code == 0, added.output
     assert "schedule nightly: SalesReport at '30 2 * * *' (Europe/Paris)" in added.output

@@ -16,8 +16,7 @@ import pytest
 
 import stmtflow as sf
 from stmtflow.errors import NotFound, ScheduleError, StmtflowError
-from stmtflow.runtime import Engine
-from stmtflow.runtime import _schedules
+from stmtflow.runtime import Engine, _schedules
 from stmtflow.runtime._schedules import MISFIRE_GRACE, fire_id
 
 RUNS: list[str] = []
@@ -269,10 +268,10 @@ def test_fall_back_a_daily_time_fires_once_and_an_hourly_one_at_both_hours(
     daily = engine.schedule("daily", Report, "30 1 * * *", timezone="America/New_York")
     hourly = engine.schedule("hourly", Report, "0 * * * *", timezone="America/New_York")
     day_end = utc(2026, 11, 1, 12, 0)
-    assert list(takewhile(lambda t: t < day_end, daily.fire_times(start))) == [utc(2026, 11, 1, 5, 30)]
-    assert list(
-        takewhile(lambda t: t < utc(2026, 11, 1, 8, 0), hourly.fire_times(start))
-    ) == [
+    assert list(takewhile(lambda t: t < day_end, daily.fire_times(start))) == [
+        utc(2026, 11, 1, 5, 30)
+    ]
+    assert list(takewhile(lambda t: t < utc(2026, 11, 1, 8, 0), hourly.fire_times(start))) == [
         utc(2026, 11, 1, 4, 0),  # 00:00 EDT
         utc(2026, 11, 1, 5, 0),  # 01:00 EDT
         utc(2026, 11, 1, 6, 0),  # 01:00 EST

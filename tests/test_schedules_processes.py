@@ -56,8 +56,7 @@ def test_two_workers_and_a_backfill_start_each_fire_exactly_once(
     first = s.next_fire
     assert first is not None
     workers = [
-        launcher.launch("worker.py", pg_url, "--lease", "5", "--concurrency", "2")
-        for _ in range(2)
+        launcher.launch("worker.py", pg_url, "--lease", "5", "--concurrency", "2") for _ in range(2)
     ]
     backfilled = engine.backfill("minutely", first, first + timedelta(hours=1))
     assert len(backfilled) == 60

@@ -121,9 +121,7 @@ def list_(cfg: Config, as_json: bool) -> None:
         table.add_column(column, overflow="fold")
     for s in rows:
         upcoming = "paused" if s.paused else when(s.next_fire, now) if s.next_fire else "never"
-        table.add_row(
-            s.name, s.workflow, s.cron, s.timezone, s.overlap, upcoming, s.last_id or "-"
-        )
+        table.add_row(s.name, s.workflow, s.cron, s.timezone, s.overlap, upcoming, s.last_id or "-")
     console().print(table)
 
 

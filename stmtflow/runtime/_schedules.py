@@ -289,10 +289,12 @@ def _round(engine: Engine, s: Schedule, now: datetime) -> Schedule | None:
         _start(engine, s, s.pending)
         return save(engine, s.model_copy(update={"pending": None}))
     if s.buffered is not None and not _running(engine, s.last_id):
-        at = s.buffered
+        held = s.buffered
         return save(
             engine,
-            s.model_copy(update={"buffered": None, "pending": at, "last_id": fire_id(s.name, at)}),
+            s.model_copy(
+                update={"buffered": None, "pending": held, "last_id": fire_id(s.name, held)}
+            ),
         )
     at = s.next_fire
     if s.paused or at is None or at > now:

@@ -33,7 +33,10 @@ _COLUMNS = "name, spec, due_at, version"
 def _row(row: tuple[Any, ...]) -> ScheduleRow:
     due: datetime | None = row[2]
     return ScheduleRow(
-        name=row[0], spec=row[1], due_at=None if due is None else due.astimezone(UTC), version=row[3]
+        name=row[0],
+        spec=row[1],
+        due_at=None if due is None else due.astimezone(UTC),
+        version=row[3],
     )
 
 
@@ -90,7 +93,7 @@ class PostgresSchedules:
         """Remove the schedule; False if there was none."""
         with self._pool.connection() as conn:
             done = conn.execute("DELETE FROM stmtflow_schedules WHERE name = %s", (name,))
-            return done.rowcount == 1
+            return bool(done.rowcount == 1)
 
     def due_schedules(self, now: datetime, limit: int = 100) -> builtins.list[ScheduleRow]:
         """Schedules with ``due_at <= now``, earliest first, at most ``limit`` (by the index)."""

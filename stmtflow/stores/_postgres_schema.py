@@ -21,8 +21,8 @@ SCHEMA_VERSION = 4
 """The schema this release creates and reads (kept in ``stmtflow_meta``). Version 1 had no
 parents (``parent_id``, ``root_id``, ``parent_event``, ``on_parent_end``) and no inboxes
 (``stmtflow_inbox``), which version 2 added; version 3 added the pending-input index
-(``stmtflow_inputs``); version 4 added schedules (``stmtflow_schedules``). Each addition is created if missing whatever version a database is
-brought up from."""
+(``stmtflow_inputs``); version 4 added schedules (``stmtflow_schedules``). Each addition is
+created if missing whatever version a database is brought up from."""
 
 _SETUP_LOCK = 0x73746D74666C6F77  # "stmtflow": serialises schema creation across processes
 

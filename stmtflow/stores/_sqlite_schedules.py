@@ -9,8 +9,8 @@ from __future__ import annotations
 import builtins
 import contextlib
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from stmtflow.stores._schedules import ScheduleRow, missing_schedule, schedule_conflict
 from stmtflow.stores.base import aware, utcnow
@@ -48,8 +48,10 @@ def _row(row: sqlite3.Row) -> ScheduleRow:
 class SQLiteSchedules:
     """The schedule methods of the `Store` contract over the store's connections."""
 
-    def _conn(self) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
-    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
+    if TYPE_CHECKING:  # the store's own connections (`stmtflow.stores.sqlite.SQLiteStore`)
+
+        def _conn(self) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
+        def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
 
     def put_schedule(self, row: ScheduleRow, *, expected_version: int) -> ScheduleRow:
         """Write ``row`` if the stored version is ``expected_version`` (0: not stored yet)."""
@@ -88,7 +90,9 @@ class SQLiteSchedules:
     def get_schedule(self, name: str) -> ScheduleRow:
         """The schedule named ``name``; `NotFound` if there is none."""
         with self._conn() as conn:
-            row = conn.execute("SELECT * FROM stmtflow_schedules WHERE name = ?", (name,)).fetchone()
+            row = conn.execute(
+                "SELECT * FROM stmtflow_schedules WHERE name = ?", (name,)
+            ).fetchone()
         if row is None:
             raise missing_schedule(name)
         return _row(row)

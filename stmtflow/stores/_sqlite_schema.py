@@ -21,8 +21,9 @@ state parts (`stmtflow.stores._sqlite_parts`); version 2 kept each thread's part
 first characters (``,{"id":"``, which the state dump starts every thread but the first with);
 version 3 had no parents (``parent_id``, ``root_id``, ``parent_event``, ``on_parent_end``) and
 no inboxes (``stmtflow_inbox``), which version 4 added; version 5 added the pending-input index
-(``stmtflow_inputs``); version 6 added schedules (``stmtflow_schedules``). Each addition is created if missing whatever the version it upgrades
-from; opening an older file brings it up to date."""
+(``stmtflow_inputs``); version 6 added schedules (``stmtflow_schedules``). Each addition is
+created if missing whatever the version it upgrades from; opening an older file brings it up
+to date."""
 
 _META = "CREATE TABLE IF NOT EXISTS stmtflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 

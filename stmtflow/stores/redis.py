@@ -54,10 +54,10 @@ from stmtflow.stores import _redis_lua as lua
 from stmtflow.stores._batch import NO_BATCH, Batch
 from stmtflow.stores._inputs import PendingInput, schema_reader
 from stmtflow.stores._no_inbox import WithoutInbox, check_no_batch
-from stmtflow.stores._schedules import WithoutSchedules
 from stmtflow.stores._redis_codec import fields, micros, opt, opt_time, record_from, time_from
 from stmtflow.stores._redis_inputs import decode, encode_args, index_key
 from stmtflow.stores._redis_parts import Cache, Parts, assemble, plan
+from stmtflow.stores._schedules import WithoutSchedules
 from stmtflow.stores.base import (
     Record,
     Store,
