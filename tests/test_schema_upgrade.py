@@ -77,6 +77,8 @@ def _carries_on(url: str) -> None:
         assert engine.get("old").data.outcome == "finished"  # type: ignore[attr-defined]
         [child] = engine.children("old")
         assert child.root_id == "old"
+        engine.schedule("later", Order, "0 2 * * *")  # the schedules table was added
+        assert [s.name for s in engine.schedules()] == ["later"]
 
 
 def test_a_schema_3_sqlite_file_is_brought_up_to_date(tmp_path: Path) -> None:

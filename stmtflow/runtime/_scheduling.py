@@ -73,7 +73,9 @@ class Scheduling:
             except NotFound:
                 update: dict[str, Any] = {}
             else:
-                update = {"version": old.version, "last_id": old.last_id}
+                # What the old one was doing carries over: the instance that counts for
+                # overlap, and a fire decided but maybe not started yet.
+                update = {"version": old.version, "last_id": old.last_id, "pending": old.pending}
             try:
                 return _schedules.save(engine, fresh.model_copy(update=update))
             except ConflictError:
