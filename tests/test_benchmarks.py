@@ -20,7 +20,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKLOADS = ("W1", "W1b", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
+WORKLOADS = ("W1", "W1b", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9")
 POSTGRES_WORKLOADS = {"W5"}
 """Workloads whose every row needs PostgreSQL (others have PostgreSQL rows besides SQLite ones)."""
 
