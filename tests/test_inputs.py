@@ -22,6 +22,8 @@ from stmtflow.runtime import Engine
 from stmtflow.stores import PendingInput, Record, Store, open_store
 from stmtflow.stores import sqlite as sqlite_store
 from stmtflow.stores._inputs import check_inputs
+from stmtflow.stores._postgres_schema import SCHEMA_VERSION as POSTGRES_VERSION
+from stmtflow.stores._sqlite_schema import SCHEMA_VERSION as SQLITE_VERSION
 from stmtflow.testing import WorkflowHarness
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -350,7 +352,7 @@ def test_sqlite_files_of_schema_3_and_4_gain_the_index(tmp_path: Path) -> None:
             (version,) = conn.execute(
                 "SELECT value FROM stmtflow_meta WHERE key = 'schema_version'"
             ).fetchone()
-        assert version == "5"
+        assert version == str(SQLITE_VERSION)
 
 
 def test_sqlite_deleting_an_instance_deletes_its_rows(tmp_path: Path) -> None:
@@ -380,7 +382,7 @@ def test_postgres_schema_1_gains_the_index(pg_url: str) -> None:
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f'SET search_path TO "{schema}"')
         version = conn.execute("SELECT value FROM stmtflow_meta").fetchone()
-    assert version == ("3",)
+    assert version == (str(POSTGRES_VERSION),)
 
 
 @pytest.mark.postgres

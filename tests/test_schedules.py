@@ -16,7 +16,7 @@ import pytest
 
 import stmtflow as sf
 from stmtflow.errors import NotFound, ScheduleError, StmtflowError
-from stmtflow.runtime import Engine, _schedules
+from stmtflow.runtime import Engine, WorkerStats, _schedules, _worker
 from stmtflow.runtime._schedules import MISFIRE_GRACE, fire_id
 
 RUNS: list[str] = []
@@ -116,7 +116,7 @@ def test_two_engines_ticking_the_same_fire_start_it_once(engine: Engine, clock: 
     stale = engine.store.get_schedule("nightly")  # what the slower worker read
     engine.tick()
     # The slower worker's round is refused (the row moved on), so it starts nothing.
-    assert _schedules.fire_due(other, clock.now, sf.runtime.WorkerStats()) == 0
+    assert _schedules.fire_due(other, clock.now, WorkerStats()) == 0
     other.tick()
     assert ids(engine) == ["nightly@2026-01-10T02:00:00Z"] and len(RUNS) == 1
     assert engine.store.get_schedule("nightly").version > stale.version
@@ -168,6 +168,22 @@ def test_a_crash_after_starting_but_before_recording_it_does_not_start_it_twice(
     engine.tick()
     assert ids(engine) == ["nightly@2026-01-10T02:00:00Z"] and len(RUNS) == 1
     assert engine.schedules()[0].pending is None
+
+
+def test_a_fire_a_worker_cannot_start_is_counted_and_started_by_one_that_can(
+    engine: Engine, clock: Clock
+) -> None:
+    engine.schedule("nightly", Report, "0 2 * * *")
+    clock.at(utc(2026, 1, 10, 2, 0, 1))
+    bare = Engine(engine.store, clock=clock)  # knows no workflow
+    stats = WorkerStats()
+    assert _worker.tick(bare, clock.now, 10, stats) == 0
+    assert stats.failed == 1 and "workflow type 'Report' is not registered" in str(stats.last_error)
+    assert ids(engine) == [] and engine.schedules()[0].pending == utc(2026, 1, 10, 2, 0)
+
+    stats = WorkerStats()
+    assert _worker.tick(engine, clock.now, 10, stats) == 1 and stats.fired == 1
+    assert ids(engine) == ["nightly@2026-01-10T02:00:00Z"]
 
 
 # -- overlap ----------------------------------------------------------------------------------

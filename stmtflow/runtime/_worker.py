@@ -38,6 +38,7 @@ def tick(engine: Engine, now: datetime, limit: int, stats: WorkerStats) -> int:
     later batch is released).
     """
     count = fire_due(engine, now, stats)
+    stats.fired += count
     seen: set[str] = set()
     store = engine.store
     while True:
