@@ -72,6 +72,7 @@ from stmtflow.dsl import (
     current_error,
     current_step,
     current_time,
+    emit,
 )
 from stmtflow.errors import (
     AmbiguousCallback,
@@ -84,6 +85,7 @@ from stmtflow.errors import (
     HandlerError,
     NotFound,
     NotWaiting,
+    OutboxError,
     ScheduleError,
     StaleCallback,
     StateFormatError,
@@ -117,7 +119,15 @@ from stmtflow.state import (
 )
 
 if TYPE_CHECKING:
-    from stmtflow.runtime import Engine, Instance, PendingInput, Schedule
+    from stmtflow.runtime import (
+        Engine,
+        Instance,
+        NatsSink,
+        OutboxMessage,
+        PendingInput,
+        RedisStreamSink,
+        Schedule,
+    )
     from stmtflow.stores import open_store
 
 # The runtime (stores, engine, worker) is imported on first use, so that `import stmtflow` for the
@@ -126,6 +136,9 @@ _LAZY = {
     "Engine": "stmtflow.runtime",
     "Instance": "stmtflow.runtime",
     "PendingInput": "stmtflow.runtime",
+    "OutboxMessage": "stmtflow.runtime",
+    "RedisStreamSink": "stmtflow.runtime",
+    "NatsSink": "stmtflow.runtime",
     "Schedule": "stmtflow.runtime",
     "open_store": "stmtflow.stores",
 }
@@ -221,6 +234,11 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "PendingInput",
     "Schedule",
     "open_store",
+    # the outbox: emit in a step, delivered to sinks (the sinks imported on first use)
+    "emit",
+    "OutboxMessage",
+    "RedisStreamSink",
+    "NatsSink",
     # errors
     "AmbiguousCallback",
     "CallbackError",
@@ -234,6 +252,7 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "HandlerError",
     "NotFound",
     "NotWaiting",
+    "OutboxError",
     "ScheduleError",
     "StaleCallback",
     "StateFormatError",

@@ -19,8 +19,11 @@ StmtflowError
 ├── StateFormatError (ValueError)     state JSON is malformed
 ├── ExecutionError                    other user code raised (definition(), a lazy condition or id,
 │                                     a WaitFor handler), or an async callable reached a sync driver
+├── OutboxError                       ``emit`` was misused: outside a step action, a payload that is
+│                                     not JSON, or a store that keeps no outbox
 ├── GraphvizError (RuntimeError)      Graphviz's ``dot`` could not turn a diagram into an image
 │   └── GraphvizNotFound              ``dot`` is not installed (or not on ``PATH``)
+├── DagFailed                         a YAML DAG run ended with steps failed (or skipped)
 ├── TargetError (ValueError)          a TARGET (``file.py:Class``, ``module:Class``) won't load
 ├── ScheduleError (ValueError)       a schedule was refused: bad cron, time zone, workflow, ...
 ├── CliError                          the ``stmtflow`` command refused a request (one error line)
@@ -52,6 +55,7 @@ __all__ = [
     "CallbackInputError",
     "CliError",
     "ConflictError",
+    "DagFailed",
     "DefinitionError",
     "DefinitionMismatch",
     "ExecutionError",
@@ -61,6 +65,7 @@ __all__ = [
     "HarnessError",
     "NotFound",
     "NotWaiting",
+    "OutboxError",
     "ScheduleError",
     "SnapshotMismatch",
     "SnapshotMissing",
@@ -94,6 +99,15 @@ class DefinitionError(StmtflowError, ValueError):
             lines = "\n".join(f"  - {issue}" for issue in self.issues)
             message = f"invalid workflow definition ({len(self.issues)} problems):\n{lines}"
         super().__init__(message)
+
+
+class DagFailed(StmtflowError):
+    """A YAML DAG run (`stmtflow.dag`) could not complete: some steps failed for good.
+
+    Raised by the DAG's last step, so the run's compensations unwind and the instance ends
+    ``failed`` with this error kept; the message names each step that failed (with its error)
+    and each one skipped because a dependency failed.
+    """
 
 
 class DefinitionMismatch(StmtflowError):
@@ -176,6 +190,12 @@ class StateFormatError(StmtflowError, ValueError):
 
 class ExecutionError(StmtflowError):
     """User code other than a step action or ``handle`` raised; the cause is chained."""
+
+
+class OutboxError(StmtflowError):
+    """``emit`` was misused: called outside a step action run by an engine, with a topic that
+    is not a non-empty string or a payload that is not JSON, or on a store that keeps no
+    outbox. Raised inside the action, so the step fails like any action error."""
 
 
 class GraphvizError(StmtflowError, RuntimeError):

@@ -22,6 +22,7 @@ from types import ModuleType
 import pytest
 
 import stmtflow as sf
+import stmtflow.dag
 import stmtflow.errors
 import stmtflow.render
 import stmtflow.runtime
@@ -92,6 +93,11 @@ EXPORTED = {
     "PendingInput",
     "Schedule",
     "open_store",
+    # the outbox
+    "emit",
+    "OutboxMessage",
+    "RedisStreamSink",
+    "NatsSink",
     # handlers
     "BaseHandler",
     "FunctionHandler",
@@ -122,6 +128,7 @@ EXPORTED = {
     "HandlerError",
     "NotFound",
     "NotWaiting",
+    "OutboxError",
     "ScheduleError",
     "StaleCallback",
     "StateFormatError",
@@ -212,6 +219,10 @@ DESIGN_NAMES = [  # DESIGN §2; names of later sections join when they are built
     "NotFound",
     "StateFormatError",
     "ExecutionError",
+    # §8 operations: the outbox
+    "emit",
+    "RedisStreamSink",
+    "NatsSink",
 ]
 
 
@@ -465,3 +476,17 @@ def test_moved_errors_are_still_importable_where_they_were() -> None:
     assert stmtflow.testing.HarnessError is stmtflow.errors.HarnessError
     assert stmtflow.testing.SnapshotMismatch is stmtflow.errors.SnapshotMismatch
     assert stmtflow.testing.SnapshotMissing is stmtflow.errors.SnapshotMissing
+    assert stmtflow.dag.DagFailed is stmtflow.errors.DagFailed
+
+
+def test_the_dag_importer_names_are_pinned() -> None:
+    assert sorted(stmtflow.dag.__all__) == [
+        "DagFailed",
+        "DagSpec",
+        "DagWorkflow",
+        "Handlers",
+        "StepSpec",
+        "load",
+        "schema",
+    ]
+    assert callable(stmtflow.dag.load) and stmtflow.dag.schema()["title"] == "stmtflow YAML DAG"

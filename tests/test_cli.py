@@ -468,3 +468,28 @@ def test_inputs_lists_answers_and_escalations(tmp_path: Path, db: str) -> None:
     assert [r["instance_id"] for r in json.loads(ok(db, "inputs", "--json").output)] == ["c-2"]
     ok(db, "cancel", "c-2")
     assert ok(db, "inputs").output == "nobody is asked for anything\n"
+
+
+FLAKY = """
+import stmtflow as sf
+
+class Flaky(sf.WorkflowState):
+    def definition(self) -> sf.Section:
+        return sf.S(sf.Step("boom", self.boom))
+
+    def boom(self) -> None:
+        raise RuntimeError("card declined")
+"""
+
+
+@pytest.mark.parametrize(("level", "shown"), [("warning", True), ("error", False)])
+def test_log_level_shows_failed_steps_on_stderr(
+    tmp_path: Path, db: str, level: str, shown: bool
+) -> None:
+    """The library logs through a NullHandler only; the command line prints its records."""
+    (tmp_path / "flaky.py").write_text(FLAKY)
+    result = CliRunner().invoke(
+        cli, ["--db", db, "--log-level", level, "run", f"{tmp_path / 'flaky.py'}:Flaky"]
+    )
+    assert ("step failed" in result.stderr and "card declined" in result.stderr) is shown
+    assert "step failed" not in result.stdout

@@ -22,6 +22,7 @@ TARGETS = {
     "approval:Approval": {"title": "budget"},
     "payment:Checkout": {"amount": 1},
     "booking_saga:Trip": {"traveller": "ada"},
+    "dag_pipeline:SalesReport": {},
 }
 
 

@@ -167,6 +167,34 @@ def test_booking_saga_example(tmp_path: Path) -> None:
     assert statuses == {"trip-1": "finished", "trip-2": "failed", "trip-3": "finished"}
 
 
+@pytest.mark.redis
+def test_outbox_redis_example(redis_server: str, tmp_path: Path) -> None:
+    out = run_example("outbox_redis.py", tmp_path, redis_server, str(tmp_path))
+    assert "inv-2 after its first attempt: waiting" in out
+    assert "left in the outbox: 0" in out
+    got = out.split("got:\n", 1)[1].splitlines()
+    # One message per invoice: the failed first attempt of inv-2 emitted nothing that counts.
+    assert got == [
+        '  inv-1/_main_/issue/1/0  invoices.issued  {"customer":"acme","amount":120}',
+        '  inv-2/_main_/issue/1/0  invoices.issued  {"customer":"globex","amount":75}',
+    ]
+
+
+def test_dag_pipeline_example(tmp_path: Path) -> None:
+    out = run_example("dag_pipeline.py", tmp_path)
+    night1, night2 = out.split("night-2:\n")
+    assert "using yesterday's cached rates" in night1
+    assert "-> finished" in night1 and "'rates': {'usd_eur': 0.9}" in night1
+    assert "'notify': 'told #sales about night-1'" in night1
+    assert night2.index("published night-2") < night2.index("took down the report of night-2")
+    assert "-> failed" in night2 and "PermissionError: chat: the bot was removed" in night2
+    assert "compensated: publish" in night2
+    assert out.rstrip().endswith("on the wiki: night-1: 180.0 EUR")
+    with sf.Engine(f"sqlite:///{tmp_path / 'reports.db'}") as engine:
+        statuses = {r.id: r.status for r in engine.store.list()}
+    assert statuses == {"night-1": "finished", "night-2": "failed"}
+
+
 def test_nightly_schedule_example(tmp_path: Path) -> None:
     out = run_example("nightly_schedule.py", tmp_path)
     assert "Fri 27 Mar 02:30 Paris: started nightly-sales@2026-03-27T01:30:00Z" in out

@@ -352,7 +352,7 @@ def test_sqlite_files_of_schema_3_and_4_gain_the_index(tmp_path: Path) -> None:
             (version,) = conn.execute(
                 "SELECT value FROM stmtflow_meta WHERE key = 'schema_version'"
             ).fetchone()
-        assert version == str(SQLITE_VERSION)
+        assert version == str(SQLITE_VERSION)  # brought up to this release's schema
 
 
 def test_sqlite_deleting_an_instance_deletes_its_rows(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import CliError, StmtflowError
 from stmtflow.runtime import Engine
 from stmtflow.runtime._loader import TargetError, load_target
+from stmtflow.runtime._sinks import sink_from_url
 from stmtflow.stores import DEFAULT_URL, Record, Store, open_store
 from stmtflow.stores.base import redact
 
@@ -109,6 +110,8 @@ class Config:
     """The store URL (``--db`` or ``$STMTFLOW_DB``)."""
     db_given: bool = False
     """True when the URL was given explicitly (option or environment)."""
+    sinks: tuple[str, ...] = ()
+    """Where the engine delivers what steps emit (``--sink URL``, `sink_from_url`)."""
 
     def _sqlite_file(self) -> Path | None:
         parts = urlsplit(self.db)
@@ -132,7 +135,8 @@ class Config:
     def engine(self, *, create: bool = False) -> Engine:
         """An `Engine` over the store, with no workflow class registered yet: a type it meets
         (a child, a parent woken by one) is imported from its remembered target."""
-        engine = Engine(self.store(create=create))
+        sinks = [sink_from_url(url) for url in self.sinks]
+        engine = Engine(self.store(create=create), sinks=sinks)
         engine.resolve = lambda name: _remembered(engine, name)
         return engine
 

@@ -13,6 +13,7 @@ Commands (``stmtflow COMMAND --help`` for each; ``docs/cli.md`` shows example ou
 ``cancel ID`` / ``restart ID``             end an instance / rerun a failed one's step
 ``graph TARGET [--id ID]``                 a diagram, with an instance's live positions
 ``check TARGET [FILES...]``                will a new definition strand running instances?
+``dag validate FILE`` / ``dag run FILE``   check a YAML DAG / run it to its end
 =========================================  ==================================================
 
 TARGET is ``path/to/file.py:Class`` or ``package.module:Class``. The store remembers the target
@@ -27,6 +28,8 @@ Example:
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 
 import click
@@ -46,6 +49,7 @@ from stmtflow.cli._common import (
     remember_children,
     remembered_class,
 )
+from stmtflow.cli._dag import dag
 from stmtflow.cli._inputs import inputs
 from stmtflow.cli._schedule import schedule
 from stmtflow.cli._show import instance_json, print_instance, print_records, record_json
@@ -55,6 +59,7 @@ from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import NotFound
 from stmtflow.runtime import Engine, Instance
 from stmtflow.runtime._loader import load_target, normalize_target
+from stmtflow.runtime._sinks import sink_from_url
 from stmtflow.stores import DEFAULT_URL
 from stmtflow.stores.base import status_value
 
@@ -74,13 +79,55 @@ _JSON_FLAG = click.option("--json", "as_json", is_flag=True, help="Print JSON fo
         "Store URL: sqlite:///file.db, postgresql://..., redis://..., memory:// (env STMTFLOW_DB)."
     ),
 )
+@click.option(
+    "--sink",
+    "sinks",
+    multiple=True,
+    metavar="URL",
+    help=(
+        "Deliver what steps emit here (repeatable): redis://host:6379/0?stream=NAME or "
+        "nats://host:4222?subject=SUBJECT[&stream=NAME]."
+    ),
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="warning",
+    show_default=True,
+    envvar="STMTFLOW_LOG_LEVEL",
+    help="What the stmtflow logger prints to stderr (env STMTFLOW_LOG_LEVEL).",
+)
 @click.version_option(package_name="stmtflow")
 @click.pass_context
-def cli(ctx: click.Context, db: str) -> None:
+def cli(ctx: click.Context, db: str, sinks: tuple[str, ...], log_level: str) -> None:
     """Durable workflows written as plain Python: run, inspect and serve them."""
+    _log_to_stderr(log_level)
     source = ctx.get_parameter_source("db")
     given = source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
-    ctx.obj = Config(db=db, db_given=given)
+    for url in sinks:
+        try:
+            sink_from_url(url)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--sink") from None
+    ctx.obj = Config(db=db, db_given=given, sinks=sinks)
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is now (click's test runner swaps it per call)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.setStream(sys.stderr)
+        super().emit(record)
+
+
+def _log_to_stderr(level: str) -> None:
+    """Show the library's records on stderr: as a library it only has a NullHandler."""
+    logger = logging.getLogger("stmtflow")
+    logger.setLevel(level.upper())
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
 
 
 def _errors(exc: ValidationError) -> str:
@@ -264,6 +311,7 @@ cli.add_command(schedule)
 cli.add_command(worker)
 cli.add_command(graph)
 cli.add_command(check)
+cli.add_command(dag)
 
 
 def main() -> None:

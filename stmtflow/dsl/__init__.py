@@ -4,6 +4,7 @@ Every name here is re-exported from `stmtflow`; import it from there.
 """
 
 from stmtflow.dsl._context import StepInfo, current_error, current_step, current_time
+from stmtflow.dsl._emit import emit
 from stmtflow.dsl._handlers import BaseHandler, FunctionHandler, Handler, Timer, handler_type
 from stmtflow.dsl._human import HumanInput
 from stmtflow.dsl._statements import (
@@ -77,5 +78,6 @@ __all__ = [
     "current_error",
     "current_step",
     "current_time",
+    "emit",
     "handler_type",
 ]

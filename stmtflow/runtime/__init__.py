@@ -11,12 +11,29 @@
 - ``_inputs``: the rows of what people are asked for (`PendingInput`), written with each state;
 - ``_schedules`` (and the engine's methods, ``_scheduling``): starting instances on a cron
   calendar (`Schedule`);
-- ``_loader``: importing a ``file.py:Class`` target.
+- ``_loader``: importing a ``file.py:Class`` target;
+- ``_outbox``: what steps `emit`, kept with their checkpoint and delivered to sinks;
+  ``_sinks``: the Redis stream and NATS JetStream sinks;
+- ``_observe``: log records and OpenTelemetry spans of units and steps.
 """
 
 from stmtflow.runtime._engine import Engine
+from stmtflow.runtime._outbox import Sink
 from stmtflow.runtime._reads import Instance, PendingEvent, WorkerStats
 from stmtflow.runtime._schedules import Schedule
+from stmtflow.runtime._sinks import NatsSink, RedisStreamSink
 from stmtflow.stores import PendingInput
+from stmtflow.stores._outbox import OutboxMessage
 
-__all__ = ["Engine", "Instance", "PendingEvent", "PendingInput", "Schedule", "WorkerStats"]
+__all__ = [
+    "Engine",
+    "Instance",
+    "NatsSink",
+    "OutboxMessage",
+    "PendingEvent",
+    "PendingInput",
+    "RedisStreamSink",
+    "Schedule",
+    "Sink",
+    "WorkerStats",
+]

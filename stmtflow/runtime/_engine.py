@@ -23,12 +23,12 @@ Example:
 from __future__ import annotations
 
 import builtins
+import contextlib
 import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,6 +43,7 @@ from stmtflow.errors import ConflictError, NotWaiting, StaleCallback, StmtflowEr
 from stmtflow.runtime import _worker
 from stmtflow.runtime._family import chain, follow_up
 from stmtflow.runtime._inbox import buffer_event, unknown_children
+from stmtflow.runtime._outbox import DEFAULT_OUTBOX_RETRY, Delivery, Sink
 from stmtflow.runtime._reads import Instance, PendingEvent, WorkerStats, pending_events
 from stmtflow.runtime._scheduling import Scheduling
 from stmtflow.runtime._unit import Contended, claim, open_unit
@@ -56,6 +57,7 @@ from stmtflow.state import (
     new_state,
 )
 from stmtflow.stores import PendingInput, Record, Store, open_store
+from stmtflow.stores._outbox import OutboxMessage
 from stmtflow.stores.base import utcnow
 
 __all__ = ["Engine", "Instance", "PendingEvent", "PendingInput", "WorkerStats"]
@@ -87,6 +89,12 @@ class Engine(Scheduling):
         on_checkpoint: called after every checkpoint of every unit with its kind, the data and
             the state, as the interpreter left them (to trace or check them, not to change
             them). What it raises ends the unit like an error of the workflow's code.
+        sinks: where the messages steps `emit` are delivered, at least once, after the commit
+            that stores them and on every `tick`: callables taking an `OutboxMessage`, such as
+            `RedisStreamSink` and `NatsSink` (docs/operations.md, "Outbox"). Without sinks,
+            messages stay in the store's outbox for an engine that has some.
+        outbox_retry: the backoff between failed deliveries of a message (its
+            ``max_attempts`` is not used: a committed message is never given up).
 
     Example:
         >>> engine = Engine("memory://")
@@ -106,6 +114,8 @@ class Engine(Scheduling):
         error_backoff: timedelta = timedelta(seconds=30),
         clock: Callable[[], datetime] = utcnow,
         on_checkpoint: CheckpointObserver | None = None,
+        sinks: Sequence[Sink] = (),
+        outbox_retry: RetryPolicy = DEFAULT_OUTBOX_RETRY,
     ) -> None:
         self.store: Store = open_store(store) if isinstance(store, str) else store or open_store()
         self.default_retry = default_retry
@@ -121,6 +131,8 @@ class Engine(Scheduling):
         follow-up unit); a class it returns is registered. The CLI imports remembered targets."""
         self._warm = WarmStates()
         self._local = threading.local()
+        self.outbox = Delivery(self.store, sinks, retry=outbox_retry)
+        """Delivers what steps emitted to ``sinks`` (`stmtflow.runtime._outbox`)."""
         for cls in workflows:
             self.register(cls)
 
@@ -378,7 +390,8 @@ class Engine(Scheduling):
         many.
 
         Each due instance is claimed under a lease, so several workers can tick at once. An
-        error in one instance is recorded on it, and the tick goes on with the others.
+        error in one instance is recorded on it, and the tick goes on with the others. Then the
+        outbox messages due are delivered to the sinks (`deliver_outbox`).
         """
         return _worker.tick(self, now or self.clock(), limit, WorkerStats())
 
@@ -397,10 +410,35 @@ class Engine(Scheduling):
 
     # -- follow-ups -------------------------------------------------------------------------------
 
-    def _chain(self) -> AbstractContextManager[None]:
+    @contextlib.contextmanager
+    def _chain(self) -> Iterator[None]:
         """Within the outermost call, run the instances its units touched once it is done
-        (`stmtflow.runtime._family.chain`)."""
-        return chain(self)
+        (`stmtflow.runtime._family.chain`), then deliver what their steps emitted."""
+        outermost = getattr(self._local, "queue", None) is None
+        with chain(self):
+            yield
+        if outermost and self.outbox.due:
+            self.outbox.deliver(self.clock())
+
+    # -- outbox -----------------------------------------------------------------------------------
+
+    def deliver_outbox(self, now: datetime | None = None) -> int:
+        """Deliver the outbox messages due now to the sinks; how many were delivered.
+
+        The engine does this after every call that committed messages and on every `tick`;
+        call it to retry at once. A sink's failure is recorded on its message (see
+        `outbox_failures`), never raised.
+        """
+        return self.outbox.deliver(now or self.clock())
+
+    def outbox_messages(self, id: str | None = None) -> builtins.list[OutboxMessage]:
+        """The messages not yet delivered (of instance ``id``, or all), in the order emitted."""
+        return self.store.outbox(id)
+
+    def outbox_failures(self) -> builtins.list[OutboxMessage]:
+        """Undelivered messages whose delivery failed at least once: ``attempts``,
+        ``last_error`` (naming the sink) and ``next_attempt_at`` say how it goes."""
+        return self.outbox.failures()
 
     def _follow_up(self, touched: builtins.list[tuple[str, str | None]]) -> None:
         """Instances a unit's write touched (`stmtflow.runtime._family.follow_up`)."""
@@ -434,7 +472,11 @@ class Engine(Scheduling):
         return self.store.count_due(now or self.clock())
 
     def close(self) -> None:
-        """Close the store."""
+        """Close the sinks that can be closed, and the store."""
+        for sink in self.outbox.sinks:
+            close = getattr(sink, "close", None)
+            if callable(close):
+                close()
         self.store.close()
 
     def __enter__(self) -> Engine:

@@ -14,7 +14,8 @@ after an effect that is not durable. A crash loses at most the moves made since 
 — recomputed identically from the data, as a move runs no user code with effects — and, if the
 process dies just after an action returned, that action's checkpoint: the step then runs again
 with the same ``current_step().key`` (DESIGN §3.11). A unit costs one commit per step plus one
-at the end.
+at the end. What a step action `emit`-ted rides in the write that commits that step's progress
+(`stmtflow.runtime._outbox`): a message is stored exactly when its step's checkpoint is.
 
 Each write also stores when the instance needs the engine next (`wake_at`): the one answer to
 "when is this instance due", by which workers claim it and the test harness moves its clock.
@@ -41,6 +42,8 @@ from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import ConflictError, StepLimitExceeded, StmtflowError
 from stmtflow.runtime._family import Family
 from stmtflow.runtime._inputs import Asking, asking, pending_inputs, same_asking, schemas_in
+from stmtflow.runtime._observe import observed_step, observed_unit
+from stmtflow.runtime._outbox import Emitting
 from stmtflow.state import (
     TERMINAL_STATUSES,
     CallbackRequest,
@@ -129,7 +132,8 @@ def open_unit(engine: Engine, rec: Record, now: datetime, *, leased: bool = True
         state = load_state(rec.state)
     unit = Unit(engine, rec, wf, state, now, leased=leased, index=index)
     try:
-        yield unit
+        with observed_unit(unit):
+            yield unit
     finally:
         if not unit.released and unit.fence is not None:
             engine.store.release(rec.id, unit.owner, unit.fence)
@@ -187,6 +191,8 @@ class Unit:
         self.released = False
         self.family = Family(self)
         """What this unit does to other instances and to its inbox, written with its writes."""
+        self.emitting = Emitting(engine.store)
+        """What its step actions emitted, written with the write that commits them."""
         # A reused state (it comes with its index) is one an interpreter of this class left.
         self.interpreter = Interpreter(
             wf, state, now, engine.default_retry, checked=index is not None, index=index
@@ -215,7 +221,14 @@ class Unit:
         family = self.family
         family.ending(data)
         unchanged = (data, state) == self.saved and error is None and self.rec.error is None
-        if unchanged and not release and self.fence is not None and family.idle:
+        emitting = self.emitting
+        if (
+            unchanged
+            and not release
+            and self.fence is not None
+            and family.idle
+            and not emitting.pending
+        ):
             return
         engine = self.engine
         index = self.interpreter.index
@@ -233,9 +246,10 @@ class Unit:
         )
         now_asking = asking(self.state, index)
         inputs = None if same_asking(now_asking, self.asking) else self._inputs(now_asking)
-        batch = family.batch()
+        batch = emitting.into(family.batch())
         self._write(record, release=release, batch=batch, inputs=inputs)
         family.written(batch)
+        emitting.written(batch, engine)
         self.saved = (data, state)
         self.asking = now_asking
 
@@ -330,6 +344,10 @@ class Unit:
         """
         if self.pending or self.fence is None:
             self.save(data_json=call.data)
+        if call.step is not None:  # a step action: what it emits is kept only if it returns
+            call.fn = observed_step(
+                self.emitting.wrap(call.fn, call.step), call.step, self.rec.workflow
+            )
 
     def perform(self, effect: RuntimeEffect) -> Any:
         """Start or cancel a child: recorded now, committed with the next write."""

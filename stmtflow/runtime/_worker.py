@@ -32,6 +32,7 @@ _log = logging.getLogger("stmtflow.worker")
 
 def tick(engine: Engine, now: datetime, limit: int, stats: WorkerStats) -> int:
     """Claim and work every instance due at ``now``, ``limit`` at a time; how many things fired.
+    Then deliver the outbox messages due at ``now`` (`stmtflow.runtime._outbox`).
 
     Due schedules are fired first (`stmtflow.runtime._schedules.fire_due`), each fire's
     instance run as it starts. Each record is worked once per tick (one claimed again in a
@@ -48,6 +49,7 @@ def tick(engine: Engine, now: datetime, limit: int, stats: WorkerStats) -> int:
             if rec.id in seen:
                 store.release(rec.id, engine.owner, rec.fence)
         if not fresh:
+            engine.outbox.deliver(now)  # what is due: other processes' messages, retries
             return count
         for rec in fresh:
             seen.add(rec.id)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from stmtflow.stores._outbox import OutboxMessage
     from stmtflow.stores.base import Record
 
 __all__ = ["NO_BATCH", "Batch", "Message"]
@@ -74,11 +75,14 @@ class Batch:
     """Seqs of its messages it looked at and keeps for later (``new`` becomes ``kept``)."""
     keys: tuple[str, ...] = ()
     """Keys of events it had delivered directly (a keyed send), remembered as taken."""
+    emit: tuple[OutboxMessage, ...] = ()
+    """Outbox messages the steps of this write emitted (`stmtflow.emit`); one whose key is
+    stored already is left as it is."""
 
     @property
     def empty(self) -> bool:
         """True when there is nothing to apply beyond the write itself."""
-        return not (self.create or self.post or self.take or self.keep or self.keys)
+        return not (self.create or self.post or self.take or self.keep or self.keys or self.emit)
 
 
 NO_BATCH = Batch()

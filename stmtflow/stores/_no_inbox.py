@@ -14,6 +14,7 @@ import builtins
 
 from stmtflow.errors import StmtflowError
 from stmtflow.stores._batch import Batch, Message
+from stmtflow.stores._outbox import WithoutOutbox, outbox_refusal
 
 __all__ = ["WithoutInbox", "check_no_batch"]
 
@@ -29,15 +30,15 @@ def _refusal(store: str, what: str) -> StmtflowError:
 
 def check_no_batch(store: str, record_id: str, batch: Batch) -> None:
     """Refuse a write of ``record_id`` that carries messages or children (nothing is written)."""
+    if batch.emit:  # the engine refuses emit() in the action already: this guards other callers
+        raise outbox_refusal(store)
     if not batch.empty:
         raise _refusal(store, f"the write of instance {record_id!r} with its messages")
 
 
-class WithoutInbox:
-    """The inbox methods of the `Store` contract for a store that keeps no messages."""
-
-    store_name = "this"
-    """How the refusal names the store (``"Redis"``, ``"NATS"``)."""
+class WithoutInbox(WithoutOutbox):
+    """The inbox methods of the `Store` contract for a store that keeps no messages (and,
+    from `WithoutOutbox`, the outbox methods: it keeps no outbox either)."""
 
     def post(self, message: Message) -> bool:
         """Refused: a buffered send needs an inbox."""

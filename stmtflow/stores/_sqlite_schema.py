@@ -10,20 +10,22 @@ from __future__ import annotations
 import sqlite3
 
 from stmtflow.errors import StmtflowError
+from stmtflow.stores._sqlite_outbox import OUTBOX_SCHEMA
 from stmtflow.stores._sqlite_parts import TAIL
 from stmtflow.stores._sqlite_schedules import SCHEDULES_SCHEMA
 
 __all__ = ["SCHEMA_VERSION", "set_up"]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """The schema this release creates and reads (kept in ``stmtflow_meta``). Version 1 had no
 state parts (`stmtflow.stores._sqlite_parts`); version 2 kept each thread's part without its
 first characters (``,{"id":"``, which the state dump starts every thread but the first with);
 version 3 had no parents (``parent_id``, ``root_id``, ``parent_event``, ``on_parent_end``) and
 no inboxes (``stmtflow_inbox``), which version 4 added; version 5 added the pending-input index
-(``stmtflow_inputs``); version 6 added schedules (``stmtflow_schedules``). Each addition is
-created if missing whatever the version it upgrades from; opening an older file brings it up
-to date."""
+(``stmtflow_inputs``); version 6 added the outbox (``stmtflow_outbox``,
+`stmtflow.stores._sqlite_outbox`); version 7 added schedules (``stmtflow_schedules``). Each
+addition is created if missing whatever the version it upgrades from; opening an older file
+brings it up to date."""
 
 _META = "CREATE TABLE IF NOT EXISTS stmtflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
@@ -171,7 +173,7 @@ def set_up(conn: sqlite3.Connection, path: str) -> None:
         for column in _PARENT_COLUMNS:
             if column not in columns:  # a file older than version 4
                 conn.execute(f"ALTER TABLE stmtflow_instances ADD COLUMN {column} TEXT")
-        for statement in (*_FAMILY_SCHEMA, *SCHEDULES_SCHEMA):
+        for statement in (*_FAMILY_SCHEMA, *OUTBOX_SCHEMA, *SCHEDULES_SCHEMA):
             conn.execute(statement)
         conn.execute(
             "INSERT INTO stmtflow_meta (key, value) VALUES ('schema_version', ?) "

@@ -11,6 +11,9 @@ A store keeps one record per workflow instance. Three rules hold on every backen
   succeeds while that claim is still the current one, so a worker whose lease lapsed and was
   taken over by another cannot commit, however late its write arrives.
 
+Beside each record a store keeps its outbox: the messages a step emitted (`OutboxMessage`),
+written by the `Batch` of the write that commits the step, until they are delivered.
+
 Beside each record a store keeps the index of what people are asked for in it (`PendingInput`
 rows, `Store.inputs`): a data write given ``inputs=`` replaces the instance's rows in the same
 commit as its state, and one given none leaves them as they are.
@@ -37,6 +40,7 @@ from stmtflow.errors import ConflictError
 from stmtflow.state import TERMINAL_STATUSES, WorkflowStatus
 from stmtflow.stores._batch import NO_BATCH, Batch, Message
 from stmtflow.stores._inputs import PendingInput
+from stmtflow.stores._outbox import OutboxMessage
 from stmtflow.stores._schedules import ScheduleRow
 
 __all__ = [
@@ -44,6 +48,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "Batch",
     "Message",
+    "OutboxMessage",
     "PendingInput",
     "Record",
     "ScheduleRow",
@@ -483,6 +488,30 @@ class Store(Protocol):
         (by ``asked_at``, then instance, thread and event). Read from the index alone: the cost
         follows the rows, not the number of instances or the size of their states. A record
         created but never updated has none."""
+        ...
+
+    def outbox_claim(
+        self, now: datetime, lease: timedelta, limit: int = 100
+    ) -> builtins.list[OutboxMessage]:
+        """Claim up to ``limit`` outbox messages due for delivery (``next_attempt_at <= now``),
+        oldest first: each one's ``next_attempt_at`` becomes ``now + lease``, so another
+        deliverer skips it while this one sends; a deliverer that dies leaves it due again
+        once the claim lapses (delivery is at least once)."""
+        ...
+
+    def outbox_sent(self, seqs: Sequence[int]) -> None:
+        """Forget delivered messages (unknown seqs are ignored)."""
+        ...
+
+    def outbox_retry(
+        self, seqs: Sequence[int], retry_at: datetime, error: str | None = None
+    ) -> None:
+        """Make messages ``seqs`` due again at ``retry_at``; with ``error``, record a failed
+        delivery too (``attempts`` + 1, ``last_error``). Unknown seqs are ignored."""
+        ...
+
+    def outbox(self, instance_id: str | None = None) -> builtins.list[OutboxMessage]:
+        """The messages not yet delivered (of one instance, or all), in the order emitted."""
         ...
 
     def set_target(self, workflow: str, target: str) -> None:

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from stmtflow.errors import ConflictError, NotFound
 from stmtflow.stores._inputs import PendingInput, check_inputs, matching
+from stmtflow.stores._memory_outbox import MemoryOutbox
 from stmtflow.stores._schedules import MemorySchedules, ScheduleRow
 from stmtflow.stores.base import (
     NO_BATCH,
@@ -40,7 +41,7 @@ from stmtflow.stores.base import (
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(MemorySchedules, Store):
+class MemoryStore(MemoryOutbox, MemorySchedules, Store):
     """A `Store` kept in a dict; every operation holds one lock, so each is atomic.
 
     Example:
@@ -59,6 +60,7 @@ class MemoryStore(MemorySchedules, Store):
         self._inbox: dict[str, dict[int, Message]] = {}
         """Each instance's messages by seq (``done`` ones only while they carry a key)."""
         self._seq = 0
+        self._outbox_init()
         self._inputs: dict[str, tuple[PendingInput, ...]] = {}
         """Each instance's pending-input rows (instances without any are left out)."""
         self._schedules: dict[str, ScheduleRow] = {}
@@ -158,6 +160,7 @@ class MemoryStore(MemorySchedules, Store):
             self._post(Message(to=id, key=key))
             done = next(m for m in self._inbox[id].values() if m.key == key)
             self._inbox[id][done.seq] = dataclasses.replace(done, status="done")
+        self._emit(batch.emit, now)
 
     def post(self, message: Message) -> bool:
         with self._lock:

@@ -41,6 +41,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
+from stmtflow.stores import _postgres_outbox as outbox
 from stmtflow.stores._inputs import (
     INPUT_COLUMNS,
     PendingInput,
@@ -50,6 +51,7 @@ from stmtflow.stores._inputs import (
     input_query,
     schema_reader,
 )
+from stmtflow.stores._outbox import OutboxMessage
 from stmtflow.stores._postgres_inbox import apply_messages, known_key, pending, post
 from stmtflow.stores._postgres_schedules import PostgresSchedules
 from stmtflow.stores._postgres_schema import SCHEMA_VERSION, set_up
@@ -444,6 +446,28 @@ class PostgresStore(PostgresSchedules, Store):
                 return False
         return True
 
+    # -- outbox -----------------------------------------------------------------------------
+
+    def outbox_claim(
+        self, now: datetime, lease: timedelta, limit: int = 100
+    ) -> builtins.list[OutboxMessage]:
+        with self._pool.connection() as conn:
+            return outbox.claim(conn, aware(now, "now"), lease, limit)
+
+    def outbox_sent(self, seqs: Sequence[int]) -> None:
+        with self._pool.connection() as conn:
+            outbox.sent(conn, seqs)
+
+    def outbox_retry(
+        self, seqs: Sequence[int], retry_at: datetime, error: str | None = None
+    ) -> None:
+        with self._pool.connection() as conn:
+            outbox.retry(conn, seqs, aware(retry_at, "retry_at"), error)
+
+    def outbox(self, instance_id: str | None = None) -> builtins.list[OutboxMessage]:
+        with self._pool.connection() as conn:
+            return outbox.listing(conn, instance_id)
+
     # -- inboxes ----------------------------------------------------------------------------
 
     def post(self, message: Message) -> bool:
@@ -529,3 +553,5 @@ def _apply(conn: psycopg.Connection[Any], id: str, batch: Batch, now: datetime) 
     for child in batch.create:
         _create(conn, child, now)
     apply_messages(conn, id, batch, now)
+    if batch.emit:
+        outbox.emit(conn, batch.emit, now)

@@ -43,6 +43,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
+from stmtflow.stores import _sqlite_outbox as outbox
 from stmtflow.stores._inputs import (
     INPUT_COLUMNS,
     PendingInput,
@@ -52,6 +53,7 @@ from stmtflow.stores._inputs import (
     input_query,
     schema_reader,
 )
+from stmtflow.stores._outbox import OutboxMessage
 from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written
 from stmtflow.stores._sqlite_inbox import apply_messages, known_key, pending, post
 from stmtflow.stores._sqlite_parts import PartsCache, Stored, parts_to_store, row_count, whole
@@ -409,6 +411,34 @@ class SQLiteStore(SQLiteSchedules, Store):
         for child in batch.create:
             self._create_child(conn, child, now)
         apply_messages(conn, id, batch, now)
+        if batch.emit:
+            outbox.emit(conn, batch.emit, now)
+
+    # -- outbox -----------------------------------------------------------------------------
+
+    def outbox_claim(
+        self, now: datetime, lease: timedelta, limit: int = 100
+    ) -> builtins.list[OutboxMessage]:
+        now = aware(now, "now")
+        with self._conn() as conn:  # most ticks find nothing: no write lock for them
+            if not outbox.any_due(conn, now):
+                return []
+        with self._write() as conn:
+            return outbox.claim(conn, now, lease, limit)
+
+    def outbox_sent(self, seqs: Sequence[int]) -> None:
+        with self._write() as conn:
+            outbox.sent(conn, seqs)
+
+    def outbox_retry(
+        self, seqs: Sequence[int], retry_at: datetime, error: str | None = None
+    ) -> None:
+        with self._write() as conn:
+            outbox.retry(conn, seqs, aware(retry_at, "retry_at"), error)
+
+    def outbox(self, instance_id: str | None = None) -> builtins.list[OutboxMessage]:
+        with self._conn() as conn:
+            return outbox.listing(conn, instance_id)
 
     # -- inboxes ----------------------------------------------------------------------------
 

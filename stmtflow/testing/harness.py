@@ -56,6 +56,7 @@ from stmtflow.runtime import Engine, Instance, PendingEvent
 from stmtflow.runtime._inputs import inputs_of
 from stmtflow.state import CheckpointType, State, ThreadStatus, WorkflowStatus, new_state
 from stmtflow.stores import PendingInput, Record
+from stmtflow.stores._outbox import OutboxMessage
 
 __all__ = ["DEFAULT_START", "HarnessError", "PendingEvent", "StepRun", "WorkflowHarness"]
 
@@ -109,6 +110,9 @@ class WorkflowHarness(Generic[W]):
         engine: the `Engine` the harness drives (a memory store, the harness's clock).
         trace: every step execution, failed attempts included, in order (`StepRun`).
         checkpoints: every checkpoint the engine's units reported, in order.
+        emitted: every message the steps `emit`-ted (of children too), in the order their
+            checkpoints were committed (`OutboxMessage`: ``topic``, ``value``, ``key``). A
+            failed attempt's messages are not there: they were never committed.
 
     Read the data through ``harness.data`` after each call: it is a fresh object loaded from
     the stored JSON, not the instance passed in. Changes made to it by hand are stored before
@@ -156,6 +160,7 @@ class WorkflowHarness(Generic[W]):
             raise TypeError(f"expected a WorkflowState class or instance, got {workflow!r}")
         self._now = start
         self.check_json = check_json
+        self.emitted: list[OutboxMessage] = []
         self.engine = Engine(
             "memory://",
             [type(wf), *workflows],
@@ -163,6 +168,7 @@ class WorkflowHarness(Generic[W]):
             max_steps=max_steps,
             clock=lambda: self._now,
             on_checkpoint=self._checkpoint,
+            sinks=[self.emitted.append],
         )
         self.trace: list[StepRun] = []
         self.checkpoints: list[CheckpointType] = []
