@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from statistics import median
 from time import perf_counter
 from typing import Any
@@ -73,9 +74,18 @@ def w1(settings: Settings) -> list[Result]:
     return results
 
 
-def _engine_per_step(store: Store, n: int) -> float:
-    """µs per step of one engine run of ``n`` steps (each step one committed write)."""
-    engine = Engine(store, workflows=[Counter])
+HISTORY_SETTINGS: dict[str, dict[str, Any]] = {
+    "history off": {"history": False},
+    "history, no snapshots": {"snapshots": 0},
+    "history + snapshots (default)": {},
+}
+"""The engine settings W1(b) compares: no history, events only, events and snapshots."""
+
+
+def _engine_per_step(store: Store, n: int, **settings: Any) -> float:
+    """µs per step of one engine run of ``n`` steps (each step one committed write), with the
+    engine's default history (an event and a snapshot per commit) unless ``settings`` say."""
+    engine = Engine(store, workflows=[Counter], **settings)
     with Stopwatch() as sw:
         inst = engine.start(Counter, {"n": n}, id=f"w1-{uuid.uuid4().hex[:8]}")
     assert inst.status is sf.WorkflowStatus.FINISHED and inst.data.count == n  # type: ignore[attr-defined]
@@ -149,14 +159,18 @@ def _w1_sqlite(settings: Settings, n: int) -> list[Result]:
     floor_path = str(settings.workdir / "w1-floor.db")
     engine_samples: list[float] = []
     floor_samples: list[float] = []
+    variants: dict[str, list[float]] = {label: [] for label in HISTORY_SETTINGS}
 
     try:
         with sqlite_floor(floor_path, n) as floor_run:
 
             def pair() -> float:
-                # Floor and engine alternate, so disk noise hits both alike.
+                # Floor and engine (with and without history) alternate, so disk noise hits
+                # all three alike.
                 floor_samples.append(floor_run())
-                engine_samples.append(_engine_per_step(store, n))
+                for label, settings in HISTORY_SETTINGS.items():
+                    variants[label].append(_engine_per_step(store, n, **settings))
+                engine_samples.append(variants["history + snapshots (default)"][-1])
                 return engine_samples[-1] / floor_samples[-1]
 
             ratio, ratios = measure(pair, settings.repeats)
@@ -164,8 +178,31 @@ def _w1_sqlite(settings: Settings, n: int) -> list[Result]:
         store.close()
     warm = len(engine_samples) - settings.repeats
     engine_samples, floor_samples = engine_samples[warm:], floor_samples[warm:]
+    variants = {label: samples[warm:] for label, samples in variants.items()}
     floor = median(floor_samples)
     engine = median(engine_samples)
+    bare_samples = variants["history off"]
+    bare = median(bare_samples)
+    pages = wal_pages(settings, n)
+    history_rows = []
+    for label, samples in variants.items():
+        if label == "history off":
+            continue
+        ratios = [h / b for h, b in zip(samples, bare_samples, strict=True)]
+        history_rows.append(
+            Result(
+                "W1",
+                f"(b) {label} over history off",
+                median(samples) / bare,
+                "x",
+                ratios,
+                Target("≤ 1.1x", 1.1),
+                note=(
+                    f"{median(samples):.0f} µs/step; ratio of medians (median of paired ratios "
+                    f"{median(ratios):.2f}); {pages[label]:.2f} WAL pages/commit"
+                ),
+            )
+        )
     return [
         Result(
             "W1",
@@ -185,7 +222,33 @@ def _w1_sqlite(settings: Settings, n: int) -> list[Result]:
             note=f"N={n}; ratio of medians (median of paired ratios {ratio:.2f})",
             extra={"paired_ratios": ratios},
         ),
+        Result(
+            "W1",
+            "(b) engine on SQLite, history off",
+            bare,
+            "µs/step",
+            bare_samples,
+            note=f"N={n}; Engine(history=False); {pages['history off']:.2f} WAL pages/commit",
+        ),
+        *history_rows,
     ]
+
+
+def wal_pages(settings: Settings, n: int) -> dict[str, float]:
+    """WAL pages (frames) each W1 commit writes, per history setting: the part of a commit's
+    cost that does not depend on how busy the disk is. Each setting runs on a fresh file
+    (after a warm-up instance), so the WAL only grows and its size counts every frame."""
+    found = {}
+    for number, (label, engine_settings) in enumerate(HISTORY_SETTINGS.items()):
+        path = settings.workdir / f"w1-pages-{number}.db"
+        with open_store(f"sqlite:///{path}") as store:
+            _engine_per_step(store, 5, **engine_settings)
+            wal = Path(f"{path}-wal")
+            before = wal.stat().st_size
+            _engine_per_step(store, min(n, 200), **engine_settings)
+            frames = (wal.stat().st_size - before) / (4096 + 24)
+        found[label] = frames / min(n, 200)
+    return found
 
 
 def pg_floor(url: str, n: int) -> float:

@@ -12,13 +12,14 @@ its last write, and the parent takes it and moves on. ``Engine.start`` does all 
 
 Parent bytes: the largest the parent's data and state JSON grew during the run (measured in a
 run of its own, on the memory store, from every checkpoint of the parent), and what is stored
-when it finished.
+when it finished. Run on SQLite, PostgreSQL, Redis and NATS (each server store when reachable).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from benchmarks import db, nats_bench
 from benchmarks.flows import Caller, FanCaller, OneStep
 from benchmarks.harness import Result, Settings, Stopwatch, Target, skipped
 from stmtflow.dsl._workflow import WorkflowState
@@ -82,6 +83,18 @@ def _rows(store: str, url_for: dict[int, str], settings: Settings) -> list[Resul
 def w8(settings: Settings) -> list[Result]:
     lite = {n: f"sqlite:///{settings.workdir / f'w8-{n}.db'}" for n in sizes(settings)}
     results = _rows("SQLite", lite, settings)
-    if settings.pg_url is None:
-        return [*results, skipped("W8", "PostgreSQL", "ms", settings.pg_skip or "")]
-    return results + _rows("PostgreSQL", dict.fromkeys(sizes(settings), settings.pg_url), settings)
+    servers = (
+        ("PostgreSQL", settings.pg_url, settings.pg_skip, None),
+        ("Redis", settings.redis_url, settings.redis_skip, db.redis_delete),
+        ("NATS", settings.nats_url, settings.nats_skip, nats_bench.drop),
+    )
+    for store, url, why, clear in servers:
+        if url is None:
+            results.append(skipped("W8", store, "ms", why or ""))
+            continue
+        try:
+            results += _rows(store, dict.fromkeys(sizes(settings), url), settings)
+        finally:
+            if clear is not None:
+                clear(url)
+    return results

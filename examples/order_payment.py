@@ -8,9 +8,12 @@ payment child is cancelled, the order receives a ``timed_out`` result and releas
 
 Run it (an SQLite file in a fresh temporary folder, or in the folder given):
 
-    python examples/order_payment.py [FOLDER]
+    python examples/order_payment.py [FOLDER] [STORE_URL]
 
-Each instance's state is written next to the database as ``<id>.state.json``.
+Each instance's state is written to the folder as ``<id>.state.json``. Children work the same on
+every store: give a ``STORE_URL`` (``redis://127.0.0.1:6379/0?prefix=orders``,
+``nats://127.0.0.1:4222?bucket=orders``, ``postgresql://...``) to keep the instances there
+instead (an empty one: the ids are fixed).
 """
 
 from __future__ import annotations
@@ -91,9 +94,9 @@ class Clock:
         return self.now
 
 
-def main(folder: Path) -> None:
+def main(folder: Path, url: str | None = None) -> None:
     clock = Clock()
-    engine = sf.Engine(f"sqlite:///{folder / 'orders.db'}", [Order, Payment], clock=clock)
+    engine = sf.Engine(url or f"sqlite:///{folder / 'orders.db'}", [Order, Payment], clock=clock)
 
     print("order-1: the bank answers")
     engine.start(Order, {"item": "teapot", "amount": 30}, id="order-1")
@@ -119,4 +122,7 @@ def main(folder: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp()))
+    main(
+        Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp()),
+        sys.argv[2] if len(sys.argv) > 2 else None,
+    )

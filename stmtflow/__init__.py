@@ -86,6 +86,7 @@ from stmtflow.errors import (
     NotFound,
     NotWaiting,
     OutboxError,
+    RewindError,
     ScheduleError,
     StaleCallback,
     StateFormatError,
@@ -121,12 +122,14 @@ from stmtflow.state import (
 if TYPE_CHECKING:
     from stmtflow.runtime import (
         Engine,
+        HistoryEvent,
         Instance,
         NatsSink,
         OutboxMessage,
         PendingInput,
         RedisStreamSink,
         Schedule,
+        StuckItem,
     )
     from stmtflow.stores import open_store
 
@@ -134,12 +137,14 @@ if TYPE_CHECKING:
 # library alone stays light.
 _LAZY = {
     "Engine": "stmtflow.runtime",
+    "HistoryEvent": "stmtflow.runtime",
     "Instance": "stmtflow.runtime",
     "PendingInput": "stmtflow.runtime",
     "OutboxMessage": "stmtflow.runtime",
     "RedisStreamSink": "stmtflow.runtime",
     "NatsSink": "stmtflow.runtime",
     "Schedule": "stmtflow.runtime",
+    "StuckItem": "stmtflow.runtime",
     "open_store": "stmtflow.stores",
 }
 
@@ -230,9 +235,11 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "walk",
     # the runtime (imported on first use)
     "Engine",
+    "HistoryEvent",
     "Instance",
     "PendingInput",
     "Schedule",
+    "StuckItem",
     "open_store",
     # the outbox: emit in a step, delivered to sinks (the sinks imported on first use)
     "emit",
@@ -253,6 +260,7 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "NotFound",
     "NotWaiting",
     "OutboxError",
+    "RewindError",
     "ScheduleError",
     "StaleCallback",
     "StateFormatError",

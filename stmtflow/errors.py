@@ -16,6 +16,7 @@ StmtflowError
 ├── StepLimitExceeded                 one resume ran more than ``max_steps`` actions
 ├── ConflictError                     a store write lost a race (compare-and-set on the version)
 ├── NotFound (LookupError)            no stored instance (or schedule) with that id (or name)
+├── RewindError                       a rewind or fork was refused: no snapshot, a child runs, ...
 ├── StateFormatError (ValueError)     state JSON is malformed
 ├── ExecutionError                    other user code raised (definition(), a lazy condition or id,
 │                                     a WaitFor handler), or an async callable reached a sync driver
@@ -66,6 +67,7 @@ __all__ = [
     "NotFound",
     "NotWaiting",
     "OutboxError",
+    "RewindError",
     "ScheduleError",
     "SnapshotMismatch",
     "SnapshotMissing",
@@ -204,6 +206,12 @@ class GraphvizError(StmtflowError, RuntimeError):
 
 class GraphvizNotFound(GraphvizError):
     """The Graphviz ``dot`` program is not installed (or not on ``PATH``)."""
+
+
+class RewindError(StmtflowError):
+    """`Engine.rewind` or `Engine.fork` refused: no snapshot is kept for that history event,
+    a child started after it still runs, ... (the message names the instance, the event and
+    why); nothing was changed."""
 
 
 class TargetError(StmtflowError, ValueError):

@@ -89,9 +89,11 @@ EXPORTED = {
     "resume",
     # the runtime
     "Engine",
+    "HistoryEvent",
     "Instance",
     "PendingInput",
     "Schedule",
+    "StuckItem",
     "open_store",
     # the outbox
     "emit",
@@ -129,6 +131,7 @@ EXPORTED = {
     "NotFound",
     "NotWaiting",
     "OutboxError",
+    "RewindError",
     "ScheduleError",
     "StaleCallback",
     "StateFormatError",
@@ -217,6 +220,7 @@ DESIGN_NAMES = [  # DESIGN §2; names of later sections join when they are built
     "StepLimitExceeded",
     "ConflictError",
     "NotFound",
+    "RewindError",
     "StateFormatError",
     "ExecutionError",
     # §8 operations: the outbox

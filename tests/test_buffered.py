@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from store_urls import EVERY_STORE, store_url
 
 import stmtflow as sf
 from stmtflow.runtime import Engine
@@ -41,14 +42,9 @@ class Mailbox(sf.WorkflowState):
         return n
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=EVERY_STORE)
 def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("pg_url")
-    elif request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'inbox.db'}"
-    else:
-        url = "memory://"
+    url = store_url(request, tmp_path, request.param, "inbox.db")
     with Engine(url, workflows=[Mailbox]) as eng:
         yield eng
 

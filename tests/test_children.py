@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from store_urls import EVERY_STORE, store_url
 
 import stmtflow as sf
 from stmtflow.errors import ExecutionError, StmtflowError
@@ -128,13 +129,9 @@ class Fire(sf.WorkflowState):
 WORKFLOWS = [Payment, Plain, Approve, Order, Nest, Top, Middle, Fire]
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=EVERY_STORE)
 def url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'children.db'}"
-    return "memory://"
+    return store_url(request, tmp_path, request.param, "children.db")
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from store_urls import EVERY_STORE, store_url
 
 import stmtflow as sf
 from stmtflow.runtime import Engine
@@ -65,13 +66,9 @@ def _fresh() -> Iterator[None]:
     Trip.plan, Trip.keys, Trip.policy = {}, [], None
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=EVERY_STORE)
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'saga.db'}"
-    return "memory://"
+    return store_url(request, tmp_path, request.param, "saga.db")
 
 
 def engine_for(url: str, *classes: type[sf.WorkflowState], **options: Any) -> Engine:

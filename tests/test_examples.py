@@ -140,8 +140,17 @@ def test_nats_example(tmp_path: Path, nats_server: str) -> None:
     assert "listed as finished: ['ticket-1']" in out
 
 
-def test_order_payment_example(tmp_path: Path) -> None:
-    out = run_example("order_payment.py", tmp_path)
+@pytest.mark.parametrize(
+    "store",
+    [
+        "sqlite",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("nats", marks=pytest.mark.nats),
+    ],
+)
+def test_order_payment_example(store: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    url = [] if store == "sqlite" else [str(request.getfixturevalue(f"{store}_url"))]
+    out = run_example("order_payment.py", tmp_path, str(tmp_path), *url)
     assert "payment order-1/pay.child@3 ended finished: {'approved': True}" in out
     assert "shipped the teapot" in out
     assert "payment order-2/pay.child@3 ended timed_out" in out
@@ -178,6 +187,18 @@ def test_outbox_redis_example(redis_server: str, tmp_path: Path) -> None:
         '  inv-1/_main_/issue/1/0  invoices.issued  {"customer":"acme","amount":120}',
         '  inv-2/_main_/issue/1/0  invoices.issued  {"customer":"globex","amount":75}',
     ]
+
+
+def test_operations_history_example(tmp_path: Path) -> None:
+    out = run_example("operations_history.py", tmp_path)
+    assert "3 +" in out and "retry_scheduled charge attempt 1 - RuntimeError: card declined" in out
+    assert "rewound order-1 to event 4: waiting" in out
+    assert (
+        "order-1 after the rewind: ['reserved the teapot', 'charged', 'shipped parcel P-42']" in out
+    )
+    assert "forked order-1-copy: waiting, waits for ['confirmed']" in out
+    assert "stuck: nothing" in out
+    assert "pruned 1 ended order(s); left: ['order-1-copy', 'order-2']" in out
 
 
 def test_dag_pipeline_example(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 from pydantic import Field
+from store_urls import EVERY_STORE, store_url
 
 import stmtflow as sf
 from stmtflow.runtime import Engine
@@ -342,14 +343,9 @@ def test_a_saga_entry_of_a_built_body_keeps_its_chain_in_the_json() -> None:
     assert (found.kind, found.name, found.thread) == ("compensation", "book", "each[0]")
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=EVERY_STORE)
 def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("pg_url")
-    elif request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'composed.db'}"
-    else:
-        url = "memory://"
+    url = store_url(request, tmp_path, request.param, "composed.db")
     with Engine(url, workflows=[Fan, Unguarded]) as eng:
         yield eng
 

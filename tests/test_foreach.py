@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import Field
+from store_urls import EVERY_STORE, store_url
 
 import stmtflow as sf
 from stmtflow.runtime import Engine
@@ -218,23 +219,9 @@ class Lazy(sf.WorkflowState):
         self.items = items
 
 
-@pytest.fixture(
-    params=[
-        "memory",
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("redis", marks=pytest.mark.redis),
-    ]
-)
+@pytest.fixture(params=EVERY_STORE)
 def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("pg_url")
-    elif request.param == "redis":
-        url = request.getfixturevalue("redis_url")
-    elif request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'foreach.db'}"
-    else:
-        url = "memory://"
+    url = store_url(request, tmp_path, request.param, "foreach.db")
     with Engine(url, workflows=[Fan, Lazy, BadBound]) as eng:
         yield eng
 

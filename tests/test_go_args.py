@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from pydantic import Field
+from store_urls import EVERY_STORE, store_url
 
 import stmtflow as sf
 from stmtflow.runtime import Engine
@@ -95,23 +96,9 @@ def test_plain_resume_with_a_reload_at_every_checkpoint() -> None:
     assert state.groups == {}
 
 
-@pytest.fixture(
-    params=[
-        "memory",
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("redis", marks=pytest.mark.redis),
-    ]
-)
+@pytest.fixture(params=EVERY_STORE)
 def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("pg_url")
-    elif request.param == "redis":
-        url = request.getfixturevalue("redis_url")
-    elif request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'go-args.db'}"
-    else:
-        url = "memory://"
+    url = store_url(request, tmp_path, request.param, "go-args.db")
     with Engine(url, workflows=[Fanout]) as eng:
         yield eng
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import Field
+from store_urls import EVERY_STORE, store_url
 
 import stmtflow as sf
 from stmtflow.runtime import Engine
@@ -181,23 +182,9 @@ def test_a_bad_until_is_a_definition_error(until: Any, message: str) -> None:
     assert any(i.startswith("Join 'j' at S[1]: " + message) for i in caught.value.issues)
 
 
-@pytest.fixture(
-    params=[
-        "memory",
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("redis", marks=pytest.mark.redis),
-    ]
-)
+@pytest.fixture(params=EVERY_STORE)
 def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("pg_url")
-    elif request.param == "redis":
-        url = request.getfixturevalue("redis_url")
-    elif request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'join.db'}"
-    else:
-        url = "memory://"
+    url = store_url(request, tmp_path, request.param, "join.db")
     with Engine(url, workflows=[Race, Unknown]) as eng:
         yield eng
 

@@ -20,7 +20,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
-from stmtflow.stores import MemoryStore, PendingInput, Record, Store, open_store
+from stmtflow.stores import (
+    Batch,
+    MemoryStore,
+    Message,
+    PendingInput,
+    Record,
+    Store,
+    open_store,
+)
 from stmtflow.stores._nats_loop import LoopThread
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -409,6 +417,9 @@ _ops = st.lists(
         st.tuples(st.just("claim_due"), st.sampled_from([0, 60, 3700]), st.integers(1, 3)),
         st.tuples(st.just("claim"), st.sampled_from(IDS), st.sampled_from(["w1", "w2"])),
         st.tuples(st.just("release"), st.sampled_from(IDS)),
+        st.tuples(st.just("post"), st.sampled_from(IDS), st.sampled_from([None, "k1", "k2"])),
+        st.tuples(st.just("take"), st.sampled_from(IDS), st.booleans()),
+        st.tuples(st.just("start"), st.sampled_from(IDS), st.sampled_from(IDS)),
     ),
     max_size=12,
 )
@@ -428,6 +439,18 @@ def _apply(store: Store, op: tuple[Any, ...]) -> Any:
             return sorted(_view(r) for r in got)
         if op[0] == "claim":
             return _view(store.claim(op[1], op[2], LEASE, NOW))
+        if op[0] == "post":
+            return store.post(Message(to=op[1], event="e", input='"x"', key=op[2], buffered=True))
+        if op[0] == "take":  # take the first message, keep the rest (or the other way round)
+            current = store.get(op[1])
+            seqs = tuple(m.seq for m in store.inbox(op[1]))
+            batch = Batch(take=seqs[:1], keep=seqs[1:]) if op[2] else Batch(keep=seqs)
+            return _view(store.update(current, expected_version=current.version, batch=batch))
+        if op[0] == "start":  # a child of op[1], and a message to op[2], with op[1]'s write
+            current = store.get(op[1])
+            child = rec(f"{op[1]}/c{current.version}", parent_id=op[1], created_at=NOW)
+            batch = Batch(create=(child,), post=(Message(to=op[2], event="done"),))
+            return _view(store.update(current, expected_version=current.version, batch=batch))
         current = store.get(op[1])
         return store.release(op[1], current.lease_owner or "-", current.fence)
     except (ConflictError, NotFound) as exc:
@@ -457,3 +480,14 @@ def test_the_nats_store_answers_like_the_memory_store(
             assert store.count_due(NOW) == model.count_due(NOW)
             for who in (None, "ana"):
                 assert store.inputs(assignee=who) == model.inputs(assignee=who)
+            for id in IDS:
+                assert _mail(store, id) == _mail(model, id), id
+                assert [_view(r) for r in store.list(parent_id=id)] == [
+                    _view(r) for r in model.list(parent_id=id)
+                ]
+
+
+def _mail(store: Store, id: str) -> tuple[Any, ...]:
+    """An inbox as both stores show it (seqs differ: only their order counts)."""
+    box = [(m.event, m.input, m.key, m.status) for m in store.inbox(id)]
+    return tuple(box), store.known_key(id, "k1"), store.known_key(id, "k2")

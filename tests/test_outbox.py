@@ -282,6 +282,25 @@ def test_a_failing_sink_backs_off_and_shows(store: Store) -> None:
     assert engine.outbox_failures() == [] and outbox_stuck(store) == []
 
 
+def test_a_sink_that_keeps_failing_shows_in_stuck(store: Store) -> None:
+    sink, clock = Sink(), Clock()
+    sink.failing = True
+    engine = engine_on(store, sink, clock=clock)
+    engine.start(Order, id="o-6")  # ends at once; its messages wait in the outbox
+    for _ in range(6):  # three failed rounds for each of its two messages (1 s, 2 s backoff)
+        clock.now += timedelta(seconds=5)
+        engine.tick()
+    found = [item for item in engine.stuck() if item.reason == "outbox_failing"]
+    assert {item.id for item in found} == {"o-6"}
+    assert any("o-6/_main_/charge/1/0" in item.detail for item in found)
+    assert all("broker down" in item.detail for item in found)
+
+    sink.failing = False
+    clock.now += timedelta(minutes=6)
+    engine.tick()
+    assert [item for item in engine.stuck() if item.reason == "outbox_failing"] == []
+
+
 def test_backoff_is_exponential_and_capped() -> None:
     sink, clock = Sink(), Clock()
     sink.failing = True

@@ -137,12 +137,33 @@ def test_a_newer_key_layout_is_refused(redis_url: str, store: Store) -> None:
         open_store(redis_url)
 
 
+@pytest.mark.redis
+def test_a_layout_1_database_is_raised_to_2_and_its_records_read_as_roots(
+    redis_url: str, store: Store
+) -> None:
+    """Layout 2 added parents, inboxes and the children index: keys a layout 1 database only
+    lacks, so opening one raises its number and its records read as roots with empty inboxes."""
+    import redis
+
+    store.create(rec("old"))
+    meta, key = f"{_prefix(redis_url)}:meta", f"{_prefix(redis_url)}:rec:old"
+    with redis.Redis.from_url(redis_url.split("?")[0], decode_responses=True) as client:
+        client.hset(meta, "schema_version", "1")
+        client.hdel(key, "root_id")  # as a layout 1 release wrote it
+        with open_store(redis_url) as reopened:
+            assert client.hget(meta, "schema_version") == "2"
+            old = reopened.get("old")
+            assert (old.parent_id, old.root_id, old.inbox) == (None, "old", False)
+            assert reopened.inbox("old") == [] and reopened.list(parent_id="old") == []
+
+
 def test_no_script_reads_keys_it_does_not_name() -> None:
+    from stmtflow.stores import _redis_inbox as inbox
     from stmtflow.stores import _redis_lua as lua
 
-    for name in lua.__all__:
-        script = getattr(lua, name)
-        assert not re.search(r"'(KEYS|SCAN|HSCAN|ZSCAN)'", script, re.IGNORECASE), name
+    scripts = [getattr(lua, name) for name in lua.__all__] + [inbox.INBOX_LUA]
+    for script in scripts:
+        assert not re.search(r"'(KEYS|SCAN|HSCAN|ZSCAN)'", script, re.IGNORECASE), script[:80]
 
 
 # -- the indexes follow every write: the Redis store answers as the memory store does ----------

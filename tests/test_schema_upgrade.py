@@ -77,6 +77,10 @@ def _carries_on(url: str) -> None:
         assert engine.get("old").data.outcome == "finished"  # type: ignore[attr-defined]
         [child] = engine.children("old")
         assert child.root_id == "old"
+        # The history tables came with the upgrade: the instance's history starts here.
+        kinds = [e.kind for e in engine.history("old")]
+        assert kinds[0] == "event_delivered" and kinds[-1] == "finished"
+        assert engine.history(child.id)[0].kind == "started"
         engine.schedule("later", Order, "0 2 * * *")  # the schedules table was added
         assert [s.name for s in engine.schedules()] == ["later"]
 

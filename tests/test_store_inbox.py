@@ -9,20 +9,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from store_urls import EVERY_STORE, store_url
 
 from stmtflow.errors import ConflictError, NotFound
 from stmtflow.stores import Batch, Message, Record, Store, open_store
 from stmtflow.stores.base import utcnow
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=EVERY_STORE)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "postgres":
-        url = str(request.getfixturevalue("pg_url"))
-    elif request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'inbox.db'}"
-    else:
-        url = "memory://"
+    url = store_url(request, tmp_path, request.param, "inbox.db")
     with open_store(url) as opened:
         yield opened
 

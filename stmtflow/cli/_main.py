@@ -13,6 +13,11 @@ Commands (``stmtflow COMMAND --help`` for each; ``docs/cli.md`` shows example ou
 ``cancel ID`` / ``restart ID``             end an instance / rerun a failed one's step
 ``graph TARGET [--id ID]``                 a diagram, with an instance's live positions
 ``check TARGET [FILES...]``                will a new definition strand running instances?
+``history ID``                             what happened, as a timeline (attempts, errors)
+``rewind ID --to SEQ``                     put an instance back as after history event SEQ
+``fork ID --to SEQ --id NEW``              start NEW from ID's history event SEQ
+``prune --older-than 30d``                 delete ended instances and their history
+``stuck [--older-than 5m]``                instances that should move and do not, and why
 ``dag validate FILE`` / ``dag run FILE``   check a YAML DAG / run it to its end
 =========================================  ==================================================
 
@@ -51,6 +56,7 @@ from stmtflow.cli._common import (
 )
 from stmtflow.cli._dag import dag
 from stmtflow.cli._inputs import inputs
+from stmtflow.cli._ops import fork, history, prune, rewind, stuck
 from stmtflow.cli._schedule import schedule
 from stmtflow.cli._show import instance_json, print_instance, print_records, record_json
 from stmtflow.cli._tools import check, graph
@@ -311,6 +317,8 @@ cli.add_command(schedule)
 cli.add_command(worker)
 cli.add_command(graph)
 cli.add_command(check)
+for _command in (history, rewind, fork, prune, stuck):
+    cli.add_command(_command)
 cli.add_command(dag)
 
 

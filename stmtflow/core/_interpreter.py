@@ -30,6 +30,7 @@ from stmtflow.core._effects import (
     start_child,
     started_child,
 )
+from stmtflow.core._notes import Note
 from stmtflow.core._program import KEEP_AS_IS, Ended, Move, Program
 from stmtflow.core._routing import route
 from stmtflow.core._saga import take_since, unwind, unwind_all
@@ -37,7 +38,7 @@ from stmtflow.core._thread_index import ThreadIndex, can_move
 from stmtflow.core._threads import ThreadLife
 from stmtflow.dsl._child import Child, Start
 from stmtflow.dsl._escalation import ESCALATION
-from stmtflow.dsl._handlers import handler_type
+from stmtflow.dsl._handlers import Timer, handler_type
 from stmtflow.dsl._kind import rules, truth
 from stmtflow.dsl._statements import ForEach, Join, RetryPolicy, Step, Wait, WaitFor
 from stmtflow.dsl._workflow import WorkflowState
@@ -117,6 +118,8 @@ class Interpreter(ThreadLife):
         self._index = index
         """Given only with a state an interpreter left along with this very index, untouched
         since (the engine's reused state); else built from the state on first use."""
+        self.notes: list[Note] | None = None
+        """Where the facts of the history are noted (`stmtflow.core._notes`); None: not kept."""
 
     # -- the definition ---------------------------------------------------------------------------
 
@@ -244,6 +247,20 @@ class Interpreter(ThreadLife):
     def _who(self, thread: Thread) -> str:
         return f"{self.where}, thread {thread.id!r}"
 
+    def _note(
+        self,
+        kind: str,
+        thread: Thread | None,
+        name: str | None,
+        attempt: int | None = None,
+        error: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Note a fact for the history, if one is kept (`Interpreter.notes`)."""
+        if self.notes is not None:
+            thread_id = None if thread is None else thread.id
+            self.notes.append(Note(kind, thread_id, name, attempt, error, detail))
+
     # -- resume -----------------------------------------------------------------------------------
 
     def resume(self, max_steps: int) -> Run:
@@ -333,6 +350,8 @@ class Interpreter(ThreadLife):
         """The step's action returned: the thread moves on from it next."""
         self._changed_data()
         state = self.state
+        if self.notes is not None:
+            self.notes.append(Note("step_completed", thread.id, step.name, thread.attempt + 1))
         if step.compensate is not None:
             # In a body built from an arg, the chain that builds it is kept with the entry: the
             # compensation is found in that body after the thread ended.
@@ -371,6 +390,7 @@ class Interpreter(ThreadLife):
                 self._progress(thread)
                 thread.attempt = attempt
                 thread.last_error = describe(exc)
+                self._note("step_failed", thread, step.name, attempt, thread.last_error)
                 escalation.escalate(thread, self.state.id, self.now)
                 self.index.update(thread)
                 self._refresh_status(thread)
@@ -381,6 +401,9 @@ class Interpreter(ThreadLife):
         thread.attempt = attempt
         thread.last_error = describe(exc)
         thread.retry_at = self.now + policy.interval(attempt)
+        if self.notes is not None:
+            detail = {"retry_at": thread.retry_at.isoformat()}
+            self._note("retry_scheduled", thread, step.name, attempt, thread.last_error, detail)
         self.index.update(thread)
         self._refresh_status(thread)
         yield CheckpointType.AFTER_STEP
@@ -433,7 +456,9 @@ class Interpreter(ThreadLife):
         place = self.bodies.place(thread)
         counts = self._counts
         move = place.program.catch(thread, state.threads, exc, caught, pc, counts, place.rooted)
+        self._note("step_failed", thread, step.name, attempt, describe(exc))
         if move is not None:
+            self._note("caught", thread, step.name, attempt, describe(exc))
             state.last_caught = caught
             self._forget_failures(thread)
             thread.wait_events = ()  # an escalation's event, answered
@@ -732,6 +757,8 @@ class Interpreter(ThreadLife):
             if snapshot is not None:
                 Data.restore(self.wf, snapshot)
             raise HandlerError(f"{what} raised {describe(exc)}") from exc
+        if self.notes is not None:
+            self._note(_delivered(handler), thread, req.name, detail=_input_detail(input))
         if handler is ESCALATION:
             self._answered(thread, output)
             return output
@@ -770,3 +797,22 @@ class Interpreter(ThreadLife):
         yield CheckpointType.AFTER_RESUME
         yield from self._teardowns()
         return state
+
+
+def _delivered(handler: object) -> str:
+    """The history kind of an event that fired, by its handler."""
+    if isinstance(handler, Child):
+        return "child_ended"
+    return "timer_fired" if isinstance(handler, Timer) else "event_delivered"
+
+
+def _input_detail(input: Any) -> dict[str, Any] | None:
+    """What the history keeps of an event's input: a child's outcome, else nothing (inputs may
+    be large or private; the state keeps what the workflow took of them)."""
+    status = getattr(input, "status", None)
+    if status is None and isinstance(input, dict):
+        status = input.get("status")
+    child = getattr(input, "id", None) if status is not None else None
+    if child is None and isinstance(input, dict) and status is not None:
+        child = input.get("id")
+    return None if status is None else {"child": child, "status": status}

@@ -20,6 +20,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from stmtflow.core._effects import Call, Data, Effect, describe
+from stmtflow.core._notes import Note
 from stmtflow.dsl._context import StepKey
 from stmtflow.dsl._statements import Step
 from stmtflow.errors import DefinitionError, ExecutionError
@@ -168,4 +169,7 @@ def _finish(interp: Interpreter, done: Compensation) -> None:
     state = interp.state
     del state.unwinding[0]
     _record(state, done)
+    if interp.notes is not None:
+        note = Note("compensated", done.thread, done.step, done.attempt, done.error)
+        interp.notes.append(note)
     interp._progress()

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel
@@ -32,6 +33,9 @@ class WorkflowState(BaseModel):
     """
 
     static_definition: ClassVar[bool] = False
+    retention: ClassVar[timedelta | None] = None
+    """How long an ended instance of this class is kept before `Engine.prune` (and the
+    worker) deletes it with its history; None: the engine's ``retention`` (None: kept)."""
 
     def definition(self) -> Section:
         """The statement tree; subclasses implement it."""

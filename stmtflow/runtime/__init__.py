@@ -14,19 +14,26 @@
 - ``_loader``: importing a ``file.py:Class`` target;
 - ``_outbox``: what steps `emit`, kept with their checkpoint and delivered to sinks;
   ``_sinks``: the Redis stream and NATS JetStream sinks;
-- ``_observe``: log records and OpenTelemetry spans of units and steps.
+- ``_observe``: log records and OpenTelemetry spans of units and steps;
+- ``_operations``, ``_history``, ``_rewind``, ``_stuck``: history, rewind and fork, pruning,
+  stuck work (docs/operations.md).
 """
 
 from stmtflow.runtime._engine import Engine
+from stmtflow.runtime._history import History
 from stmtflow.runtime._outbox import Sink
 from stmtflow.runtime._reads import Instance, PendingEvent, WorkerStats
 from stmtflow.runtime._schedules import Schedule
 from stmtflow.runtime._sinks import NatsSink, RedisStreamSink
+from stmtflow.runtime._stuck import StuckItem
 from stmtflow.stores import PendingInput
+from stmtflow.stores._history import HistoryEvent
 from stmtflow.stores._outbox import OutboxMessage
 
 __all__ = [
     "Engine",
+    "History",
+    "HistoryEvent",
     "Instance",
     "NatsSink",
     "OutboxMessage",
@@ -35,5 +42,6 @@ __all__ = [
     "RedisStreamSink",
     "Schedule",
     "Sink",
+    "StuckItem",
     "WorkerStats",
 ]

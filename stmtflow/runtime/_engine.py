@@ -42,7 +42,9 @@ from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import ConflictError, NotWaiting, StaleCallback, StmtflowError, UnknownCallback
 from stmtflow.runtime import _worker
 from stmtflow.runtime._family import chain, follow_up
+from stmtflow.runtime._history import HistorySettings
 from stmtflow.runtime._inbox import buffer_event, unknown_children
+from stmtflow.runtime._operations import Operations
 from stmtflow.runtime._outbox import DEFAULT_OUTBOX_RETRY, Delivery, Sink
 from stmtflow.runtime._reads import Instance, PendingEvent, WorkerStats, pending_events
 from stmtflow.runtime._scheduling import Scheduling
@@ -57,6 +59,7 @@ from stmtflow.state import (
     new_state,
 )
 from stmtflow.stores import PendingInput, Record, Store, open_store
+from stmtflow.stores._history import HistoryStore
 from stmtflow.stores._outbox import OutboxMessage
 from stmtflow.stores.base import utcnow
 
@@ -70,7 +73,7 @@ CheckpointObserver = Callable[[CheckpointType, WorkflowState, State], None]
 """Called after every checkpoint of every unit with its kind, the data and the state."""
 
 
-class Engine(Scheduling):
+class Engine(Operations, Scheduling):
     """Runs workflow instances kept in a store.
 
     Args:
@@ -95,6 +98,15 @@ class Engine(Scheduling):
             messages stay in the store's outbox for an engine that has some.
         outbox_retry: the backoff between failed deliveries of a message (its
             ``max_attempts`` is not used: a committed message is never given up).
+        history: keep each instance's history (`Engine.history`), written with its
+            progress. None (the default): kept where the store can (memory, SQLite,
+            PostgreSQL); True on a store that cannot is a `StmtflowError`.
+        history_limit: events kept per instance (the oldest are dropped); 0 keeps none.
+        snapshots: for how many of the latest events of an instance to keep the data and
+            state, to `rewind` or `fork` to (0: none; docs/operations.md says what it costs).
+        retention: how long ended instances are kept before `prune` deletes them, for classes
+            without a ``retention`` of their own (None: kept until pruned by hand).
+        prune_interval: how often the worker prunes (one small batch per type).
 
     Example:
         >>> engine = Engine("memory://")
@@ -116,8 +128,26 @@ class Engine(Scheduling):
         on_checkpoint: CheckpointObserver | None = None,
         sinks: Sequence[Sink] = (),
         outbox_retry: RetryPolicy = DEFAULT_OUTBOX_RETRY,
+        history: bool | None = None,
+        history_limit: int = 1000,
+        snapshots: int = 20,
+        retention: timedelta | None = None,
+        prune_interval: timedelta = timedelta(minutes=1),
     ) -> None:
         self.store: Store = open_store(store) if isinstance(store, str) else store or open_store()
+        keeps = isinstance(self.store, HistoryStore)
+        if history and not keeps:
+            raise StmtflowError(
+                f"the {type(self.store).__name__} keeps no history: use the memory, SQLite or "
+                "PostgreSQL store, or Engine(history=False)"
+            )
+        self._history = HistorySettings(
+            keeps if history is None else history, history_limit, snapshots
+        )
+        self.retention = retention
+        self.prune_interval = prune_interval
+        self._prune_lock = threading.Lock()
+        self._pruned_at = float("-inf")
         self.default_retry = default_retry
         self.lease = lease
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"

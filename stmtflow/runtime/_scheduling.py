@@ -28,7 +28,7 @@ class Scheduling:
 
     clock: Callable[[], datetime]
 
-    def _engine(self) -> Engine:
+    def _as_engine(self) -> Engine:
         return self  # type: ignore[return-value]
 
     def schedule(
@@ -55,7 +55,7 @@ class Scheduling:
             ScheduleError: a bad name, cron expression, time zone, overlap, catch-up window or
                 input, or a workflow not registered; nothing is stored.
         """
-        engine = self._engine()
+        engine = self._as_engine()
         fresh = _schedules.define(
             engine,
             name,
@@ -83,7 +83,7 @@ class Scheduling:
 
     def schedules(self) -> builtins.list[Schedule]:
         """Every stored schedule, by name."""
-        return _schedules.all_schedules(self._engine())
+        return _schedules.all_schedules(self._as_engine())
 
     def unschedule(self, name: str) -> None:
         """Remove schedule ``name`` (the instances it started are left as they are).
@@ -91,22 +91,22 @@ class Scheduling:
         Raises:
             NotFound: no schedule has that name.
         """
-        if not self._engine().store.delete_schedule(name):
+        if not self._as_engine().store.delete_schedule(name):
             raise NotFound(f"no schedule named {name!r}")
 
     def pause_schedule(self, name: str) -> Schedule:
         """Stop firing schedule ``name`` until `resume_schedule` (`NotFound` if unknown)."""
-        return _schedules.pause(self._engine(), name)
+        return _schedules.pause(self._as_engine(), name)
 
     def resume_schedule(self, name: str) -> Schedule:
         """Fire schedule ``name`` again, from its first fire time after now: fires missed while
         it was paused are skipped (`backfill` runs them). `NotFound` if unknown."""
-        return _schedules.resume(self._engine(), name, self.clock())
+        return _schedules.resume(self._as_engine(), name, self.clock())
 
     def trigger(self, name: str) -> Instance:
         """Start schedule ``name``'s workflow now, as a fire at the current second (whatever
         its overlap policy, paused or not); returns the instance. `NotFound` if unknown."""
-        return _schedules.trigger(self._engine(), name, self.clock())
+        return _schedules.trigger(self._as_engine(), name, self.clock())
 
     def backfill(self, name: str, start: datetime, end: datetime) -> builtins.list[str]:
         """Start the instance of every fire time of schedule ``name`` from ``start``
@@ -120,4 +120,4 @@ class Scheduling:
         """
         if not isinstance(start, datetime) or not isinstance(end, datetime):
             raise ScheduleError(f"backfill needs two datetimes, got {start!r} and {end!r}")
-        return _schedules.backfill(self._engine(), name, start, end)
+        return _schedules.backfill(self._as_engine(), name, start, end)

@@ -27,20 +27,21 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic_core import PydanticSerializationError
 
 from stmtflow.core._drivers import drive
-from stmtflow.core._effects import RuntimeEffect
+from stmtflow.core._effects import RuntimeEffect, StartChild
 from stmtflow.core._interpreter import Call, Interpreter
 from stmtflow.core._thread_index import ThreadIndex
 from stmtflow.core._timers import due_timers
 from stmtflow.dsl._workflow import WorkflowState
-from stmtflow.errors import ConflictError, StepLimitExceeded, StmtflowError
+from stmtflow.errors import ConflictError, StepError, StepLimitExceeded, StmtflowError
 from stmtflow.runtime._family import Family
+from stmtflow.runtime._history import HistoryLog
 from stmtflow.runtime._inputs import Asking, asking, pending_inputs, same_asking, schemas_in
 from stmtflow.runtime._observe import observed_step, observed_unit
 from stmtflow.runtime._outbox import Emitting
@@ -199,6 +200,11 @@ class Unit:
         )
         self.asking = asking(state, self.interpreter.index)
         """Who waits on a person in the state as stored: what the store's input rows say."""
+        self.history = HistoryLog(engine, rec.status)
+        """The history events since the last write, written with the next one."""
+        self.interpreter.notes = self.history.notes
+        if rec.version == 1:  # never written since created (started, a child, a fork)
+            self.history.note("started", detail={"workflow": rec.workflow})
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -247,7 +253,11 @@ class Unit:
         now_asking = asking(self.state, index)
         inputs = None if same_asking(now_asking, self.asking) else self._inputs(now_asking)
         batch = emitting.into(family.batch())
+        history = self.history.take(record.status, record.error, data, state)
+        if history is not None:
+            batch = replace(batch, history=history)
         self._write(record, release=release, batch=batch, inputs=inputs)
+        self.history.written(record.status)
         family.written(batch)
         emitting.written(batch, engine)
         self.saved = (data, state)
@@ -352,7 +362,13 @@ class Unit:
     def perform(self, effect: RuntimeEffect) -> Any:
         """Start or cancel a child: recorded now, committed with the next write."""
         self.pending = True
-        return self.family.perform(effect)
+        done = self.family.perform(effect)
+        if isinstance(effect, StartChild):
+            workflow = self.family.create[-1].workflow
+            event = None if effect.parent_event is None else effect.parent_event.name
+            detail = {"child": done, "workflow": workflow}
+            self.history.note("child_started", name=event, detail=detail)
+        return done
 
     # -- work -------------------------------------------------------------------------------------
 
@@ -394,6 +410,8 @@ class Unit:
             # Data and state are as at the last checkpoint: keep them, record why, and come
             # back later (at once for a step limit: the loop is long, not broken).
             limit = isinstance(exc, StepLimitExceeded)
+            if isinstance(exc, StepError):
+                self.history.note("step_failed", name=exc.step, error=str(exc))
             self._record_error(str(exc), self.now if limit else self.now + engine.error_backoff)
             raise
 

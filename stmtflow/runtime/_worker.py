@@ -96,6 +96,7 @@ def run_worker(
                 # Small batches: a claimed record waits for the ones before it, and other
                 # workers can take what this one has not claimed yet.
                 tick(engine, engine.clock(), 4, local)
+                engine.prune_some()  # small batches, at most once per prune_interval
             except Exception as exc:
                 # E.g. the database went away: the worker keeps going and retries after a
                 # pause; the lease of whatever it held lapses and another worker takes over.

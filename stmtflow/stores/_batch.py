@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from stmtflow.stores._history import HistoryWrite
+
 if TYPE_CHECKING:
     from stmtflow.stores._outbox import OutboxMessage
     from stmtflow.stores.base import Record
@@ -78,11 +80,16 @@ class Batch:
     emit: tuple[OutboxMessage, ...] = ()
     """Outbox messages the steps of this write emitted (`stmtflow.emit`); one whose key is
     stored already is left as it is."""
+    history: HistoryWrite | None = None
+    """History events (and a snapshot) the write appends (`stmtflow.stores._history`)."""
 
     @property
     def empty(self) -> bool:
         """True when there is nothing to apply beyond the write itself."""
-        return not (self.create or self.post or self.take or self.keep or self.keys or self.emit)
+        return (
+            not (self.create or self.post or self.take or self.keep or self.keys or self.emit)
+            and self.history is None
+        )
 
 
 NO_BATCH = Batch()

@@ -36,6 +36,7 @@ from nats.js.kv import KeyValue
 
 from stmtflow.errors import ConflictError, StmtflowError
 from stmtflow.stores._inputs import PendingInput
+from stmtflow.stores._nats_inbox import NO_MAIL, Mail
 from stmtflow.stores._nats_keys import (
     RESUMING_SLOT,
     SCHEMA_VERSION,
@@ -48,7 +49,7 @@ from stmtflow.stores._nats_keys import (
     pairs,
     token,
 )
-from stmtflow.stores.base import Record
+from stmtflow.stores.base import Record, with_changes
 
 __all__ = ["GRACE", "Client", "Settings"]
 
@@ -243,7 +244,7 @@ class Client:
         """Store a new record (its version 1) with its pending-input rows; `ConflictError` if
         the id exists."""
         kv = await self.ready()
-        new = self._refs(None, rec, inputs)
+        new = self._refs(None, rec, inputs, NO_MAIL)
         value = self._value(new)
         await self._announce(None, new)
         try:
@@ -254,16 +255,22 @@ class Client:
         return rec
 
     async def write(
-        self, before: Stored, rec: Record, inputs: tuple[PendingInput, ...] | None = None
+        self,
+        before: Stored,
+        rec: Record,
+        inputs: tuple[PendingInput, ...] | None = None,
+        mail: Mail | None = None,
     ) -> Stored | None:
         """Replace ``before`` with ``rec`` if the record is still at ``before``'s revision.
 
-        ``inputs`` replaces the pending-input rows (None keeps them). None when another write
+        ``inputs`` replaces the pending-input rows (None keeps them), ``mail`` the inbox and
+        intent (None keeps them: `stmtflow.stores._nats_inbox`). None when another write
         came first (read again and decide again). Index entries the new version needs are put
         first; the ones only the old version needed are dropped after, in the background.
         """
         kv = await self.ready()
-        new = self._refs(before, rec, before.inputs if inputs is None else inputs)
+        rows = before.inputs if inputs is None else inputs
+        new = self._refs(before, rec, rows, before.mail if mail is None else mail)
         value = self._value(new)
         await self._announce(before, new)
         try:
@@ -276,10 +283,12 @@ class Client:
         return stored
 
     @staticmethod
-    def _refs(before: Stored | None, rec: Record, inputs: tuple[PendingInput, ...]) -> Stored:
-        """``rec`` with the index entries it relies on (the old ones where they still fit),
-        before it has a revision."""
-        place = due_place(rec.status, rec.wake_at, rec.created_at)
+    def _refs(
+        before: Stored | None, rec: Record, inputs: tuple[PendingInput, ...], mail: Mail
+    ) -> Stored:
+        """``rec`` with ``mail`` and the index entries it relies on (the old ones where they
+        still fit), before it has a revision."""
+        place = due_place(rec.status, rec.wake_at, rec.created_at, mail.urgent)
         old_due = None if before is None else before.due
         due: Due | None
         if place is None:
@@ -292,7 +301,11 @@ class Client:
         st = before.st if before is not None and same_status else rec.version
         same_pairs = before is not None and pairs(before.inputs) == pairs(inputs)
         inp = before.inp if before is not None and same_pairs else rec.version
-        return Stored(rec, 0, due, st, inputs, inp)
+        if mail.box:
+            rec = with_changes(rec, inbox=True)
+        elif rec.inbox:
+            rec = with_changes(rec, inbox=False)
+        return Stored(rec, 0, due, st, inputs, inp, mail)
 
     async def _announce(self, before: Stored | None, new: Stored) -> None:
         """Put the index entries ``new`` needs and ``before`` did not have."""
@@ -302,6 +315,8 @@ class Client:
         puts: list[Awaitable[object]] = []
         if before is None or before.st != new.st:
             puts.append(js.publish(names.status(rec, new.st), b""))
+        if before is None and rec.parent_id is not None:
+            puts.append(js.publish(names.child(rec), b""))
         had = set() if before is None else before.input_subjects(names)
         puts += [js.publish(s, b"") for s in sorted(new.input_subjects(names) - had)]
         minute = None if due is None or due[0] == RESUMING_SLOT else int(due[0])

@@ -16,6 +16,9 @@ Everything lives under one bucket name ``B``:
   minute markers, so a tick finds the due minutes without reading the future ones.
 - Stream ``STMTFLOW_B_STATUS``, subjects ``stmtflow.B.st.<status>.<workflow>.<created>.<id>.<v>``:
   the listing index, by status and type, in creation order.
+- Stream ``STMTFLOW_B_CHILDREN``, subjects ``stmtflow.B.ch.<parent>.<created>.<id>``: "instance
+  ``id`` may be a child of ``parent``", put before the child's record is created and never
+  changed (a parent is fixed at birth), so a parent's children are one request away.
 - Stream ``STMTFLOW_B_INPUTS``, subjects ``stmtflow.B.in.<assignee>.<workflow>.<id>.<v>``: "instance
   ``id`` may have pending-input rows for that assignee (``n``: nobody in particular, else ``a``
   and the name) of that workflow (``w`` and the name)". The rows themselves are kept in the
@@ -45,6 +48,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stmtflow.stores._inputs import PendingInput
+from stmtflow.stores._nats_inbox import (
+    NO_MAIL,
+    Mail,
+    family_doc,
+    family_fields,
+    mail_doc,
+    mail_from,
+)
 from stmtflow.stores.base import Record, with_changes
 
 __all__ = [
@@ -105,10 +116,11 @@ Due = tuple[str, str, int]
 
 
 def due_place(
-    status: str, wake_at: datetime | None, created_at: datetime | None
+    status: str, wake_at: datetime | None, created_at: datetime | None, urgent: bool = False
 ) -> tuple[str, str] | None:
-    """(slot, order) of a record in the due index; None when it has no work to be claimed for."""
-    if status == "resuming":
+    """(slot, order) of a record in the due index; None when it has no work to be claimed for.
+    ``urgent`` (a new message, an intent to finish: `Mail.urgent`) files it as resuming work."""
+    if status == "resuming" or urgent:
         if wake_at is None:
             assert created_at is not None
             return RESUMING_SLOT, f"0.{micros(created_at)}"
@@ -156,6 +168,11 @@ class Names:
         return f"STMTFLOW_{self.bucket}_STATUS"
 
     @property
+    def children_stream(self) -> str:
+        """The children entries."""
+        return f"STMTFLOW_{self.bucket}_CHILDREN"
+
+    @property
     def inputs_stream(self) -> str:
         """The pending-input entries."""
         return f"STMTFLOW_{self.bucket}_INPUTS"
@@ -178,6 +195,7 @@ class Names:
             self.hour_stream: [f"{p}.hour.*"],
             self.status_stream: [f"{p}.st.>"],
             self.inputs_stream: [f"{p}.in.>"],
+            self.children_stream: [f"{p}.ch.>"],
         }
 
     def stream_of(self, subject: str) -> str:
@@ -190,6 +208,7 @@ class Names:
             "hour": self.hour_stream,
             "st": self.status_stream,
             "in": self.inputs_stream,
+            "ch": self.children_stream,
         }[kind]
 
     def due(self, id: str, due: Due) -> str:
@@ -231,6 +250,15 @@ class Names:
         wf = "*" if workflow is None else token(workflow)
         return f"{self.prefix}.st.{status or '*'}.{wf}.*.*.*"
 
+    def child(self, rec: Record) -> str:
+        """The entry of a child under its parent."""
+        assert rec.parent_id is not None and rec.created_at is not None
+        created = micros(rec.created_at)
+        return f"{self.prefix}.ch.{token(rec.parent_id)}.{created}.{token(rec.id)}"
+
+    def children_filter(self, parent_id: str) -> str:
+        return f"{self.prefix}.ch.{token(parent_id)}.*.*"
+
     def input(self, id: str, pair: Pair, version: int) -> str:
         """The entry of instance ``id``'s rows for one assignee and workflow."""
         assignee, workflow = pair
@@ -256,6 +284,8 @@ class Stored:
     """The instance's pending-input rows, committed with its state."""
     inp: int = 0
     """The version that put the record's input entries (one per pair of its rows)."""
+    mail: Mail = NO_MAIL
+    """The instance's inbox and its intent (`stmtflow.stores._nats_inbox`)."""
 
     def due_subject(self, names: Names) -> str | None:
         return None if self.due is None else names.due(self.record.id, self.due)
@@ -325,6 +355,8 @@ def encode(stored: Stored) -> bytes:
         "st": stored.st,
         "inputs": [_row(row) for row in stored.inputs],
         "inp": stored.inp,
+        **family_doc(rec),
+        "mail": mail_doc(stored.mail),
         "data": rec.data,
         "state": rec.state,
     }
@@ -349,7 +381,11 @@ def decode(value: bytes, revision: int) -> Stored:
         error=doc["error"],
         created_at=_time(doc["created_at"]),
         updated_at=_time(doc["updated_at"]),
+        **family_fields(doc),
     )
+    mail = mail_from(doc.get("mail"))
+    if mail.box:
+        rec = with_changes(rec, inbox=True)
     due = doc["due"]
     rows = tuple(_unrow(rec.id, row) for row in doc.get("inputs", ()))
     return Stored(
@@ -359,6 +395,7 @@ def decode(value: bytes, revision: int) -> Stored:
         doc["st"],
         rows,
         doc.get("inp", 0),
+        mail,
     )
 
 
@@ -375,6 +412,12 @@ def parse_status(subject: str) -> tuple[str, int, str, int]:
     """(status, created micros, id, version) of a status subject."""
     *_, status, _wf, created, id_tok, version = subject.split(".")
     return status, int(created), untoken(id_tok), int(version)
+
+
+def parse_child(subject: str) -> tuple[int, str]:
+    """(created micros, id) of a children subject."""
+    *_, created, id_tok = subject.split(".")
+    return int(created), untoken(id_tok)
 
 
 def parse_input(subject: str) -> tuple[str, int]:

@@ -14,14 +14,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from stmtflow.stores._inputs import PendingInput, matching
 from stmtflow.stores._nats_client import Client, gather_reads, verdict
+from stmtflow.stores._nats_inbox import finish
 from stmtflow.stores._nats_keys import (
     RESUMING_SLOT,
     Stored,
     micros,
+    parse_child,
     parse_due,
     parse_input,
     parse_status,
@@ -29,7 +31,9 @@ from stmtflow.stores._nats_keys import (
 )
 from stmtflow.stores.base import Record, claim_order, with_changes
 
-__all__ = ["claim_due", "count_due", "inputs", "listing", "taken"]
+__all__ = ["children", "claim_due", "count_due", "inputs", "listing", "taken"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _READ_BATCH = 256
 """Records a listing reads concurrently."""
@@ -40,9 +44,12 @@ def taken(current: Record, owner: str, expires: datetime) -> Record:
     return with_changes(current, lease_owner=owner, lease_expires=expires, fence=current.fence + 1)
 
 
-def _claimable(rec: Record, now: datetime) -> bool:
+def _claimable(stored: Stored, now: datetime) -> bool:
+    rec = stored.record
     if rec.lease_live(now):
         return False
+    if stored.mail.urgent:  # a new message to take, an intent to finish
+        return True
     return rec.status == "resuming" or (rec.wake_at is not None and rec.wake_at <= now)
 
 
@@ -154,9 +161,16 @@ async def _take(
     c: Client, current: Stored, owner: str, now: datetime, lease: timedelta
 ) -> Record | None:
     """Claim one live record by compare-and-set; on a lost race, read it again and retry once."""
-    for _ in range(2):
-        if not _claimable(current.record, now):
+    for _ in range(3):
+        if not _claimable(current, now):
             return None
+        if current.mail.intent is not None:  # its writer died before applying its batch
+            await finish(c, current)
+            again = await c.read(current.record.id)
+            if again is None:
+                return None
+            current = again
+            continue
         new = taken(current.record, owner, now + lease)
         if await c.write(current, new) is not None:
             return new
@@ -177,7 +191,7 @@ async def claim_due(
     while len(claimed) < limit and not walk.done:
         wanted = limit - len(claimed)
         live = await walk.next(max(2 * wanted, 8))
-        ready = claim_order([s.record for s in live if _claimable(s.record, now)])[:wanted]
+        ready = claim_order([s.record for s in live if _claimable(s, now)])[:wanted]
         by_id = {s.record.id: s for s in live}
         got = await asyncio.gather(*(_take(c, by_id[r.id], owner, now, lease) for r in ready))
         claimed.extend(r for r in got if r is not None)
@@ -221,14 +235,17 @@ async def listing(
         stored = await gather_reads(c, (id for _, id in batch))
         for _, id in batch:
             current = stored[id]
+            live = False
             for subject, version in by_id[id]:
                 judged = verdict(current, subject, version, names)
                 if judged == "stale":
                     stale.append(subject)
                 elif judged == "pending":
                     c.later(c.repair(current, subject))
-            if current is None:
-                continue
+                live = live or judged == "live"
+            if current is None or not live:
+                continue  # its live entry sorts elsewhere (another creation time: a refused
+                # create of the same id announced it) or is not there yet
             rec = current.record
             if (status is None or rec.status == status) and (
                 workflow is None or rec.workflow == workflow
@@ -241,6 +258,44 @@ async def listing(
     if stale:
         c.later(c.purge(stale))
     found.sort(key=lambda r: (micros(r.created_at) if r.created_at else 0, r.id))
+    return found
+
+
+async def children(
+    c: Client, parent_id: str, status: str | None, workflow: str | None, limit: int | None
+) -> list[Record]:
+    """The children of ``parent_id`` by (created_at, id), filtered: one request for its entries
+    in the children index, then their records (an entry whose record is missing or names
+    another parent is a hint of a create that did not happen, and is skipped)."""
+    if limit is not None and limit <= 0:
+        return []
+    await c.ready()
+    names = c.names
+    subjects = await c.subjects(names.children_stream, names.children_filter(parent_id))
+    entries = sorted((*parse_child(s), s) for s in subjects)
+    found: list[Record] = []
+    stale: list[str] = []
+    for start in range(0, len(entries), _READ_BATCH):
+        batch = entries[start : start + _READ_BATCH]
+        stored = await gather_reads(c, (id for _, id, _ in batch))
+        for created, id, subject in batch:
+            current = stored[id]
+            if current is None:
+                continue  # a create in flight, or one that died before its record
+            rec = current.record
+            if rec.parent_id != parent_id or created != micros(rec.created_at or _EPOCH):
+                stale.append(subject)  # a create refused: the id was taken already
+                continue
+            if (status is None or rec.status == status) and (
+                workflow is None or rec.workflow == workflow
+            ):
+                found.append(rec)
+                if limit is not None and len(found) >= limit:
+                    break
+        if limit is not None and len(found) >= limit:
+            break
+    if stale:
+        c.later(c.purge(stale))
     return found
 
 

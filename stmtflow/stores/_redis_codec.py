@@ -56,5 +56,9 @@ def record_from(flat: Sequence[str]) -> Record:
         error=f.get("error"),
         created_at=time_from(f["created_at"]),
         updated_at=time_from(f["updated_at"]),
-        root_id=f["id"],  # no parents here: this store refuses the writes that start children
+        parent_id=f.get("parent_id"),
+        root_id=f.get("root_id", f["id"]),
+        parent_event=f.get("parent_event"),
+        on_parent_end=f.get("on_parent_end"),
+        inbox=f.get("inbox") == "1",
     )

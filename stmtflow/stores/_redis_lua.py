@@ -18,20 +18,26 @@ without reading again), ``{"exists"}`` or ``{"missing"}``. A record travels as `
 
 from __future__ import annotations
 
+from stmtflow.stores._redis_inbox import INBOX, INBOX_LUA, KNOWN_KEY, POST
+
 __all__ = [
     "CLAIM",
     "CLAIM_DUE",
     "CREATE",
     "GET",
+    "INBOX",
     "INPUTS",
+    "KNOWN_KEY",
     "LIST",
+    "POST",
     "RELEASE",
     "RENEW",
     "UPDATE",
     "UPDATE_FREE",
 ]
 
-_COMMON = """
+_COMMON = (
+    """
 local P = ARGV[1]
 local function rkey(id) return P .. ':rec:' .. id end
 local function opt(k, name, value)
@@ -54,6 +60,10 @@ local KEPT = {'workflow', 'created_at', 'fence', 'lease_owner', 'lease_expires'}
 -- A record as the client reads it; its pieces unless it is at version `known` (or kept whole).
 local function full_record(k, id, known)
   local fields = redis.call('HGETALL', k)
+  if redis.call('EXISTS', P .. ':inbox:' .. id) == 1 then
+    fields[#fields + 1] = 'inbox'
+    fields[#fields + 1] = '1'
+  end
   if redis.call('HEXISTS', k, 'parts') == 0 then return {fields} end
   if known ~= '' and redis.call('HGET', k, 'version') == known then return {fields, {}} end
   return {fields, redis.call('HGETALL', P .. ':parts:' .. id)}
@@ -86,7 +96,7 @@ end
 -- ARGV[a ..]: '' (leave the instance's pending-input rows), or n, then n rows of
 -- (member, asked_at, assignee or '', workflow, row): replace them all.
 local function write_inputs(id, a)
-  if ARGV[a] == '' then return end
+  if ARGV[a] == '' then return a + 1 end
   local own = P .. ':inputs-of:' .. id
   local old = redis.call('HGETALL', own)
   for j = 1, #old, 2 do
@@ -104,6 +114,7 @@ local function write_inputs(id, a)
     redis.call('HSET', own, member, table.concat(keys, '\\n'))
     i = i + 5
   end
+  return i
 end
 
 -- A resuming record is claimable whatever its wake-up: without one it waits in P:resuming (by
@@ -141,34 +152,49 @@ local function write_data(k, id, a)
   end
   redis.call('HINCRBY', k, 'version', 1)
 end
+
+-- ARGV[a ..]: id, workflow, data, state (or its head), status, wake_at (opt), lease_owner
+-- (opt), lease_expires (opt), error (opt), created_at, updated_at, parent_id (opt), root_id,
+-- parent_event (opt), on_parent_end (opt), write_state's and write_inputs' arguments.
+-- Creates the record unless its id exists; 1 if it did.
+local function create_record(a)
+  local id, workflow, status, created = ARGV[a], ARGV[a + 1], ARGV[a + 4], ARGV[a + 9]
+  local k = rkey(id)
+  if redis.call('EXISTS', k) == 1 then return 0 end
+  local fence = '0'
+  if ARGV[a + 6] ~= '' then fence = '1' end
+  redis.call('HSET', k, 'id', id, 'workflow', workflow, 'data', ARGV[a + 2],
+    'state', ARGV[a + 3], 'status', status, 'version', '1', 'fence', fence,
+    'created_at', created, 'updated_at', ARGV[a + 10], 'root_id', ARGV[a + 12])
+  opt(k, 'wake_at', ARGV[a + 5])
+  opt(k, 'lease_owner', ARGV[a + 6])
+  opt(k, 'lease_expires', ARGV[a + 7])
+  opt(k, 'error', ARGV[a + 8])
+  opt(k, 'parent_id', ARGV[a + 11])
+  opt(k, 'parent_event', ARGV[a + 13])
+  opt(k, 'on_parent_end', ARGV[a + 14])
+  write_inputs(id, write_state(k, id, a + 15))
+  redis.call('ZADD', P .. ':created', created, id)
+  redis.call('ZADD', P .. ':workflow:' .. workflow, created, id)
+  redis.call('ZADD', by_status(status), created, id)
+  redis.call('ZADD', by_both(status, workflow), created, id)
+  if ARGV[a + 11] ~= '' then
+    redis.call('ZADD', P .. ':children:' .. string.sub(ARGV[a + 11], 2), created, id)
+  end
+  file_resuming(id, status, ARGV[a + 5], created)
+  if ARGV[a + 5] ~= '' then redis.call('ZADD', P .. ':due', string.sub(ARGV[a + 5], 2), id) end
+  return 1
+end
 """
+    + INBOX_LUA
+)
 
 CREATE = (
     _COMMON
     + """
--- ARGV: prefix, id, workflow, data, state (or its head), status, wake_at (opt),
---       lease_owner (opt), lease_expires (opt), error (opt), created_at, updated_at,
---       write_state's arguments, write_inputs' arguments
-local id, workflow, status, created = ARGV[2], ARGV[3], ARGV[6], ARGV[11]
-local k = rkey(id)
-if redis.call('EXISTS', k) == 1 then return {'exists'} end
-local fence = '0'
-if ARGV[8] ~= '' then fence = '1' end
-redis.call('HSET', k, 'id', id, 'workflow', workflow, 'data', ARGV[4], 'state', ARGV[5],
-  'status', status, 'version', '1', 'fence', fence, 'created_at', created,
-  'updated_at', ARGV[12])
-opt(k, 'wake_at', ARGV[7])
-opt(k, 'lease_owner', ARGV[8])
-opt(k, 'lease_expires', ARGV[9])
-opt(k, 'error', ARGV[10])
-write_inputs(id, write_state(k, id, 13))
-redis.call('ZADD', P .. ':created', created, id)
-redis.call('ZADD', P .. ':workflow:' .. workflow, created, id)
-redis.call('ZADD', by_status(status), created, id)
-redis.call('ZADD', by_both(status, workflow), created, id)
-file_resuming(id, status, ARGV[7], created)
-if ARGV[7] ~= '' then redis.call('ZADD', P .. ':due', string.sub(ARGV[7], 2), id) end
-return {'ok', {redis.call('HGETALL', k)}}
+-- ARGV: prefix, create_record's arguments
+if create_record(2) == 0 then return {'exists'} end
+return {'ok', {redis.call('HGETALL', rkey(ARGV[2]))}}
 """
 )
 
@@ -176,7 +202,7 @@ UPDATE = (
     _COMMON
     + """
 -- ARGV: prefix, id, expected_version, fence (opt), release ('1' or '0'), write_data's 6,
---       write_state's arguments, write_inputs' arguments
+--       write_state's, write_inputs' and apply_batch's arguments
 local id = ARGV[2]
 local k = rkey(id)
 local cur = redis.call('HMGET', k, 'version', 'fence', 'lease_owner')
@@ -187,7 +213,7 @@ if tonumber(cur[1]) ~= tonumber(ARGV[3]) or (fence ~= '' and
   return {'refused', full_record(k, id, '')}
 end
 write_data(k, id, 6)
-write_inputs(id, write_state(k, id, 12))
+apply_batch(id, write_inputs(id, write_state(k, id, 12)))
 if ARGV[5] == '1' then redis.call('HDEL', k, 'lease_owner', 'lease_expires') end
 return {'ok', redis.call('HMGET', k, unpack(KEPT))}
 """
@@ -197,7 +223,7 @@ UPDATE_FREE = (
     _COMMON
     + """
 -- ARGV: prefix, id, expected_version, now, owner (opt), lease_expires (opt), write_data's 6,
---       write_state's arguments, write_inputs' arguments
+--       write_state's, write_inputs' and apply_batch's arguments
 local id, now = ARGV[2], ARGV[4]
 local k = rkey(id)
 local version = redis.call('HGET', k, 'version')
@@ -206,7 +232,7 @@ if tonumber(version) ~= tonumber(ARGV[3]) or lease_live(k, now) then
   return {'refused', full_record(k, id, '')}
 end
 write_data(k, id, 7)
-write_inputs(id, write_state(k, id, 13))
+apply_batch(id, write_inputs(id, write_state(k, id, 13)))
 if ARGV[5] == '' then
   redis.call('HDEL', k, 'lease_owner', 'lease_expires')
 else
@@ -223,7 +249,8 @@ CLAIM_DUE = (
     + """
 -- ARGV: prefix, now, owner, lease_expires, limit. In claim order: resuming work with no
 -- wake-up (left by a crash) by creation; then due wake-ups by wake_at; then resuming work whose
--- wake-up is still ahead. Only ids in those sets are read (and skipped while leased).
+-- wake-up is still ahead; then instances holding new messages, by arrival. Only ids in those
+-- sets are read (and skipped while leased).
 local now, owner, expires, limit = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local out = {}
 local function take(id)
@@ -247,6 +274,7 @@ end
 scan(P .. ':resuming', '-inf', '+inf')
 scan(P .. ':due', '-inf', now)
 scan(P .. ':resuming-at', '(' .. now, '+inf')
+scan(P .. ':posted', '-inf', '+inf')
 return out
 """
 )
@@ -298,10 +326,27 @@ return {'ok', 1}
 LIST = (
     _COMMON
     + """
--- ARGV: prefix, index key suffix, last rank (-1: all). One atomic read of ids and records.
-local ids = redis.call('ZRANGE', P .. ARGV[2], 0, ARGV[3])
+-- ARGV: prefix, index key suffix, limit (-1: all), status ('' any), workflow ('' any).
+-- One atomic read of ids and records; the filters serve the children index, which holds
+-- every child of one parent whatever its status and type.
+local limit, status, workflow = tonumber(ARGV[3]), ARGV[4], ARGV[5]
+if status == '' and workflow == '' then
+  local last = -1
+  if limit > 0 then last = limit - 1 end
+  local ids = redis.call('ZRANGE', P .. ARGV[2], 0, last)
+  local out = {}
+  for i, id in ipairs(ids) do out[i] = full_record(rkey(id), id, '') end
+  return out
+end
 local out = {}
-for i, id in ipairs(ids) do out[i] = full_record(rkey(id), id, '') end
+for _, id in ipairs(redis.call('ZRANGE', P .. ARGV[2], 0, -1)) do
+  if limit >= 0 and #out >= limit then break end
+  local k = rkey(id)
+  local found = redis.call('HMGET', k, 'status', 'workflow')
+  if (status == '' or found[1] == status) and (workflow == '' or found[2] == workflow) then
+    out[#out + 1] = full_record(k, id, '')
+  end
+end
 return out
 """
 )

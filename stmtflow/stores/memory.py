@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from stmtflow.errors import ConflictError, NotFound
 from stmtflow.stores._inputs import PendingInput, check_inputs, matching
+from stmtflow.stores._memory_history import MemoryHistory
 from stmtflow.stores._memory_outbox import MemoryOutbox
 from stmtflow.stores._schedules import MemorySchedules, ScheduleRow
 from stmtflow.stores.base import (
@@ -41,7 +42,7 @@ from stmtflow.stores.base import (
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(MemoryOutbox, MemorySchedules, Store):
+class MemoryStore(MemoryOutbox, MemoryHistory, MemorySchedules, Store):
     """A `Store` kept in a dict; every operation holds one lock, so each is atomic.
 
     Example:
@@ -63,6 +64,7 @@ class MemoryStore(MemoryOutbox, MemorySchedules, Store):
         self._outbox_init()
         self._inputs: dict[str, tuple[PendingInput, ...]] = {}
         """Each instance's pending-input rows (instances without any are left out)."""
+        self._init_history()
         self._schedules: dict[str, ScheduleRow] = {}
 
     def _current(self, id: str) -> Record:
@@ -195,6 +197,8 @@ class MemoryStore(MemoryOutbox, MemorySchedules, Store):
             ):
                 raise refusal(current, expected_version, fence)
             lease = {"lease_owner": None, "lease_expires": None} if release else {}
+            if batch.history is not None:  # first: what fails here leaves the record as it was
+                self._append_history(record.id, batch.history)
             stored = self._store_data(current, record, now, rows, **lease)
             self._apply(record.id, batch, now)
             return stored
@@ -218,6 +222,8 @@ class MemoryStore(MemoryOutbox, MemorySchedules, Store):
             if current.version != expected_version or current.lease_live(now):
                 raise refusal(current, expected_version, None, now)
             fence = current.fence if owner is None else current.fence + 1
+            if batch.history is not None:  # first: what fails here leaves the record as it was
+                self._append_history(record.id, batch.history)
             stored = self._store_data(
                 current,
                 record,

@@ -8,7 +8,9 @@ JetStream storage of the bucket and streams it creates; default ``file``), ``rep
 Every record is one KV entry, written compare-and-set on its KV revision (an update names the
 revision it read; a create succeeds only if the key is absent), with its lease and fencing token
 inside, so a claim is a compare-and-set too; the instance's pending-input rows are kept in the
-record as well, so they are committed with its state. Due work and listings are found through index
+record as well, so they are committed with its state, and so is its inbox; the children and
+messages a write sends to other instances are committed in it as an intent and applied after
+(``stmtflow.stores._nats_inbox``). Due work and listings are found through index
 streams (``stmtflow.stores._nats_keys``) that are hints checked against the records: a tick
 reads the markers of the minutes that hold wake-ups, then only the entries of the due ones, never
 every record. ``docs/stores.md`` explains the design and its costs.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import logging
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -40,9 +43,10 @@ from stmtflow.stores import _nats_scan as scan
 from stmtflow.stores._batch import NO_BATCH, Batch
 from stmtflow.stores._inputs import PendingInput, check_inputs
 from stmtflow.stores._nats_client import Client, Settings
+from stmtflow.stores._nats_inbox import NatsInboxes, born, finish
 from stmtflow.stores._nats_keys import Stored, token, untoken
 from stmtflow.stores._nats_loop import LoopThread
-from stmtflow.stores._no_inbox import WithoutInbox, check_no_batch
+from stmtflow.stores._outbox import WithoutOutbox, outbox_refusal
 from stmtflow.stores._schedules import WithoutSchedules
 from stmtflow.stores.base import (
     Record,
@@ -61,6 +65,8 @@ from stmtflow.stores.base import (
 __all__ = ["NatsStore", "drop", "parse_url"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("stmtflow.stores.nats")
 
 _RETRIES = 100
 """Compare-and-set attempts of one call before it gives up (each lost only to another write)."""
@@ -93,7 +99,7 @@ def parse_url(url: str) -> Settings:
     return Settings(server, bucket, storage, replicas, timeout)
 
 
-class NatsStore(WithoutInbox, WithoutSchedules, Store):
+class NatsStore(NatsInboxes, WithoutOutbox, WithoutSchedules, Store):
     """A `Store` on a NATS JetStream KV bucket, shared by any number of workers.
 
     Args:
@@ -111,6 +117,7 @@ class NatsStore(WithoutInbox, WithoutSchedules, Store):
     """
 
     store_name = "NATS"
+    """How a refusal names this store (it keeps no outbox yet)."""
 
     def __init__(self, url: str) -> None:
         self.url = redact(url)
@@ -137,14 +144,7 @@ class NatsStore(WithoutInbox, WithoutSchedules, Store):
 
     def create(self, record: Record, *, inputs: Sequence[PendingInput] | None = None) -> Record:
         rows = check_inputs(record.id, inputs or ())
-        now = utcnow()
-        stored = with_changes(
-            record,
-            version=1,
-            fence=1 if record.lease_owner is not None else 0,
-            created_at=record.created_at or now,
-            updated_at=now,
-        )
+        stored = born(record, utcnow())
         return self._run(f"create {record.id!r}", lambda c: c.create(stored, rows))
 
     def get(self, id: str) -> Record:
@@ -161,9 +161,12 @@ class NatsStore(WithoutInbox, WithoutSchedules, Store):
         *,
         parent_id: str | None = None,
     ) -> builtins.list[Record]:
-        if parent_id is not None:
-            return []  # no children: a write that would create one is refused
         wanted = None if status is None else status_value(status)
+        if parent_id is not None:
+            return self._run(
+                f"list the children of {parent_id!r}",
+                lambda c: scan.children(c, parent_id, wanted, workflow, limit),
+            )
         return self._run("list", lambda c: scan.listing(c, wanted, workflow, limit))
 
     def update(
@@ -176,7 +179,6 @@ class NatsStore(WithoutInbox, WithoutSchedules, Store):
         batch: Batch = NO_BATCH,
         inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
-        check_no_batch("NATS", record.id, batch)
         rows = None if inputs is None else check_inputs(record.id, inputs)
         now = utcnow()
 
@@ -188,7 +190,7 @@ class NatsStore(WithoutInbox, WithoutSchedules, Store):
             lease = {"lease_owner": None, "lease_expires": None} if release else {}
             return _data(current, record, now, **lease)
 
-        return self._change(record.id, f"update {record.id!r}", change, rows)
+        return self._change(record.id, f"update {record.id!r}", change, rows, batch)
 
     def update_free(
         self,
@@ -201,7 +203,6 @@ class NatsStore(WithoutInbox, WithoutSchedules, Store):
         batch: Batch = NO_BATCH,
         inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
-        check_no_batch("NATS", record.id, batch)
         rows = None if inputs is None else check_inputs(record.id, inputs)
         now, expires = free_lease(now, owner, lease)
         written = utcnow()
@@ -214,7 +215,7 @@ class NatsStore(WithoutInbox, WithoutSchedules, Store):
                 current, record, written, lease_owner=owner, lease_expires=expires, fence=fence
             )
 
-        return self._change(record.id, f"update {record.id!r}", change, rows)
+        return self._change(record.id, f"update {record.id!r}", change, rows, batch)
 
     def _change(
         self,
@@ -222,12 +223,14 @@ class NatsStore(WithoutInbox, WithoutSchedules, Store):
         what: str,
         change: Callable[[Record], Record | None],
         inputs: tuple[PendingInput, ...] | None = None,
+        batch: Batch = NO_BATCH,
     ) -> Record:
         """Read (or take the remembered copy), ``change``, write compare-and-set (with
-        ``inputs`` as the new pending-input rows, None keeping them); repeat on a lost race.
+        ``inputs`` as the new pending-input rows, None keeping them, and ``batch``: its own
+        messages in the record, the rest as its intent, applied after); repeat on a lost race.
         ``change`` raises to refuse; a refusal judged on a remembered copy is judged again on a
-        fresh read."""
-        written = self._maybe(id, what, change, inputs)
+        fresh read. A left-over intent of the record is finished before anything is decided."""
+        written = self._maybe(id, what, change, inputs, batch)
         assert written is not None
         return written
 
@@ -237,14 +240,24 @@ class NatsStore(WithoutInbox, WithoutSchedules, Store):
         what: str,
         change: Callable[[Record], Record | None],
         inputs: tuple[PendingInput, ...] | None = None,
+        batch: Batch = NO_BATCH,
     ) -> Record | None:
         """`_change`, where ``change`` may also answer None: nothing to write (returned)."""
+        if batch.emit:  # the engine refuses emit() in the action already: this guards others
+            raise outbox_refusal("NATS")
 
         async def run(c: Client) -> Record | None:
             current, fresh = c.cache.get(id), False
             for _ in range(_RETRIES):
                 if current is None:
                     current, fresh = _found(await c.read(id), id), True
+                if current.mail.intent is not None:
+                    # A write that died before it applied its batch: finished from a fresh
+                    # read only (a remembered copy may show an intent cleared since).
+                    if fresh:
+                        await finish(c, current)
+                    current = None
+                    continue
                 try:
                     new = change(current.record)
                 except StmtflowError:
@@ -257,12 +270,26 @@ class NatsStore(WithoutInbox, WithoutSchedules, Store):
                         return None
                     current = None
                     continue
-                if await c.write(current, new, inputs) is not None:
+                mail = None if batch.empty else current.mail.own(batch, new.version, utcnow())
+                written = await c.write(current, new, inputs, mail)
+                if written is not None:
+                    if written.mail.intent is not None:
+                        await self._finish(c, written)
                     return new
                 current = None
             raise StmtflowError(f"{what}: gave up after {_RETRIES} lost races")
 
         return self._run(what, run)
+
+    async def _finish(self, c: Client, written: Stored) -> None:
+        """Apply a committed intent now; a failure is logged, not raised: the write stands,
+        and the intent is finished by the record's next write or claim (a tick finds it)."""
+        try:
+            await finish(c, written)
+        except (nats.errors.Error, OSError, StmtflowError) as exc:
+            log.warning(
+                "NATS store %s: %r: batch left to recover: %s", self.url, written.record.id, exc
+            )
 
     # -- leases -----------------------------------------------------------------------------
 

@@ -41,7 +41,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
+from stmtflow.stores import _postgres_history as _history
 from stmtflow.stores import _postgres_outbox as outbox
+from stmtflow.stores._history import HistoryEvent, Snapshot
 from stmtflow.stores._inputs import (
     INPUT_COLUMNS,
     PendingInput,
@@ -315,6 +317,27 @@ class PostgresStore(PostgresSchedules, Store):
         with self._pool.connection() as conn:
             return [_record(row) for row in conn.execute(query, params).fetchall()]
 
+    # -- histories --------------------------------------------------------------------------
+
+    def history(self, id: str) -> tuple[builtins.list[HistoryEvent], int]:
+        with self._pool.connection() as conn:
+            return _history.events(conn, id)
+
+    def snapshot(self, id: str, seq: int) -> Snapshot | None:
+        with self._pool.connection() as conn:
+            return _history.snapshot(conn, id, seq)
+
+    def prune(
+        self,
+        ended_before: datetime,
+        *,
+        workflow: str | None = None,
+        limit: int = 100,
+        now: datetime,
+    ) -> builtins.list[str]:
+        with self._pool.connection() as conn, conn.transaction():
+            return _history.prune(conn, ended_before, now, workflow, limit)
+
     def update(
         self,
         record: Record,
@@ -555,3 +578,5 @@ def _apply(conn: psycopg.Connection[Any], id: str, batch: Batch, now: datetime) 
     apply_messages(conn, id, batch, now)
     if batch.emit:
         outbox.emit(conn, batch.emit, now)
+    if batch.history is not None:
+        _history.append(conn, id, batch.history)

@@ -22,6 +22,7 @@ redis-py. Keys, with ``P`` the prefix:
 ``P:resuming-at``                      the ``resuming`` ids with a wake-up, by wake_at
 ``P:parts:<id>``                       hash: a large state's thread pieces (`_redis_parts`)
 ``P:targets``                          hash: workflow type -> target
+``P:inbox:<id>`` and the rest           inboxes and the children index (`_redis_inbox`)
 =====================================  ==========================================================
 
 Times are integers of microseconds since the Unix epoch (`_redis_codec`). Ids with equal
@@ -53,8 +54,9 @@ from stmtflow.errors import ConflictError, NotFound, StmtflowError
 from stmtflow.stores import _redis_lua as lua
 from stmtflow.stores._batch import NO_BATCH, Batch
 from stmtflow.stores._inputs import PendingInput, schema_reader
-from stmtflow.stores._no_inbox import WithoutInbox, check_no_batch
+from stmtflow.stores._outbox import WithoutOutbox, outbox_refusal
 from stmtflow.stores._redis_codec import fields, micros, opt, opt_time, record_from, time_from
+from stmtflow.stores._redis_inbox import RedisInboxes, batch_args
 from stmtflow.stores._redis_inputs import decode, encode_args, index_key
 from stmtflow.stores._redis_parts import Cache, Parts, assemble, plan
 from stmtflow.stores._schedules import WithoutSchedules
@@ -75,8 +77,10 @@ from stmtflow.stores.base import (
 
 __all__ = ["DEFAULT_PREFIX", "SCHEMA_VERSION", "RedisStore"]
 
-SCHEMA_VERSION = 1
-"""The key layout this release writes and reads (kept in ``P:meta``)."""
+SCHEMA_VERSION = 2
+"""The key layout this release writes and reads (kept in ``P:meta``). Version 2 added the
+parent fields of a record, inboxes and the children index (`_redis_inbox`): keys a layout 1
+database lacks until they are first written, so opening one only raises the number."""
 
 DEFAULT_PREFIX = "stmtflow"
 """The key prefix when the URL names none."""
@@ -108,7 +112,7 @@ def _split_url(url: str) -> tuple[str, str, set[str]]:
     return urlunsplit(parts._replace(query=urlencode(rest))), prefix, {k for k, _ in rest}
 
 
-class RedisStore(WithoutInbox, WithoutSchedules, Store):
+class RedisStore(RedisInboxes, WithoutOutbox, WithoutSchedules, Store):
     """A `Store` in a Redis database, shared by any number of workers.
 
     Args:
@@ -126,6 +130,7 @@ class RedisStore(WithoutInbox, WithoutSchedules, Store):
     """
 
     store_name = "Redis"
+    """How a refusal names this store (it keeps no outbox yet)."""
 
     def __init__(self, url: str, *, socket_timeout: float = 10.0) -> None:
         self.url = redact(url)
@@ -165,6 +170,8 @@ class RedisStore(WithoutInbox, WithoutSchedules, Store):
                 f"{found}, newer than this release of stmtflow supports ({SCHEMA_VERSION}); "
                 "upgrade stmtflow"
             )
+        if found < SCHEMA_VERSION:
+            self._redis.hset(meta, "schema_version", str(SCHEMA_VERSION))
 
     def close(self) -> None:
         self._redis.close()
@@ -194,10 +201,20 @@ class RedisStore(WithoutInbox, WithoutSchedules, Store):
 
     def create(self, record: Record, *, inputs: Sequence[PendingInput] | None = None) -> Record:
         now = utcnow()
-        rows = encode_args(record.id, inputs or ())
+        args, parts = self._create_args(record, now, encode_args(record.id, inputs or ()))
+        answer = self._run("CREATE", *args)
+        if answer[0] == "exists":
+            raise ConflictError(f"a workflow instance with id {record.id!r} already exists")
+        self._parts.put(record.id, parts)
+        return with_changes(record_from(answer[1][0]), state=record.state)
+
+    @staticmethod
+    def _create_args(
+        record: Record, now: datetime, rows: builtins.list[str]
+    ) -> tuple[builtins.list[str], Parts | None]:
+        """The arguments of the scripts' ``create_record`` for ``record``, and its parts."""
         head, pieces, parts = plan(record.state, None, 1)
-        answer = self._run(
-            "CREATE",
+        args = [
             record.id,
             record.workflow,
             record.data,
@@ -209,13 +226,19 @@ class RedisStore(WithoutInbox, WithoutSchedules, Store):
             opt(record.error),
             micros(record.created_at or now),
             micros(now),
+            opt(record.parent_id),
+            record.root_id or record.id,
+            opt(record.parent_event),
+            opt(record.on_parent_end),
             *pieces,
             *rows,
-        )
-        if answer[0] == "exists":
-            raise ConflictError(f"a workflow instance with id {record.id!r} already exists")
-        self._parts.put(record.id, parts)
-        return with_changes(record_from(answer[1][0]), state=record.state)
+        ]
+        return args, parts
+
+    def _batch(self, batch: Batch, now: datetime) -> builtins.list[str]:
+        if batch.emit:  # the engine refuses emit() in the action already: this guards others
+            raise outbox_refusal("Redis")
+        return batch_args(batch, lambda child: self._create_args(child, now, ["0"])[0])
 
     def get(self, id: str) -> Record:
         known = self._parts.latest(id)
@@ -232,16 +255,18 @@ class RedisStore(WithoutInbox, WithoutSchedules, Store):
         *,
         parent_id: str | None = None,
     ) -> builtins.list[Record]:
-        if parent_id is not None:
-            return []  # no children: a write that would create one is refused
         if limit is not None and limit <= 0:
             return []
-        index = ":created"
-        if status is not None:
-            index = f":status:{status_value(status)}"
-        if workflow is not None:
-            index = f"{index if status is not None else ''}:workflow:{workflow}"
-        rows = self._run("LIST", index, -1 if limit is None else limit - 1)
+        wanted = "" if status is None else status_value(status)
+        if parent_id is not None:  # every child of one parent: filtered by the script
+            index, filters = f":children:{parent_id}", [wanted, workflow or ""]
+        else:
+            index, filters = ":created", ["", ""]
+            if status is not None:
+                index = f":status:{wanted}"
+            if workflow is not None:
+                index = f"{index if status is not None else ''}:workflow:{workflow}"
+        rows = self._run("LIST", index, -1 if limit is None else limit, *filters)
         return [self._read(item) for item in rows]
 
     def update(
@@ -254,7 +279,6 @@ class RedisStore(WithoutInbox, WithoutSchedules, Store):
         batch: Batch = NO_BATCH,
         inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
-        check_no_batch("Redis", record.id, batch)
         now = utcnow()
         rows = encode_args(record.id, inputs)
         old = self._parts.get(record.id, expected_version)
@@ -268,6 +292,7 @@ class RedisStore(WithoutInbox, WithoutSchedules, Store):
             *self._data_args(record, head, now),
             *pieces,
             *rows,
+            *self._batch(batch, now),
         )
         if answer[0] != "ok":
             raise self._refused(record.id, answer, expected_version, fence)
@@ -285,7 +310,6 @@ class RedisStore(WithoutInbox, WithoutSchedules, Store):
         batch: Batch = NO_BATCH,
         inputs: Sequence[PendingInput] | None = None,
     ) -> Record:
-        check_no_batch("Redis", record.id, batch)
         now, expires = free_lease(now, owner, lease)
         rows = encode_args(record.id, inputs)
         updated_at = utcnow()
@@ -301,6 +325,7 @@ class RedisStore(WithoutInbox, WithoutSchedules, Store):
             *self._data_args(record, head, updated_at),
             *pieces,
             *rows,
+            *self._batch(batch, updated_at),
         )
         if answer[0] != "ok":
             raise self._refused(record.id, answer, expected_version, None, now)

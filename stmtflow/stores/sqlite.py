@@ -43,7 +43,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
+from stmtflow.stores import _sqlite_history as _history
 from stmtflow.stores import _sqlite_outbox as outbox
+from stmtflow.stores._history import HistoryEvent, Snapshot
 from stmtflow.stores._inputs import (
     INPUT_COLUMNS,
     PendingInput,
@@ -413,6 +415,8 @@ class SQLiteStore(SQLiteSchedules, Store):
         apply_messages(conn, id, batch, now)
         if batch.emit:
             outbox.emit(conn, batch.emit, now)
+        if batch.history is not None:
+            _history.append(conn, id, batch.history)
 
     # -- outbox -----------------------------------------------------------------------------
 
@@ -439,6 +443,27 @@ class SQLiteStore(SQLiteSchedules, Store):
     def outbox(self, instance_id: str | None = None) -> builtins.list[OutboxMessage]:
         with self._conn() as conn:
             return outbox.listing(conn, instance_id)
+
+    # -- histories --------------------------------------------------------------------------
+
+    def history(self, id: str) -> tuple[builtins.list[HistoryEvent], int]:
+        with self._conn() as conn:
+            return _history.events(conn, id)
+
+    def snapshot(self, id: str, seq: int) -> Snapshot | None:
+        with self._conn() as conn:
+            return _history.snapshot(conn, id, seq)
+
+    def prune(
+        self,
+        ended_before: datetime,
+        *,
+        workflow: str | None = None,
+        limit: int = 100,
+        now: datetime,
+    ) -> builtins.list[str]:
+        with self._write() as conn:  # one short transaction per batch
+            return _history.prune(conn, _ts(ended_before) or "", _ts(now) or "", workflow, limit)
 
     # -- inboxes ----------------------------------------------------------------------------
 

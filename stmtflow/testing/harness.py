@@ -52,7 +52,7 @@ from pydantic_core import PydanticSerializationError
 from stmtflow.dsl._statements import RetryPolicy
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import HarnessError, NotFound, StmtflowError
-from stmtflow.runtime import Engine, Instance, PendingEvent
+from stmtflow.runtime import Engine, HistoryEvent, Instance, PendingEvent
 from stmtflow.runtime._inputs import inputs_of
 from stmtflow.state import CheckpointType, State, ThreadStatus, WorkflowStatus, new_state
 from stmtflow.stores import PendingInput, Record
@@ -229,6 +229,12 @@ class WorkflowHarness(Generic[W]):
     def children(self) -> list[Instance]:
         """The instances this one started (`Engine.children`), oldest first."""
         return self.engine.children(self._id) if self._started else []
+
+    @property
+    def history(self) -> list[HistoryEvent]:
+        """The instance's history (`Engine.history`): what the engine wrote with each
+        checkpoint, on the fake clock."""
+        return self.engine.history(self._id) if self._started else []
 
     def inputs(self) -> list[PendingInput]:
         """What people are asked for now (`Engine.inputs`): forms and escalated steps."""
