@@ -33,8 +33,8 @@ from benchmarks.w2_history import w2, w4
 from benchmarks.w3_fanout import w3
 from benchmarks.w5_throughput import w5
 from benchmarks.w6_due_index import w6
-from benchmarks.w7_inputs import w7
-from benchmarks.w8_children import w8
+from benchmarks.w7_children import w7
+from benchmarks.w8_inputs import w8
 from benchmarks.w9_schedules import w9
 from benchmarks.w_redis import redis_w1, redis_w2, redis_w3, redis_w5
 

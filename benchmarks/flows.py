@@ -198,14 +198,14 @@ class Order(sf.WorkflowState):
 
 
 class ReviewForm(BaseModel):
-    """W7: what a reviewer answers."""
+    """W8: what a reviewer answers."""
 
     approve: bool
     comment: str = ""
 
 
 class Review(sf.WorkflowState):
-    """W7: ask ``reviewer`` for a `ReviewForm`, for at most a week."""
+    """W8: ask ``reviewer`` for a `ReviewForm`, for at most a week."""
 
     reviewer: str = "p-00"
     approved: bool = False
@@ -227,7 +227,7 @@ class Review(sf.WorkflowState):
 
 
 class OneStep(sf.WorkflowState):
-    """W8's child: one step, and its result."""
+    """W7's child: one step, and its result."""
 
     n: int = 0
 
@@ -242,8 +242,8 @@ class OneStep(sf.WorkflowState):
 
 
 class Caller(sf.WorkflowState):
-    """W8's parent: a ``For`` loop of ``n`` ``Call``s of `OneStep`, one at a time (``ForEach``
-    was not on main when W8 was written); ``total`` sums the children's results."""
+    """W7's parent: a ``For`` loop of ``n`` ``Call``s of `OneStep`, one at a time (``ForEach``
+    was not on main when W7 was written); ``total`` sums the children's results."""
 
     static_definition: ClassVar[bool] = True
 
@@ -266,7 +266,7 @@ class Caller(sf.WorkflowState):
 
 
 class FanCaller(sf.WorkflowState):
-    """W8's fan-out parent: a ``ForEach`` over ``n`` items, each item's thread one ``Call`` of
+    """W7's fan-out parent: a ``ForEach`` over ``n`` items, each item's thread one ``Call`` of
     `OneStep`, at most 10 alive at once."""
 
     static_definition: ClassVar[bool] = True

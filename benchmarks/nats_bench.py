@@ -127,7 +127,7 @@ def _skip(settings: Settings, workload: str, cases: list[tuple[str, str]]) -> li
 
 
 def w1(settings: Settings, n: int) -> list[Result]:
-    case = "(d) engine on NATS JetStream KV, write per step"
+    case = "(b) engine on NATS JetStream KV, write per step"
     if settings.nats_url is None:
         return _skip(settings, "W1", [(case, "µs/step")])
     from benchmarks.w1_sequential import _engine_per_step, _sized_row
@@ -160,7 +160,7 @@ def w1(settings: Settings, n: int) -> list[Result]:
     return [
         Result(
             "W1",
-            "(d) floor: store.update of the same row on NATS",
+            "(b) floor: store.update of the same row on NATS",
             f,
             "µs/write",
             floors[warm:],

@@ -200,25 +200,35 @@ class WaitEvent(_Value):
     again to find the handler after the thread ended. Left out of the JSON otherwise."""
 
 
-class ForEachProgress(_Value):
-    """How far a thread standing at a ``ForEach`` is: the items whose threads have not started.
+def _empty(value: object) -> bool:
+    """A field left out of the JSON when it holds nothing: states that use no try/catch and
+    no compensation are written exactly as before those existed."""
+    return not value
 
-    Started items live only on their own threads (``Thread.arg``) and ended ones nowhere, so a
-    state holds each item at most once and no record of ended threads.
+
+class ForEachProgress(_Value):
+    """How far a thread standing at a ``ForEach`` is: the index of the next item to start.
+
+    The items themselves are not kept: the ``ForEach`` reads them again (its ``items``, from
+    the definition or the data) each time it starts the next ones, so the state is O(live
+    threads) whatever the number of items. Started items live only on their own threads
+    (``Thread.arg``) and ended ones nowhere.
     """
 
     group: str
     """The group of the item threads (their ids are ``f"{group}[{index}]"``)."""
     next: int
     """The index (in the items list) of the next item to start."""
-    pending: tuple[Any, ...] = ()
-    """The items not started yet, in order (``next`` is the index of the first); a JSON array."""
+    count: int | None = Field(default=None, exclude_if=_unset)
+    """How many items there were when the ``ForEach`` was reached; ``next == count`` once all
+    started. None only in a state written before ``count`` existed (which has `pending`)."""
+    pending: tuple[Any, ...] = Field(default=(), exclude_if=_empty)
+    """Only in a state written before ``count`` existed: the items not started yet, in order
+    (``next`` is the index of the first), which such a state goes on with. Left out otherwise."""
 
-
-def _empty(value: object) -> bool:
-    """A field left out of the JSON when it holds nothing: states that use no try/catch and
-    no compensation are written exactly as before those existed."""
-    return not value
+    def left(self) -> int:
+        """How many items have not started yet."""
+        return len(self.pending) if self.count is None else self.count - self.next
 
 
 class CaughtError(_Value):
@@ -327,7 +337,7 @@ class Thread(_Model):
     ``ForEach``), outermost first, each as the ``[name, arg]`` of the thread it is the body
     of. Left out of the JSON for a thread started from the definition's own tree."""
     foreach: ForEachProgress | None = Field(default=None, exclude_if=_unset)
-    """While the thread stands at a ``ForEach``: the items not started yet. Left out of the
+    """While the thread stands at a ``ForEach``: how far it is. Left out of the
     JSON otherwise."""
     frames: tuple[Frame, ...] = Field(default=(), exclude_if=_empty)
     """The ``Try`` statements the thread is inside, outermost first (left out of the JSON when

@@ -355,24 +355,76 @@ def test_an_unregistered_child_type_is_refused_before_anything_is_stored(url: st
         assert engine.list() == []
 
 
-def test_an_input_that_does_not_fit_the_child_is_a_clear_error(engine: Engine) -> None:
-    class Strict(sf.WorkflowState):
-        amount: int
+class Strict(sf.WorkflowState):
+    amount: int
 
-        def definition(self) -> sf.Section:
-            return sf.S(sf.Step("s", print))
+    def definition(self) -> sf.Section:
+        return sf.S(sf.Step("s", print))
 
-    class Caller(sf.WorkflowState):
-        def definition(self) -> sf.Section:
-            return sf.S(sf.Call("pay", Strict, {"amount": "lots"}))
 
-    with pytest.raises(ExecutionError) as caught:
-        engine.start(Caller, id="c-1")
-    message = str(caught.value)
-    for part in ("event 'pay.child'", "'c-1' (Caller)", "thread '_main_'", "Strict", "amount"):
-        assert part in message
-    assert engine.children("c-1") == []
-    assert engine.get("c-1").state.threads[0].wait_events[0].status.value == "pending_setup"
+class BadCall(sf.WorkflowState):
+    def definition(self) -> sf.Section:
+        return sf.S(sf.Call("pay", Strict, {"amount": "lots"}))
+
+
+def test_an_input_that_does_not_fit_the_child_is_refused_at_the_start(url: str) -> None:
+    """The start stores the instance as created, nothing of its run: no child, the state as
+    new, the error kept (the engine tries again after the error backoff)."""
+    with Engine(url, workflows=[BadCall, Strict]) as engine:
+        with pytest.raises(ExecutionError) as caught:
+            engine.start(BadCall, id="c-1")
+        message = str(caught.value)
+        for part in ("event 'pay.child'", "'c-1' (BadCall)", "thread '_main_'", "Strict", "amount"):
+            assert part in message
+        assert engine.children("c-1") == []
+        got = engine.store.get("c-1")
+        assert got.state == sf.new_state("c-1", "BadCall").model_dump_json()
+        assert got.data == "{}" and got.status == "resuming"
+        assert got.error == message
+
+
+class Late(sf.WorkflowState):
+    """Waits for ``go``, then reaches the child statement of ``kind`` (bad in one way each)."""
+
+    kind: str
+    kinds: list[str] = ["Nope"]
+
+    def definition(self) -> sf.Section:
+        go = sf.Wait("until_go", sf.OnEvent("go", lambda: None))
+        if self.kind == "call":
+            return sf.S(go, sf.Call("pay", Strict, {"amount": "lots"}))
+        if self.kind == "start":
+            return sf.S(go, sf.Start("mail", Strict, lambda: {"amount": [1]}))
+        # A body built from an item: its Call's type is seen only when the item's thread runs.
+        return sf.S(go, sf.ForEach("each", lambda: self.kinds, lambda k: sf.S(sf.Call("c", k))))
+
+
+@pytest.mark.parametrize(
+    ("kind", "error", "parts"),
+    [
+        ("call", ExecutionError, ["event 'pay.child'", "thread '_main_'", "Strict", "amount"]),
+        ("start", ExecutionError, ["Start 'mail'", "thread '_main_'", "Strict", "amount"]),
+        ("foreach", ExecutionError, ["event 'c.child'", "thread 'each[0]'", "'Nope'"]),
+    ],
+)
+def test_a_refused_child_leaves_the_stored_parent_as_it_was(
+    url: str, kind: str, error: type[Exception], parts: list[str]
+) -> None:
+    """A send that takes the parent to a child it cannot start (an input that does not fit,
+    a type not registered) raises naming the workflow, thread and statement, and stores
+    nothing: the parent's row is as it was, byte for byte; no child exists."""
+    with Engine(url, workflows=[Late, Strict]) as engine:
+        engine.start(Late, {"kind": kind}, id="late-1")
+        before = engine.store.get("late-1")
+        with pytest.raises(error) as caught:
+            engine.send("late-1", "go")
+        for part in ["workflow 'late-1' (Late)", *parts]:
+            assert part in str(caught.value)
+        assert engine.store.get("late-1") == before
+        assert engine.children("late-1") == []
+        with pytest.raises(error):  # refused again, the same way: the event is still awaited
+            engine.send("late-1", "go")
+        assert engine.store.get("late-1") == before
 
 
 def test_without_a_runtime_children_need_the_engine_or_the_harness() -> None:

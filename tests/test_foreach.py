@@ -1,10 +1,13 @@
 """`ForEach`: one thread per item, never more than ``max_concurrency`` alive, joined at the end;
-the parent's state holds the items not started and the live threads, nothing per ended item."""
+the parent's state holds the index of the next item and the live threads, no items and nothing
+per ended item."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +18,7 @@ from store_urls import EVERY_STORE, store_url
 
 import stmtflow as sf
 from stmtflow.runtime import Engine
+from stmtflow.state import ForEachProgress
 from stmtflow.testing import WorkflowHarness
 
 
@@ -37,6 +41,9 @@ class Fan(sf.WorkflowState):
             sf.Wait("hold", sf.OnEvent("release", lambda: None)),
             sf.Step("end", lambda: self.log.append(f"end {item}")),
         )
+
+
+SNAPSHOTS = Path(__file__).parent / "snapshots" / "states"
 
 
 def alive(state: sf.State) -> list[sf.Thread]:
@@ -109,7 +116,12 @@ def test_items_start_in_order_as_threads_end() -> None:
     assert [(t.id, t.arg) for t in alive(state)] == [("each[0]", "a"), ("each[1]", "b")]
     main = state.threads[0]
     assert main.foreach is not None
-    assert (main.foreach.next, main.foreach.pending) == (2, ("c", "d"))
+    assert (main.foreach.next, main.foreach.count, main.foreach.pending) == (2, 4, ())
+    assert json.loads(state.model_dump_json())["threads"][0]["foreach"] == {
+        "group": "each",
+        "next": 2,
+        "count": 4,
+    }
     sf.handle_callback(sf.CallbackRequest(name="release", thread_id="each[1]"), wf, state, None)
     sf.resume(wf, state)
     assert [(t.id, t.arg) for t in alive(state)] == [("each[0]", "a"), ("each[2]", "c")]
@@ -117,41 +129,102 @@ def test_items_start_in_order_as_threads_end() -> None:
 
 
 def test_the_parent_state_grows_with_live_threads_not_with_items() -> None:
-    def size_after_start(count: int) -> tuple[int, int]:
+    def sizes(count: int) -> tuple[int, int, int]:
+        """(threads near the end, state bytes just after the start, near the end)."""
         wf, state = Fan(items=list(range(count)), bound=3), sf.new_state("fan-1", Fan)
         sf.resume(wf, state)
+        started = len(state.model_dump_json())
         for _ in range(count - 3):  # run all but the last three items
             first = alive(state)[0].id
             sf.handle_callback(sf.CallbackRequest(name="release", thread_id=first), wf, state, None)
             sf.resume(wf, state)
-        return len(state.threads), len(state.model_dump_json())
+        return len(state.threads), started, len(state.model_dump_json())
 
-    small, large = size_after_start(10), size_after_start(1000)
+    small, large = sizes(10), sizes(1000)
     assert small[0] == large[0] == 4  # the main thread and three item threads
-    # Only numbers grow (each[997] vs each[7], the pcs): no record per ended item (each of
-    # which would be some 200 bytes).
-    assert large[1] - small[1] < 100
+    # Only numbers grow (each[997] vs each[7], the count, the pcs): no item not started yet
+    # (997 of them, some 4 KB, at the start) and no record per ended item (some 200 bytes each).
+    assert large[1] - small[1] < 10
+    assert large[2] - small[2] < 100
 
 
-def test_items_are_evaluated_once() -> None:
+def test_items_are_read_again_by_index_as_the_next_ones_start() -> None:
+    """The items are not kept in the state: each start reads them (here from the data) and
+    takes the next by index, so a value changed in place before its thread starts is seen."""
     calls: list[int] = []
 
-    class Once(Fan):
+    class Again(Fan):
         def definition(self) -> sf.Section:
-            def items() -> list[int]:
+            def items() -> list[Any]:
                 calls.append(1)
-                return [len(self.log), 1, 2]  # changes with every step: must not be re-read
+                return self.items
 
             return sf.S(sf.ForEach("each", items, self.item, max_concurrency=1))
 
-    wf, state = Once(), sf.new_state("once-1", Once)
+    wf, state = Again(items=["a", "b", "c"]), sf.new_state("again-1", Again)
     sf.resume(wf, state)
+    wf.items[2] = "C"
     for _ in range(3):
         pick = alive(state)[0].id
         sf.handle_callback(sf.CallbackRequest(name="release", thread_id=pick), wf, state, None)
         sf.resume(wf, state)
-    assert calls == [1]
-    assert wf.log == ["begin 0", "end 0", "begin 1", "end 1", "begin 2", "end 2"]
+    assert wf.log == ["begin a", "end a", "begin b", "end b", "begin C", "end C"]
+    assert len(calls) == 3  # reached (and a, started), b started, C started; none at the end
+
+
+def test_items_whose_length_changed_while_it_ran_are_refused_and_nothing_is_applied() -> None:
+    wf, state = Fan(items=["a", "b", "c"], bound=1), sf.new_state("fan-1", Fan)
+    sf.resume(wf, state)
+    sf.handle_callback(sf.CallbackRequest(name="release", thread_id="each[0]"), wf, state, None)
+    wf.items.pop(0)  # would shift "c" to index 1 and skip it
+    message = (
+        r"workflow 'fan-1' \(Fan\), thread '_main_': ForEach 'each': its items changed "
+        r"while it ran \(3 when it was reached, 2 now\)"
+    )
+    with pytest.raises(sf.DefinitionError, match=message):
+        sf.resume(wf, state)  # each[0] takes its last step and ends; the ForEach is refused
+    assert wf.log == ["begin a", "end a"]
+    main = state.threads[0]
+    assert [t.id for t in state.threads] == ["_main_"]  # no item started
+    assert main.foreach == ForEachProgress(group="each", next=1, count=3)
+    before = (wf.model_dump_json(), state.model_dump_json())
+    with pytest.raises(sf.DefinitionError, match=message):
+        sf.resume(wf, state)
+    assert (wf.model_dump_json(), state.model_dump_json()) == before
+
+
+def test_a_state_written_with_the_pending_items_goes_on_with_them() -> None:
+    """States stored before `ForEachProgress.count` existed hold the items not started yet
+    (``pending``): they load and go on with those items, whatever the definition's list is."""
+    old = json.loads(SNAPSHOTS.joinpath("composition_with_pending.json").read_text())
+    old["threads"][0]["foreach"] = {"group": "ship", "next": 2, "pending": ["c"]}
+    old["threads"] = old["threads"][:2]  # only ship[1] alive: ship[2] ("c") not started yet
+    old["pc"] = 20
+    state = sf.load_state(json.dumps(old))
+    assert state.threads[0].foreach == ForEachProgress(group="ship", next=2, pending=("c",))
+
+    class Buy(sf.WorkflowState):  # as tests/test_composition_format.py's, from its ForEach on
+        log: list[str] = []
+
+        def definition(self) -> sf.Section:
+            return sf.S(
+                sf.Step("quotes", print),
+                sf.Step("join", print),
+                sf.ForEach("ship", ["x", "y", "z"], self.ship, max_concurrency=2),
+            )
+
+        def ship(self, item: str) -> sf.Section:
+            return sf.S(
+                sf.Wait("hold", sf.OnEvent("shipped", lambda: None)),
+                sf.Step("log", lambda: self.log.append(item)),
+            )
+
+    wf = Buy()
+    for thread in ("ship[1]", "ship[2]"):
+        sf.handle_callback(sf.CallbackRequest(name="shipped", thread_id=thread), wf, state, None)
+        sf.resume(wf, state)
+    assert wf.log == ["b", "c"]  # ship[1]'s arg, then the pending item, not the list's "z"
+    assert state.status is sf.WorkflowStatus.FINISHED
 
 
 def test_a_foreach_in_another_thread_prefixes_its_ids_with_that_thread() -> None:
@@ -236,24 +309,19 @@ def test_foreach_through_the_engine(engine: Engine) -> None:
     assert done.data.log[-1] == "after" and len(done.data.log) == 7
 
 
-def test_lazy_items_that_are_no_list_are_refused_and_nothing_of_the_foreach_is_stored(
-    engine: Engine,
-) -> None:
+def test_lazy_items_that_are_no_list_are_refused_and_nothing_is_stored(engine: Engine) -> None:
     engine.start(Lazy, id="lazy-1")
+    before = engine.store.get("lazy-1")
     message = (
         r"workflow 'lazy-1' \(Lazy\), thread '_main_': ForEach 'each': items must be a "
         r"list, got str 'abc'"
     )
     with pytest.raises(sf.DefinitionError, match=message):
         engine.send("lazy-1", "ready", "abc")
-    # The event was delivered (that is committed, as for any error after a delivery); the
-    # thread did not move onto the ForEach: no item thread, no progress, the error recorded.
-    got = engine.store.get("lazy-1")
-    state = sf.load_state(got.state)
-    assert [(t.id, t.cur_step, t.foreach) for t in state.threads] == [
-        ("_main_", "until_ready", None)
-    ]
-    assert got.error is not None and "items must be a list" in got.error
+    # The send is refused as a whole: the event not delivered, the row as it was.
+    assert engine.store.get("lazy-1") == before
+    engine.send("lazy-1", "ready", [1])  # still waiting for it
+    assert engine.get("lazy-1").status is sf.WorkflowStatus.FINISHED
 
 
 def test_lazy_items_that_are_no_list_leave_a_plain_resume_unchanged() -> None:

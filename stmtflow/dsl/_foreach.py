@@ -1,9 +1,13 @@
 """`ForEach`: one thread per item of a list, at most ``max_concurrency`` alive, joined at the end.
 
-The items are evaluated once, when the ``ForEach`` is reached, and kept in its thread's state
-only until their threads start: a started item lives on its own thread (``Thread.arg``), an
-ended one nowhere. So the state holds the items not started yet plus one record per live item
-thread, never a record per ended one.
+The thread standing at a ``ForEach`` keeps only how far it is (`ForEachProgress`: the index of
+the next item and how many there are), never the items: each time it starts the next ones it
+reads ``items`` again (the list in the definition, or the callable over the data) and takes
+them by index. A started item lives on its own thread (``Thread.arg``), an ended one nowhere.
+So the parent's state is O(live threads) whatever the number of items, and the items are
+written once, where they already are (the definition or the data), not with every checkpoint.
+The price is that the list must not change while the ``ForEach`` runs: a change of its length
+is refused (a ``DefinitionError``, nothing of the move applied); see docs/composition.md.
 
 Item thread ids are ``f"{name}[{index}]"`` for a ``ForEach`` of the main thread and
 ``f"{thread}/{name}[{index}]"`` for one reached by another thread (``index`` counts from 0 in the
@@ -38,9 +42,10 @@ __all__ = ["ForEach", "foreach_group"]
 class ForEach:
     """Run ``body(item)`` on a thread of its own for each item, and wait until all ended.
 
-    ``items`` is a list of JSON-ready values, or a zero-argument callable returning one
-    (evaluated once, when the ``ForEach`` is reached). At most ``max_concurrency`` item threads
-    are alive at once (None: all start together); the next item starts as one ends.
+    ``items`` is a list of JSON-ready values, or a zero-argument callable returning one (read
+    when the ``ForEach`` is reached and again each time the next items start: keep the list
+    as it is until the ``ForEach`` ends). At most ``max_concurrency`` item threads are alive at
+    once (None: all start together); the next item starts as one ends.
 
     Example:
         >>> from stmtflow.dsl import S, Step
@@ -113,19 +118,17 @@ class ForEachKind(Kind[ForEach]):
         bound = _bound_problems(stmt.max_concurrency)  # a bound from the data is checked here
         if bound:
             raise cursor.fail(f"ForEach {stmt.name!r}: {bound[0]}")
-        items = stmt.items() if callable(stmt.items) else stmt.items
-        if not isinstance(items, list):
-            raise cursor.fail(f"ForEach {stmt.name!r}: items must be a list, got {_value(items)}")
-        items = json_value(items, f"the items of ForEach {stmt.name!r}")
+        items = json_value(self._items(stmt, cursor), f"the items of ForEach {stmt.name!r}")
         group = foreach_group(stmt.name, cursor.thread.id)
-        return self._fill(stmt, ForEachProgress(group=group, next=0, pending=tuple(items)), cursor)
+        progress = ForEachProgress(group=group, next=0, count=len(items))
+        return self._fill(stmt, progress, cursor, items)
 
     def resume(self, stmt: ForEach, thread: Thread, cursor: Cursor) -> ForEach | None:
         """Woken because an item thread ended: start the next items, or go on when all ended."""
         progress = thread.foreach
         if progress is None:  # nothing was started (cannot rest here without progress)
             return None
-        return self._fill(stmt, progress, cursor)
+        return self._fill(stmt, progress, cursor, None)
 
     def ready(self, stmt: ForEach, thread: Thread, count: Callable[[str], tuple[int, int]]) -> bool:
         progress = thread.foreach
@@ -133,24 +136,58 @@ class ForEachKind(Kind[ForEach]):
             return True
         alive, _ = count(progress.group)
         bound = stmt.max_concurrency
-        return not alive or (bool(progress.pending) and (bound is None or alive < bound))
+        return not alive or (progress.left() > 0 and (bound is None or alive < bound))
 
-    def _fill(self, stmt: ForEach, progress: ForEachProgress, cursor: Cursor) -> ForEach | None:
+    def _items(self, stmt: ForEach, cursor: Cursor) -> list[Any]:
+        """``items`` as they are now (the callable evaluated), checked to be a list."""
+        items = stmt.items() if callable(stmt.items) else stmt.items
+        if not isinstance(items, list):
+            raise cursor.fail(f"ForEach {stmt.name!r}: items must be a list, got {_value(items)}")
+        return items
+
+    def _next(
+        self,
+        stmt: ForEach,
+        progress: ForEachProgress,
+        cursor: Cursor,
+        items: list[Any] | None,
+        room: int,
+    ) -> list[Any]:
+        """The items of the next ``room`` threads, from ``progress.next`` on: read again from
+        ``stmt.items`` (``items``: already read by this move), or, in a state written before
+        `ForEachProgress.count` existed, its ``pending`` items."""
+        if progress.count is None:
+            return list(progress.pending[:room])
+        if items is None:
+            items = self._items(stmt, cursor)
+            if len(items) != progress.count:
+                raise cursor.fail(
+                    f"ForEach {stmt.name!r}: its items changed while it ran ({progress.count} "
+                    f"when it was reached, {len(items)} now); it reads them again each time it "
+                    "starts the next ones, so keep the list as it is until the ForEach ends "
+                    "(or copy it into a field of its own)"
+                )
+        what_ = f"the items of ForEach {stmt.name!r}"
+        return [json_value(item, what_) for item in items[progress.next : progress.next + room]]
+
+    def _fill(
+        self, stmt: ForEach, progress: ForEachProgress, cursor: Cursor, items: list[Any] | None
+    ) -> ForEach | None:
         alive, _ = cursor.group_count(progress.group)
-        room = len(progress.pending)
+        room = progress.left()
         if stmt.max_concurrency is not None:
             room = min(room, max(stmt.max_concurrency - alive, 0))
-        for offset, item in enumerate(progress.pending[:room]):
-            index = progress.next + offset
-            cursor.spawn(stmt, f"{progress.group}[{index}]", arg=item, group=progress.group)
+        if room:
+            for offset, item in enumerate(self._next(stmt, progress, cursor, items, room)):
+                index = progress.next + offset
+                cursor.spawn(stmt, f"{progress.group}[{index}]", arg=item, group=progress.group)
         if alive + room == 0:  # every item ran: joined
             cursor.keep(None)
             cursor.close_group(progress.group, end_rest=False)
             return None
         if room:
-            progress = ForEachProgress(
-                group=progress.group, next=progress.next + room, pending=progress.pending[room:]
-            )
+            update = {"next": progress.next + room, "pending": progress.pending[room:]}
+            progress = progress.model_copy(update=update)
         cursor.keep(progress)
         return stmt
 

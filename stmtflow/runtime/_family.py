@@ -101,6 +101,19 @@ class Family:
         touched += [(m.to, None) for m in batch.post]
         self.unit.engine._follow_up(touched)
 
+    def discard(self) -> tuple[int, ...]:
+        """A move was refused (`Unit.refuse`): forget what this unit would have written with
+        its next write — children, posts, messages taken — and return the seqs of the messages
+        it had taken, to be kept for a later unit instead."""
+        taken = tuple(self.take) + tuple(self.keep)
+        self.create.clear()
+        self.post.clear()
+        self.take.clear()
+        self.keep.clear()
+        self.keys.clear()
+        self._inbox = None
+        return taken
+
     # -- effects on other instances ---------------------------------------------------------------
 
     def perform(self, effect: RuntimeEffect) -> Any:

@@ -39,7 +39,13 @@ from stmtflow.core._interpreter import Call, Interpreter
 from stmtflow.core._thread_index import ThreadIndex
 from stmtflow.core._timers import due_timers
 from stmtflow.dsl._workflow import WorkflowState
-from stmtflow.errors import ConflictError, StepError, StepLimitExceeded, StmtflowError
+from stmtflow.errors import (
+    ConflictError,
+    DefinitionError,
+    StepError,
+    StepLimitExceeded,
+    StmtflowError,
+)
 from stmtflow.runtime._family import Family
 from stmtflow.runtime._history import HistoryLog
 from stmtflow.runtime._inputs import Asking, asking, pending_inputs, same_asking, schemas_in
@@ -190,6 +196,8 @@ class Unit:
         self.saved = (rec.data, rec.state)
         self.pending = False
         self.released = False
+        self.refused = False
+        """A child this unit was to start was refused (`perform`): see `refuse`."""
         self.family = Family(self)
         """What this unit does to other instances and to its inbox, written with its writes."""
         self.emitting = Emitting(engine.store)
@@ -333,6 +341,38 @@ class Unit:
                 with_changes(self.rec, error=error, wake_at=wake.astimezone(UTC)), release=True
             )
 
+    def refuse(self, error: str) -> None:
+        """A move was refused for bad input — a child type not registered, an input that does
+        not fit the child, ``ForEach`` items that are no list, a value from the data that a
+        statement cannot take (a `DefinitionError` of a move) — so nothing of it is stored.
+
+        What this unit did since its last write (an event delivered, moves, children to
+        start, messages taken, what its steps emitted) is dropped, not written: the caller
+        gets the error and the stored data and state are as they were. Only an instance that
+        is due without this unit (it was resuming, its wake-up time has come, or it had taken
+        messages from its inbox) gets a write, of the error alone: the messages kept for
+        later, the next try after the error backoff, data and state as stored — else every
+        poll would run into the same refusal at once.
+        """
+        taken = self.family.discard()
+        self.emitting.pending.clear()  # their steps' checkpoints are dropped: they run again
+        if self.history.notes is not None:  # nothing of it happened, as far as anyone stored
+            self.history.notes.clear()
+        self.pending = False
+        rec, engine = self.rec, self.engine
+        due = (
+            rec.status in (WorkflowStatus.RESUMING.value, WorkflowStatus.COMPENSATING.value)
+            or (rec.wake_at is not None and rec.wake_at <= self.now)
+            or bool(taken)
+        )
+        if due:
+            wake = (self.now + engine.error_backoff).astimezone(UTC)
+            record = with_changes(rec, error=error, wake_at=wake)
+            self._write(record, release=True, batch=Batch(keep=taken))
+        elif self.fence is not None:
+            engine.store.release(rec.id, self.owner, self.fence)
+            self.released = True
+
     # -- the interpreter's callbacks --------------------------------------------------------------
 
     def checkpoint(self, kind: CheckpointType) -> None:
@@ -362,7 +402,11 @@ class Unit:
     def perform(self, effect: RuntimeEffect) -> Any:
         """Start or cancel a child: recorded now, committed with the next write."""
         self.pending = True
-        done = self.family.perform(effect)
+        try:
+            done = self.family.perform(effect)
+        except StmtflowError:  # a type not registered, an input that does not fit the child
+            self.refused = True
+            raise
         if isinstance(effect, StartChild):
             workflow = self.family.create[-1].workflow
             event = None if effect.parent_event is None else effect.parent_event.name
@@ -407,6 +451,9 @@ class Unit:
         except ConflictError:
             raise
         except StmtflowError as exc:
+            if self.refused or isinstance(exc, DefinitionError):
+                self.refuse(str(exc))
+                raise
             # Data and state are as at the last checkpoint: keep them, record why, and come
             # back later (at once for a step limit: the loop is long, not broken).
             limit = isinstance(exc, StepLimitExceeded)

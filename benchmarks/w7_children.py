@@ -1,6 +1,4 @@
-"""W8 (child workflows): a parent that runs ``n`` ``Call``s of a one-step child.
-
-(Issue 15 calls this workload W7; the pending-inputs workload took that name first.)
+"""W7 (child workflows): a parent that runs ``n`` ``Call``s of a one-step child (issue 15's W7).
 
 Two parents: `benchmarks.flows.Caller` loops over ``Call("c", OneStep)``, one call at a time;
 `benchmarks.flows.FanCaller` runs a ``ForEach`` over ``n`` items, each item's thread one
@@ -19,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks import db, nats_bench
+from benchmarks import db, dbos_children, nats_bench
 from benchmarks.flows import Caller, FanCaller, OneStep
 from benchmarks.harness import Result, Settings, Stopwatch, Target, skipped
 from stmtflow.dsl._workflow import WorkflowState
@@ -72,17 +70,17 @@ def _rows(store: str, url_for: dict[int, str], settings: Settings) -> list[Resul
             target = None if base is None else Target(f"≤ 1.3x at {first:,}", 1.3, base=base)
             base = per_child if base is None else base
             case = f"{store}, {shape}, n = {n:,}: per child"
-            results.append(Result("W8", case, per_child, "ms", [per_child], target, "one run"))
+            results.append(Result("W7", case, per_child, "ms", [per_child], target, "one run"))
             if store == "SQLite":  # the bytes do not depend on the store
                 peak = _peak_bytes(parent, n)
                 case = f"{shape}, n = {n:,}: parent bytes, peak (stored at the end: {stored})"
-                results.append(Result("W8", case, peak, "bytes"))
+                results.append(Result("W7", case, peak, "bytes"))
     return results
 
 
-def w8(settings: Settings) -> list[Result]:
-    lite = {n: f"sqlite:///{settings.workdir / f'w8-{n}.db'}" for n in sizes(settings)}
-    results = _rows("SQLite", lite, settings)
+def w7(settings: Settings) -> list[Result]:
+    lite = {n: f"sqlite:///{settings.workdir / f'w7-{n}.db'}" for n in sizes(settings)}
+    results = _rows("SQLite", lite, settings) + dbos_children.rows(settings)
     servers = (
         ("PostgreSQL", settings.pg_url, settings.pg_skip, None),
         ("Redis", settings.redis_url, settings.redis_skip, db.redis_delete),
@@ -90,7 +88,7 @@ def w8(settings: Settings) -> list[Result]:
     )
     for store, url, why, clear in servers:
         if url is None:
-            results.append(skipped("W8", store, "ms", why or ""))
+            results.append(skipped("W7", store, "ms", why or ""))
             continue
         try:
             results += _rows(store, dict.fromkeys(sizes(settings), url), settings)

@@ -1,4 +1,4 @@
-"""W7 (inputs index): ``engine.inputs()`` over many instances waiting for a person.
+"""W8 (inputs index): ``engine.inputs()`` over many instances waiting for a person.
 
 Every instance is a `Review` waiting on its ``Ask``, assigned to one of 100 reviewers. Set-up:
 the engine starts one instance per reviewer (so the store writes its record and its input row
@@ -80,9 +80,9 @@ def _rows(store: str, engine: Engine, total: int, settings: Settings, scan: bool
     every, every_samples = measure(lambda: _timed(engine, listed), settings.repeats)
     mine, mine_samples = measure(lambda: _timed(engine, one, "p-42"), settings.repeats)
     results = [
-        Result("W7", f"{store}, {listed:,} waiting: inputs()", every, "ms", every_samples),
+        Result("W8", f"{store}, {listed:,} waiting: inputs()", every, "ms", every_samples),
         Result(
-            "W7",
+            "W8",
             f"{store}, {listed:,} waiting: inputs(assignee=...) ({one} rows)",
             mine,
             "ms",
@@ -94,7 +94,7 @@ def _rows(store: str, engine: Engine, total: int, settings: Settings, scan: bool
         note = f"what the index saves: {value / every:.0f}x inputs()"
         results.append(
             Result(
-                "W7",
+                "W8",
                 f"{store}, {listed:,} waiting: a scan instead",
                 value,
                 "ms",
@@ -109,9 +109,9 @@ def sizes(settings: Settings) -> int:
     return 1_000 if settings.quick else 10_000
 
 
-def w7(settings: Settings) -> list[Result]:
+def w8(settings: Settings) -> list[Result]:
     total = sizes(settings)
-    path = settings.workdir / f"w7-{total}.db"
+    path = settings.workdir / f"w8-{total}.db"
     path.unlink(missing_ok=True)
 
     def lite_inputs(template: str, ids: list[str]) -> None:
@@ -129,7 +129,7 @@ def w7(settings: Settings) -> list[Result]:
     if settings.pg_url is None:
         return [
             *results,
-            skipped("W7", f"PostgreSQL, {total:,} waiting", "ms", settings.pg_skip or ""),
+            skipped("W8", f"PostgreSQL, {total:,} waiting", "ms", settings.pg_skip or ""),
         ]
     url = settings.pg_url
     with Engine(url, workflows=[Review]) as pg:
