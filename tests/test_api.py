@@ -93,6 +93,7 @@ EXPORTED = {
     "HistoryEvent",
     "Instance",
     "PendingInput",
+    "Schedule",
     "StuckItem",
     "open_store",
     # the outbox
@@ -132,6 +133,7 @@ EXPORTED = {
     "NotWaiting",
     "OutboxError",
     "RewindError",
+    "ScheduleError",
     "StaleCallback",
     "StateFormatError",
     "StepError",

@@ -245,3 +245,14 @@ def test_dag_pipeline_example(tmp_path: Path) -> None:
     with sf.Engine(f"sqlite:///{tmp_path / 'reports.db'}") as engine:
         statuses = {r.id: r.status for r in engine.store.list()}
     assert statuses == {"night-1": "finished", "night-2": "failed"}
+
+
+def test_nightly_schedule_example(tmp_path: Path) -> None:
+    out = run_example("nightly_schedule.py", tmp_path)
+    assert "Fri 27 Mar 02:30 Paris: started nightly-sales@2026-03-27T01:30:00Z" in out
+    assert "Sun 29 Mar 03:00 Paris: started nightly-sales@2026-03-29T01:00:00Z" in out  # DST gap
+    assert "Mon 30 Mar 07:00 Paris: started nightly-sales@2026-03-30T00:30:00Z" in out  # catch-up
+    first, last = "nightly-sales@2026-03-23T01:30:00Z", "nightly-sales@2026-03-28T01:30:00Z"
+    assert f"6 fires from {first} to {last}: 4 new" in out
+    assert "Tue 31 Mar 02:30 Paris: started nothing" in out
+    assert "schedules left: []" in out

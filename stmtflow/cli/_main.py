@@ -10,6 +10,7 @@ Commands (``stmtflow COMMAND --help`` for each; ``docs/cli.md`` shows example ou
 ``inputs [--assignee A] [--workflow W]``   what people are asked for (forms, escalations)
 ``worker [TARGET ...]``                    fire due timers and retries until stopped
 ``serve [TARGET ...] [--host H --port P]``  the HTTP API and web page (uvicorn)
+``schedule add|list|pause|resume|trigger|remove|backfill``  start workflows on a cron calendar
 ``cancel ID`` / ``restart ID``             end an instance / rerun a failed one's step
 ``graph TARGET [--id ID]``                 a diagram, with an instance's live positions
 ``check TARGET [FILES...]``                will a new definition strand running instances?
@@ -59,6 +60,7 @@ from stmtflow.cli._common import (
 from stmtflow.cli._dag import dag
 from stmtflow.cli._inputs import inputs
 from stmtflow.cli._ops import fork, history, prune, rewind, stuck
+from stmtflow.cli._schedule import schedule
 from stmtflow.cli._serve import serve
 from stmtflow.cli._show import instance_json, print_instance, print_records, record_json
 from stmtflow.cli._tools import check, graph
@@ -315,6 +317,7 @@ def restart(cfg: Config, instance_id: str) -> None:
 
 
 cli.add_command(inputs)
+cli.add_command(schedule)
 cli.add_command(worker)
 cli.add_command(serve)
 cli.add_command(graph)

@@ -48,6 +48,7 @@ from stmtflow.runtime._inbox import buffer_event, unknown_children
 from stmtflow.runtime._operations import Operations
 from stmtflow.runtime._outbox import DEFAULT_OUTBOX_RETRY, Delivery, Sink
 from stmtflow.runtime._reads import Instance, PendingEvent, WorkerStats, pending_events
+from stmtflow.runtime._scheduling import Scheduling
 from stmtflow.runtime._unit import Contended, claim, open_unit
 from stmtflow.runtime._warm import WarmStates
 from stmtflow.state import (
@@ -73,7 +74,7 @@ CheckpointObserver = Callable[[CheckpointType, WorkflowState, State], None]
 """Called after every checkpoint of every unit with its kind, the data and the state."""
 
 
-class Engine(Operations):
+class Engine(Operations, Scheduling):
     """Runs workflow instances kept in a store.
 
     Args:
@@ -463,7 +464,8 @@ class Engine(Operations):
         return self.get(id)
 
     def tick(self, now: datetime | None = None, *, limit: int = 100) -> int:
-        """Fire due timers and run due retries (and work a crashed worker left); how many.
+        """Fire due timers, due schedules and due retries (and work a crashed worker left); how
+        many.
 
         Each due instance is claimed under a lease, so several workers can tick at once. An
         error in one instance is recorded on it, and the tick goes on with the others. Then the
