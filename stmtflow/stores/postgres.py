@@ -23,8 +23,9 @@ from __future__ import annotations
 import builtins
 import json
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from time import monotonic
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -53,6 +54,7 @@ from stmtflow.stores._inputs import (
     input_query,
     schema_reader,
 )
+from stmtflow.stores._locks import apply_locks
 from stmtflow.stores._outbox import OutboxMessage
 from stmtflow.stores._postgres_inbox import apply_messages, known_key, pending, post
 from stmtflow.stores._postgres_schedules import PostgresSchedules
@@ -580,3 +582,25 @@ def _apply(conn: psycopg.Connection[Any], id: str, batch: Batch, now: datetime) 
         outbox.emit(conn, batch.emit, now)
     if batch.history is not None:
         _history.append(conn, id, batch.history)
+    if batch.locks is not None:
+        execute = _executor(conn)
+        serialise = partial(_serialise, conn)
+        for message in apply_locks(execute, id, batch.locks, _MARK, serialise=serialise):
+            post(conn, message, now)
+
+
+def _executor(conn: psycopg.Connection[Any]) -> Callable[[str, dict[str, Any]], list[Any]]:
+    """Runs one statement of the lock index in ``conn``'s transaction (`apply_locks`)."""
+
+    def execute(sql: str, params: dict[str, Any]) -> list[Any]:
+        cur = conn.execute(sql, params)
+        return list(cur.fetchall()) if cur.description is not None else []
+
+    return execute
+
+
+def _serialise(conn: psycopg.Connection[Any], keys: list[str]) -> None:
+    """Take the transaction's advisory lock of each key, in sorted order (no deadlock): the
+    grants of one key are made by one transaction at a time, which sees the last one's rows."""
+    for key in keys:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))

@@ -54,6 +54,7 @@ from stmtflow.errors import ConflictError, NotFound, StmtflowError
 from stmtflow.stores import _redis_lua as lua
 from stmtflow.stores._batch import NO_BATCH, Batch
 from stmtflow.stores._inputs import PendingInput, schema_reader
+from stmtflow.stores._locks import locks_refusal
 from stmtflow.stores._outbox import WithoutOutbox, outbox_refusal
 from stmtflow.stores._redis_codec import fields, micros, opt, opt_time, record_from, time_from
 from stmtflow.stores._redis_inbox import RedisInboxes, batch_args
@@ -238,6 +239,8 @@ class RedisStore(RedisInboxes, WithoutOutbox, WithoutSchedules, Store):
     def _batch(self, batch: Batch, now: datetime) -> builtins.list[str]:
         if batch.emit:  # the engine refuses emit() in the action already: this guards others
             raise outbox_refusal("Redis")
+        if batch.locks:
+            raise locks_refusal("Redis")
         return batch_args(batch, lambda child: self._create_args(child, now, ["0"])[0])
 
     def get(self, id: str) -> Record:
