@@ -219,10 +219,10 @@ def test_redis_refuses_locks(redis_url: str) -> None:
 
 
 def test_json_and_diagram_show_the_lock() -> None:
-    from stmtflow.render import to_json, to_mermaid
+    from stmtflow.render import definition_json, to_mermaid
 
     tree = Pair().definition()
-    node = to_json(tree)["body"][0]
+    node = definition_json(tree)["body"][0]
     assert (node["type"], node["key"], node["limit"]) == ("Lock", "printer", 2)
     assert [kid["name"] for kid in node["body"]] == ["enter", "hold"]
     chart = to_mermaid(tree)
