@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from stmtflow.analysis import walk
@@ -36,7 +37,7 @@ from stmtflow.dsl._lock import Lock
 from stmtflow.state import TERMINAL_STATUSES, State, Thread, ThreadStatus, WaitEventStatus
 from stmtflow.stores._locks import LockClaim, lock_event
 
-__all__ = ["claims_of"]
+__all__ = ["changed_claims", "claims_of"]
 
 _HAS_LOCKS: dict[Any, bool] = {}
 """Per program (by its cache key): whether any `Lock` is in it (most programs: none)."""
@@ -87,3 +88,19 @@ def _thread_claims(thread: Thread, program: Program) -> list[LockClaim]:
                 key = waiting.req.setup_data
                 claims.append(LockClaim(thread.id, node.name, key, node.limit))
     return claims
+
+
+def changed_claims(
+    now: tuple[LockClaim, ...], before: tuple[LockClaim, ...]
+) -> tuple[LockClaim, ...] | None:
+    """The claims a write carries: None when they did not change since the last write; a
+    waiting claim of a thread that held the same lock then is marked ``again`` (it left the
+    body and came back: it queues anew)."""
+    if now == before:
+        return None
+    held = {(c.thread_id, c.name) for c in before if c.key is None}
+    return tuple(
+        replace(c, again=True) if c.key is not None and (c.thread_id, c.name) in held else c
+        for c in now
+    )
+

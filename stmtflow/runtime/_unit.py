@@ -49,7 +49,7 @@ from stmtflow.errors import (
 from stmtflow.runtime._family import Family
 from stmtflow.runtime._history import HistoryLog
 from stmtflow.runtime._inputs import Asking, asking, pending_inputs, same_asking, schemas_in
-from stmtflow.runtime._locks import claims_of
+from stmtflow.runtime._locks import changed_claims, claims_of
 from stmtflow.runtime._observe import observed_step, observed_unit
 from stmtflow.runtime._outbox import Emitting
 from stmtflow.state import (
@@ -271,8 +271,9 @@ class Unit:
         if history is not None:
             batch = replace(batch, history=history)
         locks = claims_of(self.state, self.interpreter.bodies)
-        if locks != self.locks:
-            batch = replace(batch, locks=locks)
+        claims = changed_claims(locks, self.locks)
+        if claims is not None:
+            batch = replace(batch, locks=claims)
         self._write(record, release=release, batch=batch, inputs=inputs)
         self.history.written(record.status)
         family.written(batch)

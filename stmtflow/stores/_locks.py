@@ -59,13 +59,16 @@ class LockClaim:
     """What one thread of the written instance claims: a slot of ``key`` for its lock ``name``.
 
     ``key`` is None for a claim the store holds a row for already (a thread inside the body:
-    its row keeps the key it arrived with).
+    its row keeps the key it arrived with). ``again`` marks a thread that left the body and
+    arrived at the same lock again since the last write (a loop): its old row goes, and it
+    queues anew behind the waiters.
     """
 
     thread_id: str
     name: str
     key: str | None
     limit: int
+    again: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +169,9 @@ def apply_locks(
         )
     ]
     wanted = {(c.thread_id, c.name): c for c in claims}
-    have = {(r.thread_id, r.name) for r in found}
-    gone = [r for r in found if (r.thread_id, r.name) not in wanted]
+    again = {mark_ for mark_, c in wanted.items() if c.again}
+    gone = [r for r in found if (r.thread_id, r.name) not in wanted.keys() - again]
+    have = {(r.thread_id, r.name) for r in found} - again
     new = [c for mark_, c in wanted.items() if mark_ not in have and c.key is not None]
     keys = sorted({r.key for r in gone} | {c.key for c in new if c.key is not None})
     if not keys:

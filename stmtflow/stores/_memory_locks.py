@@ -25,9 +25,10 @@ class MemoryLocks:
     def _apply_locks(self, id: str, claims: Sequence[LockClaim]) -> list[Message]:
         """Replace instance ``id``'s rows with ``claims``; the messages of the rows granted."""
         wanted = {(c.thread_id, c.name): c for c in claims}
+        again = {mark for mark, c in wanted.items() if c.again}
         mine = [r for r in self._lock_rows if r.instance_id == id]
-        have = {(r.thread_id, r.name) for r in mine}
-        gone = [r for r in mine if (r.thread_id, r.name) not in wanted]
+        have = {(r.thread_id, r.name) for r in mine} - again
+        gone = [r for r in mine if (r.thread_id, r.name) not in wanted.keys() - again]
         keys = {r.key for r in gone}
         if gone:
             self._lock_rows = [r for r in self._lock_rows if r not in gone]
