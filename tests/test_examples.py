@@ -268,4 +268,3 @@ def test_account_lock_example(tmp_path: Path) -> None:
     assert "p-2: waiting, debited=True" in after_confirm  # it came before p-3
     assert "p-3: waiting, debited=False" in after_confirm
     assert "p-2: cancelled" in after_cancel and "p-3: waiting, debited=True" in after_cancel
-

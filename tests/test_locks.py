@@ -206,16 +206,24 @@ def test_a_key_that_gives_no_string_is_a_clear_error(tmp_path: Path) -> None:
         def definition(self) -> sf.Section:
             return sf.S(sf.Lock("l", lambda: "", sf.Step("s", lambda: None)))
 
-    with Engine(f"sqlite:///{tmp_path / 'k.db'}", workflows=[Empty]) as engine:
-        with pytest.raises(StmtflowError, match="its key must give a non-empty string"):
-            engine.start(Empty, id="e")
+    engine = Engine(f"sqlite:///{tmp_path / 'k.db'}", workflows=[Empty])
+    with engine, pytest.raises(StmtflowError, match="its key must give a non-empty string"):
+        engine.start(Empty, id="e")
 
 
-@pytest.mark.redis
-def test_redis_refuses_locks(redis_url: str) -> None:
-    with Engine(redis_url, workflows=[Pay]) as engine:
-        with pytest.raises(StmtflowError, match="Redis store keeps no lock index"):
-            engine.start(Pay, id="a")
+@pytest.mark.parametrize(
+    ("fixture", "name"),
+    [
+        pytest.param("redis_url", "Redis", marks=pytest.mark.redis),
+        pytest.param("nats_url", "NATS", marks=pytest.mark.nats),
+    ],
+)
+def test_redis_and_nats_refuse_locks(
+    request: pytest.FixtureRequest, fixture: str, name: str
+) -> None:
+    engine = Engine(request.getfixturevalue(fixture), workflows=[Pay])
+    with engine, pytest.raises(StmtflowError, match=f"the {name} store keeps no lock index"):
+        engine.start(Pay, id="a")
 
 
 def test_json_and_diagram_show_the_lock() -> None:

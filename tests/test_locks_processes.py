@@ -68,8 +68,7 @@ def test_two_workers_never_run_the_body_more_than_limit_at_once(
     log = flows.StepLog(pg_url)
     log.create()
     workers = [
-        launcher.launch("worker.py", pg_url, "--lease", "5", "--concurrency", "1")
-        for _ in range(2)
+        launcher.launch("worker.py", pg_url, "--lease", "5", "--concurrency", "1") for _ in range(2)
     ]
     time.sleep(3)  # both workers up and polling before there is work: both take some
     ids = [f"g-{n}" for n in range(12)]
@@ -94,9 +93,7 @@ def test_a_holder_killed_mid_body_is_finished_by_the_other_worker(
     log = flows.StepLog(pg_url)
     log.create()
     # Its second step (the holder's ``work``) blocks forever after logging itself.
-    doomed = launcher.launch(
-        "worker.py", pg_url, "--lease", "2", env={flows.HANG_ENV: "2"}
-    )
+    doomed = launcher.launch("worker.py", pg_url, "--lease", "2", env={flows.HANG_ENV: "2"})
     launcher.wait_for("the doomed worker to hang", lambda: log.count(doomed) >= 2, 60, doomed)
     holder = log.runs()[-1].instance
     launcher.kill(doomed)

@@ -103,4 +103,3 @@ def changed_claims(
         replace(c, again=True) if c.key is not None and (c.thread_id, c.name) in held else c
         for c in now
     )
-
