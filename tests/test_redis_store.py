@@ -164,15 +164,15 @@ def test_a_layout_1_database_is_raised_to_the_latest_and_its_records_read_as_roo
 
 
 def test_no_script_reads_keys_it_does_not_name() -> None:
+    from stmtflow.stores import _redis_history as history
     from stmtflow.stores import _redis_inbox as inbox
     from stmtflow.stores import _redis_lua as lua
-
-    from stmtflow.stores import _redis_history as history
     from stmtflow.stores import _redis_outbox as outbox
 
     fragments = [inbox.INBOX_LUA, history.HISTORY_LUA, history.PRUNE_LUA, outbox.OUTBOX_LUA]
     scripts = [getattr(lua, name) for name in lua.__all__ if name.isupper()] + fragments
-    assert {"PRUNE", "OUTBOX_CLAIM", "OUTBOX_SENT", "OUTBOX_RETRY", "FILL_ENDED"} <= set(lua.__all__)
+    wanted = {"PRUNE", "OUTBOX_CLAIM", "OUTBOX_SENT", "OUTBOX_RETRY", "FILL_ENDED"}
+    assert wanted <= set(lua.__all__)
     for script in scripts:
         assert not re.search(r"'(KEYS|SCAN|HSCAN|ZSCAN)'", script, re.IGNORECASE), script[:80]
 
@@ -520,9 +520,13 @@ def test_history_and_snapshots_are_trimmed_exactly_at_each_write(
 
     current = store.create(rec("h"))
     for n in range(1, 8):
-        events = tuple(HistoryEvent(seq=0, at=NOW, kind="step_completed", name=f"s{n}") for _ in "ab")
+        events = tuple(
+            HistoryEvent(seq=0, at=NOW, kind="step_completed", name=f"s{n}") for _ in "ab"
+        )
         write = HistoryWrite(events, limit=5, snapshots=3, data=f'{{"n": {n}}}', state="{}")
-        current = store.update(current, expected_version=current.version, batch=Batch(history=write))
+        current = store.update(
+            current, expected_version=current.version, batch=Batch(history=write)
+        )
     kept, dropped = store.history("h")  # type: ignore[attr-defined]
     assert [e.seq for e in kept] == [10, 11, 12, 13, 14] and dropped == 9
     assert [e.snapshot for e in kept] == [10, 12, 12, 14, 14]

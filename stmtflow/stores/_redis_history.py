@@ -133,10 +133,12 @@ def history_args(write: HistoryWrite | None) -> list[str]:
 
 def decode(text: str) -> HistoryEvent:
     """The `HistoryEvent` of one element of ``P:history:<id>``."""
-    seq, snap, at, kind, thread_id, name, attempt, error, detail = json.loads(text)
+    seq, snap, micros_at, kind, thread_id, name, attempt, error, detail = json.loads(text)
+    at = time_from(str(micros_at))
+    assert at is not None
     return HistoryEvent(
         seq=seq,
-        at=time_from(str(at)) or datetime.min,
+        at=at,
         kind=kind,
         thread_id=thread_id,
         name=name,
