@@ -29,7 +29,9 @@ StmtflowError
 ├── CliError                          the ``stmtflow`` command refused a request (one error line)
 ├── HarnessError (RuntimeError)       a `WorkflowHarness` was misused, or data failed to persist
 ├── SnapshotMismatch (AssertionError) a value differs from its snapshot file; the message is a diff
-└── SnapshotMissing (AssertionError)  the snapshot file does not exist yet
+├── SnapshotMissing (AssertionError)  the snapshot file does not exist yet
+├── TaskError                         an ASL Task's resource fails with the error name ``.error``
+└── AslExecutionFailed                an ASL state machine ended FAILED (``error: cause``)
 ```
 User exceptions are never swallowed: they are chained as ``__cause__``. An exception raised by
 the caller's ``checkpoint`` function is not wrapped at all; it propagates unchanged.
@@ -51,6 +53,7 @@ from __future__ import annotations
 
 __all__ = [
     "AmbiguousCallback",
+    "AslExecutionFailed",
     "CallbackError",
     "CallbackInputError",
     "CliError",
@@ -75,6 +78,7 @@ __all__ = [
     "StepLimitExceeded",
     "StmtflowError",
     "TargetError",
+    "TaskError",
     "UnknownCallback",
     "WorkflowFinished",
 ]
@@ -233,3 +237,27 @@ class SnapshotMismatch(StmtflowError, AssertionError):
 
 class SnapshotMissing(StmtflowError, AssertionError):
     """The snapshot file does not exist yet; the message says how to create it."""
+
+
+class TaskError(StmtflowError):
+    """Raised by a Task's resource (`stmtflow.asl`) to fail the Task with the error ``error``.
+
+    Any other exception fails the Task too, named by its class (``KeyError``), as a Lambda
+    function's errors are named by their type; Retry and Catch match on the name.
+
+    Example:
+        >>> TaskError("Order.NotFound", "no order 42").error
+        'Order.NotFound'
+    """
+
+    def __init__(self, error: str, cause: str | None = None) -> None:
+        self.error = error
+        self.cause = cause
+        super().__init__(f"{error}: {cause}" if cause else error)
+
+
+class AslExecutionFailed(StmtflowError):
+    """An Amazon States Language state machine ended FAILED; the instance fails with this.
+
+    The message is ``error: cause``; the instance's data keeps them apart (``data.result``).
+    """

@@ -176,6 +176,18 @@ def test_booking_saga_example(tmp_path: Path) -> None:
     assert statuses == {"trip-1": "finished", "trip-2": "failed", "trip-3": "finished"}
 
 
+def test_asl_order_example(tmp_path: Path) -> None:
+    out = run_example("asl_order.py", tmp_path)
+    assert "order-1: finished, shipped" in out
+    assert "order-2: failed, OrderRefused: order order-2 refused" in out
+    assert "order-3: finished, shipped" in out
+    assert "order-1: charged 41" in out  # a teapot (25) and four cups (4 each)
+    assert "reserved 9 x kettle" not in out  # out of stock: the Map's Catch refused it
+    with sf.Engine(f"sqlite:///{tmp_path / 'orders.db'}") as engine:
+        records = {r.id: r.status for r in engine.store.list()}
+    assert records == {"order-1": "finished", "order-2": "failed", "order-3": "finished"}
+
+
 @pytest.mark.redis
 def test_outbox_redis_example(redis_server: str, tmp_path: Path) -> None:
     out = run_example("outbox_redis.py", tmp_path, redis_server, str(tmp_path))

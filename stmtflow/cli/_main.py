@@ -12,6 +12,7 @@ Commands (``stmtflow COMMAND --help`` for each; ``docs/cli.md`` shows example ou
 ``cancel ID`` / ``restart ID``             end an instance / rerun a failed one's step
 ``graph TARGET [--id ID]``                 a diagram, with an instance's live positions
 ``check TARGET [FILES...]``                will a new definition strand running instances?
+``asl validate|run|graph FILE``            Amazon States Language: check, run in memory, draw
 ``history ID``                             what happened, as a timeline (attempts, errors)
 ``rewind ID --to SEQ``                     put an instance back as after history event SEQ
 ``fork ID --to SEQ --id NEW``              start NEW from ID's history event SEQ
@@ -41,6 +42,7 @@ from click.core import ParameterSource
 from pydantic import ValidationError
 
 from stmtflow.analysis._validate import validate
+from stmtflow.cli._asl import asl
 from stmtflow.cli._common import (
     Config,
     ErrorsAsOneLine,
@@ -314,6 +316,7 @@ cli.add_command(inputs)
 cli.add_command(worker)
 cli.add_command(graph)
 cli.add_command(check)
+cli.add_command(asl)
 for _command in (history, rewind, fork, prune, stuck):
     cli.add_command(_command)
 cli.add_command(dag)
