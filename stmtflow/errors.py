@@ -15,7 +15,7 @@ StmtflowError
 │   └── HandlerError                  ``handle`` raised; cause chained
 ├── StepLimitExceeded                 one resume ran more than ``max_steps`` actions
 ├── ConflictError                     a store write lost a race (compare-and-set on the version)
-├── NotFound (LookupError)            no stored instance with that id
+├── NotFound (LookupError)            no stored instance (or schedule) with that id (or name)
 ├── RewindError                       a rewind or fork was refused: no snapshot, a child runs, ...
 ├── StateFormatError (ValueError)     state JSON is malformed
 ├── ExecutionError                    other user code raised (definition(), a lazy condition or id,
@@ -26,6 +26,7 @@ StmtflowError
 │   └── GraphvizNotFound              ``dot`` is not installed (or not on ``PATH``)
 ├── DagFailed                         a YAML DAG run ended with steps failed (or skipped)
 ├── TargetError (ValueError)          a TARGET (``file.py:Class``, ``module:Class``) won't load
+├── ScheduleError (ValueError)       a schedule was refused: bad cron, time zone, workflow, ...
 ├── CliError                          the ``stmtflow`` command refused a request (one error line)
 ├── HarnessError (RuntimeError)       a `WorkflowHarness` was misused, or data failed to persist
 ├── SnapshotMismatch (AssertionError) a value differs from its snapshot file; the message is a diff
@@ -70,6 +71,7 @@ __all__ = [
     "NotWaiting",
     "OutboxError",
     "RewindError",
+    "ScheduleError",
     "SnapshotMismatch",
     "SnapshotMissing",
     "StaleCallback",
@@ -218,6 +220,11 @@ class RewindError(StmtflowError):
 
 class TargetError(StmtflowError, ValueError):
     """A TARGET that cannot be parsed, imported, or does not name a `WorkflowState` class."""
+
+
+class ScheduleError(StmtflowError, ValueError):
+    """A schedule was refused (a bad name, cron expression, time zone, overlap policy, catch-up
+    window, input, or an unregistered workflow); nothing was stored."""
 
 
 class CliError(StmtflowError):

@@ -93,6 +93,7 @@ EXPORTED = {
     "HistoryEvent",
     "Instance",
     "PendingInput",
+    "Schedule",
     "StuckItem",
     "open_store",
     # the outbox
@@ -132,6 +133,7 @@ EXPORTED = {
     "NotWaiting",
     "OutboxError",
     "RewindError",
+    "ScheduleError",
     "StaleCallback",
     "StateFormatError",
     "StepError",
@@ -376,6 +378,8 @@ def test_the_runtime_names_are_the_runtime_objects() -> None:
 
 PRIVATE_CONTROL_FLOW = {
     "Contended": "the engine's signal (runtime._unit) to redo an unleased write under a lease",
+    "Problem": "an HTTP refusal (http._problems), raised by a route and answered by the app",
+    "FormProblem": "a web form field that cannot be read as its type (http._forms)",
     "AslFailure": "an ASL state's error on its way to the state's Retry and Catch (asl._failure)",
 }
 """Exception classes allowed outside `stmtflow.errors`: private, caught where they are raised."""

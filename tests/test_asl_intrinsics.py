@@ -1,5 +1,5 @@
 """Intrinsic functions: every function of the specification but the random ones, and their
-argument checks (``States.IntrinsicFailure``)."""
+argument checks (refused arguments fail with ``States.Runtime``, as on AWS)."""
 
 from __future__ import annotations
 
@@ -95,9 +95,9 @@ def test_intrinsic_values(expr: str, input: Any, expected: Any) -> None:
         ("States.StringSplit(1, ',')", None),
     ],
 )
-def test_arguments_the_function_refuses_fail_with_intrinsic_failure(expr: str, input: Any) -> None:
+def test_arguments_the_function_refuses_fail_with_states_runtime(expr: str, input: Any) -> None:
     result = call(expr, input)
-    assert (result.status, result.error) == ("FAILED", "States.IntrinsicFailure"), result
+    assert (result.status, result.error) == ("FAILED", "States.Runtime"), result
 
 
 def test_a_path_argument_that_matches_nothing_fails_with_states_runtime() -> None:

@@ -5,9 +5,11 @@ ResultSelector, ItemSelector) that starts with ``States.``. Its arguments are st
 in single quotes (``\\'``, ``\\{``, ``\\}`` and ``\\\\`` escape), numbers, ``true``/``false``/
 ``null``, Paths (``$.x``, ``$$.Execution.Input``) and other intrinsics. Every function of the
 specification is here except the random ones (``States.UUID``, ``States.MathRandom``): a run
-must be reproducible. A call whose arguments break the function's rules fails with
-``States.IntrinsicFailure``; a Path argument that matches nothing fails with ``States.Runtime``
-as every other Path does.
+must be reproducible. A call whose arguments break the function's rules fails the execution
+with ``States.Runtime``, as Step Functions reports it (the specification lists
+``States.IntrinsicFailure`` for this, but executions on AWS, and the reference interpreter the
+conformance cases were recorded with, fail with ``States.Runtime``, which no catcher takes); a
+Path argument that matches nothing fails the same way, as every other Path does.
 
 Example:
     >>> evaluate("States.Format('{} of {}', $.n, 'them')", {"n": 3})
@@ -34,7 +36,8 @@ from stmtflow.asl._paths import path_problem, query
 
 __all__ = ["Call", "evaluate", "intrinsic_problem", "parse_intrinsic"]
 
-INTRINSIC_FAILURE = "States.IntrinsicFailure"
+INTRINSIC_FAILURE = "States.Runtime"
+"""The error of refused arguments (the module docstring says why it is not IntrinsicFailure)."""
 _LIMIT = 10_000  # characters, for the string functions the specification bounds
 
 

@@ -9,6 +9,8 @@ Commands (``stmtflow COMMAND --help`` for each; ``docs/cli.md`` shows example ou
 ``list [--status S] [--workflow W] [--parent ID]``  the stored instances
 ``inputs [--assignee A] [--workflow W]``   what people are asked for (forms, escalations)
 ``worker [TARGET ...]``                    fire due timers and retries until stopped
+``serve [TARGET ...] [--host H --port P]``  the HTTP API and web page (uvicorn)
+``schedule add|list|pause|resume|trigger|remove|backfill``  start workflows on a cron calendar
 ``cancel ID`` / ``restart ID``             end an instance / rerun a failed one's step
 ``graph TARGET [--id ID]``                 a diagram, with an instance's live positions
 ``check TARGET [FILES...]``                will a new definition strand running instances?
@@ -58,6 +60,8 @@ from stmtflow.cli._common import (
 from stmtflow.cli._dag import dag
 from stmtflow.cli._inputs import inputs
 from stmtflow.cli._ops import fork, history, prune, rewind, stuck
+from stmtflow.cli._schedule import schedule
+from stmtflow.cli._serve import serve
 from stmtflow.cli._show import instance_json, print_instance, print_records, record_json
 from stmtflow.cli._tools import check, graph
 from stmtflow.cli._worker import worker
@@ -313,7 +317,9 @@ def restart(cfg: Config, instance_id: str) -> None:
 
 
 cli.add_command(inputs)
+cli.add_command(schedule)
 cli.add_command(worker)
+cli.add_command(serve)
 cli.add_command(graph)
 cli.add_command(check)
 cli.add_command(asl)
