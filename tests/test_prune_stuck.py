@@ -1,4 +1,5 @@
-"""Retention and prune, and stuck work (DESIGN §8), on the memory, SQLite and PostgreSQL stores.
+"""Retention and prune, and stuck work (DESIGN §8), on the memory, SQLite, PostgreSQL
+and Redis stores.
 
 Prune deletes ended instances and their history only — never a waiting or running one — in
 small batches; stuck lists lapsed leases nobody reclaimed, instances due for too long, and
@@ -57,10 +58,19 @@ class Broken(sf.WorkflowState):
 WORKFLOWS = [Quick, Kept, Brief, Waits, Broken]
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ]
+)
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "postgres":
         return str(request.getfixturevalue("pg_url"))
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'ops.db'}"
     return "memory://"

@@ -1,6 +1,6 @@
 """Rewind and fork (DESIGN §8): data and state put back exactly as they stood after a history
 event, the wake-up, pending inputs and inbox made to fit; refusals with `RewindError`; a fork
-leaves the original untouched. On the memory, SQLite and PostgreSQL stores."""
+leaves the original untouched. On the memory, SQLite, PostgreSQL and Redis stores."""
 
 from __future__ import annotations
 
@@ -88,10 +88,19 @@ class Boss(sf.WorkflowState):
 WORKFLOWS = [Tally, Review, Helper, Boss]
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ]
+)
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "postgres":
         return str(request.getfixturevalue("pg_url"))
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'rewind.db'}"
     return "memory://"
