@@ -55,9 +55,7 @@ class Leaf(sf.WorkflowState):
 def round_trips(trace: str) -> int:
     """How many times the client sent and then read: each is one round trip."""
     sides = [line.split("\t")[1] for line in trace.splitlines() if line.count("\t") >= 2]
-    return sum(
-        1 for sent, read in itertools.pairwise(sides) if (sent, read) == ("F", "B")
-    )
+    return sum(1 for sent, read in itertools.pairwise(sides) if (sent, read) == ("F", "B"))
 
 
 @contextmanager
