@@ -55,17 +55,20 @@ h_due AS (
     WHERE n / %(h_every)s <> (n + %(h_count)s) / %(h_every)s
 ),
 h_cut AS (
-    DELETE FROM stmtflow_history USING h_due
-    WHERE id = %(id)s AND seq <= h_due.top - %(h_limit)s
+    DELETE FROM stmtflow_history
+    WHERE id = %(id)s AND seq <= (SELECT top FROM h_due) - %(h_limit)s
 ),
 h_thin AS (
-    UPDATE stmtflow_history SET data = NULL, state = NULL FROM h_due
+    UPDATE stmtflow_history SET data = NULL, state = NULL
     WHERE id = %(id)s AND data IS NOT NULL
-    AND seq > h_due.top - %(h_limit)s AND seq <= h_due.top - %(h_snapshots)s
+    AND seq > (SELECT top FROM h_due) - %(h_limit)s
+    AND seq <= (SELECT top FROM h_due) - %(h_snapshots)s
 )"""
 """The history part of a write's one statement (`folded`): numbered on from the instance's last
 seq, appended only if the write ``w`` returned its row, and the trimming when due. ``h_cut``
-and ``h_thin`` touch disjoint rows (one statement must not change a row twice)."""
+and ``h_thin`` touch disjoint rows (one statement must not change a row twice); their bounds
+are scalar subqueries, null when no trim is due, so the index scan reads no row at all (a
+join with ``h_due`` would read every kept row of the instance on every write)."""
 
 
 def folded(write: HistoryWrite) -> tuple[str, dict[str, Any]]:
