@@ -35,6 +35,8 @@ from benchmarks.w5_throughput import w5
 from benchmarks.w6_due_index import w6
 from benchmarks.w7_children import w7
 from benchmarks.w8_inputs import w8
+from benchmarks.w9_asl import w9
+from benchmarks.w10_schedules import w10
 from benchmarks.w_redis import redis_w1, redis_w2, redis_w3, redis_w5
 
 
@@ -53,6 +55,8 @@ WORKLOADS: dict[str, Callable[[Settings], list[Result]]] = {
     "W6": w6,
     "W7": w7,
     "W8": w8,
+    "W9": w9,
+    "W10": w10,
 }
 """Every workload of the issue, in the order they run."""
 

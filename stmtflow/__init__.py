@@ -87,6 +87,7 @@ from stmtflow.errors import (
     NotWaiting,
     OutboxError,
     RewindError,
+    ScheduleError,
     StaleCallback,
     StateFormatError,
     StepError,
@@ -127,6 +128,7 @@ if TYPE_CHECKING:
         OutboxMessage,
         PendingInput,
         RedisStreamSink,
+        Schedule,
         StuckItem,
     )
     from stmtflow.stores import open_store
@@ -141,6 +143,7 @@ _LAZY = {
     "OutboxMessage": "stmtflow.runtime",
     "RedisStreamSink": "stmtflow.runtime",
     "NatsSink": "stmtflow.runtime",
+    "Schedule": "stmtflow.runtime",
     "StuckItem": "stmtflow.runtime",
     "open_store": "stmtflow.stores",
 }
@@ -235,6 +238,7 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "HistoryEvent",
     "Instance",
     "PendingInput",
+    "Schedule",
     "StuckItem",
     "open_store",
     # the outbox: emit in a step, delivered to sinks (the sinks imported on first use)
@@ -257,6 +261,7 @@ __all__ = [  # noqa: RUF022 - grouped by kind, as the docs present them
     "NotWaiting",
     "OutboxError",
     "RewindError",
+    "ScheduleError",
     "StaleCallback",
     "StateFormatError",
     "StepError",

@@ -15,7 +15,7 @@ StmtflowError
 │   └── HandlerError                  ``handle`` raised; cause chained
 ├── StepLimitExceeded                 one resume ran more than ``max_steps`` actions
 ├── ConflictError                     a store write lost a race (compare-and-set on the version)
-├── NotFound (LookupError)            no stored instance with that id
+├── NotFound (LookupError)            no stored instance (or schedule) with that id (or name)
 ├── RewindError                       a rewind or fork was refused: no snapshot, a child runs, ...
 ├── StateFormatError (ValueError)     state JSON is malformed
 ├── ExecutionError                    other user code raised (definition(), a lazy condition or id,
@@ -26,10 +26,13 @@ StmtflowError
 │   └── GraphvizNotFound              ``dot`` is not installed (or not on ``PATH``)
 ├── DagFailed                         a YAML DAG run ended with steps failed (or skipped)
 ├── TargetError (ValueError)          a TARGET (``file.py:Class``, ``module:Class``) won't load
+├── ScheduleError (ValueError)       a schedule was refused: bad cron, time zone, workflow, ...
 ├── CliError                          the ``stmtflow`` command refused a request (one error line)
 ├── HarnessError (RuntimeError)       a `WorkflowHarness` was misused, or data failed to persist
 ├── SnapshotMismatch (AssertionError) a value differs from its snapshot file; the message is a diff
-└── SnapshotMissing (AssertionError)  the snapshot file does not exist yet
+├── SnapshotMissing (AssertionError)  the snapshot file does not exist yet
+├── TaskError                         an ASL Task's resource fails with the error name ``.error``
+└── AslExecutionFailed                an ASL state machine ended FAILED (``error: cause``)
 ```
 User exceptions are never swallowed: they are chained as ``__cause__``. An exception raised by
 the caller's ``checkpoint`` function is not wrapped at all; it propagates unchanged.
@@ -51,6 +54,7 @@ from __future__ import annotations
 
 __all__ = [
     "AmbiguousCallback",
+    "AslExecutionFailed",
     "CallbackError",
     "CallbackInputError",
     "CliError",
@@ -67,6 +71,7 @@ __all__ = [
     "NotWaiting",
     "OutboxError",
     "RewindError",
+    "ScheduleError",
     "SnapshotMismatch",
     "SnapshotMissing",
     "StaleCallback",
@@ -75,6 +80,7 @@ __all__ = [
     "StepLimitExceeded",
     "StmtflowError",
     "TargetError",
+    "TaskError",
     "UnknownCallback",
     "WorkflowFinished",
 ]
@@ -216,6 +222,11 @@ class TargetError(StmtflowError, ValueError):
     """A TARGET that cannot be parsed, imported, or does not name a `WorkflowState` class."""
 
 
+class ScheduleError(StmtflowError, ValueError):
+    """A schedule was refused (a bad name, cron expression, time zone, overlap policy, catch-up
+    window, input, or an unregistered workflow); nothing was stored."""
+
+
 class CliError(StmtflowError):
     """The ``stmtflow`` command refused a request; the message is its one ``error:`` line.
 
@@ -233,3 +244,27 @@ class SnapshotMismatch(StmtflowError, AssertionError):
 
 class SnapshotMissing(StmtflowError, AssertionError):
     """The snapshot file does not exist yet; the message says how to create it."""
+
+
+class TaskError(StmtflowError):
+    """Raised by a Task's resource (`stmtflow.asl`) to fail the Task with the error ``error``.
+
+    Any other exception fails the Task too, named by its class (``KeyError``), as a Lambda
+    function's errors are named by their type; Retry and Catch match on the name.
+
+    Example:
+        >>> TaskError("Order.NotFound", "no order 42").error
+        'Order.NotFound'
+    """
+
+    def __init__(self, error: str, cause: str | None = None) -> None:
+        self.error = error
+        self.cause = cause
+        super().__init__(f"{error}: {cause}" if cause else error)
+
+
+class AslExecutionFailed(StmtflowError):
+    """An Amazon States Language state machine ended FAILED; the instance fails with this.
+
+    The message is ``error: cause``; the instance's data keeps them apart (``data.result``).
+    """

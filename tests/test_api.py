@@ -22,6 +22,7 @@ from types import ModuleType
 import pytest
 
 import stmtflow as sf
+import stmtflow.asl
 import stmtflow.dag
 import stmtflow.errors
 import stmtflow.render
@@ -92,6 +93,7 @@ EXPORTED = {
     "HistoryEvent",
     "Instance",
     "PendingInput",
+    "Schedule",
     "StuckItem",
     "open_store",
     # the outbox
@@ -131,6 +133,7 @@ EXPORTED = {
     "NotWaiting",
     "OutboxError",
     "RewindError",
+    "ScheduleError",
     "StaleCallback",
     "StateFormatError",
     "StepError",
@@ -375,6 +378,9 @@ def test_the_runtime_names_are_the_runtime_objects() -> None:
 
 PRIVATE_CONTROL_FLOW = {
     "Contended": "the engine's signal (runtime._unit) to redo an unleased write under a lease",
+    "Problem": "an HTTP refusal (http._problems), raised by a route and answered by the app",
+    "FormProblem": "a web form field that cannot be read as its type (http._forms)",
+    "AslFailure": "an ASL state's error on its way to the state's Retry and Catch (asl._failure)",
 }
 """Exception classes allowed outside `stmtflow.errors`: private, caught where they are raised."""
 
@@ -478,7 +484,37 @@ def test_moved_errors_are_still_importable_where_they_were() -> None:
     assert stmtflow.testing.HarnessError is stmtflow.errors.HarnessError
     assert stmtflow.testing.SnapshotMismatch is stmtflow.errors.SnapshotMismatch
     assert stmtflow.testing.SnapshotMissing is stmtflow.errors.SnapshotMissing
+    assert stmtflow.asl.TaskError is stmtflow.errors.TaskError
+    assert stmtflow.asl.AslExecutionFailed is stmtflow.errors.AslExecutionFailed
+    assert stmtflow.asl.DefinitionError is stmtflow.errors.DefinitionError
     assert stmtflow.dag.DagFailed is stmtflow.errors.DagFailed
+
+
+ASL_EXPORTED = {
+    "TOKEN_EVENT",
+    "AslExecutionFailed",
+    "AslResult",
+    "AslWorkflow",
+    "DefinitionError",
+    "TaskError",
+    "conformance_run",
+    "load",
+    "problems",
+    "run",
+    "validate",
+}
+
+
+def test_the_asl_api_is_pinned() -> None:
+    """DESIGN §9: ``stmtflow.asl.load``, ``run`` and ``AslResult``, and what goes with them."""
+    assert set(stmtflow.asl.__all__) == ASL_EXPORTED
+    assert [n for n in stmtflow.asl.__all__ if not hasattr(stmtflow.asl, n)] == []
+    assert [f.name for f in dataclasses.fields(stmtflow.asl.AslResult)] == [
+        "status",
+        "output",
+        "error",
+        "cause",
+    ]
 
 
 def test_the_dag_importer_names_are_pinned() -> None:

@@ -23,6 +23,7 @@ TARGETS = {
     "payment:Checkout": {"amount": 1},
     "booking_saga:Trip": {"traveller": "ada"},
     "dag_pipeline:SalesReport": {},
+    "asl_order:OrderMachine": {},
 }
 
 
@@ -34,3 +35,11 @@ def test_example_diagrams_are_pinned(target: str) -> None:
     stem = target.split(":")[0]
     assert_snapshot(sf.to_mermaid(section), f"examples/{stem}.mmd")
     assert_snapshot(sf.to_dot(section), f"examples/{stem}.dot")
+
+
+def test_the_asl_example_s_state_machine_diagram_is_pinned() -> None:
+    """`stmtflow asl graph`'s drawing of the example's state machine itself."""
+    from stmtflow.asl._diagram import to_mermaid
+
+    module = load_target(f"{EXAMPLES / 'asl_order'}.py:OrderMachine")
+    assert_snapshot(to_mermaid(module.asl_definition) + "\n", "examples/asl_order.states.mmd")

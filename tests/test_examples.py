@@ -176,6 +176,37 @@ def test_booking_saga_example(tmp_path: Path) -> None:
     assert statuses == {"trip-1": "finished", "trip-2": "failed", "trip-3": "finished"}
 
 
+def test_service_example_starts_answers_healthz_and_stops(tmp_path: Path) -> None:
+    """examples/service/app.py: one command starts the service (samples, worker, web page)."""
+    import httpx
+
+    from tests.test_http_browser import start_service, stop_service
+
+    proc, base = start_service(tmp_path)
+    try:
+        assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+        listed = httpx.get(f"{base}/instances").json()["items"]
+        assert [i["id"] for i in listed] == ["expense-1", "expense-2", "expense-3"]
+        assert httpx.get(f"{base}/ui/").status_code == 200
+    finally:
+        stop_service(proc)
+    # uvicorn shuts down on SIGTERM, then re-raises the signal: the exit says what ended it.
+    assert proc.returncode in (0, -15)
+    assert (tmp_path / "service.db").exists()
+
+
+def test_asl_order_example(tmp_path: Path) -> None:
+    out = run_example("asl_order.py", tmp_path)
+    assert "order-1: finished, shipped" in out
+    assert "order-2: failed, OrderRefused: order order-2 refused" in out
+    assert "order-3: finished, shipped" in out
+    assert "order-1: charged 41" in out  # a teapot (25) and four cups (4 each)
+    assert "reserved 9 x kettle" not in out  # out of stock: the Map's Catch refused it
+    with sf.Engine(f"sqlite:///{tmp_path / 'orders.db'}") as engine:
+        records = {r.id: r.status for r in engine.store.list()}
+    assert records == {"order-1": "finished", "order-2": "failed", "order-3": "finished"}
+
+
 @pytest.mark.redis
 def test_outbox_redis_example(redis_server: str, tmp_path: Path) -> None:
     out = run_example("outbox_redis.py", tmp_path, redis_server, str(tmp_path))
@@ -214,3 +245,14 @@ def test_dag_pipeline_example(tmp_path: Path) -> None:
     with sf.Engine(f"sqlite:///{tmp_path / 'reports.db'}") as engine:
         statuses = {r.id: r.status for r in engine.store.list()}
     assert statuses == {"night-1": "finished", "night-2": "failed"}
+
+
+def test_nightly_schedule_example(tmp_path: Path) -> None:
+    out = run_example("nightly_schedule.py", tmp_path)
+    assert "Fri 27 Mar 02:30 Paris: started nightly-sales@2026-03-27T01:30:00Z" in out
+    assert "Sun 29 Mar 03:00 Paris: started nightly-sales@2026-03-29T01:00:00Z" in out  # DST gap
+    assert "Mon 30 Mar 07:00 Paris: started nightly-sales@2026-03-30T00:30:00Z" in out  # catch-up
+    first, last = "nightly-sales@2026-03-23T01:30:00Z", "nightly-sales@2026-03-28T01:30:00Z"
+    assert f"6 fires from {first} to {last}: 4 new" in out
+    assert "Tue 31 Mar 02:30 Paris: started nothing" in out
+    assert "schedules left: []" in out

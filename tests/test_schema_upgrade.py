@@ -81,6 +81,8 @@ def _carries_on(url: str) -> None:
         kinds = [e.kind for e in engine.history("old")]
         assert kinds[0] == "event_delivered" and kinds[-1] == "finished"
         assert engine.history(child.id)[0].kind == "started"
+        engine.schedule("later", Order, "0 2 * * *")  # the schedules table was added
+        assert [s.name for s in engine.schedules()] == ["later"]
 
 
 def test_a_schema_3_sqlite_file_is_brought_up_to_date(tmp_path: Path) -> None:

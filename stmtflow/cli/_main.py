@@ -9,9 +9,12 @@ Commands (``stmtflow COMMAND --help`` for each; ``docs/cli.md`` shows example ou
 ``list [--status S] [--workflow W] [--parent ID]``  the stored instances
 ``inputs [--assignee A] [--workflow W]``   what people are asked for (forms, escalations)
 ``worker [TARGET ...]``                    fire due timers and retries until stopped
+``serve [TARGET ...] [--host H --port P]``  the HTTP API and web page (uvicorn)
+``schedule add|list|pause|resume|trigger|remove|backfill``  start workflows on a cron calendar
 ``cancel ID`` / ``restart ID``             end an instance / rerun a failed one's step
 ``graph TARGET [--id ID]``                 a diagram, with an instance's live positions
 ``check TARGET [FILES...]``                will a new definition strand running instances?
+``asl validate|run|graph FILE``            Amazon States Language: check, run in memory, draw
 ``history ID``                             what happened, as a timeline (attempts, errors)
 ``rewind ID --to SEQ``                     put an instance back as after history event SEQ
 ``fork ID --to SEQ --id NEW``              start NEW from ID's history event SEQ
@@ -41,6 +44,7 @@ from click.core import ParameterSource
 from pydantic import ValidationError
 
 from stmtflow.analysis._validate import validate
+from stmtflow.cli._asl import asl
 from stmtflow.cli._common import (
     Config,
     ErrorsAsOneLine,
@@ -56,6 +60,8 @@ from stmtflow.cli._common import (
 from stmtflow.cli._dag import dag
 from stmtflow.cli._inputs import inputs
 from stmtflow.cli._ops import fork, history, prune, rewind, stuck
+from stmtflow.cli._schedule import schedule
+from stmtflow.cli._serve import serve
 from stmtflow.cli._show import instance_json, print_instance, print_records, record_json
 from stmtflow.cli._tools import check, graph
 from stmtflow.cli._worker import worker
@@ -311,9 +317,12 @@ def restart(cfg: Config, instance_id: str) -> None:
 
 
 cli.add_command(inputs)
+cli.add_command(schedule)
 cli.add_command(worker)
+cli.add_command(serve)
 cli.add_command(graph)
 cli.add_command(check)
+cli.add_command(asl)
 for _command in (history, rewind, fork, prune, stuck):
     cli.add_command(_command)
 cli.add_command(dag)

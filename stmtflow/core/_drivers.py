@@ -81,6 +81,7 @@ def drive(
     now: datetime,
     before_call: Callable[[Call], None] | None = None,
     perform: Perform = _no_runtime,
+    awaiter: Callable[[Awaitable[Any]], Any] | None = None,
 ) -> Any:
     """Perform every effect of ``run`` directly; returns what the run returns.
 
@@ -90,6 +91,9 @@ def drive(
     data and state) need nothing durable first and skip it. ``perform`` (for the runtime)
     performs the effects on other instances, starting and cancelling children; without it they
     are an `ExecutionError` saying a runtime is needed. What ``perform`` raises ends the run.
+    ``awaiter`` (for the runtime's async entry points and its worker) waits, from this thread,
+    for an awaitable a call returned, on an event loop elsewhere, and returns its result; without
+    it an async call is an `ExecutionError` pointing to the async driver.
     """
     value: Any = None
     error: Exception | None = None
@@ -116,6 +120,8 @@ def drive(
                 caught = None if effect.error is None else error_var.set(effect.error)
                 try:
                     value = effect.fn(*effect.args)
+                    if awaiter is not None and value is not None and inspect.isawaitable(value):
+                        value = awaiter(value)
                 except Exception as exc:
                     error = exc
                     continue

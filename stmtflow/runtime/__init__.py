@@ -9,6 +9,8 @@
 - ``_warm``: parsed states kept from one unit to the next on the same record;
 - ``_reads``: what the engine answers with (`Instance`, `PendingEvent`, `WorkerStats`);
 - ``_inputs``: the rows of what people are asked for (`PendingInput`), written with each state;
+- ``_schedules`` (and the engine's methods, ``_scheduling``): starting instances on a cron
+  calendar (`Schedule`);
 - ``_loader``: importing a ``file.py:Class`` target;
 - ``_outbox``: what steps `emit`, kept with their checkpoint and delivered to sinks;
   ``_sinks``: the Redis stream and NATS JetStream sinks;
@@ -21,6 +23,7 @@ from stmtflow.runtime._engine import Engine
 from stmtflow.runtime._history import History
 from stmtflow.runtime._outbox import Sink
 from stmtflow.runtime._reads import Instance, PendingEvent, WorkerStats
+from stmtflow.runtime._schedules import Schedule
 from stmtflow.runtime._sinks import NatsSink, RedisStreamSink
 from stmtflow.runtime._stuck import StuckItem
 from stmtflow.stores import PendingInput
@@ -37,6 +40,7 @@ __all__ = [
     "PendingEvent",
     "PendingInput",
     "RedisStreamSink",
+    "Schedule",
     "Sink",
     "StuckItem",
     "WorkerStats",

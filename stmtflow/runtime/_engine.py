@@ -41,12 +41,14 @@ from stmtflow.dsl._statements import RetryPolicy
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import ConflictError, NotWaiting, StaleCallback, StmtflowError, UnknownCallback
 from stmtflow.runtime import _worker
+from stmtflow.runtime._async import AsyncSupport
 from stmtflow.runtime._family import chain, follow_up
 from stmtflow.runtime._history import HistorySettings
 from stmtflow.runtime._inbox import buffer_event, unknown_children
 from stmtflow.runtime._operations import Operations
 from stmtflow.runtime._outbox import DEFAULT_OUTBOX_RETRY, Delivery, Sink
 from stmtflow.runtime._reads import Instance, PendingEvent, WorkerStats, pending_events
+from stmtflow.runtime._scheduling import Scheduling
 from stmtflow.runtime._unit import Contended, claim, open_unit
 from stmtflow.runtime._warm import WarmStates
 from stmtflow.state import (
@@ -72,7 +74,7 @@ CheckpointObserver = Callable[[CheckpointType, WorkflowState, State], None]
 """Called after every checkpoint of every unit with its kind, the data and the state."""
 
 
-class Engine(Operations):
+class Engine(Operations, Scheduling):
     """Runs workflow instances kept in a store.
 
     Args:
@@ -162,6 +164,7 @@ class Engine(Operations):
         self._local = threading.local()
         self.outbox = Delivery(self.store, sinks, retry=outbox_retry)
         """Delivers what steps emitted to ``sinks`` (`stmtflow.runtime._outbox`)."""
+        self._async = AsyncSupport()
         for cls in workflows:
             self.register(cls)
 
@@ -231,12 +234,22 @@ class Engine(Operations):
         workflow: str | None = None,
         *,
         parent_id: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> builtins.list[Instance]:
         """Stored instances, oldest first, optionally filtered by status, type and the parent
-        that started them."""
+        that started them; ``offset`` and ``limit`` take a page of them (only the page's
+        records are parsed)."""
+        if offset < 0 or (limit is not None and limit < 0):
+            raise ValueError(f"offset and limit must not be negative, got {offset}, {limit}")
         value = WorkflowStatus(status).value if status is not None else None
-        records = self.store.list(status=value, workflow=workflow, parent_id=parent_id)
-        return [self._instance(r) for r in records]
+        cap = None if limit is None else offset + limit
+        records = self.store.list(status=value, workflow=workflow, limit=cap, parent_id=parent_id)
+        return [self._instance(r) for r in records[offset:]]
+
+    def workflows(self) -> dict[str, type[WorkflowState]]:
+        """The registered workflow classes, by type name."""
+        return dict(self._classes)
 
     def children(self, id: str) -> builtins.list[Instance]:
         """The instances ``id`` started (`Child`, `Call`, `Start`), oldest first."""
@@ -385,6 +398,42 @@ class Engine(Operations):
             unit.finish()
         return output
 
+    async def astart(
+        self,
+        workflow: str | type[WorkflowState],
+        data: WorkflowState | dict[str, Any] | None = None,
+        *,
+        id: str | None = None,
+    ) -> Instance:
+        """`start` for asyncio: the unit runs in the engine's thread pool, so the event loop
+        never waits on the store; async actions and handlers are awaited on the caller's loop
+        (`stmtflow.runtime._async`)."""
+        return await self._async.run(self.start, workflow, data, id=id)
+
+    async def asend(
+        self,
+        id: str,
+        event: str,
+        input: Any = None,
+        *,
+        thread_id: str | None = None,
+        buffer: bool = False,
+        key: str | None = None,
+    ) -> Any:
+        """`send` for asyncio, as `astart` runs `start`."""
+        return await self._async.run(
+            self.send, id, event, input, thread_id=thread_id, buffer=buffer, key=key
+        )
+
+    async def acancel(self, id: str, *, cascade: bool = True, compensate: bool = False) -> Instance:
+        """`cancel` for asyncio (async teardowns and compensations awaited on the caller's loop)."""
+        return await self._async.run(self.cancel, id, cascade=cascade, compensate=compensate)
+
+    async def athread(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking engine call (a read: `get`, `list`, `pending`, ...) in the engine's
+        thread pool, for async callers such as the HTTP service."""
+        return await self._async.run(fn, *args, **kwargs)
+
     def cancel(self, id: str, *, cascade: bool = True, compensate: bool = False) -> Instance:
         """End the instance: pending events torn down, status ``cancelled``.
 
@@ -415,7 +464,8 @@ class Engine(Operations):
         return self.get(id)
 
     def tick(self, now: datetime | None = None, *, limit: int = 100) -> int:
-        """Fire due timers and run due retries (and work a crashed worker left); how many.
+        """Fire due timers, due schedules and due retries (and work a crashed worker left); how
+        many.
 
         Each due instance is claimed under a lease, so several workers can tick at once. An
         error in one instance is recorded on it, and the tick goes on with the others. Then the
@@ -500,7 +550,9 @@ class Engine(Operations):
         return self.store.count_due(now or self.clock())
 
     def close(self) -> None:
-        """Close the sinks that can be closed, and the store."""
+        """Close the sinks that can be closed, the threads the async entry points started, and the
+        store."""
+        self._async.close()
         for sink in self.outbox.sinks:
             close = getattr(sink, "close", None)
             if callable(close):

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -109,7 +109,9 @@ class Emitting:
 
     def wrap(self, fn: Callable[..., Any], step: StepKey) -> Callable[..., Any]:
         """``fn`` (a step action) run with a collector of its own; what it emitted is kept
-        only if it returns (an awaitable result has not run yet: nothing is kept)."""
+        only if it returns. An async action returns an awaitable that has not run yet: it is
+        wrapped so that its body runs with the collector, and what it emitted is kept once it
+        completes (the engine's async entry points and worker await it)."""
 
         def action(*args: Any) -> Any:
             emits = StepEmits(step, self.refusal)
@@ -118,11 +120,22 @@ class Emitting:
                 result = fn(*args)
             finally:
                 emitter_var.reset(token)
-            if emits.messages and not inspect.isawaitable(result):
+            if inspect.isawaitable(result):
+                return self._awaited(result, emits)
+            if emits.messages:
                 self.pending.extend(emits.messages)
             return result
 
         return action
+
+    async def _awaited(self, result: Awaitable[Any], emits: StepEmits) -> Any:
+        token = emitter_var.set(emits)
+        try:
+            value = await result
+        finally:
+            emitter_var.reset(token)
+        self.pending.extend(emits.messages)
+        return value
 
     def into(self, batch: Batch) -> Batch:
         """``batch`` with the pending rows added (the write that commits their steps)."""

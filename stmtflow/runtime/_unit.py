@@ -196,6 +196,9 @@ class Unit:
         self.saved = (rec.data, rec.state)
         self.pending = False
         self.released = False
+        self.awaiter = engine._async.awaiter
+        """Waits for what an async action, handler, setup or teardown returned
+        (`stmtflow.runtime._async`)."""
         self.refused = False
         """A child this unit was to start was refused (`perform`): see `refuse`."""
         self.family = Family(self)
@@ -418,7 +421,7 @@ class Unit:
 
     def deliver(self, req: CallbackRequest, input: Any) -> Any:
         """Run the event's handler and record that it fired; a refusal changes nothing."""
-        output = drive(self.interpreter.callback(req, input), None, self.now)
+        output = drive(self.interpreter.callback(req, input), None, self.now, awaiter=self.awaiter)
         self.pending = True
         return output
 
@@ -429,7 +432,7 @@ class Unit:
         # written before any user code (a teardown, a compensation) runs.
         self.pending = True
         run = self.interpreter.cancel(compensate=compensate, max_steps=self.engine.max_steps)
-        drive(run, self.checkpoint, self.now, self.flush, self.perform)
+        drive(run, self.checkpoint, self.now, self.flush, self.perform, self.awaiter)
 
     def run(self) -> None:
         """Resume until blocked, taking what the inbox holds for it in arrival order; an error
@@ -447,6 +450,7 @@ class Unit:
                 self.now,
                 self.flush,
                 self.perform,
+                self.awaiter,
             )
         except ConflictError:
             raise

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from stmtflow.errors import ConflictError, StmtflowError
 from stmtflow.runtime._reads import WorkerStats
+from stmtflow.runtime._schedules import fire_due
 from stmtflow.runtime._unit import open_unit
 
 if TYPE_CHECKING:
@@ -33,9 +34,12 @@ def tick(engine: Engine, now: datetime, limit: int, stats: WorkerStats) -> int:
     """Claim and work every instance due at ``now``, ``limit`` at a time; how many things fired.
     Then deliver the outbox messages due at ``now`` (`stmtflow.runtime._outbox`).
 
-    Each record is worked once per tick (one claimed again in a later batch is released).
+    Due schedules are fired first (`stmtflow.runtime._schedules.fire_due`), each fire's
+    instance run as it starts. Each record is worked once per tick (one claimed again in a
+    later batch is released).
     """
-    count = 0
+    count = fire_due(engine, now, stats)
+    stats.fired += count
     seen: set[str] = set()
     store = engine.store
     while True:

@@ -15,17 +15,18 @@ from psycopg import sql
 from stmtflow.errors import StmtflowError
 from stmtflow.stores._postgres_history import SCHEMA as _HISTORY_SCHEMA
 from stmtflow.stores._postgres_outbox import OUTBOX_SCHEMA
+from stmtflow.stores._postgres_schedules import SCHEDULES_SCHEMA
 
 __all__ = ["SCHEMA_VERSION", "set_up"]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """The schema this release creates and reads (kept in ``stmtflow_meta``). Version 1 had no
 parents (``parent_id``, ``root_id``, ``parent_event``, ``on_parent_end``) and no inboxes
 (``stmtflow_inbox``), which version 2 added; version 3 added the pending-input index
 (``stmtflow_inputs``); version 4 added the outbox (``stmtflow_outbox``,
 `stmtflow.stores._postgres_outbox`); version 5 the histories (``stmtflow_history``:
 `stmtflow.stores._postgres_history`). Each addition is created if missing whatever version a
-database is brought up from."""
+database is brought up from; version 6 added schedules (``stmtflow_schedules``)."""
 
 _SETUP_LOCK = 0x73746D74666C6F77  # "stmtflow": serialises schema creation across processes
 
@@ -127,7 +128,12 @@ def set_up(conn: psycopg.Connection[Any], schema: str | None, url: str) -> None:
             return
         # A new database, or an older one: add what version 2 added (each addition is IF NOT
         # EXISTS, so a setup interrupted halfway is completed; version 3's table is above).
-        for statement in (*_V2.split(";"), *OUTBOX_SCHEMA.split(";"), *_HISTORY_SCHEMA.split(";")):
+        for statement in (
+            *_V2.split(";"),
+            *OUTBOX_SCHEMA.split(";"),
+            *_HISTORY_SCHEMA.split(";"),
+            *SCHEDULES_SCHEMA.split(";"),
+        ):
             if statement.strip():
                 conn.execute(statement)
         conn.execute(

@@ -13,10 +13,11 @@ from stmtflow.errors import StmtflowError
 from stmtflow.stores._sqlite_history import SCHEMA as _HISTORY_SCHEMA
 from stmtflow.stores._sqlite_outbox import OUTBOX_SCHEMA
 from stmtflow.stores._sqlite_parts import TAIL
+from stmtflow.stores._sqlite_schedules import SCHEDULES_SCHEMA
 
 __all__ = ["SCHEMA_VERSION", "set_up"]
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 """The schema this release creates and reads (kept in ``stmtflow_meta``). Version 1 had no
 state parts (`stmtflow.stores._sqlite_parts`); version 2 kept each thread's part without its
 first characters (``,{"id":"``, which the state dump starts every thread but the first with);
@@ -25,8 +26,8 @@ no inboxes (``stmtflow_inbox``), which version 4 added; version 5 added the pend
 (``stmtflow_inputs``); version 6 added the outbox (``stmtflow_outbox``,
 `stmtflow.stores._sqlite_outbox`); version 7 the histories (``stmtflow_history``,
 ``stmtflow_snapshots`` and the ``history_tail`` column: `stmtflow.stores._sqlite_history`).
-Each addition is created if missing whatever the version it upgrades from; opening an older
-file brings it up to date."""
+Version 8 added schedules (``stmtflow_schedules``). Each addition is created if missing
+whatever the version it upgrades from; opening an older file brings it up to date."""
 
 _META = "CREATE TABLE IF NOT EXISTS stmtflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
@@ -177,7 +178,7 @@ def set_up(conn: sqlite3.Connection, path: str) -> None:
                 conn.execute(f"ALTER TABLE stmtflow_instances ADD COLUMN {column} TEXT")
         if "history_tail" not in columns:  # a file older than version 7
             conn.execute("ALTER TABLE stmtflow_instances ADD COLUMN history_tail TEXT")
-        for statement in (*_FAMILY_SCHEMA, *OUTBOX_SCHEMA, *_HISTORY_SCHEMA):
+        for statement in (*_FAMILY_SCHEMA, *OUTBOX_SCHEMA, *_HISTORY_SCHEMA, *SCHEDULES_SCHEMA):
             conn.execute(statement)
         conn.execute(
             "INSERT INTO stmtflow_meta (key, value) VALUES ('schema_version', ?) "

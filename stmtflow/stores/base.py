@@ -41,6 +41,7 @@ from stmtflow.state import TERMINAL_STATUSES, WorkflowStatus
 from stmtflow.stores._batch import NO_BATCH, Batch, Message
 from stmtflow.stores._inputs import PendingInput
 from stmtflow.stores._outbox import OutboxMessage
+from stmtflow.stores._schedules import ScheduleRow
 
 __all__ = [
     "NO_BATCH",
@@ -50,6 +51,7 @@ __all__ = [
     "OutboxMessage",
     "PendingInput",
     "Record",
+    "ScheduleRow",
     "Store",
     "aware",
     "check_claim_args",
@@ -526,6 +528,42 @@ class Store(Protocol):
 
     def count_due(self, now: datetime) -> int:
         """How many instances have a wake-up at or before ``now`` (uses the wake-up index)."""
+        ...
+
+    # -- schedules (rows the runtime writes, `stmtflow.stores._schedules`) ----------------------
+
+    def put_schedule(self, row: ScheduleRow, *, expected_version: int) -> ScheduleRow:
+        """Write ``row`` (its name, spec and due_at) compare-and-set; return it as stored.
+
+        ``expected_version`` 0 creates it (refused if the name exists); any other value
+        replaces the stored row only while its version is that value. The version becomes
+        ``expected_version + 1``. A store that keeps no schedules refuses with `StmtflowError`.
+
+        Raises:
+            ConflictError: the name exists (creating), or the row changed or was removed;
+                nothing was written.
+        """
+        ...
+
+    def get_schedule(self, name: str) -> ScheduleRow:
+        """The schedule named ``name``.
+
+        Raises:
+            NotFound: no such schedule.
+        """
+        ...
+
+    def list_schedules(self) -> builtins.list[ScheduleRow]:
+        """Every stored schedule, ordered by name."""
+        ...
+
+    def delete_schedule(self, name: str) -> bool:
+        """Remove the schedule named ``name``; False if there was none."""
+        ...
+
+    def due_schedules(self, now: datetime, limit: int = 100) -> builtins.list[ScheduleRow]:
+        """Up to ``limit`` schedules with ``due_at <= now``, earliest first (from an index: the
+        cost follows the due schedules, not all of them)."""
         ...
 
     def close(self) -> None:

@@ -21,6 +21,7 @@ from stmtflow.errors import ConflictError, NotFound
 from stmtflow.stores._inputs import PendingInput, check_inputs, matching
 from stmtflow.stores._memory_history import MemoryHistory
 from stmtflow.stores._memory_outbox import MemoryOutbox
+from stmtflow.stores._schedules import MemorySchedules, ScheduleRow
 from stmtflow.stores.base import (
     NO_BATCH,
     Batch,
@@ -41,7 +42,7 @@ from stmtflow.stores.base import (
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(MemoryOutbox, MemoryHistory, Store):
+class MemoryStore(MemoryOutbox, MemoryHistory, MemorySchedules, Store):
     """A `Store` kept in a dict; every operation holds one lock, so each is atomic.
 
     Example:
@@ -64,6 +65,7 @@ class MemoryStore(MemoryOutbox, MemoryHistory, Store):
         self._inputs: dict[str, tuple[PendingInput, ...]] = {}
         """Each instance's pending-input rows (instances without any are left out)."""
         self._init_history()
+        self._schedules: dict[str, ScheduleRow] = {}
 
     def _current(self, id: str) -> Record:
         try:

@@ -56,6 +56,7 @@ from stmtflow.stores._inputs import (
 )
 from stmtflow.stores._outbox import OutboxMessage
 from stmtflow.stores._postgres_inbox import apply_messages, known_key, pending, post
+from stmtflow.stores._postgres_schedules import PostgresSchedules
 from stmtflow.stores._postgres_schema import SCHEMA_VERSION, set_up
 from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written
 from stmtflow.stores.base import (
@@ -186,7 +187,7 @@ def _record(row: tuple[Any, ...]) -> Record:
     )
 
 
-class PostgresStore(Store):
+class PostgresStore(PostgresSchedules, Store):
     """A `Store` in a PostgreSQL database, shared by any number of workers.
 
     Args:

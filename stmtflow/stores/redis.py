@@ -59,6 +59,7 @@ from stmtflow.stores._redis_codec import fields, micros, opt, opt_time, record_f
 from stmtflow.stores._redis_inbox import RedisInboxes, batch_args
 from stmtflow.stores._redis_inputs import decode, encode_args, index_key
 from stmtflow.stores._redis_parts import Cache, Parts, assemble, plan
+from stmtflow.stores._schedules import WithoutSchedules
 from stmtflow.stores.base import (
     Record,
     Store,
@@ -111,7 +112,7 @@ def _split_url(url: str) -> tuple[str, str, set[str]]:
     return urlunsplit(parts._replace(query=urlencode(rest))), prefix, {k for k, _ in rest}
 
 
-class RedisStore(RedisInboxes, WithoutOutbox, Store):
+class RedisStore(RedisInboxes, WithoutOutbox, WithoutSchedules, Store):
     """A `Store` in a Redis database, shared by any number of workers.
 
     Args:

@@ -61,6 +61,7 @@ from stmtflow.stores._sqlite_inbox import apply_messages, known_key, pending, po
 from stmtflow.stores._sqlite_parts import PartsCache, Stored, parts_to_store, row_count, whole
 from stmtflow.stores._sqlite_parts import read as read_parts
 from stmtflow.stores._sqlite_parts import write as write_parts
+from stmtflow.stores._sqlite_schedules import SQLiteSchedules
 from stmtflow.stores._sqlite_schema import SCHEMA_VERSION, set_up
 from stmtflow.stores.base import (
     NO_BATCH,
@@ -218,7 +219,7 @@ class _ThreadConnection:
         self.conn, self.pid = conn, os.getpid()
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteSchedules, Store):
     """A `Store` in one SQLite file (or ``":memory:"``).
 
     Args:

@@ -350,4 +350,14 @@ class Unwind(sf.WorkflowState):
         self.undone.append(key)
 
 
-WORKFLOWS: list[type[sf.WorkflowState]] = [Crunch, Relay, Charge, Payer, Unwind]
+# -- the schedule race's workflow ----------------------------------------------------------------
+
+
+class Report(sf.WorkflowState):
+    """One logged step: what each fire of a schedule starts."""
+
+    def definition(self) -> sf.Section:
+        return sf.S(sf.Step("report", record_step))
+
+
+WORKFLOWS: list[type[sf.WorkflowState]] = [Crunch, Relay, Charge, Payer, Unwind, Report]
