@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from store_urls import store_url
 
@@ -145,3 +146,23 @@ def test_a_refused_write_appends_no_history_and_emits_nothing(
         assert history.snapshot("p", 1).data == '{"n": 1}'
         assert history.outbox() == []
         assert store.get("p").version == kept.version
+
+
+@pytest.mark.postgres
+def test_a_failure_in_the_pipelined_transaction_leaves_nothing_and_the_store_usable(
+    pg_url: str,
+) -> None:
+    with PostgresStore(pg_url, max_size=1) as store:  # one connection: the failed one is reused
+        parent = store.create(Record(id="p", workflow="W", data="{}", state="{}", status="waiting"))
+        bad = Record(id="p/c", workflow="W", data="nul \x00", state="{}", status="waiting")
+        with pytest.raises(psycopg.DataError):
+            store.update(
+                parent,
+                expected_version=1,
+                batch=Batch(create=(bad,), history=_write(datetime(2026, 3, 1, tzinfo=UTC))),
+            )
+        assert store.get("p").version == 1  # the write went with its batch
+        assert store.history("p") == ([], 0)
+        assert [r.id for r in store.list()] == ["p"]
+        store.update(parent, expected_version=1)  # the connection is fine
+        assert store.get("p").version == 2

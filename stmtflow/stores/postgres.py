@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import weakref
 from collections.abc import Sequence
@@ -396,7 +397,12 @@ class PostgresStore(PostgresSchedules, Store):
                         _apply(conn, id, rest, now)
                     conn.execute("COMMIT")
             except BaseException:
-                conn.rollback()  # a failed statement left the transaction open, aborted
+                # A failed statement left the transaction open, aborted. On a broken
+                # connection the rollback fails too: the original error is the one to raise,
+                # and the pool discards the connection (or rolls back one left in a
+                # transaction) when it comes back.
+                with contextlib.suppress(psycopg.Error):
+                    conn.rollback()
                 raise
             return kept
 
