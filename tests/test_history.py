@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 import stmtflow as sf
@@ -290,10 +292,12 @@ def test_the_harness_gives_the_same_history() -> None:
 # -- same commit ------------------------------------------------------------------------------
 
 
-def _fail_history_on(monkeypatch: pytest.MonkeyPatch, url: str, step: str) -> None:
+def _fail_history_on(monkeypatch: pytest.MonkeyPatch, url: str, step: str) -> type[Exception]:
     """Make the history write of ``step``'s completion fail inside the write's transaction
-    (after its rows were inserted, for SQLite and PostgreSQL; on Redis, where a script that
-    fails keeps what it wrote, while its arguments are built: the script is never sent)."""
+    (after its rows were inserted, for SQLite; on PostgreSQL, where the history is part of
+    the write's own statement, the server refuses its rows; on Redis, where a script that
+    fails keeps what it wrote, while its arguments are built: the script is never sent); what
+    the failure raises."""
 
     def hits(write: Any) -> bool:
         return any(e.kind == "step_completed" and e.name == step for e in write.events)
@@ -307,7 +311,7 @@ def _fail_history_on(monkeypatch: pytest.MonkeyPatch, url: str, step: str) -> No
             real(self, id, write)
 
         monkeypatch.setattr(MemoryHistory, "_append_history", failing_memory)
-        return
+        return OSError
     if url.startswith("redis"):
         from stmtflow.stores import redis as redis_store
 
@@ -320,24 +324,35 @@ def _fail_history_on(monkeypatch: pytest.MonkeyPatch, url: str, step: str) -> No
             return args
 
         monkeypatch.setattr(redis_store, "history_args", failing_args)
-        return
-    module: Any = _sqlite_history if url.startswith("sqlite") else _postgres_history
-    original = module.append
+        return OSError
+    if url.startswith("postgres"):
+        folded = _postgres_history.folded
+
+        def refused(write: Any) -> tuple[str, dict[str, Any]]:
+            items, params = folded(write)
+            if hits(write):  # an event without its kind: the column is NOT NULL
+                params["h_events"] = Jsonb([{"n": 1, "at": write.events[0].at.isoformat()}])
+            return items, params
+
+        monkeypatch.setattr(_postgres_history, "folded", refused)
+        return psycopg.errors.NotNullViolation
+    original = _sqlite_history.append
 
     def failing(conn: Any, id: str, write: Any) -> None:
         original(conn, id, write)
         if hits(write):
             raise OSError("disk full")
 
-    monkeypatch.setattr(module, "append", failing)
+    monkeypatch.setattr(_sqlite_history, "append", failing)
+    return OSError
 
 
 def test_an_event_and_its_progress_commit_together_or_not_at_all(
     engine: Engine, url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as patch:
-        _fail_history_on(patch, url, "add")
-        with pytest.raises(OSError, match="disk full"):
+        error = _fail_history_on(patch, url, "add")
+        with pytest.raises(error):
             engine.start(Counter, {"n": 3}, id="c")
         stored = engine.store.get("c")
         assert sf.load_state(stored.state).pc == 0 and '"count":0' in stored.data
