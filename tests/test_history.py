@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
+from store_urls import HISTORY_STORES, store_url
 
 import stmtflow as sf
 from stmtflow.runtime import Engine
@@ -118,22 +119,9 @@ class Counter(sf.WorkflowState):
 WORKFLOWS = [Pay, Shop, Saga, Doomed, Counter]
 
 
-@pytest.fixture(
-    params=[
-        "memory",
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("redis", marks=pytest.mark.redis),
-    ]
-)
+@pytest.fixture(params=HISTORY_STORES)
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    if request.param == "redis":
-        return str(request.getfixturevalue("redis_url"))
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'history.db'}"
-    return "memory://"
+    return store_url(request, tmp_path, request.param, "history.db")
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from store_urls import HISTORY_STORES
+from store_urls import store_url as url_of
 
 import stmtflow as sf
 from stmtflow.runtime._outbox import outbox_stuck
@@ -23,22 +25,9 @@ from stmtflow.testing import WorkflowHarness
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture(
-    params=[
-        "memory",
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("redis", marks=pytest.mark.redis),
-    ]
-)
+@pytest.fixture(params=HISTORY_STORES)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    if request.param == "redis":
-        return str(request.getfixturevalue("redis_url"))
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'outbox.db'}"
-    return "memory://"
+    return url_of(request, tmp_path, request.param, "outbox.db")
 
 
 @pytest.fixture

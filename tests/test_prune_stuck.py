@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from store_urls import HISTORY_STORES, store_url
 
 import stmtflow as sf
 from stmtflow.runtime import Engine
@@ -58,22 +59,9 @@ class Broken(sf.WorkflowState):
 WORKFLOWS = [Quick, Kept, Brief, Waits, Broken]
 
 
-@pytest.fixture(
-    params=[
-        "memory",
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("redis", marks=pytest.mark.redis),
-    ]
-)
+@pytest.fixture(params=HISTORY_STORES)
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    if request.param == "redis":
-        return str(request.getfixturevalue("redis_url"))
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'ops.db'}"
-    return "memory://"
+    return store_url(request, tmp_path, request.param, "ops.db")
 
 
 @pytest.fixture
