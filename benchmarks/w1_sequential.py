@@ -277,28 +277,54 @@ def _w1_postgres(settings: Settings, n: int) -> list[Result]:
     if settings.pg_url is None:
         return [skipped("W1", case, "µs/step", settings.pg_skip or "no PostgreSQL")]
     store = open_store(settings.pg_url)
-    engine_samples: list[float] = []
     floor_samples: list[float] = []
+    variants: dict[str, list[float]] = {label: [] for label in HISTORY_SETTINGS}
 
     def pair() -> float:
+        # As on SQLite: the floor and the three history settings alternate.
         floor_samples.append(pg_floor(settings.pg_url or "", n))
-        engine_samples.append(_engine_per_step(store, n))
-        return engine_samples[-1] / floor_samples[-1]
+        for label, engine_settings in HISTORY_SETTINGS.items():
+            variants[label].append(_engine_per_step(store, n, **engine_settings))
+        return variants["history + snapshots (default)"][-1] / floor_samples[-1]
 
     try:
         measure(pair, settings.repeats)
     finally:
         store.close()
-    warm = len(engine_samples) - settings.repeats
-    floor = median(floor_samples[warm:])
-    engine = median(engine_samples[warm:])
+    warm = len(floor_samples) - settings.repeats
+    floor_samples = floor_samples[warm:]
+    variants = {label: samples[warm:] for label, samples in variants.items()}
+    floor = median(floor_samples)
+    engine_samples = variants["history + snapshots (default)"]
+    engine = median(engine_samples)
+    bare_samples = variants["history off"]
+    bare = median(bare_samples)
+    history_rows = []
+    for label, samples in variants.items():
+        if label == "history off":
+            continue
+        ratios = [h / b for h, b in zip(samples, bare_samples, strict=True)]
+        history_rows.append(
+            Result(
+                "W1",
+                f"(c) {label} over history off",
+                median(samples) / bare,
+                "x",
+                ratios,
+                Target("≤ 1.1x", 1.1),
+                note=(
+                    f"{median(samples):.0f} µs/step; ratio of medians (median of paired ratios "
+                    f"{median(ratios):.2f})"
+                ),
+            )
+        )
     return [
         Result(
             "W1",
             "(c) floor: bare PostgreSQL commit",
             floor,
             "µs/commit",
-            floor_samples[warm:],
+            floor_samples,
             note="same row size, same table; for context",
         ),
         Result(
@@ -306,9 +332,18 @@ def _w1_postgres(settings: Settings, n: int) -> list[Result]:
             case,
             engine,
             "µs/step",
-            engine_samples[warm:],
+            engine_samples,
             note=f"N={n}; {engine / floor:.2f}x the bare commit (no target set)",
         ),
+        Result(
+            "W1",
+            "(c) engine on PostgreSQL, history off",
+            bare,
+            "µs/step",
+            bare_samples,
+            note=f"N={n}; Engine(history=False)",
+        ),
+        *history_rows,
     ]
 
 

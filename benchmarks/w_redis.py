@@ -3,7 +3,8 @@
 Each workload is the one of its own module, run on ``redis://...?prefix=<the run's own>``:
 
 - W1 (b): the engine's 1000 steps, one Lua-script write per step, next to the floor -- one bare
-  ``HSET`` of a row of the same size (one round trip, no script).
+  ``HSET`` of a row of the same size (one round trip, no script); and what the history costs
+  (events and snapshots written by the same script), with it off, events only, both.
 - W2: the delivery after a history of K steps, copies made through `Store.create`.
 - W3: every delivery to an instance with 100 / 1000 waiting threads.
 - W5: instances per second through 1 and 2 ``run_worker`` processes.
@@ -27,7 +28,13 @@ import stmtflow as sf
 from benchmarks import db
 from benchmarks.flows import Order
 from benchmarks.harness import Result, Settings, Stopwatch, Target, measure, skipped
-from benchmarks.w1_sequential import _engine_per_step, _sized_row, _steps, _timed_commits
+from benchmarks.w1_sequential import (
+    HISTORY_SETTINGS,
+    _engine_per_step,
+    _sized_row,
+    _steps,
+    _timed_commits,
+)
 from benchmarks.w2_history import (
     DELIVERIES_PER_REPEAT,
     _deliver,
@@ -68,10 +75,14 @@ def redis_w1(settings: Settings) -> list[Result]:
     store = open_store(url)
     engine_samples: list[float] = []
     floor_samples: list[float] = []
+    variants: dict[str, list[float]] = {label: [] for label in HISTORY_SETTINGS}
 
     def pair() -> float:
+        # Floor and engine (with and without history) alternate, so noise hits all alike.
         floor_samples.append(redis_floor(url, n))
-        engine_samples.append(_engine_per_step(store, n))
+        for label, options in HISTORY_SETTINGS.items():
+            variants[label].append(_engine_per_step(store, n, **options))
+        engine_samples.append(variants["history + snapshots (default)"][-1])
         return engine_samples[-1] / floor_samples[-1]
 
     try:
@@ -82,7 +93,28 @@ def redis_w1(settings: Settings) -> list[Result]:
     warm = len(engine_samples) - settings.repeats
     floor = median(floor_samples[warm:])
     engine = median(engine_samples[warm:])
+    bare_samples = variants["history off"][warm:]
+    bare = median(bare_samples)
     durability = db.redis_durability(url)
+    history_rows = []
+    for label, all_samples in variants.items():
+        samples = all_samples[warm:]
+        if label == "history off":
+            continue
+        ratios = [h / b for h, b in zip(samples, bare_samples, strict=True)]
+        history_rows.append(
+            Result(
+                "W1",
+                f"(b) Redis {label} over history off",
+                median(samples) / bare,
+                "x",
+                ratios,
+                note=(
+                    f"{median(samples):.0f} µs/step; ratio of medians (median of paired ratios "
+                    f"{median(ratios):.2f}; no target set); {durability}"
+                ),
+            )
+        )
     return [
         Result(
             "W1",
@@ -100,6 +132,15 @@ def redis_w1(settings: Settings) -> list[Result]:
             engine_samples[warm:],
             note=f"N={n}; {engine / floor:.2f}x the bare HSET (no target set); {durability}",
         ),
+        Result(
+            "W1",
+            "(b) engine on Redis, history off",
+            bare,
+            "µs/step",
+            bare_samples,
+            note=f"N={n}; Engine(history=False); {durability}",
+        ),
+        *history_rows,
     ]
 
 

@@ -17,6 +17,10 @@ same history from the command line:
 
     python examples/operations_history.py [FOLDER]
     stmtflow --db sqlite:///FOLDER/orders.db history order-2
+
+The same runs on any store that keeps histories: give its URL after the folder, e.g.
+``python examples/operations_history.py /tmp/x "redis://127.0.0.1:6379/0?prefix=orders"`` (a
+prefix of its own: the example expects to find only its orders).
 """
 
 from __future__ import annotations
@@ -69,8 +73,8 @@ def show_history(engine: sf.Engine, id: str) -> None:
         print(f"  {e.seq:>2} +{elapsed:.3f}s {e.kind}{name}{attempt}{error}")
 
 
-def main(folder: Path) -> None:
-    engine = sf.Engine(f"sqlite:///{folder / 'orders.db'}", workflows=[Order])
+def main(folder: Path, url: str | None = None) -> None:
+    engine = sf.Engine(url or f"sqlite:///{folder / 'orders.db'}", workflows=[Order])
     engine.register(Order, target=f"{Path(__file__).resolve()}:Order")
 
     engine.start(Order, id="order-1")
@@ -100,4 +104,4 @@ def main(folder: Path) -> None:
 if __name__ == "__main__":
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="orders-"))
     target.mkdir(parents=True, exist_ok=True)
-    main(target)
+    main(target, sys.argv[2] if len(sys.argv) > 2 else None)

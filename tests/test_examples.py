@@ -220,8 +220,16 @@ def test_outbox_redis_example(redis_server: str, tmp_path: Path) -> None:
     ]
 
 
-def test_operations_history_example(tmp_path: Path) -> None:
-    out = run_example("operations_history.py", tmp_path)
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def test_operations_history_example(
+    store: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    args = (
+        [str(tmp_path)]
+        if store == "sqlite"
+        else [str(tmp_path), request.getfixturevalue("redis_url")]
+    )
+    out = run_example("operations_history.py", tmp_path, *args)
     assert "3 +" in out and "retry_scheduled charge attempt 1 - RuntimeError: card declined" in out
     assert "rewound order-1 to event 4: waiting" in out
     assert (

@@ -1,5 +1,5 @@
 """History (DESIGN §8): what happened to an instance, written in the commit of the progress it
-records, capped per instance; on the memory, SQLite and PostgreSQL stores."""
+records, capped per instance; on the memory, SQLite, PostgreSQL and Redis stores."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 from pydantic import BaseModel
+from store_urls import HISTORY_STORES, store_url
 
 import stmtflow as sf
 from stmtflow.runtime import Engine
@@ -116,13 +119,9 @@ class Counter(sf.WorkflowState):
 WORKFLOWS = [Pay, Shop, Saga, Doomed, Counter]
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=HISTORY_STORES)
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'history.db'}"
-    return "memory://"
+    return store_url(request, tmp_path, request.param, "history.db")
 
 
 @pytest.fixture
@@ -281,9 +280,12 @@ def test_the_harness_gives_the_same_history() -> None:
 # -- same commit ------------------------------------------------------------------------------
 
 
-def _fail_history_on(monkeypatch: pytest.MonkeyPatch, url: str, step: str) -> None:
+def _fail_history_on(monkeypatch: pytest.MonkeyPatch, url: str, step: str) -> type[Exception]:
     """Make the history write of ``step``'s completion fail inside the write's transaction
-    (after its rows were inserted, for SQLite and PostgreSQL)."""
+    (after its rows were inserted, for SQLite; on PostgreSQL, where the history is part of
+    the write's own statement, the server refuses its rows; on Redis, where a script that
+    fails keeps what it wrote, while its arguments are built: the script is never sent); what
+    the failure raises."""
 
     def hits(write: Any) -> bool:
         return any(e.kind == "step_completed" and e.name == step for e in write.events)
@@ -297,24 +299,48 @@ def _fail_history_on(monkeypatch: pytest.MonkeyPatch, url: str, step: str) -> No
             real(self, id, write)
 
         monkeypatch.setattr(MemoryHistory, "_append_history", failing_memory)
-        return
-    module: Any = _sqlite_history if url.startswith("sqlite") else _postgres_history
-    original = module.append
+        return OSError
+    if url.startswith("redis"):
+        from stmtflow.stores import redis as redis_store
+
+        real_args = redis_store.history_args
+
+        def failing_args(write: Any) -> list[str]:
+            args = real_args(write)
+            if write is not None and hits(write):
+                raise OSError("disk full")
+            return args
+
+        monkeypatch.setattr(redis_store, "history_args", failing_args)
+        return OSError
+    if url.startswith("postgres"):
+        folded = _postgres_history.folded
+
+        def refused(write: Any) -> tuple[str, dict[str, Any]]:
+            items, params = folded(write)
+            if hits(write):  # an event without its kind: the column is NOT NULL
+                params["h_events"] = Jsonb([{"n": 1, "at": write.events[0].at.isoformat()}])
+            return items, params
+
+        monkeypatch.setattr(_postgres_history, "folded", refused)
+        return psycopg.errors.NotNullViolation
+    original = _sqlite_history.append
 
     def failing(conn: Any, id: str, write: Any) -> None:
         original(conn, id, write)
         if hits(write):
             raise OSError("disk full")
 
-    monkeypatch.setattr(module, "append", failing)
+    monkeypatch.setattr(_sqlite_history, "append", failing)
+    return OSError
 
 
 def test_an_event_and_its_progress_commit_together_or_not_at_all(
     engine: Engine, url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as patch:
-        _fail_history_on(patch, url, "add")
-        with pytest.raises(OSError, match="disk full"):
+        error = _fail_history_on(patch, url, "add")
+        with pytest.raises(error):
             engine.start(Counter, {"n": 3}, id="c")
         stored = engine.store.get("c")
         assert sf.load_state(stored.state).pc == 0 and '"count":0' in stored.data
@@ -362,7 +388,12 @@ else:
 
 
 @pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+    "backend",
+    [
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ],
 )
 def test_a_sigkill_leaves_no_event_without_progress_nor_progress_without_event(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
@@ -370,7 +401,7 @@ def test_a_sigkill_leaves_no_event_without_progress_nor_progress_without_event(
     url = (
         f"sqlite:///{tmp_path / 'crash.db'}"
         if backend == "sqlite"
-        else str(request.getfixturevalue("pg_url"))
+        else str(request.getfixturevalue({"postgres": "pg_url", "redis": "redis_url"}[backend]))
     )
     script = tmp_path / "crashy.py"
     script.write_text(textwrap.dedent(CRASHING))
@@ -395,10 +426,11 @@ def test_a_sigkill_leaves_no_event_without_progress_nor_progress_without_event(
 # -- stores without history -------------------------------------------------------------------
 
 
-def test_the_redis_store_refuses_history_clearly(redis_url: str) -> None:
+@pytest.mark.nats
+def test_the_nats_store_refuses_history_clearly(nats_url: str) -> None:
     with pytest.raises(sf.StmtflowError, match="keeps no history"):
-        Engine(redis_url, history=True)
-    with Engine(redis_url, workflows=[Counter]) as engine:
+        Engine(nats_url, history=True)
+    with Engine(nats_url, workflows=[Counter]) as engine:
         engine.start(Counter, {"n": 2}, id="r-1")  # runs, keeping no history
         with pytest.raises(sf.StmtflowError, match="keeps no history"):
             engine.history("r-1")

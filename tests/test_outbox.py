@@ -1,6 +1,7 @@
 """The outbox (DESIGN §8): `emit` in a step action is committed with the step's checkpoint, a
 failed attempt emits nothing, delivery to the engine's sinks is at least once with stable keys,
-and a sink that keeps failing backs off and shows. On the memory, SQLite and PostgreSQL stores."""
+and a sink that keeps failing backs off and shows. On the memory, SQLite, PostgreSQL and Redis
+stores."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from store_urls import HISTORY_STORES
+from store_urls import store_url as url_of
 
 import stmtflow as sf
 from stmtflow.runtime._outbox import outbox_stuck
@@ -22,13 +25,9 @@ from stmtflow.testing import WorkflowHarness
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=HISTORY_STORES)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'outbox.db'}"
-    return "memory://"
+    return url_of(request, tmp_path, request.param, "outbox.db")
 
 
 @pytest.fixture
@@ -354,8 +353,9 @@ def test_harness_records_what_was_emitted() -> None:
     assert [(m.topic, m.value) for m in h.emitted] == [("attempt", 2)]
 
 
-def test_the_redis_and_nats_stores_refuse_emit_in_the_action(redis_url: str, nats_url: str) -> None:
-    for url, name in ((redis_url, "Redis"), (nats_url, "NATS")):
+@pytest.mark.nats
+def test_the_nats_store_refuses_emit_in_the_action(nats_url: str) -> None:
+    for url, name in ((nats_url, "NATS"),):
         with sf.Engine(url, [Order], default_retry=None) as engine:
             with pytest.raises(sf.StepError, match="keeps no outbox"):
                 engine.start(Order, id="o-r")

@@ -1,7 +1,8 @@
 """The outbox's broker sinks against the real servers: a Redis stream (127.0.0.1:6379) and a NATS
 JetStream subject (127.0.0.1:4222). A deliverer that dies between the broker taking a message
 and the outbox forgetting it sends it again: JetStream drops the copy by its ``Nats-Msg-Id``,
-a Redis stream keeps both, with the same ``key`` for consumers to deduplicate by."""
+a Redis stream keeps both, with the same ``key`` for consumers to deduplicate by. The deliverer's
+outbox is a SQLite file, or the Redis store (its outbox rows in the same server as the stream)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class Paid(sf.WorkflowState):
         sf.emit("orders.paid", {"amount": self.amount})
 
 
-def _crash_after_send(db: Path, sink: str) -> None:
+def _crash_after_send(store: str, sink: str) -> None:
     """Run, in a process of its own, an engine whose sink sends and then the process dies."""
     script = textwrap.dedent(
         f"""
@@ -41,7 +42,7 @@ def _crash_after_send(db: Path, sink: str) -> None:
         def dies_after_sending(message):
             real(message)
             os._exit(3)  # the broker has the message; the outbox still holds it
-        engine = sf.Engine("sqlite:///{db}", [Paid], sinks=[dies_after_sending])
+        engine = sf.Engine({store!r}, [Paid], sinks=[dies_after_sending])
         engine.start(Paid, id="p-1")
         """
     )
@@ -49,11 +50,17 @@ def _crash_after_send(db: Path, sink: str) -> None:
     assert done.returncode == 3
 
 
-def _after_the_claim(db: Path, sink: Any) -> sf.Engine:
-    """An engine on the same file whose clock is past the dead deliverer's claim."""
-    return sf.Engine(
-        f"sqlite:///{db}", [Paid], sinks=[sink], clock=lambda: utcnow() + timedelta(seconds=31)
-    )
+def _after_the_claim(store: str, sink: Any) -> sf.Engine:
+    """An engine on the same store whose clock is past the dead deliverer's claim."""
+    return sf.Engine(store, [Paid], sinks=[sink], clock=lambda: utcnow() + timedelta(seconds=31))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def outbox_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of the store the crashing deliverer keeps its outbox in."""
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
+    return f"sqlite:///{tmp_path / 'crash.db'}"
 
 
 # -- Redis ---------------------------------------------------------------------------------------
@@ -97,10 +104,10 @@ def test_redis_stream_sink_appends_each_message(stream: tuple[str, str]) -> None
 @pytest.mark.redis
 @pytest.mark.slow  # a process of its own, killed
 def test_redis_crash_between_send_and_mark_sent_is_at_least_once(
-    stream: tuple[str, str], tmp_path: Path
+    stream: tuple[str, str], outbox_store: str
 ) -> None:
     url, name = stream
-    db = tmp_path / "crash.db"
+    db = outbox_store
     _crash_after_send(db, f"sf.RedisStreamSink({url!r}, {name!r})")
     assert len(_entries(url, name)) == 1
     with _after_the_claim(db, sf.RedisStreamSink(url, name)) as engine:
@@ -176,10 +183,10 @@ def test_nats_sink_publishes_with_the_key_as_msg_id(subject: tuple[str, str, str
 @pytest.mark.nats
 @pytest.mark.slow  # a process of its own, killed
 def test_nats_crash_between_send_and_mark_sent_stores_one_message(
-    subject: tuple[str, str, str], tmp_path: Path
+    subject: tuple[str, str, str], outbox_store: str
 ) -> None:
     url, subj, stream = subject
-    db = tmp_path / "crash.db"
+    db = outbox_store
     _crash_after_send(db, f"sf.NatsSink({url!r}, {subj!r}, stream={stream!r})")
     with _after_the_claim(db, sf.NatsSink(url, subj, stream=stream)) as engine:
         [left] = engine.outbox_messages()  # the dead deliverer never marked it sent

@@ -1,4 +1,5 @@
-"""Retention and prune, and stuck work (DESIGN §8), on the memory, SQLite and PostgreSQL stores.
+"""Retention and prune, and stuck work (DESIGN §8), on the memory, SQLite, PostgreSQL
+and Redis stores.
 
 Prune deletes ended instances and their history only — never a waiting or running one — in
 small batches; stuck lists lapsed leases nobody reclaimed, instances due for too long, and
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from store_urls import HISTORY_STORES, store_url
 
 import stmtflow as sf
 from stmtflow.runtime import Engine
@@ -57,13 +59,9 @@ class Broken(sf.WorkflowState):
 WORKFLOWS = [Quick, Kept, Brief, Waits, Broken]
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=HISTORY_STORES)
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'ops.db'}"
-    return "memory://"
+    return store_url(request, tmp_path, request.param, "ops.db")
 
 
 @pytest.fixture

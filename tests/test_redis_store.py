@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
 from stmtflow.stores import MemoryStore, Record, Store, open_store
+from stmtflow.stores.redis import SCHEMA_VERSION
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -108,7 +109,12 @@ def test_the_key_layout_is_the_documented_one(redis_url: str, store: Store) -> N
     a = store.get("a")
     store.update(dataclasses.replace(a, wake_at=None), expected_version=1)
     # Emptied sorted sets vanish in Redis: no index keeps an id whose record moved on.
-    assert _keys(redis_url) >= {"status:finished", "status:finished:workflow:Refund"}
+    assert _keys(redis_url) >= {
+        "status:finished",
+        "status:finished:workflow:Refund",
+        "ended",
+        "ended:workflow:Refund",
+    }
     assert not _keys(redis_url) & {"due", "resuming", "status:resuming"}
 
 
@@ -138,7 +144,7 @@ def test_a_newer_key_layout_is_refused(redis_url: str, store: Store) -> None:
 
 
 @pytest.mark.redis
-def test_a_layout_1_database_is_raised_to_2_and_its_records_read_as_roots(
+def test_a_layout_1_database_is_raised_to_the_latest_and_its_records_read_as_roots(
     redis_url: str, store: Store
 ) -> None:
     """Layout 2 added parents, inboxes and the children index: keys a layout 1 database only
@@ -151,17 +157,22 @@ def test_a_layout_1_database_is_raised_to_2_and_its_records_read_as_roots(
         client.hset(meta, "schema_version", "1")
         client.hdel(key, "root_id")  # as a layout 1 release wrote it
         with open_store(redis_url) as reopened:
-            assert client.hget(meta, "schema_version") == "2"
+            assert client.hget(meta, "schema_version") == str(SCHEMA_VERSION)
             old = reopened.get("old")
             assert (old.parent_id, old.root_id, old.inbox) == (None, "old", False)
             assert reopened.inbox("old") == [] and reopened.list(parent_id="old") == []
 
 
 def test_no_script_reads_keys_it_does_not_name() -> None:
+    from stmtflow.stores import _redis_history as history
     from stmtflow.stores import _redis_inbox as inbox
     from stmtflow.stores import _redis_lua as lua
+    from stmtflow.stores import _redis_outbox as outbox
 
-    scripts = [getattr(lua, name) for name in lua.__all__] + [inbox.INBOX_LUA]
+    fragments = [inbox.INBOX_LUA, history.HISTORY_LUA, history.PRUNE_LUA, outbox.OUTBOX_LUA]
+    scripts = [getattr(lua, name) for name in lua.__all__ if name.isupper()] + fragments
+    wanted = {"PRUNE", "OUTBOX_CLAIM", "OUTBOX_SENT", "OUTBOX_RETRY", "FILL_ENDED"}
+    assert wanted <= set(lua.__all__)
     for script in scripts:
         assert not re.search(r"'(KEYS|SCAN|HSCAN|ZSCAN)'", script, re.IGNORECASE), script[:80]
 
@@ -439,3 +450,90 @@ def test_pending_input_rows_are_replaced_whole_and_leave_no_index_behind(
     store.update_free(current, expected_version=3, now=NOW, inputs=())
     assert store.inputs() == []
     assert not {key for key in _keys(redis_url) if "input" in key}
+
+
+# -- histories, prune and the outbox (layout 3) -------------------------------------------------
+
+
+@pytest.mark.redis
+def test_a_layout_2_database_is_raised_to_3_and_its_ended_instances_can_be_pruned(
+    redis_url: str, store: Store
+) -> None:
+    """Layout 3 added histories, the outbox and ``P:ended``: opening a layout 2 database files
+    the instances that ended before (by their last write) so that prune finds them."""
+    import redis
+
+    for n in range(7):
+        store.create(rec(f"old-{n}", status=["finished", "failed", "cancelled"][n % 3]))
+    store.create(rec("live"))
+    prefix = _prefix(redis_url)
+    with redis.Redis.from_url(redis_url.split("?")[0], decode_responses=True) as client:
+        client.hset(f"{prefix}:meta", "schema_version", "2")
+        client.delete(f"{prefix}:ended", f"{prefix}:ended:workflow:Order")  # as layout 2 left it
+        with open_store(redis_url) as reopened:
+            assert client.hget(f"{prefix}:meta", "schema_version") == "3"
+            assert client.zcard(f"{prefix}:ended") == 7
+            pruned = reopened.prune(NOW + timedelta(days=3650), now=NOW)  # type: ignore[attr-defined]
+            assert sorted(pruned) == [f"old-{n}" for n in range(7)]
+            assert [r.id for r in reopened.list()] == ["live"]
+
+
+@pytest.mark.redis
+def test_prune_leaves_no_key_of_the_instance_behind(redis_url: str) -> None:
+    import stmtflow as sf
+
+    class Asks(sf.WorkflowState):
+        done: bool = False
+
+        def definition(self) -> sf.Section:
+            return sf.S(
+                sf.Step("note", self.note),
+                sf.Wait("gate", sf.OnEvent("go", self.go)),
+            )
+
+        def note(self) -> None:
+            sf.emit("noted", 1)
+
+        def go(self, _: Any) -> None:
+            self.done = True
+
+    with sf.Engine(redis_url, [Asks]) as engine:
+        engine.start(Asks, id="p-1")
+        engine.start(Asks, id="p-2")
+        engine.send("p-1", "go", None)
+        before = _keys(redis_url)
+        assert {"history:p-1", "snapshot:p-1", "snapshots:p-1", "ended"} <= before
+        assert engine.prune(older_than=timedelta(0)) == 1
+        gone = before - _keys(redis_url)
+        assert {k for k in _keys(redis_url) if k.endswith("p-1")} == {"outbox:of:p-1"}
+        assert {"rec:p-1", "history:p-1", "snapshot:p-1", "snapshots:p-1", "ended"} <= gone
+        assert [m.instance_id for m in engine.outbox_messages()] == ["p-1", "p-2"]
+        engine.store.get("p-2")
+
+
+@pytest.mark.redis
+def test_history_and_snapshots_are_trimmed_exactly_at_each_write(
+    redis_url: str, store: Store
+) -> None:
+    from stmtflow.stores import Batch
+    from stmtflow.stores._history import HistoryEvent, HistoryWrite
+
+    current = store.create(rec("h"))
+    for n in range(1, 8):
+        events = tuple(
+            HistoryEvent(seq=0, at=NOW, kind="step_completed", name=f"s{n}") for _ in "ab"
+        )
+        write = HistoryWrite(events, limit=5, snapshots=3, data=f'{{"n": {n}}}', state="{}")
+        current = store.update(
+            current, expected_version=current.version, batch=Batch(history=write)
+        )
+    kept, dropped = store.history("h")  # type: ignore[attr-defined]
+    assert [e.seq for e in kept] == [10, 11, 12, 13, 14] and dropped == 9
+    assert [e.snapshot for e in kept] == [10, 12, 12, 14, 14]
+    found = {s for s in range(1, 15) if store.snapshot("h", s) is not None}  # type: ignore[attr-defined]
+    assert found == {12, 14}  # the snapshots of the last 3 seqs (12..14)
+    assert store.snapshot("h", 14).data == '{"n": 7}'  # type: ignore[attr-defined]
+    # A refused write records nothing.
+    with pytest.raises(ConflictError):
+        store.update(current, expected_version=1, batch=Batch(history=write))
+    assert store.history("h")[0] == kept  # type: ignore[attr-defined]

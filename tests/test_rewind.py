@@ -1,6 +1,6 @@
 """Rewind and fork (DESIGN §8): data and state put back exactly as they stood after a history
 event, the wake-up, pending inputs and inbox made to fit; refusals with `RewindError`; a fork
-leaves the original untouched. On the memory, SQLite and PostgreSQL stores."""
+leaves the original untouched. On the memory, SQLite, PostgreSQL and Redis stores."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from store_urls import HISTORY_STORES, store_url
 
 import stmtflow as sf
 from stmtflow.runtime import Engine
@@ -88,13 +89,9 @@ class Boss(sf.WorkflowState):
 WORKFLOWS = [Tally, Review, Helper, Boss]
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=HISTORY_STORES)
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'rewind.db'}"
-    return "memory://"
+    return store_url(request, tmp_path, request.param, "rewind.db")
 
 
 @pytest.fixture

@@ -131,7 +131,7 @@ class Ui:
             return list(events), events.dropped, self.engine.rewindable(id)
         except NotFound:
             raise
-        except StmtflowError:  # Redis, NATS: no history kept
+        except StmtflowError:  # NATS: no history kept
             return None
 
     async def diagram(self, request: Request) -> Response:

@@ -47,7 +47,7 @@ class Operations:
         ``.dropped``, how many older events the cap removed).
 
         Each event was committed with the progress it records. Raises `NotFound` for an
-        unknown id, `StmtflowError` for a store that keeps no history (Redis, NATS).
+        unknown id, `StmtflowError` for a store that keeps no history (NATS).
 
         Example:
             >>> import stmtflow as sf

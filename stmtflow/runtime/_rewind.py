@@ -48,7 +48,7 @@ def history_store(engine: Engine) -> HistoryStore:
     if not isinstance(store, HistoryStore):
         raise StmtflowError(
             f"the {type(store).__name__} keeps no history: history, rewind and fork need the "
-            "memory, SQLite or PostgreSQL store"
+            "memory, SQLite, PostgreSQL or Redis store"
         )
     return store
 

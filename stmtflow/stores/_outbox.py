@@ -7,7 +7,7 @@ engine's delivery (`stmtflow.runtime._outbox`) then claims due rows (`Store.outb
 hands them to the sinks, and deletes them once every sink took them (`Store.outbox_sent`), or
 records the failure and a later retry time (`Store.outbox_retry`).
 
-A store that keeps no outbox (Redis, NATS, for now) mixes in `WithoutOutbox`: nothing is ever
+A store that keeps no outbox (NATS, for now) mixes in `WithoutOutbox`: nothing is ever
 stored, and the engine refuses `emit` inside the action, before anything is written.
 
 Example:
@@ -77,7 +77,7 @@ def outbox_refusal(store: str) -> OutboxError:
     """The error `emit` raises on a store that keeps no outbox."""
     return OutboxError(
         f"the {store} store keeps no outbox yet, so a step cannot emit(); use the memory, "
-        "SQLite or PostgreSQL store for workflows that emit messages"
+        "SQLite, PostgreSQL or Redis store for workflows that emit messages"
     )
 
 

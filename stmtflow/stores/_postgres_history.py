@@ -1,8 +1,8 @@
 """The PostgreSQL store's histories: ``stmtflow_history`` rows (each write's snapshot kept in
-its last event's row), written in the transaction of the instance write whose `Batch` carries
-them (the instance's row is locked by that write, so two writes of one instance number their
-events in turn), and pruning in small transactions (`stmtflow.stores._history`). What is past
-the caps is deleted every `TRIM_EVERY` events."""
+its last event's row), written by the statement of the instance write whose `Batch` carries
+them (`folded`: the instance's row is locked by that write, so two writes of one instance
+number their events in turn), and pruning in small transactions (`stmtflow.stores._history`).
+What is past the caps is deleted every `TRIM_EVERY` events."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from stmtflow.stores._history import HistoryEvent, HistoryWrite, Snapshot, numbered, trim_due
+from stmtflow.stores._history import TRIM_EVERY, HistoryEvent, HistoryWrite, Snapshot
 
-__all__ = ["SCHEMA", "append", "events", "prune", "snapshot"]
+__all__ = ["SCHEMA", "events", "folded", "prune", "snapshot"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS stmtflow_history (
@@ -36,49 +36,77 @@ CREATE TABLE IF NOT EXISTS stmtflow_history (
 """
 """Schema version 5's table (`stmtflow.stores._postgres_schema`)."""
 
-_INSERT = (
-    "INSERT INTO stmtflow_history "
-    "(id, seq, at, kind, thread_id, name, attempt, error, detail, snapshot, data, state) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-)
+_WITH = """
+h_last AS (SELECT coalesce(max(seq), 0) AS n FROM stmtflow_history WHERE id = %(id)s),
+h_new AS (
+    INSERT INTO stmtflow_history
+        (id, seq, at, kind, thread_id, name, attempt, error, detail, snapshot, data, state)
+    SELECT %(id)s, h_last.n + e.n, e.at, e.kind, e.thread_id, e.name, e.attempt, e.error,
+        e.detail,
+        CASE WHEN %(h_snapshots)s > 0 THEN h_last.n + %(h_count)s END,
+        CASE WHEN %(h_snapshots)s > 0 AND e.n = %(h_count)s THEN %(h_data)s END,
+        CASE WHEN %(h_snapshots)s > 0 AND e.n = %(h_count)s THEN %(h_state)s END
+    FROM w, h_last, jsonb_to_recordset(%(h_events)s) AS e(
+        n integer, at timestamptz, kind text, thread_id text, name text, attempt integer,
+        error text, detail jsonb)
+),
+h_due AS (
+    SELECT n + %(h_count)s AS top FROM h_last, w
+    WHERE n / %(h_every)s <> (n + %(h_count)s) / %(h_every)s
+),
+h_cut AS (
+    DELETE FROM stmtflow_history
+    WHERE id = %(id)s AND seq <= (SELECT top FROM h_due) - %(h_limit)s
+),
+h_thin AS (
+    UPDATE stmtflow_history SET data = NULL, state = NULL
+    WHERE id = %(id)s AND data IS NOT NULL
+    AND seq > (SELECT top FROM h_due) - %(h_limit)s
+    AND seq <= (SELECT top FROM h_due) - %(h_snapshots)s
+)"""
+"""The history part of a write's one statement (`folded`): numbered on from the instance's last
+seq, appended only if the write ``w`` returned its row, and the trimming when due. ``h_cut``
+and ``h_thin`` touch disjoint rows (one statement must not change a row twice); their bounds
+are scalar subqueries, null when no trim is due, so the index scan reads no row at all (a
+join with ``h_due`` would read every kept row of the instance on every write)."""
 
 
-def append(conn: psycopg.Connection[Any], id: str, write: HistoryWrite) -> None:
-    """Append ``write`` to instance ``id``'s history, in the caller's transaction."""
-    row = conn.execute("SELECT max(seq) FROM stmtflow_history WHERE id = %s", (id,)).fetchone()
-    last = (row[0] if row else None) or 0
-    new = numbered(write, last)
-    top = new[-1].seq
-    with conn.cursor() as cur:
-        cur.executemany(
-            _INSERT,
-            [
-                (
-                    id,
-                    e.seq,
-                    e.at,
-                    e.kind,
-                    e.thread_id,
-                    e.name,
-                    e.attempt,
-                    e.error,
-                    None if e.detail is None else Jsonb(e.detail),
-                    e.snapshot,
-                    write.data if e.seq == top and write.snapshots else None,
-                    write.state if e.seq == top and write.snapshots else None,
-                )
-                for e in new
-            ],
-        )
-    if trim_due(last, top):
-        conn.execute(
-            "DELETE FROM stmtflow_history WHERE id = %s AND seq <= %s", (id, top - write.limit)
-        )
-        conn.execute(
-            "UPDATE stmtflow_history SET data = NULL, state = NULL "
-            "WHERE id = %s AND seq <= %s AND data IS NOT NULL",
-            (id, top - write.snapshots),
-        )
+def folded(write: HistoryWrite) -> tuple[str, dict[str, Any]]:
+    """The ``WITH`` items (after a write ``w``) appending ``write``, and their parameters.
+
+    One statement instead of a transaction of five round trips (begin, write, read the last
+    seq, insert, commit): what a write costs on PostgreSQL is mostly its round trips. A refused
+    write returns no row, so nothing is appended; two writes of one instance are ordered by the
+    row lock the write takes, and the second sees the first's events (it starts after the
+    first committed: its expected version is the first's result).
+    """
+    events = [
+        {
+            key: value
+            for key, value in {
+                "n": i,
+                "at": e.at.isoformat(),
+                "kind": e.kind,
+                "thread_id": e.thread_id,
+                "name": e.name,
+                "attempt": e.attempt,
+                "error": e.error,
+                "detail": e.detail,
+            }.items()
+            if value is not None
+        }
+        for i, e in enumerate(write.events, 1)
+    ]
+    params = {
+        "h_events": Jsonb(events),
+        "h_count": len(events),
+        "h_limit": write.limit,
+        "h_snapshots": write.snapshots,
+        "h_every": TRIM_EVERY,
+        "h_data": write.data,
+        "h_state": write.state,
+    }
+    return _WITH, params
 
 
 def events(conn: psycopg.Connection[Any], id: str) -> tuple[builtins.list[HistoryEvent], int]:

@@ -44,11 +44,8 @@ def _message(row: tuple[Any, ...]) -> Message:
     )
 
 
-def post(
-    conn: psycopg.Connection[Any], message: Message, now: datetime, status: str = "new"
-) -> bool:
-    """Insert ``message`` (for an instance that exists, with a key not yet known)."""
-    params = {
+def _params(message: Message, now: datetime, status: str) -> dict[str, Any]:
+    return {
         "to": message.to,
         "kind": message.kind,
         "event": message.event,
@@ -60,13 +57,20 @@ def post(
         "status": status,
         "now": now,
     }
-    return conn.execute(_POST, params).rowcount == 1
+
+
+def post(
+    conn: psycopg.Connection[Any], message: Message, now: datetime, status: str = "new"
+) -> bool:
+    """Insert ``message`` (for an instance that exists, with a key not yet known)."""
+    return conn.execute(_POST, _params(message, now, status)).rowcount == 1
 
 
 def apply_messages(conn: psycopg.Connection[Any], id: str, batch: Batch, now: datetime) -> None:
-    """The messages of ``batch`` (a write of instance ``id``): posted, taken, kept, keys."""
+    """The messages of ``batch`` (a write of instance ``id``): posted, taken, kept, keys. Waits
+    for no answer (the write's transaction runs them in pipeline mode)."""
     for message in batch.post:
-        post(conn, message, now)
+        conn.execute(_POST, _params(message, now, "new"))
     if batch.take:
         conn.execute(
             "DELETE FROM stmtflow_inbox WHERE instance_id = %s AND seq = ANY(%s) AND key IS NULL",
@@ -83,7 +87,7 @@ def apply_messages(conn: psycopg.Connection[Any], id: str, batch: Batch, now: da
             (id, list(batch.keep)),
         )
     for key in batch.keys:
-        post(conn, Message(to=id, key=key), now, status="done")
+        conn.execute(_POST, _params(Message(to=id, key=key), now, "done"))
 
 
 def pending(conn: psycopg.Connection[Any], id: str) -> list[Message]:

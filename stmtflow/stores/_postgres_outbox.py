@@ -1,8 +1,8 @@
 """The PostgreSQL store's outbox: the rows of ``stmtflow_outbox`` (`OutboxMessage`).
 
-Inserted in the transaction of the instance write whose `Batch` carries them (the step's
-checkpoint); claimed with ``FOR UPDATE SKIP LOCKED`` in one statement, so deliverers on many
-machines share the rows without waiting on each other.
+Inserted by the statement of the instance write whose `Batch` carries them (the step's
+checkpoint, `folded`); claimed with ``FOR UPDATE SKIP LOCKED`` in one statement, so deliverers
+on many machines share the rows without waiting on each other.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from stmtflow.stores._outbox import OutboxMessage
 
-__all__ = ["OUTBOX_SCHEMA", "claim", "emit", "listing", "retry", "sent"]
+__all__ = ["OUTBOX_SCHEMA", "claim", "folded", "listing", "retry", "sent"]
 
 OUTBOX_SCHEMA = """
 CREATE TABLE IF NOT EXISTS stmtflow_outbox (
@@ -60,18 +61,32 @@ def _message(row: tuple[Any, ...]) -> OutboxMessage:
     )
 
 
-def emit(conn: psycopg.Connection[Any], messages: Sequence[OutboxMessage], now: datetime) -> None:
-    """Insert ``messages`` in the write's transaction (a known key is left as it is)."""
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO stmtflow_outbox "
-            "(key, topic, payload, instance_id, thread_id, step, created_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
-            [
-                (m.key, m.topic, m.payload, m.instance_id, m.thread_id, m.step, now)
-                for m in messages
-            ],
-        )
+_WITH = """
+o_new AS (
+    INSERT INTO stmtflow_outbox (key, topic, payload, instance_id, thread_id, step, created_at)
+    SELECT m.key, m.topic, m.payload, m.instance_id, m.thread_id, m.step, %(o_now)s
+    FROM w, jsonb_to_recordset(%(o_rows)s) AS m(
+        key text, topic text, payload text, instance_id text, thread_id text, step text)
+    ON CONFLICT (key) DO NOTHING
+)"""
+
+
+def folded(messages: Sequence[OutboxMessage], now: datetime) -> tuple[str, dict[str, Any]]:
+    """The ``WITH`` item (after a write ``w``) inserting ``messages`` if the write returned its
+    row (a known key is left as it is), and its parameters: part of the write's one statement,
+    no round trip of its own."""
+    rows = [
+        {
+            "key": m.key,
+            "topic": m.topic,
+            "payload": m.payload,
+            "instance_id": m.instance_id,
+            "thread_id": m.thread_id,
+            "step": m.step,
+        }
+        for m in messages
+    ]
+    return _WITH, {"o_rows": Jsonb(rows), "o_now": now}
 
 
 def claim(

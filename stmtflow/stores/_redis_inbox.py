@@ -69,10 +69,11 @@ local function take_message(id, seq)
   redis.call('SREM', P .. ':fresh:' .. id, seq)
 end
 
--- ARGV[a ..]: '' (no batch), or: n children, each as (count, create_record's count arguments);
--- n posts of (to, key (opt), message); n seqs taken; n seqs kept; n keys delivered directly.
+-- ARGV[a ..]: '' (nothing for inboxes), or: n children, each as (count, create_record's count
+-- arguments); n posts of (to, key (opt), message); n seqs taken; n seqs kept; n keys delivered
+-- directly. Returns the index of the argument after them.
 local function apply_batch(id, a)
-  if ARGV[a] == '' then return end
+  if ARGV[a] == '' then return a + 1 end
   local i = a + 1
   for _ = 1, tonumber(ARGV[a]) do
     create_record(i + 1)
@@ -101,6 +102,7 @@ local function apply_batch(id, a)
     end
   end
   fresh_left(id)
+  return i + n + 1
 end
 """
 """Lua functions for the scripts that write records (appended to their common part)."""
@@ -178,9 +180,10 @@ def decode(to: str, seq: str, text: str, fresh: int) -> Message:
 
 
 def batch_args(batch: Batch, create_args: Callable[[Record], Sequence[str]]) -> list[str]:
-    """The script arguments of ``batch`` (``[""]`` for an empty one); ``create_args`` gives
+    """The script arguments of ``batch``'s children and messages (``[""]`` for none; its outbox
+    rows and history travel apart: `_redis_outbox`, `_redis_history`); ``create_args`` gives
     each child's `create_record` arguments."""
-    if batch.empty:
+    if not (batch.create or batch.post or batch.take or batch.keep or batch.keys):
         return [""]
     args = [str(len(batch.create))]
     for child in batch.create:

@@ -18,18 +18,32 @@ without reading again), ``{"exists"}`` or ``{"missing"}``. A record travels as `
 
 from __future__ import annotations
 
+from stmtflow.stores._redis_history import HISTORY_LUA, PRUNE_LUA
 from stmtflow.stores._redis_inbox import INBOX, INBOX_LUA, KNOWN_KEY, POST
+from stmtflow.stores._redis_outbox import (
+    OUTBOX_CLAIM,
+    OUTBOX_LIST,
+    OUTBOX_LUA,
+    OUTBOX_RETRY,
+    OUTBOX_SENT,
+)
 
 __all__ = [
     "CLAIM",
     "CLAIM_DUE",
     "CREATE",
+    "FILL_ENDED",
     "GET",
     "INBOX",
     "INPUTS",
     "KNOWN_KEY",
     "LIST",
+    "OUTBOX_CLAIM",
+    "OUTBOX_LIST",
+    "OUTBOX_RETRY",
+    "OUTBOX_SENT",
     "POST",
+    "PRUNE",
     "RELEASE",
     "RENEW",
     "UPDATE",
@@ -56,6 +70,19 @@ local function by_both(status, workflow)
   return P .. ':status:' .. status .. ':workflow:' .. workflow
 end
 local KEPT = {'workflow', 'created_at', 'fence', 'lease_owner', 'lease_expires'}
+local ENDED = {finished = true, failed = true, cancelled = true}
+
+-- The ended ids by the time of their last write, for prune (`_redis_history`).
+local function file_ended(id, status, workflow, at)
+  local all, typed = P .. ':ended', P .. ':ended:workflow:' .. workflow
+  if ENDED[status] then
+    redis.call('ZADD', all, at, id)
+    redis.call('ZADD', typed, at, id)
+  else
+    redis.call('ZREM', all, id)
+    redis.call('ZREM', typed, id)
+  end
+end
 
 -- A record as the client reads it; its pieces unless it is at version `known` (or kept whole).
 local function full_record(k, id, known)
@@ -95,8 +122,7 @@ end
 
 -- ARGV[a ..]: '' (leave the instance's pending-input rows), or n, then n rows of
 -- (member, asked_at, assignee or '', workflow, row): replace them all.
-local function write_inputs(id, a)
-  if ARGV[a] == '' then return a + 1 end
+local function drop_inputs(id)
   local own = P .. ':inputs-of:' .. id
   local old = redis.call('HGETALL', own)
   for j = 1, #old, 2 do
@@ -104,6 +130,12 @@ local function write_inputs(id, a)
     redis.call('HDEL', P .. ':input', old[j])
   end
   redis.call('DEL', own)
+end
+
+local function write_inputs(id, a)
+  if ARGV[a] == '' then return a + 1 end
+  drop_inputs(id)
+  local own = P .. ':inputs-of:' .. id
   local i = a + 1
   for _ = 1, tonumber(ARGV[a]) do
     local member, at, assignee, workflow = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -141,6 +173,7 @@ local function write_data(k, id, a)
     redis.call('ZADD', by_both(status, old[2]), old[3], id)
   end
   if old[1] == 'resuming' or status == 'resuming' then file_resuming(id, status, wake, old[3]) end
+  if ENDED[old[1]] or ENDED[status] then file_ended(id, status, old[2], ARGV[a + 5]) end
   redis.call('HSET', k, 'data', ARGV[a], 'state', ARGV[a + 1], 'status', status,
     'updated_at', ARGV[a + 5])
   opt(k, 'wake_at', wake)
@@ -182,11 +215,14 @@ local function create_record(a)
     redis.call('ZADD', P .. ':children:' .. string.sub(ARGV[a + 11], 2), created, id)
   end
   file_resuming(id, status, ARGV[a + 5], created)
+  if ENDED[status] then file_ended(id, status, workflow, ARGV[a + 10]) end
   if ARGV[a + 5] ~= '' then redis.call('ZADD', P .. ':due', string.sub(ARGV[a + 5], 2), id) end
   return 1
 end
 """
     + INBOX_LUA
+    + OUTBOX_LUA
+    + HISTORY_LUA
 )
 
 CREATE = (
@@ -202,7 +238,7 @@ UPDATE = (
     _COMMON
     + """
 -- ARGV: prefix, id, expected_version, fence (opt), release ('1' or '0'), write_data's 6,
---       write_state's, write_inputs' and apply_batch's arguments
+--       write_state's, write_inputs', apply_batch's, write_emit's and write_history's arguments
 local id = ARGV[2]
 local k = rkey(id)
 local cur = redis.call('HMGET', k, 'version', 'fence', 'lease_owner')
@@ -213,7 +249,7 @@ if tonumber(cur[1]) ~= tonumber(ARGV[3]) or (fence ~= '' and
   return {'refused', full_record(k, id, '')}
 end
 write_data(k, id, 6)
-apply_batch(id, write_inputs(id, write_state(k, id, 12)))
+write_history(k, id, write_emit(apply_batch(id, write_inputs(id, write_state(k, id, 12)))))
 if ARGV[5] == '1' then redis.call('HDEL', k, 'lease_owner', 'lease_expires') end
 return {'ok', redis.call('HMGET', k, unpack(KEPT))}
 """
@@ -223,7 +259,7 @@ UPDATE_FREE = (
     _COMMON
     + """
 -- ARGV: prefix, id, expected_version, now, owner (opt), lease_expires (opt), write_data's 6,
---       write_state's, write_inputs' and apply_batch's arguments
+--       write_state's, write_inputs', apply_batch's, write_emit's and write_history's arguments
 local id, now = ARGV[2], ARGV[4]
 local k = rkey(id)
 local version = redis.call('HGET', k, 'version')
@@ -232,7 +268,7 @@ if tonumber(version) ~= tonumber(ARGV[3]) or lease_live(k, now) then
   return {'refused', full_record(k, id, '')}
 end
 write_data(k, id, 7)
-apply_batch(id, write_inputs(id, write_state(k, id, 13)))
+write_history(k, id, write_emit(apply_batch(id, write_inputs(id, write_state(k, id, 13)))))
 if ARGV[5] == '' then
   redis.call('HDEL', k, 'lease_owner', 'lease_expires')
 else
@@ -373,5 +409,22 @@ GET = (
 local k = rkey(ARGV[2])
 if redis.call('EXISTS', k) == 0 then return {'missing'} end
 return {'ok', full_record(k, ARGV[2], ARGV[3])}
+"""
+)
+
+PRUNE = _COMMON + PRUNE_LUA
+
+FILL_ENDED = (
+    _COMMON
+    + """
+-- ARGV: prefix, status (ended), offset, count. Files a page of the ids of that status in
+-- P:ended (raising a layout 2 database to 3); how many ids the page held.
+local status, offset = ARGV[2], tonumber(ARGV[3])
+local ids = redis.call('ZRANGE', by_status(status), offset, offset + tonumber(ARGV[4]) - 1)
+for _, id in ipairs(ids) do
+  local f = redis.call('HMGET', rkey(id), 'status', 'workflow', 'updated_at')
+  if f[1] == status then file_ended(id, status, f[2], f[3]) end
+end
+return #ids
 """
 )

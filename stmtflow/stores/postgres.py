@@ -21,9 +21,11 @@ Example:
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from time import monotonic
@@ -371,20 +373,39 @@ class PostgresStore(PostgresSchedules, Store):
         """Run a compare-and-set data write: the columns it returned, or None if refused (and
         nothing else was written).
 
-        One statement in autocommit; with a ``batch`` or ``inputs``, one transaction that also
-        applies the batch and replaces the instance's pending-input rows.
+        The batch's history and outbox rows go in the write's own statement (`_folded`): a
+        step's write with its history is one statement in autocommit, one round trip. The rest
+        of a batch (children, messages) and ``inputs`` are sent after the write's answer: one
+        transaction in pipeline mode, two round trips (begin and the write; the rest and
+        commit) however many statements it holds.
         """
         rows = None if inputs is None else check_inputs(id, inputs)
+        query, params, rest = _folded(query, params, batch, now)
         with self._pool.connection() as conn:
-            if rows is None and batch.empty:
+            if rows is None and rest.empty:
                 return conn.cursor(row_factory=dict_row).execute(query, params).fetchone()
-            with conn.transaction():
-                kept = conn.cursor(row_factory=dict_row).execute(query, params).fetchone()
-                if kept is not None:
-                    if rows is not None:
-                        conn.execute("DELETE FROM stmtflow_inputs WHERE instance_id = %s", (id,))
-                        _insert_inputs(conn, rows)
-                    _apply(conn, id, batch, now)
+            try:
+                # BEGIN and COMMIT by hand: ``conn.transaction()`` waits for the server at
+                # both ends, even in pipeline mode (four round trips instead of two).
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    kept = conn.cursor(row_factory=dict_row).execute(query, params).fetchone()
+                    if kept is not None:
+                        if rows is not None:
+                            conn.execute(
+                                "DELETE FROM stmtflow_inputs WHERE instance_id = %s", (id,)
+                            )
+                            _insert_inputs(conn, rows)
+                        _apply(conn, id, rest, now)
+                    conn.execute("COMMIT")
+            except BaseException:
+                # A failed statement left the transaction open, aborted. On a broken
+                # connection the rollback fails too: the original error is the one to raise,
+                # and the pool discards the connection (or rolls back one left in a
+                # transaction) when it comes back.
+                with contextlib.suppress(psycopg.Error):
+                    conn.rollback()
+                raise
             return kept
 
     def update_free(
@@ -546,9 +567,9 @@ class PostgresStore(PostgresSchedules, Store):
         return int(row[0]) if row else 0
 
 
-def _create(conn: psycopg.Connection[Any], record: Record, now: datetime) -> Any:
-    """Insert ``record`` (version 1); None when its id exists (nothing changed)."""
-    return conn.execute(
+def _create_query(record: Record, now: datetime) -> tuple[str, tuple[Any, ...]]:
+    """The statement inserting ``record`` (version 1), doing nothing when its id exists."""
+    return (
         f"INSERT INTO stmtflow_instances ({_COLUMNS}) "
         "VALUES (%s, %s, %s, %s, %s, 1, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
         f"ON CONFLICT (id) DO NOTHING RETURNING {_COLUMNS}",
@@ -570,18 +591,43 @@ def _create(conn: psycopg.Connection[Any], record: Record, now: datetime) -> Any
             record.parent_event,
             record.on_parent_end,
         ),
-    ).fetchone()
+    )
+
+
+def _create(conn: psycopg.Connection[Any], record: Record, now: datetime) -> Any:
+    """Insert ``record`` (version 1); None when its id exists (nothing changed)."""
+    return conn.execute(*_create_query(record, now)).fetchone()
+
+
+def _folded(
+    query: str, params: dict[str, Any], batch: Batch, now: datetime
+) -> tuple[str, dict[str, Any], Batch]:
+    """The write ``query`` with the batch's history and outbox rows in its statement (``WITH
+    w AS (write) ...``: inserted only if the write returned its row), its parameters, and the
+    rest of the batch."""
+    items: builtins.list[str] = []
+    params = dict(params)
+    if batch.history is not None:
+        item, extra = _history.folded(batch.history)
+        items.append(item)
+        params.update(extra)
+    if batch.emit:
+        item, extra = outbox.folded(batch.emit, now)
+        items.append(item)
+        params.update(extra)
+    if not items:
+        return query, params, batch
+    folded = f"WITH w AS ({query}),{','.join(items)}\nSELECT * FROM w"
+    return folded, params, replace(batch, history=None, emit=())
 
 
 def _apply(conn: psycopg.Connection[Any], id: str, batch: Batch, now: datetime) -> None:
-    """Apply ``batch`` for a write of instance ``id``, in the write's transaction."""
+    """Apply ``batch`` for a write of instance ``id``, in the write's transaction (in pipeline
+    mode: nothing here waits for an answer but the lock index's reads, in a write that changes
+    lock claims)."""
     for child in batch.create:
-        _create(conn, child, now)
+        conn.execute(*_create_query(child, now))
     apply_messages(conn, id, batch, now)
-    if batch.emit:
-        outbox.emit(conn, batch.emit, now)
-    if batch.history is not None:
-        _history.append(conn, id, batch.history)
     if batch.locks is not None:
         execute = _executor(conn)
         serialise = partial(_serialise, conn)
@@ -593,8 +639,8 @@ def _executor(conn: psycopg.Connection[Any]) -> Callable[[str, dict[str, Any]], 
     """Runs one statement of the lock index in ``conn``'s transaction (`apply_locks`)."""
 
     def execute(sql: str, params: dict[str, Any]) -> list[Any]:
-        cur = conn.execute(sql, params)
-        return list(cur.fetchall()) if cur.description is not None else []
+        cur = conn.execute(sql, params)  # in pipeline mode: only a SELECT waits for its rows
+        return list(cur.fetchall()) if sql.startswith("SELECT") else []
 
     return execute
 

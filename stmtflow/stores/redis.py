@@ -23,6 +23,8 @@ redis-py. Keys, with ``P`` the prefix:
 ``P:parts:<id>``                       hash: a large state's thread pieces (`_redis_parts`)
 ``P:targets``                          hash: workflow type -> target
 ``P:inbox:<id>`` and the rest           inboxes and the children index (`_redis_inbox`)
+``P:history:<id>``, ``P:ended`` ...     histories and the ended index for prune (`_redis_history`)
+``P:outbox`` and the rest               the outbox (`_redis_outbox`)
 =====================================  ==========================================================
 
 Times are integers of microseconds since the Unix epoch (`_redis_codec`). Ids with equal
@@ -55,10 +57,11 @@ from stmtflow.stores import _redis_lua as lua
 from stmtflow.stores._batch import NO_BATCH, Batch
 from stmtflow.stores._inputs import PendingInput, schema_reader
 from stmtflow.stores._locks import locks_refusal
-from stmtflow.stores._outbox import WithoutOutbox, outbox_refusal
 from stmtflow.stores._redis_codec import fields, micros, opt, opt_time, record_from, time_from
+from stmtflow.stores._redis_history import RedisHistory, history_args
 from stmtflow.stores._redis_inbox import RedisInboxes, batch_args
 from stmtflow.stores._redis_inputs import decode, encode_args, index_key
+from stmtflow.stores._redis_outbox import RedisOutbox, emit_args
 from stmtflow.stores._redis_parts import Cache, Parts, assemble, plan
 from stmtflow.stores._schedules import WithoutSchedules
 from stmtflow.stores.base import (
@@ -78,10 +81,15 @@ from stmtflow.stores.base import (
 
 __all__ = ["DEFAULT_PREFIX", "SCHEMA_VERSION", "RedisStore"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The key layout this release writes and reads (kept in ``P:meta``). Version 2 added the
 parent fields of a record, inboxes and the children index (`_redis_inbox`): keys a layout 1
-database lacks until they are first written, so opening one only raises the number."""
+database lacks until they are first written, so opening one only raises the number. Version 3
+added histories, the outbox (new keys too) and ``P:ended``, the ended instances prune reads:
+opening an older database files its ended instances there first (`_fill_ended`)."""
+
+_ENDED = ("finished", "failed", "cancelled")
+_FILL_PAGE = 500
 
 DEFAULT_PREFIX = "stmtflow"
 """The key prefix when the URL names none."""
@@ -113,7 +121,7 @@ def _split_url(url: str) -> tuple[str, str, set[str]]:
     return urlunsplit(parts._replace(query=urlencode(rest))), prefix, {k for k, _ in rest}
 
 
-class RedisStore(RedisInboxes, WithoutOutbox, WithoutSchedules, Store):
+class RedisStore(RedisInboxes, RedisOutbox, RedisHistory, WithoutSchedules, Store):
     """A `Store` in a Redis database, shared by any number of workers.
 
     Args:
@@ -131,7 +139,7 @@ class RedisStore(RedisInboxes, WithoutOutbox, WithoutSchedules, Store):
     """
 
     store_name = "Redis"
-    """How a refusal names this store (it keeps no outbox yet)."""
+    """How a refusal names this store (it keeps no schedules yet)."""
 
     def __init__(self, url: str, *, socket_timeout: float = 10.0) -> None:
         self.url = redact(url)
@@ -172,7 +180,20 @@ class RedisStore(RedisInboxes, WithoutOutbox, WithoutSchedules, Store):
                 "upgrade stmtflow"
             )
         if found < SCHEMA_VERSION:
+            if found < 3:
+                self._fill_ended()
             self._redis.hset(meta, "schema_version", str(SCHEMA_VERSION))
+
+    def _fill_ended(self) -> None:
+        """File a layout 2 database's ended instances in ``P:ended``, a page per script (a
+        write meanwhile files its own instance as it goes: filing twice is harmless)."""
+        for status in _ENDED:
+            offset = 0
+            while True:
+                got = int(self._run("FILL_ENDED", status, offset, _FILL_PAGE))
+                offset += got
+                if got < _FILL_PAGE:
+                    break
 
     def close(self) -> None:
         self._redis.close()
@@ -237,11 +258,11 @@ class RedisStore(RedisInboxes, WithoutOutbox, WithoutSchedules, Store):
         return args, parts
 
     def _batch(self, batch: Batch, now: datetime) -> builtins.list[str]:
-        if batch.emit:  # the engine refuses emit() in the action already: this guards others
-            raise outbox_refusal("Redis")
+        """The arguments of ``batch``: children and messages, outbox rows, history."""
         if batch.locks:
             raise locks_refusal("Redis")
-        return batch_args(batch, lambda child: self._create_args(child, now, ["0"])[0])
+        args = batch_args(batch, lambda child: self._create_args(child, now, ["0"])[0])
+        return [*args, *emit_args(batch.emit, now), *history_args(batch.history)]
 
     def get(self, id: str) -> Record:
         known = self._parts.latest(id)
