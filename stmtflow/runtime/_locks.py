@@ -33,6 +33,7 @@ from typing import Any
 from stmtflow.analysis import walk
 from stmtflow.core._bodies import Bodies
 from stmtflow.core._program import Program
+from stmtflow.dsl._kind import rules
 from stmtflow.dsl._lock import Lock
 from stmtflow.state import TERMINAL_STATUSES, State, Thread, ThreadStatus, WaitEventStatus
 from stmtflow.stores._locks import LockClaim, lock_event
@@ -52,10 +53,24 @@ def _has_locks(program: Program) -> bool:
     return found
 
 
+_MAY_LOCK: dict[Any, bool] = {}
+"""Per workflow (by its bodies' cache key): whether any of its threads can stand in a `Lock`:
+one is in the definition, or a body is built at run time (its statements are not known)."""
+
+
+def _may_lock(bodies: Bodies) -> bool:
+    found = _MAY_LOCK.get(bodies.cache_key)
+    if found is None:
+        root = bodies.root
+        built = any(rules(stmt).body_fn(stmt) is not None for stmt in walk(root.root))
+        found = _MAY_LOCK[bodies.cache_key] = built or _has_locks(root)
+    return found
+
+
 def claims_of(state: State, bodies: Bodies) -> tuple[LockClaim, ...]:
     """The claims of ``state``'s threads, in thread order (none once the instance ended)."""
-    if state.status in TERMINAL_STATUSES:
-        return ()
+    if state.status in TERMINAL_STATUSES or not _may_lock(bodies):
+        return ()  # the common case, before every write of every unit: one look-up
     claims: list[LockClaim] = []
     for thread in state.threads:
         program = bodies.of(thread)
