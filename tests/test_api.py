@@ -50,6 +50,7 @@ EXPORTED = {
     "Go",
     "If",
     "Join",
+    "Lock",
     "On",
     "OnEvent",
     "RetryPolicy",

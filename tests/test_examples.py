@@ -264,3 +264,15 @@ def test_nightly_schedule_example(tmp_path: Path) -> None:
     assert f"6 fires from {first} to {last}: 4 new" in out
     assert "Tue 31 Mar 02:30 Paris: started nothing" in out
     assert "schedules left: []" in out
+
+
+def test_account_lock_example(tmp_path: Path) -> None:
+    out = run_example("account_lock.py", tmp_path)
+    first, after_confirm, after_cancel = out.split("\n", 1)[1].split(":\n")[:3]
+    assert "p-1: waiting, debited=True" in first  # the first payout of A holds the lock
+    assert "p-2: waiting, debited=False" in first and "p-3: waiting, debited=False" in first
+    assert "q-1: waiting, debited=True" in first  # another account does not wait
+    assert "p-1: finished, debited=True, paid=True" in after_confirm
+    assert "p-2: waiting, debited=True" in after_confirm  # it came before p-3
+    assert "p-3: waiting, debited=False" in after_confirm
+    assert "p-2: cancelled" in after_cancel and "p-3: waiting, debited=True" in after_cancel

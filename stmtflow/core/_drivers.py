@@ -28,10 +28,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from stmtflow.core._effects import RuntimeEffect
+from stmtflow.core._effects import RuntimeEffect, TakeLock
 from stmtflow.core._interpreter import Call, Interpreter, Run
 from stmtflow.dsl._child import needs_runtime
 from stmtflow.dsl._context import clock, error_var, step_var
+from stmtflow.dsl._lock import needs_lock_runtime
 from stmtflow.dsl._statements import RetryPolicy
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import ExecutionError, StmtflowError, WorkflowFinished
@@ -72,6 +73,8 @@ Perform = Callable[[RuntimeEffect], Any]
 
 
 def _no_runtime(effect: RuntimeEffect) -> Any:
+    if isinstance(effect, TakeLock):
+        raise ExecutionError(f"{effect.what}: {needs_lock_runtime()}")
     raise ExecutionError(needs_runtime(effect.what))
 
 

@@ -22,6 +22,7 @@ from stmtflow.dsl._context import StepKey
 from stmtflow.dsl._escalation import Escalation
 from stmtflow.dsl._handlers import Timer
 from stmtflow.dsl._human import HumanInput
+from stmtflow.dsl._lock import LockGrant, lock_key
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import ExecutionError
 from stmtflow.state import CallbackRequest, CaughtError, CheckpointType
@@ -34,11 +35,13 @@ __all__ = [
     "Run",
     "RuntimeEffect",
     "StartChild",
+    "TakeLock",
     "describe",
     "has",
     "is_local",
     "start_child",
     "started_child",
+    "take_lock",
 ]
 
 
@@ -113,7 +116,18 @@ class CancelChild:
     what: str
 
 
-RuntimeEffect: TypeAlias = StartChild | CancelChild
+@dataclass(frozen=True, slots=True)
+class TakeLock:
+    """Ask the runtime to claim a slot of ``key`` for the thread with the next checkpoint (its
+    claim is derived from the state: `stmtflow.runtime._locks`); the driver sends back the key
+    (kept as the lock event's ``setup_data``)."""
+
+    key: str
+    limit: int
+    what: str
+
+
+RuntimeEffect: TypeAlias = StartChild | CancelChild | TakeLock
 """What only a runtime can perform: it touches other instances (plain ``resume`` refuses it)."""
 
 Effect: TypeAlias = Call | CheckpointType | RuntimeEffect
@@ -136,6 +150,16 @@ def _checked_id(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise ExecutionError(f"{what}: a child id must be a non-empty string, got {value!r}")
     return value
+
+
+def take_lock(handler: LockGrant, what: str) -> TakeLock:
+    """The effect of setting up a lock's event: its key evaluated now (user code: what it
+    raises is an `ExecutionError` naming ``what``)."""
+    try:
+        key = lock_key(handler.lock)
+    except Exception as exc:
+        raise ExecutionError(f"{what}: the lock's key raised {describe(exc)}") from exc
+    return TakeLock(key, handler.lock.limit, what)
 
 
 def start_child(handler: Child, req: CallbackRequest, what: str) -> StartChild:

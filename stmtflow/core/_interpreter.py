@@ -29,6 +29,7 @@ from stmtflow.core._effects import (
     is_local,
     start_child,
     started_child,
+    take_lock,
 )
 from stmtflow.core._notes import Note
 from stmtflow.core._program import KEEP_AS_IS, Ended, Move, Program
@@ -40,6 +41,7 @@ from stmtflow.dsl._child import Child, Start
 from stmtflow.dsl._escalation import ESCALATION
 from stmtflow.dsl._handlers import Timer, handler_type
 from stmtflow.dsl._kind import rules, truth
+from stmtflow.dsl._lock import LockGrant
 from stmtflow.dsl._statements import ForEach, Join, RetryPolicy, Step, Wait, WaitFor
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import (
@@ -672,6 +674,8 @@ class Interpreter(ThreadLife):
                 # Not user code: the runtime starts the child with the next checkpoint. What
                 # it refuses (an unknown type, an input that does not fit) is raised as is.
                 data = yield start_child(handler, event.req, what)
+            elif isinstance(handler, LockGrant):
+                data = yield take_lock(handler, what)  # the runtime's, like a child
             else:
                 try:
                     setup: Any = getattr(handler, "setup", None)  # pending only if it has one

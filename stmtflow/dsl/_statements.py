@@ -25,6 +25,7 @@ from stmtflow.dsl._foreach import ForEach
 from stmtflow.dsl._go import Go, GoArg, GoBody, GoId, Return
 from stmtflow.dsl._human import Ask
 from stmtflow.dsl._join import Join, Until
+from stmtflow.dsl._lock import Lock
 from stmtflow.dsl._loop import Break, Continue, For
 from stmtflow.dsl._section import S, Section
 from stmtflow.dsl._step import Action, RetryPolicy, Step
@@ -55,6 +56,7 @@ __all__ = [
     "GoId",
     "If",
     "Join",
+    "Lock",
     "On",
     "OnEvent",
     "RetryPolicy",
@@ -91,6 +93,7 @@ Statement: TypeAlias = (
     | WaitFor
     | Try
     | Compensate
+    | Lock
 )
 """Every statement kind (a `Sleep`, an `Ask` and a `Call` are `Wait`s, a `Start` is a `Step`).
 ``Case``/``Default`` live only in a `Switch`, ``On`` only in a `Wait`. A new kind is added here

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic_core import PydanticSerializationError
 
 from stmtflow.core._drivers import drive
-from stmtflow.core._effects import RuntimeEffect, StartChild
+from stmtflow.core._effects import RuntimeEffect, StartChild, TakeLock
 from stmtflow.core._interpreter import Call, Interpreter
 from stmtflow.core._thread_index import ThreadIndex
 from stmtflow.core._timers import due_timers
@@ -49,6 +49,7 @@ from stmtflow.errors import (
 from stmtflow.runtime._family import Family
 from stmtflow.runtime._history import HistoryLog
 from stmtflow.runtime._inputs import Asking, asking, pending_inputs, same_asking, schemas_in
+from stmtflow.runtime._locks import changed_claims, claims_of
 from stmtflow.runtime._observe import observed_step, observed_unit
 from stmtflow.runtime._outbox import Emitting
 from stmtflow.state import (
@@ -211,6 +212,8 @@ class Unit:
         )
         self.asking = asking(state, self.interpreter.index)
         """Who waits on a person in the state as stored: what the store's input rows say."""
+        self.locks = claims_of(state, self.interpreter.bodies)
+        """The lock claims of the state as stored: what the store's lock rows say."""
         self.history = HistoryLog(engine, rec.status)
         """The history events since the last write, written with the next one."""
         self.interpreter.notes = self.history.notes
@@ -267,12 +270,17 @@ class Unit:
         history = self.history.take(record.status, record.error, data, state)
         if history is not None:
             batch = replace(batch, history=history)
+        locks = claims_of(self.state, self.interpreter.bodies)
+        claims = changed_claims(locks, self.locks)
+        if claims is not None:
+            batch = replace(batch, locks=claims)
         self._write(record, release=release, batch=batch, inputs=inputs)
         self.history.written(record.status)
         family.written(batch)
         emitting.written(batch, engine)
         self.saved = (data, state)
         self.asking = now_asking
+        self.locks = locks
 
     def _inputs(self, threads: Asking) -> list[PendingInput]:
         """The input rows of the asking ``threads``, their schemas from the definition."""
@@ -403,8 +411,11 @@ class Unit:
             )
 
     def perform(self, effect: RuntimeEffect) -> Any:
-        """Start or cancel a child: recorded now, committed with the next write."""
+        """Start or cancel a child, or claim a lock: recorded now, committed with the next
+        write (a claim follows from the state the write carries: `stmtflow.runtime._locks`)."""
         self.pending = True
+        if isinstance(effect, TakeLock):
+            return effect.key
         try:
             done = self.family.perform(effect)
         except StmtflowError:  # a type not registered, an input that does not fit the child

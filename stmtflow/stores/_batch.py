@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from stmtflow.stores._history import HistoryWrite
 
 if TYPE_CHECKING:
+    from stmtflow.stores._locks import LockClaim
     from stmtflow.stores._outbox import OutboxMessage
     from stmtflow.stores.base import Record
 
@@ -82,6 +83,9 @@ class Batch:
     stored already is left as it is."""
     history: HistoryWrite | None = None
     """History events (and a snapshot) the write appends (`stmtflow.stores._history`)."""
+    locks: tuple[LockClaim, ...] | None = None
+    """The written instance's lock claims, replacing its whole set (`stmtflow.stores._locks`);
+    None leaves them as they are."""
 
     @property
     def empty(self) -> bool:
@@ -89,6 +93,7 @@ class Batch:
         return (
             not (self.create or self.post or self.take or self.keep or self.keys or self.emit)
             and self.history is None
+            and self.locks is None
         )
 
 

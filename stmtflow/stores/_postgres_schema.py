@@ -19,14 +19,15 @@ from stmtflow.stores._postgres_schedules import SCHEDULES_SCHEMA
 
 __all__ = ["SCHEMA_VERSION", "set_up"]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """The schema this release creates and reads (kept in ``stmtflow_meta``). Version 1 had no
 parents (``parent_id``, ``root_id``, ``parent_event``, ``on_parent_end``) and no inboxes
 (``stmtflow_inbox``), which version 2 added; version 3 added the pending-input index
 (``stmtflow_inputs``); version 4 added the outbox (``stmtflow_outbox``,
 `stmtflow.stores._postgres_outbox`); version 5 the histories (``stmtflow_history``:
 `stmtflow.stores._postgres_history`). Each addition is created if missing whatever version a
-database is brought up from; version 6 added schedules (``stmtflow_schedules``)."""
+database is brought up from; version 6 added schedules (``stmtflow_schedules``); version 7 the
+lock index (``stmtflow_locks``: `stmtflow.stores._locks`)."""
 
 _SETUP_LOCK = 0x73746D74666C6F77  # "stmtflow": serialises schema creation across processes
 
@@ -102,6 +103,20 @@ ALTER TABLE stmtflow_inbox
     SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
 """
 
+_LOCKS = """
+CREATE TABLE IF NOT EXISTS stmtflow_locks (
+    seq bigserial PRIMARY KEY,
+    lock_key text NOT NULL,
+    instance_id text NOT NULL,
+    thread_id text NOT NULL,
+    name text NOT NULL,
+    slots integer NOT NULL,
+    granted smallint NOT NULL,
+    UNIQUE (instance_id, thread_id, name)
+);
+CREATE INDEX IF NOT EXISTS stmtflow_locks_key ON stmtflow_locks (lock_key, seq);
+"""
+
 
 def set_up(conn: psycopg.Connection[Any], schema: str | None, url: str) -> None:
     """Create the schema (in ``schema``, made if missing), or bring an older one up to date; a
@@ -133,6 +148,7 @@ def set_up(conn: psycopg.Connection[Any], schema: str | None, url: str) -> None:
             *OUTBOX_SCHEMA.split(";"),
             *_HISTORY_SCHEMA.split(";"),
             *SCHEDULES_SCHEMA.split(";"),
+            *_LOCKS.split(";"),
         ):
             if statement.strip():
                 conn.execute(statement)

@@ -17,7 +17,7 @@ from stmtflow.stores._sqlite_schedules import SCHEDULES_SCHEMA
 
 __all__ = ["SCHEMA_VERSION", "set_up"]
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 """The schema this release creates and reads (kept in ``stmtflow_meta``). Version 1 had no
 state parts (`stmtflow.stores._sqlite_parts`); version 2 kept each thread's part without its
 first characters (``,{"id":"``, which the state dump starts every thread but the first with);
@@ -142,6 +142,22 @@ BEGIN
 END""",
 )
 
+_LOCKS_SCHEMA = (
+    # One row per thread waiting at or holding a Lock (stmtflow.stores._locks), written with
+    # the instance's state; granted in arrival order (seq) per key in that same transaction.
+    """CREATE TABLE IF NOT EXISTS stmtflow_locks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    lock_key TEXT NOT NULL,
+    instance_id TEXT NOT NULL,
+    thread_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    slots INTEGER NOT NULL,
+    granted INTEGER NOT NULL,
+    UNIQUE (instance_id, thread_id, name)
+)""",
+    "CREATE INDEX IF NOT EXISTS stmtflow_locks_key ON stmtflow_locks (lock_key, seq)",
+)
+
 _V2_PARTS = f"""UPDATE stmtflow_state_parts SET text = ',{{"id":"' || text WHERE pos < {TAIL}"""
 """Brings version 2's thread rows to version 3's: each holds its whole piece of the state."""
 
@@ -178,7 +194,13 @@ def set_up(conn: sqlite3.Connection, path: str) -> None:
                 conn.execute(f"ALTER TABLE stmtflow_instances ADD COLUMN {column} TEXT")
         if "history_tail" not in columns:  # a file older than version 7
             conn.execute("ALTER TABLE stmtflow_instances ADD COLUMN history_tail TEXT")
-        for statement in (*_FAMILY_SCHEMA, *OUTBOX_SCHEMA, *_HISTORY_SCHEMA, *SCHEDULES_SCHEMA):
+        for statement in (
+            *_FAMILY_SCHEMA,
+            *OUTBOX_SCHEMA,
+            *_HISTORY_SCHEMA,
+            *SCHEDULES_SCHEMA,
+            *_LOCKS_SCHEMA,
+        ):
             conn.execute(statement)
         conn.execute(
             "INSERT INTO stmtflow_meta (key, value) VALUES ('schema_version', ?) "

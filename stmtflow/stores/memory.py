@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from stmtflow.errors import ConflictError, NotFound
 from stmtflow.stores._inputs import PendingInput, check_inputs, matching
 from stmtflow.stores._memory_history import MemoryHistory
+from stmtflow.stores._memory_locks import MemoryLocks
 from stmtflow.stores._memory_outbox import MemoryOutbox
 from stmtflow.stores._schedules import MemorySchedules, ScheduleRow
 from stmtflow.stores.base import (
@@ -42,7 +43,7 @@ from stmtflow.stores.base import (
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(MemoryOutbox, MemoryHistory, MemorySchedules, Store):
+class MemoryStore(MemoryOutbox, MemoryHistory, MemorySchedules, MemoryLocks, Store):
     """A `Store` kept in a dict; every operation holds one lock, so each is atomic.
 
     Example:
@@ -66,6 +67,7 @@ class MemoryStore(MemoryOutbox, MemoryHistory, MemorySchedules, Store):
         """Each instance's pending-input rows (instances without any are left out)."""
         self._init_history()
         self._schedules: dict[str, ScheduleRow] = {}
+        self._init_locks()
 
     def _current(self, id: str) -> Record:
         try:
@@ -163,6 +165,9 @@ class MemoryStore(MemoryOutbox, MemoryHistory, MemorySchedules, Store):
             done = next(m for m in self._inbox[id].values() if m.key == key)
             self._inbox[id][done.seq] = dataclasses.replace(done, status="done")
         self._emit(batch.emit, now)
+        if batch.locks is not None:
+            for message in self._apply_locks(id, batch.locks):
+                self._post(message)
 
     def post(self, message: Message) -> bool:
         with self._lock:

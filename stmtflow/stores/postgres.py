@@ -24,9 +24,10 @@ import builtins
 import contextlib
 import json
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from time import monotonic
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -55,6 +56,7 @@ from stmtflow.stores._inputs import (
     input_query,
     schema_reader,
 )
+from stmtflow.stores._locks import apply_locks
 from stmtflow.stores._outbox import OutboxMessage
 from stmtflow.stores._postgres_inbox import apply_messages, known_key, pending, post
 from stmtflow.stores._postgres_schedules import PostgresSchedules
@@ -621,7 +623,30 @@ def _folded(
 
 def _apply(conn: psycopg.Connection[Any], id: str, batch: Batch, now: datetime) -> None:
     """Apply ``batch`` for a write of instance ``id``, in the write's transaction (in pipeline
-    mode: nothing here waits for an answer)."""
+    mode: nothing here waits for an answer but the lock index's reads, in a write that changes
+    lock claims)."""
     for child in batch.create:
         conn.execute(*_create_query(child, now))
     apply_messages(conn, id, batch, now)
+    if batch.locks is not None:
+        execute = _executor(conn)
+        serialise = partial(_serialise, conn)
+        for message in apply_locks(execute, id, batch.locks, _MARK, serialise=serialise):
+            post(conn, message, now)
+
+
+def _executor(conn: psycopg.Connection[Any]) -> Callable[[str, dict[str, Any]], list[Any]]:
+    """Runs one statement of the lock index in ``conn``'s transaction (`apply_locks`)."""
+
+    def execute(sql: str, params: dict[str, Any]) -> list[Any]:
+        cur = conn.execute(sql, params)  # in pipeline mode: only a SELECT waits for its rows
+        return list(cur.fetchall()) if sql.startswith("SELECT") else []
+
+    return execute
+
+
+def _serialise(conn: psycopg.Connection[Any], keys: list[str]) -> None:
+    """Take the transaction's advisory lock of each key, in sorted order (no deadlock): the
+    grants of one key are made by one transaction at a time, which sees the last one's rows."""
+    for key in keys:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))

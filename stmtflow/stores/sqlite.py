@@ -38,7 +38,7 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -55,6 +55,7 @@ from stmtflow.stores._inputs import (
     input_query,
     schema_reader,
 )
+from stmtflow.stores._locks import apply_locks
 from stmtflow.stores._outbox import OutboxMessage
 from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written
 from stmtflow.stores._sqlite_inbox import apply_messages, known_key, pending, post
@@ -417,6 +418,9 @@ class SQLiteStore(SQLiteSchedules, Store):
             outbox.emit(conn, batch.emit, now)
         if batch.history is not None:
             _history.append(conn, id, batch.history)
+        if batch.locks is not None:
+            for message in apply_locks(_executor(conn), id, batch.locks, _MARK):
+                post(conn, message, now)
 
     # -- outbox -----------------------------------------------------------------------------
 
@@ -733,3 +737,12 @@ class SQLiteStore(SQLiteSchedules, Store):
                 (_ts(aware(now, "now")),),
             ).fetchone()
         return int(row["due"])
+
+
+def _executor(conn: sqlite3.Connection) -> Callable[[str, dict[str, Any]], list[Any]]:
+    """Runs one statement of the lock index in ``conn``'s transaction (`apply_locks`)."""
+
+    def execute(sql: str, params: dict[str, Any]) -> list[Any]:
+        return [tuple(row) for row in conn.execute(sql, params).fetchall()]
+
+    return execute

@@ -360,4 +360,40 @@ class Report(sf.WorkflowState):
         return sf.S(sf.Step("report", record_step))
 
 
-WORKFLOWS: list[type[sf.WorkflowState]] = [Crunch, Relay, Charge, Payer, Unwind, Report]
+# -- the lock race's workflow --------------------------------------------------------------------
+
+
+class Guarded(sf.WorkflowState):
+    """A timer (so workers run everything), then a `Lock` of ``slots`` slots on ``account``
+    whose body logs its entry, works a little, and logs its exit."""
+
+    account: str = "acct"
+    slots: int = 1
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.Sleep("warm_up", timedelta(0)),
+            sf.Lock(
+                "pay",
+                lambda: self.account,
+                sf.Step("enter", record_step),
+                sf.Step("work", self.work),
+                sf.Step("exit", record_step),
+                limit=self.slots,
+            ),
+        )
+
+    def work(self) -> None:
+        record_step()
+        time.sleep(0.05)
+
+
+WORKFLOWS: list[type[sf.WorkflowState]] = [
+    Crunch,
+    Relay,
+    Charge,
+    Payer,
+    Unwind,
+    Report,
+    Guarded,
+]
