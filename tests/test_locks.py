@@ -306,3 +306,62 @@ def test_a_caught_error_leaves_the_body_and_releases(
         settle(engine)
         assert engine.get("a").status == "waiting"  # in the catch, outside the lock
         assert entered(engine, "b")
+
+
+def _event_seq(engine: Engine, id: str, kind: str, name: str) -> int:
+    return next(e.seq for e in engine.history(id) if e.kind == kind and e.name == name)
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_rewind_and_fork_into_a_lock_body_are_refused(store: str, tmp_path: Path) -> None:
+    """A restored thread inside the body would run it beside the lock's later holders."""
+    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path / 'rewind.db'}"
+    with Engine(url, workflows=[Pay]) as engine:
+        start(engine, Pay, ["a"])
+        inside = _event_seq(engine, "a", "step_completed", "enter")
+        before = engine.get("a")
+        with pytest.raises(sf.RewindError, match=r"inside Lock 'pay'"):
+            engine.rewind("a", to=inside)
+        with pytest.raises(sf.RewindError, match=r"inside Lock 'pay'"):
+            engine.fork("a", to=inside, new_id="a-copy")
+        after = engine.get("a")
+        assert (after.status, after.data) == (before.status, before.data)
+        assert [i.id for i in engine.list()] == ["a"]
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_rewinding_a_holder_to_before_the_lock_releases_its_slot(
+    store: str, tmp_path: Path
+) -> None:
+    class Gate(sf.WorkflowState):
+        """Waits for "open" before it takes the lock of `Pay`'s default account."""
+
+        entered: bool = False
+
+        def definition(self) -> sf.Section:
+            return sf.S(
+                sf.Wait("gate", sf.OnEvent("open", lambda: None)),
+                sf.Lock(
+                    "pay",
+                    "account:acct-1",
+                    sf.Step("enter", self.enter),
+                    sf.Wait("hold", sf.OnEvent("go", lambda: None)),
+                ),
+            )
+
+        def enter(self) -> None:
+            self.entered = True
+
+    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path / 'rewind.db'}"
+    with Engine(url, workflows=[Pay, Gate]) as engine:
+        start(engine, Gate, ["g"])
+        gate = max(e.seq for e in engine.history("g"))  # waiting at the gate, no lock yet
+        engine.send("g", "open", None)
+        settle(engine)
+        assert entered(engine, "g")
+        start(engine, Pay, ["p"])
+        assert not entered(engine, "p")  # g holds the slot
+        engine.rewind("g", to=gate)
+        settle(engine)
+        assert entered(engine, "p")  # the rewind released g's slot to the next waiter
+        assert engine.pending("g")[0].name == "open"

@@ -28,9 +28,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from stmtflow.core._bodies import Bodies
+from stmtflow.core._program import Program
 from stmtflow.errors import ConflictError, NotFound, RewindError, StmtflowError
 from stmtflow.runtime._history import HistoryLog
 from stmtflow.runtime._inputs import inputs_of
+from stmtflow.runtime._locks import claims_of
 from stmtflow.runtime._unit import Unit, claim, open_unit
 from stmtflow.state import TERMINAL_STATUSES, State, WaitEventStatus, load_state
 from stmtflow.stores._history import HistoryEvent, HistoryStore, Snapshot
@@ -168,6 +171,20 @@ def _check_children(
             )
 
 
+def _check_locks(id: str, to: int, state: State, bodies: Bodies, *, fork: bool) -> None:
+    """Refuse a snapshot in which a thread waits for or holds a `Lock`: its slot was granted
+    (or queued) in an order the store has moved on from, so restoring it would let the body
+    run beside the lock's later holders. Rewinding to before the lock or after it is fine."""
+    claims = claims_of(state, bodies)
+    if claims:
+        names = ", ".join(sorted({f"{c.name!r} (thread {c.thread_id!r})" for c in claims}))
+        what = "fork" if fork else "rewind"
+        raise RewindError(
+            f"cannot {what} instance {id!r} to event {to}: the snapshot stands at or inside "
+            f"Lock {names}; pick an event before the lock is reached or after it is left"
+        )
+
+
 def rewind(engine: Engine, id: str, to: int) -> None:
     """Restore instance ``id``'s data and state as they stood right after history event
     ``to`` (`Engine.rewind`)."""
@@ -176,9 +193,11 @@ def rewind(engine: Engine, id: str, to: int) -> None:
     with engine._chain(), open_unit(engine, claim(engine, id), engine.clock()) as current:
         snap, state = _snapshot(engine, id, to, "rewind")
         _check_children(engine, id, to, snap, state, fork=False)
+        _check_locks(id, to, state, current.interpreter.bodies, fork=False)
         cls = engine.workflow_class(current.rec.workflow)
         unit = Unit(engine, current.rec, cls.model_validate_json(snap.data), state, current.now)
         unit.asking = current.asking  # what the store's input rows say now
+        unit.locks = current.locks  # the lock rows stored now: the write releases them
         unit.history = HistoryLog(engine, current.rec.status)
         unit.interpreter.notes = unit.history.notes
         unit.history.note("rewound", detail={"to": to})
@@ -206,6 +225,8 @@ def fork(engine: Engine, id: str, to: int, new_id: str) -> None:
     state = _renamed(state, new_id)
     cls = engine.workflow_class(original.workflow)
     wf = cls.model_validate_json(snap.data)
+    program = Program(wf.definition(), type(wf), f"workflow {new_id!r} ({original.workflow})")
+    _check_locks(id, to, state, Bodies(program, type(wf)), fork=True)
     now = engine.clock()
     record = Record(
         id=new_id,
