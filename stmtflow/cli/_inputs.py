@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import click
 from rich.console import Console
@@ -24,23 +23,9 @@ from rich.text import Text
 from stmtflow.cli._common import Config, console, dump_json, pass_config, when
 from stmtflow.cli._show import schema_summary
 from stmtflow.stores import PendingInput
+from stmtflow.stores._inputs import input_json
 
 __all__ = ["input_json", "inputs", "print_inputs"]
-
-
-def input_json(row: PendingInput) -> dict[str, Any]:
-    """A pending input as JSON-ready data: what ``inputs --json`` prints."""
-    return {
-        "instance_id": row.instance_id,
-        "workflow": row.workflow,
-        "event": row.event,
-        "thread_id": row.thread_id,
-        "prompt": row.prompt,
-        "assignee": row.assignee,
-        "input_schema": row.input_schema,
-        "asked_at": row.asked_at.isoformat(),
-        "deadline": row.deadline.isoformat() if row.deadline else None,
-    }
 
 
 def print_inputs(out: Console, rows: list[PendingInput]) -> None:

@@ -16,9 +16,10 @@ import json
 from datetime import datetime
 from typing import Any
 
-from stmtflow.runtime import HistoryEvent, Instance, PendingEvent, PendingInput
+from stmtflow.runtime import HistoryEvent, Instance, PendingEvent
 from stmtflow.state import dump_state
 from stmtflow.stores import Record
+from stmtflow.stores._inputs import input_json
 
 __all__ = [
     "event_json",
@@ -83,20 +84,6 @@ def event_json(event: PendingEvent) -> dict[str, Any]:
         "status": event.status,
         "prompt": event.prompt,
         "assignee": event.assignee,
-    }
-
-
-def input_json(row: PendingInput) -> dict[str, Any]:
-    return {
-        "instance_id": row.instance_id,
-        "workflow": row.workflow,
-        "event": row.event,
-        "thread_id": row.thread_id,
-        "prompt": row.prompt,
-        "assignee": row.assignee,
-        "input_schema": row.input_schema,
-        "asked_at": iso(row.asked_at),
-        "deadline": iso(row.deadline),
     }
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "PendingInput",
     "check_inputs",
     "from_row",
+    "input_json",
     "input_params",
     "input_query",
     "matching",
@@ -74,6 +75,21 @@ class PendingInput:
     asked_at: datetime
     deadline: datetime | None
     workflow: str = ""
+
+
+def input_json(row: PendingInput) -> dict[str, Any]:
+    """A row as JSON-ready data: what ``stmtflow inputs --json`` prints and the HTTP API answers."""
+    return {
+        "instance_id": row.instance_id,
+        "workflow": row.workflow,
+        "event": row.event,
+        "thread_id": row.thread_id,
+        "prompt": row.prompt,
+        "assignee": row.assignee,
+        "input_schema": row.input_schema,
+        "asked_at": row.asked_at.isoformat(),
+        "deadline": row.deadline.isoformat() if row.deadline else None,
+    }
 
 
 def check_inputs(record_id: str, inputs: Iterable[PendingInput]) -> tuple[PendingInput, ...]:
