@@ -61,7 +61,14 @@ from stmtflow.stores._outbox import OutboxMessage
 from stmtflow.stores._postgres_inbox import apply_messages, known_key, pending, post
 from stmtflow.stores._postgres_schedules import PostgresSchedules
 from stmtflow.stores._postgres_schema import SCHEMA_VERSION, set_up
-from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written
+from stmtflow.stores._sql import (
+    COUNT_INSTANCES,
+    list_query,
+    update_free_query,
+    update_params,
+    update_query,
+    written,
+)
 from stmtflow.stores.base import (
     NO_BATCH,
     Batch,
@@ -565,6 +572,11 @@ class PostgresStore(PostgresSchedules, Store):
             (aware(now, "now"),),
         )
         return int(row[0]) if row else 0
+
+    def count_instances(self) -> dict[tuple[str, str], int]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(COUNT_INSTANCES).fetchall()
+        return {(str(w), str(s)): int(n) for w, s, n in rows}
 
 
 def _create_query(record: Record, now: datetime) -> tuple[str, tuple[Any, ...]]:

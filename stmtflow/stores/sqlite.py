@@ -57,7 +57,14 @@ from stmtflow.stores._inputs import (
 )
 from stmtflow.stores._locks import apply_locks
 from stmtflow.stores._outbox import OutboxMessage
-from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written
+from stmtflow.stores._sql import (
+    COUNT_INSTANCES,
+    list_query,
+    update_free_query,
+    update_params,
+    update_query,
+    written,
+)
 from stmtflow.stores._sqlite_inbox import apply_messages, known_key, pending, post
 from stmtflow.stores._sqlite_parts import PartsCache, Stored, parts_to_store, row_count, whole
 from stmtflow.stores._sqlite_parts import read as read_parts
@@ -737,6 +744,11 @@ class SQLiteStore(SQLiteSchedules, Store):
                 (_ts(aware(now, "now")),),
             ).fetchone()
         return int(row["due"])
+
+    def count_instances(self) -> dict[tuple[str, str], int]:
+        with self._conn() as conn:
+            rows = conn.execute(COUNT_INSTANCES).fetchall()
+        return {(str(row[0]), str(row[1])): int(row[2]) for row in rows}
 
 
 def _executor(conn: sqlite3.Connection) -> Callable[[str, dict[str, Any]], list[Any]]:
