@@ -15,7 +15,7 @@ import stmtflow as sf
 from stmtflow.errors import DefinitionError, ExecutionError, StmtflowError
 from stmtflow.runtime import Engine
 
-LOCK_STORES = [p for p in EVERY_STORE if getattr(p, "values", (p,))[0] != "nats"]
+LOCK_STORES = EVERY_STORE
 
 
 class Pay(sf.WorkflowState):

@@ -32,10 +32,7 @@ procs: Any = importlib.import_module("procs")
 pytestmark = pytest.mark.slow
 
 
-LOCK_SERVERS = [p for p in SERVER_STORES if p.values[0] != "nats"]
-
-
-@pytest.fixture(params=LOCK_SERVERS)
+@pytest.fixture(params=SERVER_STORES)
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The store the workers share."""
     return store_url(request, tmp_path, request.param, "")
