@@ -12,8 +12,10 @@ import pytest
 from store_urls import EVERY_STORE, HISTORY_STORES, store_url
 
 import stmtflow as sf
-from stmtflow.errors import DefinitionError, ExecutionError, StmtflowError
+from stmtflow.errors import ConflictError, DefinitionError, ExecutionError, StmtflowError
 from stmtflow.runtime import Engine
+from stmtflow.stores import Batch, Record, open_store
+from stmtflow.stores._locks import LockClaim
 
 LOCK_STORES = EVERY_STORE
 
@@ -352,3 +354,24 @@ def test_rewinding_a_holder_to_before_the_lock_releases_its_slot(
         settle(engine)
         assert entered(engine, "p")  # the rewind released g's slot to the next waiter
         assert engine.pending("g")[0].name == "open"
+
+
+@pytest.mark.parametrize("kind", EVERY_STORE)
+def test_a_refused_write_queues_nothing_and_a_release_grants_the_next(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Store level: the claims travel in the write's batch, applied only if the write is."""
+    claim = LockClaim("t", "pay", "k", 1)
+    with open_store(store_url(request, tmp_path, kind, "refused.db")) as store:
+        for id in "abc":
+            store.create(Record(id=id, workflow="W", data="{}", state="{}", status="waiting"))
+        store.update(store.get("a"), expected_version=1, batch=Batch(locks=(claim,)))
+        with pytest.raises(ConflictError):
+            store.update(store.get("b"), expected_version=7, batch=Batch(locks=(claim,)))
+        store.update(store.get("c"), expected_version=1, batch=Batch(locks=(claim,)))
+        assert [m.event for m in store.inbox("a")] == ["pay.lock"]
+        store.update(store.get("a"), expected_version=2, batch=Batch(locks=()))  # a releases
+        assert store.inbox("b") == []  # b never queued: c, after it, got the slot
+        assert [(m.event, m.thread_id, m.input) for m in store.inbox("c")] == [
+            ("pay.lock", "t", '"k"')
+        ]
