@@ -10,8 +10,10 @@ crash between any two loses nothing and duplicates nothing:
    part of the record's new value: it commits with the checkpoint or not at all.
 2. **The rest, as an intent in the same write.** The children a write creates and the
    messages it posts to others (`Batch.create`, ``post``) are written into the record too, as
-   its `Intent` (tagged with the record's new version). The write that commits the checkpoint
-   commits the intent: from then on, the children and messages exist *in effect*.
+   its `Intent` (tagged with the record's new version), and so are the lock keys whose rows
+   it changed (the rows themselves are the record's own: `stmtflow.stores._nats_locks`). The
+   write that commits the checkpoint commits the intent: from then on, the children and
+   messages exist *in effect*.
 3. **Applied, idempotently, then cleared.** The writer then creates each child with
    create-if-absent (an id taken already is left as it is) and appends each message to its
    recipient's record by compare-and-set, remembering in the recipient which intent each
@@ -84,6 +86,7 @@ class Intent:
     create: tuple[Record, ...] = ()
     post: tuple[Message, ...] = ()
     locks: tuple[str, ...] = ()
+    """The lock keys whose rows the write changed (the rows are `Mail.locks`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +127,10 @@ class Mail:
                 continue
             box.append(dataclasses.replace(m, status="kept") if m.seq in kept else m)
         intent = None
-        locks, settle = plan(self.locks, batch.locks, version)
-        if batch.create or batch.post or settle:
+        locks, changed = plan(self.locks, batch.locks, version)
+        if batch.create or batch.post or changed:
             children = tuple(born(child, now) for child in batch.create)
-            intent = Intent(version, children, tuple(batch.post), settle)
+            intent = Intent(version, children, tuple(batch.post), changed)
         seqs = {m.seq for m in box}
         origins = {seq: tag for seq, tag in self.origins.items() if seq in seqs}
         return Mail(tuple(box), self.seq, frozenset(keys), origins, intent, locks)

@@ -172,7 +172,7 @@ class _Queue:
     """Reads and writes the KV entry of one key's queue (compare-and-set on its revision)."""
 
     def __init__(self, c: Client, key: str) -> None:
-        from stmtflow.stores._nats_keys import token
+        from stmtflow.stores._nats_keys import token  # it imports the inbox, which imports us
 
         self.c, self.key, self.subject = c, key, f"l.{token(key)}"
 
@@ -210,7 +210,7 @@ async def _pending(c: Client, id: str, version: int) -> bool:
 async def _settle_key(c: Client, key: str, id: str, version: int, mine: list[Held]) -> bool:
     """Bring ``key``'s queue in line with instance ``id``'s rows, grant, tell the granted.
     False when the intent was finished by someone else meanwhile (nothing left to do)."""
-    from stmtflow.stores._nats_inbox import deliver
+    from stmtflow.stores._nats_inbox import deliver  # the inbox imports this module
 
     queue = _Queue(c, key)
     for _ in range(_RETRIES):
