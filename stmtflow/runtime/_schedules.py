@@ -343,11 +343,35 @@ def fire_due(engine: Engine, now: datetime, stats: WorkerStats, limit: int = 100
 
 def trigger(engine: Engine, name: str, now: datetime) -> Instance:
     """Start ``name``'s workflow now (whatever its overlap or pause), as the fire at ``now``
-    (to the second: two triggers in one second start one instance)."""
-    s = load(engine, name)
+    (to the second: two triggers in one second start one instance).
+
+    A trigger moves the schedule as a fire does: one compare-and-set round records it as
+    ``pending`` and as ``last_id``, then it is started and the pending mark cleared. A worker
+    that fires meanwhile either came first (its round is read again, and a fire it left
+    pending is started first) or sees the trigger's (and, with ``overlap="skip"``, the
+    instance the trigger started); neither overwrites what the other recorded.
+    """
     at = aware(now, "now").replace(microsecond=0)
+    while True:
+        s = load(engine, name)
+        try:
+            if s.pending is not None:  # a fire decided by a worker that has not cleared it
+                _round(engine, s, at)
+                continue
+            s = save(engine, s.model_copy(update={"pending": at, "last_id": fire_id(name, at)}))
+        except ConflictError:
+            continue
+        break
     instance = _start(engine, s, at)
-    change(engine, name, lambda _: {"last_id": instance.id})
+    while s.pending == at:  # a worker's round may have started and cleared it already
+        try:
+            save(engine, s.model_copy(update={"pending": None}))
+            break
+        except ConflictError:
+            try:
+                s = load(engine, name)
+            except NotFound:  # removed meanwhile (its instances are kept)
+                break
     return instance
 
 
