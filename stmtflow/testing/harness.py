@@ -7,10 +7,9 @@ through the same units of work (load, interpret, save under a lease) as in a ser
 instance's next wake-up in turn, and wakes it there: a month-long workflow runs in
 milliseconds.
 
-How the log is kept: the engine calls the harness after every checkpoint. At an ``after_step``
-checkpoint the interpreter has just stamped the thread that ran with the execution's new ``pc``
-(DESIGN §3.12), so the thread whose ``pc`` equals ``state.pc`` is the one whose step ran, and
-its ``cur_step`` names the step. Nothing in the definition is wrapped or changed.
+How the log is kept: the engine calls the harness after every checkpoint, and at each
+``after_step`` one `stmtflow.testing._trace.StepTrace` reads from the state which step ran.
+Nothing in the definition is wrapped or changed.
 
 Between calls the harness holds what the store holds: ``data`` and ``state`` are loaded from
 the stored JSON after every call, as the next unit of a service would load them. With
@@ -42,7 +41,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Self, TypeVar
 
@@ -54,9 +52,10 @@ from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import HarnessError, NotFound, StmtflowError
 from stmtflow.runtime import Engine, HistoryEvent, Instance, PendingEvent
 from stmtflow.runtime._inputs import inputs_of
-from stmtflow.state import CheckpointType, State, ThreadStatus, WorkflowStatus, new_state
+from stmtflow.state import CheckpointType, State, WorkflowStatus, new_state
 from stmtflow.stores import PendingInput, Record
 from stmtflow.stores._outbox import OutboxMessage
+from stmtflow.testing._trace import StepRun, StepTrace, compensations_run
 
 __all__ = ["DEFAULT_START", "HarnessError", "PendingEvent", "StepRun", "WorkflowHarness"]
 
@@ -65,25 +64,6 @@ T = TypeVar("T")
 
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
 """Where a harness's clock starts unless told otherwise: 2024-01-01 00:00 UTC."""
-
-
-@dataclass(frozen=True, slots=True)
-class StepRun:
-    """One execution of a step's action, as the harness saw it.
-
-    Attributes:
-        step: the step's name.
-        thread: the id of the thread that ran it.
-        at: the harness clock when it ran.
-        attempt: 1 for the first try, 2 for the first retry, ...
-        error: the failure recorded under a retry policy, or None when the action succeeded.
-    """
-
-    step: str
-    thread: str
-    at: datetime
-    attempt: int
-    error: str | None = None
 
 
 class WorkflowHarness(Generic[W]):
@@ -170,16 +150,13 @@ class WorkflowHarness(Generic[W]):
             on_checkpoint=self._checkpoint,
             sinks=[self.emitted.append],
         )
-        self.trace: list[StepRun] = []
+        self._steps = StepTrace(0 if state is None else compensations_run(state))
+        self.trace: list[StepRun] = self._steps.runs
         self.checkpoints: list[CheckpointType] = []
         self._wf: W = wf
         self._id = id if state is None else state.id
         self._state: State = new_state(self._id, Engine.type_name(type(wf)))
         self._started = state is not None
-        self._compensations = 0 if state is None else _compensations_run(state)
-        """Compensations the trace has seen run (a new one is the checkpoint's)."""
-        self._retrying: tuple[str, int, int] | None = None
-        """The compensation whose failed attempt the trace saw last (step, pc, attempt)."""
         if state is not None:
             self.engine.store.create(
                 Record(
@@ -377,83 +354,7 @@ class WorkflowHarness(Generic[W]):
             return  # a child's: its own steps are not this workflow's log
         self.checkpoints.append(kind)
         if kind is CheckpointType.AFTER_STEP:
-            self._record_step(state)
-
-    def _record_step(self, state: State) -> None:
-        if self._record_compensation(state):
-            return
-        thread = next((t for t in state.threads if t.pc == state.pc), None)
-        moved = thread is None or (
-            thread.status is not ThreadStatus.RESUMING and thread.last_error is None
-        )
-        if moved and state.last_caught is not None:
-            # A step's final failure a Try caught: the thread moved on into the catch.
-            caught = state.last_caught
-            self.trace.append(
-                StepRun(
-                    step=caught.step,
-                    thread=thread.id if thread is not None else "",
-                    at=self._now,
-                    attempt=caught.attempt,
-                    error=f"{caught.type}: {caught.message}",
-                )
-            )
-            return
-        if thread is None:  # pragma: no cover - the interpreter always stamps the thread
-            raise HarnessError(f"after_step at pc {state.pc}: no thread made that progress")
-        # A failed attempt leaves its error on the thread (waiting for its retry, failed for
-        # good, or escalated to an operator); a step that succeeded leaves none.
-        failed = thread.last_error is not None
-        if failed:
-            attempt = thread.attempt
-        else:  # the interpreter reset the count; the failures just before tell it
-            attempt = 1
-            for run in reversed(self.trace):
-                if run.thread != thread.id:
-                    continue
-                if run.step != thread.cur_step or run.error is None:
-                    break
-                attempt += 1
-        self.trace.append(
-            StepRun(
-                step=thread.cur_step,
-                thread=thread.id,
-                at=self._now,
-                attempt=attempt,
-                error=thread.last_error if failed else None,
-            )
-        )
-
-    def _record_compensation(self, state: State) -> bool:
-        """Trace a compensation that ran at this checkpoint (as ``"{step}.compensate"``)."""
-        done = _compensations_run(state)
-        if done > self._compensations:
-            self._compensations = done
-            self._retrying = None
-            last = state.compensated[-1]
-            self._trace_compensation(last.step, last.thread, last.attempt, last.error)
-            return True
-        head = state.unwinding[0] if state.unwinding else None
-        if (
-            head is not None
-            and head.attempt
-            and (head.step, head.pc, head.attempt) != (self._retrying)
-        ):
-            self._retrying = (head.step, head.pc, head.attempt)
-            self._trace_compensation(head.step, head.thread, head.attempt, head.error)
-            return True
-        return False
-
-    def _trace_compensation(self, step: str, thread: str, attempt: int, error: str | None) -> None:
-        self.trace.append(
-            StepRun(
-                step=f"{step}.compensate",
-                thread=thread,
-                at=self._now,
-                attempt=max(attempt, 1),
-                error=error,
-            )
-        )
+            self._steps.after_step(state, self._now)
 
     @staticmethod
     def _dump(wf: WorkflowState, where: str) -> str:
@@ -475,10 +376,6 @@ class WorkflowHarness(Generic[W]):
                 f"(fields {', '.join(_differing_fields(data_json, again))}); "
                 "use JSON-friendly field types"
             )
-
-
-def _compensations_run(state: State) -> int:
-    return len(state.compensated) + state.compensated_dropped
 
 
 def _differing_fields(before: str, after: str) -> list[str]:
