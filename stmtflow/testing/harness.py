@@ -55,6 +55,7 @@ from stmtflow.runtime._inputs import inputs_of
 from stmtflow.state import CheckpointType, State, WorkflowStatus, new_state
 from stmtflow.stores import PendingInput, Record
 from stmtflow.stores._outbox import OutboxMessage
+from stmtflow.testing._schedules import HarnessSchedules
 from stmtflow.testing._trace import StepRun, StepTrace, compensations_run
 
 __all__ = ["DEFAULT_START", "HarnessError", "PendingEvent", "StepRun", "WorkflowHarness"]
@@ -66,7 +67,7 @@ DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
 """Where a harness's clock starts unless told otherwise: 2024-01-01 00:00 UTC."""
 
 
-class WorkflowHarness(Generic[W]):
+class WorkflowHarness(HarnessSchedules, Generic[W]):
     """Drive one workflow through the engine, in memory, with a fake clock.
 
     Args:
@@ -157,6 +158,8 @@ class WorkflowHarness(Generic[W]):
         self._id = id if state is None else state.id
         self._state: State = new_state(self._id, Engine.type_name(type(wf)))
         self._started = state is not None
+        self._scheduled: set[str] = set()
+        self._stalled: set[tuple[str, int]] = set()
         if state is not None:
             self.engine.store.create(
                 Record(
@@ -249,7 +252,8 @@ class WorkflowHarness(Generic[W]):
         Returns what the event's handler returned. The library's errors (``UnknownCallback``,
         ``WorkflowFinished``, ``CallbackInputError``, ...) propagate unchanged.
         """
-        self._require_started("send")
+        if to is None:
+            self._require_started("send")
         target = to or self._id
         return self._call(
             lambda: self.engine.send(
@@ -261,20 +265,25 @@ class WorkflowHarness(Generic[W]):
         """Move the clock forward by ``delta``, doing what falls due on the way.
 
         The clock stops at each time the engine stored as an instance's next wake-up (a timer
-        deadline, a retry time, the retry of a failed setup or teardown; this instance's or a
-        child's) and wakes it there (`Engine.wake`), so what a fired timer arms is due later in
-        the same ``advance`` if its deadline falls inside it. Returns the names of this
-        instance's timer events fired, in order.
+        deadline, a retry time, the retry of a failed setup or teardown; this instance's, a
+        child's or a fire's) and wakes it there (`Engine.wake`), so what a fired timer arms is
+        due later in the same ``advance`` if its deadline falls inside it. It stops too at each
+        fire time of a `schedule` and starts that fire's instance, as a worker's tick does.
+        Returns the names of this instance's timer events fired, in order.
         """
         if delta < timedelta(0):
             raise ValueError(f"time only moves forward; got {delta}")
-        self._require_started("advance")
+        if not self._scheduled:
+            self._require_started("advance")
         target = self._now + delta
         fired: list[str] = []
         self._store_edits()
         while (due := self._next_due(target)) is not None:
             wake, id = due
             self._now = max(self._now, wake)
+            if id is None:
+                self._fire()
+                continue
             timers = self._call(lambda id=id: self.engine.wake(id), edits=False)  # type: ignore[misc]
             fired += timers if id == self._id else []
             after = self.engine.store.get(id).wake_at
@@ -286,14 +295,20 @@ class WorkflowHarness(Generic[W]):
         self._now = target
         return fired
 
-    def _next_due(self, target: datetime) -> tuple[datetime, str] | None:
-        """The earliest wake-up at or before ``target`` of any instance in the store."""
+    def _next_due(self, target: datetime) -> tuple[datetime, str | None] | None:
+        """The earliest wake-up at or before ``target``: of a schedule (id None; first at the
+        same time, as a tick fires before it works), else of any instance in the store."""
+        fire = self._next_fire(target)
+        schedule = None if fire is None else (fire, None)
         due = [
             (rec.wake_at, rec.id)
             for rec in self.engine.store.list()
             if rec.wake_at is not None and rec.wake_at <= target
         ]
-        return min(due, default=None)
+        instance = min(due, default=None)
+        if schedule is not None and (instance is None or schedule[0] <= instance[0]):
+            return schedule
+        return instance
 
     def resume(self) -> State:
         """Wake the instance at the current clock, e.g. after changing ``data`` by hand."""
@@ -318,6 +333,7 @@ class WorkflowHarness(Generic[W]):
         what is stored."""
         if edits:
             self._store_edits()
+        self._stalled.clear()  # an instance runs: a held fire may go on after it
         try:
             return call()
         finally:
@@ -330,14 +346,15 @@ class WorkflowHarness(Generic[W]):
             return False
         return True
 
-    def _store_edits(self) -> Record:
-        """The stored record, after writing the data if the test changed it by hand."""
+    def _store_edits(self) -> None:
+        """Write the data if the test changed it by hand (nothing before the instance starts)."""
+        if not self._started:
+            return
         store = self.engine.store
         rec = store.get(self._id)
         text = self._dump(self._wf, "the data changed by hand")
         if text != rec.data:
-            rec = store.update(dataclasses.replace(rec, data=text), expected_version=rec.version)
-        return rec
+            store.update(dataclasses.replace(rec, data=text), expected_version=rec.version)
 
     def _reload(self) -> None:
         try:
