@@ -399,6 +399,18 @@ def test_a_trigger_starts_a_fire_a_worker_left_pending_first(
     assert len(RUNS) == 2  # nothing started twice
 
 
+def test_a_trigger_whose_start_fails_leaves_no_fire_for_a_worker(
+    engine: Engine, clock: Clock
+) -> None:
+    engine.schedule("nightly", Report, "0 2 * * *")
+    bare = Engine(engine.store, clock=clock)  # knows no workflow
+    with pytest.raises(StmtflowError, match="workflow type 'Report' is not registered"):
+        bare.trigger("nightly")
+    assert engine.schedules()[0].pending is None
+    engine.tick()  # 01:59: the 02:00 fire is not due, and the failed trigger is not retried
+    assert ids(engine) == [] and RUNS == []
+
+
 def test_backfill_starts_each_fire_in_the_range_once_also_over_fired_times(
     engine: Engine, clock: Clock
 ) -> None:

@@ -349,7 +349,8 @@ def trigger(engine: Engine, name: str, now: datetime) -> Instance:
     ``pending`` and as ``last_id``, then it is started and the pending mark cleared. A worker
     that fires meanwhile either came first (its round is read again, and a fire it left
     pending is started first) or sees the trigger's (and, with ``overlap="skip"``, the
-    instance the trigger started); neither overwrites what the other recorded.
+    instance the trigger started); neither overwrites what the other recorded. A start that
+    raises clears the mark too: the caller was told, and no worker starts it later.
     """
     at = aware(now, "now").replace(microsecond=0)
     while True:
@@ -362,17 +363,23 @@ def trigger(engine: Engine, name: str, now: datetime) -> Instance:
         except ConflictError:
             continue
         break
-    instance = _start(engine, s, at)
-    while s.pending == at:  # a worker's round may have started and cleared it already
+    try:
+        return _start(engine, s, at)
+    finally:  # also when the start raised: the caller hears of it, no worker retries it
+        _clear_pending(engine, s, at)
+
+
+def _clear_pending(engine: Engine, s: Schedule, at: datetime) -> None:
+    """Clear the pending fire ``at`` of ``s`` unless a worker's round did it already."""
+    while s.pending == at:
         try:
             save(engine, s.model_copy(update={"pending": None}))
-            break
+            return
         except ConflictError:
             try:
-                s = load(engine, name)
+                s = load(engine, s.name)
             except NotFound:  # removed meanwhile (its instances are kept)
-                break
-    return instance
+                return
 
 
 def backfill(engine: Engine, name: str, start: datetime, end: datetime) -> builtins.list[str]:
