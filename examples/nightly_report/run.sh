@@ -31,7 +31,7 @@ echo "store: $STMTFLOW_DB; stream: $stream on $redis_url"
 
 # 1. A schedule: every night at 02:30 in Paris (01:30 UTC in winter). The store remembers the
 #    target, so a bare `stmtflow worker` can import the workflow.
-step stmtflow schedule add nightly-report nightly_report/report.py:NightlyReport "'30 2 * * *'" \
+step stmtflow schedule add nightly-report examples/nightly_report/report.py:NightlyReport "'30 2 * * *'" \
     --timezone Europe/Paris --input "'{\"region\": \"EU\"}'"
 $stmtflow schedule add nightly-report "$here/report.py:NightlyReport" '30 2 * * *' \
     --timezone Europe/Paris --input '{"region": "EU"}'
@@ -81,5 +81,5 @@ step stmtflow list
 $stmtflow list
 
 # 7. What the stream's consumers got: one message per night.
-step python read_stream.py "$redis_url" "$stream"
+step python examples/nightly_report/read_stream.py "$redis_url" "$stream"
 "$python" "$here/read_stream.py" "$redis_url" "$stream"
