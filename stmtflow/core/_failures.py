@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from stmtflow.core import _escalation as escalation
 from stmtflow.core._bodies import Chain
 from stmtflow.core._effects import Effect, describe
-from stmtflow.core._program import Move
+from stmtflow.core._move import Move
 from stmtflow.core._saga import unwind_all
 from stmtflow.core._thread_index import can_move
 from stmtflow.core._waits import Waits

@@ -17,8 +17,9 @@ from typing import Any, assert_never
 from stmtflow.core._bodies import Chain
 from stmtflow.core._effects import Call, Data, Effect, Run, describe, has, is_local, started_child
 from stmtflow.core._failures import Failures
+from stmtflow.core._move import KEEP_AS_IS, Move
 from stmtflow.core._notes import Note
-from stmtflow.core._program import KEEP_AS_IS, Ended, Move
+from stmtflow.core._program import Ended
 from stmtflow.core._routing import route
 from stmtflow.core._saga import take_since, unwind, unwind_all
 from stmtflow.dsl._child import Child, Start
