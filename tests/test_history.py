@@ -3,6 +3,7 @@ records, capped per instance; on the memory, SQLite, PostgreSQL and Redis stores
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -324,15 +325,25 @@ def _fail_history_on(monkeypatch: pytest.MonkeyPatch, url: str, step: str) -> ty
 
         monkeypatch.setattr(_postgres_history, "folded", refused)
         return psycopg.errors.NotNullViolation
-    original = _sqlite_history.append
+    # SQLite: a write that appends to the row's tail in its own statement gets an event the
+    # SQL cannot parse (the statement fails: nothing of it is kept); one made in a transaction
+    # fails after its rows were written.
+    original, params = _sqlite_history.append, _sqlite_history.inline_params
 
-    def failing(conn: Any, id: str, write: Any) -> None:
-        original(conn, id, write)
+    def failing(conn: Any, id: str, write: Any, **kw: Any) -> None:
+        original(conn, id, write, **kw)
         if hits(write):
-            raise OSError("disk full")
+            raise sqlite3.OperationalError("disk full")
+
+    def malformed(write: Any) -> dict[str, str]:
+        found = params(write)
+        if hits(write):
+            found["h1"] = "[0, not json"
+        return found
 
     monkeypatch.setattr(_sqlite_history, "append", failing)
-    return OSError
+    monkeypatch.setattr(_sqlite_history, "inline_params", malformed)
+    return sqlite3.OperationalError
 
 
 def test_an_event_and_its_progress_commit_together_or_not_at_all(
