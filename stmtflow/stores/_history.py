@@ -107,9 +107,10 @@ class HistoryWrite:
     snapshots: int = 0
     """For how many of the latest events to keep a snapshot (0: none)."""
     data: str = ""
-    """The data JSON the write leaves (the snapshot, with ``snapshots``)."""
+    """The data JSON the write leaves (the snapshot, with ``snapshots``): the record's, which a
+    store may file from the row it writes instead (SQLite's trigger does)."""
     state: str = ""
-    """The state JSON the write leaves."""
+    """The state JSON the write leaves (the record's, as ``data``)."""
 
 
 @runtime_checkable

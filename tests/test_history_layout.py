@@ -1,15 +1,20 @@
-"""The SQLite store's history layout (`stmtflow.stores._sqlite_history`): a step's write with
-history is one statement, as without it, and a schema 9 file (the tail as one JSON object)
-is upgraded with its history and snapshots intact: rewinding and going on work after it."""
+"""How the SQL stores lay out histories: on SQLite (`stmtflow.stores._sqlite_history`) a step's
+write with history is one statement, as without it; a SQLite schema 9 file (the tail as one
+JSON object) and a PostgreSQL schema 7 database (no last seq in the row, a foreign key on the
+history) are upgraded with their history and snapshots intact: rewinding and going on work
+after it."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 import stmtflow as sf
 from stmtflow.runtime import Engine
 from stmtflow.stores import SQLiteStore
+from stmtflow.stores._postgres_schema import SCHEMA_VERSION as POSTGRES_VERSION
 from stmtflow.stores._sqlite_history import TAIL
 from stmtflow.stores._sqlite_schema import SCHEMA_VERSION
 
@@ -93,29 +98,25 @@ _TO_V9 = (
 )
 
 
-def test_a_schema_9_file_keeps_its_history_and_rewinds_after_the_upgrade(tmp_path: Path) -> None:
-    path = tmp_path / "v9.db"
-    url = f"sqlite:///{path}"
+def _run_tally(url: str) -> tuple[list[sf.HistoryEvent], str, int]:
+    """Eleven rounds of `Tally` at ``url``: its history, its data, and the seq of the step
+    that saw 9."""
     with Engine(url, workflows=[Tally]) as engine:
         engine.start(Tally, id="t")
-        for n in range(1, 12):  # some events moved to the table, the rest in the row's tail
+        for n in range(1, 12):  # on SQLite: some events moved to the table, the rest in the row
             engine.send("t", "go", n)
         before = list(engine.history("t"))
-        kept = engine.store.get("t")
         to = [e.seq for e in before if e.kind == "step_completed"][-3]
-    assert len(before) > TAIL
-    with sqlite3.connect(path) as conn:
-        for statement in _TO_V9:
-            conn.execute(statement)
-        tail = conn.execute("SELECT history_tail FROM stmtflow_instances").fetchone()[0]
-        assert tail.startswith('{"last":')
+        return before, engine.store.get("t").data, to
+
+
+def _carries_on(url: str, before: list[sf.HistoryEvent], data: str, to: int) -> int:
+    """The upgraded instance keeps its history, numbers on, rewinds and goes on; its last
+    seq."""
     with Engine(url, workflows=[Tally]) as engine:
-        with sqlite3.connect(path) as conn:
-            version = conn.execute("SELECT value FROM stmtflow_meta WHERE key = 'schema_version'")
-            assert version.fetchone() == (str(SCHEMA_VERSION),)
         assert list(engine.history("t")) == before
-        assert engine.store.get("t").data == kept.data
-        engine.send("t", "go", 12)  # appends after the upgraded tail, numbered on
+        assert engine.store.get("t").data == data
+        engine.send("t", "go", 12)
         after = engine.history("t")
         assert after[: len(before)] == before
         assert [e.seq for e in after] == list(range(1, len(after) + 1))
@@ -123,3 +124,65 @@ def test_a_schema_9_file_keeps_its_history_and_rewinds_after_the_upgrade(tmp_pat
         assert inst.data.seen == list(range(1, 10))  # type: ignore[attr-defined]
         engine.send("t", "go", 99)
         assert engine.get("t").data.seen == [*range(1, 10), 99]  # type: ignore[attr-defined]
+        final = engine.history("t")
+        assert [e.seq for e in final] == list(range(1, len(final) + 1))
+        return final[-1].seq
+
+
+def test_a_schema_9_sqlite_file_keeps_its_history_and_rewinds_after_the_upgrade(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v9.db"
+    url = f"sqlite:///{path}"
+    before, data, to = _run_tally(url)
+    assert len(before) > TAIL
+    with sqlite3.connect(path) as conn:
+        for statement in _TO_V9:
+            conn.execute(statement)
+        tail = conn.execute("SELECT history_tail FROM stmtflow_instances").fetchone()[0]
+        assert tail.startswith('{"last":')
+    SQLiteStore(str(path)).close()
+    with sqlite3.connect(path) as conn:
+        version = conn.execute("SELECT value FROM stmtflow_meta WHERE key = 'schema_version'")
+        assert version.fetchone() == (str(SCHEMA_VERSION),)
+    _carries_on(url, before, data, to)
+
+
+_TO_PG_V7 = (
+    "ALTER TABLE stmtflow_instances DROP COLUMN history_last",
+    """ALTER TABLE stmtflow_history ADD CONSTRAINT stmtflow_history_id_fkey
+    FOREIGN KEY (id) REFERENCES stmtflow_instances (id) ON DELETE CASCADE""",
+    "UPDATE stmtflow_meta SET value = '7' WHERE key = 'schema_version'",
+)
+
+
+@pytest.mark.postgres
+def test_a_schema_7_postgres_database_keeps_its_history_and_rewinds_after_the_upgrade(
+    pg_url: str,
+) -> None:
+    import psycopg
+    from psycopg import sql
+
+    from stmtflow.stores.postgres import _split_schema
+
+    before, data, to = _run_tally(pg_url)
+    libpq, schema = _split_schema(pg_url)
+    assert schema is not None
+    path = sql.SQL("SET search_path TO {}").format(sql.Identifier(schema))
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        conn.execute(path)
+        for statement in _TO_PG_V7:
+            conn.execute(statement)
+    last = _carries_on(pg_url, before, data, to)
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        conn.execute(path)
+        row = conn.execute("SELECT value FROM stmtflow_meta WHERE key = 'schema_version'")
+        assert row.fetchone() == (str(POSTGRES_VERSION),)
+        fkeys = conn.execute(
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'stmtflow_history_id_fkey' "
+            "AND connamespace = %s::regnamespace",
+            (schema,),
+        )
+        assert fkeys.fetchone() == (0,)
+        kept = conn.execute("SELECT history_last FROM stmtflow_instances WHERE id = 't'")
+        assert kept.fetchone() == (last,)  # the row's last seq, counted from the table once
