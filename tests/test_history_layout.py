@@ -85,6 +85,44 @@ def test_a_step_s_write_with_history_and_snapshot_is_one_statement(tmp_path: Pat
             assert Counter.model_validate_json(snap.data).count == completed.index(event) + 1
 
 
+class Wide(sf.WorkflowState):
+    """Eighty waiting threads: a state of 16 KB or more, kept in parts on SQLite."""
+
+    count: int = 0
+
+    def definition(self) -> sf.Section:
+        waits = (
+            sf.Go(f"g{i}", sf.S(sf.Wait(f"w{i}", sf.OnEvent(f"e{i}", lambda _: None))))
+            for i in range(80)
+        )
+        loop = sf.For(
+            "loop", True, sf.Wait("next", sf.OnEvent("go", self.go)), sf.Step("add", self.add)
+        )
+        return sf.S(*waits, loop)
+
+    def go(self, n: int) -> None:
+        pass
+
+    def add(self) -> None:
+        self.count += 1
+
+
+def test_a_state_kept_in_parts_is_rewound_exactly(tmp_path: Path) -> None:
+    # Its row holds only the head of the state, so its snapshot is filed by the write's
+    # transaction, not by the trigger (which would file the head).
+    with Engine(f"sqlite:///{tmp_path / 'wide.db'}", workflows=[Wide]) as engine:
+        engine.start(Wide, id="w")
+        stored = []
+        for n in range(4):
+            engine.send("w", "go", n)
+            stored.append(engine.store.get("w"))
+        assert len(stored[1].state) >= 16 * 1024
+        to = [e.seq for e in engine.history("w") if e.kind == "step_completed"][1]
+        engine.rewind("w", to=to)
+        back = engine.store.get("w")
+    assert (back.data, back.state) == (stored[1].data, stored[1].state)
+
+
 _TO_V9 = (
     # Version 9's tail: one JSON object with the last seq and the waiting events.
     """UPDATE stmtflow_instances SET history_tail = json_object('last', history_last,

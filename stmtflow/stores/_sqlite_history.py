@@ -117,15 +117,15 @@ exists)."""
 
 
 @functools.cache
-def inline(count: int, snapshots: bool) -> tuple[str, str]:
-    """What a compare-and-set ``UPDATE`` adds to append ``count`` events to the row's tail: its
-    ``SET`` items and a ``WHERE`` condition (false when the row knows no last seq or the tail
-    would fill, so that the write is made by `append` instead).
+def inline(sql: str, count: int, snapshots: bool) -> str:
+    """A compare-and-set ``UPDATE ... WHERE ... RETURNING`` that also appends ``count`` events
+    to the row's tail, or changes nothing when the row knows no last seq or the tail would
+    fill (then the write is made by `append` instead).
 
     Parameters ``h1`` ... ``hN``: `inline_params`. Each event is numbered from the stored last
-    seq and points to the write's snapshot (its last event) when ``snapshots``."""
+    seq and points to the write's snapshot (its last event) when ``snapshots``; no JSON is
+    parsed in SQL."""
     top = f"history_last + {count}"
-    snap = top if snapshots else "NULL"
     pointer = f"({top})" if snapshots else "'null'"
     entries = " || ".join(
         f"',[' || (history_last + {i}) || ',' || :h{i} || ',' || {pointer} || ']'"
@@ -133,9 +133,13 @@ def inline(count: int, snapshots: bool) -> tuple[str, str]:
     )
     sets = (
         f"history_tail = coalesce(history_tail, '') || {entries}, "
-        f"history_count = history_count + {count}, history_last = {top}, history_snap = {snap}"
+        f"history_count = history_count + {count}, history_last = {top}, "
+        f"history_snap = {top if snapshots else 'NULL'}"
     )
-    return sets, f"history_last IS NOT NULL AND history_count < {TAIL - count}"
+    room = f"history_last IS NOT NULL AND history_count < {TAIL - count}"
+    head, where = sql.split(" WHERE ", 1)
+    cond, returning = where.split(" RETURNING ", 1)
+    return f"{head}, {sets} WHERE {cond} AND {room} RETURNING {returning}"
 
 
 def inline_params(write: HistoryWrite) -> dict[str, str]:

@@ -159,16 +159,9 @@ _UPDATE_FREE = {
 
 @functools.cache
 def _appending(writes: _Writes, count: int, snapshots: bool) -> _Writes:
-    """``writes`` that also append ``count`` history events to the row's tail, in the same
+    """``writes`` that also append ``count`` history events to the row's tail in the same
     statement, or change nothing when the tail cannot take them (`_sqlite_history.inline`)."""
-    tail, room = _history.inline(count, snapshots)
-
-    def add(sql: str) -> str:
-        head, where = sql.split(" WHERE ", 1)
-        cond, returning = where.split(" RETURNING ", 1)
-        return f"{head}, {tail} WHERE {cond} AND {room} RETURNING {returning}"
-
-    return _Writes(add(writes.keeping), add(writes.setting))
+    return _Writes(*(_history.inline(sql, count, snapshots) for sql in writes))
 
 
 def _cas(conn: sqlite3.Connection, writes: _Writes, params: dict[str, Any]) -> sqlite3.Row | None:
