@@ -15,6 +15,7 @@ import stmtflow as sf
 from stmtflow.runtime import Engine
 from stmtflow.stores import SQLiteStore
 from stmtflow.stores._postgres_schema import SCHEMA_VERSION as POSTGRES_VERSION
+from stmtflow.stores._sqlite_history import SCHEMA as HISTORY_SCHEMA
 from stmtflow.stores._sqlite_history import TAIL
 from stmtflow.stores._sqlite_schema import SCHEMA_VERSION
 
@@ -76,13 +77,20 @@ def test_a_step_s_write_with_history_and_snapshot_is_one_statement(tmp_path: Pat
     # Only the first write (no tail in the row yet: it reads the table) and the writes that
     # move TAIL events to the history table are transactions; every other is one statement.
     assert len(transactions) == 1 + len(events) // TAIL
+    # Each write's snapshot, filed by the trigger in its statement, for the latest 20 events
+    # (the default): a ring of 20 rows, the older ones overwritten.
     with Engine(f"sqlite:///{tmp_path / 'one.db'}", workflows=[Counter]) as engine:
         store = engine.store
-        for event in completed:  # each write's snapshot, filed by the trigger in its statement
+        last = events[-1].seq
+        for count, event in enumerate(completed, 1):
             assert event.snapshot is not None
             snap = store.snapshot("c", event.snapshot)  # type: ignore[attr-defined]
-            assert snap is not None
-            assert Counter.model_validate_json(snap.data).count == completed.index(event) + 1
+            if event.snapshot > last - 20:
+                assert Counter.model_validate_json(snap.data).count == count
+        assert store.snapshot("c", completed[0].snapshot) is None  # type: ignore[attr-defined]
+    with sqlite3.connect(tmp_path / "one.db") as conn:
+        rows = conn.execute("SELECT count(*) FROM stmtflow_snapshots WHERE id = 'c'")
+        assert rows.fetchone() == (20,)
 
 
 class Wide(sf.WorkflowState):
@@ -132,6 +140,15 @@ _TO_V9 = (
     "ALTER TABLE stmtflow_instances DROP COLUMN history_count",
     "ALTER TABLE stmtflow_instances DROP COLUMN history_last",
     "ALTER TABLE stmtflow_instances DROP COLUMN history_snap",
+    "ALTER TABLE stmtflow_instances DROP COLUMN history_ring",
+    # Version 9's snapshots: a row per write, keyed by its seq.
+    "DROP TRIGGER stmtflow_history_deleted",
+    """CREATE TABLE v9 (id TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,
+        state TEXT NOT NULL, PRIMARY KEY (id, seq)) WITHOUT ROWID""",
+    "INSERT INTO v9 SELECT id, seq, data, state FROM stmtflow_snapshots",
+    "DROP TABLE stmtflow_snapshots",
+    "ALTER TABLE v9 RENAME TO stmtflow_snapshots",
+    HISTORY_SCHEMA[2],  # the delete trigger, as version 9 had it
     "UPDATE stmtflow_meta SET value = '9' WHERE key = 'schema_version'",
 )
 

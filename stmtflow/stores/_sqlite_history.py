@@ -22,11 +22,19 @@ A snapshot (``snapshots > 0``) is a row of ``stmtflow_snapshots`` per write, ins
 trigger when a write moves ``history_last`` and sets ``history_snap`` to it
 (``stmtflow_snapshot_taken``), from the row's new data and state, so it too is part of the one
 statement; a state kept in parts (`stmtflow.stores._sqlite_parts`, whose row holds only the
-head) is filed by `append` instead. The page it costs is the price of rewinding
-(docs/operations.md).
+head) is filed by `append` instead. The snapshots of an instance are a ring of
+``snapshots`` slots (``history_ring``, the write's setting): the write whose last seq is ``s``
+overwrites slot ``s % snapshots``, a row of about the same size in the same place, so a
+commit writes the one page that holds it. Inserting a row per write and deleting the old ones
+every 64 (schema 9) wrote two pages per commit: the table's index b-tree rebalances its last
+leaves as it grows (SQLite's cheap append is for rowid tables only), and the pages the trim
+freed were taken again from the free list, touching its pages and the file header. The ring
+also keeps exactly ``snapshots`` per instance, instead of up to 64 more.
 
 Schema version 9 kept the tail as one JSON object (``{"last": seq, "events": [...]}``) in
-``history_tail``; `UPGRADE` turns it into version 10's columns.
+``history_tail`` and a snapshot row per write keyed by its seq; `UPGRADE` turns the tail into
+version 10's columns and `upgrade_snapshots` the rows into slots of their own (``-seq``: read,
+never overwritten, deleted by the trim once past the cap).
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ __all__ = [
     "inline_params",
     "prune",
     "snapshot",
+    "upgrade_snapshots",
 ]
 
 TAIL = 16
@@ -72,10 +81,11 @@ SCHEMA = (
 ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS stmtflow_snapshots (
     id TEXT NOT NULL,
+    slot INTEGER NOT NULL,
     seq INTEGER NOT NULL,
     data TEXT NOT NULL,
     state TEXT NOT NULL,
-    PRIMARY KEY (id, seq)
+    PRIMARY KEY (id, slot)
 ) WITHOUT ROWID""",
     """CREATE TRIGGER IF NOT EXISTS stmtflow_history_deleted AFTER DELETE ON stmtflow_instances
 BEGIN
@@ -89,8 +99,10 @@ END""",
     WHEN NEW.state_parts = 0 AND NEW.history_snap = NEW.history_last
     AND OLD.history_last IS NOT NEW.history_last
 BEGIN
-    INSERT INTO stmtflow_snapshots (id, seq, data, state)
-    VALUES (NEW.id, NEW.history_last, NEW.data, NEW.state);
+    INSERT INTO stmtflow_snapshots (id, slot, seq, data, state)
+    VALUES (NEW.id, NEW.history_last % NEW.history_ring, NEW.history_last, NEW.data, NEW.state)
+    ON CONFLICT (id, slot) DO UPDATE
+    SET seq = excluded.seq, data = excluded.data, state = excluded.state;
 END""",
 )
 """The histories' tables (`stmtflow.stores._sqlite_schema`), beside the history columns of
@@ -101,9 +113,34 @@ COLUMNS = (
     ("history_count", "INTEGER NOT NULL DEFAULT 0"),
     ("history_last", "INTEGER"),
     ("history_snap", "INTEGER"),
+    ("history_ring", "INTEGER"),
 )
 """The history columns of ``stmtflow_instances`` and their types (``history_tail`` since
 version 7, the others since version 10)."""
+
+_FILE = (
+    "INSERT INTO stmtflow_snapshots (id, slot, seq, data, state) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (id, slot) DO UPDATE "
+    "SET seq = excluded.seq, data = excluded.data, state = excluded.state"
+)
+
+
+def upgrade_snapshots(conn: sqlite3.Connection) -> None:
+    """Give version 9's snapshot rows (keyed by seq) slots of their own (``-seq``), before the
+    history schema is created (in `set_up`'s transaction)."""
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(stmtflow_snapshots)")}
+    if not columns or "slot" in columns:
+        return
+    # The delete trigger names the table: dropped here, created again with the schema.
+    conn.execute("DROP TRIGGER IF EXISTS stmtflow_history_deleted")
+    conn.execute("ALTER TABLE stmtflow_snapshots RENAME TO stmtflow_snapshots_v9")
+    conn.execute(SCHEMA[1])
+    conn.execute(
+        "INSERT INTO stmtflow_snapshots (id, slot, seq, data, state) "
+        "SELECT id, -seq, seq, data, state FROM stmtflow_snapshots_v9"
+    )
+    conn.execute("DROP TABLE stmtflow_snapshots_v9")
+
 
 UPGRADE = """UPDATE stmtflow_instances SET
     history_last = json_extract(history_tail, '$.last'),
@@ -117,14 +154,14 @@ exists)."""
 
 
 @functools.cache
-def inline(sql: str, count: int, snapshots: bool) -> str:
+def inline(sql: str, count: int, snapshots: int) -> str:
     """A compare-and-set ``UPDATE ... WHERE ... RETURNING`` that also appends ``count`` events
     to the row's tail, or changes nothing when the row knows no last seq or the tail would
     fill (then the write is made by `append` instead).
 
     Parameters ``h1`` ... ``hN``: `inline_params`. Each event is numbered from the stored last
-    seq and points to the write's snapshot (its last event) when ``snapshots``; no JSON is
-    parsed in SQL."""
+    seq and points to the write's snapshot (its last event) when ``snapshots`` (the ring's
+    size) is not 0; no JSON is parsed in SQL."""
     top = f"history_last + {count}"
     pointer = f"({top})" if snapshots else "'null'"
     entries = " || ".join(
@@ -135,6 +172,7 @@ def inline(sql: str, count: int, snapshots: bool) -> str:
         f"history_tail = coalesce(history_tail, '') || {entries}, "
         f"history_count = history_count + {count}, history_last = {top}, "
         f"history_snap = {top if snapshots else 'NULL'}"
+        + (f", history_ring = {int(snapshots)}" if snapshots else "")
     )
     room = f"history_last IS NOT NULL AND history_count < {TAIL - count}"
     head, where = sql.split(" WHERE ", 1)
@@ -199,11 +237,9 @@ def append(conn: sqlite3.Connection, id: str, write: HistoryWrite, *, whole: boo
     top = new[-1].seq
     first = last - len(pending)  # the last seq already in the table
     pending += [_encode(e) for e in new]
-    if write.snapshots and not whole:
-        conn.execute(
-            "INSERT INTO stmtflow_snapshots (id, seq, data, state) VALUES (?, ?, ?, ?)",
-            (id, top, write.data, write.state),
-        )
+    ring = write.snapshots or None
+    if ring and not whole:
+        conn.execute(_FILE, (id, top % ring, top, write.data, write.state))
     if len(pending) >= TAIL:
         conn.executemany(
             _INSERT,
@@ -214,15 +250,15 @@ def append(conn: sqlite3.Connection, id: str, write: HistoryWrite, *, whole: boo
             conn.execute(
                 "DELETE FROM stmtflow_history WHERE id = ? AND seq <= ?", (id, top - write.limit)
             )
-            conn.execute(
-                "DELETE FROM stmtflow_snapshots WHERE id = ? AND seq <= ?",
+            conn.execute(  # version 9's rows (the ring keeps itself)
+                "DELETE FROM stmtflow_snapshots WHERE id = ? AND slot < 0 AND seq <= ?",
                 (id, top - write.snapshots),
             )
     tail = "".join(f",{_json(e)}" for e in pending) or None
     conn.execute(
         "UPDATE stmtflow_instances SET history_tail = ?, history_count = ?, history_last = ?, "
-        "history_snap = ? WHERE id = ?",
-        (tail, len(pending), top, top if write.snapshots else None, id),
+        "history_snap = ?, history_ring = coalesce(?, history_ring) WHERE id = ?",
+        (tail, len(pending), top, top if ring else None, ring, id),
     )
 
 

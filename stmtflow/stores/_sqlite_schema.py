@@ -13,6 +13,7 @@ from stmtflow.errors import StmtflowError
 from stmtflow.stores._sqlite_history import COLUMNS as _HISTORY_COLUMNS
 from stmtflow.stores._sqlite_history import SCHEMA as _HISTORY_SCHEMA
 from stmtflow.stores._sqlite_history import UPGRADE as _HISTORY_UPGRADE
+from stmtflow.stores._sqlite_history import upgrade_snapshots
 from stmtflow.stores._sqlite_outbox import OUTBOX_SCHEMA
 from stmtflow.stores._sqlite_parts import TAIL
 from stmtflow.stores._sqlite_schedules import SCHEDULES_SCHEMA
@@ -31,10 +32,12 @@ no inboxes (``stmtflow_inbox``), which version 4 added; version 5 added the pend
 Version 8 added schedules (``stmtflow_schedules``); version 9 the locks (``stmtflow_locks``);
 version 10 keeps the row's waiting history events as text with their count, the last seq and
 the latest snapshot's seq in columns of their own (``history_count``, ``history_last``,
-``history_snap``; version 9 kept one JSON object in ``history_tail``) and files a write's
+``history_snap``; version 9 kept one JSON object in ``history_tail``), files a write's
 snapshot by trigger (``stmtflow_snapshot_taken``), so that a write appending events is one
-statement. Each addition is created if missing
-whatever the version it upgrades from; opening an older file brings it up to date."""
+statement, and keeps the snapshots in a ring of slots (``stmtflow_snapshots.slot``,
+``history_ring``; version 9 added a row per write and deleted the old ones). Each addition is
+created if missing whatever the version it upgrades from; opening an older file brings it up
+to date."""
 
 _META = "CREATE TABLE IF NOT EXISTS stmtflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
@@ -207,6 +210,7 @@ def set_up(conn: sqlite3.Connection, path: str) -> None:
                 conn.execute(f"ALTER TABLE stmtflow_instances ADD COLUMN {column} {kind}")
         if "history_last" not in columns:  # version 9's tails, in the row's new columns
             conn.execute(_HISTORY_UPGRADE)
+        upgrade_snapshots(conn)
         for statement in (
             *_FAMILY_SCHEMA,
             *OUTBOX_SCHEMA,

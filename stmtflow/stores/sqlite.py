@@ -158,7 +158,7 @@ _UPDATE_FREE = {
 
 
 @functools.cache
-def _appending(writes: _Writes, count: int, snapshots: bool) -> _Writes:
+def _appending(writes: _Writes, count: int, snapshots: int) -> _Writes:
     """``writes`` that also append ``count`` history events to the row's tail in the same
     statement, or change nothing when the tail cannot take them (`_sqlite_history.inline`)."""
     return _Writes(*(_history.inline(sql, count, snapshots) for sql in writes))
@@ -545,7 +545,7 @@ class SQLiteStore(SQLiteSchedules, Store):
             if history is not None and rows is None and batch.only_history:
                 # Only events: one statement, unless the tail is full or missing (or the write
                 # is refused: then the transaction below decides).
-                inline = _appending(writes, len(history.events), history.snapshots > 0)
+                inline = _appending(writes, len(history.events), history.snapshots)
                 with self._conn() as conn:
                     kept = _cas(conn, inline, params | _history.inline_params(history))
                 if kept is not None:
