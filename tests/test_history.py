@@ -3,7 +3,6 @@ records, capped per instance; on the memory, SQLite, PostgreSQL and Redis stores
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -325,25 +324,18 @@ def _fail_history_on(monkeypatch: pytest.MonkeyPatch, url: str, step: str) -> ty
 
         monkeypatch.setattr(_postgres_history, "folded", refused)
         return psycopg.errors.NotNullViolation
-    # SQLite: a write that appends to the row's tail in its own statement gets an event the
-    # SQL cannot parse (the statement fails: nothing of it is kept); one made in a transaction
-    # fails after its rows were written.
-    original, params = _sqlite_history.append, _sqlite_history.inline_params
+    # SQLite: the first write with history of an instance (here the failing one) is made in a
+    # transaction, the row having no tail yet; it fails after its rows were written. A write
+    # that appends in its own statement: tests/test_history_layout.py.
+    original = _sqlite_history.append
 
     def failing(conn: Any, id: str, write: Any, **kw: Any) -> None:
         original(conn, id, write, **kw)
         if hits(write):
-            raise sqlite3.OperationalError("disk full")
-
-    def malformed(write: Any) -> dict[str, str]:
-        found = params(write)
-        if hits(write):
-            found["h1"] = "[0, not json"
-        return found
+            raise OSError("disk full")
 
     monkeypatch.setattr(_sqlite_history, "append", failing)
-    monkeypatch.setattr(_sqlite_history, "inline_params", malformed)
-    return sqlite3.OperationalError
+    return OSError
 
 
 def test_an_event_and_its_progress_commit_together_or_not_at_all(

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import stmtflow as sf
 from stmtflow.runtime import Engine
 from stmtflow.stores import SQLiteStore
+from stmtflow.stores import sqlite as sqlite_store
 from stmtflow.stores._postgres_schema import SCHEMA_VERSION as POSTGRES_VERSION
 from stmtflow.stores._sqlite_history import SCHEMA as HISTORY_SCHEMA
 from stmtflow.stores._sqlite_history import TAIL
@@ -91,6 +93,35 @@ def test_a_step_s_write_with_history_and_snapshot_is_one_statement(tmp_path: Pat
     with sqlite3.connect(tmp_path / "one.db") as conn:
         rows = conn.execute("SELECT count(*) FROM stmtflow_snapshots WHERE id = 'c'")
         assert rows.fetchone() == (20,)
+
+
+def test_a_write_appending_in_its_own_statement_keeps_nothing_when_it_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'fail.db'}"
+    appending = sqlite_store._appending
+
+    def failing(writes: Any, count: int, snapshots: int) -> Any:
+        # The second step's write fails while its one statement runs (json() of text that is
+        # not JSON), after the statement has changed the row.
+        check = (
+            ", error = CASE WHEN instr(:data, '\"count\":2') THEN json('disk full') ELSE error END"
+        )
+        found = appending(writes, count, snapshots)
+        return type(found)(*(sql.replace(" WHERE ", f"{check} WHERE ", 1) for sql in found))
+
+    with Engine(url, workflows=[Counter]) as engine:
+        with monkeypatch.context() as patch:
+            patch.setattr(sqlite_store, "_appending", failing)
+            with pytest.raises(sqlite3.OperationalError):
+                engine.start(Counter, {"n": 4}, id="c")
+        assert '"count":1' in engine.store.get("c").data
+        kept = engine.history("c")
+        assert [e.kind for e in kept].count("step_completed") == 1  # the first step only
+        engine.wake("c")
+        events = engine.history("c")
+    assert [e.kind for e in events].count("step_completed") == 4
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
 
 
 class Wide(sf.WorkflowState):
