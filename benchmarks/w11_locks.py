@@ -18,6 +18,7 @@ queue after the write (reads, compare-and-sets and the grant's append: docs/stor
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from itertools import count
 
 import stmtflow as sf
@@ -63,7 +64,7 @@ def _rows(store: str, url: str, settings: Settings) -> list[Result]:
     n = 5 if settings.quick else 50
     rows = []
     for flow, what in ((Guarded, "through one lock (limit 1)"), (Slept, "a zero sleep instead")):
-        value, samples = measure(lambda flow=flow: _round(url, flow, n), settings.repeats)
+        value, samples = measure(partial(_round, url, flow, n), settings.repeats)
         rows.append(
             Result(
                 "W11",
