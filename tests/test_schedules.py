@@ -1,7 +1,7 @@
 """Schedules: cron fires start instances exactly once, in local time, with overlap and catch-up.
 
-Every test runs on the memory, SQLite and PostgreSQL stores with a fake clock; the race of two
-worker processes on PostgreSQL is in tests/test_schedules_processes.py.
+Every test runs on every store (memory, SQLite, PostgreSQL, Redis, NATS) with a fake clock; the
+race of two worker processes is in tests/test_schedules_processes.py.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from store_urls import EVERY_STORE, store_url
 
 import stmtflow as sf
-from stmtflow.errors import NotFound, ScheduleError, StmtflowError
+from stmtflow.errors import NotFound, ScheduleError
 from stmtflow.runtime import Engine, WorkerStats, _schedules, _worker
 from stmtflow.runtime._schedules import MISFIRE_GRACE, fire_id
 
@@ -61,13 +62,9 @@ def _fresh_runs() -> None:
     RUNS.clear()
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=EVERY_STORE)
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'schedules.db'}"
-    return "memory://"
+    return store_url(request, tmp_path, request.param, "schedules.db")
 
 
 @pytest.fixture
@@ -422,10 +419,3 @@ def test_an_unknown_schedule_name_is_not_found(engine: Engine) -> None:
 
 def test_fire_id_format() -> None:
     assert fire_id("a.b-c", datetime(2026, 3, 8, 3, 0, tzinfo=UTC)) == "a.b-c@2026-03-08T03:00:00Z"
-
-
-def test_a_store_without_schedules_refuses_them_clearly(redis_url: str) -> None:
-    with Engine(redis_url, workflows=WORKFLOWS) as engine:
-        with pytest.raises(StmtflowError, match="the Redis store keeps no schedules yet"):
-            engine.schedule("nightly", Report, "0 2 * * *")
-        assert engine.schedules() == [] and engine.tick() == 0
