@@ -126,9 +126,7 @@ class RedisSchedules:
     def put_schedule(self, row: ScheduleRow, *, expected_version: int) -> ScheduleRow:
         """Write ``row`` if the stored version is ``expected_version`` (0: not stored yet)."""
         due = None if row.due_at is None else aware(row.due_at, "due_at")
-        answer = self._run(
-            "SCHEDULE_PUT", row.name, row.spec, opt_time(due), str(expected_version)
-        )
+        answer = self._run("SCHEDULE_PUT", row.name, row.spec, opt_time(due), str(expected_version))
         if answer[0] != "ok":
             found = int(answer[1]) if answer[1] else None
             raise schedule_conflict(row.name, expected_version, found)
