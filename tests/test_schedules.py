@@ -327,6 +327,34 @@ def test_trigger_starts_an_instance_now_even_when_paused(engine: Engine, clock: 
     assert engine.schedules()[0].last_id == inst.id and engine.schedules()[0].paused
 
 
+def test_a_trigger_racing_a_fire_loses_neither(
+    engine: Engine, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine.schedule("nightly", Report, "0 2 * * *")
+    clock.at(utc(2026, 1, 10, 2, 0, 1))
+    other = Engine(engine.store, workflows=WORKFLOWS, clock=clock)
+    put = engine.store.put_schedule
+    raced: list[int] = []
+
+    def fire_first(row: Any, *, expected_version: int) -> Any:
+        if not raced:  # the trigger's first write: another worker's fire lands just before it
+            raced.append(0)
+            raced.append(_schedules.fire_due(other, clock.now, WorkerStats()))
+        return put(row, expected_version=expected_version)
+
+    monkeypatch.setattr(engine.store, "put_schedule", fire_first)
+    triggered = engine.trigger("nightly")
+    assert raced == [0, 1]
+    fired = "nightly@2026-01-10T02:00:00Z"
+    assert triggered.id == "nightly@2026-01-10T02:00:01Z"
+    assert ids(engine) == [fired, triggered.id]
+    (s,) = engine.schedules()
+    assert s.pending is None and s.next_fire == utc(2026, 1, 11, 2, 0)  # the fire's, kept
+    assert s.last_id in (fired, triggered.id)
+    engine.tick()
+    assert sorted(RUNS) == [fired, triggered.id]  # nothing started twice
+
+
 def test_backfill_starts_each_fire_in_the_range_once_also_over_fired_times(
     engine: Engine, clock: Clock
 ) -> None:
