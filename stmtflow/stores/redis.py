@@ -25,6 +25,7 @@ redis-py. Keys, with ``P`` the prefix:
 ``P:inbox:<id>`` and the rest           inboxes and the children index (`_redis_inbox`)
 ``P:history:<id>``, ``P:ended`` ...     histories and the ended index for prune (`_redis_history`)
 ``P:outbox`` and the rest               the outbox (`_redis_outbox`)
+``P:sched:<name>`` and the rest         schedules and their due index (`_redis_schedules`)
 =====================================  ==========================================================
 
 Times are integers of microseconds since the Unix epoch (`_redis_codec`). Ids with equal
