@@ -163,17 +163,16 @@ class _Schedules:
 
     async def put(self, row: ScheduleRow, expected: int) -> ScheduleRow:
         kv = await self.c.ready()
-        old = await self.read(row.name)
+        timed = row.due_at is not None
+        old, clock = await asyncio.gather(self.read(row.name), self.clock(create=timed))
         found = None if old is None else old.row.version
         if (found or 0) != expected:
             raise schedule_conflict(row.name, expected, found)
         new = _Stored(ScheduleRow(row.name, row.spec, row.due_at, expected + 1), 0)
         minute_subject = None
         if new.due is not None:
-            assert row.due_at is not None
+            assert row.due_at is not None and clock is not None
             minute = slot_of(row.due_at)
-            clock = await self.clock(create=True)
-            assert clock is not None
             near = minute < clock.passed + _NEAR
             slot = "n" if near else str(minute)
             subject = self.subject(slot, new.due, row.name, new.row.version)
