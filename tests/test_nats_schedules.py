@@ -66,17 +66,17 @@ def test_an_idle_tick_makes_the_same_requests_whatever_the_number_of_schedules(
     monkeypatch.setattr(Client, "subjects", counted_subjects)
     monkeypatch.setattr(_nats_schedules._Schedules, "read", counted_read)
 
-    def idle_tick() -> dict[str, int]:
-        store.due_schedules(NOW)  # moves the clock to this minute, if it was behind
+    def idle_tick(now: datetime) -> dict[str, int]:
+        store.due_schedules(now)  # moves the clock to this minute, if it was behind
         calls.update(subjects=0, reads=0)
-        assert store.due_schedules(NOW) == []
+        assert store.due_schedules(now) == []
         return dict(calls)
 
-    put(store, "yearly-0", NOW + timedelta(days=30))
-    one = idle_tick()
+    put(store, "yearly-0", NOW + timedelta(days=30))  # makes the clock, at the real minute
+    one = idle_tick(datetime.now(UTC))  # not before the clock's minute
     for n in range(1, 60):
         put(store, f"yearly-{n}", NOW + timedelta(days=30, minutes=n))
-    assert idle_tick() == one == {"subjects": 2, "reads": 0}  # the near slot, this minute
+    assert idle_tick(datetime.now(UTC)) == one == {"subjects": 2, "reads": 0}  # near, this minute
 
 
 def test_a_write_overtaken_by_a_tick_is_still_found(
