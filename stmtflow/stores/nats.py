@@ -42,7 +42,6 @@ from stmtflow.errors import NotFound, StmtflowError
 from stmtflow.stores import _nats_scan as scan
 from stmtflow.stores._batch import NO_BATCH, Batch
 from stmtflow.stores._inputs import PendingInput, check_inputs
-from stmtflow.stores._locks import locks_refusal
 from stmtflow.stores._nats_client import Client, Settings
 from stmtflow.stores._nats_inbox import NatsInboxes, born, finish
 from stmtflow.stores._nats_keys import Stored, token, untoken
@@ -246,8 +245,6 @@ class NatsStore(NatsInboxes, WithoutOutbox, NatsSchedules, Store):
         """`_change`, where ``change`` may also answer None: nothing to write (returned)."""
         if batch.emit:  # the engine refuses emit() in the action already: this guards others
             raise outbox_refusal("NATS")
-        if batch.locks:
-            raise locks_refusal("NATS")
 
         async def run(c: Client) -> Record | None:
             current, fresh = c.cache.get(id), False
