@@ -35,7 +35,9 @@ from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 
 from stmtflow.errors import ConflictError, StmtflowError
+from stmtflow.state import TERMINAL_STATUSES
 from stmtflow.stores._inputs import PendingInput
+from stmtflow.stores._nats_history import NO_HIST, Hist, Plan
 from stmtflow.stores._nats_inbox import NO_MAIL, Mail
 from stmtflow.stores._nats_keys import (
     RESUMING_SLOT,
@@ -46,6 +48,7 @@ from stmtflow.stores._nats_keys import (
     decode,
     due_place,
     encode,
+    micros,
     pairs,
     token,
 )
@@ -63,6 +66,8 @@ CACHE_SIZE = 4096
 """Records remembered with their KV revision (a write whose copy is current skips a read)."""
 
 WrongRevision = nats.js.errors.KeyWrongLastSequenceError
+
+ENDED = frozenset(s.value for s in TERMINAL_STATUSES)
 
 
 class Settings:
@@ -244,7 +249,7 @@ class Client:
         """Store a new record (its version 1) with its pending-input rows; `ConflictError` if
         the id exists."""
         kv = await self.ready()
-        new = self._refs(None, rec, inputs, NO_MAIL)
+        new = self._refs(None, rec, inputs, NO_MAIL, None)
         value = self._value(new)
         await self._announce(None, new)
         try:
@@ -260,31 +265,49 @@ class Client:
         rec: Record,
         inputs: tuple[PendingInput, ...] | None = None,
         mail: Mail | None = None,
+        plan: Plan | None = None,
     ) -> Stored | None:
         """Replace ``before`` with ``rec`` if the record is still at ``before``'s revision.
 
         ``inputs`` replaces the pending-input rows (None keeps them), ``mail`` the inbox and
-        intent (None keeps them: `stmtflow.stores._nats_inbox`). None when another write
-        came first (read again and decide again). Index entries the new version needs are put
-        first; the ones only the old version needed are dropped after, in the background.
+        intent (None keeps them: `stmtflow.stores._nats_inbox`), ``plan`` the history (None
+        keeps it: `stmtflow.stores._nats_history`; its snapshot puts are pipelined before the
+        compare-and-set). None when another write came first (read again and decide again).
+        Index entries the new version needs are put first; the ones only the old version
+        needed are dropped after, in the background.
         """
         kv = await self.ready()
+        assert self.js is not None
         rows = before.inputs if inputs is None else inputs
-        new = self._refs(before, rec, rows, before.mail if mail is None else mail)
+        hist = before.hist if plan is None else plan.hist
+        new = self._refs(before, rec, rows, before.mail if mail is None else mail, hist)
         value = self._value(new)
         await self._announce(before, new)
+        bucket = self.settings.bucket
+        puts = [] if plan is None else plan.puts
+        acks = [await self.js.publish_async(f"$KV.{bucket}.{key}", v) for key, v in puts]
         try:
             revision = await kv.update(f"i.{token(rec.id)}", value, last=before.revision)
         except WrongRevision:
             self.cache.pop(rec.id, None)
             return None
+        finally:
+            if acks:  # same stream and connection: stored before the record's write
+                await asyncio.wait_for(asyncio.gather(*acks), self.settings.timeout)
         stored = self._remember(replace(new, revision=revision))
-        self.later(self.purge(before.subjects(self.names) - stored.subjects(self.names)))
+        gone = before.subjects(self.names) - stored.subjects(self.names)
+        if plan is not None and plan.drops:
+            gone |= {f"$KV.{bucket}.{key}" for key in plan.drops}
+        self.later(self.purge(gone))
         return stored
 
     @staticmethod
     def _refs(
-        before: Stored | None, rec: Record, inputs: tuple[PendingInput, ...], mail: Mail
+        before: Stored | None,
+        rec: Record,
+        inputs: tuple[PendingInput, ...],
+        mail: Mail,
+        hist: Hist | None,
     ) -> Stored:
         """``rec`` with ``mail`` and the index entries it relies on (the old ones where they
         still fit), before it has a revision."""
@@ -301,11 +324,20 @@ class Client:
         st = before.st if before is not None and same_status else rec.version
         same_pairs = before is not None and pairs(before.inputs) == pairs(inputs)
         inp = before.inp if before is not None and same_pairs else rec.version
+        end = None
+        if rec.status in ENDED:
+            if before is not None and before.end is not None and before.record.status in ENDED:
+                end = before.end
+            else:
+                assert rec.updated_at is not None
+                end = (micros(rec.updated_at) // 3_600_000_000, rec.version)
         if mail.box:
             rec = with_changes(rec, inbox=True)
         elif rec.inbox:
             rec = with_changes(rec, inbox=False)
-        return Stored(rec, 0, due, st, inputs, inp, mail)
+        if hist is None:
+            hist = NO_HIST if before is None else before.hist
+        return Stored(rec, 0, due, st, inputs, inp, mail, hist, end)
 
     async def _announce(self, before: Stored | None, new: Stored) -> None:
         """Put the index entries ``new`` needs and ``before`` did not have."""
@@ -319,6 +351,10 @@ class Client:
             puts.append(js.publish(names.child(rec), b""))
         had = set() if before is None else before.input_subjects(names)
         puts += [js.publish(s, b"") for s in sorted(new.input_subjects(names) - had)]
+        if new.end is not None and (before is None or before.end != new.end):
+            # The hour's entry, then its marker (one stream: in the order sent).
+            puts.append(await js.publish_async(names.ended(rec, new.end), b""))
+            puts.append(await js.publish_async(names.ended_hour(new.end[0]), b""))
         minute = None if due is None or due[0] == RESUMING_SLOT else int(due[0])
         if new_due and due is not None:
             # A minute's entry, then its marker: one stream stores one connection's messages

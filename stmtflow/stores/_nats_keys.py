@@ -19,6 +19,10 @@ Everything lives under one bucket name ``B``:
 - Stream ``STMTFLOW_B_CHILDREN``, subjects ``stmtflow.B.ch.<parent>.<created>.<id>``: "instance
   ``id`` may be a child of ``parent``", put before the child's record is created and never
   changed (a parent is fixed at birth), so a parent's children are one request away.
+- Stream ``STMTFLOW_B_ENDED``, subjects ``stmtflow.B.end.<hour>.<workflow>.<id>.<v>``: "instance
+  ``id`` may have ended in that hour (of its ``updated_at``)", and ``stmtflow.B.endh.<hour>``, a
+  marker per hour that may hold such entries, so a prune reads the entries of the hours before
+  its cut-off only (`stmtflow.stores._nats_prune`).
 - Stream ``STMTFLOW_B_INPUTS``, subjects ``stmtflow.B.in.<assignee>.<workflow>.<id>.<v>``: "instance
   ``id`` may have pending-input rows for that assignee (``n``: nobody in particular, else ``a``
   and the name) of that workflow (``w`` and the name)". The rows themselves are kept in the
@@ -28,7 +32,7 @@ Every index stream keeps one message per subject. Ids and type names are written
 base64url (letters, digits, ``-`` and ``_``), so any string is a valid key and subject token.
 The record remembers the index entries it relies on (``due``: slot, order and version, ``st``:
 the version of its status entry, ``inp``: the version of its input entries, one per assignee and
-workflow of its rows); an entry the record does not name is a stale hint.
+workflow of its rows; ``end``: the hour and version of its ended entry); an entry the record does not name is a stale hint.
 
 Example:
     >>> token("order/1 ü")
@@ -48,6 +52,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stmtflow.stores._inputs import PendingInput
+from stmtflow.stores._nats_history import NO_HIST, Hist, hist_doc, hist_from
 from stmtflow.stores._nats_inbox import (
     NO_MAIL,
     Mail,
@@ -178,6 +183,11 @@ class Names:
         return f"STMTFLOW_{self.bucket}_INPUTS"
 
     @property
+    def ended_stream(self) -> str:
+        """The ended entries and their hour markers."""
+        return f"STMTFLOW_{self.bucket}_ENDED"
+
+    @property
     def prefix(self) -> str:
         return f"stmtflow.{self.bucket}"
 
@@ -196,10 +206,13 @@ class Names:
             self.status_stream: [f"{p}.st.>"],
             self.inputs_stream: [f"{p}.in.>"],
             self.children_stream: [f"{p}.ch.>"],
+            self.ended_stream: [f"{p}.end.>", f"{p}.endh.*"],
         }
 
     def stream_of(self, subject: str) -> str:
-        """The stream an entry or marker subject is kept in."""
+        """The stream an entry or marker subject (or a key of the bucket) is kept in."""
+        if subject.startswith("$KV."):
+            return f"KV_{self.bucket}"
         kind = subject.split(".")[2]
         return {
             "due": self.due_stream,
@@ -209,6 +222,8 @@ class Names:
             "st": self.status_stream,
             "in": self.inputs_stream,
             "ch": self.children_stream,
+            "end": self.ended_stream,
+            "endh": self.ended_stream,
         }[kind]
 
     def due(self, id: str, due: Due) -> str:
@@ -259,6 +274,19 @@ class Names:
     def children_filter(self, parent_id: str) -> str:
         return f"{self.prefix}.ch.{token(parent_id)}.*.*"
 
+    def ended(self, rec: Record, end: tuple[int, int]) -> str:
+        """The entry of an ended instance: ``end`` is (hour, version)."""
+        hour, version = end
+        return f"{self.prefix}.end.{hour}.{token(rec.workflow)}.{token(rec.id)}.{version}"
+
+    def ended_filter(self, hour: int, workflow: str | None) -> str:
+        wf = "*" if workflow is None else token(workflow)
+        return f"{self.prefix}.end.{hour}.{wf}.*.*"
+
+    def ended_hour(self, hour: int | str) -> str:
+        """The marker of an hour that holds ended entries (``*``: every hour)."""
+        return f"{self.prefix}.endh.{hour}"
+
     def input(self, id: str, pair: Pair, version: int) -> str:
         """The entry of instance ``id``'s rows for one assignee and workflow."""
         assignee, workflow = pair
@@ -286,6 +314,10 @@ class Stored:
     """The version that put the record's input entries (one per pair of its rows)."""
     mail: Mail = NO_MAIL
     """The instance's inbox and its intent (`stmtflow.stores._nats_inbox`)."""
+    hist: Hist = NO_HIST
+    """The instance's history: its last events and snapshot (`stmtflow.stores._nats_history`)."""
+    end: tuple[int, int] | None = None
+    """The hour and version of the record's ended entry (while it has ended), or None."""
 
     def due_subject(self, names: Names) -> str | None:
         return None if self.due is None else names.due(self.record.id, self.due)
@@ -299,7 +331,9 @@ class Stored:
     def subjects(self, names: Names) -> set[str]:
         """Every index entry the record relies on."""
         due = self.due_subject(names)
-        return {self.status_subject(names), *self.input_subjects(names), *([due] if due else [])}
+        end = None if self.end is None else names.ended(self.record, self.end)
+        found = {self.status_subject(names), *self.input_subjects(names)}
+        return found | {s for s in (due, end) if s is not None}
 
 
 def _t(value: datetime | None) -> int | None:
@@ -357,6 +391,8 @@ def encode(stored: Stored) -> bytes:
         "inp": stored.inp,
         **family_doc(rec),
         "mail": mail_doc(stored.mail),
+        "hist": hist_doc(stored.hist),
+        "end": None if stored.end is None else list(stored.end),
         "data": rec.data,
         "state": rec.state,
     }
@@ -386,7 +422,7 @@ def decode(value: bytes, revision: int) -> Stored:
     mail = mail_from(doc.get("mail"))
     if mail.box:
         rec = with_changes(rec, inbox=True)
-    due = doc["due"]
+    due, end = doc["due"], doc.get("end")
     rows = tuple(_unrow(rec.id, row) for row in doc.get("inputs", ()))
     return Stored(
         rec,
@@ -396,6 +432,8 @@ def decode(value: bytes, revision: int) -> Stored:
         rows,
         doc.get("inp", 0),
         mail,
+        hist_from(doc.get("hist")),
+        None if end is None else (end[0], end[1]),
     )
 
 

@@ -39,6 +39,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("the NATS store needs nats-py: pip install 'stmtflow[nats]'") from exc
 
 from stmtflow.errors import NotFound, StmtflowError
+from stmtflow.stores import _nats_history as kept
 from stmtflow.stores import _nats_scan as scan
 from stmtflow.stores._batch import NO_BATCH, Batch
 from stmtflow.stores._inputs import PendingInput, check_inputs
@@ -47,6 +48,7 @@ from stmtflow.stores._nats_client import Client, Settings
 from stmtflow.stores._nats_inbox import NatsInboxes, born, finish
 from stmtflow.stores._nats_keys import Stored, token, untoken
 from stmtflow.stores._nats_loop import LoopThread
+from stmtflow.stores._nats_prune import NatsHistory
 from stmtflow.stores._outbox import WithoutOutbox, outbox_refusal
 from stmtflow.stores._schedules import WithoutSchedules
 from stmtflow.stores.base import (
@@ -100,7 +102,7 @@ def parse_url(url: str) -> Settings:
     return Settings(server, bucket, storage, replicas, timeout)
 
 
-class NatsStore(NatsInboxes, WithoutOutbox, WithoutSchedules, Store):
+class NatsStore(NatsHistory, NatsInboxes, WithoutOutbox, WithoutSchedules, Store):
     """A `Store` on a NATS JetStream KV bucket, shared by any number of workers.
 
     Args:
@@ -274,7 +276,10 @@ class NatsStore(NatsInboxes, WithoutOutbox, WithoutSchedules, Store):
                     current = None
                     continue
                 mail = None if batch.empty else current.mail.own(batch, new.version, utcnow())
-                written = await c.write(current, new, inputs, mail)
+                plan = kept.plan(current, new, batch.history)
+                if plan is not None and plan.move:  # committed events: copied before the write
+                    await kept.move(c, current.record, plan.move)
+                written = await c.write(current, new, inputs, mail, plan)
                 if written is not None:
                     if written.mail.intent is not None:
                         await self._finish(c, written)
