@@ -32,7 +32,8 @@ Every index stream keeps one message per subject. Ids and type names are written
 base64url (letters, digits, ``-`` and ``_``), so any string is a valid key and subject token.
 The record remembers the index entries it relies on (``due``: slot, order and version, ``st``:
 the version of its status entry, ``inp``: the version of its input entries, one per assignee and
-workflow of its rows; ``end``: the hour and version of its ended entry); an entry the record does not name is a stale hint.
+workflow of its rows; ``end``: the hour and version of its ended entry); an entry the record
+does not name is a stale hint.
 
 Example:
     >>> token("order/1 ü")
