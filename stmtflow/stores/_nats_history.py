@@ -240,7 +240,8 @@ async def read_history(c: Client, stored: Stored) -> builtins.list[HistoryEvent]
                 entry = await kv.get(chunk_key(rec, k))
             except nats.js.errors.KeyNotFoundError:
                 return []
-            return json.loads(entry.value or b"[]")
+            rows: list[Any] = json.loads(entry.value or b"[]")
+            return rows
 
         ks = range(_chunk_of(h.first), _chunk_of(h.moved) + 1)
         for rows in await asyncio.gather(*(chunk(k) for k in ks)):

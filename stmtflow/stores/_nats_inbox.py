@@ -8,8 +8,9 @@ crash between any two loses nothing and duplicates nothing:
    (`Mail`): the messages not yet taken, the keys it knows, the last seq it gave. What a write
    takes, keeps or marks as delivered from its own inbox (`Batch.take`, ``keep``, ``keys``) is
    part of the record's new value: it commits with the checkpoint or not at all.
-2. **The rest, as an intent in the same write.** The children a write creates and the
-   messages it posts to others (`Batch.create`, ``post``) are written into the record too, as
+2. **The rest, as an intent in the same write.** The children a write creates, the
+   messages it posts to others and the outbox rows its steps emitted (`Batch.create`, ``post``,
+   ``emit``: `stmtflow.stores._nats_outbox`) are written into the record too, as
    its `Intent` (tagged with the record's new version). The write that commits the checkpoint
    commits the intent: from then on, the children and messages exist *in effect*.
 3. **Applied, idempotently, then cleared.** The writer then creates each child with
@@ -47,7 +48,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stmtflow.errors import ConflictError, NotFound
+from stmtflow.stores import _nats_outbox as outbox
 from stmtflow.stores._batch import Batch, Message
+from stmtflow.stores._outbox import OutboxMessage
 from stmtflow.stores.base import Record, with_changes
 
 if TYPE_CHECKING:
@@ -81,6 +84,8 @@ class Intent:
     """The record version whose write carried it (tells two intents of one sender apart)."""
     create: tuple[Record, ...] = ()
     post: tuple[Message, ...] = ()
+    emit: tuple[OutboxMessage, ...] = ()
+    """Outbox rows (`stmtflow.stores._nats_outbox`), their creation time set."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +124,10 @@ class Mail:
                 continue
             box.append(dataclasses.replace(m, status="kept") if m.seq in kept else m)
         intent = None
-        if batch.create or batch.post:
+        if batch.create or batch.post or batch.emit:
             children = tuple(born(child, now) for child in batch.create)
-            intent = Intent(version, children, tuple(batch.post))
+            emits = tuple(dataclasses.replace(m, created_at=now) for m in batch.emit)
+            intent = Intent(version, children, tuple(batch.post), emits)
         seqs = {m.seq for m in box}
         origins = {seq: tag for seq, tag in self.origins.items() if seq in seqs}
         return Mail(tuple(box), self.seq, frozenset(keys), origins, intent)
@@ -195,6 +201,15 @@ def _message(doc: list[Any]) -> Message:
     return Message(to, kind, event, thread_id, pc, input, key, buffered, status, seq)
 
 
+def _emit_doc(m: OutboxMessage) -> list[Any]:
+    return [m.key, m.topic, m.payload, m.instance_id, m.thread_id, m.step, _t(m.created_at)]
+
+
+def _emit(doc: list[Any]) -> OutboxMessage:
+    key, topic, payload, instance_id, thread_id, step, created = doc
+    return OutboxMessage(key, topic, payload, instance_id, thread_id, step, 0, _time(created))
+
+
 _CHILD_FIELDS = (
     "id",
     "workflow",
@@ -238,6 +253,7 @@ def mail_doc(mail: Mail) -> dict[str, Any] | None:
             "v": intent.version,
             "create": [_child_doc(r) for r in intent.create],
             "post": [_message_doc(m) for m in intent.post],
+            "emit": [_emit_doc(m) for m in intent.emit],
         },
     }
 
@@ -254,6 +270,7 @@ def mail_from(doc: dict[str, Any] | None) -> Mail:
             found["v"],
             tuple(_child(r) for r in found["create"]),
             tuple(_message(m) for m in found["post"]),
+            tuple(_emit(m) for m in found.get("emit", ())),
         )
     )
     box = tuple(_message(m) for m in doc["box"])
@@ -302,6 +319,8 @@ async def finish(c: Client, stored: Stored) -> None:
     if intent is None:
         return
     sender = stored.record.id
+    if intent.emit:
+        await outbox.put(c, intent.emit)
     for child in intent.create:
         try:
             await c.create(child, ())

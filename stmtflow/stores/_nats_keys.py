@@ -189,6 +189,16 @@ class Names:
         return f"STMTFLOW_{self.bucket}_ENDED"
 
     @property
+    def outbox_stream(self) -> str:
+        """The outbox messages and their delivery states (`stmtflow.stores._nats_outbox`)."""
+        return f"STMTFLOW_{self.bucket}_OUTBOX"
+
+    @property
+    def outdue_stream(self) -> str:
+        """The outbox's due entries and their minute markers."""
+        return f"STMTFLOW_{self.bucket}_OUTDUE"
+
+    @property
     def prefix(self) -> str:
         return f"stmtflow.{self.bucket}"
 
@@ -208,6 +218,8 @@ class Names:
             self.inputs_stream: [f"{p}.in.>"],
             self.children_stream: [f"{p}.ch.>"],
             self.ended_stream: [f"{p}.end.>", f"{p}.endh.*"],
+            self.outbox_stream: [f"{p}.om.>", f"{p}.oq.*"],
+            self.outdue_stream: [f"{p}.od.>", f"{p}.odm.*"],
         }
 
     def stream_of(self, subject: str) -> str:
@@ -225,6 +237,10 @@ class Names:
             "ch": self.children_stream,
             "end": self.ended_stream,
             "endh": self.ended_stream,
+            "om": self.outbox_stream,
+            "oq": self.outbox_stream,
+            "od": self.outdue_stream,
+            "odm": self.outdue_stream,
         }[kind]
 
     def due(self, id: str, due: Due) -> str:

@@ -48,8 +48,8 @@ from stmtflow.stores._nats_client import Client, Settings
 from stmtflow.stores._nats_inbox import NatsInboxes, born, finish
 from stmtflow.stores._nats_keys import Stored, token, untoken
 from stmtflow.stores._nats_loop import LoopThread
+from stmtflow.stores._nats_outbox import NatsOutbox
 from stmtflow.stores._nats_prune import NatsHistory
-from stmtflow.stores._outbox import WithoutOutbox, outbox_refusal
 from stmtflow.stores._schedules import WithoutSchedules
 from stmtflow.stores.base import (
     Record,
@@ -102,7 +102,7 @@ def parse_url(url: str) -> Settings:
     return Settings(server, bucket, storage, replicas, timeout)
 
 
-class NatsStore(NatsHistory, NatsInboxes, WithoutOutbox, WithoutSchedules, Store):
+class NatsStore(NatsHistory, NatsInboxes, NatsOutbox, WithoutSchedules, Store):
     """A `Store` on a NATS JetStream KV bucket, shared by any number of workers.
 
     Args:
@@ -120,7 +120,7 @@ class NatsStore(NatsHistory, NatsInboxes, WithoutOutbox, WithoutSchedules, Store
     """
 
     store_name = "NATS"
-    """How a refusal names this store (it keeps no outbox yet)."""
+    """How a refusal names this store (it keeps no schedules nor lock index yet)."""
 
     def __init__(self, url: str) -> None:
         self.url = redact(url)
@@ -246,8 +246,6 @@ class NatsStore(NatsHistory, NatsInboxes, WithoutOutbox, WithoutSchedules, Store
         batch: Batch = NO_BATCH,
     ) -> Record | None:
         """`_change`, where ``change`` may also answer None: nothing to write (returned)."""
-        if batch.emit:  # the engine refuses emit() in the action already: this guards others
-            raise outbox_refusal("NATS")
         if batch.locks:
             raise locks_refusal("NATS")
 
