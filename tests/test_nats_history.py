@@ -5,6 +5,7 @@ writing the record leaves, and what a prune reads and deletes."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from stmtflow.stores import Batch, Record, open_store
 from stmtflow.stores._history import HistoryEvent, HistoryWrite
 from stmtflow.stores._nats_history import TAIL
+from stmtflow.stores._nats_keys import encode
 from tests.test_nats_store import counting_reads, settle
 
 pytestmark = pytest.mark.nats
@@ -128,6 +130,29 @@ def test_prune_reads_the_ended_instances_of_past_hours_only_and_deletes_every_ke
     assert all(k.split(".")[1] != "b2xk" for kind in "ihs" for k in keys(store, kind))  # "old"
     assert store.history("old") == ([], 0)
     assert store.history("running")[0][-1].seq == 21
+
+
+def test_a_store_of_layout_1_has_its_ended_instances_filed_on_first_use(nats_url: str) -> None:
+    with open_store(nats_url) as store:
+        store.create(Record(id="old", workflow="W", data="{}", state="{}", status="finished"))
+        store.create(Record(id="live", workflow="W", data="{}", state="{}", status="waiting"))
+        settle(store)
+        bucket, c = store.settings.bucket, store._client
+
+        async def as_layout_1(c: Any) -> None:  # what release 1 left: no ended entries
+            stored = await c.read("old")
+            doc = json.loads(encode(dataclasses.replace(stored, end=None)))
+            await c.kv.put("i.b2xk", json.dumps(doc).encode())
+            await c.js.purge_stream(f"STMTFLOW_{bucket}_ENDED")
+            await c.kv.put("meta.schema", b"1")
+
+        store._run("downgrade", as_layout_1)
+        assert c.names.ended_stream.endswith("_ENDED")
+    with open_store(nats_url) as store:
+        later = datetime.now(UTC) + timedelta(seconds=1)
+        assert store.prune(later, now=later) == ["old"]
+        assert [r.id for r in store.list()] == ["live"]
+        assert store._run("layout", lambda c: c.kv.get("meta.schema")).value == b"2"
 
 
 def _created(store: Any, id: str) -> int:

@@ -31,12 +31,13 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as Connection
-from nats.js import JetStreamContext, api
+from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from stmtflow.errors import ConflictError, StmtflowError
 from stmtflow.state import TERMINAL_STATUSES
 from stmtflow.stores._inputs import PendingInput
+from stmtflow.stores._nats_connect import Settings, connect, why
 from stmtflow.stores._nats_history import NO_HIST, Hist, Plan
 from stmtflow.stores._nats_inbox import NO_MAIL, Mail
 from stmtflow.stores._nats_keys import (
@@ -54,7 +55,7 @@ from stmtflow.stores._nats_keys import (
 )
 from stmtflow.stores.base import Record, with_changes
 
-__all__ = ["GRACE", "Client", "Settings"]
+__all__ = ["ENDED", "GRACE", "Client", "Settings"]
 
 log = logging.getLogger("stmtflow.stores.nats")
 
@@ -70,17 +71,6 @@ WrongRevision = nats.js.errors.KeyWrongLastSequenceError
 ENDED = frozenset(s.value for s in TERMINAL_STATUSES)
 
 
-class Settings:
-    """What the URL says: server, bucket, storage, replicas, timeout."""
-
-    def __init__(
-        self, server: str, bucket: str, storage: str, replicas: int, timeout: float
-    ) -> None:
-        self.server, self.bucket, self.timeout = server, bucket, timeout
-        self.storage = api.StorageType.MEMORY if storage == "memory" else api.StorageType.FILE
-        self.replicas = replicas
-
-
 class Client:
     """One connection to NATS and the bucket, streams and record cache of one store."""
 
@@ -94,6 +84,8 @@ class Client:
         self.cache: OrderedDict[str, Stored] = OrderedDict()
         self.background: set[asyncio.Task[None]] = set()
         self._connecting: asyncio.Lock | None = None
+        self.layout = 0
+        """The layout version the store had when this client connected."""
 
     # -- connection -------------------------------------------------------------------------
 
@@ -105,80 +97,23 @@ class Client:
             self._connecting = asyncio.Lock()
         async with self._connecting:
             if self.kv is None:
-                await self._connect()
+                kv = await self._connect()
+                if self.layout < SCHEMA_VERSION:
+                    from stmtflow.stores._nats_prune import upgrade
+
+                    await upgrade(self, kv)
         assert self.kv is not None
         return self.kv
 
-    async def _connect(self) -> None:
-        s = self.settings
-        errors: list[Exception] = []
-
-        async def failed(exc: Exception) -> None:  # each failed (re)connection attempt
-            errors.append(exc)
+    async def _connect(self) -> KeyValue:
+        def reconnecting(why: str) -> None:
             if self.nc is not None:  # connected before: the client is reconnecting
-                log.warning("NATS store %s: %s", self.url, _why(exc))
+                log.warning("NATS store %s: %s", self.url, why)
 
-        wait = min(s.timeout / 2, 5.0)  # leaves the call's own timeout room to say why
-        try:  # once connected, the client reconnects for ever (calls wait meanwhile)
-            nc = await asyncio.wait_for(
-                nats.connect(
-                    servers=[s.server],
-                    name="stmtflow",
-                    connect_timeout=wait,
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.5,
-                    error_cb=failed,
-                ),
-                wait,
-            )
-        except (nats.errors.Error, OSError, TimeoutError) as exc:
-            why = _why(errors[-1] if errors else exc)
-            raise StmtflowError(f"cannot reach NATS at {self.url}: {why}") from exc
-        js = nc.jetstream(timeout=s.timeout)
-        try:
-            await js.account_info()
-        except nats.errors.Error as exc:
-            await nc.close()
-            raise StmtflowError(f"NATS at {self.url} has no JetStream: {_why(exc)}") from exc
-        try:
-            self.kv = await self._setup(js)
-        except BaseException:
-            await nc.close()
-            raise
-        self.nc, self.js = nc, js
-
-    async def _setup(self, js: JetStreamContext) -> KeyValue:
-        s, names = self.settings, self.names
-        try:
-            kv = await js.key_value(s.bucket)
-        except nats.js.errors.BucketNotFoundError:
-            kv = await js.create_key_value(
-                bucket=s.bucket, history=1, storage=s.storage, replicas=s.replicas
-            )
-        for stream, subjects in names.streams().items():
-            try:
-                await js.stream_info(stream)
-            except nats.js.errors.NotFoundError:
-                await js.add_stream(
-                    name=stream,
-                    subjects=subjects,
-                    max_msgs_per_subject=1,
-                    storage=s.storage,
-                    num_replicas=s.replicas,
-                    allow_direct=True,
-                    discard=api.DiscardPolicy.OLD,
-                )
-        try:
-            await kv.create("meta.schema", str(SCHEMA_VERSION).encode())
-        except WrongRevision:
-            stored = (await kv.get("meta.schema")).value or b"0"
-            if int(stored) > SCHEMA_VERSION:
-                raise StmtflowError(
-                    f"the NATS store {self.url} has layout version {stored.decode()}, newer "
-                    f"than this release of stmtflow supports ({SCHEMA_VERSION}); upgrade "
-                    "stmtflow"
-                ) from None
+        self.nc, self.js, kv, self.layout = await connect(
+            self.settings, self.names, self.url, reconnecting
+        )
+        self.kv = kv
         return kv
 
     async def close(self) -> None:
@@ -377,7 +312,7 @@ class Client:
             try:
                 await work
             except (nats.errors.Error, OSError) as exc:
-                log.warning("NATS store %s: index cleanup failed: %s", self.url, _why(exc))
+                log.warning("NATS store %s: index cleanup failed: %s", self.url, why(exc))
 
         task = asyncio.get_running_loop().create_task(run())
         self.background.add(task)
@@ -468,8 +403,3 @@ async def gather_reads(client: Client, ids: Iterable[str]) -> dict[str, Stored |
     wanted = list(dict.fromkeys(ids))
     found: list[Any] = await asyncio.gather(*(client.read(id) for id in wanted))
     return dict(zip(wanted, found, strict=True))
-
-
-def _why(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

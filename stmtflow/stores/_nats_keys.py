@@ -80,8 +80,9 @@ __all__ = [
     "untoken",
 ]
 
-SCHEMA_VERSION = 1
-"""The layout this release writes and reads (kept in ``meta.schema``)."""
+SCHEMA_VERSION = 2
+"""The layout this release writes and reads (kept in ``meta.schema``): 2 added the ended index,
+the histories and the outbox (a store at 1 has its ended instances filed on first use)."""
 
 SLOT = timedelta(minutes=1)
 """The width of a due slot: every wake-up in one minute shares its slot's marker."""
@@ -455,27 +456,3 @@ def decode(value: bytes, revision: int) -> Stored:
 
 
 _BLANK = Record(id="-", workflow="-", data="", state="")
-
-
-def parse_due(subject: str) -> tuple[tuple[int, int], str, int]:
-    """(order, id, version) of a due subject: order as (k, t), see the module docstring."""
-    *_, k, t, id_tok, version = subject.split(".")
-    return (int(k), int(t)), untoken(id_tok), int(version)
-
-
-def parse_status(subject: str) -> tuple[str, int, str, int]:
-    """(status, created micros, id, version) of a status subject."""
-    *_, status, _wf, created, id_tok, version = subject.split(".")
-    return status, int(created), untoken(id_tok), int(version)
-
-
-def parse_child(subject: str) -> tuple[int, str]:
-    """(created micros, id) of a children subject."""
-    *_, created, id_tok = subject.split(".")
-    return int(created), untoken(id_tok)
-
-
-def parse_input(subject: str) -> tuple[str, int]:
-    """(id, version) of an input subject."""
-    *_, id_tok, version = subject.split(".")
-    return untoken(id_tok), int(version)

@@ -21,19 +21,21 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any, TypeVar
 
 import nats.js.errors
+from nats.js.kv import KeyValue
 
 from stmtflow.stores._history import HistoryEvent, Snapshot
 from stmtflow.stores._nats_client import ENDED, Client, gather_reads, verdict
 from stmtflow.stores._nats_history import instance_keys, read_history, read_snapshot
-from stmtflow.stores._nats_keys import Stored, micros, token, untoken
+from stmtflow.stores._nats_keys import SCHEMA_VERSION, Stored, micros, token, untoken
 from stmtflow.stores.base import aware
 
-__all__ = ["NatsHistory", "prune"]
+__all__ = ["NatsHistory", "prune", "upgrade"]
 
 T = TypeVar("T")
 
@@ -119,6 +121,29 @@ async def prune(
             if len(deleted) >= limit:
                 return deleted
     return deleted
+
+
+async def upgrade(c: Client, kv: KeyValue) -> None:
+    """Bring a store of layout 1 to 2: file each ended instance in the ended index (its record
+    rewritten unchanged but for its ``end``: the hour of its last write), then record layout 2.
+    Done once, by the first client of the new release (two at once do the same writes)."""
+    names = c.names
+    for status in sorted(ENDED):
+        subjects = await c.subjects(names.status_stream, names.status_filter(status, None))
+        ids = [untoken(s.split(".")[-2]) for s in subjects]
+        for start in range(0, len(ids), _READ_BATCH):
+            stored = await gather_reads(c, ids[start : start + _READ_BATCH])
+            await asyncio.gather(
+                *(
+                    c.write(s, s.record)
+                    for s in stored.values()
+                    if s is not None and s.end is None and s.record.status in ENDED
+                )
+            )
+    entry = await kv.get("meta.schema")
+    if int(entry.value or b"0") < SCHEMA_VERSION:
+        with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
+            await kv.update("meta.schema", str(SCHEMA_VERSION).encode(), last=entry.revision)
 
 
 async def _none(found: Coroutine[Any, Any, builtins.list[str]]) -> bool:
