@@ -14,8 +14,9 @@ database pages per commit, and on SQLite the pages a commit writes are what it c
 keep up to ``TRIM_EVERY`` events (and snapshots) more than asked, and the engine shows only the
 latest ``limit`` events and restores only the latest ``snapshots`` (`stmtflow.runtime._rewind`).
 
-A store that keeps histories implements `HistoryStore` beside `Store`; one that does not (NATS,
-for now) is told apart with ``isinstance(store, HistoryStore)``.
+A store that keeps histories implements `HistoryStore` beside `Store` (every store of this
+package does); one that does not (a store of your own) is told apart with
+``isinstance(store, HistoryStore)``.
 
 Example:
     >>> from datetime import UTC, datetime

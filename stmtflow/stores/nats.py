@@ -10,10 +10,12 @@ revision it read; a create succeeds only if the key is absent), with its lease a
 inside, so a claim is a compare-and-set too; the instance's pending-input rows are kept in the
 record as well, so they are committed with its state, and so is its inbox; the children and
 messages a write sends to other instances are committed in it as an intent and applied after
-(``stmtflow.stores._nats_inbox``). Due work and listings are found through index
-streams (``stmtflow.stores._nats_keys``) that are hints checked against the records: a tick
-reads the markers of the minutes that hold wake-ups, then only the entries of the due ones, never
-every record. ``docs/stores.md`` explains the design and its costs.
+(``stmtflow.stores._nats_inbox``); so are the outbox rows of a write
+(``stmtflow.stores._nats_outbox``), and its history events travel in the record up to a tail
+(``stmtflow.stores._nats_history``; prune by an ended index: ``_nats_prune``). Due work and
+listings are found through index streams (``stmtflow.stores._nats_keys``) that are hints
+checked against the records: a tick reads the markers of the minutes that hold wake-ups, then
+only the entries of the due ones, never every record. ``docs/stores.md`` explains the design and its costs.
 
 The `Store` protocol is synchronous; nats-py is asyncio. Every call runs on one event loop on a
 background thread owned by the store (started on first use, stopped by `NatsStore.close`), so
