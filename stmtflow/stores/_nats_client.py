@@ -234,7 +234,15 @@ class Client:
         if plan is not None and plan.drops:
             gone |= {f"$KV.{bucket}.{key}" for key in plan.drops}
         self.later(self.purge(gone))
+        if plan is not None and plan.trim is not None:
+            keys, keep = plan.trim
+            subject = f"$KV.{bucket}.{keys}"
+            self.later(self._trim(f"KV_{bucket}", subject, keep))
         return stored
+
+    async def _trim(self, stream: str, subject: str, keep: int) -> None:
+        assert self.js is not None
+        await self.js.purge_stream(stream, subject=subject, keep=keep or None)
 
     @staticmethod
     def _refs(

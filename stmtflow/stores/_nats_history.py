@@ -20,9 +20,12 @@ the record's own, so the record only notes the seq they are filed under (``snap`
 that next changes the data or state (or files a snapshot of its own) first puts the record's
 current data and state under ``s.<id>.<created>.<seq>``, pipelined before its compare-and-set
 on the same connection and stream, so it costs no round trip; what it puts is committed data,
-so a put repeated by a writer that then loses its race is harmless. Snapshots past the cap and
-chunks wholly before the first kept seq are purged after the write (a crash leaves extra keys,
-which `prune` removes with the instance). ``<created>`` (the record's creation time) keeps an
+so a put repeated by a writer that then loses its race is harmless. The record lists the kept
+snapshots exactly (`HistoryWrite.snapshots`); their keys are purged every `TAIL` events, by one
+request keeping the newest as many as are listed (snapshots are put in seq order), so up to
+`TAIL` more are stored between two purges. Chunks wholly before the first kept seq are purged
+after the write that passes them. A crash leaves extra keys, which `prune` removes with the
+instance. ``<created>`` (the record's creation time) keeps an
 instance created again under a pruned id apart from the old one's keys.
 """
 
@@ -154,6 +157,8 @@ class Plan:
     puts: tuple[tuple[str, bytes], ...] = ()
     move: tuple[HistoryEvent, ...] = ()
     drops: tuple[str, ...] = ()
+    trim: tuple[str, int] | None = None
+    """A key filter and how many of its newest keys to keep: the snapshots' purge."""
 
 
 def plan(before: Stored, rec: Record, write: HistoryWrite | None) -> Plan | None:
@@ -183,11 +188,14 @@ def plan(before: Stored, rec: Record, write: HistoryWrite | None) -> Plan | None
     tail += tuple(e for e in new if e.seq >= first)
     if files:
         snap = top
-    drops = [snapshot_key(old, s) for s in snaps if s <= keep]
     snaps = [s for s in snaps if s > keep]
+    trim = None
+    if h.seq // TAIL != top // TAIL:  # every TAIL events: the keys of older snapshots go
+        trim = (f"s.{_base(old)}.*", len(snaps))
     gone = range(_chunk_of(h.first), _chunk_of(first))  # chunks wholly before `first`
-    drops += [chunk_key(old, k) for k in gone if k <= _chunk_of(max(h.moved, 1))]
-    return Plan(Hist(top, first, tail, snap, tuple(snaps)), tuple(puts), move, tuple(drops))
+    drops = [chunk_key(old, k) for k in gone if k <= _chunk_of(max(h.moved, 1))]
+    hist = Hist(top, first, tail, snap, tuple(snaps))
+    return Plan(hist, tuple(puts), move, tuple(drops), trim)
 
 
 # -- on the store's event loop -----------------------------------------------------------------

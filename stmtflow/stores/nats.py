@@ -15,7 +15,8 @@ messages a write sends to other instances are committed in it as an intent and a
 (``stmtflow.stores._nats_history``; prune by an ended index: ``_nats_prune``). Due work and
 listings are found through index streams (``stmtflow.stores._nats_keys``) that are hints
 checked against the records: a tick reads the markers of the minutes that hold wake-ups, then
-only the entries of the due ones, never every record. ``docs/stores.md`` explains the design and its costs.
+only the entries of the due ones, never every record. ``docs/stores.md`` explains the design
+and its costs.
 
 The `Store` protocol is synchronous; nats-py is asyncio. Every call runs on one event loop on a
 background thread owned by the store (started on first use, stopped by `NatsStore.close`), so
