@@ -52,6 +52,8 @@ T = TypeVar("T")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
+_MINUTE = 60_000_000
+"""A minute in microseconds: the width of a slot of the due index."""
 _WRONG_LAST = (10071, 10164)
 NEW = "n"
 """The slot of the messages never claimed."""
@@ -66,7 +68,7 @@ def _time(value: int | None) -> datetime | None:
 
 
 def _minute(value: datetime) -> str:
-    return str((value - _EPOCH) // timedelta(minutes=1))
+    return str(_t(value) // _MINUTE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,7 @@ class _State:
 
     @property
     def slot(self) -> str:
-        return NEW if self.next is None else _minute(_time(self.next) or _EPOCH)
+        return NEW if self.next is None else str(self.next // _MINUTE)
 
 
 class _Names:
