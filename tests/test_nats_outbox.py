@@ -5,8 +5,12 @@ and index entries that a crash cannot leave a message without."""
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -123,3 +127,53 @@ def test_messages_outlive_their_pruned_instance(store: Any) -> None:
     later = datetime.now(UTC) + timedelta(seconds=1)
     assert store.prune(later, now=later) == ["a"] and created.id == "a"
     assert [m.instance_id for m in store.outbox_claim(utcnow(), LEASE)] == ["a"]
+
+
+KILLED = """
+import os, signal, sys, time
+from datetime import timedelta
+import stmtflow as sf
+from stmtflow.stores.nats import NatsStore
+
+
+class Paid(sf.WorkflowState):
+    def definition(self):
+        return sf.S(sf.Step("pay", self.pay), sf.Step("done", lambda: None))
+
+    def pay(self):
+        sf.emit("paid", {"amount": 3})
+
+
+async def die(self, c, written):  # right after the write that commits the intent
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+lease = timedelta(seconds=1)
+if sys.argv[2] == "crash":
+    NatsStore._finish = die
+    sf.Engine(sys.argv[1], workflows=[Paid], lease=lease).start(Paid, id="p")
+else:
+    time.sleep(1.2)  # the dead unit's lease lapses
+    got = []
+    with sf.Engine(sys.argv[1], workflows=[Paid], sinks=[got.append], lease=lease) as engine:
+        engine.tick()  # claims the record, finishing its intent: the message is put
+        engine.deliver_outbox()
+        print([(m.key, m.topic, m.value) for m in got], engine.get("p").status.value)
+"""
+
+
+def test_a_sigkill_after_the_commit_before_the_outbox_put_delivers_once_after_a_tick(
+    nats_url: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "killed.py"
+    script.write_text(textwrap.dedent(KILLED))
+    died = subprocess.run([sys.executable, str(script), nats_url, "crash"], check=False)
+    assert died.returncode == -9
+    with open_store(nats_url) as store:
+        assert store.outbox() == []  # committed in the record's intent only
+        assert store._run("read", lambda c: c.read("p")).mail.intent is not None
+    run = [sys.executable, str(script), nats_url, "resume"]
+    out = subprocess.run(run, check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "[('p/_main_/pay/1/0', 'paid', {'amount': 3})] finished"
+    with open_store(nats_url) as store:
+        assert store.outbox() == []  # delivered, then deleted
