@@ -37,6 +37,7 @@ from benchmarks.w7_children import w7
 from benchmarks.w8_inputs import w8
 from benchmarks.w9_asl import w9
 from benchmarks.w10_schedules import w10
+from benchmarks.w11_locks import w11
 from benchmarks.w_redis import redis_w1, redis_w2, redis_w3, redis_w5
 
 
@@ -57,6 +58,7 @@ WORKLOADS: dict[str, Callable[[Settings], list[Result]]] = {
     "W8": w8,
     "W9": w9,
     "W10": w10,
+    "W11": w11,
 }
 """Every workload of the issue, in the order they run."""
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TRACER", "error_status"]
+__all__ = ["TRACER", "current", "error_status"]
 
 try:
     from opentelemetry import trace as _trace
@@ -25,6 +25,14 @@ except ImportError:  # pragma: no cover - depends on the environment
 TRACER: Any = None if _trace is None else _trace.get_tracer("stmtflow")
 """The library's tracer (a proxy that follows the provider the application sets later), or
 None without ``opentelemetry-api``."""
+
+
+def current(span: Any) -> Any:
+    """A context manager making ``span`` the current span inside it (it does not end it, nor
+    record what is raised: the caller does)."""
+    return _trace.use_span(
+        span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+    )
 
 
 def error_status(span: Any, exc: BaseException) -> None:

@@ -268,6 +268,7 @@ def test_design_members_users_call() -> None:
     assert harness.send("go") is None
     assert harness.advance(timedelta(seconds=1)) == []
     assert (harness.log, harness.state.status, type(harness.data)) == (["hi"], "finished", Hello)
+    assert callable(WorkflowHarness.schedule) and callable(WorkflowHarness.fires)  # schedules
 
 
 DESIGNED_ENUMS: dict[type[Enum], dict[str, str]] = {

@@ -21,7 +21,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKLOADS = ("W1", "W1b", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10")
+WORKLOADS = ("W1", "W1b", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10", "W11")
 DBOS = importlib.util.find_spec("dbos") is not None
 """DBOS is an optional extra (``bench-dbos``): W7's DBOS rows are skipped without it."""
 POSTGRES_WORKLOADS = {"W5"}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -283,3 +286,76 @@ def test_account_lock_example(tmp_path: Path) -> None:
     assert "p-2: waiting, debited=True" in after_confirm  # it came before p-3
     assert "p-3: waiting, debited=False" in after_confirm
     assert "p-2: cancelled" in after_cancel and "p-3: waiting, debited=True" in after_cancel
+
+
+@pytest.mark.redis
+@pytest.mark.slow  # a dozen `stmtflow` processes, one after the other
+def test_nightly_report_example_operates_a_schedule_from_the_command_line(
+    redis_server: str, tmp_path: Path
+) -> None:
+    """examples/nightly_report/run.sh: schedule, backfill and trigger fires, a worker that
+    publishes to a Redis stream, then history, rewind and prune, all with the CLI."""
+    import redis
+
+    stream = f"stmtflow_test_{os.getpid()}_{secrets.token_hex(4)}_nightly"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "STMTFLOW": f"{sys.executable} -m stmtflow.cli",
+        "PYTHON": sys.executable,
+        "REDIS_URL": redis_server,
+        "STREAM": stream,
+    }
+    try:
+        done = subprocess.run(
+            ["sh", str(EXAMPLES / "nightly_report" / "run.sh"), str(tmp_path)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        with redis.Redis.from_url(redis_server, decode_responses=True) as client:
+            entries = [fields for _, fields in client.xrange(stream)]
+    finally:
+        with redis.Redis.from_url(redis_server) as client:
+            client.delete(stream)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+
+    night1, night2 = "nightly-report@2026-03-01T01:30:00Z", "nightly-report@2026-03-02T01:30:00Z"
+    assert f"2 fire(s) of nightly-report: {night1}, {night2}" in out
+    [triggered] = re.findall(r"started (nightly-report@\S+) \(NightlyReport\): waiting", out)
+    # Every fire's instance ended (the worker ran the retries), and each published once.
+    before_rewind = out.split("rewound to event 2")[0]
+    assert before_rewind.count("│ finished │") == 3
+    assert "processed 3" in out
+    day = triggered.partition("@")[2][:10]
+    total = 1000 + 10 * sum(int(c) for c in day if c.isdigit())
+    assert [(e["instance"], e["topic"], json.loads(e["payload"])["text"]) for e in entries] == [
+        (night1, "reports.nightly", "EU sales on 2026-03-01: 1140 EUR"),
+        (night2, "reports.nightly", "EU sales on 2026-03-02: 1150 EUR"),
+        (triggered, "reports.nightly", f"EU sales on {day}: {total} EUR"),
+    ]
+    assert [e["key"] for e in entries] == [
+        f"{i}/_main_/publish/6/0" for i in (night1, night2, triggered)
+    ]
+    assert out.rstrip().endswith(
+        f"{triggered}/_main_/publish/6/0  reports.nightly  {entries[2]['payload']}"
+    )
+
+    with sf.Engine(f"sqlite:///{tmp_path / 'nightly.db'}") as engine:
+        # Prune deleted the two ended instances with their history; the rewound one is kept.
+        assert [r.id for r in engine.store.list()] == [night1]
+        record = engine.store.get(night1)
+        assert record.status == "resuming"  # back before `render`, due for a worker
+        data = json.loads(record.data)
+        assert (data["total"], data["text"]) == (1140, "")  # as right after `gather`
+        kinds = [(e.seq, e.kind, e.name) for e in engine.history(night1)]
+        assert kinds[1] == (2, "step_completed", "gather")
+        assert kinds[-2:] == [(6, "finished", None), (7, "rewound", None)]
+        assert engine.history(night1)[-1].detail == {"to": 2}
+        assert engine.outbox_messages() == []
+        [schedule] = engine.schedules()
+        assert (schedule.name, schedule.last_id) == ("nightly-report", triggered)
+    assert "pruned 2 ended instance(s)" in out

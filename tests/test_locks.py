@@ -1,6 +1,6 @@
-"""`Lock` on the memory, SQLite and PostgreSQL stores: mutual exclusion across instances, a
-limit of several slots, arrival order, release on every way out of the body, a key computed
-from the data, clear errors for bad definitions and for stores or drivers that cannot lock."""
+"""`Lock` on every store: mutual exclusion across instances, a limit of several slots, arrival
+order, release on every way out of the body, a key computed from the data, clear errors for bad
+definitions and for drivers that cannot lock."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_urls import store_url
+from store_urls import EVERY_STORE, HISTORY_STORES, store_url
 
 import stmtflow as sf
-from stmtflow.errors import DefinitionError, ExecutionError, StmtflowError
+from stmtflow.errors import ConflictError, DefinitionError, ExecutionError, StmtflowError
 from stmtflow.runtime import Engine
+from stmtflow.stores import Batch, Record, open_store
+from stmtflow.stores._locks import LockClaim
 
-LOCK_STORES = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+LOCK_STORES = EVERY_STORE
 
 
 class Pay(sf.WorkflowState):
@@ -211,21 +213,6 @@ def test_a_key_that_gives_no_string_is_a_clear_error(tmp_path: Path) -> None:
         engine.start(Empty, id="e")
 
 
-@pytest.mark.parametrize(
-    ("fixture", "name"),
-    [
-        pytest.param("redis_url", "Redis", marks=pytest.mark.redis),
-        pytest.param("nats_url", "NATS", marks=pytest.mark.nats),
-    ],
-)
-def test_redis_and_nats_refuse_locks(
-    request: pytest.FixtureRequest, fixture: str, name: str
-) -> None:
-    engine = Engine(request.getfixturevalue(fixture), workflows=[Pay])
-    with engine, pytest.raises(StmtflowError, match=f"the {name} store keeps no lock index"):
-        engine.start(Pay, id="a")
-
-
 def test_json_and_diagram_show_the_lock() -> None:
     from stmtflow.render import definition_json, to_mermaid
 
@@ -312,10 +299,12 @@ def _event_seq(engine: Engine, id: str, kind: str, name: str) -> int:
     return next(e.seq for e in engine.history(id) if e.kind == kind and e.name == name)
 
 
-@pytest.mark.parametrize("store", ["memory", "sqlite"])
-def test_rewind_and_fork_into_a_lock_body_are_refused(store: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", HISTORY_STORES)
+def test_rewind_and_fork_into_a_lock_body_are_refused(
+    store: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     """A restored thread inside the body would run it beside the lock's later holders."""
-    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path / 'rewind.db'}"
+    url = store_url(request, tmp_path, store, "rewind.db")
     with Engine(url, workflows=[Pay]) as engine:
         start(engine, Pay, ["a"])
         inside = _event_seq(engine, "a", "step_completed", "enter")
@@ -329,9 +318,9 @@ def test_rewind_and_fork_into_a_lock_body_are_refused(store: str, tmp_path: Path
         assert [i.id for i in engine.list()] == ["a"]
 
 
-@pytest.mark.parametrize("store", ["memory", "sqlite"])
+@pytest.mark.parametrize("store", HISTORY_STORES)
 def test_rewinding_a_holder_to_before_the_lock_releases_its_slot(
-    store: str, tmp_path: Path
+    store: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     class Gate(sf.WorkflowState):
         """Waits for "open" before it takes the lock of `Pay`'s default account."""
@@ -352,7 +341,7 @@ def test_rewinding_a_holder_to_before_the_lock_releases_its_slot(
         def enter(self) -> None:
             self.entered = True
 
-    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path / 'rewind.db'}"
+    url = store_url(request, tmp_path, store, "rewind.db")
     with Engine(url, workflows=[Pay, Gate]) as engine:
         start(engine, Gate, ["g"])
         gate = max(e.seq for e in engine.history("g"))  # waiting at the gate, no lock yet
@@ -365,3 +354,24 @@ def test_rewinding_a_holder_to_before_the_lock_releases_its_slot(
         settle(engine)
         assert entered(engine, "p")  # the rewind released g's slot to the next waiter
         assert engine.pending("g")[0].name == "open"
+
+
+@pytest.mark.parametrize("kind", EVERY_STORE)
+def test_a_refused_write_queues_nothing_and_a_release_grants_the_next(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Store level: the claims travel in the write's batch, applied only if the write is."""
+    claim = LockClaim("t", "pay", "k", 1)
+    with open_store(store_url(request, tmp_path, kind, "refused.db")) as store:
+        for id in "abc":
+            store.create(Record(id=id, workflow="W", data="{}", state="{}", status="waiting"))
+        store.update(store.get("a"), expected_version=1, batch=Batch(locks=(claim,)))
+        with pytest.raises(ConflictError):
+            store.update(store.get("b"), expected_version=7, batch=Batch(locks=(claim,)))
+        store.update(store.get("c"), expected_version=1, batch=Batch(locks=(claim,)))
+        assert [m.event for m in store.inbox("a")] == ["pay.lock"]
+        store.update(store.get("a"), expected_version=2, batch=Batch(locks=()))  # a releases
+        assert store.inbox("b") == []  # b never queued: c, after it, got the slot
+        assert [(m.event, m.thread_id, m.input) for m in store.inbox("c")] == [
+            ("pay.lock", "t", '"k"')
+        ]

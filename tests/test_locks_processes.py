@@ -1,10 +1,12 @@
-"""Two worker processes on PostgreSQL run many instances of one `Lock`: the body never runs in
-more than ``limit`` instances at once, and a holder whose worker is SIGKILLed mid-body is
-finished by the other worker (after its lease lapses), which then lets the waiters in.
+"""Two worker processes on a server store (PostgreSQL, Redis, NATS) run many instances of one
+`Lock`: the body never runs in more than ``limit`` instances at once, and a holder whose
+worker is SIGKILLed mid-body is finished by the other worker (after its lease lapses), which
+then lets the waiters in.
 
-Every step of the body logs itself (committed) as it begins, in one table: ``enter`` and
-``exit`` bracket an instance's time in the body, so replaying the log in order gives how many
-instances were inside at every moment.
+Every step of the body logs itself (committed) as it begins, in one table (in the test's
+PostgreSQL schema, or a SQLite file beside the other stores): ``enter`` and ``exit`` bracket an
+instance's time in the body, so replaying the log in order gives how many instances were
+inside at every moment.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from store_urls import SERVER_STORES, store_url
 
 from stmtflow.runtime import Engine
 
@@ -26,12 +29,24 @@ if str(WORKERS) not in sys.path:
 flows: Any = importlib.import_module("flows")
 procs: Any = importlib.import_module("procs")
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=SERVER_STORES)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store the workers share."""
+    return store_url(request, tmp_path, request.param, "")
 
 
 @pytest.fixture
-def launcher(tmp_path: Path, pg_url: str) -> Iterator[Any]:
-    started = procs.Procs(tmp_path, pg_url)
+def log_url(url: str, tmp_path: Path) -> str:
+    """Where the step log lives: the PostgreSQL store's own schema, else a SQLite file."""
+    return url if url.startswith("postgresql") else f"sqlite:///{tmp_path / 'steps.db'}"
+
+
+@pytest.fixture
+def launcher(tmp_path: Path, log_url: str) -> Iterator[Any]:
+    started = procs.Procs(tmp_path, log_url)
     yield started
     started.cleanup()
 
@@ -49,8 +64,8 @@ def most_inside(runs: list[Any]) -> int:
     return most
 
 
-def start_all(pg_url: str, ids: list[str], slots: int) -> Engine:
-    engine = Engine(pg_url, workflows=flows.WORKFLOWS)
+def start_all(url: str, ids: list[str], slots: int) -> Engine:
+    engine = Engine(url, workflows=flows.WORKFLOWS)
     for id in ids:
         engine.start(flows.Guarded, {"slots": slots}, id=id)
     return engine
@@ -62,13 +77,13 @@ def finished(engine: Engine, ids: list[str]) -> bool:
 
 @pytest.mark.parametrize("slots", [1, 2])
 def test_two_workers_never_run_the_body_more_than_limit_at_once(
-    pg_url: str, launcher: Any, slots: int
+    url: str, log_url: str, launcher: Any, slots: int
 ) -> None:
-    engine = Engine(pg_url, workflows=flows.WORKFLOWS)  # makes the schema the log goes in
-    log = flows.StepLog(pg_url)
+    engine = Engine(url, workflows=flows.WORKFLOWS)  # makes the schema the log goes in
+    log = flows.StepLog(log_url)
     log.create()
     workers = [
-        launcher.launch("worker.py", pg_url, "--lease", "5", "--concurrency", "1") for _ in range(2)
+        launcher.launch("worker.py", url, "--lease", "5", "--concurrency", "1") for _ in range(2)
     ]
     time.sleep(3)  # both workers up and polling before there is work: both take some
     ids = [f"g-{n}" for n in range(12)]
@@ -86,18 +101,18 @@ def test_two_workers_never_run_the_body_more_than_limit_at_once(
 
 
 def test_a_holder_killed_mid_body_is_finished_by_the_other_worker(
-    pg_url: str, launcher: Any
+    url: str, log_url: str, launcher: Any
 ) -> None:
     ids = [f"k-{n}" for n in range(4)]
-    engine = start_all(pg_url, ids, 1)
-    log = flows.StepLog(pg_url)
+    engine = start_all(url, ids, 1)
+    log = flows.StepLog(log_url)
     log.create()
     # Its second step (the holder's ``work``) blocks forever after logging itself.
-    doomed = launcher.launch("worker.py", pg_url, "--lease", "2", env={flows.HANG_ENV: "2"})
+    doomed = launcher.launch("worker.py", url, "--lease", "2", env={flows.HANG_ENV: "2"})
     launcher.wait_for("the doomed worker to hang", lambda: log.count(doomed) >= 2, 60, doomed)
     holder = log.runs()[-1].instance
     launcher.kill(doomed)
-    other = launcher.launch("worker.py", pg_url, "--lease", "2")
+    other = launcher.launch("worker.py", url, "--lease", "2")
     launcher.wait_for("every instance to finish", lambda: finished(engine, ids), 120, other)
     launcher.stop(other)
     runs = log.runs()

@@ -4,6 +4,7 @@ error status on failure (the SDK's in-memory exporter); nothing of it without th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import subprocess
 import sys
@@ -13,10 +14,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import Span, StatusCode
 
 import stmtflow as sf
 from stmtflow import _otel
@@ -189,3 +191,97 @@ def test_without_opentelemetry_there_are_no_spans() -> None:
         check=False,
     )
     assert (done.returncode, done.stdout.strip()) == (0, "finished"), done.stderr
+
+
+# -- async steps: logged and traced until their awaiting ends ----------------------------------
+
+SEEN_SPANS: list[Span] = []
+"""The span current inside each run of `AsyncCharge.charge`."""
+
+
+class AsyncCharge(sf.WorkflowState):
+    """An ``async def`` step whose first attempt fails after an await."""
+
+    def definition(self) -> sf.Section:
+        return sf.S(sf.Step("charge", self.charge, retry=sf.RetryPolicy(max_attempts=3)))
+
+    async def charge(self) -> None:
+        await asyncio.sleep(0)
+        SEEN_SPANS.append(trace.get_current_span())
+        if sf.current_step().attempt == 1:
+            raise TimeoutError("bank slow")
+
+
+def _run_async_charge(entry: str, id: str) -> None:
+    """Start an `AsyncCharge` with ``entry`` (``engine.start`` or ``engine.astart``), then
+    tick when its retry is due."""
+    now = [T0]
+    SEEN_SPANS.clear()
+    with sf.Engine("memory://", [AsyncCharge], clock=lambda: now[0]) as engine:
+        if entry == "start":
+            engine.start(AsyncCharge, id=id)
+        else:
+            asyncio.run(engine.astart(AsyncCharge, id=id))
+        now[0] += timedelta(seconds=5)
+        engine.tick()
+        assert engine.get(id).status is sf.WorkflowStatus.FINISHED
+
+
+@pytest.mark.parametrize("entry", ["start", "astart"])
+def test_a_failing_async_step_is_logged_like_a_sync_one(
+    entry: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="stmtflow"):
+        _run_async_charge(entry, "a-1")
+    steps = [
+        (r.levelname, r.getMessage().split(":")[0], r.attempt)  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.name == "stmtflow.step"
+    ]
+    assert steps == [
+        ("DEBUG", "step start", 1),
+        ("WARNING", "step failed", 1),  # when its awaiting raised, not when it was called
+        ("DEBUG", "step start", 2),
+        ("DEBUG", "step done", 2),
+    ]
+    failed = next(r for r in caplog.records if r.levelname == "WARNING")
+    assert failed.name == "stmtflow.step"
+    assert (failed.instance, failed.workflow, failed.thread_id, failed.step, failed.attempt) == (  # type: ignore[attr-defined]
+        "a-1",
+        "AsyncCharge",
+        "_main_",
+        "charge",
+        1,
+    )
+    assert failed.getMessage() == (
+        "step failed: a-1/_main_ charge (attempt 1): TimeoutError: bank slow"
+    )
+
+
+@pytest.mark.parametrize("entry", ["start", "astart"])
+def test_a_failing_async_step_records_its_exception_on_its_span(
+    entry: str, spans: InMemorySpanExporter
+) -> None:
+    _run_async_charge(entry, "a-2")
+    finished = spans.get_finished_spans()
+    steps = [s for s in finished if s.name == "stmtflow.step"]
+    units = [s for s in finished if s.name == "stmtflow.unit"]
+    assert [(_attrs(s)["stmtflow.step"], _attrs(s)["stmtflow.attempt"]) for s in steps] == [
+        ("charge", 1),
+        ("charge", 2),
+    ]
+    assert all(
+        (_attrs(s)["stmtflow.instance"], _attrs(s)["stmtflow.workflow"]) == ("a-2", "AsyncCharge")
+        and _attrs(s)["stmtflow.thread"] == "_main_"
+        for s in steps
+    )
+    failed, retried = steps
+    assert failed.status.status_code is StatusCode.ERROR
+    assert failed.status.description == "TimeoutError: bank slow"
+    [event] = failed.events
+    assert event.name == "exception"
+    assert dict(event.attributes or {})["exception.type"] == "TimeoutError"
+    assert retried.status.status_code is StatusCode.UNSET and retried.events == ()
+    # The span is the current one while the action's body runs, and a child of its unit's.
+    assert [s.get_span_context().span_id for s in SEEN_SPANS] == [s.context.span_id for s in steps]
+    assert [s.parent.span_id for s in steps if s.parent] == [u.context.span_id for u in units]

@@ -22,6 +22,9 @@ from stmtflow.runtime._schedules import MISFIRE_GRACE, fire_id
 RUNS: list[str] = []
 """Every ``send`` step execution of `Report`, by instance id (across engines of one test)."""
 
+DURING_STEP: list[Any] = []
+"""Calls `Watched.work` makes (each once) while its step runs: another worker's tick, say."""
+
 
 class Report(sf.WorkflowState):
     title: str = "daily"
@@ -59,6 +62,7 @@ class Clock:
 @pytest.fixture(autouse=True)
 def _fresh_runs() -> None:
     RUNS.clear()
+    DURING_STEP.clear()
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -328,6 +332,83 @@ def test_trigger_starts_an_instance_now_even_when_paused(engine: Engine, clock: 
     inst = engine.trigger("nightly")
     assert inst.id == "nightly@2026-01-10T01:59:30Z" and inst.status.value == "finished"
     assert engine.schedules()[0].last_id == inst.id and engine.schedules()[0].paused
+
+
+class Watched(sf.WorkflowState):
+    """A step (which runs what `DURING_STEP` holds), then waits until its ``done`` event."""
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.Step("work", self.work),
+            sf.Wait("hold", sf.OnEvent("done", lambda _: None)),
+        )
+
+    def work(self) -> None:
+        while DURING_STEP:
+            DURING_STEP.pop(0)()
+
+
+def test_a_fire_by_a_worker_while_a_trigger_starts_its_instance_is_not_forgotten(
+    url: str, clock: Clock
+) -> None:
+    """`trigger` records its instance with a compare-and-set round of the schedule, as a fire
+    does: a worker firing meanwhile is not overwritten, so ``overlap="skip"`` still sees what
+    runs."""
+    workflows = [*WORKFLOWS, Watched]
+    with (
+        Engine(url, workflows=workflows, clock=clock) as engine,
+        Engine(engine.store, workflows=workflows, clock=clock) as worker,
+    ):
+        engine.schedule("hourly", Watched, "0 * * * *")
+        clock.at(utc(2026, 1, 10, 2, 0, 10))  # 02:00 is due
+        DURING_STEP.append(worker.tick)  # the worker ticks while the trigger's instance runs
+
+        triggered = engine.trigger("hourly")
+        assert triggered.id == "hourly@2026-01-10T02:00:10Z" and DURING_STEP == []
+        engine.send(triggered.id, "done")
+        clock.at(utc(2026, 1, 10, 3, 0, 10))
+        worker.tick()
+
+        running = [i.id for i in engine.list() if i.status is not sf.WorkflowStatus.FINISHED]
+        assert len(running) == 1, f"overlap='skip' left {running} running at once"
+        (s,) = engine.schedules()
+        assert s.last_id == running[0] and s.pending is None
+
+
+def test_a_trigger_starts_a_fire_a_worker_left_pending_first(
+    engine: Engine, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine.schedule("nightly", Report, "0 2 * * *")
+    clock.at(utc(2026, 1, 10, 2, 0, 1))
+    real = _schedules._start
+
+    def crash(*args: Any) -> Any:
+        raise Crash
+
+    monkeypatch.setattr(_schedules, "_start", crash)
+    with pytest.raises(Crash):
+        engine.tick()  # the worker died after deciding the 02:00 fire
+    monkeypatch.setattr(_schedules, "_start", real)
+
+    clock.at(utc(2026, 1, 10, 2, 0, 5))
+    triggered = engine.trigger("nightly")
+    assert ids(engine) == ["nightly@2026-01-10T02:00:00Z", triggered.id]
+    (s,) = engine.schedules()
+    assert (s.pending, s.last_id) == (None, triggered.id)
+    engine.tick()
+    assert len(RUNS) == 2  # nothing started twice
+
+
+def test_a_trigger_whose_start_fails_leaves_no_fire_for_a_worker(
+    engine: Engine, clock: Clock
+) -> None:
+    engine.schedule("nightly", Report, "0 2 * * *")
+    bare = Engine(engine.store, clock=clock)  # knows no workflow
+    with pytest.raises(StmtflowError, match="workflow type 'Report' is not registered"):
+        bare.trigger("nightly")
+    assert engine.schedules()[0].pending is None
+    engine.tick()  # 01:59: the 02:00 fire is not due, and the failed trigger is not retried
+    assert ids(engine) == [] and RUNS == []
 
 
 def test_backfill_starts_each_fire_in_the_range_once_also_over_fired_times(

@@ -101,7 +101,7 @@ def _thread_claims(thread: Thread, program: Program) -> list[LockClaim]:
         for waiting in thread.wait_events:
             if waiting.req.name == event and waiting.status is WaitEventStatus.SETUP:
                 key = waiting.req.setup_data
-                claims.append(LockClaim(thread.id, node.name, key, node.limit))
+                claims.append(LockClaim(thread.id, node.name, key, node.limit, pc=waiting.req.pc))
     return claims
 
 

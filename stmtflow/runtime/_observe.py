@@ -2,7 +2,8 @@
 
 `observed_unit` wraps a unit of work (DEBUG records at its start and end, a ``stmtflow.unit``
 span); `observed_step` wraps one step action (DEBUG at start and end, WARNING when it raises,
-a ``stmtflow.step`` span with error status on failure). Both leave the span out entirely
+a ``stmtflow.step`` span with error status on failure) — an ``async`` action until the end
+of its awaiting, not only the call that creates its coroutine. Both leave the span out entirely
 without ``opentelemetry-api`` (`stmtflow._otel.TRACER` is None), and build no log record's
 fields unless the level is enabled, so an engine nobody watches pays for two checks per step.
 The fields and levels are described in `stmtflow._log`.
@@ -10,8 +11,9 @@ The fields and levels are described in `stmtflow._log`.
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -71,9 +73,61 @@ def observed_unit(unit: Unit) -> Iterator[None]:
 
 
 def observed_step(fn: Callable[..., Any], step: StepKey, workflow: str) -> Callable[..., Any]:
-    """``fn`` (a step action) logged and traced."""
+    """``fn`` (a step action) logged and traced.
+
+    An ``async`` action returns an awaitable that has not run yet: it is handed on wrapped, so
+    its span stays open (and current) while it is awaited and ends with it, and its failure or
+    completion is logged when the awaiting ends, as a sync action's is when it returns.
+    """
     instance, thread_id, name, attempt, _ = step
     tracer = _otel.TRACER
+
+    def _fields() -> dict[str, Any]:
+        return fields(instance, workflow=workflow, thread_id=thread_id, step=name, attempt=attempt)
+
+    def failed(span: Any, exc: Exception) -> None:
+        if span is not None:
+            _otel.error_status(span, exc)
+            span.end()
+        _step_log.warning(
+            "step failed: %s/%s %s (attempt %d): %s",
+            instance,
+            thread_id,
+            name,
+            attempt,
+            describe(exc),
+            extra=_fields(),
+        )
+
+    def done(span: Any) -> None:
+        if span is not None:
+            span.end()
+        if _step_log.isEnabledFor(_DEBUG):
+            _step_log.debug(
+                "step done: %s/%s %s (attempt %d)",
+                instance,
+                thread_id,
+                name,
+                attempt,
+                extra=_fields(),
+            )
+
+    async def awaited(result: Awaitable[Any], span: Any) -> Any:
+        try:
+            if span is None:
+                value = await result
+            else:
+                with _otel.current(span):
+                    value = await result
+        except Exception as exc:
+            failed(span, exc)
+            raise
+        except BaseException:
+            if span is not None:
+                span.end()
+            raise
+        done(span)
+        return value
 
     def action(*args: Any) -> Any:
         if _step_log.isEnabledFor(_DEBUG):
@@ -85,11 +139,12 @@ def observed_step(fn: Callable[..., Any], step: StepKey, workflow: str) -> Calla
                 attempt,
                 extra=_fields(),
             )
+        span = None
         try:
             if tracer is None:
                 result = fn(*args)
             else:
-                with tracer.start_as_current_span(
+                span = tracer.start_span(
                     "stmtflow.step",
                     attributes={
                         "stmtflow.instance": instance,
@@ -98,37 +153,19 @@ def observed_step(fn: Callable[..., Any], step: StepKey, workflow: str) -> Calla
                         "stmtflow.step": name,
                         "stmtflow.attempt": attempt,
                     },
-                    record_exception=False,
-                    set_status_on_exception=False,
-                ) as span:
-                    try:
-                        result = fn(*args)
-                    except Exception as exc:
-                        _otel.error_status(span, exc)
-                        raise
+                )
+                with _otel.current(span):
+                    result = fn(*args)
         except Exception as exc:
-            _step_log.warning(
-                "step failed: %s/%s %s (attempt %d): %s",
-                instance,
-                thread_id,
-                name,
-                attempt,
-                describe(exc),
-                extra=_fields(),
-            )
+            failed(span, exc)
             raise
-        if _step_log.isEnabledFor(_DEBUG):
-            _step_log.debug(
-                "step done: %s/%s %s (attempt %d)",
-                instance,
-                thread_id,
-                name,
-                attempt,
-                extra=_fields(),
-            )
+        except BaseException:
+            if span is not None:
+                span.end()
+            raise
+        if result is not None and inspect.isawaitable(result):
+            return awaited(result, span)
+        done(span)
         return result
-
-    def _fields() -> dict[str, Any]:
-        return fields(instance, workflow=workflow, thread_id=thread_id, step=name, attempt=attempt)
 
     return action

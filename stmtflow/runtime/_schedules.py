@@ -343,12 +343,43 @@ def fire_due(engine: Engine, now: datetime, stats: WorkerStats, limit: int = 100
 
 def trigger(engine: Engine, name: str, now: datetime) -> Instance:
     """Start ``name``'s workflow now (whatever its overlap or pause), as the fire at ``now``
-    (to the second: two triggers in one second start one instance)."""
-    s = load(engine, name)
+    (to the second: two triggers in one second start one instance).
+
+    A trigger moves the schedule as a fire does: one compare-and-set round records it as
+    ``pending`` and as ``last_id``, then it is started and the pending mark cleared. A worker
+    that fires meanwhile either came first (its round is read again, and a fire it left
+    pending is started first) or sees the trigger's (and, with ``overlap="skip"``, the
+    instance the trigger started); neither overwrites what the other recorded. A start that
+    raises clears the mark too: the caller was told, and no worker starts it later.
+    """
     at = aware(now, "now").replace(microsecond=0)
-    instance = _start(engine, s, at)
-    change(engine, name, lambda _: {"last_id": instance.id})
-    return instance
+    while True:
+        s = load(engine, name)
+        try:
+            if s.pending is not None:  # a fire decided by a worker that has not cleared it
+                _round(engine, s, at)
+                continue
+            s = save(engine, s.model_copy(update={"pending": at, "last_id": fire_id(name, at)}))
+        except ConflictError:
+            continue
+        break
+    try:
+        return _start(engine, s, at)
+    finally:  # also when the start raised: the caller hears of it, no worker retries it
+        _clear_pending(engine, s, at)
+
+
+def _clear_pending(engine: Engine, s: Schedule, at: datetime) -> None:
+    """Clear the pending fire ``at`` of ``s`` unless a worker's round did it already."""
+    while s.pending == at:
+        try:
+            save(engine, s.model_copy(update={"pending": None}))
+            return
+        except ConflictError:
+            try:
+                s = load(engine, s.name)
+            except NotFound:  # removed meanwhile (its instances are kept)
+                return
 
 
 def backfill(engine: Engine, name: str, start: datetime, end: datetime) -> builtins.list[str]:

@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stmtflow.errors import StmtflowError
 from stmtflow.stores._batch import Message
 
 __all__ = [
@@ -42,7 +41,6 @@ __all__ = [
     "grant_message",
     "grants",
     "lock_event",
-    "locks_refusal",
 ]
 
 LOCK_EVENT = ".lock"
@@ -69,6 +67,9 @@ class LockClaim:
     key: str | None
     limit: int
     again: bool = False
+    pc: int = 0
+    """The armed pc of a waiting thread's lock event (0 for a held claim): a store whose grant
+    can reach the thread twice (NATS) addresses it to that wait, so a late copy is dropped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +126,6 @@ def grant_message(row: LockRow) -> Message:
         event=lock_event(row.name),
         thread_id=row.thread_id,
         input=json.dumps(row.key),
-    )
-
-
-def locks_refusal(store: str) -> StmtflowError:
-    """The error of a `Lock` on a store that keeps no lock index (Redis, NATS)."""
-    return StmtflowError(
-        f"the {store} store keeps no lock index, so a Lock cannot run on it: use the "
-        "PostgreSQL, SQLite or memory store for workflows with a Lock"
     )
 
 

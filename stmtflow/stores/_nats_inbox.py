@@ -10,9 +10,11 @@ crash between any two loses nothing and duplicates nothing:
    part of the record's new value: it commits with the checkpoint or not at all.
 2. **The rest, as an intent in the same write.** The children a write creates, the
    messages it posts to others and the outbox rows its steps emitted (`Batch.create`, ``post``,
-   ``emit``: `stmtflow.stores._nats_outbox`) are written into the record too, as
-   its `Intent` (tagged with the record's new version). The write that commits the checkpoint
-   commits the intent: from then on, the children and messages exist *in effect*.
+   ``emit``: `stmtflow.stores._nats_outbox`) are written into the record too, as its `Intent`
+   (tagged with the record's new version), and so are the lock keys whose rows it changed (the
+   rows themselves are the record's own: `stmtflow.stores._nats_locks`). The write that
+   commits the checkpoint commits the intent: from then on, the children and messages exist
+   *in effect*.
 3. **Applied, idempotently, then cleared.** The writer then creates each child with
    create-if-absent (an id taken already is left as it is) and appends each message to its
    recipient's record by compare-and-set, remembering in the recipient which intent each
@@ -50,6 +52,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from stmtflow.errors import ConflictError, NotFound
 from stmtflow.stores import _nats_outbox as outbox
 from stmtflow.stores._batch import Batch, Message
+from stmtflow.stores._nats_locks import Held, held_doc, held_from, plan, settle
 from stmtflow.stores._outbox import OutboxMessage
 from stmtflow.stores.base import Record, with_changes
 
@@ -78,7 +81,8 @@ _RETRIES = 100
 
 @dataclass(frozen=True, slots=True)
 class Intent:
-    """What a committed write still has to do to other records: create, post."""
+    """What a committed write still has to do to other records: create, post, settle the
+    queues of the lock keys whose rows it changed (`stmtflow.stores._nats_locks`)."""
 
     version: int
     """The record version whose write carried it (tells two intents of one sender apart)."""
@@ -86,6 +90,8 @@ class Intent:
     post: tuple[Message, ...] = ()
     emit: tuple[OutboxMessage, ...] = ()
     """Outbox rows (`stmtflow.stores._nats_outbox`), their creation time set."""
+    locks: tuple[str, ...] = ()
+    """The lock keys whose rows the write changed (the rows are `Mail.locks`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +108,8 @@ class Mail:
     """Seq -> the intent (sender id and version, NUL between) a message in ``box`` came from."""
     intent: Intent | None = None
     """This record's own batch, committed and not yet applied to the others."""
+    locks: tuple[Held, ...] = ()
+    """The instance's lock rows (`stmtflow.stores._nats_locks`)."""
 
     @property
     def urgent(self) -> bool:
@@ -124,13 +132,14 @@ class Mail:
                 continue
             box.append(dataclasses.replace(m, status="kept") if m.seq in kept else m)
         intent = None
-        if batch.create or batch.post or batch.emit:
+        locks, changed = plan(self.locks, batch.locks, version)
+        if batch.create or batch.post or batch.emit or changed:
             children = tuple(born(child, now) for child in batch.create)
             emits = tuple(dataclasses.replace(m, created_at=now) for m in batch.emit)
-            intent = Intent(version, children, tuple(batch.post), emits)
+            intent = Intent(version, children, tuple(batch.post), emits, changed)
         seqs = {m.seq for m in box}
         origins = {seq: tag for seq, tag in self.origins.items() if seq in seqs}
-        return Mail(tuple(box), self.seq, frozenset(keys), origins, intent)
+        return Mail(tuple(box), self.seq, frozenset(keys), origins, intent, locks)
 
     def deliver(self, messages: list[Message], origin: tuple[str, int] | None) -> Mail | None:
         """This mail with ``messages`` appended (a key it knows is skipped); None when none is
@@ -152,7 +161,7 @@ class Mail:
                 known.add(m.key)
         if seq == self.seq:
             return None
-        return Mail(tuple(box), seq, self.keys, origins, self.intent)
+        return Mail(tuple(box), seq, self.keys, origins, self.intent, self.locks)
 
 
 NO_MAIL = Mail()
@@ -254,7 +263,9 @@ def mail_doc(mail: Mail) -> dict[str, Any] | None:
             "create": [_child_doc(r) for r in intent.create],
             "post": [_message_doc(m) for m in intent.post],
             "emit": [_emit_doc(m) for m in intent.emit],
+            "locks": list(intent.locks),
         },
+        "locks": held_doc(mail.locks),
     }
 
 
@@ -271,11 +282,13 @@ def mail_from(doc: dict[str, Any] | None) -> Mail:
             tuple(_child(r) for r in found["create"]),
             tuple(_message(m) for m in found["post"]),
             tuple(_emit(m) for m in found.get("emit", ())),
+            tuple(found.get("locks", ())),
         )
     )
     box = tuple(_message(m) for m in doc["box"])
     origins = {int(seq): tag for seq, tag in doc["origins"].items()}
-    return Mail(box, doc["seq"], frozenset(doc["keys"]), origins, intent)
+    locks = held_from(doc.get("locks"))
+    return Mail(box, doc["seq"], frozenset(doc["keys"]), origins, intent, locks)
 
 
 # -- applying (on the store's event loop) ------------------------------------------------------
@@ -313,8 +326,8 @@ async def deliver(
 
 
 async def finish(c: Client, stored: Stored) -> None:
-    """Apply ``stored``'s intent (children created if absent, messages appended once), then
-    clear it from the record if no later write did already."""
+    """Apply ``stored``'s intent (children created if absent, messages appended once, lock
+    queues settled), then clear it from the record if no later write did already."""
     intent = stored.mail.intent
     if intent is None:
         return
@@ -331,6 +344,7 @@ async def finish(c: Client, stored: Stored) -> None:
         to.setdefault(message.to, []).append(message)
     origin = (sender, intent.version)
     await asyncio.gather(*(deliver(c, id, batch, origin) for id, batch in to.items()))
+    await settle(c, stored)
     current: Stored | None = stored
     for _ in range(_RETRIES):
         if current is None or current.mail.intent is None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from stmtflow.stores._redis_history import HISTORY_LUA, PRUNE_LUA
 from stmtflow.stores._redis_inbox import INBOX, INBOX_LUA, KNOWN_KEY, POST
+from stmtflow.stores._redis_locks import LOCKS_LUA
 from stmtflow.stores._redis_outbox import (
     OUTBOX_CLAIM,
     OUTBOX_LIST,
@@ -221,6 +222,7 @@ local function create_record(a)
 end
 """
     + INBOX_LUA
+    + LOCKS_LUA
     + OUTBOX_LUA
     + HISTORY_LUA
 )
@@ -238,7 +240,8 @@ UPDATE = (
     _COMMON
     + """
 -- ARGV: prefix, id, expected_version, fence (opt), release ('1' or '0'), write_data's 6,
---       write_state's, write_inputs', apply_batch's, write_emit's and write_history's arguments
+--       write_state's, write_inputs', apply_batch's, write_emit's, write_history's and
+--       apply_locks' arguments
 local id = ARGV[2]
 local k = rkey(id)
 local cur = redis.call('HMGET', k, 'version', 'fence', 'lease_owner')
@@ -249,7 +252,8 @@ if tonumber(cur[1]) ~= tonumber(ARGV[3]) or (fence ~= '' and
   return {'refused', full_record(k, id, '')}
 end
 write_data(k, id, 6)
-write_history(k, id, write_emit(apply_batch(id, write_inputs(id, write_state(k, id, 12)))))
+local after = write_emit(apply_batch(id, write_inputs(id, write_state(k, id, 12))))
+apply_locks(id, write_history(k, id, after))
 if ARGV[5] == '1' then redis.call('HDEL', k, 'lease_owner', 'lease_expires') end
 return {'ok', redis.call('HMGET', k, unpack(KEPT))}
 """
@@ -259,7 +263,8 @@ UPDATE_FREE = (
     _COMMON
     + """
 -- ARGV: prefix, id, expected_version, now, owner (opt), lease_expires (opt), write_data's 6,
---       write_state's, write_inputs', apply_batch's, write_emit's and write_history's arguments
+--       write_state's, write_inputs', apply_batch's, write_emit's, write_history's and
+--       apply_locks' arguments
 local id, now = ARGV[2], ARGV[4]
 local k = rkey(id)
 local version = redis.call('HGET', k, 'version')
@@ -268,7 +273,8 @@ if tonumber(version) ~= tonumber(ARGV[3]) or lease_live(k, now) then
   return {'refused', full_record(k, id, '')}
 end
 write_data(k, id, 7)
-write_history(k, id, write_emit(apply_batch(id, write_inputs(id, write_state(k, id, 13)))))
+local after = write_emit(apply_batch(id, write_inputs(id, write_state(k, id, 13))))
+apply_locks(id, write_history(k, id, after))
 if ARGV[5] == '' then
   redis.call('HDEL', k, 'lease_owner', 'lease_expires')
 else

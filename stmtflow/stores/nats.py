@@ -46,7 +46,6 @@ from stmtflow.stores import _nats_history as kept
 from stmtflow.stores import _nats_scan as scan
 from stmtflow.stores._batch import NO_BATCH, Batch
 from stmtflow.stores._inputs import PendingInput, check_inputs
-from stmtflow.stores._locks import locks_refusal
 from stmtflow.stores._nats_client import Client, Settings
 from stmtflow.stores._nats_inbox import NatsInboxes, born, finish
 from stmtflow.stores._nats_keys import Stored, token, untoken
@@ -249,8 +248,6 @@ class NatsStore(NatsHistory, NatsInboxes, NatsOutbox, WithoutSchedules, Store):
         batch: Batch = NO_BATCH,
     ) -> Record | None:
         """`_change`, where ``change`` may also answer None: nothing to write (returned)."""
-        if batch.locks:
-            raise locks_refusal("NATS")
 
         async def run(c: Client) -> Record | None:
             current, fresh = c.cache.get(id), False

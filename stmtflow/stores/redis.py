@@ -56,11 +56,11 @@ from stmtflow.errors import ConflictError, NotFound, StmtflowError
 from stmtflow.stores import _redis_lua as lua
 from stmtflow.stores._batch import NO_BATCH, Batch
 from stmtflow.stores._inputs import PendingInput, schema_reader
-from stmtflow.stores._locks import locks_refusal
 from stmtflow.stores._redis_codec import fields, micros, opt, opt_time, record_from, time_from
 from stmtflow.stores._redis_history import RedisHistory, history_args
 from stmtflow.stores._redis_inbox import RedisInboxes, batch_args
 from stmtflow.stores._redis_inputs import decode, encode_args, index_key
+from stmtflow.stores._redis_locks import lock_args
 from stmtflow.stores._redis_outbox import RedisOutbox, emit_args
 from stmtflow.stores._redis_parts import Cache, Parts, assemble, plan
 from stmtflow.stores._schedules import WithoutSchedules
@@ -258,11 +258,10 @@ class RedisStore(RedisInboxes, RedisOutbox, RedisHistory, WithoutSchedules, Stor
         return args, parts
 
     def _batch(self, batch: Batch, now: datetime) -> builtins.list[str]:
-        """The arguments of ``batch``: children and messages, outbox rows, history."""
-        if batch.locks:
-            raise locks_refusal("Redis")
+        """The arguments of ``batch``: children and messages, outbox rows, history, locks."""
         args = batch_args(batch, lambda child: self._create_args(child, now, ["0"])[0])
-        return [*args, *emit_args(batch.emit, now), *history_args(batch.history)]
+        history = history_args(batch.history)
+        return [*args, *emit_args(batch.emit, now), *history, *lock_args(batch.locks)]
 
     def get(self, id: str) -> Record:
         known = self._parts.latest(id)

@@ -7,10 +7,9 @@ through the same units of work (load, interpret, save under a lease) as in a ser
 instance's next wake-up in turn, and wakes it there: a month-long workflow runs in
 milliseconds.
 
-How the log is kept: the engine calls the harness after every checkpoint. At an ``after_step``
-checkpoint the interpreter has just stamped the thread that ran with the execution's new ``pc``
-(DESIGN §3.12), so the thread whose ``pc`` equals ``state.pc`` is the one whose step ran, and
-its ``cur_step`` names the step. Nothing in the definition is wrapped or changed.
+How the log is kept: the engine calls the harness after every checkpoint, and at each
+``after_step`` one `stmtflow.testing._trace.StepTrace` reads from the state which step ran.
+Nothing in the definition is wrapped or changed.
 
 Between calls the harness holds what the store holds: ``data`` and ``state`` are loaded from
 the stored JSON after every call, as the next unit of a service would load them. With
@@ -42,7 +41,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Self, TypeVar
 
@@ -54,9 +52,11 @@ from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import HarnessError, NotFound, StmtflowError
 from stmtflow.runtime import Engine, HistoryEvent, Instance, PendingEvent
 from stmtflow.runtime._inputs import inputs_of
-from stmtflow.state import CheckpointType, State, ThreadStatus, WorkflowStatus, new_state
+from stmtflow.state import CheckpointType, State, WorkflowStatus, new_state
 from stmtflow.stores import PendingInput, Record
 from stmtflow.stores._outbox import OutboxMessage
+from stmtflow.testing._schedules import HarnessSchedules
+from stmtflow.testing._trace import StepRun, StepTrace, compensations_run
 
 __all__ = ["DEFAULT_START", "HarnessError", "PendingEvent", "StepRun", "WorkflowHarness"]
 
@@ -67,26 +67,7 @@ DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
 """Where a harness's clock starts unless told otherwise: 2024-01-01 00:00 UTC."""
 
 
-@dataclass(frozen=True, slots=True)
-class StepRun:
-    """One execution of a step's action, as the harness saw it.
-
-    Attributes:
-        step: the step's name.
-        thread: the id of the thread that ran it.
-        at: the harness clock when it ran.
-        attempt: 1 for the first try, 2 for the first retry, ...
-        error: the failure recorded under a retry policy, or None when the action succeeded.
-    """
-
-    step: str
-    thread: str
-    at: datetime
-    attempt: int
-    error: str | None = None
-
-
-class WorkflowHarness(Generic[W]):
+class WorkflowHarness(HarnessSchedules, Generic[W]):
     """Drive one workflow through the engine, in memory, with a fake clock.
 
     Args:
@@ -170,16 +151,15 @@ class WorkflowHarness(Generic[W]):
             on_checkpoint=self._checkpoint,
             sinks=[self.emitted.append],
         )
-        self.trace: list[StepRun] = []
+        self._steps = StepTrace(0 if state is None else compensations_run(state))
+        self.trace: list[StepRun] = self._steps.runs
         self.checkpoints: list[CheckpointType] = []
         self._wf: W = wf
         self._id = id if state is None else state.id
         self._state: State = new_state(self._id, Engine.type_name(type(wf)))
         self._started = state is not None
-        self._compensations = 0 if state is None else _compensations_run(state)
-        """Compensations the trace has seen run (a new one is the checkpoint's)."""
-        self._retrying: tuple[str, int, int] | None = None
-        """The compensation whose failed attempt the trace saw last (step, pc, attempt)."""
+        self._scheduled: set[str] = set()
+        self._stalled: set[tuple[str, int]] = set()
         if state is not None:
             self.engine.store.create(
                 Record(
@@ -272,7 +252,8 @@ class WorkflowHarness(Generic[W]):
         Returns what the event's handler returned. The library's errors (``UnknownCallback``,
         ``WorkflowFinished``, ``CallbackInputError``, ...) propagate unchanged.
         """
-        self._require_started("send")
+        if to is None:
+            self._require_started("send")
         target = to or self._id
         return self._call(
             lambda: self.engine.send(
@@ -284,20 +265,25 @@ class WorkflowHarness(Generic[W]):
         """Move the clock forward by ``delta``, doing what falls due on the way.
 
         The clock stops at each time the engine stored as an instance's next wake-up (a timer
-        deadline, a retry time, the retry of a failed setup or teardown; this instance's or a
-        child's) and wakes it there (`Engine.wake`), so what a fired timer arms is due later in
-        the same ``advance`` if its deadline falls inside it. Returns the names of this
-        instance's timer events fired, in order.
+        deadline, a retry time, the retry of a failed setup or teardown; this instance's, a
+        child's or a fire's) and wakes it there (`Engine.wake`), so what a fired timer arms is
+        due later in the same ``advance`` if its deadline falls inside it. It stops too at each
+        fire time of a `schedule` and starts that fire's instance, as a worker's tick does.
+        Returns the names of this instance's timer events fired, in order.
         """
         if delta < timedelta(0):
             raise ValueError(f"time only moves forward; got {delta}")
-        self._require_started("advance")
+        if not self._scheduled:
+            self._require_started("advance")
         target = self._now + delta
         fired: list[str] = []
         self._store_edits()
         while (due := self._next_due(target)) is not None:
             wake, id = due
             self._now = max(self._now, wake)
+            if id is None:
+                self._fire()
+                continue
             timers = self._call(lambda id=id: self.engine.wake(id), edits=False)  # type: ignore[misc]
             fired += timers if id == self._id else []
             after = self.engine.store.get(id).wake_at
@@ -309,14 +295,20 @@ class WorkflowHarness(Generic[W]):
         self._now = target
         return fired
 
-    def _next_due(self, target: datetime) -> tuple[datetime, str] | None:
-        """The earliest wake-up at or before ``target`` of any instance in the store."""
+    def _next_due(self, target: datetime) -> tuple[datetime, str | None] | None:
+        """The earliest wake-up at or before ``target``: of a schedule (id None; first at the
+        same time, as a tick fires before it works), else of any instance in the store."""
+        fire = self._next_fire(target)
+        schedule = None if fire is None else (fire, None)
         due = [
             (rec.wake_at, rec.id)
             for rec in self.engine.store.list()
             if rec.wake_at is not None and rec.wake_at <= target
         ]
-        return min(due, default=None)
+        instance = min(due, default=None)
+        if schedule is not None and (instance is None or schedule[0] <= instance[0]):
+            return schedule
+        return instance
 
     def resume(self) -> State:
         """Wake the instance at the current clock, e.g. after changing ``data`` by hand."""
@@ -341,6 +333,7 @@ class WorkflowHarness(Generic[W]):
         what is stored."""
         if edits:
             self._store_edits()
+        self._stalled.clear()  # an instance runs: a held fire may go on after it
         try:
             return call()
         finally:
@@ -353,14 +346,15 @@ class WorkflowHarness(Generic[W]):
             return False
         return True
 
-    def _store_edits(self) -> Record:
-        """The stored record, after writing the data if the test changed it by hand."""
+    def _store_edits(self) -> None:
+        """Write the data if the test changed it by hand (nothing before the instance starts)."""
+        if not self._started:
+            return
         store = self.engine.store
         rec = store.get(self._id)
         text = self._dump(self._wf, "the data changed by hand")
         if text != rec.data:
-            rec = store.update(dataclasses.replace(rec, data=text), expected_version=rec.version)
-        return rec
+            store.update(dataclasses.replace(rec, data=text), expected_version=rec.version)
 
     def _reload(self) -> None:
         try:
@@ -377,83 +371,7 @@ class WorkflowHarness(Generic[W]):
             return  # a child's: its own steps are not this workflow's log
         self.checkpoints.append(kind)
         if kind is CheckpointType.AFTER_STEP:
-            self._record_step(state)
-
-    def _record_step(self, state: State) -> None:
-        if self._record_compensation(state):
-            return
-        thread = next((t for t in state.threads if t.pc == state.pc), None)
-        moved = thread is None or (
-            thread.status is not ThreadStatus.RESUMING and thread.last_error is None
-        )
-        if moved and state.last_caught is not None:
-            # A step's final failure a Try caught: the thread moved on into the catch.
-            caught = state.last_caught
-            self.trace.append(
-                StepRun(
-                    step=caught.step,
-                    thread=thread.id if thread is not None else "",
-                    at=self._now,
-                    attempt=caught.attempt,
-                    error=f"{caught.type}: {caught.message}",
-                )
-            )
-            return
-        if thread is None:  # pragma: no cover - the interpreter always stamps the thread
-            raise HarnessError(f"after_step at pc {state.pc}: no thread made that progress")
-        # A failed attempt leaves its error on the thread (waiting for its retry, failed for
-        # good, or escalated to an operator); a step that succeeded leaves none.
-        failed = thread.last_error is not None
-        if failed:
-            attempt = thread.attempt
-        else:  # the interpreter reset the count; the failures just before tell it
-            attempt = 1
-            for run in reversed(self.trace):
-                if run.thread != thread.id:
-                    continue
-                if run.step != thread.cur_step or run.error is None:
-                    break
-                attempt += 1
-        self.trace.append(
-            StepRun(
-                step=thread.cur_step,
-                thread=thread.id,
-                at=self._now,
-                attempt=attempt,
-                error=thread.last_error if failed else None,
-            )
-        )
-
-    def _record_compensation(self, state: State) -> bool:
-        """Trace a compensation that ran at this checkpoint (as ``"{step}.compensate"``)."""
-        done = _compensations_run(state)
-        if done > self._compensations:
-            self._compensations = done
-            self._retrying = None
-            last = state.compensated[-1]
-            self._trace_compensation(last.step, last.thread, last.attempt, last.error)
-            return True
-        head = state.unwinding[0] if state.unwinding else None
-        if (
-            head is not None
-            and head.attempt
-            and (head.step, head.pc, head.attempt) != (self._retrying)
-        ):
-            self._retrying = (head.step, head.pc, head.attempt)
-            self._trace_compensation(head.step, head.thread, head.attempt, head.error)
-            return True
-        return False
-
-    def _trace_compensation(self, step: str, thread: str, attempt: int, error: str | None) -> None:
-        self.trace.append(
-            StepRun(
-                step=f"{step}.compensate",
-                thread=thread,
-                at=self._now,
-                attempt=max(attempt, 1),
-                error=error,
-            )
-        )
+            self._steps.after_step(state, self._now)
 
     @staticmethod
     def _dump(wf: WorkflowState, where: str) -> str:
@@ -475,10 +393,6 @@ class WorkflowHarness(Generic[W]):
                 f"(fields {', '.join(_differing_fields(data_json, again))}); "
                 "use JSON-friendly field types"
             )
-
-
-def _compensations_run(state: State) -> int:
-    return len(state.compensated) + state.compensated_dropped
 
 
 def _differing_fields(before: str, after: str) -> list[str]:
