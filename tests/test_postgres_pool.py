@@ -47,9 +47,9 @@ def test_a_connection_used_moments_ago_is_not_pinged(
 def test_a_connection_the_server_dropped_while_idle_is_replaced_before_use(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stmtflow.stores import postgres
+    from stmtflow.stores import _postgres_connections, postgres
 
-    monkeypatch.setattr(postgres, "_IDLE_CHECK", 0.05)
+    monkeypatch.setattr(_postgres_connections, "_IDLE_CHECK", 0.05)
     with postgres.PostgresStore(pg_url, max_size=1) as store:  # one connection: the dropped one
         store.create(Record(id="a", workflow="W", data="{}", state="{}", status="waiting"))
         with store._pool.connection() as conn:

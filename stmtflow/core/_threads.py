@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from stmtflow.core._effects import has
-from stmtflow.core._program import Spawn
+from stmtflow.core._move import Spawn
 from stmtflow.state import Thread, ThreadStatus, WaitEvent, WaitEventStatus
 
 if TYPE_CHECKING:

@@ -38,11 +38,15 @@ import contextvars
 import functools
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stmtflow.errors import ExecutionError
 
-__all__ = ["AsyncSupport"]
+if TYPE_CHECKING:
+    from stmtflow.dsl._workflow import WorkflowState
+    from stmtflow.runtime._reads import Instance
+
+__all__ = ["AsyncCalls", "AsyncSupport"]
 
 T = TypeVar("T")
 
@@ -145,3 +149,51 @@ def _copy_outcome(done: concurrent.futures.Future[Any], task: asyncio.Task[Any])
         done.set_exception(exc)
     else:
         done.set_result(task.result())
+
+
+class AsyncCalls:
+    """`astart`, `asend`, `acancel`, `athread`: the `Engine`'s entry points for asyncio, a
+    mixin (each runs its sync twin as `AsyncSupport.run` says)."""
+
+    _async: AsyncSupport
+
+    if TYPE_CHECKING:
+        start: Callable[..., Instance]
+        send: Callable[..., Any]
+        cancel: Callable[..., Instance]
+
+    async def astart(
+        self,
+        workflow: str | type[WorkflowState],
+        data: WorkflowState | dict[str, Any] | None = None,
+        *,
+        id: str | None = None,
+    ) -> Instance:
+        """`start` for asyncio: the unit runs in the engine's thread pool, so the event loop
+        never waits on the store; async actions and handlers are awaited on the caller's loop
+        (`stmtflow.runtime._async`)."""
+        return await self._async.run(self.start, workflow, data, id=id)
+
+    async def asend(
+        self,
+        id: str,
+        event: str,
+        input: Any = None,
+        *,
+        thread_id: str | None = None,
+        buffer: bool = False,
+        key: str | None = None,
+    ) -> Any:
+        """`send` for asyncio, as `astart` runs `start`."""
+        return await self._async.run(
+            self.send, id, event, input, thread_id=thread_id, buffer=buffer, key=key
+        )
+
+    async def acancel(self, id: str, *, cascade: bool = True, compensate: bool = False) -> Instance:
+        """`cancel` for asyncio (async teardowns and compensations awaited on the caller's loop)."""
+        return await self._async.run(self.cancel, id, cascade=cascade, compensate=compensate)
+
+    async def athread(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking engine call (a read: `get`, `list`, `pending`, ...) in the engine's
+        thread pool, for async callers such as the HTTP service."""
+        return await self._async.run(fn, *args, **kwargs)

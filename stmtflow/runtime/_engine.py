@@ -4,7 +4,10 @@ The engine is a facade over three parts, each in a module of its own: the unit o
 interpret, save under a lease with fenced compare-and-set writes: `stmtflow.runtime._unit`,
 where the rules of when progress is written are explained), the worker (`tick`, `run_worker`
 and signals: `stmtflow.runtime._worker`) and the read models it answers with (`Instance`,
-`PendingEvent`, `WorkerStats`: `stmtflow.runtime._reads`).
+`PendingEvent`, `WorkerStats`: `stmtflow.runtime._reads`). Its methods that only read
+(`stmtflow.runtime._reading`), those of the outbox (`stmtflow.runtime._outbox`) and its async
+entry points (`stmtflow.runtime._async`) are mixins kept beside what they call, as the
+operations (`stmtflow.runtime._operations`) and schedules (`stmtflow.runtime._scheduling`) are.
 
 Example:
     >>> import stmtflow as sf
@@ -41,13 +44,14 @@ from stmtflow.dsl._statements import RetryPolicy
 from stmtflow.dsl._workflow import WorkflowState
 from stmtflow.errors import ConflictError, NotWaiting, StaleCallback, StmtflowError, UnknownCallback
 from stmtflow.runtime import _worker
-from stmtflow.runtime._async import AsyncSupport
+from stmtflow.runtime._async import AsyncCalls, AsyncSupport
 from stmtflow.runtime._family import chain, follow_up
 from stmtflow.runtime._history import HistorySettings
 from stmtflow.runtime._inbox import buffer_event, unknown_children
 from stmtflow.runtime._operations import Operations
-from stmtflow.runtime._outbox import DEFAULT_OUTBOX_RETRY, Delivery, Sink
-from stmtflow.runtime._reads import Instance, PendingEvent, WorkerStats, pending_events
+from stmtflow.runtime._outbox import DEFAULT_OUTBOX_RETRY, Delivery, OutboxCalls, Sink
+from stmtflow.runtime._reading import Reading
+from stmtflow.runtime._reads import Instance, PendingEvent, WorkerStats
 from stmtflow.runtime._scheduling import Scheduling
 from stmtflow.runtime._unit import Contended, claim, open_unit
 from stmtflow.runtime._warm import WarmStates
@@ -55,13 +59,10 @@ from stmtflow.state import (
     CallbackRequest,
     CheckpointType,
     State,
-    WorkflowStatus,
-    load_state,
     new_state,
 )
 from stmtflow.stores import PendingInput, Record, Store, open_store
 from stmtflow.stores._history import HistoryStore
-from stmtflow.stores._outbox import OutboxMessage
 from stmtflow.stores.base import utcnow
 
 __all__ = ["Engine", "Instance", "PendingEvent", "PendingInput", "WorkerStats"]
@@ -74,7 +75,7 @@ CheckpointObserver = Callable[[CheckpointType, WorkflowState, State], None]
 """Called after every checkpoint of every unit with its kind, the data and the state."""
 
 
-class Engine(Operations, Scheduling):
+class Engine(Operations, Scheduling, Reading, OutboxCalls, AsyncCalls):
     """Runs workflow instances kept in a store.
 
     Args:
@@ -202,73 +203,6 @@ class Engine(Operations, Scheduling):
                 f"(registered: {known})"
             )
         return cls
-
-    # -- reading ----------------------------------------------------------------------------------
-
-    def _load(self, rec: Record) -> tuple[WorkflowState, State]:
-        cls = self.workflow_class(rec.workflow)
-        return cls.model_validate_json(rec.data), load_state(rec.state)
-
-    def _instance(self, rec: Record) -> Instance:
-        wf, state = self._load(rec)
-        return Instance(
-            id=rec.id,
-            workflow=rec.workflow,
-            status=WorkflowStatus(rec.status),
-            data=wf,
-            state=state,
-            version=rec.version,
-            wake_at=rec.wake_at,
-            error=rec.error,
-            parent_id=rec.parent_id,
-            root_id=rec.root_id or rec.id,
-        )
-
-    def get(self, id: str) -> Instance:
-        """The stored instance. Raises `NotFound` for an unknown id."""
-        return self._instance(self.store.get(id))
-
-    def list(
-        self,
-        status: str | WorkflowStatus | None = None,
-        workflow: str | None = None,
-        *,
-        parent_id: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> builtins.list[Instance]:
-        """Stored instances, oldest first, optionally filtered by status, type and the parent
-        that started them; ``offset`` and ``limit`` take a page of them (only the page's
-        records are parsed)."""
-        if offset < 0 or (limit is not None and limit < 0):
-            raise ValueError(f"offset and limit must not be negative, got {offset}, {limit}")
-        value = WorkflowStatus(status).value if status is not None else None
-        cap = None if limit is None else offset + limit
-        records = self.store.list(status=value, workflow=workflow, limit=cap, parent_id=parent_id)
-        return [self._instance(r) for r in records[offset:]]
-
-    def workflows(self) -> dict[str, type[WorkflowState]]:
-        """The registered workflow classes, by type name."""
-        return dict(self._classes)
-
-    def children(self, id: str) -> builtins.list[Instance]:
-        """The instances ``id`` started (`Child`, `Call`, `Start`), oldest first."""
-        return self.list(parent_id=id)
-
-    def pending(self, id: str) -> builtins.list[PendingEvent]:
-        """The events instance ``id`` waits for, with input schemas and timer deadlines."""
-        return pending_events(*self._load(self.store.get(id)))
-
-    def inputs(
-        self, *, assignee: str | None = None, workflow: str | None = None
-    ) -> builtins.list[PendingInput]:
-        """What people are asked for, across all instances: a `PendingInput` per `HumanInput`
-        event a waiting thread has armed (an `Ask` is one) and per escalated step waiting for
-        an operator; only those for ``assignee`` or of ``workflow`` when given. Oldest question
-        first. Served from the store's index, written in the same commit as each state; no
-        state is read. Answer one with ``send(row.instance_id, row.event, input,
-        thread_id=row.thread_id)``."""
-        return self.store.inputs(assignee=assignee, workflow=workflow)
 
     # -- units of work ----------------------------------------------------------------------------
 
@@ -398,42 +332,6 @@ class Engine(Operations, Scheduling):
             unit.finish()
         return output
 
-    async def astart(
-        self,
-        workflow: str | type[WorkflowState],
-        data: WorkflowState | dict[str, Any] | None = None,
-        *,
-        id: str | None = None,
-    ) -> Instance:
-        """`start` for asyncio: the unit runs in the engine's thread pool, so the event loop
-        never waits on the store; async actions and handlers are awaited on the caller's loop
-        (`stmtflow.runtime._async`)."""
-        return await self._async.run(self.start, workflow, data, id=id)
-
-    async def asend(
-        self,
-        id: str,
-        event: str,
-        input: Any = None,
-        *,
-        thread_id: str | None = None,
-        buffer: bool = False,
-        key: str | None = None,
-    ) -> Any:
-        """`send` for asyncio, as `astart` runs `start`."""
-        return await self._async.run(
-            self.send, id, event, input, thread_id=thread_id, buffer=buffer, key=key
-        )
-
-    async def acancel(self, id: str, *, cascade: bool = True, compensate: bool = False) -> Instance:
-        """`cancel` for asyncio (async teardowns and compensations awaited on the caller's loop)."""
-        return await self._async.run(self.cancel, id, cascade=cascade, compensate=compensate)
-
-    async def athread(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run a blocking engine call (a read: `get`, `list`, `pending`, ...) in the engine's
-        thread pool, for async callers such as the HTTP service."""
-        return await self._async.run(fn, *args, **kwargs)
-
     def cancel(self, id: str, *, cascade: bool = True, compensate: bool = False) -> Instance:
         """End the instance: pending events torn down, status ``cancelled``.
 
@@ -497,26 +395,6 @@ class Engine(Operations, Scheduling):
             yield
         if outermost and self.outbox.due:
             self.outbox.deliver(self.clock())
-
-    # -- outbox -----------------------------------------------------------------------------------
-
-    def deliver_outbox(self, now: datetime | None = None) -> int:
-        """Deliver the outbox messages due now to the sinks; how many were delivered.
-
-        The engine does this after every call that committed messages and on every `tick`;
-        call it to retry at once. A sink's failure is recorded on its message (see
-        `outbox_failures`), never raised.
-        """
-        return self.outbox.deliver(now or self.clock())
-
-    def outbox_messages(self, id: str | None = None) -> builtins.list[OutboxMessage]:
-        """The messages not yet delivered (of instance ``id``, or all), in the order emitted."""
-        return self.store.outbox(id)
-
-    def outbox_failures(self) -> builtins.list[OutboxMessage]:
-        """Undelivered messages whose delivery failed at least once: ``attempts``,
-        ``last_error`` (naming the sink) and ``next_attempt_at`` say how it goes."""
-        return self.outbox.failures()
 
     def _follow_up(self, touched: builtins.list[tuple[str, str | None]]) -> None:
         """Instances a unit's write touched (`stmtflow.runtime._family.follow_up`)."""

@@ -24,6 +24,7 @@ same order, as long as it emits the same messages in the same order.
 
 from __future__ import annotations
 
+import builtins
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -46,6 +47,7 @@ __all__ = [
     "DEFAULT_OUTBOX_RETRY",
     "Delivery",
     "Emitting",
+    "OutboxCalls",
     "OutboxStuck",
     "Sink",
     "StepEmits",
@@ -283,3 +285,30 @@ class Delivery:
     def failures(self) -> list[OutboxMessage]:
         """Messages whose delivery failed at least once and that are still undelivered."""
         return [m for m in self.store.outbox() if m.attempts > 0]
+
+
+class OutboxCalls:
+    """`deliver_outbox`, `outbox_messages`, `outbox_failures`: the `Engine`'s outbox methods (a
+    mixin)."""
+
+    store: Store
+    outbox: Delivery
+    clock: Callable[[], datetime]
+
+    def deliver_outbox(self, now: datetime | None = None) -> int:
+        """Deliver the outbox messages due now to the sinks; how many were delivered.
+
+        The engine does this after every call that committed messages and on every `tick`;
+        call it to retry at once. A sink's failure is recorded on its message (see
+        `outbox_failures`), never raised.
+        """
+        return self.outbox.deliver(now or self.clock())
+
+    def outbox_messages(self, id: str | None = None) -> builtins.list[OutboxMessage]:
+        """The messages not yet delivered (of instance ``id``, or all), in the order emitted."""
+        return self.store.outbox(id)
+
+    def outbox_failures(self) -> builtins.list[OutboxMessage]:
+        """Undelivered messages whose delivery failed at least once: ``attempts``,
+        ``last_error`` (naming the sink) and ``next_attempt_at`` say how it goes."""
+        return self.outbox.failures()

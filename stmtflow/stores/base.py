@@ -18,6 +18,9 @@ Beside each record a store keeps the index of what people are asked for in it (`
 rows, `Store.inputs`): a data write given ``inputs=`` replaces the instance's rows in the same
 commit as its state, and one given none leaves them as they are.
 
+The `Record` and its values are `stmtflow.stores._record`'s, the refusals and claim checks the
+rules above call for `stmtflow.stores._leases`'; both are re-exported here.
+
 Example:
     >>> from stmtflow.stores import open_store
     >>> with open_store("memory://") as store:
@@ -30,17 +33,23 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
-from stmtflow.errors import ConflictError
-from stmtflow.state import TERMINAL_STATUSES, WorkflowStatus
+from stmtflow.state import TERMINAL_STATUSES
 from stmtflow.stores._batch import NO_BATCH, Batch, Message
 from stmtflow.stores._inputs import PendingInput
+from stmtflow.stores._leases import (
+    check_claim_args,
+    claim_order,
+    free_lease,
+    lease_conflict,
+    refusal,
+)
 from stmtflow.stores._outbox import OutboxMessage
+from stmtflow.stores._record import Record, aware, status_value, utcnow, with_changes
 from stmtflow.stores._schedules import ScheduleRow
 
 __all__ = [
@@ -66,11 +75,6 @@ __all__ = [
 ]
 
 
-def utcnow() -> datetime:
-    """The current time, aware, in UTC."""
-    return datetime.now(UTC)
-
-
 def redact(url: str) -> str:
     """``url`` with its password replaced by ``***``, for messages and logs."""
     try:
@@ -82,208 +86,6 @@ def redact(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
-
-
-def status_value(status: str) -> str:
-    """``status`` as the plain `WorkflowStatus` string; an unknown one is a `ValueError`."""
-    try:
-        return WorkflowStatus(status).value
-    except ValueError:
-        allowed = ", ".join(s.value for s in WorkflowStatus)
-        raise ValueError(f"unknown status {status!r} (expected one of {allowed})") from None
-
-
-def _utc(value: datetime | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        raise TypeError(f"{name} must be a datetime, got {value!r}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be a timezone-aware datetime, got naive {value!r}")
-    return value.astimezone(UTC)
-
-
-def aware(value: datetime, name: str) -> datetime:
-    """``value`` converted to UTC; a naive datetime is a `ValueError` naming ``name``."""
-    result = _utc(value, name)
-    assert result is not None
-    return result
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One stored workflow instance. Frozen: change it with `dataclasses.replace` (stores, which
-    know their values are canonical, use the unchecked `with_changes`).
-
-    Datetimes are always timezone-aware and returned in UTC (a naive one is a `ValueError`).
-    ``data`` and ``state`` are JSON text that the store keeps byte for byte and never parses.
-
-    Example:
-        >>> import dataclasses
-        >>> rec = Record(id="order-1", workflow="Order", data='{"paid": false}', state="{}")
-        >>> dataclasses.replace(rec, status="waiting").status
-        'waiting'
-    """
-
-    id: str
-    """The instance id (unique in the store)."""
-    workflow: str
-    """The workflow type name; fixed at `Store.create`."""
-    data: str
-    """The workflow data as JSON text."""
-    state: str
-    """The execution `State` as JSON text."""
-    status: str = WorkflowStatus.RESUMING.value
-    """One of the `WorkflowStatus` values (stored as the plain string)."""
-    version: int = 0
-    """Starts at 1 when created; +1 on every `Store.update`. Claims and releases keep it."""
-    wake_at: datetime | None = None
-    """Next wake-up: the earliest timer deadline or retry time; None when nothing is scheduled."""
-    lease_owner: str | None = None
-    """Who holds the lease, or None."""
-    lease_expires: datetime | None = None
-    """When the lease lapses (it is live while ``lease_expires >= now``), or None."""
-    fence: int = 0
-    """Fencing token: +1 on every claim; 0 for a record never claimed."""
-    error: str | None = None
-    """The last error's text, or None."""
-    created_at: datetime | None = None
-    """When the record was created (None before it is stored, unless the caller sets it)."""
-    updated_at: datetime | None = field(default=None)
-    """When the record was last written (set by the store)."""
-    parent_id: str | None = None
-    """The instance that started this one as a child (`Child`, `Call`, `Start`), or None."""
-    root_id: str | None = None
-    """The top of this instance's tree of parents: its own id for an instance no parent
-    started (a store sets it at `Store.create` when None)."""
-    parent_event: str | None = None
-    """Where this child's end is delivered: the parent's armed event as `CallbackRequest`
-    JSON (thread, event name, pc); None for a child nobody waits on (`Start`) and for roots."""
-    on_parent_end: str | None = None
-    """``"cancel"`` (cancelled with its parent) or ``"abandon"`` (outlives it); None for roots."""
-    inbox: bool = False
-    """True when the instance's inbox held messages not yet taken when the record was read (a
-    write returns the value the caller's record had)."""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.id, str) or not self.id:
-            raise ValueError(f"a record id must be a non-empty string, got {self.id!r}")
-        if not isinstance(self.workflow, str) or not self.workflow:
-            raise ValueError(f"record {self.id!r}: workflow must be a non-empty type name")
-        try:
-            object.__setattr__(self, "status", status_value(self.status))
-        except ValueError as exc:
-            raise ValueError(f"record {self.id!r}: {exc}") from None
-        for name in ("wake_at", "lease_expires", "created_at", "updated_at"):
-            object.__setattr__(self, name, _utc(getattr(self, name), f"{self.id!r}.{name}"))
-        if (self.lease_owner is None) != (self.lease_expires is None):
-            raise ValueError(
-                f"record {self.id!r}: lease_owner and lease_expires are set together or not at all"
-            )
-
-    def lease_live(self, now: datetime) -> bool:
-        """True when someone holds a lease that has not lapsed at ``now``."""
-        return self.lease_expires is not None and self.lease_expires >= aware(now, "now")
-
-
-_FIELD_SETTERS: tuple[tuple[str, Any], ...] = tuple(
-    (f.name, Record.__dict__[f.name].__set__) for f in fields(Record)
-)
-
-
-def with_changes(record: Record, **changes: Any) -> Record:
-    """A copy of ``record`` with ``changes`` applied, built WITHOUT `Record`'s validation.
-
-    For values already in canonical form: UTC-aware datetimes (``tzinfo`` is `datetime.UTC`),
-    ``status`` as the plain `WorkflowStatus` string, the lease fields set together; no
-    validation. Stores use it for records they build from values they know are canonical (a
-    validated record, the store's own clock); anything from a user goes through `Record` or
-    `dataclasses.replace`, which check. An unknown field name is a `TypeError`.
-
-    Example:
-        >>> rec = Record(id="a", workflow="Order", data="{}", state="{}")
-        >>> with_changes(rec, version=2, data='{"n": 1}').version
-        2
-    """
-    new = object.__new__(Record)
-    for name, set_value in _FIELD_SETTERS:
-        set_value(new, changes.pop(name) if name in changes else getattr(record, name))
-    if changes:
-        raise TypeError(f"Record has no field(s) {', '.join(sorted(changes))}")
-    return new
-
-
-def refusal(
-    current: Record, expected_version: int, fence: int | None, now: datetime | None = None
-) -> ConflictError:
-    """The `ConflictError` explaining why a write against ``current`` was refused.
-
-    With ``now`` (a refused `Store.update_free`), a lease live at ``now`` is the reason when the
-    version matched.
-    """
-    if current.version != expected_version:
-        return ConflictError(
-            f"workflow instance {current.id!r} was changed by another writer: "
-            f"expected version {expected_version}, found version {current.version}"
-        )
-    if now is not None and current.lease_live(now):
-        return ConflictError(f"{_leased(current)}; write at version {expected_version} refused")
-    if fence is not None and (current.fence != fence or current.lease_owner is None):
-        holder = (
-            f"now held by {current.lease_owner!r} with fence {current.fence}"
-            if current.lease_owner is not None
-            else f"now released (fence {current.fence})"
-        )
-        return ConflictError(
-            f"workflow instance {current.id!r}: the lease with fence {fence} is no longer held "
-            f"({holder}); write at version {expected_version} refused"
-        )
-    return ConflictError(f"workflow instance {current.id!r}: write lost a race; retry")
-
-
-def lease_conflict(current: Record, owner: str) -> ConflictError:
-    """The `ConflictError` for a claim refused because another owner holds a live lease."""
-    return ConflictError(f"{_leased(current)}; {owner!r} cannot claim it")
-
-
-def _leased(current: Record) -> str:
-    """Who holds ``current``'s lease and until when, for the messages of refused writes."""
-    until = current.lease_expires.isoformat() if current.lease_expires else "?"
-    return f"workflow instance {current.id!r} is leased by {current.lease_owner!r} until {until}"
-
-
-def check_claim_args(owner: str, lease: timedelta, limit: int = 1) -> None:
-    """Reject an empty owner, a non-positive lease or limit with a `ValueError`."""
-    if not isinstance(owner, str) or not owner:
-        raise ValueError(f"a lease owner must be a non-empty string, got {owner!r}")
-    if not isinstance(lease, timedelta) or lease <= timedelta(0):
-        raise ValueError(f"a lease must be a positive timedelta, got {lease!r}")
-    if not isinstance(limit, int) or limit < 1:
-        raise ValueError(f"a claim limit must be a positive int, got {limit!r}")
-
-
-def free_lease(
-    now: datetime, owner: str | None, lease: timedelta | None
-) -> tuple[datetime, datetime | None]:
-    """`Store.update_free`'s checked arguments: ``now`` in UTC and the expiry of the lease it
-    takes (None without ``owner``). A naive ``now``, an owner without a positive lease, or a
-    lease without an owner is a `ValueError`."""
-    now = aware(now, "now")
-    if owner is None:
-        if lease is not None:
-            raise ValueError(f"a lease ({lease!r}) needs an owner to hold it")
-        return now, None
-    if lease is None:
-        raise ValueError(f"owner {owner!r} needs a lease (a positive timedelta)")
-    check_claim_args(owner, lease)
-    return now, now + lease
-
-
-def claim_order(records: builtins.list[Record]) -> builtins.list[Record]:
-    """``records`` in claim order: by wake-up time (none first: crash leftovers), then id."""
-    return sorted(
-        records, key=lambda r: (r.wake_at is not None, r.wake_at or r.created_at or utcnow(), r.id)
-    )
 
 
 @runtime_checkable

@@ -21,6 +21,10 @@ time comparison and the file stays readable with the ``sqlite3`` shell.
 ``sqlite:///:memory:`` gives a private in-memory database on one connection behind a lock.
 
 The tables, and the upgrade of files an older release wrote: `stmtflow.stores._sqlite_schema`.
+Beside the data writes kept here, the store's parts are mixins, one module each: its
+connections (`stmtflow.stores._sqlite_connections`), leases (`_sqlite_leases`), reads
+(`_sqlite_queries`), outbox and inbox calls (`_sqlite_messages`) and schedules
+(`_sqlite_schedules`); how rows and times are spelled is `stmtflow.stores._sqlite_rows`'.
 
 Example:
     >>> from stmtflow.stores.base import Record
@@ -32,49 +36,37 @@ Example:
 from __future__ import annotations
 
 import builtins
-import contextlib
 import json
-import os
 import sqlite3
 import threading
-import weakref
-from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from stmtflow.errors import ConflictError, NotFound, StmtflowError
 from stmtflow.stores import _sqlite_history as _history
 from stmtflow.stores import _sqlite_outbox as outbox
 from stmtflow.stores._history import HistoryEvent, Snapshot
-from stmtflow.stores._inputs import (
-    INPUT_COLUMNS,
-    PendingInput,
-    check_inputs,
-    from_row,
-    input_params,
-    input_query,
-    schema_reader,
-)
+from stmtflow.stores._inputs import INPUT_COLUMNS, PendingInput, check_inputs, input_params
 from stmtflow.stores._locks import apply_locks
-from stmtflow.stores._outbox import OutboxMessage
-from stmtflow.stores._sql import list_query, update_free_query, update_params, update_query, written
-from stmtflow.stores._sqlite_inbox import apply_messages, known_key, pending, post
+from stmtflow.stores._sql import update_free_query, update_params, update_query, written
+from stmtflow.stores._sqlite_connections import SQLiteConnections
+from stmtflow.stores._sqlite_inbox import apply_messages, post
+from stmtflow.stores._sqlite_leases import SQLiteLeases
+from stmtflow.stores._sqlite_messages import SQLiteMessages
 from stmtflow.stores._sqlite_parts import PartsCache, Stored, parts_to_store, row_count, whole
 from stmtflow.stores._sqlite_parts import read as read_parts
 from stmtflow.stores._sqlite_parts import write as write_parts
+from stmtflow.stores._sqlite_queries import SQLiteQueries
+from stmtflow.stores._sqlite_rows import _COLUMNS, _MARK, _READ, _dt, _record, _returned, _ts
 from stmtflow.stores._sqlite_schedules import SQLiteSchedules
 from stmtflow.stores._sqlite_schema import SCHEMA_VERSION, set_up
 from stmtflow.stores.base import (
     NO_BATCH,
     Batch,
-    Message,
     Record,
     Store,
-    aware,
-    check_claim_args,
-    claim_order,
     free_lease,
-    lease_conflict,
     refusal,
     utcnow,
     with_changes,
@@ -84,40 +76,6 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 _OLDEST_SQLITE = (3, 35, 0)
 """The first SQLite with ``RETURNING``, which every write uses."""
-
-_COLUMNS = (
-    "id, workflow, data, state, status, version, wake_at, lease_owner, lease_expires, fence, "
-    "error, created_at, updated_at, parent_id, root_id, parent_event, on_parent_end"
-)
-_READ = (
-    _COLUMNS + ", state_parts, EXISTS (SELECT 1 FROM stmtflow_inbox AS m WHERE "
-    "m.instance_id = stmtflow_instances.id AND m.status != 'done') AS inbox"
-)
-"""What a read selects: a record's columns, how many parts its state has (see `_whole`), and
-whether its inbox holds messages not yet taken."""
-
-_MARK = lambda name: f":{name}"  # noqa: E731 - a one-line spelling rule
-_LEASE_FREE = "(lease_expires IS NULL OR lease_expires < :now)"
-
-
-def _ts(value: datetime | None) -> str | None:
-    """A datetime as fixed-width UTC ISO text (see the module docstring)."""
-    if value is None:
-        return None
-    return aware(value, "datetime").isoformat(timespec="microseconds")
-
-
-def _dt(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    return datetime.fromisoformat(text).astimezone(UTC)
-
-
-def _returned(cursor: sqlite3.Cursor) -> sqlite3.Row | None:
-    """The one row a write's ``RETURNING`` gave, read to the end so the write commits (and any
-    commit error is raised) here rather than whenever the cursor is collected."""
-    rows = cursor.fetchall()
-    return rows[0] if rows else None
 
 
 class _Writes(NamedTuple):
@@ -166,30 +124,6 @@ def _cas(conn: sqlite3.Connection, writes: _Writes, params: dict[str, Any]) -> s
     return row if row is not None else _returned(conn.execute(writes.setting, params))
 
 
-def _record(row: sqlite3.Row, inbox: bool = False) -> Record:
-    """The record of a row read with `_COLUMNS` (with `_READ`, its state may be just the head)."""
-    return Record(
-        id=row["id"],
-        workflow=row["workflow"],
-        data=row["data"],
-        state=row["state"],
-        status=row["status"],
-        version=row["version"],
-        wake_at=_dt(row["wake_at"]),
-        lease_owner=row["lease_owner"],
-        lease_expires=_dt(row["lease_expires"]),
-        fence=row["fence"],
-        error=row["error"],
-        created_at=_dt(row["created_at"]),
-        updated_at=_dt(row["updated_at"]),
-        parent_id=row["parent_id"],
-        root_id=row["root_id"] or row["id"],
-        parent_event=row["parent_event"],
-        on_parent_end=row["on_parent_end"],
-        inbox=inbox,
-    )
-
-
 def _insert(params: dict[str, Any]) -> str:
     """An instance's ``INSERT`` of the columns in ``params`` (an existing id: no row returned)."""
     names = ", ".join(params)
@@ -211,16 +145,9 @@ def _replace_inputs(conn: sqlite3.Connection, id: str, rows: tuple[PendingInput,
         conn.executemany(_INSERT_INPUT, [input_params(row, json.dumps, _ts) for row in rows])
 
 
-class _ThreadConnection:
-    """A thread's own connection and the process that opened it (kept in a thread-local)."""
-
-    __slots__ = ("__weakref__", "conn", "pid")
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn, self.pid = conn, os.getpid()
-
-
-class SQLiteStore(SQLiteSchedules, Store):
+class SQLiteStore(
+    SQLiteConnections, SQLiteLeases, SQLiteQueries, SQLiteMessages, SQLiteSchedules, Store
+):
     """A `Store` in one SQLite file (or ``":memory:"``).
 
     Args:
@@ -255,62 +182,6 @@ class SQLiteStore(SQLiteSchedules, Store):
         self._parts = PartsCache()
         with self._conn() as conn:
             set_up(conn, self.path)
-
-    # -- connections ------------------------------------------------------------------------
-
-    def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-        )
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
-        if not self._memory:
-            conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        with self._lock:
-            self._all.append(conn)
-        return conn
-
-    @contextlib.contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
-        """This thread's connection (the in-memory database's one, holding the lock)."""
-        if self._closed:
-            raise StmtflowError(f"the SQLite store {self.path!r} is closed")
-        if self._shared is not None:
-            with self._lock:
-                yield self._shared
-            return
-        mine: _ThreadConnection | None = getattr(self._local, "mine", None)
-        if mine is None or mine.pid != os.getpid():  # a forked child opens its own
-            mine = self._local.mine = _ThreadConnection(self._open())
-            # When the thread ends its locals are dropped: close its connection then.
-            weakref.finalize(mine, self._forget, mine.conn)
-        yield mine.conn
-
-    def _forget(self, conn: sqlite3.Connection) -> None:
-        with self._lock:
-            if conn in self._all:
-                self._all.remove(conn)
-                conn.close()
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A ``BEGIN IMMEDIATE`` transaction: the write lock is taken before anything is read."""
-        with self._conn() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
 
     # -- records ----------------------------------------------------------------------------
 
@@ -422,32 +293,6 @@ class SQLiteStore(SQLiteSchedules, Store):
             for message in apply_locks(_executor(conn), id, batch.locks, _MARK):
                 post(conn, message, now)
 
-    # -- outbox -----------------------------------------------------------------------------
-
-    def outbox_claim(
-        self, now: datetime, lease: timedelta, limit: int = 100
-    ) -> builtins.list[OutboxMessage]:
-        now = aware(now, "now")
-        with self._conn() as conn:  # most ticks find nothing: no write lock for them
-            if not outbox.any_due(conn, now):
-                return []
-        with self._write() as conn:
-            return outbox.claim(conn, now, lease, limit)
-
-    def outbox_sent(self, seqs: Sequence[int]) -> None:
-        with self._write() as conn:
-            outbox.sent(conn, seqs)
-
-    def outbox_retry(
-        self, seqs: Sequence[int], retry_at: datetime, error: str | None = None
-    ) -> None:
-        with self._write() as conn:
-            outbox.retry(conn, seqs, aware(retry_at, "retry_at"), error)
-
-    def outbox(self, instance_id: str | None = None) -> builtins.list[OutboxMessage]:
-        with self._conn() as conn:
-            return outbox.listing(conn, instance_id)
-
     # -- histories --------------------------------------------------------------------------
 
     def history(self, id: str) -> tuple[builtins.list[HistoryEvent], int]:
@@ -468,42 +313,6 @@ class SQLiteStore(SQLiteSchedules, Store):
     ) -> builtins.list[str]:
         with self._write() as conn:  # one short transaction per batch
             return _history.prune(conn, _ts(ended_before) or "", _ts(now) or "", workflow, limit)
-
-    # -- inboxes ----------------------------------------------------------------------------
-
-    def post(self, message: Message) -> bool:
-        with self._write() as conn:
-            self._fetch(conn, message.to)  # NotFound when missing
-            return post(conn, message, utcnow().isoformat(timespec="microseconds"))
-
-    def inbox(self, id: str) -> builtins.list[Message]:
-        with self._conn() as conn:
-            return pending(conn, id)
-
-    def known_key(self, id: str, key: str) -> bool:
-        with self._conn() as conn:
-            return known_key(conn, id, key)
-
-    def get(self, id: str) -> Record:
-        with self._conn() as conn:
-            return self._fetch(conn, id)
-
-    def list(
-        self,
-        status: str | None = None,
-        workflow: str | None = None,
-        limit: int | None = None,
-        *,
-        parent_id: str | None = None,
-    ) -> builtins.list[Record]:
-        sql, params = list_query(_READ, status, workflow, limit, _MARK, parent_id)
-        with self._conn() as conn:
-            conn.execute("BEGIN")  # rows and their state parts from one snapshot
-            try:
-                rows = conn.execute(sql, params).fetchall()
-                return [self._whole(conn, row) for row in rows]
-            finally:
-                conn.execute("COMMIT")
 
     def _write_data(
         self,
@@ -607,136 +416,6 @@ class SQLiteStore(SQLiteSchedules, Store):
         if kept is None:
             raise refusal(self.get(record.id), expected_version, None, now)
         return written(record, kept, expected_version, updated_at, _dt)
-
-    # -- leases -----------------------------------------------------------------------------
-
-    def claim_due(
-        self, now: datetime, owner: str, lease: timedelta, limit: int = 10
-    ) -> builtins.list[Record]:
-        now = aware(now, "now")
-        check_claim_args(owner, lease, limit)
-        params = {"now": _ts(now), "limit": limit}
-        # Two index-backed probes (the partial indexes on wake_at and on status='resuming'), so
-        # the cost follows the due records, not the table; the write lock makes them atomic.
-        due_sql = (
-            f"SELECT {_READ} FROM stmtflow_instances "
-            f"WHERE wake_at IS NOT NULL AND wake_at <= :now AND {_LEASE_FREE} "
-            "ORDER BY wake_at LIMIT :limit"
-        )
-        resuming_sql = (
-            f"SELECT {_READ} FROM stmtflow_instances "
-            f"WHERE status = 'resuming' AND {_LEASE_FREE} ORDER BY created_at LIMIT :limit"
-        )
-        posted_sql = (
-            f"SELECT {_READ} FROM stmtflow_instances WHERE id IN "
-            "(SELECT instance_id FROM stmtflow_inbox WHERE status = 'new') "
-            f"AND {_LEASE_FREE} LIMIT :limit"
-        )
-        probes = (due_sql, resuming_sql, posted_sql)
-        with self._write() as conn:
-            rows = [row for sql in probes for row in conn.execute(sql, params)]
-            found = {r.id: r for r in (self._whole(conn, row) for row in rows)}
-            chosen = claim_order(list(found.values()))[:limit]
-            return [self._take(conn, r, owner, now + lease) for r in chosen]
-
-    def _take(
-        self, conn: sqlite3.Connection, current: Record, owner: str, expires: datetime
-    ) -> Record:
-        """Lease ``current``, read under the write lock (so it is what the row holds)."""
-        fence = current.fence + 1
-        cursor = conn.execute(
-            "UPDATE stmtflow_instances SET lease_owner = ?, lease_expires = ?, fence = fence + 1 "
-            "WHERE id = ?",
-            (owner, _ts(expires), current.id),
-        )
-        assert cursor.rowcount == 1  # under the write lock the row cannot have vanished
-        return with_changes(current, lease_owner=owner, lease_expires=expires, fence=fence)
-
-    def claim(self, id: str, owner: str, lease: timedelta, now: datetime | None = None) -> Record:
-        now = utcnow() if now is None else aware(now, "now")
-        check_claim_args(owner, lease)
-        with self._write() as conn:
-            current = self._fetch(conn, id)
-            if current.lease_owner not in (None, owner) and current.lease_live(now):
-                raise lease_conflict(current, owner)
-            return self._take(conn, current, owner, now + lease)
-
-    def renew(
-        self,
-        id: str,
-        owner: str,
-        fence: int,
-        lease: timedelta,
-        now: datetime | None = None,
-    ) -> Record:
-        now = utcnow() if now is None else aware(now, "now")
-        check_claim_args(owner, lease)
-        with self._conn() as conn:
-            row = _returned(
-                conn.execute(
-                    "UPDATE stmtflow_instances SET lease_expires = ? "
-                    f"WHERE id = ? AND lease_owner = ? AND fence = ? RETURNING {_READ}",
-                    (_ts(now + lease), id, owner, fence),
-                )
-            )
-            if row is None:
-                current = self._fetch(conn, id)
-                raise refusal(current, current.version, fence)
-            return self._whole(conn, row)
-
-    def release(self, id: str, owner: str, fence: int) -> bool:
-        with self._conn() as conn:
-            cur = conn.execute(
-                "UPDATE stmtflow_instances SET lease_owner = NULL, lease_expires = NULL "
-                "WHERE id = ? AND lease_owner = ? AND fence = ?",
-                (id, owner, fence),
-            )
-            if cur.rowcount == 0:
-                self._fetch(conn, id)  # NotFound when missing
-                return False
-        return True
-
-    # -- pending inputs ---------------------------------------------------------------------
-
-    def inputs(
-        self, *, assignee: str | None = None, workflow: str | None = None
-    ) -> builtins.list[PendingInput]:
-        sql, params = input_query(assignee, workflow, _MARK)
-        with self._conn() as conn:
-            rows = conn.execute(sql, params).fetchall()
-        read = schema_reader()
-        return [from_row(tuple(row), read, _dt) for row in rows]
-
-    # -- targets ----------------------------------------------------------------------------
-
-    def set_target(self, workflow: str, target: str) -> None:
-        with self._conn() as conn:
-            conn.execute(
-                "INSERT INTO stmtflow_targets (workflow, target) VALUES (?, ?) "
-                "ON CONFLICT (workflow) DO UPDATE SET target = excluded.target",
-                (workflow, target),
-            )
-
-    def get_target(self, workflow: str) -> str | None:
-        with self._conn() as conn:
-            row = conn.execute(
-                "SELECT target FROM stmtflow_targets WHERE workflow = ?", (workflow,)
-            ).fetchone()
-        return None if row is None else str(row["target"])
-
-    def targets(self) -> dict[str, str]:
-        with self._conn() as conn:
-            rows = conn.execute("SELECT workflow, target FROM stmtflow_targets ORDER BY workflow")
-            return {str(row["workflow"]): str(row["target"]) for row in rows}
-
-    def count_due(self, now: datetime) -> int:
-        with self._conn() as conn:
-            row = conn.execute(
-                "SELECT count(*) AS due FROM stmtflow_instances "
-                "WHERE wake_at IS NOT NULL AND wake_at <= ?",
-                (_ts(aware(now, "now")),),
-            ).fetchone()
-        return int(row["due"])
 
 
 def _executor(conn: sqlite3.Connection) -> Callable[[str, dict[str, Any]], list[Any]]:
