@@ -307,6 +307,8 @@ def test_metrics_count_instances_units_failures_and_backlog(client: TestClient) 
 def test_a_scrape_counts_instances_without_reading_records(
     engine: sf.Engine, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if type(engine.store).__name__ == "NatsStore":
+        pytest.skip("the NATS store keeps no counts: a scrape lists the status index")
     client.post("/workflows/Order/instances", json={"id": "o-1"})
 
     def listing(*args: Any, **kwargs: Any) -> None:
