@@ -127,17 +127,20 @@ def _skip(settings: Settings, workload: str, cases: list[tuple[str, str]]) -> li
 
 
 def w1(settings: Settings, n: int) -> list[Result]:
+    """W1 (b) on NATS: the bare write, and the engine with and without its history (the
+    variants of `benchmarks.w1_sequential.HISTORY_SETTINGS`), alternating so noise hits all."""
     case = "(b) engine on NATS JetStream KV, write per step"
     if settings.nats_url is None:
         return _skip(settings, "W1", [(case, "µs/step")])
-    from benchmarks.w1_sequential import _engine_per_step, _sized_row
+    from benchmarks.w1_sequential import HISTORY_SETTINGS, _engine_per_step, _sized_row
 
     store = open_store(settings.nats_url)
     data, state = _sized_row(n)
     row = Record(id="floor", workflow="Counter", data=data, state=state, status="resuming")
     current = store.create(row)
     floors: list[float] = []
-    engines: list[float] = []
+    variants: dict[str, list[float]] = {label: [] for label in HISTORY_SETTINGS}
+    default = "history + snapshots (default)"
 
     def floor() -> float:  # a bare compare-and-set write of the same row, through the store
         nonlocal current
@@ -148,15 +151,37 @@ def w1(settings: Settings, n: int) -> list[Result]:
 
     def pair() -> float:
         floors.append(floor())
-        engines.append(_engine_per_step(store, n))
-        return engines[-1] / floors[-1]
+        for label, options in HISTORY_SETTINGS.items():
+            variants[label].append(_engine_per_step(store, n, **options))
+        return variants[default][-1] / floors[-1]
 
     try:
         measure(pair, settings.repeats)
     finally:
         store.close()
-    warm = len(engines) - settings.repeats
-    f, e = median(floors[warm:]), median(engines[warm:])
+    warm = len(floors) - settings.repeats
+    f, e = median(floors[warm:]), median(variants[default][warm:])
+    off_samples = variants["history off"][warm:]
+    off = median(off_samples)
+    history_rows = []
+    for label, all_samples in variants.items():
+        if label == "history off":
+            continue
+        samples = all_samples[warm:]
+        ratios = [h / b for h, b in zip(samples, off_samples, strict=True)]
+        history_rows.append(
+            Result(
+                "W1",
+                f"(b) NATS {label} over history off",
+                median(samples) / off,
+                "x",
+                ratios,
+                note=(
+                    f"{median(samples):.0f} µs/step; ratio of medians (median of paired ratios "
+                    f"{median(ratios):.2f}; no target set); storage={STORAGE}"
+                ),
+            )
+        )
     return [
         Result(
             "W1",
@@ -171,9 +196,18 @@ def w1(settings: Settings, n: int) -> list[Result]:
             case,
             e,
             "µs/step",
-            engines[warm:],
+            variants[default][warm:],
             note=f"N={n}; {e / f:.2f}x the bare write (no target set); storage={STORAGE}",
         ),
+        Result(
+            "W1",
+            "(b) engine on NATS, history off",
+            off,
+            "µs/step",
+            off_samples,
+            note=f"N={n}; Engine(history=False); storage={STORAGE}",
+        ),
+        *history_rows,
     ]
 
 

@@ -19,8 +19,9 @@ same history from the command line:
     stmtflow --db sqlite:///FOLDER/orders.db history order-2
 
 The same runs on any store that keeps histories: give its URL after the folder, e.g.
-``python examples/operations_history.py /tmp/x "redis://127.0.0.1:6379/0?prefix=orders"`` (a
-prefix of its own: the example expects to find only its orders).
+``python examples/operations_history.py /tmp/x "redis://127.0.0.1:6379/0?prefix=orders"`` or
+``... "nats://127.0.0.1:4222?bucket=orders"`` (a prefix or bucket of its own: the example
+expects to find only its orders).
 """
 
 from __future__ import annotations

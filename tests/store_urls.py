@@ -20,8 +20,8 @@ EVERY_STORE = [
 ]
 """Fixture params: each store by name."""
 
-HISTORY_STORES = [param for param in EVERY_STORE if getattr(param, "values", (param,))[0] != "nats"]
-"""The stores that keep histories and an outbox (docs/operations.md): every one but NATS."""
+HISTORY_STORES = EVERY_STORE
+"""The stores that keep histories (docs/operations.md): every one."""
 
 SERVER_STORES = [param for param in EVERY_STORE if not isinstance(param, str)]
 """The stores that live on a server (several processes on several machines share them)."""

@@ -223,14 +223,21 @@ def test_outbox_redis_example(redis_server: str, tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("store", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.mark.parametrize(
+    "store",
+    [
+        "sqlite",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("nats", marks=pytest.mark.nats),
+    ],
+)
 def test_operations_history_example(
     store: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     args = (
         [str(tmp_path)]
         if store == "sqlite"
-        else [str(tmp_path), request.getfixturevalue("redis_url")]
+        else [str(tmp_path), request.getfixturevalue(f"{store}_url")]
     )
     out = run_example("operations_history.py", tmp_path, *args)
     assert "3 +" in out and "retry_scheduled charge attempt 1 - RuntimeError: card declined" in out

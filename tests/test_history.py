@@ -284,8 +284,9 @@ def _fail_history_on(monkeypatch: pytest.MonkeyPatch, url: str, step: str) -> ty
     """Make the history write of ``step``'s completion fail inside the write's transaction
     (after its rows were inserted, for SQLite; on PostgreSQL, where the history is part of
     the write's own statement, the server refuses its rows; on Redis, where a script that
-    fails keeps what it wrote, while its arguments are built: the script is never sent); what
-    the failure raises."""
+    fails keeps what it wrote, while its arguments are built: the script is never sent; on NATS,
+    where the events travel inside the record's value, while that value is encoded: the
+    compare-and-set is never sent); what the failure raises."""
 
     def hits(write: Any) -> bool:
         return any(e.kind == "step_completed" and e.name == step for e in write.events)
@@ -313,6 +314,18 @@ def _fail_history_on(monkeypatch: pytest.MonkeyPatch, url: str, step: str) -> ty
 
         monkeypatch.setattr(redis_store, "history_args", failing_args)
         return OSError
+    if url.startswith("nats"):
+        from stmtflow.stores import _nats_keys
+
+        real_doc = _nats_keys.hist_doc
+
+        def failing_doc(hist: Any) -> Any:
+            if any(e.kind == "step_completed" and e.name == step for e in hist.tail):
+                raise MemoryError("no room for the value")
+            return real_doc(hist)
+
+        monkeypatch.setattr(_nats_keys, "hist_doc", failing_doc)
+        return MemoryError
     if url.startswith("postgres"):
         folded = _postgres_history.folded
 
@@ -396,16 +409,13 @@ else:
         "sqlite",
         pytest.param("postgres", marks=pytest.mark.postgres),
         pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("nats", marks=pytest.mark.nats),
     ],
 )
 def test_a_sigkill_leaves_no_event_without_progress_nor_progress_without_event(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    url = (
-        f"sqlite:///{tmp_path / 'crash.db'}"
-        if backend == "sqlite"
-        else str(request.getfixturevalue({"postgres": "pg_url", "redis": "redis_url"}[backend]))
-    )
+    url = store_url(request, tmp_path, backend, "crash.db")
     script = tmp_path / "crashy.py"
     script.write_text(textwrap.dedent(CRASHING))
     died = subprocess.run([sys.executable, str(script), url, "crash"], check=False)
@@ -424,21 +434,6 @@ def test_a_sigkill_leaves_no_event_without_progress_nor_progress_without_event(
         assert [e.kind for e in events].count("step_completed") == 6
         assert events[-1].kind == "finished"
         assert '"count":6' in store.get("k").data
-
-
-# -- stores without history -------------------------------------------------------------------
-
-
-@pytest.mark.nats
-def test_the_nats_store_refuses_history_clearly(nats_url: str) -> None:
-    with pytest.raises(sf.StmtflowError, match="keeps no history"):
-        Engine(nats_url, history=True)
-    with Engine(nats_url, workflows=[Counter]) as engine:
-        engine.start(Counter, {"n": 2}, id="r-1")  # runs, keeping no history
-        with pytest.raises(sf.StmtflowError, match="keeps no history"):
-            engine.history("r-1")
-        with pytest.raises(sf.StmtflowError, match="keeps no history"):
-            engine.rewind("r-1", to=1)
 
 
 class Form(BaseModel):

@@ -353,19 +353,6 @@ def test_harness_records_what_was_emitted() -> None:
     assert [(m.topic, m.value) for m in h.emitted] == [("attempt", 2)]
 
 
-@pytest.mark.nats
-def test_the_nats_store_refuses_emit_in_the_action(nats_url: str) -> None:
-    for url, name in ((nats_url, "NATS"),):
-        with sf.Engine(url, [Order], default_retry=None) as engine:
-            with pytest.raises(sf.StepError, match="keeps no outbox"):
-                engine.start(Order, id="o-r")
-            stored = engine.store.get("o-r")
-            assert stored.error is not None
-            assert f"the {name} store keeps no outbox" in stored.error
-            assert engine.get("o-r").state.threads[0].cur_step == "charge"
-            assert engine.outbox_messages() == [] and engine.deliver_outbox() == 0
-
-
 def test_sqlite_schema_5_files_get_the_outbox(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     with open_store(f"sqlite:///{path}"):

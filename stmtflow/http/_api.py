@@ -43,6 +43,7 @@ from stmtflow.render import render_image, to_dot, to_mermaid
 from stmtflow.runtime import Engine, HistoryEvent, Instance
 from stmtflow.state import WorkflowStatus
 from stmtflow.stores import Record
+from stmtflow.stores._history import HistoryStore
 
 __all__ = ["Api", "Counters", "read_json"]
 
@@ -314,12 +315,12 @@ class Api:
             events = engine.history(id)
             return list(events), events.dropped, engine.rewindable(id)
 
+        if not isinstance(engine.store, HistoryStore):  # a store of your own that keeps none
+            raise Problem(501, "no-history", f"the {type(engine.store).__name__} keeps no history")
         try:
             found: tuple[builtins.list[HistoryEvent], int, set[int]] = await engine.athread(read)
         except NotFound as exc:
             raise from_error(exc) from exc
-        except StmtflowError as exc:  # a store that keeps no history (Redis, NATS)
-            raise Problem(501, "no-history", str(exc)) from exc
         return found
 
     async def rewind(self, request: Request) -> Response:

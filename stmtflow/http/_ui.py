@@ -34,6 +34,7 @@ from stmtflow.http._problems import Problem, from_error
 from stmtflow.render import render_image
 from stmtflow.runtime import Engine, HistoryEvent, Instance
 from stmtflow.state import WorkflowStatus, dump_state
+from stmtflow.stores._history import HistoryStore
 
 __all__ = ["Ui"]
 
@@ -126,13 +127,10 @@ class Ui:
 
     def _history(self, id: str) -> tuple[builtins.list[HistoryEvent], int, set[int]] | None:
         """The timeline (events, dropped count, rewindable seqs); None on a store keeping none."""
-        try:
-            events = self.engine.history(id)
-            return list(events), events.dropped, self.engine.rewindable(id)
-        except NotFound:
-            raise
-        except StmtflowError:  # NATS: no history kept
+        if not isinstance(self.engine.store, HistoryStore):  # a store of your own keeping none
             return None
+        events = self.engine.history(id)
+        return list(events), events.dropped, self.engine.rewindable(id)
 
     async def diagram(self, request: Request) -> Response:
         inst = await self._get(request.path_params["id"])

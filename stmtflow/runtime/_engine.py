@@ -140,8 +140,8 @@ class Engine(Operations, Scheduling, Reading, OutboxCalls, AsyncCalls):
         keeps = isinstance(self.store, HistoryStore)
         if history and not keeps:
             raise StmtflowError(
-                f"the {type(self.store).__name__} keeps no history: use the memory, SQLite, "
-                "PostgreSQL or Redis store, or Engine(history=False)"
+                f"the {type(self.store).__name__} keeps no history (it is no HistoryStore): use "
+                "one of stmtflow's stores, or Engine(history=False)"
             )
         self._history = HistorySettings(
             keeps if history is None else history, history_limit, snapshots

@@ -47,7 +47,8 @@ class Operations:
         ``.dropped``, how many older events the cap removed).
 
         Each event was committed with the progress it records. Raises `NotFound` for an
-        unknown id, `StmtflowError` for a store that keeps no history (NATS).
+        unknown id, `StmtflowError` for a store of your own that keeps no history (no
+        `HistoryStore`).
 
         Example:
             >>> import stmtflow as sf

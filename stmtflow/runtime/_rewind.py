@@ -50,8 +50,8 @@ def history_store(engine: Engine) -> HistoryStore:
     store: Store = engine.store
     if not isinstance(store, HistoryStore):
         raise StmtflowError(
-            f"the {type(store).__name__} keeps no history: history, rewind and fork need the "
-            "memory, SQLite, PostgreSQL or Redis store"
+            f"the {type(store).__name__} keeps no history (it is no HistoryStore): history, "
+            "rewind and fork need a store that keeps one, such as every store of stmtflow's"
         )
     return store
 

@@ -16,8 +16,9 @@ moves the events waiting in the instance's row to its table, up to ``TRIM_EVERY`
 the engine shows only the latest ``limit`` events and restores only the latest ``snapshots``
 (`stmtflow.runtime._rewind`).
 
-A store that keeps histories implements `HistoryStore` beside `Store`; one that does not (NATS,
-for now) is told apart with ``isinstance(store, HistoryStore)``.
+A store that keeps histories implements `HistoryStore` beside `Store` (every store of this
+package does); one that does not (a store of your own) is told apart with
+``isinstance(store, HistoryStore)``.
 
 Example:
     >>> from datetime import UTC, datetime

@@ -31,11 +31,14 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as Connection
-from nats.js import JetStreamContext, api
+from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from stmtflow.errors import ConflictError, StmtflowError
+from stmtflow.state import TERMINAL_STATUSES
 from stmtflow.stores._inputs import PendingInput
+from stmtflow.stores._nats_connect import Settings, connect, why
+from stmtflow.stores._nats_history import NO_HIST, Hist, Plan
 from stmtflow.stores._nats_inbox import NO_MAIL, Mail
 from stmtflow.stores._nats_keys import (
     RESUMING_SLOT,
@@ -46,12 +49,13 @@ from stmtflow.stores._nats_keys import (
     decode,
     due_place,
     encode,
+    micros,
     pairs,
     token,
 )
 from stmtflow.stores.base import Record, with_changes
 
-__all__ = ["GRACE", "Client", "Settings"]
+__all__ = ["ENDED", "GRACE", "Client", "Settings"]
 
 log = logging.getLogger("stmtflow.stores.nats")
 
@@ -64,16 +68,7 @@ CACHE_SIZE = 4096
 
 WrongRevision = nats.js.errors.KeyWrongLastSequenceError
 
-
-class Settings:
-    """What the URL says: server, bucket, storage, replicas, timeout."""
-
-    def __init__(
-        self, server: str, bucket: str, storage: str, replicas: int, timeout: float
-    ) -> None:
-        self.server, self.bucket, self.timeout = server, bucket, timeout
-        self.storage = api.StorageType.MEMORY if storage == "memory" else api.StorageType.FILE
-        self.replicas = replicas
+ENDED = frozenset(s.value for s in TERMINAL_STATUSES)
 
 
 class Client:
@@ -89,6 +84,8 @@ class Client:
         self.cache: OrderedDict[str, Stored] = OrderedDict()
         self.background: set[asyncio.Task[None]] = set()
         self._connecting: asyncio.Lock | None = None
+        self.layout = 0
+        """The layout version the store had when this client connected."""
 
     # -- connection -------------------------------------------------------------------------
 
@@ -100,80 +97,23 @@ class Client:
             self._connecting = asyncio.Lock()
         async with self._connecting:
             if self.kv is None:
-                await self._connect()
+                kv = await self._connect()
+                if self.layout < SCHEMA_VERSION:
+                    from stmtflow.stores._nats_prune import upgrade
+
+                    await upgrade(self, kv)
         assert self.kv is not None
         return self.kv
 
-    async def _connect(self) -> None:
-        s = self.settings
-        errors: list[Exception] = []
-
-        async def failed(exc: Exception) -> None:  # each failed (re)connection attempt
-            errors.append(exc)
+    async def _connect(self) -> KeyValue:
+        def reconnecting(why: str) -> None:
             if self.nc is not None:  # connected before: the client is reconnecting
-                log.warning("NATS store %s: %s", self.url, _why(exc))
+                log.warning("NATS store %s: %s", self.url, why)
 
-        wait = min(s.timeout / 2, 5.0)  # leaves the call's own timeout room to say why
-        try:  # once connected, the client reconnects for ever (calls wait meanwhile)
-            nc = await asyncio.wait_for(
-                nats.connect(
-                    servers=[s.server],
-                    name="stmtflow",
-                    connect_timeout=wait,
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.5,
-                    error_cb=failed,
-                ),
-                wait,
-            )
-        except (nats.errors.Error, OSError, TimeoutError) as exc:
-            why = _why(errors[-1] if errors else exc)
-            raise StmtflowError(f"cannot reach NATS at {self.url}: {why}") from exc
-        js = nc.jetstream(timeout=s.timeout)
-        try:
-            await js.account_info()
-        except nats.errors.Error as exc:
-            await nc.close()
-            raise StmtflowError(f"NATS at {self.url} has no JetStream: {_why(exc)}") from exc
-        try:
-            self.kv = await self._setup(js)
-        except BaseException:
-            await nc.close()
-            raise
-        self.nc, self.js = nc, js
-
-    async def _setup(self, js: JetStreamContext) -> KeyValue:
-        s, names = self.settings, self.names
-        try:
-            kv = await js.key_value(s.bucket)
-        except nats.js.errors.BucketNotFoundError:
-            kv = await js.create_key_value(
-                bucket=s.bucket, history=1, storage=s.storage, replicas=s.replicas
-            )
-        for stream, subjects in names.streams().items():
-            try:
-                await js.stream_info(stream)
-            except nats.js.errors.NotFoundError:
-                await js.add_stream(
-                    name=stream,
-                    subjects=subjects,
-                    max_msgs_per_subject=1,
-                    storage=s.storage,
-                    num_replicas=s.replicas,
-                    allow_direct=True,
-                    discard=api.DiscardPolicy.OLD,
-                )
-        try:
-            await kv.create("meta.schema", str(SCHEMA_VERSION).encode())
-        except WrongRevision:
-            stored = (await kv.get("meta.schema")).value or b"0"
-            if int(stored) > SCHEMA_VERSION:
-                raise StmtflowError(
-                    f"the NATS store {self.url} has layout version {stored.decode()}, newer "
-                    f"than this release of stmtflow supports ({SCHEMA_VERSION}); upgrade "
-                    "stmtflow"
-                ) from None
+        self.nc, self.js, kv, self.layout = await connect(
+            self.settings, self.names, self.url, reconnecting
+        )
+        self.kv = kv
         return kv
 
     async def close(self) -> None:
@@ -244,7 +184,7 @@ class Client:
         """Store a new record (its version 1) with its pending-input rows; `ConflictError` if
         the id exists."""
         kv = await self.ready()
-        new = self._refs(None, rec, inputs, NO_MAIL)
+        new = self._refs(None, rec, inputs, NO_MAIL, None)
         value = self._value(new)
         await self._announce(None, new)
         try:
@@ -260,31 +200,57 @@ class Client:
         rec: Record,
         inputs: tuple[PendingInput, ...] | None = None,
         mail: Mail | None = None,
+        plan: Plan | None = None,
     ) -> Stored | None:
         """Replace ``before`` with ``rec`` if the record is still at ``before``'s revision.
 
         ``inputs`` replaces the pending-input rows (None keeps them), ``mail`` the inbox and
-        intent (None keeps them: `stmtflow.stores._nats_inbox`). None when another write
-        came first (read again and decide again). Index entries the new version needs are put
-        first; the ones only the old version needed are dropped after, in the background.
+        intent (None keeps them: `stmtflow.stores._nats_inbox`), ``plan`` the history (None
+        keeps it: `stmtflow.stores._nats_history`; its snapshot puts are pipelined before the
+        compare-and-set). None when another write came first (read again and decide again).
+        Index entries the new version needs are put first; the ones only the old version
+        needed are dropped after, in the background.
         """
         kv = await self.ready()
+        assert self.js is not None
         rows = before.inputs if inputs is None else inputs
-        new = self._refs(before, rec, rows, before.mail if mail is None else mail)
+        hist = before.hist if plan is None else plan.hist
+        new = self._refs(before, rec, rows, before.mail if mail is None else mail, hist)
         value = self._value(new)
         await self._announce(before, new)
+        bucket = self.settings.bucket
+        puts = [] if plan is None else plan.puts
+        acks = [await self.js.publish_async(f"$KV.{bucket}.{key}", v) for key, v in puts]
         try:
             revision = await kv.update(f"i.{token(rec.id)}", value, last=before.revision)
         except WrongRevision:
             self.cache.pop(rec.id, None)
             return None
+        finally:
+            if acks:  # same stream and connection: stored before the record's write
+                await asyncio.wait_for(asyncio.gather(*acks), self.settings.timeout)
         stored = self._remember(replace(new, revision=revision))
-        self.later(self.purge(before.subjects(self.names) - stored.subjects(self.names)))
+        gone = before.subjects(self.names) - stored.subjects(self.names)
+        if plan is not None and plan.drops:
+            gone |= {f"$KV.{bucket}.{key}" for key in plan.drops}
+        self.later(self.purge(gone))
+        if plan is not None and plan.trim is not None:
+            keys, keep = plan.trim
+            subject = f"$KV.{bucket}.{keys}"
+            self.later(self._trim(f"KV_{bucket}", subject, keep))
         return stored
+
+    async def _trim(self, stream: str, subject: str, keep: int) -> None:
+        assert self.js is not None
+        await self.js.purge_stream(stream, subject=subject, keep=keep or None)
 
     @staticmethod
     def _refs(
-        before: Stored | None, rec: Record, inputs: tuple[PendingInput, ...], mail: Mail
+        before: Stored | None,
+        rec: Record,
+        inputs: tuple[PendingInput, ...],
+        mail: Mail,
+        hist: Hist | None,
     ) -> Stored:
         """``rec`` with ``mail`` and the index entries it relies on (the old ones where they
         still fit), before it has a revision."""
@@ -301,11 +267,20 @@ class Client:
         st = before.st if before is not None and same_status else rec.version
         same_pairs = before is not None and pairs(before.inputs) == pairs(inputs)
         inp = before.inp if before is not None and same_pairs else rec.version
+        end = None
+        if rec.status in ENDED:
+            if before is not None and before.end is not None and before.record.status in ENDED:
+                end = before.end
+            else:
+                assert rec.updated_at is not None
+                end = (micros(rec.updated_at) // 3_600_000_000, rec.version)
         if mail.box:
             rec = with_changes(rec, inbox=True)
         elif rec.inbox:
             rec = with_changes(rec, inbox=False)
-        return Stored(rec, 0, due, st, inputs, inp, mail)
+        if hist is None:
+            hist = NO_HIST if before is None else before.hist
+        return Stored(rec, 0, due, st, inputs, inp, mail, hist, end)
 
     async def _announce(self, before: Stored | None, new: Stored) -> None:
         """Put the index entries ``new`` needs and ``before`` did not have."""
@@ -319,6 +294,10 @@ class Client:
             puts.append(js.publish(names.child(rec), b""))
         had = set() if before is None else before.input_subjects(names)
         puts += [js.publish(s, b"") for s in sorted(new.input_subjects(names) - had)]
+        if new.end is not None and (before is None or before.end != new.end):
+            # The hour's entry, then its marker (one stream: in the order sent).
+            puts.append(await js.publish_async(names.ended(rec, new.end), b""))
+            puts.append(await js.publish_async(names.ended_hour(new.end[0]), b""))
         minute = None if due is None or due[0] == RESUMING_SLOT else int(due[0])
         if new_due and due is not None:
             # A minute's entry, then its marker: one stream stores one connection's messages
@@ -341,7 +320,7 @@ class Client:
             try:
                 await work
             except (nats.errors.Error, OSError) as exc:
-                log.warning("NATS store %s: index cleanup failed: %s", self.url, _why(exc))
+                log.warning("NATS store %s: index cleanup failed: %s", self.url, why(exc))
 
         task = asyncio.get_running_loop().create_task(run())
         self.background.add(task)
@@ -432,8 +411,3 @@ async def gather_reads(client: Client, ids: Iterable[str]) -> dict[str, Stored |
     wanted = list(dict.fromkeys(ids))
     found: list[Any] = await asyncio.gather(*(client.read(id) for id in wanted))
     return dict(zip(wanted, found, strict=True))
-
-
-def _why(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

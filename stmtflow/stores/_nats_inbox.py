@@ -8,12 +8,13 @@ crash between any two loses nothing and duplicates nothing:
    (`Mail`): the messages not yet taken, the keys it knows, the last seq it gave. What a write
    takes, keeps or marks as delivered from its own inbox (`Batch.take`, ``keep``, ``keys``) is
    part of the record's new value: it commits with the checkpoint or not at all.
-2. **The rest, as an intent in the same write.** The children a write creates and the
-   messages it posts to others (`Batch.create`, ``post``) are written into the record too, as
-   its `Intent` (tagged with the record's new version), and so are the lock keys whose rows
-   it changed (the rows themselves are the record's own: `stmtflow.stores._nats_locks`). The
-   write that commits the checkpoint commits the intent: from then on, the children and
-   messages exist *in effect*.
+2. **The rest, as an intent in the same write.** The children a write creates, the
+   messages it posts to others and the outbox rows its steps emitted (`Batch.create`, ``post``,
+   ``emit``: `stmtflow.stores._nats_outbox`) are written into the record too, as its `Intent`
+   (tagged with the record's new version), and so are the lock keys whose rows it changed (the
+   rows themselves are the record's own: `stmtflow.stores._nats_locks`). The write that
+   commits the checkpoint commits the intent: from then on, the children and messages exist
+   *in effect*.
 3. **Applied, idempotently, then cleared.** The writer then creates each child with
    create-if-absent (an id taken already is left as it is) and appends each message to its
    recipient's record by compare-and-set, remembering in the recipient which intent each
@@ -49,8 +50,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stmtflow.errors import ConflictError, NotFound
+from stmtflow.stores import _nats_outbox as outbox
 from stmtflow.stores._batch import Batch, Message
 from stmtflow.stores._nats_locks import Held, held_doc, held_from, plan, settle
+from stmtflow.stores._outbox import OutboxMessage
 from stmtflow.stores.base import Record, with_changes
 
 if TYPE_CHECKING:
@@ -85,6 +88,8 @@ class Intent:
     """The record version whose write carried it (tells two intents of one sender apart)."""
     create: tuple[Record, ...] = ()
     post: tuple[Message, ...] = ()
+    emit: tuple[OutboxMessage, ...] = ()
+    """Outbox rows (`stmtflow.stores._nats_outbox`), their creation time set."""
     locks: tuple[str, ...] = ()
     """The lock keys whose rows the write changed (the rows are `Mail.locks`)."""
 
@@ -128,9 +133,10 @@ class Mail:
             box.append(dataclasses.replace(m, status="kept") if m.seq in kept else m)
         intent = None
         locks, changed = plan(self.locks, batch.locks, version)
-        if batch.create or batch.post or changed:
+        if batch.create or batch.post or batch.emit or changed:
             children = tuple(born(child, now) for child in batch.create)
-            intent = Intent(version, children, tuple(batch.post), changed)
+            emits = tuple(dataclasses.replace(m, created_at=now) for m in batch.emit)
+            intent = Intent(version, children, tuple(batch.post), emits, changed)
         seqs = {m.seq for m in box}
         origins = {seq: tag for seq, tag in self.origins.items() if seq in seqs}
         return Mail(tuple(box), self.seq, frozenset(keys), origins, intent, locks)
@@ -204,6 +210,15 @@ def _message(doc: list[Any]) -> Message:
     return Message(to, kind, event, thread_id, pc, input, key, buffered, status, seq)
 
 
+def _emit_doc(m: OutboxMessage) -> list[Any]:
+    return [m.key, m.topic, m.payload, m.instance_id, m.thread_id, m.step, _t(m.created_at)]
+
+
+def _emit(doc: list[Any]) -> OutboxMessage:
+    key, topic, payload, instance_id, thread_id, step, created = doc
+    return OutboxMessage(key, topic, payload, instance_id, thread_id, step, 0, _time(created))
+
+
 _CHILD_FIELDS = (
     "id",
     "workflow",
@@ -247,6 +262,7 @@ def mail_doc(mail: Mail) -> dict[str, Any] | None:
             "v": intent.version,
             "create": [_child_doc(r) for r in intent.create],
             "post": [_message_doc(m) for m in intent.post],
+            "emit": [_emit_doc(m) for m in intent.emit],
             "locks": list(intent.locks),
         },
         "locks": held_doc(mail.locks),
@@ -265,6 +281,7 @@ def mail_from(doc: dict[str, Any] | None) -> Mail:
             found["v"],
             tuple(_child(r) for r in found["create"]),
             tuple(_message(m) for m in found["post"]),
+            tuple(_emit(m) for m in found.get("emit", ())),
             tuple(found.get("locks", ())),
         )
     )
@@ -315,6 +332,8 @@ async def finish(c: Client, stored: Stored) -> None:
     if intent is None:
         return
     sender = stored.record.id
+    if intent.emit:
+        await outbox.put(c, intent.emit)
     for child in intent.create:
         try:
             await c.create(child, ())

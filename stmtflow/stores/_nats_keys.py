@@ -21,6 +21,10 @@ Everything lives under one bucket name ``B``:
   changed (a parent is fixed at birth), so a parent's children are one request away.
 - Stream ``STMTFLOW_B_SCHEDULES``, subjects ``stmtflow.B.sd.>``, and KV ``s.<name>`` and
   ``sclock``: schedules and how a tick finds the due ones (``stmtflow.stores._nats_schedules``).
+- Stream ``STMTFLOW_B_ENDED``, subjects ``stmtflow.B.end.<hour>.<workflow>.<id>.<v>``: "instance
+  ``id`` may have ended in that hour (of its ``updated_at``)", and ``stmtflow.B.endh.<hour>``, a
+  marker per hour that may hold such entries, so a prune reads the entries of the hours before
+  its cut-off only (`stmtflow.stores._nats_prune`).
 - Stream ``STMTFLOW_B_INPUTS``, subjects ``stmtflow.B.in.<assignee>.<workflow>.<id>.<v>``: "instance
   ``id`` may have pending-input rows for that assignee (``n``: nobody in particular, else ``a``
   and the name) of that workflow (``w`` and the name)". The rows themselves are kept in the
@@ -30,7 +34,8 @@ Every index stream keeps one message per subject. Ids and type names are written
 base64url (letters, digits, ``-`` and ``_``), so any string is a valid key and subject token.
 The record remembers the index entries it relies on (``due``: slot, order and version, ``st``:
 the version of its status entry, ``inp``: the version of its input entries, one per assignee and
-workflow of its rows); an entry the record does not name is a stale hint.
+workflow of its rows; ``end``: the hour and version of its ended entry); an entry the record
+does not name is a stale hint.
 
 Example:
     >>> token("order/1 ü")
@@ -50,6 +55,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stmtflow.stores._inputs import PendingInput
+from stmtflow.stores._nats_history import NO_HIST, Hist, hist_doc, hist_from
 from stmtflow.stores._nats_inbox import (
     NO_MAIL,
     Mail,
@@ -76,8 +82,9 @@ __all__ = [
     "untoken",
 ]
 
-SCHEMA_VERSION = 1
-"""The layout this release writes and reads (kept in ``meta.schema``)."""
+SCHEMA_VERSION = 2
+"""The layout this release writes and reads (kept in ``meta.schema``): 2 added the ended index,
+the histories and the outbox (a store at 1 has its ended instances filed on first use)."""
 
 SLOT = timedelta(minutes=1)
 """The width of a due slot: every wake-up in one minute shares its slot's marker."""
@@ -185,6 +192,21 @@ class Names:
         return f"STMTFLOW_{self.bucket}_SCHEDULES"
 
     @property
+    def ended_stream(self) -> str:
+        """The ended entries and their hour markers."""
+        return f"STMTFLOW_{self.bucket}_ENDED"
+
+    @property
+    def outbox_stream(self) -> str:
+        """The outbox messages and their delivery states (`stmtflow.stores._nats_outbox`)."""
+        return f"STMTFLOW_{self.bucket}_OUTBOX"
+
+    @property
+    def outdue_stream(self) -> str:
+        """The outbox's due entries and their minute markers."""
+        return f"STMTFLOW_{self.bucket}_OUTDUE"
+
+    @property
     def prefix(self) -> str:
         return f"stmtflow.{self.bucket}"
 
@@ -204,10 +226,15 @@ class Names:
             self.inputs_stream: [f"{p}.in.>"],
             self.children_stream: [f"{p}.ch.>"],
             self.schedules_stream: [f"{p}.sd.>"],
+            self.ended_stream: [f"{p}.end.>", f"{p}.endh.*"],
+            self.outbox_stream: [f"{p}.om.>", f"{p}.oq.*"],
+            self.outdue_stream: [f"{p}.od.>", f"{p}.odm.*"],
         }
 
     def stream_of(self, subject: str) -> str:
-        """The stream an entry or marker subject is kept in."""
+        """The stream an entry or marker subject (or a key of the bucket) is kept in."""
+        if subject.startswith("$KV."):
+            return f"KV_{self.bucket}"
         kind = subject.split(".")[2]
         return {
             "due": self.due_stream,
@@ -218,6 +245,12 @@ class Names:
             "in": self.inputs_stream,
             "ch": self.children_stream,
             "sd": self.schedules_stream,
+            "end": self.ended_stream,
+            "endh": self.ended_stream,
+            "om": self.outbox_stream,
+            "oq": self.outbox_stream,
+            "od": self.outdue_stream,
+            "odm": self.outdue_stream,
         }[kind]
 
     def due(self, id: str, due: Due) -> str:
@@ -268,6 +301,19 @@ class Names:
     def children_filter(self, parent_id: str) -> str:
         return f"{self.prefix}.ch.{token(parent_id)}.*.*"
 
+    def ended(self, rec: Record, end: tuple[int, int]) -> str:
+        """The entry of an ended instance: ``end`` is (hour, version)."""
+        hour, version = end
+        return f"{self.prefix}.end.{hour}.{token(rec.workflow)}.{token(rec.id)}.{version}"
+
+    def ended_filter(self, hour: int, workflow: str | None) -> str:
+        wf = "*" if workflow is None else token(workflow)
+        return f"{self.prefix}.end.{hour}.{wf}.*.*"
+
+    def ended_hour(self, hour: int | str) -> str:
+        """The marker of an hour that holds ended entries (``*``: every hour)."""
+        return f"{self.prefix}.endh.{hour}"
+
     def input(self, id: str, pair: Pair, version: int) -> str:
         """The entry of instance ``id``'s rows for one assignee and workflow."""
         assignee, workflow = pair
@@ -295,6 +341,10 @@ class Stored:
     """The version that put the record's input entries (one per pair of its rows)."""
     mail: Mail = NO_MAIL
     """The instance's inbox and its intent (`stmtflow.stores._nats_inbox`)."""
+    hist: Hist = NO_HIST
+    """The instance's history: its last events and snapshot (`stmtflow.stores._nats_history`)."""
+    end: tuple[int, int] | None = None
+    """The hour and version of the record's ended entry (while it has ended), or None."""
 
     def due_subject(self, names: Names) -> str | None:
         return None if self.due is None else names.due(self.record.id, self.due)
@@ -308,7 +358,9 @@ class Stored:
     def subjects(self, names: Names) -> set[str]:
         """Every index entry the record relies on."""
         due = self.due_subject(names)
-        return {self.status_subject(names), *self.input_subjects(names), *([due] if due else [])}
+        end = None if self.end is None else names.ended(self.record, self.end)
+        found = {self.status_subject(names), *self.input_subjects(names)}
+        return found | {s for s in (due, end) if s is not None}
 
 
 def _t(value: datetime | None) -> int | None:
@@ -366,6 +418,8 @@ def encode(stored: Stored) -> bytes:
         "inp": stored.inp,
         **family_doc(rec),
         "mail": mail_doc(stored.mail),
+        "hist": hist_doc(stored.hist),
+        "end": None if stored.end is None else list(stored.end),
         "data": rec.data,
         "state": rec.state,
     }
@@ -395,7 +449,7 @@ def decode(value: bytes, revision: int) -> Stored:
     mail = mail_from(doc.get("mail"))
     if mail.box:
         rec = with_changes(rec, inbox=True)
-    due = doc["due"]
+    due, end = doc["due"], doc.get("end")
     rows = tuple(_unrow(rec.id, row) for row in doc.get("inputs", ()))
     return Stored(
         rec,
@@ -405,31 +459,9 @@ def decode(value: bytes, revision: int) -> Stored:
         rows,
         doc.get("inp", 0),
         mail,
+        hist_from(doc.get("hist")),
+        None if end is None else (end[0], end[1]),
     )
 
 
 _BLANK = Record(id="-", workflow="-", data="", state="")
-
-
-def parse_due(subject: str) -> tuple[tuple[int, int], str, int]:
-    """(order, id, version) of a due subject: order as (k, t), see the module docstring."""
-    *_, k, t, id_tok, version = subject.split(".")
-    return (int(k), int(t)), untoken(id_tok), int(version)
-
-
-def parse_status(subject: str) -> tuple[str, int, str, int]:
-    """(status, created micros, id, version) of a status subject."""
-    *_, status, _wf, created, id_tok, version = subject.split(".")
-    return status, int(created), untoken(id_tok), int(version)
-
-
-def parse_child(subject: str) -> tuple[int, str]:
-    """(created micros, id) of a children subject."""
-    *_, created, id_tok = subject.split(".")
-    return int(created), untoken(id_tok)
-
-
-def parse_input(subject: str) -> tuple[str, int]:
-    """(id, version) of an input subject."""
-    *_, id_tok, version = subject.split(".")
-    return untoken(id_tok), int(version)

@@ -23,11 +23,8 @@ from stmtflow.stores._nats_keys import (
     RESUMING_SLOT,
     Stored,
     micros,
-    parse_child,
-    parse_due,
-    parse_input,
-    parse_status,
     slot_of,
+    untoken,
 )
 from stmtflow.stores.base import Record, claim_order, with_changes
 
@@ -37,6 +34,30 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _READ_BATCH = 256
 """Records a listing reads concurrently."""
+
+
+def parse_due(subject: str) -> tuple[tuple[int, int], str, int]:
+    """(order, id, version) of a due subject: order as (k, t), see the module docstring."""
+    *_, k, t, id_tok, version = subject.split(".")
+    return (int(k), int(t)), untoken(id_tok), int(version)
+
+
+def parse_status(subject: str) -> tuple[str, int, str, int]:
+    """(status, created micros, id, version) of a status subject."""
+    *_, status, _wf, created, id_tok, version = subject.split(".")
+    return status, int(created), untoken(id_tok), int(version)
+
+
+def parse_child(subject: str) -> tuple[int, str]:
+    """(created micros, id) of a children subject."""
+    *_, created, id_tok = subject.split(".")
+    return int(created), untoken(id_tok)
+
+
+def parse_input(subject: str) -> tuple[str, int]:
+    """(id, version) of an input subject."""
+    *_, id_tok, version = subject.split(".")
+    return untoken(id_tok), int(version)
 
 
 def taken(current: Record, owner: str, expires: datetime) -> Record:

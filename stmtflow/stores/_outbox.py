@@ -7,8 +7,9 @@ engine's delivery (`stmtflow.runtime._outbox`) then claims due rows (`Store.outb
 hands them to the sinks, and deletes them once every sink took them (`Store.outbox_sent`), or
 records the failure and a later retry time (`Store.outbox_retry`).
 
-A store that keeps no outbox (NATS, for now) mixes in `WithoutOutbox`: nothing is ever
-stored, and the engine refuses `emit` inside the action, before anything is written.
+Every store of this package keeps an outbox. A store of your own that keeps none says so with a
+class attribute ``keeps_outbox = False`` (and ``store_name``, how the refusal names it): the
+engine then refuses `emit` inside the action, before anything is written (`outbox_refusal`).
 
 Example:
     >>> OutboxMessage(key="o-1/_main_/pay/3/0", topic="paid", payload='{"amount": 3}').value
@@ -17,16 +18,14 @@ Example:
 
 from __future__ import annotations
 
-import builtins
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from stmtflow.errors import OutboxError
 
-__all__ = ["OutboxMessage", "WithoutOutbox", "outbox_refusal"]
+__all__ = ["OutboxMessage", "outbox_refusal"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,34 +75,6 @@ class OutboxMessage:
 def outbox_refusal(store: str) -> OutboxError:
     """The error `emit` raises on a store that keeps no outbox."""
     return OutboxError(
-        f"the {store} store keeps no outbox yet, so a step cannot emit(); use the memory, "
-        "SQLite, PostgreSQL or Redis store for workflows that emit messages"
+        f"the {store} store keeps no outbox, so a step cannot emit(); use one of stmtflow's "
+        "stores (memory, SQLite, PostgreSQL, Redis, NATS) for workflows that emit messages"
     )
-
-
-class WithoutOutbox:
-    """The outbox methods of the `Store` contract for a store that keeps none."""
-
-    store_name = "this"
-    """How the refusal names the store (``"Redis"``, ``"NATS"``)."""
-
-    keeps_outbox = False
-    """Read by the engine: `emit` is refused inside the action, before anything is written."""
-
-    def outbox_claim(
-        self, now: datetime, lease: Any, limit: int = 100
-    ) -> builtins.list[OutboxMessage]:
-        """Nothing is ever stored here: nothing to deliver."""
-        return []
-
-    def outbox_sent(self, seqs: Sequence[int]) -> None:
-        """Nothing is ever stored here."""
-
-    def outbox_retry(
-        self, seqs: Sequence[int], retry_at: datetime, error: str | None = None
-    ) -> None:
-        """Nothing is ever stored here."""
-
-    def outbox(self, instance_id: str | None = None) -> builtins.list[OutboxMessage]:
-        """Nothing is ever stored here: the outbox is empty."""
-        return []

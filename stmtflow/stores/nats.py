@@ -10,10 +10,13 @@ revision it read; a create succeeds only if the key is absent), with its lease a
 inside, so a claim is a compare-and-set too; the instance's pending-input rows are kept in the
 record as well, so they are committed with its state, and so is its inbox; the children and
 messages a write sends to other instances are committed in it as an intent and applied after
-(``stmtflow.stores._nats_inbox``). Due work and listings are found through index
-streams (``stmtflow.stores._nats_keys``) that are hints checked against the records: a tick
-reads the markers of the minutes that hold wake-ups, then only the entries of the due ones, never
-every record. ``docs/stores.md`` explains the design and its costs.
+(``stmtflow.stores._nats_inbox``); so are the outbox rows of a write
+(``stmtflow.stores._nats_outbox``), and its history events travel in the record up to a tail
+(``stmtflow.stores._nats_history``; prune by an ended index: ``_nats_prune``). Due work and
+listings are found through index streams (``stmtflow.stores._nats_keys``) that are hints
+checked against the records: a tick reads the markers of the minutes that hold wake-ups, then
+only the entries of the due ones, never every record. ``docs/stores.md`` explains the design
+and its costs.
 
 The `Store` protocol is synchronous; nats-py is asyncio. Every call runs on one event loop on a
 background thread owned by the store (started on first use, stopped by `NatsStore.close`), so
@@ -39,6 +42,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("the NATS store needs nats-py: pip install 'stmtflow[nats]'") from exc
 
 from stmtflow.errors import NotFound, StmtflowError
+from stmtflow.stores import _nats_history as kept
 from stmtflow.stores import _nats_scan as scan
 from stmtflow.stores._batch import NO_BATCH, Batch
 from stmtflow.stores._inputs import PendingInput, check_inputs
@@ -46,8 +50,9 @@ from stmtflow.stores._nats_client import Client, Settings
 from stmtflow.stores._nats_inbox import NatsInboxes, born, finish
 from stmtflow.stores._nats_keys import Stored, token, untoken
 from stmtflow.stores._nats_loop import LoopThread
+from stmtflow.stores._nats_outbox import NatsOutbox
+from stmtflow.stores._nats_prune import NatsHistory
 from stmtflow.stores._nats_schedules import NatsSchedules
-from stmtflow.stores._outbox import WithoutOutbox, outbox_refusal
 from stmtflow.stores.base import (
     Record,
     Store,
@@ -99,7 +104,7 @@ def parse_url(url: str) -> Settings:
     return Settings(server, bucket, storage, replicas, timeout)
 
 
-class NatsStore(NatsInboxes, WithoutOutbox, NatsSchedules, Store):
+class NatsStore(NatsHistory, NatsInboxes, NatsOutbox, NatsSchedules, Store):
     """A `Store` on a NATS JetStream KV bucket, shared by any number of workers.
 
     Args:
@@ -117,7 +122,7 @@ class NatsStore(NatsInboxes, WithoutOutbox, NatsSchedules, Store):
     """
 
     store_name = "NATS"
-    """How a refusal names this store (it keeps no outbox yet)."""
+    """How a refusal names this store (it keeps no schedules nor lock index yet)."""
 
     def __init__(self, url: str) -> None:
         self.url = redact(url)
@@ -243,8 +248,6 @@ class NatsStore(NatsInboxes, WithoutOutbox, NatsSchedules, Store):
         batch: Batch = NO_BATCH,
     ) -> Record | None:
         """`_change`, where ``change`` may also answer None: nothing to write (returned)."""
-        if batch.emit:  # the engine refuses emit() in the action already: this guards others
-            raise outbox_refusal("NATS")
 
         async def run(c: Client) -> Record | None:
             current, fresh = c.cache.get(id), False
@@ -271,7 +274,10 @@ class NatsStore(NatsInboxes, WithoutOutbox, NatsSchedules, Store):
                     current = None
                     continue
                 mail = None if batch.empty else current.mail.own(batch, new.version, utcnow())
-                written = await c.write(current, new, inputs, mail)
+                plan = kept.plan(current, new, batch.history)
+                if plan is not None and plan.move:  # committed events: copied before the write
+                    await kept.move(c, current.record, plan.move)
+                written = await c.write(current, new, inputs, mail, plan)
                 if written is not None:
                     if written.mail.intent is not None:
                         await self._finish(c, written)
