@@ -1,7 +1,7 @@
 """What a write costs on PostgreSQL in round trips (docs/performance.md, "History" and "Locks"):
 a step's write with its history and its outbox rows is one statement, a write with children,
-messages or lock claims two round trips; and a refused write appends none of its history or outbox rows, on every store
-that keeps them.
+messages or lock claims two round trips; and a refused write appends none of its history or
+outbox rows, on every store that keeps them.
 
 The round trips are counted on the wire: libpq's protocol trace of the store's connections,
 one round trip per time the client sent and then waited for the server's answer.
