@@ -510,6 +510,10 @@ def test_a_dag_runs_through_the_engine_on_every_store(url: str) -> None:
     with Engine(url, [Etl], clock=lambda: now[0]) as engine:
         inst = engine.start(Etl, {"input": {"day": 1}}, id="etl-1")
         assert inst.status is sf.WorkflowStatus.WAITING
+        # Only the step whose dependencies settled has a thread; the diagram shows it there.
+        assert [t.id for t in inst.state.threads] == ["_main_", "extract"]
+        drawn = sf.to_mermaid(inst.data.definition(), inst.state)
+        assert "body(arg)<br>▶ extract at extract" in drawn
         now[0] += timedelta(seconds=1)
         assert engine.tick() == 1
         done = engine.get("etl-1")
@@ -521,7 +525,7 @@ def test_a_dag_runs_through_the_engine_on_every_store(url: str) -> None:
             "load": "load",
         }
         assert sorted(calls.names()) == sorted(["extract", "extract", "clean", "audit", "load"])
-        assert "Go clean.go" in sf.to_mermaid(Etl().definition(), done.state)
+        assert "Go dag.step" in sf.to_mermaid(Etl().definition(), done.state)
 
 
 class Crash(BaseException):

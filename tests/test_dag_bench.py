@@ -19,4 +19,5 @@ def test_the_dag_benchmark_reports_every_row(capsys: pytest.CaptureFixture[str])
         ("sqlite", 100),
     ]
     assert all(row["wall_s"] > 0 and row["speedup"] > 0 for row in results["parallel"])
+    assert all(row["total_s"] > 0 and row["cpu_s"] > 0 for row in results["per_step"])
     assert "speed-up" in capsys.readouterr().out

@@ -295,6 +295,19 @@ def test_metrics_count_instances_units_failures_and_backlog(client: TestClient) 
     assert "stmtflow_pending_inputs 1.0" in text
 
 
+def test_a_scrape_counts_instances_without_reading_records(
+    engine: sf.Engine, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client.post("/workflows/Order/instances", json={"id": "o-1"})
+
+    def listing(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a scrape read every record")
+
+    monkeypatch.setattr(engine.store, "list", listing)
+    text = client.get("/metrics").text
+    assert 'stmtflow_instances{status="waiting",workflow="Order"} 1.0' in text
+
+
 def test_workflows_lists_types_with_their_events(client: TestClient) -> None:
     types = {w["name"]: w for w in client.get("/workflows").json()}
     assert sorted(types) == ["Order", "Parent"]

@@ -163,7 +163,9 @@ def test_a_refused_write_appends_no_history_and_emits_nothing(
         key="k", topic="t", payload="1", instance_id="p", thread_id="_main_", step="s"
     )
     with open_store(store_url(request, tmp_path, kind, "refused.db")) as store:
-        record = store.create(Record(id="p", workflow="W", data="{}", state="{}", status="waiting"))
+        # The history's data and state are the ones the write leaves (as the engine writes).
+        record = Record(id="p", workflow="W", data='{"n": 1}', state="{}", status="waiting")
+        record = store.create(record)
         kept = store.update(record, expected_version=1, batch=Batch(history=_write(at)))
         with pytest.raises(ConflictError):
             store.update(

@@ -272,6 +272,30 @@ def test_count_due_counts_wake_ups_at_or_before_now(store: Store) -> None:
     assert store.count_due(NOW + timedelta(hours=1)) == 3
 
 
+def test_count_instances_counts_each_type_and_status(store: Store) -> None:
+    assert store.count_instances() == {}
+    store.create(rec("a"))
+    store.create(rec("b"))
+    store.create(rec("c", status="finished"))
+    store.create(rec("d", workflow="Refund", status="failed"))
+    store.create(rec("e", workflow="Refund", status="failed"))
+    assert store.count_instances() == {
+        ("Order", "waiting"): 2,
+        ("Order", "finished"): 1,
+        ("Refund", "failed"): 2,
+    }
+    # A status change moves the instance from one count to the other.
+    current = store.get("a")
+    store.update(with_changes(current, status="finished"), expected_version=current.version)
+    counts = store.count_instances()
+    assert (counts[("Order", "waiting")], counts[("Order", "finished")]) == (1, 2)
+    # The counts are the listing's, whatever the store.
+    listed: dict[tuple[str, str], int] = {}
+    for r in store.list():
+        listed[(r.workflow, r.status)] = listed.get((r.workflow, r.status), 0) + 1
+    assert store.count_instances() == listed
+
+
 def test_claim_due_respects_the_limit(store: Store) -> None:
     for i in range(5):
         store.create(rec(f"r{i}", wake_at=NOW - timedelta(minutes=10 - i)))

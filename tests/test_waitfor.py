@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -228,3 +229,51 @@ def test_an_eager_waitfor_condition_sees_what_another_thread_did() -> None:
 
     assert wf.log == ["after"]
     assert state.status is sf.WorkflowStatus.FINISHED
+
+
+class Died(BaseException):
+    """A process dying inside user code (not an error the interpreter catches)."""
+
+
+class HandlerDies(sf.WorkflowState):
+    """A step sets the condition; the WaitFor's handler kills the process the first time."""
+
+    ready: bool = False
+    log: list[str] = []
+    deaths: ClassVar[int] = 0
+
+    def definition(self) -> sf.Section:
+        return sf.S(
+            sf.Step("open", self.open),
+            sf.WaitFor("ready", lambda: self.ready, self.on_ready),
+            sf.Step("after", lambda: self.log.append("after")),
+        )
+
+    def open(self) -> None:
+        self.ready = True
+
+    def on_ready(self) -> None:
+        self.log.append("handler")
+        if HandlerDies.deaths == 0:
+            HandlerDies.deaths += 1
+            raise Died()
+
+
+def test_a_process_dying_in_a_waitfor_handler_leaves_an_instance_that_is_resumed(
+    tmp_path: Path,
+) -> None:
+    from stmtflow.runtime import Engine
+
+    HandlerDies.deaths = 0
+    url = f"sqlite:///{tmp_path / 'wf.db'}"
+    with Engine(url, [HandlerDies]) as engine, pytest.raises(Died):
+        engine.start(HandlerDies, id="dies-1")
+    later = datetime.now(UTC) + timedelta(minutes=5)  # the dead worker's lease lapsed
+    with Engine(url, [HandlerDies], clock=lambda: later) as engine:
+        stored = engine.get("dies-1")
+        # Written before the handler ran: the thread was waking, so there is work now.
+        assert stored.status is sf.WorkflowStatus.RESUMING and stored.wake_at is not None
+        assert engine.tick() == 1
+        done = engine.get("dies-1")
+    assert done.status is sf.WorkflowStatus.FINISHED
+    assert done.data.log == ["handler", "after"]  # type: ignore[attr-defined]

@@ -59,6 +59,8 @@ def _start(run: StateRun, inputs: list[Any], map_state: bool) -> None:
         kids.append(new_frame(where, runner.machine(where)["StartAt"], value, now))
     frame["kids"] = kids
     frame["phase"] = "kids"
+    if map_state:
+        frame["progress"] = {"running": [], "next": 0, "ended": 0, "failed": 0}
 
 
 def _failure(kid: dict[str, Any]) -> AslFailure:
@@ -126,30 +128,64 @@ def run_map(run: StateRun) -> Outcome:
             kid["item"] = {"Index": index, "Value": copy.deepcopy(item)}
     kids = frame["kids"]
     limit = int(spec.get("MaxConcurrency", 0) or 0)
-    tolerant = "ToleratedFailureCount" in spec or "ToleratedFailurePercentage" in spec
-    active = 0
-    for kid in kids:
-        if "end" in kid:
-            continue
-        if not kid.get("started"):
-            if limit and active >= limit:
-                break
-            kid["started"] = True
-        runner.run_frame(kid)
-        if "end" not in kid:
-            active += 1
-        elif kid["end"].get("failed"):
-            failures = sum(1 for k in kids if k.get("end", {}).get("failed"))
-            if not tolerant:
-                raise _failure(kid)
-            if not tolerated(spec, failures=failures, total=len(kids)):
-                raise AslFailure(
-                    "States.ExceedToleratedFailureThreshold",
-                    f"{failures} of {len(kids)} items failed, more than the Map tolerates",
-                )
+    progress = _progress(frame)
+    for index in list(progress["running"]):
+        _move(run, progress, index)
         if runner.halt:
             break
-    if any("end" not in kid for kid in kids):
+    else:
+        while progress["next"] < len(kids) and not (limit and len(progress["running"]) >= limit):
+            index = progress["next"]
+            kids[index]["started"] = True
+            progress["next"] += 1
+            progress["running"].append(index)
+            _move(run, progress, index)
+            if runner.halt:
+                break
+    if progress["ended"] < len(kids):
         return Blocked()
     result = [kid["end"].get("output") for kid in kids]
     return run.finish(result_output(spec, frame["input"], result, ctx))
+
+
+def _progress(frame: dict[str, Any]) -> dict[str, Any]:
+    """The Map's progress: its running items (by index, in order), the next item to start,
+    and how many ended and failed — so an advance visits what runs, not every item.
+
+    A Map stored before its frame kept a progress (it then only marked its items) gets one
+    built from the items, once.
+    """
+    progress: dict[str, Any] | None = frame.get("progress")
+    if progress is None:
+        kids = frame["kids"]
+        started = [n for n, kid in enumerate(kids) if kid.get("started")]
+        progress = {
+            "running": [n for n in started if "end" not in kids[n]],
+            "next": started[-1] + 1 if started else 0,
+            "ended": sum(1 for kid in kids if "end" in kid),
+            "failed": sum(1 for kid in kids if kid.get("end", {}).get("failed")),
+        }
+        frame["progress"] = progress
+    return progress
+
+
+def _move(run: StateRun, progress: dict[str, Any], index: int) -> None:
+    """Run the Map's item ``index``; when it ends, count it (and its failure, if any)."""
+    spec, kids = run.spec, run.frame["kids"]
+    kid = kids[index]
+    run.runner.run_frame(kid)
+    if "end" not in kid:
+        return
+    progress["running"].remove(index)
+    progress["ended"] += 1
+    if not kid["end"].get("failed"):
+        return
+    progress["failed"] += 1
+    failures = progress["failed"]
+    if "ToleratedFailureCount" not in spec and "ToleratedFailurePercentage" not in spec:
+        raise _failure(kid)
+    if not tolerated(spec, failures=failures, total=len(kids)):
+        raise AslFailure(
+            "States.ExceedToleratedFailureThreshold",
+            f"{failures} of {len(kids)} items failed, more than the Map tolerates",
+        )

@@ -45,9 +45,15 @@ def new_frame(where: list[list[Any]], at: str, input: Any, now: datetime) -> dic
 
 
 def frames(frame: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """``frame`` and every frame running under it."""
+    """``frame`` and every frame running under it (a Map's: those its progress lists)."""
     yield frame
-    for kid in frame.get("kids", ()):
+    kids = frame.get("kids", ())
+    progress = frame.get("progress")
+    if progress is not None:
+        for index in progress["running"]:
+            yield from frames(kids[index])
+        return
+    for kid in kids:
         if kid.get("started") and "end" not in kid:
             yield from frames(kid)
 
@@ -74,5 +80,5 @@ def deliver(execution: dict[str, Any], token: str, reply: dict[str, Any]) -> boo
 
 def settle(frame: dict[str, Any]) -> None:
     """Forget what the frame's last state waited for."""
-    for key in ("phase", "due", "token", "reply", "kids", "deadline"):
+    for key in ("phase", "due", "token", "reply", "kids", "progress", "deadline"):
         frame.pop(key, None)

@@ -90,10 +90,16 @@ class Waits(Bookkeeping):
             if wait_for.handler is not None:
                 snapshot = Data.snapshot(self.wf, self.where)
                 what = f"the handler of WaitFor {wait_for.name!r} ({self._who(thread)})"
+                # The thread wakes: what is written before the handler runs (the runtime's
+                # flush before user code) must say the instance has work now, so a crash in
+                # the handler leaves an instance that is resumed, not one left waiting.
+                status = self.state.status
+                self._running()
                 try:
                     yield Call(wait_for.handler, (), what)
                 except Exception as exc:
                     Data.restore(self.wf, snapshot)
+                    self.state.status = status
                     raise ExecutionError(f"{what} raised {describe(exc)}") from exc
                 self._changed_data()
             self._progress(thread)

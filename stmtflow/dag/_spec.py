@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 from importlib import resources
@@ -56,10 +56,25 @@ class StepSpec:
 
 @dataclass(frozen=True, slots=True)
 class DagSpec:
-    """A checked DAG: its name and its steps in file order."""
+    """A checked DAG: its name and its steps in file order.
+
+    ``by_id`` finds a step by its id and ``dependents`` lists, for each step id, the steps that
+    depend on it (in file order): the indexes a run follows so that finishing a step looks at
+    its dependents only.
+    """
 
     name: str
     steps: tuple[StepSpec, ...]
+    by_id: dict[str, StepSpec] = field(init=False, repr=False, compare=False)
+    dependents: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        later: dict[str, list[str]] = {s.id: [] for s in self.steps}
+        for s in self.steps:
+            for d in s.depends_on:
+                later.setdefault(d, []).append(s.id)
+        object.__setattr__(self, "by_id", {s.id: s for s in self.steps})
+        object.__setattr__(self, "dependents", {k: tuple(v) for k, v in later.items()})
 
 
 @cache

@@ -7,8 +7,9 @@ time has passed, what workers have yet to pick up) and the questions waiting for
 its routes ran, by kind (``stmtflow_units_total``), and those that ended in an error of the
 workflow or the engine (``stmtflow_unit_failures_total``; a refused request is no failure).
 
-The instance gauge lists every record's type and status (not its data): its cost grows with
-the store; scrape it as often as that allows.
+The instance gauge is the store's count by type and status (`Store.count_instances`): one
+``GROUP BY`` on SQLite and PostgreSQL, no record read; the Redis and NATS stores list every
+record's type and status for it, so there a scrape's cost grows with the store.
 
 Example:
     >>> from stmtflow import Engine
@@ -20,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -42,7 +42,7 @@ class _Collector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         engine = self.engine
-        by = Counter((r.workflow, r.status) for r in engine.store.list())
+        by = engine.store.count_instances()
         instances = GaugeMetricFamily(
             "stmtflow_instances", "Stored instances", labels=["workflow", "status"]
         )

@@ -76,6 +76,8 @@ class Lane:
     label: str
     start: str
     go_name: str
+    body: str | None = None
+    """The box of a body built from the thread's arg (its statements are not in the chart)."""
 
 
 @dataclass(slots=True)
@@ -188,11 +190,11 @@ class _Drawing:
 
     def built_lane(self, head: str, label: str, body: str, go_name: str) -> None:
         builder = self.builder
-        lane = Lane(f"{head}_lane", label, f"{head}_start", go_name)
+        lane = Lane(f"{head}_lane", label, f"{head}_start", go_name, f"{head}_body")
         builder.chart.lanes.append(lane)
         start = builder.node(lane.start, "thread start", "start", lane.id)
         builder.connect([Exit(head, "spawn")], start, "spawn")
-        inner = builder.node(f"{head}_body", body, "step", lane.id)
+        inner = builder.node(lane.body or "", body, "step", lane.id)
         builder.connect([Exit(start)], inner)
         builder.connect([Exit(inner)], builder.node(f"{head}_end", "thread end", "end", lane.id))
 
@@ -213,9 +215,14 @@ def _overlay(chart: Flowchart, state: State) -> None:
     by_name = {node.name: node for node in chart.nodes if node.name is not None}
     by_id = {node.id: node for node in chart.nodes}
     lane_starts = {lane.go_name: lane.start for lane in chart.lanes}
+    built = {lane.go_name: lane.body for lane in chart.lanes if lane.body is not None}
     pending: set[str] = set()
     for thread in state.threads:
-        if thread.cur_step:
+        who = thread.id
+        if thread.name in built:  # in a body built from its arg: not in the chart
+            here = by_id.get(built[thread.name] or "")
+            who = f"{thread.id} at {thread.cur_step}" if thread.cur_step else thread.id
+        elif thread.cur_step:
             here = by_name.get(thread.cur_step)
         else:  # not started: at the start of its body
             start = START if thread.id == MAIN_THREAD else lane_starts.get(thread.name, "")
@@ -223,7 +230,7 @@ def _overlay(chart: Flowchart, state: State) -> None:
         if here is not None:
             if mark not in here.marks:
                 here.marks.append(mark)
-            here.threads.append(thread.id)
+            here.threads.append(who)
         pending.update(
             event.req.name
             for event in thread.wait_events

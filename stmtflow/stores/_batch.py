@@ -88,6 +88,15 @@ class Batch:
     None leaves them as they are."""
 
     @property
+    def only_history(self) -> bool:
+        """True when the batch holds history and nothing else."""
+        return (
+            self.history is not None
+            and not (self.create or self.post or self.take or self.keep or self.keys or self.emit)
+            and self.locks is None
+        )
+
+    @property
     def empty(self) -> bool:
         """True when there is nothing to apply beyond the write itself."""
         return (

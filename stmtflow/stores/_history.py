@@ -11,8 +11,10 @@ one.
 The SQL stores delete what is past the caps every `TRIM_EVERY` events, not with every write:
 deleting the oldest row and clearing the oldest snapshot at each write would touch two more
 database pages per commit, and on SQLite the pages a commit writes are what it costs. So they
-keep up to ``TRIM_EVERY`` events (and snapshots) more than asked, and the engine shows only the
-latest ``limit`` events and restores only the latest ``snapshots`` (`stmtflow.runtime._rewind`).
+keep up to ``TRIM_EVERY`` events (and snapshots) more than asked (SQLite, which trims when it
+moves the events waiting in the instance's row to its table, up to ``TRIM_EVERY`` + 16), and
+the engine shows only the latest ``limit`` events and restores only the latest ``snapshots``
+(`stmtflow.runtime._rewind`).
 
 A store that keeps histories implements `HistoryStore` beside `Store`; one that does not (NATS,
 for now) is told apart with ``isinstance(store, HistoryStore)``.
@@ -107,9 +109,10 @@ class HistoryWrite:
     snapshots: int = 0
     """For how many of the latest events to keep a snapshot (0: none)."""
     data: str = ""
-    """The data JSON the write leaves (the snapshot, with ``snapshots``)."""
+    """The data JSON the write leaves (the snapshot, with ``snapshots``): the record's, which a
+    store may file from the row it writes instead (SQLite's trigger does)."""
     state: str = ""
-    """The state JSON the write leaves."""
+    """The state JSON the write leaves (the record's, as ``data``)."""
 
 
 @runtime_checkable

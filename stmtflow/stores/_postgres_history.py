@@ -2,7 +2,13 @@
 its last event's row), written by the statement of the instance write whose `Batch` carries
 them (`folded`: the instance's row is locked by that write, so two writes of one instance
 number their events in turn), and pruning in small transactions (`stmtflow.stores._history`).
-What is past the caps is deleted every `TRIM_EVERY` events."""
+What is past the caps is deleted every `TRIM_EVERY` events.
+
+The instance's last seq is kept in its row (``stmtflow_instances.history_last``, set by the
+write itself: `counted`), so a write numbers its events without probing the history table; a
+row written before schema version 8 (NULL there) is counted from the table once. The table has
+no foreign key to the instances (its check read the instance row again for every event row
+inserted): `prune`, the one way instances are deleted, deletes their history with them."""
 
 from __future__ import annotations
 
@@ -15,11 +21,11 @@ from psycopg.types.json import Jsonb
 
 from stmtflow.stores._history import TRIM_EVERY, HistoryEvent, HistoryWrite, Snapshot
 
-__all__ = ["SCHEMA", "events", "folded", "prune", "snapshot"]
+__all__ = ["SCHEMA", "counted", "events", "folded", "prune", "snapshot"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS stmtflow_history (
-    id text NOT NULL REFERENCES stmtflow_instances (id) ON DELETE CASCADE,
+    id text NOT NULL,
     seq bigint NOT NULL,
     at timestamptz NOT NULL,
     kind text NOT NULL,
@@ -33,11 +39,28 @@ CREATE TABLE IF NOT EXISTS stmtflow_history (
     state text,
     PRIMARY KEY (id, seq)
 );
+ALTER TABLE stmtflow_history DROP CONSTRAINT IF EXISTS stmtflow_history_id_fkey;
+ALTER TABLE stmtflow_instances ADD COLUMN IF NOT EXISTS history_last bigint;
 """
-"""Schema version 5's table (`stmtflow.stores._postgres_schema`)."""
+"""The histories' table and column (`stmtflow.stores._postgres_schema`): version 5 added the
+table (with a foreign key to the instances, dropped by version 8), version 8 the row's last
+seq."""
+
+_LAST = (
+    "history_last = coalesce(history_last, (SELECT max(seq) FROM stmtflow_history "
+    "WHERE id = %(id)s), 0) + %(h_count)s"
+)
+
+
+def counted(query: str) -> str:
+    """A compare-and-set ``UPDATE ... RETURNING`` that also moves the row's last seq on by the
+    write's events and returns it (for `folded`'s numbering)."""
+    head, where = query.split(" WHERE ", 1)
+    return f"{head}, {_LAST} WHERE {where}, history_last"
+
 
 _WITH = """
-h_last AS (SELECT coalesce(max(seq), 0) AS n FROM stmtflow_history WHERE id = %(id)s),
+h_last AS (SELECT history_last - %(h_count)s AS n FROM w),
 h_new AS (
     INSERT INTO stmtflow_history
         (id, seq, at, kind, thread_id, name, attempt, error, detail, snapshot, data, state)
@@ -65,10 +88,11 @@ h_thin AS (
     AND seq <= (SELECT top FROM h_due) - %(h_snapshots)s
 )"""
 """The history part of a write's one statement (`folded`): numbered on from the instance's last
-seq, appended only if the write ``w`` returned its row, and the trimming when due. ``h_cut``
-and ``h_thin`` touch disjoint rows (one statement must not change a row twice); their bounds
-are scalar subqueries, null when no trim is due, so the index scan reads no row at all (a
-join with ``h_due`` would read every kept row of the instance on every write)."""
+seq (the write ``w``, `counted`, returned it moved on), appended only if ``w`` returned its
+row, and the trimming when due. ``h_cut`` and ``h_thin`` touch disjoint rows (one statement
+must not change a row twice); their bounds are scalar subqueries, null when no trim is due, so
+the index scan reads no row at all (a join with ``h_due`` would read every kept row of the
+instance on every write)."""
 
 
 def folded(write: HistoryWrite) -> tuple[str, dict[str, Any]]:
@@ -159,9 +183,10 @@ def prune(
     limit: int,
 ) -> builtins.list[str]:
     """Delete up to ``limit`` ended instances in the caller's transaction; their ids. Their
-    history and inputs go by cascade, their inbox here."""
+    inputs go by cascade, their history and inbox here."""
     params = {"before": before, "now": now, "workflow": workflow, "limit": limit}
     ids = [r[0] for r in conn.execute(_PRUNE, params).fetchall()]
     if ids:
+        conn.execute("DELETE FROM stmtflow_history WHERE id = ANY(%s)", (ids,))
         conn.execute("DELETE FROM stmtflow_inbox WHERE instance_id = ANY(%s)", (ids,))
     return ids

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from stmtflow.stores._inputs import PendingInput, from_row, input_query, schema_reader
 from stmtflow.stores._postgres_rows import _MARK, _READ, _dt, _record
-from stmtflow.stores._sql import list_query
+from stmtflow.stores._sql import COUNT_INSTANCES, list_query
 from stmtflow.stores.base import Record, aware
 
 if TYPE_CHECKING:
@@ -22,7 +22,8 @@ __all__ = ["PostgresQueries"]
 
 
 class PostgresQueries:
-    """`get`, `list`, `inputs`, the targets and `count_due` over the store's pool."""
+    """`get`, `list`, `inputs`, the targets, `count_due` and `count_instances` over the store's
+    pool."""
 
     _pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]]
 
@@ -85,3 +86,8 @@ class PostgresQueries:
             (aware(now, "now"),),
         )
         return int(row[0]) if row else 0
+
+    def count_instances(self) -> dict[tuple[str, str], int]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(COUNT_INSTANCES).fetchall()
+        return {(str(w), str(s)): int(n) for w, s, n in rows}

@@ -19,7 +19,7 @@ from stmtflow.stores._postgres_schedules import SCHEDULES_SCHEMA
 
 __all__ = ["SCHEMA_VERSION", "set_up"]
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 """The schema this release creates and reads (kept in ``stmtflow_meta``). Version 1 had no
 parents (``parent_id``, ``root_id``, ``parent_event``, ``on_parent_end``) and no inboxes
 (``stmtflow_inbox``), which version 2 added; version 3 added the pending-input index
@@ -27,7 +27,8 @@ parents (``parent_id``, ``root_id``, ``parent_event``, ``on_parent_end``) and no
 `stmtflow.stores._postgres_outbox`); version 5 the histories (``stmtflow_history``:
 `stmtflow.stores._postgres_history`). Each addition is created if missing whatever version a
 database is brought up from; version 6 added schedules (``stmtflow_schedules``); version 7 the
-lock index (``stmtflow_locks``: `stmtflow.stores._locks`)."""
+lock index (``stmtflow_locks``: `stmtflow.stores._locks`); version 8 keeps an instance's last
+history seq in its row (``history_last``) and drops the history table's foreign key."""
 
 _SETUP_LOCK = 0x73746D74666C6F77  # "stmtflow": serialises schema creation across processes
 

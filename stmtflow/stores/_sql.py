@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from stmtflow.stores.base import Record, status_value, with_changes
 
 __all__ = [
+    "COUNT_INSTANCES",
     "KEPT",
     "list_query",
     "update_free_query",
@@ -40,6 +41,11 @@ class Row(Protocol):
 
     def __getitem__(self, name: str, /) -> Any: ...
 
+
+COUNT_INSTANCES = (
+    "SELECT workflow, status, count(*) FROM stmtflow_instances GROUP BY workflow, status"
+)
+"""`Store.count_instances`: one row per (workflow type, status) pair, no record read."""
 
 KEPT = "workflow, created_at, fence, lease_owner, lease_expires"
 """What a data write returns: the columns it never changes (the caller's copy of the record may

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from stmtflow.stores._inputs import PendingInput, from_row, input_query, schema_reader
-from stmtflow.stores._sql import list_query
+from stmtflow.stores._sql import COUNT_INSTANCES, list_query
 from stmtflow.stores._sqlite_rows import _MARK, _READ, _dt, _ts
 from stmtflow.stores.base import Record, aware
 
@@ -21,7 +21,8 @@ __all__ = ["SQLiteQueries"]
 
 
 class SQLiteQueries:
-    """`get`, `list`, `inputs`, the targets and `count_due` over the store's connections."""
+    """`get`, `list`, `inputs`, the targets, `count_due` and `count_instances` over the store's
+    connections."""
 
     if TYPE_CHECKING:  # the store's own (`stmtflow.stores.sqlite.SQLiteStore`)
 
@@ -92,3 +93,8 @@ class SQLiteQueries:
                 (_ts(aware(now, "now")),),
             ).fetchone()
         return int(row["due"])
+
+    def count_instances(self) -> dict[tuple[str, str], int]:
+        with self._conn() as conn:
+            rows = conn.execute(COUNT_INSTANCES).fetchall()
+        return {(str(row[0]), str(row[1])): int(row[2]) for row in rows}

@@ -10,14 +10,17 @@ from __future__ import annotations
 import sqlite3
 
 from stmtflow.errors import StmtflowError
+from stmtflow.stores._sqlite_history import COLUMNS as _HISTORY_COLUMNS
 from stmtflow.stores._sqlite_history import SCHEMA as _HISTORY_SCHEMA
+from stmtflow.stores._sqlite_history import UPGRADE as _HISTORY_UPGRADE
+from stmtflow.stores._sqlite_history import upgrade_snapshots
 from stmtflow.stores._sqlite_outbox import OUTBOX_SCHEMA
 from stmtflow.stores._sqlite_parts import TAIL
 from stmtflow.stores._sqlite_schedules import SCHEDULES_SCHEMA
 
 __all__ = ["SCHEMA_VERSION", "set_up"]
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 """The schema this release creates and reads (kept in ``stmtflow_meta``). Version 1 had no
 state parts (`stmtflow.stores._sqlite_parts`); version 2 kept each thread's part without its
 first characters (``,{"id":"``, which the state dump starts every thread but the first with);
@@ -26,8 +29,15 @@ no inboxes (``stmtflow_inbox``), which version 4 added; version 5 added the pend
 (``stmtflow_inputs``); version 6 added the outbox (``stmtflow_outbox``,
 `stmtflow.stores._sqlite_outbox`); version 7 the histories (``stmtflow_history``,
 ``stmtflow_snapshots`` and the ``history_tail`` column: `stmtflow.stores._sqlite_history`).
-Version 8 added schedules (``stmtflow_schedules``). Each addition is created if missing
-whatever the version it upgrades from; opening an older file brings it up to date."""
+Version 8 added schedules (``stmtflow_schedules``); version 9 the locks (``stmtflow_locks``);
+version 10 keeps the row's waiting history events as text with their count, the last seq and
+the latest snapshot's seq in columns of their own (``history_count``, ``history_last``,
+``history_snap``; version 9 kept one JSON object in ``history_tail``), files a write's
+snapshot by trigger (``stmtflow_snapshot_taken``), so that a write appending events is one
+statement, and keeps the snapshots in a ring of slots (``stmtflow_snapshots.slot``,
+``history_ring``; version 9 added a row per write and deleted the old ones). Each addition is
+created if missing whatever the version it upgrades from; opening an older file brings it up
+to date."""
 
 _META = "CREATE TABLE IF NOT EXISTS stmtflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
@@ -52,7 +62,10 @@ CREATE TABLE IF NOT EXISTS stmtflow_instances (
     root_id TEXT,
     parent_event TEXT,
     on_parent_end TEXT,
-    history_tail TEXT
+    history_tail TEXT,
+    history_count INTEGER NOT NULL DEFAULT 0,
+    history_last INTEGER,
+    history_snap INTEGER
 )""",
     """CREATE INDEX IF NOT EXISTS stmtflow_instances_due
     ON stmtflow_instances (wake_at) WHERE wake_at IS NOT NULL""",
@@ -192,8 +205,12 @@ def set_up(conn: sqlite3.Connection, path: str) -> None:
         for column in _PARENT_COLUMNS:
             if column not in columns:  # a file older than version 4
                 conn.execute(f"ALTER TABLE stmtflow_instances ADD COLUMN {column} TEXT")
-        if "history_tail" not in columns:  # a file older than version 7
-            conn.execute("ALTER TABLE stmtflow_instances ADD COLUMN history_tail TEXT")
+        for column, kind in _HISTORY_COLUMNS:  # a file older than version 7 (or 10)
+            if column not in columns:
+                conn.execute(f"ALTER TABLE stmtflow_instances ADD COLUMN {column} {kind}")
+        if "history_last" not in columns:  # version 9's tails, in the row's new columns
+            conn.execute(_HISTORY_UPGRADE)
+        upgrade_snapshots(conn)
         for statement in (
             *_FAMILY_SCHEMA,
             *OUTBOX_SCHEMA,

@@ -32,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import builtins
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -331,6 +332,15 @@ class Store(Protocol):
     def count_due(self, now: datetime) -> int:
         """How many instances have a wake-up at or before ``now`` (uses the wake-up index)."""
         ...
+
+    def count_instances(self) -> dict[tuple[str, str], int]:
+        """How many instances there are of each (workflow type, status) pair present.
+
+        SQLite, PostgreSQL and memory count without reading any record (one ``GROUP BY``, or
+        a pass over the memory store's records); this default, which the Redis and NATS
+        stores use, lists every record.
+        """
+        return dict(Counter((r.workflow, r.status) for r in self.list()))
 
     # -- schedules (rows the runtime writes, `stmtflow.stores._schedules`) ----------------------
 

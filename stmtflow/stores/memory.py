@@ -14,6 +14,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -355,6 +356,10 @@ class MemoryStore(MemoryOutbox, MemoryHistory, MemorySchedules, MemoryLocks, Sto
         now = aware(now, "now")
         with self._lock:
             return sum(1 for r in self._records.values() if r.wake_at and r.wake_at <= now)
+
+    def count_instances(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(Counter((r.workflow, r.status) for r in self._records.values()))
 
     def close(self) -> None:
         """Nothing to release; the records stay readable."""

@@ -303,6 +303,7 @@ def _folded(
     items: builtins.list[str] = []
     params = dict(params)
     if batch.history is not None:
+        query = _history.counted(query)
         item, extra = _history.folded(batch.history)
         items.append(item)
         params.update(extra)

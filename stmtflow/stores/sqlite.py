@@ -36,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 import sqlite3
 import threading
@@ -112,6 +113,13 @@ _UPDATE_FREE = {
     for claim in (False, True)
 }
 """`SQLiteStore.update_free`'s statements by whether it claims."""
+
+
+@functools.cache
+def _appending(writes: _Writes, count: int, snapshots: int) -> _Writes:
+    """``writes`` that also append ``count`` history events to the row's tail in the same
+    statement, or change nothing when the tail cannot take them (`_sqlite_history.inline`)."""
+    return _Writes(*(_history.inline(sql, count, snapshots) for sql in writes))
 
 
 def _cas(conn: sqlite3.Connection, writes: _Writes, params: dict[str, Any]) -> sqlite3.Row | None:
@@ -280,15 +288,18 @@ class SQLiteStore(
         }
         _returned(conn.execute(_insert(params), params))
 
-    def _apply(self, conn: sqlite3.Connection, id: str, batch: Batch, now: str) -> None:
-        """Apply ``batch`` for a write of instance ``id``, in the write's transaction."""
+    def _apply(
+        self, conn: sqlite3.Connection, id: str, batch: Batch, now: str, *, whole: bool = True
+    ) -> None:
+        """Apply ``batch`` for a write of instance ``id``, in the write's transaction (``whole``:
+        the row holds the whole state, not its parts' head)."""
         for child in batch.create:
             self._create_child(conn, child, now)
         apply_messages(conn, id, batch, now)
         if batch.emit:
             outbox.emit(conn, batch.emit, now)
         if batch.history is not None:
-            _history.append(conn, id, batch.history)
+            _history.append(conn, id, batch.history, whole=whole)
         if batch.locks is not None:
             for message in apply_locks(_executor(conn), id, batch.locks, _MARK):
                 post(conn, message, now)
@@ -339,6 +350,15 @@ class SQLiteStore(
             if batch.empty and rows is None:
                 with self._conn() as conn:
                     return _cas(conn, writes, params)
+            history = batch.history
+            if history is not None and rows is None and batch.only_history:
+                # Only events: one statement, unless the tail is full or missing (or the write
+                # is refused: then the transaction below decides).
+                inline = _appending(writes, len(history.events), history.snapshots)
+                with self._conn() as conn:
+                    kept = _cas(conn, inline, params | _history.inline_params(history))
+                if kept is not None:
+                    return kept
             with self._write() as conn:
                 kept = _cas(conn, writes, params)
                 if kept is not None:
@@ -362,7 +382,7 @@ class SQLiteStore(
             old = self._old_parts(conn, id, before)
             version, updated_at = expected_version + 1, params["updated_at"]
             stored = write_parts(conn, id, old, parts.threads, parts.tail, version, updated_at)
-            self._apply(conn, id, batch, updated_at)
+            self._apply(conn, id, batch, updated_at, whole=False)
         self._parts.put(id, stored)
         return kept
 
