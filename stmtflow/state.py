@@ -4,6 +4,11 @@ Only the interpreter changes a `State`; a service stores its JSON (``state.model
 next to the workflow data and loads it back with `load_state`. The format is public and pinned by
 golden files in ``tests/snapshots``; ``docs/state-format.md`` describes every field.
 
+This module holds the two mutable models (`Thread`, `State`), making and loading a state, and
+`dump_state`; it re-exports the rest of the format from where it lives: the statuses and
+checkpoint kinds (`stmtflow._state_statuses`), the frozen values inside a thread and a state
+(`stmtflow._state_values`), and a state's JSON in pieces (`stmtflow._state_parts`).
+
 Example:
     >>> state = new_state("order-1", "Order")
     >>> [t.id for t in state.threads], state.status.value
@@ -14,20 +19,41 @@ Example:
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from enum import StrEnum
-from itertools import pairwise
-from typing import Any, NamedTuple
+from typing import Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
+from pydantic import Field, ValidationError, model_validator
+
+# Private names that moved stay importable from here (an ``x as x`` import re-exports).
+from stmtflow._state_parts import _DECODER as _DECODER
+from stmtflow._state_parts import _SPACE as _SPACE
+from stmtflow._state_parts import StateParts, StateText, state_parts
+from stmtflow._state_parts import _expect as _expect
+from stmtflow._state_parts import _list_parts as _list_parts
+from stmtflow._state_parts import _parsed_parts as _parsed_parts
+from stmtflow._state_parts import _skip_space as _skip_space
+from stmtflow._state_statuses import (
+    TERMINAL_STATUSES,
+    CheckpointType,
+    ThreadStatus,
+    WaitEventStatus,
+    WorkflowStatus,
 )
-
+from stmtflow._state_values import (
+    CallbackRequest,
+    CaughtError,
+    Compensation,
+    ForEachProgress,
+    Frame,
+    SagaEntry,
+    WaitEvent,
+    _empty,
+    _Model,
+    _unset,
+)
+from stmtflow._state_values import (
+    _Value as _Value,
+)
 from stmtflow.errors import StateFormatError
 
 __all__ = [
@@ -64,235 +90,6 @@ COMPENSATIONS_KEPT = 100
 
 FORMAT_VERSION = 1
 """The state format this release writes. Every earlier version must keep loading."""
-
-
-class WorkflowStatus(StrEnum):
-    """Where the whole execution stands."""
-
-    RESUMING = "resuming"
-    """Some thread can move."""
-    WAITING = "waiting"
-    """Every thread is blocked on an event, a condition or a retry time."""
-    FINISHED = "finished"
-    """The main thread ended."""
-    FAILED = "failed"
-    """A step used up its retry attempts (or raised a non-retryable error); see ``State.error``."""
-    CANCELLED = "cancelled"
-    """Cancelled from outside; its threads were ended and their events torn down."""
-    COMPENSATING = "compensating"
-    """Running compensations (``State.unwinding``), after an uncaught final failure, a
-    ``cancel(compensate=True)`` or a ``Compensate()``; no thread moves meanwhile."""
-
-
-TERMINAL_STATUSES: frozenset[WorkflowStatus] = frozenset(
-    {WorkflowStatus.FINISHED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED}
-)
-"""The statuses of an ended execution: nothing in it runs again (only a failed setup or teardown
-is still retried). Members are `str` values too, so a stored status string tests the same way:
-``"finished" in TERMINAL_STATUSES``."""
-
-
-class ThreadStatus(StrEnum):
-    """What a thread's next move is."""
-
-    EXECUTING = "executing"
-    """Its next move runs the step at ``cur_step``."""
-    RESUMING = "resuming"
-    """Its next move finds its next position after ``cur_step`` (or enters ``cur_callback``)."""
-    WAITING_EVENT = "waiting_event"
-    """It stands at a ``Wait`` until one of ``wait_events`` arrives."""
-    WAITING_CONDITION = "waiting_condition"
-    """It stands at a ``WaitFor`` until the condition is true, or at a ``Join`` or ``ForEach``
-    until enough threads of its group ended (a ``ForEach`` then starts its next items, or goes
-    on); checked, like every condition, when no thread can move."""
-
-
-class WaitEventStatus(StrEnum):
-    """Life cycle of one armed event."""
-
-    PENDING_SETUP = "pending_setup"
-    """Armed, its handler's ``setup`` not yet called."""
-    SETUP = "setup"
-    """``setup`` succeeded; ``req.setup_data`` holds what it returned."""
-    PENDING_TEARDOWN = "pending_teardown"
-    """The wait is over; ``teardown`` is due."""
-    SETUP_ERROR = "setup_error"
-    """``setup`` raised (``error`` has the message); retried on every later resume."""
-    TEARDOWN_ERROR = "teardown_error"
-    """``teardown`` raised (``error`` has the message); retried on every later resume."""
-
-
-class CheckpointType(StrEnum):
-    """Which unit of progress a checkpoint call follows."""
-
-    AFTER_STEP = "after_step"
-    """A step's action ran (or a failed attempt was recorded under a retry policy)."""
-    AFTER_SETUP = "after_setup"
-    """An event's ``setup`` succeeded."""
-    AFTER_TEARDOWN = "after_teardown"
-    """An event's ``teardown`` succeeded."""
-    AFTER_RESUME = "after_resume"
-    """A thread made a scheduling move: started, advanced to its next position, or ended."""
-    AFTER_CONDITION = "after_condition"
-    """A ``WaitFor`` condition became true (and its handler ran)."""
-
-
-def _unset(value: object) -> bool:
-    """Fields added after the first format are left out of the JSON while unused."""
-    return value is None or value == {}
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_enum_values=False)
-
-
-class _Value(BaseModel):
-    """A part of a thread that is never changed in place: a change is a new value
-    (``event.model_copy(update=...)``), so a thread's JSON cannot go stale under it."""
-
-    model_config = ConfigDict(extra="forbid", use_enum_values=False, frozen=True)
-
-
-class CallbackRequest(_Value):
-    """Addresses one event of one waiting thread.
-
-    A caller delivering an event fills ``name`` (and ``workflow_id``); ``thread_id`` and ``pc``
-    narrow the routing when given. A handler's ``setup`` receives the full stored request.
-    Requests are frozen: one with other fields is a copy (``req.model_copy(update=...)``).
-
-    Example:
-        >>> CallbackRequest(workflow_id="order-1", name="paid").pc
-        0
-    """
-
-    workflow_id: str = ""
-    """The execution's id ("" means: whichever execution the call is made on)."""
-    thread_id: str = ""
-    """The waiting thread's id ("" means: whichever thread waits on ``name``)."""
-    name: str
-    """The event name (the ``On`` event)."""
-    pc: int = 0
-    """The thread's pc when the wait armed the event (0 means: whichever wait awaits it now)."""
-    setup_data: str = ""
-    """What the handler's ``setup`` returned, e.g. a timer deadline or a webhook id."""
-
-
-class WaitEvent(_Value):
-    """An event armed by a thread's current ``Wait``, or an ended wait's event due for teardown.
-
-    Events are frozen: the interpreter records a setup, a teardown or a failure by putting a
-    changed copy in the event's place.
-    """
-
-    type: str
-    """The handler's type (its ``type`` attribute, default its class name), e.g. ``Timer``."""
-    req: CallbackRequest
-    """The request the event was armed with."""
-    status: WaitEventStatus = WaitEventStatus.PENDING_SETUP
-    """Its life-cycle stage."""
-    handled: bool = False
-    """True for the event that fired (its teardown is called with ``handled=True``)."""
-    error: str | None = None
-    """The last setup or teardown failure's message, while one is outstanding."""
-    body_of: tuple[tuple[str, Any], ...] | None = Field(default=None, exclude_if=_unset)
-    """Only on an event awaiting teardown that a body built from a thread's arg armed
-    (``Go(name, fn)``, a ``ForEach``): that body's `Thread.within` chain, so it can be built
-    again to find the handler after the thread ended. Left out of the JSON otherwise."""
-
-
-def _empty(value: object) -> bool:
-    """A field left out of the JSON when it holds nothing: states that use no try/catch and
-    no compensation are written exactly as before those existed."""
-    return not value
-
-
-class ForEachProgress(_Value):
-    """How far a thread standing at a ``ForEach`` is: the index of the next item to start.
-
-    The items themselves are not kept: the ``ForEach`` reads them again (its ``items``, from
-    the definition or the data) each time it starts the next ones, so the state is O(live
-    threads) whatever the number of items. Started items live only on their own threads
-    (``Thread.arg``) and ended ones nowhere.
-    """
-
-    group: str
-    """The group of the item threads (their ids are ``f"{group}[{index}]"``)."""
-    next: int
-    """The index (in the items list) of the next item to start."""
-    count: int | None = Field(default=None, exclude_if=_unset)
-    """How many items there were when the ``ForEach`` was reached; ``next == count`` once all
-    started. None only in a state written before ``count`` existed (which has `pending`)."""
-    pending: tuple[Any, ...] = Field(default=(), exclude_if=_empty)
-    """Only in a state written before ``count`` existed: the items not started yet, in order
-    (``next`` is the index of the first), which such a state goes on with. Left out otherwise."""
-
-    def left(self) -> int:
-        """How many items have not started yet."""
-        return len(self.pending) if self.count is None else self.count - self.next
-
-
-class CaughtError(_Value):
-    """A step's final failure as a ``Try`` caught it; `current_error` returns it in the catch.
-
-    Example:
-        >>> CaughtError(type="CardDeclined", message="insufficient funds", step="charge").attempt
-        1
-    """
-
-    type: str
-    """The exception's class name, e.g. ``CardDeclined``."""
-    message: str
-    """``str()`` of the exception."""
-    step: str
-    """The step that failed."""
-    attempt: int = 1
-    """Attempts the step made, the failed one included."""
-
-
-class Frame(_Value):
-    """A ``Try`` a thread is inside: in its body, or (``error`` set) in one of its catches."""
-
-    pc: int
-    """The execution's ``pc`` when the thread entered the ``Try``: the steps it completed since
-    are the ones a ``Compensate()`` in the catch undoes."""
-    error: CaughtError | None = Field(default=None, exclude_if=_empty)
-    """What was caught, once the thread moved into a catch body."""
-
-
-class SagaEntry(_Value):
-    """A completed step that has a compensation not yet run (``State.saga``)."""
-
-    step: str
-    """The step's name."""
-    thread: str
-    """The thread that ran it."""
-    pc: int
-    """The ``step_pc`` of that execution: the compensation's idempotency key is built from it."""
-    body_of: tuple[tuple[str, Any], ...] | None = Field(default=None, exclude_if=_unset)
-    """Only for a step of a body built from a thread's arg (``Go(name, fn)``, a ``ForEach``):
-    the chain of bodies it ran in (as `WaitEvent.body_of`), to build that body again and find
-    the compensation after the thread ended. Left out of the JSON otherwise."""
-
-
-class Compensation(_Value):
-    """A compensation due (``State.unwinding``) or run (``State.compensated``)."""
-
-    step: str
-    """The step whose compensation it is."""
-    thread: str
-    """The thread that ran the step."""
-    pc: int
-    """The ``step_pc`` of the step execution it undoes."""
-    body_of: tuple[tuple[str, Any], ...] | None = Field(default=None, exclude_if=_unset)
-    """Only for a step of a body built from a thread's arg (``Go(name, fn)``, a ``ForEach``):
-    the chain of bodies it ran in (as `WaitEvent.body_of`), to build that body again and find
-    the compensation after the thread ended. Left out of the JSON otherwise."""
-    attempt: int = Field(default=0, exclude_if=_empty)
-    """Failed attempts so far (due), or attempts made (run)."""
-    retry_at: datetime | None = Field(default=None, exclude_if=_empty)
-    """When a failed compensation may run again."""
-    error: str | None = Field(default=None, exclude_if=_empty)
-    """The latest failure's message; on a run compensation, why it failed for good."""
 
 
 class Thread(_Model):
@@ -459,102 +256,6 @@ _NOT_THREADS = {"threads"}
 _AFTER_THREADS = ',"pc":'
 _REUSE_FROM = 8
 """Fewer threads than this are dumped in one go: reusing pays only when most stay unchanged."""
-
-
-class StateParts(NamedTuple):
-    """A state's JSON in pieces, one per thread: ``head + "".join(threads) + tail`` is the text.
-
-    ``head`` runs up to the first thread (the opening bracket of ``threads`` included), each of
-    ``threads`` is one thread's JSON object, every one but the first with the separator before it
-    (a comma), and ``tail`` is the rest. A store that keeps threads apart stores these pieces as
-    they are, so putting them back together needs no knowledge of the format.
-
-    Example:
-        >>> state_parts('{"id":"a","threads":[{"id":"m"},{"id":"t"}],"pc":3}').threads
-        ['{"id":"m"}', ',{"id":"t"}']
-    """
-
-    head: str
-    threads: list[str]
-    tail: str
-
-
-class StateText(str):
-    """A state's JSON as `dump_state` joined it, keeping the pieces it joined (``parts``).
-
-    To anything but a store it is the text. A store that keeps threads apart takes ``parts``
-    from here (through `state_parts`) instead of parsing the text again, and a thread unchanged
-    since the last dump is the very string object it was then, so comparing it costs nothing.
-    """
-
-    parts: StateParts
-
-
-def state_parts(text: str) -> StateParts | None:
-    """The `StateParts` of a state's JSON text, or None when it has no threads to part.
-
-    A `StateText` brings its own; any other text is parsed as JSON (whatever its spacing or key
-    order) and cut where the elements of its top-level ``threads`` list begin and end. None
-    also for text that is not a JSON object with a non-empty ``threads`` list: a store keeps
-    such text whole.
-    """
-    if isinstance(text, StateText):
-        return text.parts if text.parts.threads else None
-    try:
-        return _parsed_parts(text)
-    except ValueError:  # not JSON (json.JSONDecodeError is a ValueError)
-        return None
-
-
-_DECODER = json.JSONDecoder()
-_SPACE = " \t\n\r"
-
-
-def _skip_space(text: str, at: int) -> int:
-    while at < len(text) and text[at] in _SPACE:
-        at += 1
-    return at
-
-
-def _expect(text: str, at: int, char: str) -> int:
-    """The position after ``char`` (and the space after it) at ``at``; ValueError if absent."""
-    if not text.startswith(char, at):
-        raise ValueError(f"expected {char!r} at {at}")
-    return _skip_space(text, at + 1)
-
-
-def _parsed_parts(text: str) -> StateParts | None:
-    """`state_parts` of a plain text: walk the top-level object value by value with the JSON
-    decoder, and the elements of ``threads`` one by one, noting where each ends."""
-    at = _expect(text, _skip_space(text, 0), "{")
-    while not text.startswith("}", at):
-        key, at = _DECODER.raw_decode(text, at)
-        at = _expect(text, _skip_space(text, at), ":")
-        if key == "threads" and text.startswith("[", at):
-            return _list_parts(text, at)
-        _, at = _DECODER.raw_decode(text, at)
-        at = _skip_space(text, at)
-        if not text.startswith("}", at):
-            at = _expect(text, at, ",")
-    return None
-
-
-def _list_parts(text: str, at: int) -> StateParts | None:
-    """The parts of ``text`` around the elements of the JSON list that starts at ``at``."""
-    start = _expect(text, at, "[")
-    ends: list[int] = []
-    at = start
-    while not text.startswith("]", at):
-        if ends:
-            at = _expect(text, at, ",")
-        _, at = _DECODER.raw_decode(text, at)
-        ends.append(at)
-        at = _skip_space(text, at)
-    if not ends:
-        return None
-    cuts = [start, *ends]
-    threads = [text[a:b] for a, b in pairwise(cuts)]
-    return StateParts(text[:start], threads, text[ends[-1] :])
 
 
 def dump_state(state: State) -> str:

@@ -2,7 +2,7 @@
 
 The runtime fires timers through the same path as any other event: `due_timers` gives the
 requests to deliver with ``handle_callback``. When an instance is due next is the runtime's one
-answer, `stmtflow.runtime._unit.wake_at` (stored as the record's wake-up; the test harness
+answer, `stmtflow.runtime._unit_writes.wake_at` (stored as the record's wake-up; the test harness
 follows it too), read off the interpreter's `ThreadIndex`. `next_wakeup` and `wakeups` answer
 its timer-and-retry part by a scan over the threads, for a caller that drives a state without
 an index; tests check the index against them.
