@@ -1,9 +1,10 @@
 """W10 (schedules): what schedules cost a worker's tick.
 
-Two figures per store, SQLite and PostgreSQL:
+Two figures per store, SQLite, PostgreSQL, Redis and NATS (each server store when reachable):
 
 - an idle tick (nothing due) with N stored schedules, none due: the tick asks the store for due
-  schedules through the ``due_at`` index, so the figure should stay flat as N grows;
+  schedules through its index (``due_at`` on SQL, a sorted set on Redis, the clock, near slot
+  and current minute on NATS: docs/stores.md), so the figure should stay flat as N grows;
 - one tick firing 100 due schedules, per fire: each fire is two compare-and-set writes of the
   schedule's row around the start of its instance (a `Counter` of one step), so it costs about
   one instance start plus two small writes.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from benchmarks import db, nats_bench
 from benchmarks.flows import Counter
 from benchmarks.harness import Result, Settings, Stopwatch, measure, skipped
 from stmtflow.runtime import Engine
@@ -84,11 +86,33 @@ def w10(settings: Settings) -> list[Result]:
     sizes = (10, 1_000) if settings.quick else (10, 10_000)
     rows = _rows("SQLite", f"sqlite:///{settings.workdir / 'w10.db'}", settings, sizes)
     if settings.pg_url is None:
-        return [*rows, skipped("W10", "PostgreSQL", "ms", settings.pg_skip or "")]
-    from benchmarks.db import pg_connect, pg_truncate
+        rows.append(skipped("W10", "PostgreSQL", "ms", settings.pg_skip or ""))
+    else:
+        from benchmarks.db import pg_connect, pg_truncate
 
-    Engine(settings.pg_url).close()  # the schedules table exists from here on
-    pg_truncate(settings.pg_url)
-    with pg_connect(settings.pg_url) as conn:
-        conn.execute("DELETE FROM stmtflow_schedules")
-    return rows + _rows("PostgreSQL", settings.pg_url, settings, sizes)
+        Engine(settings.pg_url).close()  # the schedules table exists from here on
+        pg_truncate(settings.pg_url)
+        with pg_connect(settings.pg_url) as conn:
+            conn.execute("DELETE FROM stmtflow_schedules")
+        rows += _rows("PostgreSQL", settings.pg_url, settings, sizes)
+    return rows + _redis(settings, sizes) + _nats(settings, sizes)
+
+
+def _redis(settings: Settings, sizes: tuple[int, ...]) -> list[Result]:
+    if settings.redis_url is None:
+        return [skipped("W10", "Redis", "ms", settings.redis_skip or "no Redis")]
+    url = db.with_prefix(settings.redis_url, f"{db.redis_prefix(settings.redis_url)}_w10")
+    try:
+        return _rows("Redis", url, settings, sizes)
+    finally:
+        db.redis_delete(url)
+
+
+def _nats(settings: Settings, sizes: tuple[int, ...]) -> list[Result]:
+    if settings.nats_url is None:
+        return [skipped("W10", "NATS", "ms", settings.nats_skip or "no NATS")]
+    url = nats_bench.run_url(settings.nats_url.split("?")[0], "w10")
+    try:
+        return _rows("NATS", url, settings, sizes)
+    finally:
+        nats_bench.drop(url)

@@ -1,7 +1,7 @@
 """Schedules: cron fires start instances exactly once, in local time, with overlap and catch-up.
 
-Every test runs on the memory, SQLite and PostgreSQL stores with a fake clock; the race of two
-worker processes on PostgreSQL is in tests/test_schedules_processes.py.
+Every test runs on every store (memory, SQLite, PostgreSQL, Redis, NATS) with a fake clock; the
+race of two worker processes is in tests/test_schedules_processes.py.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from store_urls import EVERY_STORE, store_url
 
 import stmtflow as sf
 from stmtflow.errors import NotFound, ScheduleError, StmtflowError
@@ -65,13 +66,9 @@ def _fresh_runs() -> None:
     DURING_STEP.clear()
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=EVERY_STORE)
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'schedules.db'}"
-    return "memory://"
+    return store_url(request, tmp_path, request.param, "schedules.db")
 
 
 @pytest.fixture
@@ -411,6 +408,34 @@ def test_a_trigger_whose_start_fails_leaves_no_fire_for_a_worker(
     assert ids(engine) == [] and RUNS == []
 
 
+def test_a_trigger_racing_a_fire_loses_neither(
+    engine: Engine, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine.schedule("nightly", Report, "0 2 * * *")
+    clock.at(utc(2026, 1, 10, 2, 0, 1))
+    other = Engine(engine.store, workflows=WORKFLOWS, clock=clock)
+    put = engine.store.put_schedule
+    raced: list[int] = []
+
+    def fire_first(row: Any, *, expected_version: int) -> Any:
+        if not raced:  # the trigger's first write: another worker's fire lands just before it
+            raced.append(0)
+            raced.append(_schedules.fire_due(other, clock.now, WorkerStats()))
+        return put(row, expected_version=expected_version)
+
+    monkeypatch.setattr(engine.store, "put_schedule", fire_first)
+    triggered = engine.trigger("nightly")
+    assert raced == [0, 1]
+    fired = "nightly@2026-01-10T02:00:00Z"
+    assert triggered.id == "nightly@2026-01-10T02:00:01Z"
+    assert ids(engine) == [fired, triggered.id]
+    (s,) = engine.schedules()
+    assert s.pending is None and s.next_fire == utc(2026, 1, 11, 2, 0)  # the fire's, kept
+    assert s.last_id in (fired, triggered.id)
+    engine.tick()
+    assert sorted(RUNS) == [fired, triggered.id]  # nothing started twice
+
+
 def test_backfill_starts_each_fire_in_the_range_once_also_over_fired_times(
     engine: Engine, clock: Clock
 ) -> None:
@@ -503,10 +528,3 @@ def test_an_unknown_schedule_name_is_not_found(engine: Engine) -> None:
 
 def test_fire_id_format() -> None:
     assert fire_id("a.b-c", datetime(2026, 3, 8, 3, 0, tzinfo=UTC)) == "a.b-c@2026-03-08T03:00:00Z"
-
-
-def test_a_store_without_schedules_refuses_them_clearly(redis_url: str) -> None:
-    with Engine(redis_url, workflows=WORKFLOWS) as engine:
-        with pytest.raises(StmtflowError, match="the Redis store keeps no schedules yet"):
-            engine.schedule("nightly", Report, "0 2 * * *")
-        assert engine.schedules() == [] and engine.tick() == 0

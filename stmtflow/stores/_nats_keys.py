@@ -19,6 +19,8 @@ Everything lives under one bucket name ``B``:
 - Stream ``STMTFLOW_B_CHILDREN``, subjects ``stmtflow.B.ch.<parent>.<created>.<id>``: "instance
   ``id`` may be a child of ``parent``", put before the child's record is created and never
   changed (a parent is fixed at birth), so a parent's children are one request away.
+- Stream ``STMTFLOW_B_SCHEDULES``, subjects ``stmtflow.B.sd.>``, and KV ``s.<name>`` and
+  ``sclock``: schedules and how a tick finds the due ones (``stmtflow.stores._nats_schedules``).
 - Stream ``STMTFLOW_B_INPUTS``, subjects ``stmtflow.B.in.<assignee>.<workflow>.<id>.<v>``: "instance
   ``id`` may have pending-input rows for that assignee (``n``: nobody in particular, else ``a``
   and the name) of that workflow (``w`` and the name)". The rows themselves are kept in the
@@ -178,6 +180,11 @@ class Names:
         return f"STMTFLOW_{self.bucket}_INPUTS"
 
     @property
+    def schedules_stream(self) -> str:
+        """The due entries of schedules (`stmtflow.stores._nats_schedules`)."""
+        return f"STMTFLOW_{self.bucket}_SCHEDULES"
+
+    @property
     def prefix(self) -> str:
         return f"stmtflow.{self.bucket}"
 
@@ -196,6 +203,7 @@ class Names:
             self.status_stream: [f"{p}.st.>"],
             self.inputs_stream: [f"{p}.in.>"],
             self.children_stream: [f"{p}.ch.>"],
+            self.schedules_stream: [f"{p}.sd.>"],
         }
 
     def stream_of(self, subject: str) -> str:
@@ -209,6 +217,7 @@ class Names:
             "st": self.status_stream,
             "in": self.inputs_stream,
             "ch": self.children_stream,
+            "sd": self.schedules_stream,
         }[kind]
 
     def due(self, id: str, due: Due) -> str:

@@ -28,6 +28,13 @@ from stmtflow.stores._redis_outbox import (
     OUTBOX_RETRY,
     OUTBOX_SENT,
 )
+from stmtflow.stores._redis_schedules import (
+    SCHEDULE_DELETE,
+    SCHEDULE_DUE,
+    SCHEDULE_GET,
+    SCHEDULE_LIST,
+    SCHEDULE_PUT,
+)
 
 __all__ = [
     "CLAIM",
@@ -47,6 +54,11 @@ __all__ = [
     "PRUNE",
     "RELEASE",
     "RENEW",
+    "SCHEDULE_DELETE",
+    "SCHEDULE_DUE",
+    "SCHEDULE_GET",
+    "SCHEDULE_LIST",
+    "SCHEDULE_PUT",
     "UPDATE",
     "UPDATE_FREE",
 ]

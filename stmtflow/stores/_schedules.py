@@ -5,9 +5,9 @@ A store never parses a schedule: ``spec`` is JSON text the runtime writes and re
 needs to hand out due schedules cheaply: ``due_at``, indexed, and a ``version`` for
 compare-and-set, so two workers that read the same row cannot both move it on.
 
-This module holds the row, the in-memory backend's methods (`MemorySchedules`) and the refusal
-of stores that keep no schedules (`WithoutSchedules`); SQLite's and PostgreSQL's are in
-`stmtflow.stores._sqlite_schedules` and `stmtflow.stores._postgres_schedules`.
+This module holds the row and the in-memory backend's methods (`MemorySchedules`); the other
+stores' are in `stmtflow.stores._sqlite_schedules`, `stmtflow.stores._postgres_schedules`,
+`stmtflow.stores._redis_schedules` and `stmtflow.stores._nats_schedules`.
 
 Example:
     >>> from stmtflow.stores import open_store
@@ -23,12 +23,11 @@ import threading
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from stmtflow.errors import ConflictError, NotFound, StmtflowError
+from stmtflow.errors import ConflictError, NotFound
 
 __all__ = [
     "MemorySchedules",
     "ScheduleRow",
-    "WithoutSchedules",
     "missing_schedule",
     "schedule_conflict",
 ]
@@ -112,36 +111,3 @@ class MemorySchedules:
         with self._lock:
             due = [r for r in self._schedules.values() if r.due_at is not None and r.due_at <= now]
             return sorted(due, key=lambda r: (r.due_at, r.name))[:limit]
-
-
-class WithoutSchedules:
-    """The schedule methods for a store that keeps no schedules yet (Redis, NATS): reads find
-    none, writes are refused with a `StmtflowError` naming the stores that keep them."""
-
-    store_name = "this"
-
-    def _no_schedules(self, what: str) -> StmtflowError:
-        return StmtflowError(
-            f"the {self.store_name} store keeps no schedules yet, so it cannot {what}: "
-            "schedules need the memory, SQLite or PostgreSQL store"
-        )
-
-    def put_schedule(self, row: ScheduleRow, *, expected_version: int) -> ScheduleRow:
-        """Refused: nothing is stored."""
-        raise self._no_schedules(f"store schedule {row.name!r}")
-
-    def get_schedule(self, name: str) -> ScheduleRow:
-        """No schedule is ever stored here."""
-        raise missing_schedule(name)
-
-    def list_schedules(self) -> builtins.list[ScheduleRow]:
-        """No schedule is ever stored here."""
-        return []
-
-    def delete_schedule(self, name: str) -> bool:
-        """No schedule is ever stored here."""
-        return False
-
-    def due_schedules(self, now: datetime, limit: int = 100) -> builtins.list[ScheduleRow]:
-        """No schedule is ever stored here."""
-        return []

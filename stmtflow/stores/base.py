@@ -349,7 +349,7 @@ class Store(Protocol):
 
         ``expected_version`` 0 creates it (refused if the name exists); any other value
         replaces the stored row only while its version is that value. The version becomes
-        ``expected_version + 1``. A store that keeps no schedules refuses with `StmtflowError`.
+        ``expected_version + 1``.
 
         Raises:
             ConflictError: the name exists (creating), or the row changed or was removed;

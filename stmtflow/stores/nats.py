@@ -46,8 +46,8 @@ from stmtflow.stores._nats_client import Client, Settings
 from stmtflow.stores._nats_inbox import NatsInboxes, born, finish
 from stmtflow.stores._nats_keys import Stored, token, untoken
 from stmtflow.stores._nats_loop import LoopThread
+from stmtflow.stores._nats_schedules import NatsSchedules
 from stmtflow.stores._outbox import WithoutOutbox, outbox_refusal
-from stmtflow.stores._schedules import WithoutSchedules
 from stmtflow.stores.base import (
     Record,
     Store,
@@ -99,7 +99,7 @@ def parse_url(url: str) -> Settings:
     return Settings(server, bucket, storage, replicas, timeout)
 
 
-class NatsStore(NatsInboxes, WithoutOutbox, WithoutSchedules, Store):
+class NatsStore(NatsInboxes, WithoutOutbox, NatsSchedules, Store):
     """A `Store` on a NATS JetStream KV bucket, shared by any number of workers.
 
     Args:

@@ -25,6 +25,7 @@ redis-py. Keys, with ``P`` the prefix:
 ``P:inbox:<id>`` and the rest           inboxes and the children index (`_redis_inbox`)
 ``P:history:<id>``, ``P:ended`` ...     histories and the ended index for prune (`_redis_history`)
 ``P:outbox`` and the rest               the outbox (`_redis_outbox`)
+``P:sched:<name>`` and the rest         schedules and their due index (`_redis_schedules`)
 =====================================  ==========================================================
 
 Times are integers of microseconds since the Unix epoch (`_redis_codec`). Ids with equal
@@ -63,7 +64,7 @@ from stmtflow.stores._redis_inputs import decode, encode_args, index_key
 from stmtflow.stores._redis_locks import lock_args
 from stmtflow.stores._redis_outbox import RedisOutbox, emit_args
 from stmtflow.stores._redis_parts import Cache, Parts, assemble, plan
-from stmtflow.stores._schedules import WithoutSchedules
+from stmtflow.stores._redis_schedules import RedisSchedules
 from stmtflow.stores.base import (
     Record,
     Store,
@@ -121,7 +122,7 @@ def _split_url(url: str) -> tuple[str, str, set[str]]:
     return urlunsplit(parts._replace(query=urlencode(rest))), prefix, {k for k, _ in rest}
 
 
-class RedisStore(RedisInboxes, RedisOutbox, RedisHistory, WithoutSchedules, Store):
+class RedisStore(RedisInboxes, RedisOutbox, RedisHistory, RedisSchedules, Store):
     """A `Store` in a Redis database, shared by any number of workers.
 
     Args:
@@ -137,9 +138,6 @@ class RedisStore(RedisInboxes, RedisOutbox, RedisHistory, WithoutSchedules, Stor
         ...     s.list(status="waiting")
         []
     """
-
-    store_name = "Redis"
-    """How a refusal names this store (it keeps no schedules yet)."""
 
     def __init__(self, url: str, *, socket_timeout: float = 10.0) -> None:
         self.url = redact(url)

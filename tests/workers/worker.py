@@ -1,4 +1,5 @@
-"""One stmtflow worker process: ``python worker.py STORE_URL [--lease S] [--concurrency N]``.
+"""One stmtflow worker process: ``python worker.py STORE_URL [--lease S] [--concurrency N]
+[--ready FILE]``.
 
 Serves the workflows of ``flows`` with `Engine.run_worker` until SIGTERM/SIGINT, then prints
 its counters as one JSON line on stdout. The tests kill it with SIGKILL to simulate a crash.
@@ -11,6 +12,7 @@ import json
 import os
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import flows
 
@@ -23,6 +25,7 @@ def main() -> None:
     parser.add_argument("--lease", type=float, default=5.0, help="lease in seconds")
     parser.add_argument("--concurrency", type=int, default=1, help="worker threads")
     parser.add_argument("--poll", type=float, default=0.05, help="idle poll interval in seconds")
+    parser.add_argument("--ready", type=Path, help="a file to create after the first tick")
     args = parser.parse_args()
     engine = Engine(
         args.url,
@@ -32,7 +35,15 @@ def main() -> None:
         error_backoff=timedelta(seconds=1),
     )
     started = time.monotonic()
-    stats = engine.run_worker(concurrency=args.concurrency, poll_interval=args.poll)
+    ready: Path | None = args.ready
+
+    def first_tick(_: object) -> None:
+        if ready is not None and not ready.exists():
+            ready.touch()  # serving, with SIGTERM handled: a test may start the race
+
+    stats = engine.run_worker(
+        concurrency=args.concurrency, poll_interval=args.poll, on_tick=first_tick
+    )
     engine.close()
     summary = {
         "pid": os.getpid(),
