@@ -1,7 +1,7 @@
-"""What a write costs on PostgreSQL in round trips (docs/performance.md, "History"): a step's
-write with its history and its outbox rows is one statement, a write with children or messages
-two round trips; and a refused write appends none of its history or outbox rows, on every store
-that keeps them.
+"""What a write costs on PostgreSQL in round trips (docs/performance.md, "History" and "Locks"):
+a step's write with its history and its outbox rows is one statement, a write with children,
+messages or lock claims two round trips; and a refused write appends none of its history or
+outbox rows, on every store that keeps them.
 
 The round trips are counted on the wire: libpq's protocol trace of the store's connections,
 one round trip per time the client sent and then waited for the server's answer.
@@ -116,6 +116,35 @@ def test_a_step_s_write_with_history_is_one_round_trip(
     assert set(children) == {2}  # the write, then the child and commit, pipelined
     assert [e.name for e in events if e.kind == "step_completed"] == ["plain", "emits"]
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
+
+
+class Guarded(sf.WorkflowState):
+    def definition(self) -> sf.Section:
+        return sf.S(sf.Lock("pay", "acct", sf.Step("work", lambda: None)))
+
+
+@pytest.mark.postgres
+def test_a_write_that_changes_lock_claims_is_two_round_trips(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Engine(pg_url, workflows=[Guarded]) as engine:
+        store = engine.store
+        assert isinstance(store, PostgresStore)
+        with counted(store, monkeypatch) as log:
+            for id in ("a", "b", "c"):  # a holds, b and c queue behind it
+                engine.start(Guarded, id=id)
+            for _ in range(20):
+                engine.tick()
+                if engine.get("c").status == "finished":
+                    break
+        assert [engine.get(id).status for id in ("a", "b", "c")] == ["finished"] * 3
+    claims = [(b.locks, trips) for b, trips in log if b.locks is not None]
+    arrivals = [t for locks, t in claims if any(c.key == "acct" for c in locks)]
+    releases = [t for locks, t in claims if locks == ()]
+    assert len(arrivals) == 3 and len(releases) == 3  # each release grants the next waiter
+    assert set(arrivals) == {2} and set(releases) == {2}  # the rows and grants: no extra trip
+    taken = [b for b, _ in log if b.take]
+    assert len(taken) == 3 and all(b.locks is None for b in taken)  # a grant taken: no lock work
 
 
 def _write(at: datetime) -> HistoryWrite:

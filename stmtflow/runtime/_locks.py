@@ -108,13 +108,24 @@ def _thread_claims(thread: Thread, program: Program) -> list[LockClaim]:
 def changed_claims(
     now: tuple[LockClaim, ...], before: tuple[LockClaim, ...]
 ) -> tuple[LockClaim, ...] | None:
-    """The claims a write carries: None when they did not change since the last write; a
+    """The claims a write carries: None when no lock row would change since the last write; a
     waiting claim of a thread that held the same lock then is marked ``again`` (it left the
-    body and came back: it queues anew)."""
+    body and came back: it queues anew).
+
+    The rows change only when a thread's claim appears, goes or queues anew: a waiter that was
+    granted (its claim now held, the row granted already) keeps its row, so the write that
+    takes the grant carries no claims and the store does no lock work for it."""
     if now == before:
         return None
     held = {(c.thread_id, c.name) for c in before if c.key is None}
-    return tuple(
+    claims = tuple(
         replace(c, again=True) if c.key is not None and (c.thread_id, c.name) in held else c
         for c in now
     )
+    if _pairs(now) == _pairs(before) and not any(c.again for c in claims):
+        return None
+    return claims
+
+
+def _pairs(claims: tuple[LockClaim, ...]) -> set[tuple[str, str]]:
+    return {(c.thread_id, c.name) for c in claims}

@@ -9,10 +9,11 @@ or is cancelled simply no longer claims, and its row goes in the same commit.
 Granting happens in the store, in that same transaction: for every key whose rows changed, the
 waiters are served in arrival order (``seq``) while fewer than ``limit`` rows hold it; each one
 granted gets a `Message` in its inbox for its lock event (``f"{name}.lock"``), which makes its
-instance due. Nothing polls the keys. The SQL the two database stores share is written here
-once, for either parameter style (``mark`` spells a named parameter, as in
-`stmtflow.stores._sql`); PostgreSQL serialises the grants of one key with a transaction-level
-advisory lock, SQLite with its single writer.
+instance due. Nothing polls the keys. SQLite runs `apply_locks` (written for either parameter
+style: ``mark`` spells a named parameter, as in `stmtflow.stores._sql`) under its single
+writer; PostgreSQL runs the same rules as two statements that decide on the server, so the
+write waits for no answer in between (`stmtflow.stores._postgres_locks`), serialising the
+grants of one key with a transaction-level advisory lock.
 
 Example:
     >>> rows = [LockRow(1, "acct", "a", "_main_", "pay", 1, True),
@@ -148,13 +149,10 @@ def apply_locks(
     id: str,
     claims: Sequence[LockClaim],
     mark: Mark,
-    *,
-    serialise: Callable[[list[str]], None] | None = None,
 ) -> list[Message]:
     """Replace instance ``id``'s rows of ``stmtflow_locks`` with ``claims`` and grant the keys
     that changed; returns the messages for the threads granted now (the caller posts them in
-    the same transaction). ``serialise(keys)`` (PostgreSQL) locks the keys, sorted, before any
-    row of them changes."""
+    the same transaction)."""
     found = [
         _row(r)
         for r in execute(
@@ -169,8 +167,6 @@ def apply_locks(
     keys = sorted({r.key for r in gone} | {c.key for c in new if c.key is not None})
     if not keys:
         return []
-    if serialise is not None:
-        serialise(keys)
     for row in gone:
         execute(f"DELETE FROM stmtflow_locks WHERE seq = {mark('seq')}", {"seq": row.seq})
     for claim in new:

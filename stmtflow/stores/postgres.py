@@ -29,10 +29,9 @@ import builtins
 import contextlib
 import json
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 try:
@@ -50,10 +49,10 @@ from stmtflow.stores import _postgres_history as _history
 from stmtflow.stores import _postgres_outbox as outbox
 from stmtflow.stores._history import HistoryEvent, Snapshot
 from stmtflow.stores._inputs import INPUT_COLUMNS, PendingInput, check_inputs, input_params
-from stmtflow.stores._locks import apply_locks
 from stmtflow.stores._postgres_connections import PostgresConnections, _split_schema
-from stmtflow.stores._postgres_inbox import apply_messages, post
+from stmtflow.stores._postgres_inbox import apply_messages
 from stmtflow.stores._postgres_leases import PostgresLeases
+from stmtflow.stores._postgres_locks import REPLACE, SERIALISE, lock_params
 from stmtflow.stores._postgres_messages import PostgresMessages
 from stmtflow.stores._postgres_queries import PostgresQueries
 from stmtflow.stores._postgres_rows import _COLUMNS, _MARK, _READ, _dt, _record, _same
@@ -207,9 +206,9 @@ class PostgresStore(
 
         The batch's history and outbox rows go in the write's own statement (`_folded`): a
         step's write with its history is one statement in autocommit, one round trip. The rest
-        of a batch (children, messages) and ``inputs`` are sent after the write's answer: one
-        transaction in pipeline mode, two round trips (begin and the write; the rest and
-        commit) however many statements it holds.
+        of a batch (children, messages, lock claims) and ``inputs`` are sent after the write's
+        answer: one transaction in pipeline mode, two round trips (begin and the write; the
+        rest and commit) however many statements it holds.
         """
         rows = None if inputs is None else check_inputs(id, inputs)
         query, params, rest = _folded(query, params, batch, now)
@@ -320,30 +319,12 @@ def _folded(
 
 def _apply(conn: psycopg.Connection[Any], id: str, batch: Batch, now: datetime) -> None:
     """Apply ``batch`` for a write of instance ``id``, in the write's transaction (in pipeline
-    mode: nothing here waits for an answer but the lock index's reads, in a write that changes
-    lock claims)."""
+    mode: nothing here waits for an answer; the lock index's two statements decide on the
+    server, `stmtflow.stores._postgres_locks`)."""
     for child in batch.create:
         conn.execute(*_create_query(child, now))
     apply_messages(conn, id, batch, now)
     if batch.locks is not None:
-        execute = _executor(conn)
-        serialise = partial(_serialise, conn)
-        for message in apply_locks(execute, id, batch.locks, _MARK, serialise=serialise):
-            post(conn, message, now)
-
-
-def _executor(conn: psycopg.Connection[Any]) -> Callable[[str, dict[str, Any]], list[Any]]:
-    """Runs one statement of the lock index in ``conn``'s transaction (`apply_locks`)."""
-
-    def execute(sql: str, params: dict[str, Any]) -> list[Any]:
-        cur = conn.execute(sql, params)  # in pipeline mode: only a SELECT waits for its rows
-        return list(cur.fetchall()) if sql.startswith("SELECT") else []
-
-    return execute
-
-
-def _serialise(conn: psycopg.Connection[Any], keys: list[str]) -> None:
-    """Take the transaction's advisory lock of each key, in sorted order (no deadlock): the
-    grants of one key are made by one transaction at a time, which sees the last one's rows."""
-    for key in keys:
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+        params = lock_params(id, batch.locks, now)
+        conn.execute(SERIALISE, params)
+        conn.execute(REPLACE, params)
