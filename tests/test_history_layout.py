@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_rewind import Tally  # counts each `go` event with a step
 
 import stmtflow as sf
 from stmtflow.runtime import Engine
@@ -20,29 +21,6 @@ from stmtflow.stores._postgres_schema import SCHEMA_VERSION as POSTGRES_VERSION
 from stmtflow.stores._sqlite_history import SCHEMA as HISTORY_SCHEMA
 from stmtflow.stores._sqlite_history import TAIL
 from stmtflow.stores._sqlite_schema import SCHEMA_VERSION
-
-
-class Tally(sf.WorkflowState):
-    """Counts each ``go`` event with a step."""
-
-    count: int = 0
-    seen: list[int] = []
-
-    def definition(self) -> sf.Section:
-        return sf.S(
-            sf.For(
-                "loop",
-                True,
-                sf.Wait("next", sf.OnEvent("go", self.go)),
-                sf.Step("add", self.add),
-            )
-        )
-
-    def go(self, n: int) -> None:
-        self.seen.append(n)
-
-    def add(self) -> None:
-        self.count += 1
 
 
 class Counter(sf.WorkflowState):
