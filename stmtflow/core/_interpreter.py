@@ -48,8 +48,6 @@ from stmtflow.state import (
 
 __all__ = ["Call", "Effect", "Interpreter", "Run"]
 
-_TEARDOWN_DUE = (WaitEventStatus.SETUP, WaitEventStatus.TEARDOWN_ERROR)
-
 # The enum members every step reads, as module constants. On Python 3.11 reading a member off
 # its enum class costs some 55 ns more than reading a global (on 3.12 and 3.13 about 10 ns), and
 # a step reads eight: 7-10 % of W1(a) on 3.11 (docs/performance.md, "Reshape"). Drop these when
