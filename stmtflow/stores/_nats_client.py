@@ -363,15 +363,16 @@ class Client:
             return None
         return None if msg.time is None else datetime.now(UTC) - msg.time
 
-    async def drop_marker(self, subject: str, still_empty: Awaitable[bool]) -> None:
-        """Remove the marker ``subject`` if ``still_empty`` (checked after reading the marker)."""
+    async def drop_marker(self, subject: str, entries: Awaitable[list[str]]) -> None:
+        """Remove the marker ``subject`` if ``entries`` (listed after reading the marker) is
+        empty."""
         assert self.js is not None
         stream = self.names.stream_of(subject)
         try:
             msg = await self.js.get_last_msg(stream, subject, direct=True)
         except nats.js.errors.NotFoundError:
             return
-        if await still_empty and msg.seq is not None:
+        if not await entries and msg.seq is not None:
             # Refused ("no message found") when the marker was put again since we looked: a
             # new entry came, and the new marker stays.
             with contextlib.suppress(nats.js.errors.APIError):

@@ -246,7 +246,7 @@ async def claim(
     for slot, subjects in zip(slots, listed, strict=True):
         if slot != NEW and not subjects:
             left = c.subjects(names.due_stream, f"{names.p}.od.{slot}.*.*")
-            await c.drop_marker(names.marker(slot), _none(left))
+            await c.drop_marker(names.marker(slot), left)
     claimed: builtins.list[OutboxMessage] = []
     stale: builtins.list[str] = []
     read = 0
@@ -277,10 +277,6 @@ async def claim(
     if stale:
         c.later(c.purge(stale))
     return sorted(claimed, key=lambda m: m.seq)
-
-
-async def _none(found: Any) -> bool:
-    return not await found
 
 
 async def sent(c: Client, seqs: Sequence[int]) -> None:

@@ -33,6 +33,7 @@ from stmtflow.stores._history import HistoryEvent, Snapshot
 from stmtflow.stores._nats_client import ENDED, Client, gather_reads, verdict
 from stmtflow.stores._nats_history import instance_keys, read_history, read_snapshot
 from stmtflow.stores._nats_keys import SCHEMA_VERSION, Stored, micros, token, untoken
+from stmtflow.stores._nats_scan import parse_input
 from stmtflow.stores.base import aware
 
 __all__ = ["NatsHistory", "prune", "upgrade"]
@@ -43,12 +44,6 @@ _HOUR = 3_600_000_000
 """An hour in microseconds: the width of a slot of the ended index."""
 
 _READ_BATCH = 256
-
-
-def _parse(subject: str) -> tuple[str, int]:
-    """(id, version) of an ended entry's subject."""
-    *_, id_tok, version = subject.split(".")
-    return untoken(id_tok), int(version)
 
 
 def _prunable(stored: Stored, before: datetime, now: datetime) -> bool:
@@ -98,9 +93,9 @@ async def prune(
         subjects = sorted(await c.subjects(names.ended_stream, names.ended_filter(hour, workflow)))
         if not subjects and workflow is None:
             left = c.subjects(names.ended_stream, names.ended_filter(hour, None))
-            await c.drop_marker(names.ended_hour(hour), _none(left))
+            await c.drop_marker(names.ended_hour(hour), left)
         for start in range(0, len(subjects), _READ_BATCH):
-            batch = [(s, *_parse(s)) for s in subjects[start : start + _READ_BATCH]]
+            batch = [(s, *parse_input(s)) for s in subjects[start : start + _READ_BATCH]]
             stored = await gather_reads(c, (id for _, id, _ in batch))
             doomed: dict[str, Stored] = {}
             stale: list[str] = []
@@ -144,10 +139,6 @@ async def upgrade(c: Client, kv: KeyValue) -> None:
     if int(entry.value or b"0") < SCHEMA_VERSION:
         with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
             await kv.update("meta.schema", str(SCHEMA_VERSION).encode(), last=entry.revision)
-
-
-async def _none(found: Coroutine[Any, Any, builtins.list[str]]) -> bool:
-    return not await found
 
 
 class NatsHistory:

@@ -12,7 +12,6 @@ found empty loses its marker. The cost follows the due entries, not the number o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -55,7 +54,7 @@ def parse_child(subject: str) -> tuple[int, str]:
 
 
 def parse_input(subject: str) -> tuple[str, int]:
-    """(id, version) of an input subject."""
+    """(id, version) of a subject ending in ``<id>.<v>``: an input entry, an ended entry."""
     *_, id_tok, version = subject.split(".")
     return untoken(id_tok), int(version)
 
@@ -90,17 +89,13 @@ async def _due_slots(c: Client, now: datetime) -> list[str]:
     for hour in hours:
         minutes = sorted(int(s.rsplit(".", 1)[1]) for s in await _minutes(c, hour))
         if not minutes:
-            await c.drop_marker(names.hour(hour), _none(_minutes(c, hour)))
+            await c.drop_marker(names.hour(hour), _minutes(c, hour))
         slots += [str(m) for m in minutes if m <= last]
     return slots
 
 
 async def _minutes(c: Client, hour: int) -> list[str]:
     return await c.subjects(c.names.due_stream, c.names.minutes(hour))
-
-
-async def _none(found: Awaitable[list[str]]) -> bool:
-    return not await found
 
 
 @dataclass(slots=True)
@@ -175,7 +170,7 @@ class _Walk:
         for slot in self.slots:
             if slot != RESUMING_SLOT and slot not in self.kept:
                 left = c.subjects(names.due_stream, names.due_filter(slot))
-                await c.drop_marker(names.marker(int(slot)), _none(left))
+                await c.drop_marker(names.marker(int(slot)), left)
 
 
 async def _take(

@@ -13,6 +13,7 @@ inserted): `prune`, the one way instances are deleted, deletes their history wit
 from __future__ import annotations
 
 import builtins
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +53,7 @@ _LAST = (
 )
 
 
+@functools.cache
 def counted(query: str) -> str:
     """A compare-and-set ``UPDATE ... RETURNING`` that also moves the row's last seq on by the
     write's events and returns it (for `folded`'s numbering)."""

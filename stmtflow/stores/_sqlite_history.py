@@ -40,7 +40,6 @@ never overwritten, deleted by the trim once past the cap).
 from __future__ import annotations
 
 import builtins
-import functools
 import json
 import sqlite3
 from datetime import datetime
@@ -153,7 +152,6 @@ WHERE history_tail LIKE '{%'"""
 exists)."""
 
 
-@functools.cache
 def inline(sql: str, count: int, snapshots: int) -> str:
     """A compare-and-set ``UPDATE ... WHERE ... RETURNING`` that also appends ``count`` events
     to the row's tail, or changes nothing when the row knows no last seq or the tail would

@@ -62,11 +62,9 @@ CREATE TABLE IF NOT EXISTS stmtflow_instances (
     root_id TEXT,
     parent_event TEXT,
     on_parent_end TEXT,
-    history_tail TEXT,
-    history_count INTEGER NOT NULL DEFAULT 0,
-    history_last INTEGER,
-    history_snap INTEGER
-)""",
+    """
+    + ",\n    ".join(f"{column} {kind}" for column, kind in _HISTORY_COLUMNS)
+    + "\n)",
     """CREATE INDEX IF NOT EXISTS stmtflow_instances_due
     ON stmtflow_instances (wake_at) WHERE wake_at IS NOT NULL""",
     """CREATE INDEX IF NOT EXISTS stmtflow_instances_resuming
