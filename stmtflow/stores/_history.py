@@ -31,17 +31,41 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from stmtflow.state import TERMINAL_STATUSES
+
+if TYPE_CHECKING:
+    from stmtflow.stores._record import Record
 
 __all__ = [
+    "ENDED",
     "TRIM_EVERY",
     "HistoryEvent",
     "HistoryStore",
     "HistoryWrite",
     "Snapshot",
     "numbered",
+    "prunable",
     "trim_due",
 ]
+
+ENDED = frozenset(s.value for s in TERMINAL_STATUSES)
+"""The stored statuses of an instance that has ended."""
+
+
+def prunable(rec: Record, ended_before: datetime, now: datetime) -> bool:
+    """Whether ``prune`` may delete ``rec``: ended before ``ended_before``, nothing due, and no
+    live lease at ``now`` (stores whose query cannot call this say the same in their own
+    language)."""
+    return (
+        rec.status in ENDED
+        and rec.wake_at is None
+        and not rec.lease_live(now)
+        and rec.updated_at is not None
+        and rec.updated_at < ended_before
+    )
+
 
 TRIM_EVERY = 64
 """Events between two deletions of what is past an instance's caps (SQL stores)."""

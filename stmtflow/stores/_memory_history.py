@@ -7,15 +7,12 @@ import builtins
 import threading
 from datetime import datetime
 
-from stmtflow.state import TERMINAL_STATUSES
 from stmtflow.stores._batch import Message
-from stmtflow.stores._history import HistoryEvent, HistoryWrite, Snapshot, numbered
+from stmtflow.stores._history import HistoryEvent, HistoryWrite, Snapshot, numbered, prunable
 from stmtflow.stores._inputs import PendingInput
 from stmtflow.stores.base import Record
 
 __all__ = ["MemoryHistory"]
-
-_ENDED = frozenset(s.value for s in TERMINAL_STATUSES)
 
 
 class MemoryHistory:
@@ -67,12 +64,7 @@ class MemoryHistory:
             doomed = [
                 r.id
                 for r in self._records.values()
-                if r.status in _ENDED
-                and r.wake_at is None
-                and not r.lease_live(now)
-                and r.updated_at is not None
-                and r.updated_at < ended_before
-                and (workflow is None or r.workflow == workflow)
+                if prunable(r, ended_before, now) and (workflow is None or r.workflow == workflow)
             ][:limit]
             for id in doomed:
                 del self._records[id]

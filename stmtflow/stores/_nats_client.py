@@ -35,7 +35,7 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from stmtflow.errors import ConflictError, StmtflowError
-from stmtflow.state import TERMINAL_STATUSES
+from stmtflow.stores._history import ENDED
 from stmtflow.stores._inputs import PendingInput
 from stmtflow.stores._nats_connect import Settings, connect, why
 from stmtflow.stores._nats_history import NO_HIST, Hist, Plan
@@ -67,8 +67,6 @@ CACHE_SIZE = 4096
 """Records remembered with their KV revision (a write whose copy is current skips a read)."""
 
 WrongRevision = nats.js.errors.KeyWrongLastSequenceError
-
-ENDED = frozenset(s.value for s in TERMINAL_STATUSES)
 
 
 class Client:

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import nats.js.errors
 from nats.js.kv import KeyValue
 
-from stmtflow.stores._history import HistoryEvent, Snapshot
+from stmtflow.stores._history import HistoryEvent, Snapshot, prunable
 from stmtflow.stores._nats_client import ENDED, Client, gather_reads, verdict
 from stmtflow.stores._nats_history import instance_keys, read_history, read_snapshot
 from stmtflow.stores._nats_keys import SCHEMA_VERSION, Stored, micros, token, untoken
@@ -47,15 +47,9 @@ _READ_BATCH = 256
 
 
 def _prunable(stored: Stored, before: datetime, now: datetime) -> bool:
-    rec = stored.record
-    return (
-        rec.status in ENDED
-        and rec.wake_at is None
-        and not rec.lease_live(now)
-        and rec.updated_at is not None
-        and rec.updated_at < before
-        and stored.mail.intent is None
-    )
+    """An instance `prunable` whose write left nothing to apply after it (a pending intent
+    may still release lock slots or post messages)."""
+    return prunable(stored.record, before, now) and stored.mail.intent is None
 
 
 async def _delete(c: Client, stored: Stored) -> bool:
