@@ -22,7 +22,7 @@ import contextlib
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -377,23 +377,32 @@ class Client:
                 await self.js.delete_msg(stream, msg.seq)
 
     async def repair(self, stored: Stored | None, subject: str) -> None:
-        """Drop a pending entry whose writer must have died (older than `GRACE`).
+        """Drop an instance's pending entry whose writer must have died (`drop_abandoned`)."""
 
-        The record is first rewritten unchanged (a new revision), so a writer that was only
-        slow fails its compare-and-set, reads again and puts its entries again.
-        """
-        age = await self.age(self.names.stream_of(subject), subject)
-        if age is None or age < GRACE:
-            return
-        if stored is not None:
+        async def touch() -> bool:
+            if stored is None:
+                return True
             assert self.kv is not None
             try:
                 await self.kv.update(
                     f"i.{token(stored.record.id)}", encode(stored), last=stored.revision
                 )
             except WrongRevision:
-                return  # it moved on: the next reader decides again
-        await self.purge([subject])
+                return False  # it moved on: the next reader decides again
+            return True
+
+        await self.drop_abandoned(subject, touch)
+
+    async def drop_abandoned(self, subject: str, touch: Callable[[], Awaitable[bool]]) -> None:
+        """Drop a pending entry whose writer must have died (older than `GRACE`).
+
+        ``touch`` first rewrites the entry's record unchanged (a new revision), so a writer
+        that was only slow fails its compare-and-set, reads again and puts its entries again;
+        it answers False when the record moved on (the entry stays: the next reader decides).
+        """
+        age = await self.age(self.names.stream_of(subject), subject)
+        if age is not None and age >= GRACE and await touch():
+            await self.purge([subject])
 
 
 def verdict(stored: Stored | None, subject: str, version: int, names: Names) -> str:

@@ -184,13 +184,7 @@ async def _move(c: Client, names: _Names, seq: int, before: _State, after: _Stat
 async def _repair(c: Client, names: _Names, seq: int, state: _State, subject: str) -> None:
     """Drop a pending entry whose writer must have died (older than `GRACE`), the state first
     rewritten unchanged, so a writer that was only slow fails its compare-and-set."""
-    from stmtflow.stores._nats_client import GRACE
-
-    age = await c.age(names.due_stream, subject)
-    if age is None or age < GRACE:
-        return
-    if await _move(c, names, seq, state, state):
-        await c.purge([subject])
+    await c.drop_abandoned(subject, lambda: _move(c, names, seq, state, state))
 
 
 # -- the store's calls --------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 
 import nats.js.errors
 
-from stmtflow.stores._nats_client import GRACE, Client, WrongRevision
+from stmtflow.stores._nats_client import Client, WrongRevision
 from stmtflow.stores._nats_keys import micros, slot_of, token, untoken
 from stmtflow.stores._schedules import ScheduleRow, missing_schedule, schedule_conflict
 from stmtflow.stores.base import aware, utcnow
@@ -281,16 +281,18 @@ class _Schedules:
     async def repair(self, current: _Stored | None, subject: str) -> None:
         """Drop a pending entry whose writer must have died (older than `GRACE`); the record is
         first rewritten unchanged, so a writer that was only slow fails its compare-and-set."""
-        age = await self.c.age(self.stream, subject)
-        if age is None or age < GRACE:
-            return
-        if current is not None:
+
+        async def touch() -> bool:
+            if current is None:
+                return True
             kv = await self.c.ready()
             try:
                 await kv.update(_key(current.row.name), _encode(current.row), last=current.revision)
             except WrongRevision:
-                return
-        await self.c.purge([subject])
+                return False
+            return True
+
+        await self.c.drop_abandoned(subject, touch)
 
     async def advance(self, clock: _Clock, current: int) -> _Clock:
         """Move ``passed`` on to ``current`` (compare-and-set; another tick may come first)."""
